@@ -1,0 +1,100 @@
+"""Settings, read from the environment by pydantic-settings.
+
+The names are the ones in DESIGN.md; every process reads the same class and asks
+`require()` for the settings it cannot run without, so a missing one stops start-up
+with one line that names it and says what it is for.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PURPOSE: dict[str, str] = {
+    "SLACK_BOT_TOKEN": "the bot token (xoxb-...) from the Slack app's OAuth page",
+    "SLACK_SIGNING_SECRET": "the signing secret from the Slack app's Basic Information page; verifies requests",
+    "SLACK_APP_TOKEN": "an app-level token (xapp-...) with connections:write, for Socket Mode",
+    "REDIS_URL": "where flows, approvals, sync state and job queues live",
+    "ENCRYPTION_KEY": "a Fernet key that encrypts Dynamics credentials at rest "
+    "(make one: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')",
+    "MARKETO_BASE_URL": "the Marketo instance root, e.g. https://123-ABC-456.mktorest.com",
+    "MARKETO_CLIENT_ID": "the client id of the Marketo LaunchPoint custom service",
+    "MARKETO_CLIENT_SECRET": "the client secret of the Marketo LaunchPoint custom service",
+}
+
+WEB_REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "REDIS_URL", "ENCRYPTION_KEY",
+                "MARKETO_BASE_URL", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET")
+SOCKET_REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "REDIS_URL", "ENCRYPTION_KEY",
+                   "MARKETO_BASE_URL", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET")
+WORKER_REQUIRED = ("SLACK_BOT_TOKEN", "REDIS_URL", "ENCRYPTION_KEY",
+                   "MARKETO_BASE_URL", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET")
+
+
+class MissingSetting(SystemExit):
+    """Raised (as a clean exit) when a process starts without a setting it needs."""
+
+
+def _id_list(value: object) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return list(value)  # type: ignore[arg-type]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=True)
+
+    SLACK_BOT_TOKEN: SecretStr | None = None
+    SLACK_SIGNING_SECRET: SecretStr | None = None
+    SLACK_APP_TOKEN: SecretStr | None = None
+    SLACK_API_URL: str = "https://slack.com/api/"
+    REDIS_URL: str | None = None
+    REDIS_KEY_PREFIX: str = "cd"
+    ENCRYPTION_KEY: SecretStr | None = None
+    ADMIN_USER_IDS: list[str] = Field(default_factory=list)
+    TEAM_LEAD_USER_IDS: list[str] = Field(default_factory=list)
+    APPROVALS_REQUIRED: int = Field(default=1, ge=1)
+    APPROVAL_TTL_HOURS: float = Field(default=24, gt=0)
+    APPROVAL_CHANNEL: str | None = None
+    NOTIFY_CHANNEL: str | None = None
+    ENTRA_AUTHORITY_HOST: str = "login.microsoftonline.com"
+    ENTRA_TENANT: str | None = None
+    DYNAMICS_SOLUTION_NAME: str = "Marketo Lead Management"
+    DYNAMICS_SYNC_ROLE: str = "Marketo Sync User"
+    CA_BUNDLE: str | None = None
+    MARKETO_BASE_URL: str | None = None
+    MARKETO_CLIENT_ID: str | None = None
+    MARKETO_CLIENT_SECRET: SecretStr | None = None
+    MARKETO_CALLS_PER_WINDOW: int = Field(default=100, ge=1)
+    MARKETO_WINDOW_SECONDS: float = Field(default=20, gt=0)
+    MARKETO_MAX_CONCURRENCY: int = Field(default=5, ge=1, le=10)
+    MARKETO_DAILY_QUOTA: int = Field(default=50_000, ge=1)
+    SMTP_URL: str | None = None
+    SMTP_FROM: str = "connect-dynamics@localhost"
+    PORT: int = 3000
+    WEB_CONCURRENCY: int = Field(default=1, ge=1)
+    INCREMENTAL_SYNC_MINUTES: float = Field(default=5, gt=0)
+    PROGRESS_UPDATE_SECONDS: float = Field(default=10, ge=0)
+
+    @field_validator("ADMIN_USER_IDS", "TEAM_LEAD_USER_IDS", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> list[str]:
+        return _id_list(value)
+
+    def require(self, names: tuple[str, ...]) -> Settings:
+        """Exit with one line naming the first missing setting and what it is for."""
+        for name in names:
+            if getattr(self, name) in (None, ""):
+                raise MissingSetting(f"connect-dynamics: missing setting {name}: {PURPOSE[name]}.")
+        return self
+
+    def secret(self, name: str) -> str:
+        value = getattr(self, name)
+        if value is None:
+            return ""
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,258 @@
+"""Pydantic models shared across the bot: what crosses a boundary (Redis, jobs, modules).
+
+Secrets never live in these models in clear except `Credentials`, which the store
+encrypts as a whole before it touches Redis.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from enum import StrEnum
+
+from pydantic import BaseModel, Field, SecretStr
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def now() -> float:
+    return time.time()
+
+
+class Entity(StrEnum):
+    lead = "lead"
+    contact = "contact"
+    account = "account"
+
+    @property
+    def entity_set(self) -> str:
+        return f"{self.value}s"
+
+    @property
+    def primary_id(self) -> str:
+        return f"{self.value}id"
+
+    @property
+    def marketo_id_field(self) -> str:
+        """The Marketo field holding the Dataverse GUID; the lookup key of every write."""
+        return {"lead": "dynamicsLeadId", "contact": "dynamicsContactId", "account": "externalCompanyId"}[self.value]
+
+
+SYNC_FILTER_ATTRIBUTE = "new_synctomkto"
+
+
+class Credentials(BaseModel):
+    """What the user typed in Step 1. Stored only encrypted (see store.save_credentials)."""
+
+    username: str
+    password: SecretStr = SecretStr("")
+    url: str
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+    @property
+    def confidential(self) -> bool:
+        return bool(self.client_id and self.client_secret and self.client_secret.get_secret_value())
+
+    def to_plain(self) -> dict[str, str | None]:
+        return {
+            "username": self.username,
+            "password": self.password.get_secret_value(),
+            "url": self.url,
+            "client_id": self.client_id,
+            "client_secret": self.client_secret.get_secret_value() if self.client_secret else None,
+        }
+
+
+class AttributeMeta(BaseModel):
+    """One Dataverse attribute, as the field picker and the mapping need it."""
+
+    logical_name: str
+    display_name: str
+    attribute_type: str  # AttributeTypeName.Value, e.g. "StringType", "MoneyType"
+    format: str | None = None  # String FormatName: Email, Text, TextArea, Url, Phone ...
+    datetime_behavior: str | None = None  # UserLocal, DateOnly, TimeZoneIndependent
+    is_custom: bool = False
+
+    @property
+    def read_name(self) -> str:
+        """The property name in record JSON: lookups are read as `_name_value`."""
+        if self.attribute_type in {"LookupType", "OwnerType", "CustomerType"}:
+            return f"_{self.logical_name}_value"
+        return self.logical_name
+
+    @property
+    def label(self) -> str:
+        return f"{self.display_name} ({self.logical_name})"
+
+
+class EntityMetadata(BaseModel):
+    entity: Entity
+    entity_set: str
+    primary_id: str
+    change_tracking: bool = True
+    attributes: list[AttributeMeta]
+
+    def attribute(self, logical_name: str) -> AttributeMeta | None:
+        return next((a for a in self.attributes if a.logical_name == logical_name), None)
+
+
+class MarketoField(BaseModel):
+    """A Marketo lead (or company) field, as planned or as described by Marketo."""
+
+    name: str
+    display_name: str
+    data_type: str
+    description: str = ""
+
+
+class FieldMapping(BaseModel):
+    source: str  # Dataverse logical name
+    read_name: str  # property name in the record JSON
+    attribute_type: str
+    datetime_behavior: str | None = None
+    marketo_name: str
+    marketo_type: str
+    standard: bool  # a Marketo standard field (default mapping) rather than one we create
+
+
+class EntityPlan(BaseModel):
+    entity: Entity
+    mappings: list[FieldMapping]
+    id_field: str  # Marketo lookup field holding the Dataverse GUID
+    filter_attribute: str | None = None  # "new_synctomkto" when detected
+    record_count: int | None = None
+
+    @property
+    def select(self) -> list[str]:
+        """The `$select` list for reading this entity."""
+        names = [self.entity.primary_id] + [m.read_name for m in self.mappings]
+        if self.filter_attribute:
+            names.append(self.filter_attribute)
+        return list(dict.fromkeys(names))
+
+
+class FieldPlan(BaseModel):
+    entities: list[EntityPlan]
+    fields_to_create: list[MarketoField] = Field(default_factory=list)
+    fields_existing: list[str] = Field(default_factory=list)
+
+    def for_entity(self, entity: Entity) -> EntityPlan | None:
+        return next((p for p in self.entities if p.entity == entity), None)
+
+
+class FlowState(StrEnum):
+    credentials = "credentials"  # Step 1 in progress
+    fields = "fields"  # credentials verified; Step 2
+    confirm = "confirm"  # plan saved; Step 3
+    awaiting_approval = "awaiting_approval"
+    approved = "approved"
+    syncing = "syncing"
+    paused = "paused"
+    synced = "synced"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class CheckResult(BaseModel):
+    name: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+
+class Connection(BaseModel):
+    """One Dynamics org being connected to this team's Marketo instance."""
+
+    id: str = Field(default_factory=new_id)
+    team_id: str
+    requester: str
+    state: FlowState = FlowState.credentials
+    dynamics_url: str | None = None
+    username: str | None = None
+    sync_user_id: str | None = None
+    sync_user_name: str | None = None
+    checklist: list[CheckResult] = Field(default_factory=list)
+    selected: dict[str, list[str]] = Field(default_factory=dict)  # entity -> logical names
+    plan: FieldPlan | None = None
+    duplicate_count: int | None = None
+    duplicate_examples: list[tuple[str, int]] = Field(default_factory=list)
+    notify_email: str | None = None
+    approval_id: str | None = None
+    run_id: str | None = None
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+
+
+class ApprovalStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+class Approval(BaseModel):
+    id: str = Field(default_factory=new_id)
+    team_id: str
+    connection_id: str
+    requester: str
+    status: ApprovalStatus = ApprovalStatus.pending
+    required: int = 1
+    approvers: list[str] = Field(default_factory=list)
+    decided_by: str | None = None
+    reason: str | None = None
+    created_at: float = Field(default_factory=now)
+    expires_at: float
+    decided_at: float | None = None
+    messages: list[tuple[str, str]] = Field(default_factory=list)  # (channel, ts)
+
+
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    paused = "paused"
+    cancelled = "cancelled"
+    finished = "finished"
+    failed = "failed"
+
+
+class EntityProgress(BaseModel):
+    entity: Entity
+    estimated: int = 0
+    read: int = 0
+    filtered_out: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    done: bool = False
+
+    @property
+    def written(self) -> int:
+        return self.created + self.updated + self.skipped + self.failed
+
+
+class SyncRun(BaseModel):
+    id: str = Field(default_factory=new_id)
+    team_id: str
+    connection_id: str
+    requester: str
+    kind: str = "initial"
+    status: RunStatus = RunStatus.queued
+    entities: list[EntityProgress] = Field(default_factory=list)
+    started_at: float = Field(default_factory=now)
+    finished_at: float | None = None
+    api_calls: int = 0
+    message: str | None = None  # why it paused/failed, in plain language
+    progress_message: tuple[str, str] | None = None  # (channel, ts) of the live progress post
+
+
+class AuditEntry(BaseModel):
+    at: float = Field(default_factory=now)
+    actor: str
+    action: str
+    connection_id: str | None = None
+    detail: str = ""

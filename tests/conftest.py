@@ -1,0 +1,43 @@
+"""Shared fixtures: a real Redis database per test, isolated by a unique key prefix."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+
+from bot.crypto import SecretBox
+from bot.store import Store
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def key_prefix(redis_client: redis.Redis) -> Iterator[str]:
+    """A unique key prefix; every key under it is deleted after the test."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    yield prefix
+    for key in redis_client.scan_iter(match=f"{prefix}:*", count=1000):
+        redis_client.delete(key)
+
+
+@pytest.fixture
+def encryption_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis, key_prefix: str, encryption_key: str) -> Store:
+    return Store(redis_client, SecretBox(encryption_key), prefix=key_prefix)
