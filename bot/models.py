@@ -182,6 +182,7 @@ class Connection(BaseModel):
     notify_email: str | None = None
     approval_id: str | None = None
     run_id: str | None = None
+    error: str | None = None  # plain-language reason the last step failed (e.g. approval effects)
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
 
@@ -192,6 +193,15 @@ class ApprovalStatus(StrEnum):
     rejected = "rejected"
     expired = "expired"
     cancelled = "cancelled"
+
+
+class EffectsState(StrEnum):
+    """What became of the work an approval triggers (schema change, URL lock, enqueue)."""
+
+    pending = "pending"  # the approval is not complete yet
+    running = "running"  # claimed by exactly one caller
+    done = "done"
+    failed = "failed"  # a lead may retry
 
 
 class Approval(BaseModel):
@@ -208,6 +218,9 @@ class Approval(BaseModel):
     expires_at: float
     decided_at: float | None = None
     messages: list[tuple[str, str]] = Field(default_factory=list)  # (channel, ts)
+    effects_state: EffectsState = EffectsState.pending
+    effects_error: str | None = None
+    effects_started_at: float | None = None
 
 
 class RunStatus(StrEnum):

@@ -1,0 +1,101 @@
+"""`connect-dynamics serve | socket | worker | demo`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from bot.config import SOCKET_REQUIRED, WEB_REQUIRED, WORKER_REQUIRED, Settings
+
+
+def _settings(required: tuple[str, ...]) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = ".".join(str(part) for part in error["loc"])
+        raise SystemExit(f"connect-dynamics: invalid setting {name}: {error['msg']}.") from None
+    settings.require(required)
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(settings.secret("ENCRYPTION_KEY").encode())
+    except ValueError:
+        raise SystemExit(
+            "connect-dynamics: invalid setting ENCRYPTION_KEY: it must be a Fernet key "
+            "(32 url-safe base64-encoded bytes)."
+        ) from None
+    return settings
+
+
+def web_factory():  # noqa: ANN201 - Starlette app, built in each uvicorn worker process
+    from bot.app import build_app
+    from bot.runtime import Runtime
+    from bot.services import Services
+    from bot.web import create_web_app
+
+    runtime = Runtime(Services(_settings(WEB_REQUIRED)))
+    return create_web_app(build_app(runtime), runtime)
+
+
+def serve() -> None:
+    import uvicorn
+
+    settings = _settings(WEB_REQUIRED)
+    uvicorn.run(
+        "bot.cli:web_factory",
+        factory=True,
+        host="0.0.0.0",
+        port=settings.PORT,
+        workers=settings.WEB_CONCURRENCY,
+        log_level="info",
+        access_log=False,
+    )
+
+
+def socket() -> None:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.app import build_app
+    from bot.runtime import Runtime
+    from bot.services import Services
+
+    settings = _settings(SOCKET_REQUIRED)
+    runtime = Runtime(Services(settings))
+    app = build_app(runtime)
+    SocketModeHandler(app, settings.secret("SLACK_APP_TOKEN"), web_client=runtime.services.slack).start()
+
+
+def worker() -> None:
+    from bot.worker import run_worker
+
+    run_worker(_settings(WORKER_REQUIRED))
+
+
+def demo(args: argparse.Namespace) -> None:
+    from bot.sandbox.demo import run_demo
+
+    sys.exit(run_demo(leads=args.leads, contacts=args.contacts, accounts=args.accounts))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="connect-dynamics", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="the web process: Slack requests over HTTP, /healthz, /metrics")
+    sub.add_parser("socket", help="the same app over Socket Mode (no public URL needed)")
+    sub.add_parser("worker", help="an RQ worker running sync jobs")
+    demo_parser = sub.add_parser("demo", help="the whole flow against the built-in emulators, in one process")
+    demo_parser.add_argument("--leads", type=int, default=1200)
+    demo_parser.add_argument("--contacts", type=int, default=600)
+    demo_parser.add_argument("--accounts", type=int, default=150)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs URLs at INFO
+    {"serve": serve, "socket": socket, "worker": worker}.get(args.command, lambda: demo(args))()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Builds the clients every process needs from the settings, once per process.
+
+Web processes and workers share nothing in memory; whatever must be shared (the Marketo
+limiter, the Marketo token, state) lives in Redis, so any number of them can run.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import redis
+from rq import Queue
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.config import Settings
+from bot.crypto import SecretBox
+from bot.errors import FlowError
+from bot.redis_conn import connect
+from bot.store import Store
+from bot.tls import ssl_context
+
+SYNC_QUEUE = "sync"
+
+
+class Services:
+    def __init__(self, settings: Settings, redis_client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.redis = redis_client or connect(settings.REDIS_URL or "fakeredis://")
+        self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX)
+        self._lock = threading.Lock()
+        self._marketo = None
+
+    @classmethod
+    def from_env(cls) -> Services:
+        return cls(Settings())
+
+    # -- Slack -------------------------------------------------------------------------------------
+    @functools.cached_property
+    def slack(self) -> WebClient:
+        return WebClient(
+            token=self.settings.secret("SLACK_BOT_TOKEN"),
+            base_url=self.settings.SLACK_API_URL,
+            ssl=ssl_context(self.settings.CA_BUNDLE),
+            timeout=15,
+            retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
+        )
+
+    # -- Marketo -------------------------------------------------------------------------------------
+    def marketo_limiter(self):  # noqa: ANN201 - SharedLimiter
+        from bot.marketo.limiter import SharedLimiter
+
+        s = self.settings
+        return SharedLimiter(
+            self.redis,
+            self.store.global_key("marketo", "limiter"),
+            calls_per_window=s.MARKETO_CALLS_PER_WINDOW,
+            window_seconds=s.MARKETO_WINDOW_SECONDS,
+            max_concurrency=min(s.MARKETO_MAX_CONCURRENCY, 10),
+        )
+
+    def marketo(self):  # noqa: ANN201 - MarketoClient
+        """One Marketo client per process (thread-safe), sharing limiter and token through Redis."""
+        from bot.marketo.client import MarketoClient
+
+        with self._lock:
+            if self._marketo is None:
+                s = self.settings
+                self._marketo = MarketoClient(
+                    s.MARKETO_BASE_URL or "",
+                    s.MARKETO_CLIENT_ID or "",
+                    s.secret("MARKETO_CLIENT_SECRET"),
+                    limiter=self.marketo_limiter(),
+                    token_cache=self.redis,
+                    ca_bundle=s.CA_BUNDLE,
+                )
+            return self._marketo
+
+    # -- Dynamics ------------------------------------------------------------------------------------
+    def dataverse(self, team_id: str, connection_id: str):  # noqa: ANN201 - DataverseClient
+        """A signed-in Dataverse client for a saved connection (credentials decrypted here only)."""
+        from bot.dynamics.auth import sign_in
+        from bot.dynamics.client import DataverseClient
+
+        credentials = self.store.load_credentials(team_id, connection_id)
+        if credentials is None:
+            raise FlowError("The Dynamics credentials for this connection are gone. Run /connect-dynamics again.")
+        return DataverseClient(credentials.url, sign_in(credentials, self.settings), ca_bundle=self.settings.CA_BUNDLE)
+
+    # -- jobs ----------------------------------------------------------------------------------------
+    def queue(self, name: str = SYNC_QUEUE) -> Queue:
+        return Queue(f"{self.settings.REDIS_KEY_PREFIX}-{name}", connection=self.redis)
+
+    def notifier(self):  # noqa: ANN201 - Notifier
+        from bot.notify import Notifier
+
+        return Notifier(self.slack, self.settings, self.store)

@@ -1,0 +1,173 @@
+"""Pydantic models of the Slack payloads the bot parses, and the request guard built on them.
+
+Bolt's adapters decode and parse the body before the signature is checked, so a garbage body
+gives a 500. `guard_request` runs first: signature, freshness, then shape; anything that fails
+gets a 4xx and reaches nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from slack_sdk.signature import SignatureVerifier
+
+MAX_REQUEST_AGE_SECONDS = 300
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SlackUser(_Loose):
+    id: str
+    username: str | None = None
+    team_id: str | None = None
+
+
+class SlackTeam(_Loose):
+    id: str
+    domain: str | None = None
+
+
+class SlackChannel(_Loose):
+    id: str
+
+
+class SlackView(_Loose):
+    id: str
+    hash: str | None = None
+    callback_id: str = ""
+    private_metadata: str = ""
+    state: dict[str, Any] = Field(default_factory=dict)
+    root_view_id: str | None = None
+
+    def values(self) -> dict[str, dict[str, Any]]:
+        return self.state.get("values", {}) or {}
+
+    def value(self, block_id: str, action_id: str) -> Any:
+        """The submitted value of one input, whatever its element type."""
+        element = self.values().get(block_id, {}).get(action_id) or {}
+        for key in ("value", "selected_date", "selected_user", "selected_conversation", "selected_channel"):
+            if element.get(key) is not None:
+                return element[key]
+        if element.get("selected_option") is not None:
+            return element["selected_option"].get("value")
+        if element.get("selected_options") is not None:
+            return [option.get("value") for option in element["selected_options"]]
+        return None
+
+
+class SlashCommand(_Loose):
+    command: str
+    text: str = ""
+    team_id: str
+    user_id: str
+    channel_id: str = ""
+    trigger_id: str = ""
+    response_url: str = ""
+
+
+class BlockAction(_Loose):
+    action_id: str
+    block_id: str = ""
+    value: str | None = None
+    selected_options: list[dict[str, Any]] | None = None
+
+
+class ActionPayload(_Loose):
+    type: Literal["block_actions"]
+    team: SlackTeam
+    user: SlackUser
+    actions: list[BlockAction] = Field(min_length=1)
+    trigger_id: str = ""
+    channel: SlackChannel | None = None
+    message: dict[str, Any] | None = None
+    view: SlackView | None = None
+    container: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def action(self) -> BlockAction:
+        return self.actions[0]
+
+
+class ViewPayload(_Loose):
+    type: Literal["view_submission", "view_closed"]
+    team: SlackTeam
+    user: SlackUser
+    view: SlackView
+    trigger_id: str = ""
+
+
+class SuggestionPayload(_Loose):
+    type: Literal["block_suggestion"]
+    team: SlackTeam
+    user: SlackUser
+    action_id: str
+    block_id: str = ""
+    value: str = ""
+    view: SlackView | None = None
+
+
+class EventCallback(_Loose):
+    type: Literal["event_callback", "url_verification"]
+    team_id: str | None = None
+    event: dict[str, Any] | None = None
+    challenge: str | None = None
+
+
+INTERACTIVE = {
+    "block_actions": ActionPayload,
+    "view_submission": ViewPayload,
+    "view_closed": ViewPayload,
+    "block_suggestion": SuggestionPayload,
+}
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def parse_body(body: bytes, content_type: str) -> BaseModel:
+    """Parse a (signed) body into one of the payload models, or raise Rejected(400)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(400, "body is not UTF-8") from exc
+    try:
+        if content_type.startswith("application/json"):
+            return EventCallback.model_validate_json(text)
+        form = {key: values[-1] for key, values in parse_qs(text, keep_blank_values=True).items()}
+        if "payload" in form:
+            data = json.loads(form["payload"])
+            if not isinstance(data, dict) or data.get("type") not in INTERACTIVE:
+                raise Rejected(400, "unsupported payload")
+            return INTERACTIVE[data["type"]].model_validate(data)
+        return SlashCommand.model_validate(form)
+    except (ValidationError, ValueError) as exc:
+        raise Rejected(400, "malformed Slack payload") from exc
+
+
+def guard_request(
+    body: bytes, headers: dict[str, str], signing_secret: str, now: float | None = None
+) -> BaseModel:
+    """Verify signature and freshness, then shape. Returns the parsed payload."""
+    timestamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not timestamp or not signature:
+        raise Rejected(401, "unsigned request")
+    try:
+        age = abs((now or time.time()) - int(timestamp))
+    except ValueError as exc:
+        raise Rejected(401, "bad timestamp") from exc
+    if age > MAX_REQUEST_AGE_SECONDS:
+        raise Rejected(401, "stale request")
+    if not SignatureVerifier(signing_secret).is_valid(body=body, timestamp=timestamp, signature=signature):
+        raise Rejected(401, "bad signature")
+    return parse_body(body, headers.get("content-type", ""))
