@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     WEB_CONCURRENCY: int = Field(default=1, ge=1)
     INCREMENTAL_SYNC_MINUTES: float = Field(default=5, gt=0)
     PROGRESS_UPDATE_SECONDS: float = Field(default=10, ge=0)
+    SYNC_LEASE_SECONDS: float = Field(default=30, gt=0)  # a dead worker's sync resumes after about this
+    SYNC_SWEEP_SECONDS: float = Field(default=10, gt=0)  # how often workers look for dead sync jobs
 
     @field_validator("ADMIN_USER_IDS", "TEAM_LEAD_USER_IDS", mode="before")
     @classmethod

@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import BotError
 from bot.runtime import Runtime
 from bot.slack_payloads import ActionPayload, SlashCommand, SuggestionPayload, ViewPayload
+from bot.views.kit import Message
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class Ctx:
             if self.channel_id:
                 self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text)
             else:
-                self.runtime.notifier.dm(self.user_id, text)
+                self.runtime.notifier.direct_message(self.user_id, Message(text=text))
         except SlackApiError:
             log.warning("could not tell user %s: %s", self.user_id, text)
 

@@ -1,0 +1,90 @@
+"""What an approval decision does outside the approval record (the ApprovalEffects protocol).
+
+Approved (the last needed vote): create the plan's Marketo fields (irreversible — the reason
+for the gate), lock the Dynamics URL for this Marketo instance, enqueue the initial sync, and
+update every copy of the request message in place. Rejected / expired: update the messages
+and tell the requester.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from slack_sdk.errors import SlackApiError
+
+from bot import audit, flow
+from bot.errors import BotError, FlowError
+from bot.models import Approval, ApprovalStatus
+from bot.views.approval import approval_decided_message, approval_request_message
+from bot.views.kit import Message
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class SchemaNotApplied(BotError):
+    pass
+
+
+class ApprovalEffects:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+
+    def on_approved(self, approval: Approval) -> None:
+        from bot.sync.jobs import start_initial_sync
+
+        connection = self.store.get_connection(approval.team_id, approval.connection_id)
+        if connection is None or connection.plan is None or connection.dynamics_url is None:
+            raise FlowError("The connection or its plan is gone; nothing was changed.")
+        locked = self.store.lock_dynamics_url(approval.team_id, connection.dynamics_url)
+        if not flow.same_url(locked, connection.dynamics_url):
+            raise FlowError(flow.locked_message(locked))
+        result = self.runtime.services.marketo().create_lead_fields(connection.plan.fields_to_create)
+        if result.skipped:
+            names = ", ".join(f"{name} ({reason})" for name, reason in result.skipped[:5])
+            raise SchemaNotApplied(f"Marketo refused to create some fields: {names}. Nothing was synced; "
+                                   "fix the plan or ask Marketo support, then retry the approval.")
+        self.runtime.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SCHEMA_APPLIED,
+                                  connection.id, f"{len(result.created)} fields created, "
+                                  f"{len(result.existing)} already existed")
+        self.update_messages(approval)
+        run = start_initial_sync(self.store, self.runtime.services.queue(), connection, self.runtime.notifier)
+        self.runtime.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SYNC_STARTED,
+                                  connection.id, f"run {run.id}")
+        self._tell(approval.requester, f":white_check_mark: Your Dynamics → Marketo sync was approved by "
+                                       f"<@{approval.decided_by}>. The initial sync has started; progress is "
+                                       "posted in the notifications channel.")
+
+    def on_rejected(self, approval: Approval) -> None:
+        self.update_messages(approval)
+        self._tell(approval.requester, f":x: Your Dynamics → Marketo sync request was rejected by "
+                                       f"<@{approval.decided_by}>.\n>{approval.reason}\nRun /connect-dynamics "
+                                       "to change the plan and ask again.")
+
+    def on_expired(self, approval: Approval) -> None:
+        self.update_messages(approval)
+        self._tell(approval.requester, ":hourglass: Your Dynamics → Marketo sync request expired without a "
+                                       "decision. Run /connect-dynamics to send it again.")
+
+    def update_messages(self, approval: Approval) -> None:
+        """Every copy of the request, in place: buttons while pending, the decision after."""
+        connection = self.store.get_connection(approval.team_id, approval.connection_id)
+        if connection is None:
+            return
+        build = approval_request_message if approval.status == ApprovalStatus.pending else approval_decided_message
+        message = build(approval, connection, connection.plan)
+        for channel, ts in approval.messages:
+            try:
+                self.runtime.services.slack.chat_update(channel=channel, ts=ts, **message.to_dict())
+            except SlackApiError as exc:
+                log.warning("could not update approval message in %s: %s", channel, exc.response.get("error"))
+
+    def _tell(self, user: str, text: str) -> None:
+        try:
+            self.runtime.notifier.direct_message(user, Message(text=text))
+        except SlackApiError as exc:
+            log.warning("could not DM %s: %s", user, exc.response.get("error"))

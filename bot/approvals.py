@@ -1,0 +1,442 @@
+"""Team-lead approval of a sync request: N-of-M, expiry, reject with reason, exactly-once effects.
+
+Every status change is one WATCH/MULTI transaction on the approval record
+(`store.update_approval`). Only the call whose transaction moved the status runs what
+follows it (connection state, audit entry, `effects`), so a double click or twenty leads
+clicking at once produce one decision and one `effects.on_approved` call.
+
+Approve/reject answer with a `Decision` (an outcome and a plain message) rather than
+raising, because a stale or refused click is normal in Slack; `request` and `cancel`
+raise `PermissionDenied` / `FlowError` like the rest of the flow.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from bot import audit, flow
+from bot.config import Settings
+from bot.errors import BotError, FlowError, PermissionDenied
+from bot.models import Approval, ApprovalStatus, Connection, EffectsState, FlowState
+from bot.roles import Roles
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+EFFECTS_STALE_SECONDS = 15 * 60
+
+
+class Outcome(StrEnum):
+    pending = "pending"  # nothing changed; still waiting (expiry sweep of a request not yet due)
+    recorded = "recorded"  # a vote counted; more approvals needed
+    approved = "approved"  # this call completed the approval (or re-ran failed effects)
+    rejected = "rejected"
+    cancelled = "cancelled"
+    already_decided = "already_decided"
+    expired = "expired"
+    not_found = "not_found"
+    self_approval = "self_approval"  # the requester tried to decide on their own request
+    not_lead = "not_lead"
+    duplicate_vote = "duplicate_vote"
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: Outcome
+    approval: Approval | None
+    message: str  # plain language for the person who clicked
+
+    @property
+    def effects_failed(self) -> bool:
+        return self.approval is not None and self.approval.effects_state == EffectsState.failed
+
+
+class ApprovalEffects(Protocol):
+    """What happens outside the approval record; implemented by the integrator."""
+
+    def on_approved(self, approval: Approval) -> None: ...
+
+    def on_rejected(self, approval: Approval) -> None: ...
+
+    def on_expired(self, approval: Approval) -> None: ...
+
+
+Rule = Callable[[Approval, float], tuple[Outcome, Approval | None]]
+
+
+@dataclass
+class _Step:
+    outcome: Outcome = Outcome.not_found
+    moved: bool = False  # this call's transaction changed the status
+
+
+def _safe_error(exc: BaseException) -> str:
+    """An effect's failure in words fit for Slack and the audit log (no raw exception text)."""
+    if isinstance(exc, BotError):
+        return exc.user_message
+    return f"an unexpected error ({type(exc).__name__}); see the bot's logs"
+
+
+def _message(outcome: Outcome, approval: Approval | None) -> str:
+    if outcome == Outcome.approved and approval is not None and approval.effects_state == EffectsState.failed:
+        return (
+            f"Approved, but starting the sync failed: {approval.effects_error} "
+            "Fix the cause, then press Retry."
+        )
+    if outcome == Outcome.recorded and approval is not None:
+        missing = approval.required - len(approval.approvers)
+        return f"Your approval is recorded ({len(approval.approvers)} of {approval.required}); {missing} more needed."
+    if outcome == Outcome.duplicate_vote and approval is not None:
+        missing = approval.required - len(approval.approvers)
+        return f"You have already approved this request; it needs {missing} more approval(s) from other team leads."
+    if outcome == Outcome.already_decided and approval is not None:
+        if approval.status == ApprovalStatus.approved and approval.effects_state == EffectsState.done:
+            return "This request has already been approved and the sync has been started."
+        return f"This request has already been {approval.status.value}."
+    return {
+        Outcome.pending: "This request is still waiting for a decision.",
+        Outcome.approved: "Approved. The Marketo fields are being created and the sync is starting.",
+        Outcome.rejected: "Rejected. The requester has been told why.",
+        Outcome.cancelled: "The approval request was withdrawn; the connection can be edited again.",
+        Outcome.already_decided: "This request has already been decided.",
+        Outcome.expired: "This request expired before it was approved. The requester can send it again from Step 3.",
+        Outcome.not_found: "This request no longer exists (the button may be from an old message). "
+        "Run /connect-dynamics status to see where things stand.",
+        Outcome.self_approval: "You can't approve your own request; another team lead has to. "
+        "To withdraw it, use /connect-dynamics cancel.",
+        Outcome.not_lead: "Only team leads can approve or reject a sync request.",
+        Outcome.duplicate_vote: "You have already approved this request.",
+    }[outcome]
+
+
+class ApprovalService:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        required: int = 1,
+        ttl_hours: float = 24.0,
+        roles: Roles,
+        effects: ApprovalEffects,
+        clock: Callable[[], float] = time.time,
+        effects_stale_after: float = EFFECTS_STALE_SECONDS,
+    ) -> None:
+        if required < 1 or ttl_hours <= 0:
+            raise ValueError("required must be >= 1 and ttl_hours > 0")
+        self.store = store
+        self.required = required
+        self.ttl_hours = ttl_hours
+        self.roles = roles
+        self.effects = effects
+        self.clock = clock
+        self.effects_stale_after = effects_stale_after
+        self.audit = audit.AuditLog(store, clock)
+
+    @classmethod
+    def from_settings(
+        cls, store: Store, settings: Settings, effects: ApprovalEffects, *, clock: Callable[[], float] = time.time
+    ) -> ApprovalService:
+        return cls(
+            store,
+            required=settings.APPROVALS_REQUIRED,
+            ttl_hours=settings.APPROVAL_TTL_HOURS,
+            roles=Roles.from_settings(settings),
+            effects=effects,
+            clock=clock,
+        )
+
+    # -- reading -----------------------------------------------------------------------------------
+    def get(self, team_id: str, approval_id: str) -> Approval | None:
+        return self.store.get_approval(team_id, approval_id)
+
+    def pending_for(self, team_id: str, connection_id: str) -> Approval | None:
+        """The pending request of a connection, if any."""
+        connection = self.store.get_connection(team_id, connection_id)
+        if connection is None or connection.approval_id is None:
+            return None
+        approval = self.get(team_id, connection.approval_id)
+        return approval if approval is not None and approval.status == ApprovalStatus.pending else None
+
+    def _pending_key(self, team_id: str) -> str:
+        return self.store.key(team_id, "approvals-pending")
+
+    # -- asking ------------------------------------------------------------------------------------
+    def request(self, team_id: str, connection_id: str, requester: str) -> Approval:
+        """Step 3's Begin sync: ask the leads. The connection must be in `confirm`; it moves to
+        `awaiting_approval` (so there is at most one pending request per connection).
+
+        Raises PermissionDenied (not an admin), FlowError (wrong state, or too few leads to ever approve).
+        """
+        self.roles.require_admin(requester)
+        eligible = self.roles.leads - {requester}
+        if len(eligible) < self.required:
+            raise FlowError(
+                f"This request needs {self.required} team-lead approval(s), but only {len(eligible)} team "
+                "lead(s) other than you are configured. Ask whoever runs the bot to add leads to "
+                "TEAM_LEAD_USER_IDS or lower APPROVALS_REQUIRED."
+            )
+        created = self.clock()
+        approval = Approval(
+            team_id=team_id,
+            connection_id=connection_id,
+            requester=requester,
+            required=self.required,
+            created_at=created,
+            expires_at=created + self.ttl_hours * 3600,
+        )
+        flow.transition(
+            self.store, team_id, connection_id, {FlowState.confirm}, FlowState.awaiting_approval,
+            approval_id=approval.id, error=None,
+        )
+        self.store.save_approval(approval)
+        self.store.redis.zadd(self._pending_key(team_id), {approval.id: approval.expires_at})
+        detail = f"needs {self.required} team-lead approval(s); expires in {self.ttl_hours:g} h"
+        self.audit.record(team_id, requester, audit.APPROVAL_REQUESTED, connection_id, detail)
+        return approval
+
+    def add_message(self, team_id: str, approval_id: str, channel: str, ts: str) -> Approval | None:
+        """Remember where a copy of the approval message was posted, so every copy can be updated."""
+
+        def change(current: Approval) -> Approval | None:
+            if (channel, ts) in current.messages:
+                return None
+            return current.model_copy(update={"messages": [*current.messages, (channel, ts)]})
+
+        return self.store.update_approval(team_id, approval_id, change)
+
+    # -- deciding ----------------------------------------------------------------------------------
+    def approve(self, team_id: str, approval_id: str, user: str) -> Decision:
+        if not self.roles.is_lead(user):
+            return Decision(Outcome.not_lead, self.get(team_id, approval_id), _message(Outcome.not_lead, None))
+
+        def rule(current: Approval, at: float) -> tuple[Outcome, Approval | None]:
+            if user == current.requester:
+                return Outcome.self_approval, None
+            if user in current.approvers:
+                return Outcome.duplicate_vote, None
+            approvers = [*current.approvers, user]
+            if len(approvers) < current.required:
+                return Outcome.recorded, current.model_copy(update={"approvers": approvers})
+            return Outcome.approved, current.model_copy(
+                update={
+                    "approvers": approvers,
+                    "status": ApprovalStatus.approved,
+                    "decided_by": user,
+                    "decided_at": at,
+                    "effects_state": EffectsState.running,
+                    "effects_started_at": at,
+                }
+            )
+
+        return self._decide(team_id, approval_id, user, rule)
+
+    def reject(self, team_id: str, approval_id: str, user: str, reason: str) -> Decision:
+        """A lead turns the request down. Raises FlowError when `reason` is empty."""
+        if not self.roles.is_lead(user):
+            return Decision(Outcome.not_lead, self.get(team_id, approval_id), _message(Outcome.not_lead, None))
+        existing = self.get(team_id, approval_id)
+        if existing is None:
+            return Decision(Outcome.not_found, None, _message(Outcome.not_found, None))
+        if existing.requester == user:
+            return Decision(
+                Outcome.self_approval,
+                existing,
+                "You can't reject your own request. To withdraw it, use /connect-dynamics cancel.",
+            )
+        reason = reason.strip()
+        if not reason:
+            raise FlowError("Please give a reason for rejecting; the requester will see it.")
+
+        def rule(current: Approval, at: float) -> tuple[Outcome, Approval | None]:
+            return Outcome.rejected, current.model_copy(
+                update={"status": ApprovalStatus.rejected, "decided_by": user, "decided_at": at, "reason": reason}
+            )
+
+        return self._decide(team_id, approval_id, user, rule)
+
+    def cancel(self, team_id: str, connection_id: str, user: str) -> Decision:
+        """Withdraw a connection's pending request (its requester, or any Marketo admin).
+
+        Raises PermissionDenied for anyone else. A connection stuck in `awaiting_approval` whose
+        approval record is gone is put back to `confirm` (outcome not_found).
+        """
+        connection = self.store.get_connection(team_id, connection_id)
+        approval = (
+            self.get(team_id, connection.approval_id) if connection is not None and connection.approval_id else None
+        )
+        if approval is None:
+            if connection is not None and connection.state == FlowState.awaiting_approval:
+                self.roles.require_admin(user)
+                self._release_connection(connection_id, team_id, connection.approval_id)
+            return Decision(Outcome.not_found, None, _message(Outcome.not_found, None))
+        if user != approval.requester and not self.roles.is_admin(user):
+            raise PermissionDenied("Only the person who asked for approval, or a Marketo admin, can withdraw it.")
+
+        def rule(current: Approval, at: float) -> tuple[Outcome, Approval | None]:
+            return Outcome.cancelled, current.model_copy(
+                update={"status": ApprovalStatus.cancelled, "decided_by": user, "decided_at": at}
+            )
+
+        return self._decide(team_id, approval.id, user, rule)
+
+    def expire_due(self, team_id: str) -> list[Approval]:
+        """Expire every pending request of the team past its `expires_at`; returns those expired now."""
+        due = self.store.redis.zrangebyscore(self._pending_key(team_id), "-inf", self.clock())
+        expired: list[Approval] = []
+        for raw_id in due:
+            approval_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            step, approval = self._transact(team_id, approval_id, lambda current, at: (Outcome.pending, None))
+            if step.outcome != Outcome.pending:
+                self.store.redis.zrem(self._pending_key(team_id), approval_id)
+            if approval is not None and step.moved:
+                expired.append(self._after(step, approval, audit.SYSTEM))
+        return expired
+
+    def retry_effects(self, team_id: str, approval_id: str, user: str) -> Decision:
+        """Re-run `on_approved` after it failed (or after a run that never finished). Leads only.
+
+        Effects that succeeded are never run again (outcome already_decided).
+        """
+        if not self.roles.is_lead(user):
+            return Decision(Outcome.not_lead, self.get(team_id, approval_id), _message(Outcome.not_lead, None))
+        claimed = False
+
+        def change(current: Approval) -> Approval | None:
+            nonlocal claimed
+            at = self.clock()
+            stale = (
+                current.effects_state == EffectsState.running
+                and at - (current.effects_started_at or 0) >= self.effects_stale_after
+            )
+            claimed = current.status == ApprovalStatus.approved and (
+                current.effects_state == EffectsState.failed or stale
+            )
+            if not claimed:
+                return None
+            return current.model_copy(update={"effects_state": EffectsState.running, "effects_started_at": at})
+
+        approval = self.store.update_approval(team_id, approval_id, change)
+        if approval is None or approval.status != ApprovalStatus.approved:
+            return Decision(Outcome.not_found, None, _message(Outcome.not_found, None))
+        if not claimed:
+            return Decision(Outcome.already_decided, approval, _message(Outcome.already_decided, approval))
+        self.audit.record(team_id, user, audit.EFFECTS_RETRIED, approval.connection_id, f"approval {approval.id}")
+        approval = self._run_effects(approval)
+        return Decision(Outcome.approved, approval, _message(Outcome.approved, approval))
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _transact(self, team_id: str, approval_id: str, rule: Rule) -> tuple[_Step, Approval | None]:
+        """One atomic decision on a pending approval; expiry wins over any rule once due."""
+        step = _Step()
+
+        def change(current: Approval) -> Approval | None:
+            at = self.clock()
+            if current.status != ApprovalStatus.pending:
+                step.outcome = Outcome.expired if current.status == ApprovalStatus.expired else Outcome.already_decided
+                step.moved = False
+                return None
+            if at >= current.expires_at:
+                step.outcome, step.moved = Outcome.expired, True
+                return current.model_copy(update={"status": ApprovalStatus.expired, "decided_at": at})
+            step.outcome, updated = rule(current, at)
+            step.moved = updated is not None and updated.status != ApprovalStatus.pending
+            return updated
+
+        approval = self.store.update_approval(team_id, approval_id, change)
+        return (step if approval is not None else _Step()), approval
+
+    def _decide(self, team_id: str, approval_id: str, user: str, rule: Rule) -> Decision:
+        step, approval = self._transact(team_id, approval_id, rule)
+        if approval is not None:
+            if step.moved:
+                approval = self._after(step, approval, user)
+            elif step.outcome == Outcome.recorded:
+                detail = f"{len(approval.approvers)} of {approval.required} approvals"
+                self.audit.record(team_id, user, audit.APPROVAL_RECORDED, approval.connection_id, detail)
+        return Decision(step.outcome, approval, _message(step.outcome, approval))
+
+    def _after(self, step: _Step, approval: Approval, actor: str) -> Approval:
+        """What follows a status change, run only by the call whose transaction made it."""
+        team_id, connection_id = approval.team_id, approval.connection_id
+        self.store.redis.zrem(self._pending_key(team_id), approval.id)
+        if approval.status == ApprovalStatus.approved:
+            self._connection_approved(approval)
+            detail = f"{len(approval.approvers)} of {approval.required} approvals: {', '.join(approval.approvers)}"
+            self.audit.record(team_id, actor, audit.APPROVED, connection_id, detail)
+            return self._run_effects(approval)
+        self._release_connection(connection_id, team_id, approval.id)
+        if approval.status == ApprovalStatus.expired:
+            self.audit.record(team_id, audit.SYSTEM, audit.EXPIRED, connection_id, f"approval {approval.id}")
+            self._notify(self.effects.on_expired, approval)
+        elif approval.status == ApprovalStatus.rejected:
+            self.audit.record(team_id, actor, audit.REJECTED, connection_id, f"approval {approval.id}")
+            self._notify(self.effects.on_rejected, approval)
+        elif approval.status == ApprovalStatus.cancelled:
+            self.audit.record(team_id, actor, audit.APPROVAL_CANCELLED, connection_id, f"approval {approval.id}")
+        return approval
+
+    def _run_effects(self, approval: Approval) -> Approval:
+        """Run `on_approved` for an approval this call has claimed (effects_state running)."""
+        try:
+            self.effects.on_approved(approval)
+        except Exception as exc:  # any failure is recorded and retryable
+            log.exception("on_approved failed for approval %s", approval.id)
+            error = _safe_error(exc)
+            self._set_connection_error(approval, error)
+            self.audit.record(
+                approval.team_id, audit.SYSTEM, audit.EFFECTS_FAILED, approval.connection_id,
+                f"starting the sync failed: {error}",
+            )
+            return self._set_effects(approval, EffectsState.failed, error)
+        self._set_connection_error(approval, None)
+        return self._set_effects(approval, EffectsState.done, None)
+
+    def _notify(self, effect: Callable[[Approval], None], approval: Approval) -> None:
+        """Notifications never undo a decision; a failure is logged and audited."""
+        try:
+            effect(approval)
+        except Exception as exc:
+            log.exception("approval notification failed for approval %s", approval.id)
+            self.audit.record(
+                approval.team_id, audit.SYSTEM, audit.EFFECTS_FAILED, approval.connection_id,
+                f"notification failed: {_safe_error(exc)}",
+            )
+
+    def _set_effects(self, approval: Approval, state: EffectsState, error: str | None) -> Approval:
+        def change(current: Approval) -> Approval:
+            return current.model_copy(update={"effects_state": state, "effects_error": error})
+
+        return self.store.update_approval(approval.team_id, approval.id, change) or change(approval)
+
+    def _connection_approved(self, approval: Approval) -> None:
+        def change(current: Connection) -> Connection | None:
+            if current.approval_id != approval.id or current.state != FlowState.awaiting_approval:
+                return None
+            return current.model_copy(update={"state": FlowState.approved, "updated_at": self.clock()})
+
+        self.store.update_connection(approval.team_id, approval.connection_id, change)
+
+    def _set_connection_error(self, approval: Approval, error: str | None) -> None:
+        def change(current: Connection) -> Connection | None:
+            if current.approval_id != approval.id or current.error == error:
+                return None
+            return current.model_copy(update={"error": error, "updated_at": self.clock()})
+
+        self.store.update_connection(approval.team_id, approval.connection_id, change)
+
+    def _release_connection(self, connection_id: str, team_id: str, approval_id: str | None) -> None:
+        """Back to Step 3 (editable) if the connection still waits on this approval."""
+
+        def change(current: Connection) -> Connection | None:
+            if current.state != FlowState.awaiting_approval or current.approval_id != approval_id:
+                return None
+            return current.model_copy(
+                update={"state": FlowState.confirm, "approval_id": None, "updated_at": self.clock()}
+            )
+
+        self.store.update_connection(team_id, connection_id, change)

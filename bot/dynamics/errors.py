@@ -1,0 +1,228 @@
+"""Typed errors for Entra ID sign-in and the Dataverse Web API.
+
+Each error says in plain language what happened (`problem`) and what to do (`fix`);
+`user_message` is both together. The pre-flight checklist shows them as a failed line's
+detail and fix. No message ever carries a password, secret or token.
+"""
+
+from __future__ import annotations
+
+from bot.errors import BotError
+
+
+class DynamicsError(BotError):
+    """Root of the errors in this package: a problem plus the fix, for the checklist."""
+
+    problem: str = "Something went wrong talking to Dynamics."
+    fix: str = "Try again in a moment."
+
+    def __init__(self, problem: str | None = None, fix: str | None = None, *, detail: str | None = None) -> None:
+        if problem:
+            self.problem = problem
+        if fix is not None:
+            self.fix = fix
+        super().__init__(f"{self.problem} {self.fix}".strip(), detail=detail)
+
+
+# -- sign-in (Entra ID) ---------------------------------------------------------------------------
+
+
+class SignInError(DynamicsError):
+    """Entra ID refused the sign-in. `code` is the OAuth `error`, `aadsts` the AADSTS number."""
+
+    problem = "Entra ID did not accept the sign-in."
+    fix = "Check the username, password and (if given) the Client ID and Client Secret, then try again."
+
+    def __init__(
+        self,
+        code: str = "unknown",
+        aadsts: int | None = None,
+        problem: str | None = None,
+        fix: str | None = None,
+        *,
+        detail: str | None = None,
+    ) -> None:
+        self.code = code
+        self.aadsts = aadsts
+        if aadsts and not problem:
+            problem = f"{self.problem.rstrip('.')} (AADSTS{aadsts})."
+        super().__init__(problem, fix, detail=detail)
+
+
+class UsernameFormatError(SignInError):
+    problem = "Entra ID cannot sign in with a DOMAIN\\user name."
+    fix = "Enter the sync user's sign-in name in the form user@domain.com."
+
+
+class WrongPassword(SignInError):
+    problem = "The username or password is wrong."
+    fix = "Re-enter the sync user's password; check Caps Lock and that there are no spaces at either end."
+
+
+class UnknownUser(SignInError):
+    problem = "That user does not exist in the Entra ID tenant."
+    fix = "Check the spelling of the username, and that it is the sync user's sign-in name (user@domain.com)."
+
+
+class AccountLocked(SignInError):
+    problem = "The sync user's account is locked after too many failed sign-ins."
+    fix = "Wait for the lockout to end or ask an Entra ID admin to unlock it, then try again."
+
+
+class PasswordExpired(SignInError):
+    problem = "The sync user's password has expired."
+    fix = "Sign in once as the sync user in a browser to set a new password, then enter the new one here."
+
+
+class AccountDisabled(SignInError):
+    problem = "The sync user's account is disabled in Entra ID."
+    fix = "Ask an Entra ID admin to enable the account (or use another dedicated sync user)."
+
+
+class MfaRequired(SignInError):
+    problem = "Entra ID asks the sync user for multi-factor authentication, which a password sign-in cannot answer."
+    fix = (
+        "Marketo's setup requires MFA to be off for the dedicated sync user: exclude it from the MFA / "
+        "Conditional Access policy, or connect with a Client ID and Client Secret instead."
+    )
+
+
+class MfaRegistrationRequired(MfaRequired):
+    problem = "Entra ID wants the sync user to register for multi-factor authentication."
+
+
+class BadClientSecret(SignInError):
+    problem = "The Client Secret is not valid for that Client ID."
+    fix = "Copy the secret's Value (not its Secret ID) from the app registration's Certificates & secrets page."
+
+
+class ClientSecretExpired(BadClientSecret):
+    problem = "The Client Secret has expired."
+    fix = "Create a new client secret in the app registration and enter it here."
+
+
+class ClientSecretRequired(SignInError):
+    problem = "This app registration only accepts sign-ins with a client secret."
+    fix = "Enter the app's Client ID and Client Secret, or allow public client flows on the app registration."
+
+
+class UnknownApp(SignInError):
+    problem = "Entra ID does not know that Client ID in this tenant."
+    fix = "Copy the Application (client) ID from the app registration's Overview page, and check the tenant."
+
+
+class UnknownTenant(SignInError):
+    problem = "Entra ID found no tenant for the username's domain."
+    fix = "Check the domain part of the username (user@yourcompany.com), or set ENTRA_TENANT to the tenant id."
+
+
+class ConsentRequired(SignInError):
+    problem = "The app has not been granted consent to use Dynamics in this tenant."
+    fix = "Ask an Entra ID admin to grant admin consent for the app's Dynamics CRM permission."
+
+
+class ConditionalAccessBlocked(SignInError):
+    problem = "A Conditional Access policy blocked the sign-in."
+    fix = "Ask an Entra ID admin to exclude the sync user (or this app) from the blocking policy."
+
+
+class SignInUnreachable(SignInError):
+    problem = "The sign-in service could not be reached."
+    fix = "Check ENTRA_AUTHORITY_HOST, the network, and CA_BUNDLE if a proxy re-signs TLS."
+
+
+_BY_AADSTS: dict[int, type[SignInError]] = {
+    50126: WrongPassword,
+    50034: UnknownUser,
+    50053: AccountLocked,
+    50055: PasswordExpired,
+    50057: AccountDisabled,
+    50076: MfaRequired,
+    50079: MfaRegistrationRequired,
+    7000215: BadClientSecret,
+    7000222: ClientSecretExpired,
+    7000218: ClientSecretRequired,
+    700016: UnknownApp,
+    90002: UnknownTenant,
+    65001: ConsentRequired,
+    50158: ConditionalAccessBlocked,
+    53003: ConditionalAccessBlocked,
+    50131: ConditionalAccessBlocked,
+}
+
+
+def sign_in_error(code: str, aadsts: int | None, *, detail: str | None = None) -> SignInError:
+    """The typed error for an Entra ID error response (branching on the AADSTS number)."""
+    cls = _BY_AADSTS.get(aadsts or 0, SignInError)
+    return cls(code, aadsts, detail=detail)
+
+
+# -- Dataverse ------------------------------------------------------------------------------------
+
+
+class DynamicsUnreachable(DynamicsError):
+    def __init__(self, url: str, reason: str = "") -> None:
+        self.url = url
+        tls = "certificate" in reason.lower() or "ssl" in reason.lower()
+        fix = (
+            "The server's TLS certificate is not trusted: set CA_BUNDLE to the CA that signed it."
+            if tls
+            else "Check the Dynamics URL (copy it from the browser's address bar, e.g. https://org.crm.dynamics.com) "
+            "and that this server can reach it."
+        )
+        super().__init__(f"Cannot reach {url}.", fix, detail=f"cannot reach {url}: {reason}")
+
+
+class NotDataverse(DynamicsError):
+    def __init__(self, url: str, reason: str = "") -> None:
+        self.url = url
+        super().__init__(
+            f"{url} answers, but not as a Dynamics 365 (Dataverse) organization.",
+            "Use the organization URL, e.g. https://yourorg.crm.dynamics.com (Settings > Customizations > "
+            "Developer Resources shows it).",
+            detail=f"not Dataverse: {url}: {reason}",
+        )
+
+
+class DataverseError(DynamicsError):
+    """An HTTP error from the Web API. `code` is the HRESULT string of the error body (often empty)."""
+
+    problem = "Dynamics returned an error."
+
+    def __init__(
+        self, status: int, code: str = "", message: str = "", *, problem: str | None = None, fix: str | None = None
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(problem, fix, detail=f"Dataverse HTTP {status} {code}: {message}".strip())
+
+
+class DataverseAccessDenied(DataverseError):
+    problem = "The sync user is not allowed to read this in Dynamics."
+    fix = "Give the sync user the Marketo Sync User security role (and read access to the synced tables)."
+
+
+class DataverseNotFound(DataverseError):
+    problem = "Dynamics has no such table, record or field."
+    fix = "Check that the Marketo solution is installed and that the selected fields still exist."
+
+
+class DataverseBadRequest(DataverseError):
+    problem = "Dynamics rejected the request."
+    fix = "A selected field may have been deleted or renamed in Dynamics: re-open the field selection."
+
+
+class DataverseUnauthorized(DataverseError):
+    problem = "Dynamics did not accept the sign-in token."
+    fix = "Check that the sync user is a user of this Dynamics organization, then run the checks again."
+
+
+class DataverseThrottled(DataverseError):
+    problem = "Dynamics kept throttling requests (service protection limits)."
+    fix = "The sync will pick up where it left off; try again later or lower other load on the sync user."
+
+
+class ChangeTokenExpired(DataverseError):
+    problem = "The saved Dynamics change-tracking token is no longer valid."
+    fix = "A full re-sync of this table is needed to catch up."

@@ -1,0 +1,285 @@
+"""The connection state machine: Step 1 (credentials) -> Step 2 (fields) -> Step 3 (confirm) -> approval.
+
+Plain functions over the `Store`, so Slack handlers stay thin and every rule is testable
+without Slack. Every state change goes through one atomic read-modify-write
+(`store.update_connection`), and every step appends an audit entry. Role checks
+(admins only) belong to the caller (`bot.roles`); these functions check state.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from email_validator import EmailNotValidError, validate_email
+
+from bot import audit
+from bot.errors import FlowError
+from bot.models import CheckResult, Connection, Credentials, Entity, FieldPlan, FlowState, now
+from bot.store import Store
+
+EDITABLE: frozenset[FlowState] = frozenset({FlowState.credentials, FlowState.fields, FlowState.confirm})
+CONNECTED: frozenset[FlowState] = frozenset(
+    {FlowState.approved, FlowState.syncing, FlowState.paused, FlowState.synced}
+)
+
+STATE_TEXT: dict[FlowState, str] = {
+    FlowState.credentials: "still at Step 1 (credentials)",
+    FlowState.fields: "at Step 2 (fields to sync)",
+    FlowState.confirm: "at Step 3 (ready to ask for approval)",
+    FlowState.awaiting_approval: "waiting for a team lead's approval",
+    FlowState.approved: "approved and about to sync",
+    FlowState.syncing: "syncing",
+    FlowState.paused: "paused",
+    FlowState.synced: "synced",
+    FlowState.failed: "stopped after a failure",
+    FlowState.cancelled: "cancelled",
+}
+
+START_LOCK_SECONDS = 10
+
+
+def locked_message(url: str) -> str:
+    return (
+        f"This Marketo instance is already connected to {url}; Marketo cannot be re-pointed to another "
+        "org without a new subscription."
+    )
+
+
+def normalize_url(url: str) -> str:
+    """Scheme and host compared case-insensitively, trailing slash ignored."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def same_url(a: str, b: str) -> bool:
+    return normalize_url(a) == normalize_url(b)
+
+
+def can_edit(connection: Connection) -> bool:
+    """True until the request is sent for approval (and again after a rejection or expiry)."""
+    return connection.state in EDITABLE
+
+
+def _refusal(connection: Connection) -> FlowError:
+    return FlowError(
+        f"That can't be done now: this connection is {STATE_TEXT[connection.state]}. "
+        "Run /connect-dynamics status to see where things stand."
+    )
+
+
+def _gone() -> FlowError:
+    return FlowError("That connection no longer exists. Run /connect-dynamics to start again.")
+
+
+def _apply(
+    store: Store,
+    team_id: str,
+    connection_id: str,
+    from_states: Collection[FlowState],
+    to_state: FlowState,
+    update: Callable[[Connection], Mapping[str, Any]],
+) -> Connection:
+    """Atomically move a connection from one of `from_states` to `to_state` with `update`'s changes."""
+
+    def change(current: Connection) -> Connection:
+        if current.state not in from_states:
+            raise _refusal(current)
+        changes = dict(update(current))
+        unknown = set(changes) - set(Connection.model_fields)
+        if unknown:
+            raise ValueError(f"not Connection fields: {sorted(unknown)}")
+        return Connection.model_validate(
+            {**current.model_dump(), **changes, "state": to_state, "updated_at": now()}
+        )
+
+    stored = store.update_connection(team_id, connection_id, change)
+    if stored is None:
+        raise _gone()
+    return stored
+
+
+def transition(
+    store: Store,
+    team_id: str,
+    connection_id: str,
+    from_states: Collection[FlowState],
+    to_state: FlowState,
+    **changes: Any,
+) -> Connection:
+    """Atomically move a connection to `to_state` and apply `changes` (Connection fields).
+
+    Raises FlowError (plain message) when the connection is missing or not in `from_states`.
+    """
+    return _apply(store, team_id, connection_id, from_states, to_state, lambda _: changes)
+
+
+def _record(store: Store, team_id: str, actor: str, action: str, connection_id: str, detail: str = "") -> None:
+    audit.AuditLog(store).record(team_id, actor, action, connection_id=connection_id, detail=detail)
+
+
+@contextmanager
+def _start_guard(store: Store, team_id: str) -> Iterator[None]:
+    """Serialise starts per team so two admins at once get one draft.
+
+    SET NX plus a WATCH/MULTI release rather than redis-py's Lock, whose Lua scripts the
+    demo's embedded fakeredis does not run.
+    """
+    key = store.key(team_id, "flow-lock")
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + START_LOCK_SECONDS
+    while not store.redis.set(key, token, nx=True, ex=START_LOCK_SECONDS):
+        if time.monotonic() >= deadline:
+            raise FlowError("Someone else is starting a connection right now. Try again in a moment.")
+        time.sleep(0.01)
+    try:
+        yield
+    finally:
+        with store.redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                if pipe.get(key) in (token, token.encode()):
+                    pipe.multi()
+                    pipe.delete(key)
+                    pipe.execute()
+            except redis.WatchError:
+                pass  # the guard expired and someone else holds it now: leave theirs alone
+
+
+def start_connection(store: Store, team_id: str, user: str) -> Connection:
+    """Start Step 1, or resume the team's draft. Refused while a sync exists or awaits approval."""
+    with _start_guard(store, team_id):
+        return _start_locked(store, team_id, user)
+
+
+def _start_locked(store: Store, team_id: str, user: str) -> Connection:
+    active = store.active_connection(team_id)
+    locked = store.locked_dynamics_url(team_id)
+    if active is not None:
+        if can_edit(active):
+            return active
+        if active.state == FlowState.awaiting_approval:
+            raise FlowError(
+                f"A request to connect {active.dynamics_url} is waiting for a team lead's approval. "
+                "Ask a lead to decide, or withdraw it with /connect-dynamics cancel."
+            )
+        if active.state in CONNECTED:
+            raise FlowError(locked_message(locked or active.dynamics_url or "a Dynamics org"))
+    connection = Connection(team_id=team_id, requester=user, dynamics_url=locked)
+    store.save_connection(connection)
+    store.set_active_connection(team_id, connection.id)
+    detail = f"locked to {locked}" if locked else "new connection"
+    _record(store, team_id, user, audit.CONNECTION_STARTED, connection.id, detail)
+    return connection
+
+
+def record_credentials(
+    store: Store,
+    team_id: str,
+    connection_id: str,
+    user: str,
+    *,
+    url: str,
+    username: str,
+    sync_user_id: str | None,
+    sync_user_name: str | None = None,
+    checklist: list[CheckResult],
+    credentials: Credentials | None = None,
+) -> Connection:
+    """Step 1 done: keep what the passing checklist verified; move to Step 2.
+
+    Refuses a failing checklist and a URL other than the one this Marketo instance is locked to.
+    A different org than before clears the field selection and plan (they belong to the old org).
+    `credentials`, when given, are stored encrypted.
+    """
+    failing = [check.name for check in checklist if not check.ok]
+    if not checklist or failing:
+        listed = f" ({', '.join(failing)})" if failing else ""
+        raise FlowError(f"The pre-flight checklist did not pass{listed}. Fix what it lists and submit Step 1 again.")
+    locked = store.locked_dynamics_url(team_id)
+    if locked and not same_url(locked, url):
+        raise FlowError(locked_message(locked))
+    url = url.strip().rstrip("/")
+
+    def update(current: Connection) -> dict[str, Any]:
+        changes: dict[str, Any] = {
+            "dynamics_url": url,
+            "username": username,
+            "sync_user_id": sync_user_id,
+            "sync_user_name": sync_user_name,
+            "checklist": checklist,
+            "error": None,
+        }
+        if current.dynamics_url and not same_url(current.dynamics_url, url):
+            changes.update(selected={}, plan=None, duplicate_count=None, duplicate_examples=[])
+        return changes
+
+    connection = _apply(store, team_id, connection_id, EDITABLE, FlowState.fields, update)
+    if credentials is not None:
+        store.save_credentials(team_id, connection_id, credentials)
+    _record(store, team_id, user, audit.CREDENTIALS_VERIFIED, connection_id, f"checklist passed for {url}")
+    return connection
+
+
+def save_selection(
+    store: Store, team_id: str, connection_id: str, user: str, selected: Mapping[str, Iterable[str]]
+) -> Connection:
+    """Step 2: the fields chosen per entity. A new selection invalidates a saved plan."""
+    clean = {Entity(entity).value: list(dict.fromkeys(names)) for entity, names in selected.items()}
+    if not any(clean.values()):
+        raise FlowError("Select at least one field to sync.")
+    connection = transition(
+        store, team_id, connection_id, {FlowState.fields, FlowState.confirm}, FlowState.fields,
+        selected=clean, plan=None,
+    )
+    counts = ", ".join(f"{entity} {len(names)}" for entity, names in clean.items())
+    _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id, f"fields selected: {counts}")
+    return connection
+
+
+def save_plan(
+    store: Store,
+    team_id: str,
+    connection_id: str,
+    user: str,
+    plan: FieldPlan,
+    *,
+    duplicate_count: int | None = None,
+    duplicate_examples: list[tuple[str, int]] | None = None,
+) -> Connection:
+    """End of Step 2: the plan (fields to create, record counts); moves to Step 3."""
+    connection = transition(
+        store, team_id, connection_id, {FlowState.fields, FlowState.confirm}, FlowState.confirm,
+        plan=plan, duplicate_count=duplicate_count, duplicate_examples=duplicate_examples or [],
+    )
+    counts = ", ".join(
+        f"{p.entity.value} {p.record_count if p.record_count is not None else '?'}" for p in plan.entities
+    )
+    detail = f"{len(plan.fields_to_create)} Marketo fields to create; records: {counts}"
+    _record(store, team_id, user, audit.PLAN_SAVED, connection_id, detail)
+    return connection
+
+
+def set_notify_email(store: Store, team_id: str, connection_id: str, user: str, email: str) -> Connection:
+    """Step 3: where the completion notice goes. Raises FlowError for an address that cannot be one."""
+    try:
+        address = validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise FlowError("That doesn't look like an email address. Enter one like name@example.com.") from exc
+    connection = transition(
+        store, team_id, connection_id, {FlowState.confirm}, FlowState.confirm, notify_email=address
+    )
+    _record(store, team_id, user, audit.NOTIFY_EMAIL_SET, connection_id, "completion email address set")
+    return connection
+
+
+def cancel_connection(store: Store, team_id: str, connection_id: str, user: str) -> Connection:
+    """Abandon a draft (Steps 1-3). A pending approval is withdrawn with ApprovalService.cancel."""
+    connection = transition(store, team_id, connection_id, EDITABLE, FlowState.cancelled)
+    _record(store, team_id, user, audit.CONNECTION_CANCELLED, connection_id, "draft cancelled")
+    return connection

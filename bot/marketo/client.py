@@ -1,0 +1,364 @@
+"""The Marketo REST client (reference section C).
+
+Every REST call goes through the shared limiter, carries the token only in the
+`Authorization` header, is parsed into pydantic models, and maps failures to the typed
+errors of `bot.marketo.errors`. Retryable failures are retried with jittered exponential
+backoff; 606/615 also push every process back through `limiter.backoff`. A 601/602 gets
+one fresh token and one retry. The client is thread-safe: the sync runs several
+`sync_leads` calls at once from threads on one instance.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import redis
+from pydantic import BaseModel
+
+from bot.marketo.errors import (
+    RATE_CODES,
+    TOKEN_CODES,
+    UNCOUNTED_CODES,
+    MarketoAuthError,
+    MarketoError,
+    MarketoFatal,
+    connection_error,
+    error_for,
+    http_error,
+)
+from bot.marketo.limiter import SharedLimiter
+from bot.marketo.models import (
+    CreateFieldsResult,
+    Envelope,
+    FieldCreateResult,
+    LeadDescription,
+    Reason,
+    RecordResult,
+    SchemaField,
+    TokenResponse,
+)
+from bot.models import MarketoField
+from bot.tls import ssl_context
+
+MAX_RECORDS_PER_CALL = 300
+MAX_BODY_BYTES = 1_000_000
+MAX_FIELDS_PER_CREATE = 100
+MAX_URL_BYTES = 7_000  # Marketo refuses URIs over 8 KB (414); longer reads go as POST with _method=GET
+TOKEN_REFRESH_MARGIN = 60.0
+DEFAULT_RATE_BACKOFF = 20.0  # Marketo: back off at least a window (20 s) after 606
+
+
+class _CachedToken(BaseModel):
+    access_token: str
+    expires_at: float  # epoch seconds
+    refresh_at: float
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chunk_records(records: list[dict[str, Any]], head: bytes, tail: bytes = b"]}",
+                  max_records: int = MAX_RECORDS_PER_CALL,
+                  max_bytes: int = MAX_BODY_BYTES) -> Iterator[tuple[list[int], bytes]]:
+    """Split records into request bodies of at most `max_records` and `max_bytes`.
+
+    Yields (input indexes, body). A record too large to fit in any body on its own is
+    yielded alone with an empty body, so the caller can report it skipped.
+    """
+    indexes: list[int] = []
+    parts: list[bytes] = []
+    size = len(head) + len(tail)
+    for i, record in enumerate(records):
+        encoded = _dumps(record)
+        if len(head) + len(tail) + len(encoded) > max_bytes:
+            yield [i], b""
+            continue
+        if indexes and (len(indexes) >= max_records or size + len(encoded) + 1 > max_bytes):
+            yield indexes, head + b",".join(parts) + tail
+            indexes, parts, size = [], [], len(head) + len(tail)
+        indexes.append(i)
+        parts.append(encoded)
+        size += len(encoded) + (1 if len(parts) > 1 else 0)
+    if indexes:
+        yield indexes, head + b",".join(parts) + tail
+
+
+class MarketoClient:
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        limiter: SharedLimiter | None = None,
+        token_cache: redis.Redis | None = None,
+        token_key: str | None = None,
+        ca_bundle: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+        batch_size: int = MAX_RECORDS_PER_CALL,
+    ) -> None:
+        """`token_cache` shares the access token between workers under `token_key`
+        (default: derived from the instance and client id). `batch_size` (≤ 300) is for tests."""
+        self.base_url = base_url.rstrip("/")
+        self.host = urlsplit(self.base_url).netloc or self.base_url
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self.limiter = limiter
+        self._cache = token_cache
+        digest = hashlib.sha256(f"{self.base_url}|{client_id}".encode()).hexdigest()[:16]
+        self._token_key = token_key or f"cd:global:marketo:token:{digest}"
+        self.max_retries = max_retries
+        self._sleep = sleep
+        self.batch_size = max(1, min(batch_size, MAX_RECORDS_PER_CALL))
+        pool = limiter.max_concurrency if limiter else 10
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(max_connections=pool + 2, max_keepalive_connections=pool + 2),
+            verify=ssl_context(ca_bundle),
+        )
+        self._token_lock = threading.Lock()
+        self._token: _CachedToken | None = None
+        self._count_lock = threading.Lock()
+        self.calls_made = 0
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> MarketoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- identity ------------------------------------------------------------------------------
+    def _access_token(self) -> str:
+        with self._token_lock:
+            now = time.time()
+            if self._token and now < self._token.refresh_at:
+                return self._token.access_token
+            if self._cache is not None:
+                raw = self._cache.get(self._token_key)
+                cached = _CachedToken.model_validate_json(raw) if raw else None
+                if cached and now < cached.refresh_at:
+                    self._token = cached
+                    return cached.access_token
+            self._token = self._fetch_token(now)
+            if self._cache is not None:
+                ttl = max(1, int(self._token.expires_at - now))
+                self._cache.set(self._token_key, self._token.model_dump_json(), ex=ttl)
+            return self._token.access_token
+
+    def _fetch_token(self, now: float) -> _CachedToken:
+        """POST with a form body, so the secret is in no URL that a log could print."""
+        form = {"grant_type": "client_credentials", "client_id": self._client_id,
+                "client_secret": self._client_secret}
+        try:
+            response = self._http.post("/identity/oauth/token", data=form)
+        except httpx.TransportError as exc:
+            raise connection_error(self.host, type(exc).__name__) from None
+        if response.status_code in (400, 401):
+            raise MarketoAuthError(_oauth_description(response))
+        if response.status_code != 200:
+            raise http_error(response.status_code, self.host)
+        token = TokenResponse.model_validate_json(response.content)
+        expires_at = now + token.expires_in
+        previous = self._token.access_token if self._token else None
+        # The same token comes back until it expires (C1): then use it to the end, don't re-ask.
+        fresh = token.access_token != previous and token.expires_in > 2 * TOKEN_REFRESH_MARGIN
+        refresh_at = expires_at - TOKEN_REFRESH_MARGIN if fresh else expires_at
+        return _CachedToken(access_token=token.access_token, expires_at=expires_at, refresh_at=refresh_at)
+
+    def _drop_token(self, rejected: str) -> None:
+        with self._token_lock:
+            if self._token and self._token.access_token == rejected:
+                self._token = None
+            if self._cache is not None:
+                raw = self._cache.get(self._token_key)
+                if raw and _CachedToken.model_validate_json(raw).access_token == rejected:
+                    self._cache.delete(self._token_key)
+
+    # -- the one request path -------------------------------------------------------------------
+    def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              content: bytes | None = None, form: dict[str, str] | None = None) -> Envelope:
+        attempt = 0
+        reauthorised = False
+        while True:
+            token = self._access_token()
+            try:
+                envelope = self._send(method, path, token, params, content, form)
+            except MarketoError as error:
+                if error.code in TOKEN_CODES and not reauthorised:
+                    self._drop_token(token)
+                    reauthorised = True
+                    continue
+                if not error.retryable or attempt >= self.max_retries:
+                    raise
+                attempt += 1
+                self._wait(error, attempt)
+                continue
+            return envelope
+
+    def _send(self, method: str, path: str, token: str, params: dict[str, Any] | None,
+              content: bytes | None, form: dict[str, str] | None) -> Envelope:
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        with self.limiter.slot() if self.limiter else nullcontext():
+            try:
+                response = self._http.request(method, path, params=params, content=content, data=form,
+                                              headers=headers)
+            except httpx.TransportError as exc:
+                raise connection_error(self.host, type(exc).__name__) from None
+        if response.status_code != 200:
+            self._count(str(response.status_code))
+            raise http_error(response.status_code, self.host)
+        try:
+            envelope = Envelope.model_validate_json(response.content)
+        except ValueError:
+            self._count(None)
+            raise MarketoFatal("invalid-response", "Marketo answered with something that is not its JSON "
+                                                   "envelope") from None
+        if envelope.success:
+            self._count(None)
+            return envelope
+        first = envelope.errors[0] if envelope.errors else Reason(code="unknown", message="no error given")
+        self._count(first.code)
+        raise error_for(first.code, first.message)
+
+    def _count(self, code: str | None) -> None:
+        with self._count_lock:
+            self.calls_made += 1
+        if self.limiter and code not in UNCOUNTED_CODES:
+            self.limiter.record_call()
+
+    def _wait(self, error: MarketoError, attempt: int) -> None:
+        if error.code in RATE_CODES:
+            window = self.limiter.window_seconds if self.limiter else DEFAULT_RATE_BACKOFF
+            delay = window if error.code == "606" else window / 20
+            if self.limiter:
+                self.limiter.backoff(delay)  # every process waits; slot() honours it
+                return
+            self._sleep(delay)
+            return
+        self._sleep(min(30.0, 0.5 * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+
+    # -- describe and schema ----------------------------------------------------------------------
+    def describe_leads(self) -> LeadDescription:
+        envelope = self._call("GET", "/rest/v1/leads/describe2.json")
+        if not envelope.result:
+            raise MarketoFatal("describe", "describe2 returned no result")
+        return LeadDescription.model_validate(envelope.result[0])
+
+    @staticmethod
+    def _paged(fetch: Callable[[dict[str, Any]], Envelope], params: dict[str, Any]) -> Iterator[Any]:
+        """Every result of a paged read, following `nextPageToken` while `moreResult`."""
+        while True:
+            envelope = fetch(params)
+            yield from envelope.result
+            if not envelope.more_result or not envelope.next_page_token:
+                return
+            params = {**params, "nextPageToken": envelope.next_page_token}
+
+    def list_lead_fields(self) -> list[MarketoField]:
+        def fetch(params: dict[str, Any]) -> Envelope:
+            return self._call("GET", "/rest/v1/leads/schema/fields.json", params=params)
+
+        rows = self._paged(fetch, {"batchSize": MAX_RECORDS_PER_CALL})
+        return [SchemaField.model_validate(row).to_field() for row in rows]
+
+    def create_lead_fields(self, fields: list[MarketoField]) -> CreateFieldsResult:
+        """Create the fields that do not exist yet. Re-reads the schema first and never re-creates;
+        a create that loses a race (1017 already exists) counts as existing."""
+        known = {f.name.lower() for f in self.list_lead_fields()}
+        outcome = CreateFieldsResult()
+        wanted: dict[str, MarketoField] = {}
+        for f in fields:
+            if f.name.lower() in known:
+                outcome.existing.append(f.name)
+            else:
+                wanted.setdefault(f.name.lower(), f)
+        todo = list(wanted.values())
+        for start in range(0, len(todo), MAX_FIELDS_PER_CREATE):
+            chunk = todo[start:start + MAX_FIELDS_PER_CREATE]
+            body = {"input": [{"displayName": f.display_name, "name": f.name, "dataType": f.data_type,
+                               "description": f.description, "isHidden": False,
+                               "isHtmlEncodingInEmail": True, "isSensitive": False} for f in chunk]}
+            envelope = self._call("POST", "/rest/v1/leads/schema/fields.json", content=_dumps(body))
+            for f, row in zip(chunk, envelope.result, strict=False):
+                result = FieldCreateResult.model_validate(row)
+                if result.status != "skipped":
+                    outcome.created.append(f.name)
+                elif any(r.code == "1017" for r in result.reasons):
+                    outcome.existing.append(f.name)
+                else:
+                    reason = "; ".join(f"{r.code}: {r.message}" for r in result.reasons) or "skipped"
+                    outcome.skipped.append((f.name, reason))
+        return outcome
+
+    # -- writes -----------------------------------------------------------------------------------
+    def _sync(self, path: str, records: list[dict[str, Any]], head: dict[str, Any]) -> list[RecordResult]:
+        opening = _dumps(head)[:-1] + b',"input":['
+        results: list[RecordResult | None] = [None] * len(records)
+        for indexes, body in chunk_records(records, opening, max_records=self.batch_size):
+            if not body:
+                results[indexes[0]] = RecordResult(status="skipped", reasons=[Reason(
+                    code="413", message="Record is larger than Marketo's 1 MB request limit")])
+                continue
+            envelope = self._call("POST", path, content=body)
+            if len(envelope.result) != len(indexes):
+                raise MarketoFatal("invalid-response", f"{len(envelope.result)} results for "
+                                                       f"{len(indexes)} records")
+            batch = [RecordResult.model_validate(row) for row in envelope.result]
+            if all(r.seq is not None for r in batch):
+                batch.sort(key=lambda r: r.seq)  # type: ignore[arg-type, return-value]
+            for i, result in zip(indexes, batch, strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    def sync_leads(self, records: list[dict[str, Any]], lookup_field: str,
+                   action: str = "createOrUpdate") -> list[RecordResult]:
+        """Upsert leads; one result per record, in input order (≤ 300 records and ≤ 1 MB per call)."""
+        head = {"action": action, "lookupField": lookup_field, "asyncProcessing": False}
+        return self._sync("/rest/v1/leads.json", records, head)
+
+    def sync_companies(self, records: list[dict[str, Any]],
+                       action: str = "createOrUpdate") -> list[RecordResult]:
+        """Upsert companies deduped on `externalCompanyId`; results in input order."""
+        return self._sync("/rest/v1/companies.json", records, {"action": action, "dedupeBy": "dedupeFields"})
+
+    def get_leads(self, filter_type: str, values: list[str], fields: list[str]) -> list[dict[str, Any]]:
+        """Leads whose `filter_type` is one of `values` (≤ 300 per call, paged)."""
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(values), MAX_RECORDS_PER_CALL):
+            params: dict[str, Any] = {"filterType": filter_type, "batchSize": MAX_RECORDS_PER_CALL,
+                                      "filterValues": ",".join(values[start:start + MAX_RECORDS_PER_CALL]),
+                                      "fields": ",".join(fields)}
+            found.extend(self._paged(self._read_leads, params))
+        return found
+
+    def _read_leads(self, params: dict[str, Any]) -> Envelope:
+        if len(urlencode(params)) + len(self.base_url) > MAX_URL_BYTES:
+            return self._call("POST", "/rest/v1/leads.json", params={"_method": "GET"},
+                              form={k: str(v) for k, v in params.items()})
+        return self._call("GET", "/rest/v1/leads.json", params=params)
+
+
+def _oauth_description(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    return str(body.get("error_description") or body.get("error") or f"HTTP {response.status_code}")

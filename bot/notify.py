@@ -1,0 +1,184 @@
+"""Slack posts, DMs and email about a sync run.
+
+The progress post is updated in place at most once every `PROGRESS_UPDATE_SECONDS` per message.
+Entity jobs on different workers all report progress, so the throttle lives in Redis (`SET NX PX`),
+not in memory. Message content comes from `bot.views.progress`; this module only delivers it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import time
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from slack_sdk import WebClient
+
+from bot.config import Settings
+from bot.errors import BotError
+from bot.models import SyncRun
+from bot.store import Store
+from bot.sync.report import failure_csv_file, summary_text
+from bot.tls import ssl_context
+from bot.views.kit import Message
+from bot.views.progress import paused_message, progress_message, summary_message
+
+log = logging.getLogger(__name__)
+
+SMTP_TIMEOUT = 30
+
+
+class EmailNotConfigured(BotError):
+    user_message = "Email is not set up (SMTP_URL is empty), so the completion email was not sent."
+
+
+class Notifier:
+    def __init__(self, web_client: WebClient, settings: Settings, store: Store, *, limiter: Any | None = None) -> None:
+        self.slack = web_client
+        self.settings = settings
+        self.store = store
+        self.limiter = limiter  # bot.marketo.limiter.SharedLimiter, for the daily quota left
+
+    # -- the live progress message -------------------------------------------------------------------------
+    def _throttle_key(self, team_id: str, run_id: str) -> str:
+        return self.store.key(team_id, "run", run_id, "progress-at")
+
+    def _claim_update(self, team_id: str, run_id: str, *, wait: bool) -> bool:
+        """Take the per-message update slot; with `wait`, wait (≤ one interval) for it to free up."""
+        interval_ms = int(self.settings.PROGRESS_UPDATE_SECONDS * 1000)
+        if interval_ms <= 0:
+            return True
+        key = self._throttle_key(team_id, run_id)
+        deadline = time.monotonic() + self.settings.PROGRESS_UPDATE_SECONDS + 1
+        while True:
+            if self.store.redis.set(key, "1", nx=True, px=interval_ms):
+                return True
+            if not wait or time.monotonic() > deadline:
+                return False
+            remaining = self.store.redis.pttl(key)
+            time.sleep(min(max(remaining, 10), 1000) / 1000)
+
+    def progress(self, team_id: str, run_id: str, *, force: bool = False) -> bool:
+        """Post or update the progress message; False when throttled. `force` waits for the slot."""
+        channel = self.settings.NOTIFY_CHANNEL
+        run = self.store.get_run(team_id, run_id)
+        if not channel or run is None:
+            return False
+        if run.progress_message is None:
+            return self._post_progress(run, channel)
+        if not self._claim_update(team_id, run_id, wait=force):
+            return False
+        run = self.store.get_run(team_id, run_id) or run  # the freshest counts, read after the wait
+        msg_channel, ts = run.progress_message
+        self.slack.chat_update(channel=msg_channel, ts=ts, **progress_message(run).to_dict())
+        return True
+
+    def _post_progress(self, run: SyncRun, channel: str) -> bool:
+        poster = self.store.key(run.team_id, "run", run.id, "progress-post")
+        if not self.store.redis.set(poster, "1", nx=True):
+            return False  # another worker is posting it right now
+        response = self.slack.chat_postMessage(channel=channel, **progress_message(run).to_dict())
+        self.store.redis.set(self._throttle_key(run.team_id, run.id), "1",
+                             px=max(int(self.settings.PROGRESS_UPDATE_SECONDS * 1000), 1))
+
+        def put(current: SyncRun) -> SyncRun:
+            current.progress_message = (response["channel"], response["ts"])
+            return current
+
+        self.store.update_run(run.team_id, run.id, put)
+        return True
+
+    # -- pause and completion ------------------------------------------------------------------------------
+    def paused(self, team_id: str, run_id: str) -> None:
+        """The run paused (quota, access): say why, where it shows, and DM the requester a Resume button."""
+        run = self.store.get_run(team_id, run_id)
+        if run is None:
+            return
+        self.progress(team_id, run_id, force=True)
+        message = paused_message(run)
+        if self.settings.NOTIFY_CHANNEL:
+            self.slack.chat_postMessage(channel=self.settings.NOTIFY_CHANNEL, **message.to_dict())
+        self.direct_message(run.requester, message)
+
+    def quota_left(self) -> int | None:
+        if self.limiter is None:
+            return None
+        return max(self.settings.MARKETO_DAILY_QUOTA - int(self.limiter.calls_today()), 0)
+
+    def completed(self, team_id: str, run_id: str) -> None:
+        """Summary post, failure CSV, DM to the requester and email; each one independent of the others."""
+        run = self.store.get_run(team_id, run_id)
+        if run is None:
+            return
+        quota = self.quota_left()
+        summary = summary_message(run, quota_left=quota)
+        steps = [
+            ("progress", lambda: self.progress(team_id, run_id, force=True)),
+            ("summary", lambda: self._post_summary(run, summary)),
+            ("dm", lambda: self.direct_message(run.requester, summary)),
+            ("email", lambda: self._email_summary(run, quota)),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception:
+                log.exception("completion notice %s for run %s failed", name, run_id)
+
+    def _post_summary(self, run: SyncRun, summary: Message) -> None:
+        channel = self.settings.NOTIFY_CHANNEL
+        if not channel:
+            return
+        self.slack.chat_postMessage(channel=channel, **summary.to_dict())
+        self.upload_failures(run, channel)
+
+    def upload_failures(self, run: SyncRun, channel: str) -> int:
+        """Upload the failure report as CSV (only when something was skipped or failed); returns rows."""
+        path, rows = failure_csv_file(self.store, run.team_id, run.id)
+        try:
+            if rows:
+                self.slack.files_upload_v2(
+                    channel=channel, file=path, filename=f"sync-{run.id}-failures.csv",
+                    title=f"Records not synced ({rows})",
+                    initial_comment=f"{rows} records were skipped or failed; each row says why.",
+                )
+        finally:
+            os.unlink(path)
+        return rows
+
+    def direct_message(self, user_id: str, message: Message) -> None:
+        opened = self.slack.conversations_open(users=user_id)
+        self.slack.chat_postMessage(channel=opened["channel"]["id"], **message.to_dict())
+
+    def _email_summary(self, run: SyncRun, quota: int | None) -> None:
+        connection = self.store.get_connection(run.team_id, run.connection_id)
+        if connection is None or not connection.notify_email or not self.settings.SMTP_URL:
+            return
+        subject = f"Dynamics → Marketo sync {run.status.value}"
+        self.send_email(connection.notify_email, subject, summary_text(run, quota))
+
+    # -- email ----------------------------------------------------------------------------------------------
+    def send_email(self, to: str, subject: str, body: str) -> None:
+        """Send a plain-text email over SMTP_URL (`smtp://host:port` or `smtps://user:pass@host:port`)."""
+        if not self.settings.SMTP_URL:
+            raise EmailNotConfigured()
+        url = urlsplit(self.settings.SMTP_URL)
+        message = EmailMessage()
+        message["From"] = self.settings.SMTP_FROM
+        message["To"] = to
+        message["Subject"] = subject
+        message.set_content(body)
+        host, secure = url.hostname or "localhost", url.scheme == "smtps"
+        context = ssl_context(self.settings.CA_BUNDLE)
+        if secure:
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, url.port or 465, timeout=SMTP_TIMEOUT, context=context)
+        else:
+            smtp = smtplib.SMTP(host, url.port or 25, timeout=SMTP_TIMEOUT)
+        with smtp:
+            if not secure and url.username and smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+            if url.username:
+                smtp.login(unquote(url.username), unquote(url.password or ""))
+            smtp.send_message(message)

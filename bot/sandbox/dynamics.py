@@ -1,0 +1,1159 @@
+"""Emulator of Entra ID (token endpoint, OpenID configuration, user realm) and the Dataverse Web API.
+
+One HTTPS server (a trustme CA made at start; `ca_path` is its PEM for `CA_BUNDLE`) serves both,
+following `reference/external-apis.md` sections A and B: the documented AADSTS error bodies,
+opaque expiring tokens, WhoAmI, systemusers, roles, solutions, entity and attribute metadata
+(with the cast segments), record reads with `$select` / `$filter` / `$count`, `odata.maxpagesize`
+paging with an opaque `$skiptoken`, formatted-value annotations, change tracking with delta
+links and `$deletedEntity` rows, service-protection 429s and fault injection.
+
+Records are never held in memory: record i of an entity is computed from (seed, entity, i).
+Only the small change log (updates, deletes, creates) is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import itertools
+import json
+import math
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+import trustme
+from pydantic import BaseModel, Field
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.dynamics.auth import PUBLIC_CLIENT_ID
+from bot.sandbox.server import ServerThread
+
+API = "/api/data/v9.2"
+FORMATTED = "OData.Community.Display.V1.FormattedValue"
+MAX_PAGE_SIZE = 5000
+COUNT_LIMIT = 5000
+SYNC_ROLE = "Marketo Sync User"
+SOLUTION_FRIENDLY_NAME = "Marketo Lead Management"
+ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts"}
+_NS = uuid.UUID("6f1c0e3e-2b7a-4a8e-9a51-0c7d7a1f0d00")
+_BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+class EmulatedUser(BaseModel):
+    """An Entra ID user. `is_sync_user=False` means the user exists in Entra ID but is not a user
+    of the Dynamics organization (Dataverse answers 403); `crm_disabled` sets `systemuser.isdisabled`."""
+
+    username: str
+    password: str = "Passw0rd!"
+    full_name: str = "Marketo Sync"
+    mfa: bool = False
+    mfa_registration: bool = False
+    locked: bool = False
+    disabled: bool = False
+    password_expired: bool = False
+    blocked_by_ca: bool = False
+    crm_disabled: bool = False
+    domainname: str | None = None  # systemuser.domainname when it differs from the username
+    roles: list[str] = Field(default_factory=lambda: [SYNC_ROLE])
+    is_sync_user: bool = True
+
+
+class EmulatedApp(BaseModel):
+    """An app registration; with `app_user_email` it also has an Application User in Dynamics."""
+
+    client_id: str
+    secret: str | None = None
+    secret_expired: bool = False
+    allow_public_client: bool = False
+    consented: bool = True
+    app_user_email: str | None = None
+    app_user_name: str = "Marketo Sync App"
+    roles: list[str] = Field(default_factory=lambda: [SYNC_ROLE])
+
+
+def _default_users() -> list[EmulatedUser]:
+    return [EmulatedUser(username="sync@contoso.com")]
+
+
+class DynamicsEmulatorConfig(BaseModel):
+    tenant_domains: list[str] = Field(default_factory=lambda: ["contoso.com"])
+    users: list[EmulatedUser] = Field(default_factory=_default_users)
+    apps: list[EmulatedApp] = Field(default_factory=list)
+    solution_installed: bool = True
+    records: dict[str, int] = Field(default_factory=dict)
+    seed: int = 0
+    extra_attributes: dict[str, int] = Field(default_factory=dict)
+    # entity -> logical name of a Boolean "Sync to Marketo" attribute (None/absent: no such attribute).
+    # Only `new_synctomkto` is Marketo's filter; any other name makes a look-alike.
+    sync_filter: dict[str, str | None] = Field(default_factory=dict)
+    filter_false_fraction: float = 0.2
+    filter_null_fraction: float = 0.1
+    duplicate_fraction: float = 0.0
+    latency: float = 0.0
+    token_lifetime: int = 3600
+    max_requests: int | None = None
+    window_seconds: float = 300.0
+    max_concurrent: int | None = None
+    change_tracking: bool = True
+
+
+# -- attribute catalogue ------------------------------------------------------------------------
+
+_FIRST = ["Ann", "Bob", "Chloe", "Dev", "Erin", "Femi", "Gus", "Hana", "Ivan", "Jo", "Kai", "Lena", "Mo", "Nia"]
+_LAST = ["Smith", "Okafor", "Garcia", "Chen", "Novak", "Silva", "Kumar", "Berg", "Ito", "Walsh", "Haddad"]
+_COMPANIES = ["Contoso", "Fabrikam", "Northwind", "Tailspin", "Adatum", "Litware", "Proseware", "Wingtip"]
+_TITLES = ["CEO", "CTO", "Buyer", "Engineer", "Marketing Manager", "Analyst", "Director of Sales"]
+_PICKLIST = ["Advertisement", "Employee Referral", "External Referral", "Partner", "Web"]
+_OWNERS = ["Olivia Owner", "Oscar Owner", "Orla Owner"]
+
+_TYPE_CODES = {
+    "StringType": "String", "MemoType": "Memo", "BooleanType": "Boolean", "DateTimeType": "DateTime",
+    "MoneyType": "Money", "IntegerType": "Integer", "PicklistType": "Picklist", "OwnerType": "Owner",
+    "LookupType": "Lookup", "CustomerType": "Customer", "UniqueidentifierType": "Uniqueidentifier",
+    "VirtualType": "Virtual", "ImageType": "Virtual",
+}
+_METADATA_TYPES = {
+    "StringType": "StringAttributeMetadata", "MemoType": "MemoAttributeMetadata",
+    "BooleanType": "BooleanAttributeMetadata", "DateTimeType": "DateTimeAttributeMetadata",
+    "MoneyType": "MoneyAttributeMetadata", "IntegerType": "IntegerAttributeMetadata",
+    "PicklistType": "PicklistAttributeMetadata", "OwnerType": "LookupAttributeMetadata",
+    "LookupType": "LookupAttributeMetadata", "CustomerType": "LookupAttributeMetadata",
+    "UniqueidentifierType": "UniqueIdentifierAttributeMetadata", "VirtualType": "AttributeMetadata",
+    "ImageType": "ImageAttributeMetadata",
+}
+_LOOKUPS = {"OwnerType", "LookupType", "CustomerType"}
+
+
+@dataclass(frozen=True)
+class AttrSpec:
+    logical_name: str
+    display_name: str | None  # None: UserLocalizedLabel is null (helper / virtual columns do this)
+    type_name: str
+    format: str | None = None
+    behavior: str | None = None
+    custom: bool = False
+    attribute_of: str | None = None
+    readable: bool = True
+
+    @property
+    def read_name(self) -> str:
+        return f"_{self.logical_name}_value" if self.type_name in _LOOKUPS else self.logical_name
+
+    @property
+    def selectable(self) -> bool:
+        return self.readable and self.attribute_of is None and self.type_name not in {"VirtualType", "ImageType"}
+
+
+def _person_attrs() -> list[AttrSpec]:
+    return [
+        AttrSpec("firstname", "First Name", "StringType", format="Text"),
+        AttrSpec("lastname", "Last Name", "StringType", format="Text"),
+        AttrSpec("fullname", "Full Name", "StringType", format="Text"),
+        AttrSpec("jobtitle", "Job Title", "StringType", format="Text"),
+        AttrSpec("lastusedincampaign", "Last Date Included in Campaign", "DateTimeType", behavior="UserLocal"),
+        AttrSpec("entityimage", "Entity Image", "ImageType"),
+    ]
+
+
+def _common_attrs(entity: str) -> list[AttrSpec]:
+    return [
+        AttrSpec(f"{entity}id", None if entity == "account" else entity.title(), "UniqueidentifierType"),
+        AttrSpec("emailaddress1", "Email", "StringType", format="Email"),
+        AttrSpec("telephone1", "Business Phone", "StringType", format="Phone"),
+        AttrSpec("websiteurl", "Website", "StringType", format="Url"),
+        AttrSpec("address1_city", "Address 1: City", "StringType", format="Text"),
+        AttrSpec("donotbulkemail", "Do not allow Bulk Emails", "BooleanType"),
+        AttrSpec("numberofemployees", "No. of Employees", "IntegerType"),
+        AttrSpec("modifiedon", "Modified On", "DateTimeType", behavior="UserLocal"),
+        AttrSpec("createdon", "Created On", "DateTimeType", behavior="UserLocal"),
+        AttrSpec("ownerid", "Owner", "OwnerType"),
+        AttrSpec("owneridname", None, "StringType", attribute_of="ownerid"),
+        AttrSpec("owneridyominame", None, "StringType", attribute_of="ownerid"),
+        AttrSpec("new_internalnote", "Internal Note", "MemoType", custom=True, readable=False),
+    ]
+
+
+_ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
+    "lead": _common_attrs("lead") + _person_attrs() + [
+        AttrSpec("companyname", "Company Name", "StringType", format="Text"),
+        AttrSpec("revenue", "Annual Revenue", "MoneyType"),
+        AttrSpec("estimatedclosedate", "Est. Close Date", "DateTimeType", behavior="DateOnly"),
+        AttrSpec("leadsourcecode", "Lead Source", "PicklistType"),
+    ],
+    "contact": _common_attrs("contact") + _person_attrs() + [
+        AttrSpec("parentcustomerid", "Company Name", "CustomerType"),
+        AttrSpec("parentcustomeridname", None, "StringType", attribute_of="parentcustomerid"),
+        AttrSpec("annualincome", "Annual Income", "MoneyType"),
+        AttrSpec("birthdate", "Birthday", "DateTimeType", behavior="DateOnly"),
+        AttrSpec("leadsourcecode", "Lead Source", "PicklistType", custom=True),
+    ],
+    "account": _common_attrs("account") + [
+        AttrSpec("name", "Account Name", "StringType", format="Text"),
+        AttrSpec("revenue", "Annual Revenue", "MoneyType"),
+        AttrSpec("new_foundedon", "Founded On", "DateTimeType", behavior="DateOnly", custom=True),
+        AttrSpec("industrycode", "Industry", "PicklistType"),
+        AttrSpec("lastusedincampaign", "Last Date Included in Campaign", "DateTimeType", behavior="TimeZoneIndependent"),
+    ],
+}
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _guid(*parts: object) -> str:
+    return str(uuid.uuid5(_NS, ":".join(str(p) for p in parts)))
+
+
+# -- OData $filter: a small parser for what the bot sends -------------------------------------------
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<str>'(?:[^']|'')*')"
+    r"|(?P<dt>\d{4}-\d{2}-\d{2}T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)|(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F-]{27})"
+    r"|(?P<num>-?\d+(?:\.\d+)?)|(?P<word>[A-Za-z_][A-Za-z0-9_./]*))"
+)
+Predicate = Callable[[dict[str, Any]], bool]
+Generator = Callable[[int, bytes], tuple[Any, str | None]]
+
+
+class ODataError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _unknown_property(name: str, type_name: str) -> ODataError:
+    return ODataError(400, "0x80060888", f"Could not find a property named '{name}' on type '{type_name}'.")
+
+
+def _literal(kind: str, text: str) -> Any:
+    if kind == "str":
+        return text[1:-1].replace("''", "'")
+    if kind == "dt":
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if kind == "num":
+        return float(text)
+    if kind == "guid":
+        return text.lower()
+    return {"true": True, "false": False, "null": None}[text]
+
+
+def _comparable(value: Any, literal: Any) -> Any:
+    if isinstance(literal, datetime) and isinstance(value, str):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(literal, str) and isinstance(value, str):
+        return value.lower()  # string comparisons are case-insensitive [doc]
+    return value
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": lambda a, b: a == b, "ne": lambda a, b: a != b, "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b, "lt": lambda a, b: a < b, "le": lambda a, b: a <= b,
+}
+
+
+class FilterParser:
+    """Parses `$filter` into a predicate; `names` are the properties the predicate reads."""
+
+    def __init__(self, text: str, known: set[str], type_name: str) -> None:
+        self._tokens = [(m.lastgroup or "", m.group(m.lastgroup or 0)) for m in _TOKEN.finditer(text)]
+        if "".join(t for _, t in self._tokens).replace(" ", "") != text.replace(" ", ""):
+            raise ODataError(400, "0x80060888", f"Syntax error in $filter: {text}")
+        self._pos = 0
+        self._known = known
+        self._type_name = type_name
+        self.names: set[str] = set()
+        self.predicate = self._or()
+        if self._pos != len(self._tokens):
+            raise ODataError(400, "0x80060888", f"Syntax error in $filter at '{self._peek()[1]}'.")
+
+    def _peek(self) -> tuple[str, str]:
+        return self._tokens[self._pos] if self._pos < len(self._tokens) else ("", "")
+
+    def _take(self, kind: str | None = None, word: str | None = None) -> str:
+        got_kind, text = self._peek()
+        if (kind and got_kind != kind) or (word and text.lower() != word):
+            raise ODataError(400, "0x80060888", f"Syntax error in $filter near '{text}'.")
+        self._pos += 1
+        return text
+
+    def _is_word(self, word: str) -> bool:
+        kind, text = self._peek()
+        return kind == "word" and text.lower() == word
+
+    def _or(self) -> Predicate:
+        parts = [self._and()]
+        while self._is_word("or"):
+            self._take()
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+
+    def _and(self) -> Predicate:
+        parts = [self._unary()]
+        while self._is_word("and"):
+            self._take()
+            parts.append(self._unary())
+        return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
+
+    def _unary(self) -> Predicate:
+        if self._is_word("not"):
+            self._take()
+            inner = self._unary()
+            return lambda r: not inner(r)
+        if self._peek()[0] == "lp":
+            self._take("lp")
+            inner = self._or()
+            self._take("rp")
+            return inner
+        return self._comparison()
+
+    def _property(self) -> str:
+        name = self._take("word")
+        if name not in self._known:
+            raise _unknown_property(name, self._type_name)
+        self.names.add(name)
+        return name
+
+    def _comparison(self) -> Predicate:
+        name = self._take("word")
+        if name.lower() in {"contains", "startswith", "endswith"}:
+            self._take("lp")
+            prop = self._property()
+            self._take("comma")
+            needle = str(_literal("str", self._take("str"))).lower()
+            self._take("rp")
+            test = {"contains": str.__contains__, "startswith": str.startswith, "endswith": str.endswith}[name.lower()]
+            return lambda r: isinstance(r.get(prop), str) and test(r[prop].lower(), needle)
+        self._pos -= 1
+        prop = self._property()
+        op = self._take("word").lower()
+        if op not in _OPS:
+            raise ODataError(400, "0x80060888", f"Unknown operator '{op}' in $filter.")
+        kind, text = self._peek()
+        self._pos += 1
+        literal = _literal(kind, text)
+        compare = _OPS[op]
+        if literal is None:
+            return lambda r: compare(r.get(prop), None) if op in {"eq", "ne"} else False
+
+        def predicate(record: dict[str, Any]) -> bool:
+            value = record.get(prop)
+            return value is not None and compare(_comparable(value, literal), literal)
+
+        return predicate
+
+
+# -- state ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Token:
+    kind: str  # "user" | "app"
+    principal: str  # username (lower) or client id
+    expires_at: float
+
+
+@dataclass
+class _EntityState:
+    count: int
+    overrides: dict[int, dict[str, Any]] = field(default_factory=dict)
+    deleted: set[int] = field(default_factory=set)
+
+
+@dataclass
+class _Query:
+    """A parsed record query; what the opaque skiptoken and the delta token carry state for."""
+
+    entity: str
+    select: list[str]
+    params: dict[str, str]
+    predicate: Predicate | None
+    filter_names: set[str]
+
+
+class DynamicsEmulator:
+    """`DynamicsEmulator(records={"lead": 1000}, ...)` or `DynamicsEmulator(config)`; a context manager."""
+
+    def __init__(self, config: DynamicsEmulatorConfig | None = None, **overrides: Any) -> None:
+        base = config or DynamicsEmulatorConfig()
+        self.config = DynamicsEmulatorConfig.model_validate({**base.model_dump(), **overrides})
+        self.tenant_id = _guid("tenant", self.config.tenant_domains[0])
+        self.organization_id = _guid("org", self.config.seed)
+        self.business_unit_id = _guid("bu", self.config.seed)
+        self._apps = {PUBLIC_CLIENT_ID: EmulatedApp(client_id=PUBLIC_CLIENT_ID, allow_public_client=True)}
+        self._apps.update({a.client_id.lower(): a for a in self.config.apps})
+        self._attributes = {e: self._build_attributes(e) for e in ENTITY_SETS}
+        self._readable = {e: {a.read_name: a for a in attrs if a.selectable} for e, attrs in self._attributes.items()}
+        self._generators = {e: {n: self._generator(e, a) for n, a in r.items()} for e, r in self._readable.items()}
+        self._lock = threading.Lock()
+        self._tokens: dict[str, _Token] = {}
+        self._entities = {e: _EntityState(self.config.records.get(e, 0)) for e in ENTITY_SETS}
+        self._version = 1000
+        self._change_log: list[tuple[int, str, int]] = []
+        self._min_delta_version = 0
+        self._failures: deque[int] = deque()
+        self._windows: dict[str, deque[float]] = {}
+        self._in_flight = 0
+        self.requests = 0
+        self.token_requests = 0
+        self.tokens_issued = 0
+        self.throttled = 0
+        self.max_concurrent_seen = 0
+        self._dir: Path | None = None
+        self._server: ServerThread | None = None
+        self.ca_path = ""
+        self.app = Starlette(routes=[
+            Route("/{tenant}/v2.0/.well-known/openid-configuration", self._openid_configuration),
+            Route("/common/userrealm/{username}", self._user_realm),
+            Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
+            Route(API + "/{path:path}", self._dataverse),
+        ])
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> DynamicsEmulator:
+        self._dir = Path(tempfile.mkdtemp(prefix="dynamics-emulator-"))
+        ca = trustme.CA()
+        cert = ca.issue_cert("localhost", "127.0.0.1")
+        self.ca_path = str(self._dir / "ca.pem")
+        ca.cert_pem.write_to_path(self.ca_path)
+        certfile, keyfile = self._dir / "cert.pem", self._dir / "key.pem"
+        cert.private_key_pem.write_to_path(str(keyfile))
+        for i, pem in enumerate(cert.cert_chain_pems):
+            pem.write_to_path(str(certfile), append=i > 0)
+        self._server = ServerThread(self.app, certfile=str(certfile), keyfile=str(keyfile)).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+            self._server = None
+        if self._dir:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> DynamicsEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server, "start() the emulator first"
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        """The Dataverse organization URL (what a user types as the Dynamics URL)."""
+        return f"https://localhost:{self.port}"
+
+    @property
+    def authority_host(self) -> str:
+        """The value for ENTRA_AUTHORITY_HOST."""
+        return f"localhost:{self.port}"
+
+    # -- knobs and inspection -----------------------------------------------------------------------
+    def fail_next(self, n: int, status: int = 503) -> None:
+        """The next `n` Dataverse requests answer `status` (429 and 503 carry Retry-After: 1)."""
+        with self._lock:
+            self._failures.extend([status] * n)
+
+    def expire_tokens(self) -> None:
+        """Every access token issued so far expires now (Dataverse then answers 401)."""
+        with self._lock:
+            for token in self._tokens.values():
+                token.expires_at = 0.0
+
+    def expire_change_tokens(self) -> None:
+        """Every delta link issued so far stops working (as after ExpireChangeTrackingInDays)."""
+        with self._lock:
+            self._min_delta_version = self._version + 1
+
+    def update_record(self, entity: str, index: int, **fields: Any) -> None:
+        with self._lock:
+            state = self._entities[entity]
+            if not 0 <= index < state.count or index in state.deleted:
+                raise KeyError(f"{entity} {index} does not exist")
+            state.overrides.setdefault(index, {}).update(fields, modifiedon=_iso(datetime.now(UTC)))
+            self._log(entity, index)
+
+    def delete_record(self, entity: str, index: int) -> None:
+        with self._lock:
+            self._entities[entity].deleted.add(index)
+            self._log(entity, index)
+
+    def create_records(self, entity: str, n: int) -> range:
+        """Appends `n` generated records; returns their indexes."""
+        with self._lock:
+            state = self._entities[entity]
+            created = range(state.count, state.count + n)
+            state.count += n
+            for index in created:
+                self._log(entity, index)
+            return created
+
+    def record_id(self, entity: str, index: int) -> str:
+        return _guid(self.config.seed, entity, index)
+
+    def count_records(self, entity: str) -> int:
+        state = self._entities[entity]
+        return state.count - len(state.deleted)
+
+    def expected_records(self, entity: str, select: list[str], apply_filter: bool = True) -> Iterator[dict[str, Any]]:
+        """What a correct sync reads: every live record, projected on `select`, with Marketo's filter."""
+        filter_name = self.config.sync_filter.get(entity)
+        use_filter = apply_filter and filter_name == "new_synctomkto"
+        names = list(dict.fromkeys([f"{entity}id", *select] + (["new_synctomkto"] if use_filter else [])))
+        for index in self._live_indexes(entity):
+            record = self._record(entity, index, names, annotate=False)
+            if use_filter and record.get("new_synctomkto") is False:
+                continue
+            yield {k: record[k] for k in [f"{entity}id", *select] if k in record}
+
+    # -- change log -----------------------------------------------------------------------------
+    def _log(self, entity: str, index: int) -> None:
+        self._version += 1
+        self._change_log.append((self._version, entity, index))
+
+    def _live_indexes(self, entity: str, start: int = 0) -> Iterator[int]:
+        state = self._entities[entity]
+        return (i for i in range(start, state.count) if i not in state.deleted)
+
+    # -- record generation ------------------------------------------------------------------------------
+    def attributes(self, entity: str) -> list[AttrSpec]:
+        return self._attributes[entity]
+
+    def _build_attributes(self, entity: str) -> list[AttrSpec]:
+        attrs = list(_ENTITY_ATTRS[entity])
+        filter_name = self.config.sync_filter.get(entity)
+        if filter_name:
+            display = "SyncToMkto" if filter_name == "new_synctomkto" else "Sync to Marketo"
+            attrs.append(AttrSpec(filter_name, display, "BooleanType", custom=True))
+        for k in range(1, self.config.extra_attributes.get(entity, 0) + 1):
+            display = None if k % 50 == 0 else f"Extra Field {k:03d}"
+            attrs.append(AttrSpec(f"new_extra{k:03d}", display, "StringType", format="Text", custom=True))
+        return attrs
+
+    def _digest(self, entity: str, index: int) -> bytes:
+        return hashlib.blake2b(f"{self.config.seed}:{entity}:{index}".encode(), digest_size=32).digest()
+
+    def _names(self, entity: str, index: int) -> tuple[str, str]:
+        h = self._digest(entity, index)
+        return _FIRST[h[0] % len(_FIRST)], _LAST[h[1] % len(_LAST)]
+
+    def _base_email(self, entity: str, index: int) -> str:
+        first, last = self._names(entity, index)
+        return f"{first}.{last}.{entity[0]}{index}@example.com".lower()
+
+    def _email(self, entity: str, index: int, h: bytes) -> str:
+        if index > 0 and h[20] / 256 < self.config.duplicate_fraction:
+            leads = self.config.records.get("lead", 0)
+            if entity == "contact" and leads and h[26] & 1:
+                email = self._base_email("lead", int.from_bytes(h[21:25]) % leads)
+            else:
+                email = self._base_email(entity, int.from_bytes(h[21:25]) % index)
+            return email.upper() if h[25] & 1 else email
+        return self._base_email(entity, index)
+
+    def _generator(self, entity: str, spec: AttrSpec) -> Generator:
+        """How to compute one attribute of record i from its digest h: (value, formatted value or None)."""
+        name, seed = spec.logical_name, self.config.seed
+        company = _COMPANIES
+        simple: dict[str, Callable[[int, bytes], Any]] = {
+            f"{entity}id": lambda i, h: _guid(seed, entity, i),
+            "firstname": lambda i, h: _FIRST[h[0] % len(_FIRST)],
+            "lastname": lambda i, h: _LAST[h[1] % len(_LAST)],
+            "fullname": lambda i, h: f"{_FIRST[h[0] % len(_FIRST)]} {_LAST[h[1] % len(_LAST)]}",
+            "emailaddress1": lambda i, h: self._email(entity, i, h),
+            "telephone1": lambda i, h: f"+1-555-{i % 10_000:04d}",
+            "websiteurl": lambda i, h: f"https://{company[h[3] % len(company)].lower()}.example.com",
+            "address1_city": lambda i, h: ["Seattle", "Dublin", "Lagos", "Osaka", "Lima"][h[4] % 5],
+            "jobtitle": lambda i, h: _TITLES[h[2] % len(_TITLES)] if h[2] % 9 else None,
+            "companyname": lambda i, h: f"{company[h[3] % len(company)]} {i % 97}",
+            "name": lambda i, h: f"{company[h[3] % len(company)]} {i % 97}",
+        }
+        if name in simple:
+            plain = simple[name]
+            return lambda i, h: (plain(i, h), None)
+        if name.startswith("new_extra"):
+            return lambda i, h: (f"{name[4:]} of {i}", None)
+        kind = spec.type_name
+        if kind == "BooleanType" and name == "donotbulkemail":
+            return lambda i, h: (h[8] % 5 == 0, "Do Not Allow" if h[8] % 5 == 0 else "Allow")
+        if kind == "BooleanType":
+            false_cut = self.config.filter_false_fraction
+            null_cut = false_cut + self.config.filter_null_fraction
+
+            def boolean(i: int, h: bytes) -> tuple[Any, str | None]:
+                roll = h[27] / 256
+                value = False if roll < false_cut else (None if roll < null_cut else True)
+                return value, None if value is None else ("Yes" if value else "No")
+
+            return boolean
+        if kind == "MoneyType":
+            return lambda i, h: (float(int.from_bytes(h[5:7]) * 10), _money(float(int.from_bytes(h[5:7]) * 10)))
+        if kind == "IntegerType":
+            return lambda i, h: (int.from_bytes(h[9:11]) % 5000, f"{int.from_bytes(h[9:11]) % 5000:,}")
+        if kind == "PicklistType":
+            return lambda i, h: (100_000_000 + h[7] % len(_PICKLIST), _PICKLIST[h[7] % len(_PICKLIST)])
+        if kind == "DateTimeType" and spec.behavior == "DateOnly":
+            def date_only(i: int, h: bytes) -> tuple[Any, str | None]:
+                day = date(2024, 1, 1) + timedelta(days=h[12] + i % 300)
+                return day.isoformat(), f"{day.month}/{day.day}/{day.year}"
+
+            return date_only
+        if kind == "DateTimeType":
+            fixed = {"createdon": 0, "modifiedon": 30}.get(name)
+
+            def moment(i: int, h: bytes) -> tuple[Any, str | None]:
+                at = _BASE_TIME + timedelta(minutes=i + (fixed if fixed is not None else h[13] * 7))
+                return _iso(at), f"{at.month}/{at.day}/{at.year} {at.strftime('%I:%M %p').lstrip('0')}"
+
+            return moment
+        if kind == "OwnerType":
+            owners = [_guid(seed, "owner", k) for k in range(len(_OWNERS))]
+            return lambda i, h: (owners[h[14] % len(_OWNERS)], _OWNERS[h[14] % len(_OWNERS)])
+        if kind == "CustomerType":
+            accounts = max(self.config.records.get("account", 0), 1)
+
+            def customer(i: int, h: bytes) -> tuple[Any, str | None]:
+                ah = self._digest("account", i % accounts)
+                return _guid(seed, "account", i % accounts), f"{company[ah[3] % len(company)]} {i % accounts % 97}"
+
+            return customer
+        return lambda i, h: (None, None)
+
+    def _record(self, entity: str, index: int, names: list[str], *, annotate: bool) -> dict[str, Any]:
+        """Record `index` with the read names `names` (all validated) and, if asked, formatted values."""
+        readable = self._readable[entity]
+        generators = self._generators[entity]
+        h = self._digest(entity, index)
+        override = self._entities[entity].overrides.get(index, {})
+        record: dict[str, Any] = {}
+        if annotate:
+            record["@odata.etag"] = f'W/"{int.from_bytes(h[28:32]) + len(override)}"'
+        for read_name in names:
+            spec = readable[read_name]
+            if spec.logical_name in override or read_name in override:
+                record[read_name] = override.get(spec.logical_name, override.get(read_name))
+                continue
+            value, formatted = generators[read_name](index, h)
+            record[read_name] = value
+            if annotate and formatted is not None:
+                record[f"{read_name}@{FORMATTED}"] = formatted
+        return record
+
+    # -- HTTP plumbing ----------------------------------------------------------------------------
+    @staticmethod
+    def _odata(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(
+            json.dumps(body, separators=(",", ":")),
+            status_code=status,
+            media_type="application/json; odata.metadata=minimal",
+            headers={"OData-Version": "4.0", **(headers or {})},
+        )
+
+    @classmethod
+    def _error(cls, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+        return cls._odata({"error": {"code": code, "message": message}}, status, headers)
+
+    def _base(self, request: Request) -> str:
+        return f"https://{request.headers.get('host', self.authority_host)}"
+
+    # -- Entra ID -----------------------------------------------------------------------------------
+    def _known_tenant(self, tenant: str) -> bool:
+        return tenant.lower() in {d.lower() for d in self.config.tenant_domains} | {self.tenant_id, "organizations"}
+
+    def _entra_error(self, error: str, code: int, text: str, status: int = 400, **extra: Any) -> Response:
+        trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        body = {
+            "error": error,
+            "error_description": f"AADSTS{code}: {text}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}"
+            f"\r\nTimestamp: {stamp}",
+            "error_codes": [code],
+            "timestamp": stamp,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": f"https://{self.authority_host}/error?code={code}",
+            **extra,
+        }
+        return JSONResponse(body, status_code=status)
+
+    async def _openid_configuration(self, request: Request) -> Response:
+        tenant = request.path_params["tenant"]
+        if not self._known_tenant(tenant):
+            return self._entra_error(
+                "invalid_tenant", 90002, f"Tenant '{tenant}' not found. Check to make sure you have the correct "
+                "tenant ID and are signing into the correct cloud.")
+        root = f"{self._base(request)}/{self.tenant_id}"
+        return JSONResponse({
+            "issuer": f"{root}/v2.0",
+            "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{root}/oauth2/v2.0/token",
+            "device_authorization_endpoint": f"{root}/oauth2/v2.0/devicecode",
+        })
+
+    async def _user_realm(self, request: Request) -> Response:
+        domain = request.path_params["username"].rsplit("@", 1)[-1]
+        return JSONResponse({
+            "ver": "1.0", "account_type": "Managed", "domain_name": domain,
+            "cloud_instance_name": "microsoftonline.com", "cloud_audience_urn": "urn:federation:MicrosoftOnline",
+        })
+
+    def _issue(self, kind: str, principal: str, scope: str) -> Response:
+        access_token = secrets.token_urlsafe(32)
+        lifetime = self.config.token_lifetime
+        with self._lock:
+            self._tokens[access_token] = _Token(kind, principal, time.monotonic() + lifetime)
+            self.tokens_issued += 1
+        return JSONResponse({
+            "token_type": "Bearer", "scope": scope, "expires_in": lifetime, "ext_expires_in": lifetime,
+            "access_token": access_token,
+        })
+
+    def _check_client(self, form: dict[str, str], grant: str) -> tuple[EmulatedApp | None, Response | None]:
+        client_id = form.get("client_id", "").lower()
+        app = self._apps.get(client_id)
+        if app is None:
+            return None, self._entra_error(
+                "unauthorized_client", 700016, f"Application with identifier '{client_id}' was not found in the "
+                "directory. This can happen if the application has not been installed by the administrator of the "
+                "tenant or consented to by any user in the tenant.")
+        secret = form.get("client_secret")
+        if secret is not None:
+            if app.secret is None or not secrets.compare_digest(secret, app.secret):
+                return None, self._entra_error(
+                    "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in "
+                    "the request is the client secret value, not the client secret ID.", 401)
+            if app.secret_expired:
+                return None, self._entra_error(
+                    "invalid_client", 7000222, "The provided client secret keys are expired.", 401)
+        elif grant == "client_credentials" or not app.allow_public_client:
+            return None, self._entra_error(
+                "invalid_client", 7000218, "The request body must contain the following parameter: "
+                "'client_assertion' or 'client_secret'.", 401)
+        return app, None
+
+    def _check_user(self, form: dict[str, str], app: EmulatedApp) -> Response | None:
+        username = form.get("username", "").lower()
+        user = next((u for u in self.config.users if u.username.lower() == username), None)
+        checks: list[tuple[bool, str, int, str, dict[str, Any]]] = []
+        if user is None:
+            checks.append((True, "invalid_grant", 50034, "The user account {EUII Hidden} does not exist in the "
+                           f"{self.tenant_id} directory. To sign into this application, the account must be added "
+                           "to the directory.", {}))
+        else:
+            checks += [
+                (user.locked, "invalid_grant", 50053, "Your account is locked because you've tried to sign in too "
+                 "many times with an incorrect user ID or password.", {}),
+                (not secrets.compare_digest(form.get("password", ""), user.password), "invalid_grant", 50126,
+                 "Error validating credentials due to invalid username or password.", {}),
+                (user.disabled, "invalid_grant", 50057, "The user account is disabled.", {}),
+                (user.password_expired, "invalid_grant", 50055, "The password is expired.", {}),
+                (user.mfa, "invalid_grant", 50076, "Due to a configuration change made by your administrator, or "
+                 "because you moved to a new location, you must use multi-factor authentication to access "
+                 f"'{_guid('resource')}'.", {"suberror": "basic_action",
+                                             "claims": '{"access_token":{"capolids":{"essential":true,'
+                                                       '"values":["' + _guid("policy") + '"]}}}'}),
+                (user.mfa_registration, "invalid_grant", 50079, "Due to a configuration change made by your "
+                 "administrator, or because you moved to a new location, you must enroll in multi-factor "
+                 "authentication.", {}),
+                (user.blocked_by_ca, "invalid_grant", 53003, "Access has been blocked by Conditional Access "
+                 "policies. The access policy does not allow token issuance.", {}),
+                (not app.consented, "invalid_grant", 65001, "The user or administrator has not consented to use "
+                 f"the application with ID '{app.client_id}'. Send an interactive authorization request for this "
+                 "user and resource.", {}),
+            ]
+        for failed, error, code, text, extra in checks:
+            if failed:
+                return self._entra_error(error, code, text, **extra)
+        return None
+
+    async def _token(self, request: Request) -> Response:
+        self.token_requests += 1
+        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        if not self._known_tenant(request.path_params["tenant"]):
+            return self._entra_error("invalid_request", 90002, f"Tenant '{request.path_params['tenant']}' not found.")
+        grant = form.get("grant_type", "")
+        if grant not in {"password", "client_credentials"}:
+            return self._entra_error("unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'.")
+        app, failure = self._check_client(form, grant)
+        if failure:
+            return failure
+        assert app is not None
+        resources = [s for s in form.get("scope", "").split() if s not in {"openid", "profile", "offline_access"}]
+        if len(resources) != 1 or not resources[0].endswith(("/user_impersonation", "/.default")):
+            return self._entra_error("invalid_scope", 70011, f"The provided value for the input parameter 'scope' "
+                                     f"is not valid: {form.get('scope', '')}.")
+        if grant == "client_credentials":
+            return self._issue("app", app.client_id.lower(), resources[0])
+        failure = self._check_user(form, app)
+        return failure or self._issue("user", form["username"].lower(), resources[0])
+
+    # -- Dataverse: gatekeeping -------------------------------------------------------------------
+    def _systemusers(self) -> list[dict[str, Any]]:
+        users = [
+            {"systemuserid": _guid(self.config.seed, "user", u.username.lower()), "fullname": u.full_name,
+             "domainname": u.domainname or u.username, "internalemailaddress": u.username,
+             "isdisabled": u.crm_disabled, "accessmode": 0, "applicationid": None,
+             "azureactivedirectoryobjectid": _guid("aad", u.username.lower()), "_roles": u.roles,
+             "_principal": ("user", u.username.lower())}
+            for u in self.config.users if u.is_sync_user
+        ]
+        users += [
+            {"systemuserid": _guid(self.config.seed, "app", a.client_id.lower()), "fullname": a.app_user_name,
+             "domainname": a.app_user_email, "internalemailaddress": a.app_user_email, "isdisabled": False,
+             "accessmode": 4, "applicationid": a.client_id, "azureactivedirectoryobjectid": _guid("sp", a.client_id),
+             "_roles": a.roles, "_principal": ("app", a.client_id.lower())}
+            for a in self._apps.values() if a.app_user_email
+        ]
+        users += [
+            {"systemuserid": _guid(self.config.seed, "owner", i), "fullname": name,
+             "domainname": f"{name.split()[0].lower()}@{self.config.tenant_domains[0]}",
+             "internalemailaddress": f"{name.split()[0].lower()}@{self.config.tenant_domains[0]}",
+             "isdisabled": False, "accessmode": 0, "applicationid": None, "azureactivedirectoryobjectid": None,
+             "_roles": ["Salesperson"], "_principal": ("owner", str(i))}
+            for i, name in enumerate(_OWNERS)
+        ]
+        return users
+
+    def _authenticate(self, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
+        header = request.headers.get("authorization", "")
+        token = self._tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
+        if token is None or token.expires_at <= time.monotonic():
+            challenge = (f"Bearer authorization_uri=https://{self.authority_host}/{self.tenant_id}/oauth2/authorize, "
+                         f"resource_id={self.url}/")
+            return None, Response(status_code=401, headers={"WWW-Authenticate": challenge})
+        user = next((u for u in self._systemusers() if u["_principal"] == (token.kind, token.principal)), None)
+        if user is None:
+            return None, self._error(403, "0x80072560", "The user is not a member of the organization.")
+        return user, None
+
+    def _throttle(self, user_id: str) -> Response | None:
+        """Service protection (B9): requests per sliding window, checked after the window is exceeded."""
+        limit = self.config.max_requests
+        if limit is None:
+            return None
+        now = time.monotonic()
+        window = self._windows.setdefault(user_id, deque())
+        while window and window[0] <= now - self.config.window_seconds:
+            window.popleft()
+        if len(window) >= limit:
+            self.throttled += 1
+            wait = max(1, math.ceil(window[0] + self.config.window_seconds - now))
+            return self._error(
+                429, "0x80072322",
+                f"Number of requests exceeded the limit of {limit} over time window of "
+                f"{self.config.window_seconds:g} seconds.", {"Retry-After": str(wait)})
+        window.append(now)
+        return None
+
+    async def _dataverse(self, request: Request) -> Response:
+        self.requests += 1
+        with self._lock:
+            self._in_flight += 1
+            in_flight = self._in_flight
+            self.max_concurrent_seen = max(self.max_concurrent_seen, in_flight)
+            injected = self._failures.popleft() if self._failures else None
+        try:
+            if injected is not None:
+                headers = {"Retry-After": "1"} if injected in {429, 503} else None
+                if injected == 429:
+                    self.throttled += 1
+                return self._error(injected, "0x80072322" if injected == 429 else "", "Injected failure.", headers)
+            limit = self.config.max_concurrent
+            if limit is not None and in_flight > limit:
+                self.throttled += 1
+                return self._error(429, "0x80072326", f"Number of concurrent requests exceeded the limit of {limit}.",
+                                   {"Retry-After": "1"})
+            user, failure = self._authenticate(request)
+            if failure:
+                return failure
+            assert user is not None
+            failure = self._throttle(user["systemuserid"])
+            if failure:
+                return failure
+            if self.config.latency:
+                await asyncio.sleep(self.config.latency)
+            try:
+                return self._route(request, user)
+            except ODataError as exc:
+                return self._error(exc.status, exc.code, exc.message)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    # -- Dataverse: resources -------------------------------------------------------------------------
+    def _route(self, request: Request, user: dict[str, Any]) -> Response:
+        path = request.path_params["path"]
+        params = dict(request.query_params)
+        if path in {"WhoAmI", "WhoAmI()"}:
+            return self._odata({
+                "@odata.context": f"{self.url}{API}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+                "BusinessUnitId": self.business_unit_id, "UserId": user["systemuserid"],
+                "OrganizationId": self.organization_id})
+        if match := re.fullmatch(r"systemusers\(([0-9a-fA-F-]{36})\)(/systemuserroles_association)?", path):
+            target = next((u for u in self._systemusers() if u["systemuserid"] == match.group(1).lower()), None)
+            if target is None:
+                raise ODataError(404, "0x80040217", f"systemuser With Id = {match.group(1)} Does Not Exist")
+            if match.group(2):
+                roles = [{"name": r, "roleid": _guid("role", r)} for r in target["_roles"]]
+                return self._collection(roles, params, {"name", "roleid"}, "role")
+            return self._odata(self._project(target, params, "systemuser"))
+        if path == "systemusers":
+            return self._collection(self._systemusers(), params, None, "systemuser")
+        if path == "solutions":
+            solutions = [{"solutionid": _guid("solution", "default"), "uniquename": "Default",
+                          "friendlyname": "Default Solution", "version": "1.0", "ismanaged": False}]
+            if self.config.solution_installed:
+                solutions.append({"solutionid": _guid("solution", "marketo"), "uniquename": "MarketoLeadManagement",
+                                  "friendlyname": SOLUTION_FRIENDLY_NAME, "version": "4.0.0.14", "ismanaged": True})
+            return self._collection(solutions, params, None, "solution")
+        if match := re.fullmatch(r"EntityDefinitions\(LogicalName='(\w+)'\)(/Attributes(?:/Microsoft\.Dynamics\.CRM\.(\w+))?)?", path):
+            return self._metadata(match.group(1), bool(match.group(2)), match.group(3))
+        entity = next((e for e, s in ENTITY_SETS.items() if path in {s, f"{s}/$count"}), None)
+        if entity is None:
+            raise ODataError(404, "0x80060888", f"Resource not found for the segment '{path.split('/')[0]}'.")
+        return self._records(request, entity, params, counting=path.endswith("/$count"))
+
+    @staticmethod
+    def _project(row: dict[str, Any], params: dict[str, str], type_name: str) -> dict[str, Any]:
+        public = {k: v for k, v in row.items() if not k.startswith("_")}
+        if "$select" not in params:
+            return public
+        selected = [s.strip() for s in params["$select"].split(",") if s.strip()]
+        for name in selected:
+            if name not in public:
+                raise _unknown_property(name, f"Microsoft.Dynamics.CRM.{type_name}")
+        id_key = next((k for k in public if k.endswith("id") and k.startswith(type_name)), None)
+        return {k: public[k] for k in ([id_key] if id_key else []) + selected if k in public}
+
+    def _collection(self, rows: list[dict[str, Any]], params: dict[str, str], known: set[str] | None,
+                    type_name: str) -> Response:
+        if "$filter" in params:
+            names = known or {k for k in rows[0] if not k.startswith("_")} if rows else set()
+            parser = FilterParser(params["$filter"], names, f"Microsoft.Dynamics.CRM.{type_name}")
+            rows = [r for r in rows if parser.predicate(r)]
+        return self._odata({"value": [self._project(r, params, type_name) for r in rows]})
+
+    def _metadata(self, entity: str, attributes: bool, cast: str | None) -> Response:
+        if entity not in ENTITY_SETS:
+            raise ODataError(404, "0x80040217", f"Could not find an entity with name {entity}.")
+        context = f"{self.url}{API}/$metadata#EntityDefinitions('{entity}')"
+        if not attributes:
+            return self._odata({
+                "@odata.context": context, "LogicalName": entity, "EntitySetName": ENTITY_SETS[entity],
+                "PrimaryIdAttribute": f"{entity}id", "PrimaryNameAttribute": "name" if entity == "account" else "fullname",
+                "ChangeTrackingEnabled": self.config.change_tracking, "MetadataId": _guid("entity", entity),
+                "DisplayName": _label(entity.title())})
+        rows = []
+        for spec in self.attributes(entity):
+            metadata_type = _METADATA_TYPES[spec.type_name]
+            if cast and cast != metadata_type:
+                continue
+            row: dict[str, Any] = {
+                "@odata.type": f"#Microsoft.Dynamics.CRM.{metadata_type}", "LogicalName": spec.logical_name,
+                "MetadataId": _guid("attr", entity, spec.logical_name),
+            }
+            if cast == "StringAttributeMetadata":
+                row["Format"] = spec.format
+                row["FormatName"] = {"Value": spec.format}
+            elif cast == "DateTimeAttributeMetadata":
+                row["Format"] = "DateOnly" if spec.behavior == "DateOnly" else "DateAndTime"
+                row["DateTimeBehavior"] = {"Value": spec.behavior}
+            else:
+                row.update({
+                    "SchemaName": spec.logical_name.title().replace("_", ""), "AttributeOf": spec.attribute_of,
+                    "AttributeType": _TYPE_CODES[spec.type_name], "AttributeTypeName": {"Value": spec.type_name},
+                    "IsValidForRead": spec.readable, "IsCustomAttribute": spec.custom,
+                    "RequiredLevel": {"Value": "None", "CanBeChanged": True},
+                    "DisplayName": _label(spec.display_name),
+                })
+            rows.append(row)
+        return self._odata({"@odata.context": f"{context}/Attributes", "value": rows})
+
+    # -- Dataverse: records, paging, change tracking ----------------------------------------------------
+    def _parse_query(self, entity: str, params: dict[str, str]) -> _Query:
+        readable = self._readable[entity]
+        type_name = f"Microsoft.Dynamics.CRM.{entity}"
+        select = [s.strip() for s in params.get("$select", "").split(",") if s.strip()] or list(readable)
+        for name in select:
+            if name not in readable:
+                raise _unknown_property(name, type_name)
+        select = list(dict.fromkeys([f"{entity}id", *select]))
+        predicate, names = None, set()
+        if "$filter" in params:
+            parser = FilterParser(params["$filter"], set(readable), type_name)
+            predicate, names = parser.predicate, parser.names
+        return _Query(entity, select, params, predicate, names)
+
+    def _scan(self, query: _Query, start: int, limit: int, annotate: bool) -> tuple[list[dict[str, Any]], int]:
+        """Up to `limit` matching records from raw index `start`; returns them and the next raw index."""
+        names = list(dict.fromkeys(query.select + sorted(query.filter_names)))
+        extra = set(names) - set(query.select)
+        out: list[dict[str, Any]] = []
+        position = start
+        count = self._entities[query.entity].count
+        deleted = self._entities[query.entity].deleted
+        while position < count and len(out) < limit:
+            if position not in deleted:
+                record = self._record(query.entity, position, names, annotate=annotate)
+                if query.predicate is None or query.predicate(record):
+                    for name in extra:
+                        record.pop(name, None)
+                        record.pop(f"{name}@{FORMATTED}", None)
+                    out.append(record)
+            position += 1
+        return out, position
+
+    def _link(self, entity: str, params: dict[str, str], **extra: str) -> str:
+        query = {k: v for k, v in params.items() if k not in {"$skiptoken", "$deltatoken"}} | extra
+        return f"{self.url}{API}/{ENTITY_SETS[entity]}?" + urlencode(query, quote_via=quote, safe="$,()'=:")
+
+    def _records(self, request: Request, entity: str, params: dict[str, str], *, counting: bool) -> Response:
+        prefer = _prefer(request.headers.get("prefer", ""))
+        tracking = "odata.track-changes" in prefer and self.config.change_tracking
+        if "$deltatoken" in params:
+            return self._delta(request, entity, params, prefer)
+        if tracking and not counting and any(p in params for p in ("$filter", "$orderby", "$expand", "$top")):
+            bad = next(p for p in ("$filter", "$orderby", "$expand", "$top") if p in params)
+            raise ODataError(400, "0x80060888", f'The "{bad}" query parameter isn\'t supported when Change Tracking is enabled.')
+        query = self._parse_query(entity, params)
+        if counting:
+            return PlainTextResponse(str(self._total(query)))
+        page_size = min(int(prefer.get("odata.maxpagesize", MAX_PAGE_SIZE)), MAX_PAGE_SIZE)
+        cookie = _read_cookie(params.get("$skiptoken"))
+        start, page_number = (cookie["pos"], cookie["page"]) if cookie else (0, 1)
+        version = cookie["v"] if cookie else self._version
+        annotations = prefer.get("odata.include-annotations", "")
+        annotate = FORMATTED in annotations or "*" in annotations
+        records, position = self._scan(query, start, page_size, annotate)
+        body: dict[str, Any] = {"@odata.context": f"{self.url}{API}/$metadata#{ENTITY_SETS[entity]}({','.join(query.select)})"}
+        if params.get("$count") == "true":
+            body["@odata.count"] = min(self._total(query), COUNT_LIMIT)
+        if "Microsoft.Dynamics.CRM.totalrecordcount" in annotations or "*" in annotations:
+            total = self._total(query)
+            body["@Microsoft.Dynamics.CRM.totalrecordcount"] = min(total, COUNT_LIMIT)
+            body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > COUNT_LIMIT
+        body["value"] = records
+        more = any(True for _ in itertools.islice(self._live_indexes(entity, position), 1))
+        if more:
+            token = _write_cookie({"pos": position, "page": page_number + 1, "v": version}, tracking)
+            body["@odata.nextLink"] = self._link(entity, params, **{"$skiptoken": token})
+        elif tracking:
+            body["@odata.deltaLink"] = self._link(entity, params, **{"$deltatoken": _delta_token(version)})
+        return self._odata(body, headers=_applied(prefer, tracking))
+
+    def _total(self, query: _Query) -> int:
+        if query.predicate is None:
+            return self.count_records(query.entity)
+        names = sorted(query.filter_names)
+        return sum(1 for i in self._live_indexes(query.entity)
+                   if query.predicate(self._record(query.entity, i, names, annotate=False)))
+
+    def _delta(self, request: Request, entity: str, params: dict[str, str], prefer: dict[str, str]) -> Response:
+        try:
+            since = int(params["$deltatoken"].split("!", 1)[0])
+        except ValueError:
+            since = -1
+        if since < self._min_delta_version or since > self._version:
+            raise ODataError(400, "0x80044352", "The change tracking token is invalid or has expired; "
+                             "a full synchronization is required.")
+        query = self._parse_query(entity, params)
+        cookie = _read_cookie(params.get("$skiptoken"))
+        upto = cookie["v"] if cookie else self._version
+        offset = cookie["pos"] if cookie else 0
+        changed = sorted({i for v, e, i in self._change_log if e == entity and since < v <= upto})
+        page_size = min(int(prefer.get("odata.maxpagesize", MAX_PAGE_SIZE)), MAX_PAGE_SIZE)
+        annotations = prefer.get("odata.include-annotations", "")
+        annotate = FORMATTED in annotations or "*" in annotations
+        rows: list[dict[str, Any]] = []
+        set_name = ENTITY_SETS[entity]
+        for index in changed[offset:offset + page_size]:
+            if index in self._entities[entity].deleted:
+                rows.append({"@odata.context": f"{self.url}{API}/$metadata#{set_name}/$deletedEntity",
+                             "id": self.record_id(entity, index), "reason": "deleted"})
+            else:
+                rows.append(self._record(entity, index, query.select, annotate=annotate))
+        body: dict[str, Any] = {"@odata.context": f"{self.url}{API}/$metadata#{set_name}({','.join(query.select)})/$delta",
+                                "value": rows}
+        if offset + page_size < len(changed):
+            token = _write_cookie({"pos": offset + page_size, "page": 0, "v": upto}, True)
+            body["@odata.nextLink"] = self._link(entity, params, **{"$deltatoken": params["$deltatoken"],
+                                                                    "$skiptoken": token})
+        else:
+            body["@odata.deltaLink"] = self._link(entity, params, **{"$deltatoken": _delta_token(upto)})
+        return self._odata(body, headers=_applied(prefer, True))
+
+
+def _label(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {"LocalizedLabels": [], "UserLocalizedLabel": None}
+    label = {"Label": text, "LanguageCode": 1033, "IsManaged": True, "MetadataId": _guid("label", text),
+             "HasChanged": None}
+    return {"LocalizedLabels": [label], "UserLocalizedLabel": label}
+
+
+def _prefer(header: str) -> dict[str, str]:
+    """`Prefer` as a dict; values unquoted. Several preferences may share one header (RFC 7240)."""
+    out: dict[str, str] = {}
+    for part in re.split(r",(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", header):
+        name, _, value = part.strip().partition("=")
+        if name:
+            out[name.strip()] = value.strip().strip('"')
+    return out
+
+
+def _applied(prefer: dict[str, str], tracking: bool) -> dict[str, str]:
+    applied = [f"odata.maxpagesize={prefer['odata.maxpagesize']}"] if "odata.maxpagesize" in prefer else []
+    if "odata.include-annotations" in prefer:
+        applied.append(f'odata.include-annotations="{prefer["odata.include-annotations"]}"')
+    if tracking:
+        applied.append("odata.track-changes")
+    return {"Preference-Applied": ",".join(applied)} if applied else {}
+
+
+def _write_cookie(state: dict[str, int], tracking: bool) -> str:
+    paging = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+    return f'<cookie pagenumber="{state["page"]}" pagingcookie="{paging}" istracking="{tracking}" />'
+
+
+def _read_cookie(token: str | None) -> dict[str, int] | None:
+    if not token:
+        return None
+    found = re.search(r'pagingcookie="([^"]+)"', token)
+    try:
+        return json.loads(base64.urlsafe_b64decode(found.group(1))) if found else None
+    except ValueError:
+        raise ODataError(400, "0x80060888", "The $skiptoken is not valid.") from None
+
+
+def _delta_token(version: int) -> str:
+    return f"{version}!{datetime.now(UTC).strftime('%m/%d/%Y %H:%M:%S')}"
+
+
+__all__ = ["DynamicsEmulator", "DynamicsEmulatorConfig", "EmulatedApp", "EmulatedUser"]

@@ -1,0 +1,783 @@
+"""A Marketo REST emulator (reference section C), served over loopback by `ServerThread`.
+
+It enforces what the real service enforces: expiring identity tokens (601/602), the
+Authorization header only, the sliding call window (606), the concurrency cap (615), the
+daily quota (607), 300 records and 1 MB per call (413), per-record skips with reasons,
+dedupe on the lookup field, and the field schema rules. Everything answers in HTTP 200
+envelopes like the real service, except identity (401) and 413/414 at the HTTP layer.
+
+`time_scale` multiplies `window_seconds` and `token_lifetime`, so tests can run a 20 s
+window in 2 s. Inspection methods are thread-safe and meant for tests and benchmarks.
+
+    emulator = MarketoEmulator(client_id="id", client_secret="secret").start()
+    ... MarketoClient(emulator.url, "id", "secret") ...
+    emulator.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.sandbox.server import ServerThread
+
+MAX_BODY_BYTES = 1_000_000
+MAX_URI_BYTES = 8 * 1024
+MAX_BATCH = 300
+MAX_FIELDS_PER_CREATE = 100
+MAX_FILTER_MATCHES = 1000
+INT_RANGE = (-(2**31), 2**31 - 1)  # Marketo's integer range is not documented [?]; 32-bit is assumed
+CREATABLE_TYPES = frozenset(
+    {"boolean", "currency", "date", "datetime", "email", "float", "integer", "percent", "phone", "score",
+     "string", "url"}
+)
+LOOKUP_TYPES = frozenset({"string", "email", "integer"})
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+FIELD_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+DISPLAY_NAME_RE = re.compile(r"^[A-Za-z0-9 _-]+$")
+LEAD_ACTIONS = frozenset({"createOnly", "updateOnly", "createOrUpdate", "createDuplicate"})
+
+
+@dataclass
+class FieldDef:
+    name: str
+    display_name: str
+    data_type: str
+    updateable: bool = True
+    custom: bool = False
+    description: str = ""
+    hidden: bool = False
+
+    @property
+    def length(self) -> int | None:
+        return 255 if self.data_type in {"string", "email", "phone", "url"} else None
+
+    def describe2(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"name": self.name, "displayName": self.display_name, "dataType": self.data_type}
+        if self.length:
+            item["length"] = self.length
+        item.update(updateable=self.updateable, crmManaged=False)
+        return item
+
+    def schema(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"displayName": self.display_name, "name": self.name,
+                                "description": self.description, "dataType": self.data_type}
+        if self.length:
+            item["length"] = self.length
+        item.update(isHidden=self.hidden, isHtmlEncodingInEmail=True, isSensitive=False,
+                    isCustom=self.custom, isApiCreated=self.custom)
+        return item
+
+
+def _f(name: str, display: str, data_type: str = "string", updateable: bool = True) -> FieldDef:
+    return FieldDef(name, display, data_type, updateable)
+
+
+COMPANY_FIELDS: list[FieldDef] = [
+    _f("externalCompanyId", "External Company Id"), _f("company", "Company Name"),
+    _f("website", "Website", "url"), _f("mainPhone", "Main Phone", "phone"),
+    _f("billingStreet", "Billing Address", "text"), _f("billingCity", "Billing City"),
+    _f("billingState", "Billing State"), _f("billingPostalCode", "Billing Postal Code"),
+    _f("billingCountry", "Billing Country"), _f("annualRevenue", "Annual Revenue", "currency"),
+    _f("numberOfEmployees", "Num Employees", "integer"), _f("industry", "Industry"),
+    _f("sicCode", "SIC Code"), _f("site", "Site"), _f("externalSalesPersonId", "External Sales Person Id"),
+]
+# Fields of the company object that also appear on a lead; Sync Leads may not change them when the
+# lead is linked to a company (1021).
+COMPANY_FIELDS_ON_LEAD = frozenset(f.name for f in COMPANY_FIELDS) - {"externalCompanyId", "externalSalesPersonId"}
+
+LEAD_FIELDS: list[FieldDef] = [
+    _f("id", "Id", "integer", updateable=False), _f("email", "Email Address", "email"),
+    _f("firstName", "First Name"), _f("middleName", "Middle Name"), _f("lastName", "Last Name"),
+    _f("salutation", "Salutation"), _f("title", "Job Title"), _f("department", "Department"),
+    _f("phone", "Phone Number", "phone"), _f("mobilePhone", "Mobile Phone Number", "phone"),
+    _f("fax", "Fax Number", "phone"), _f("address", "Address", "text"), _f("city", "City"),
+    _f("state", "State"), _f("postalCode", "Postal Code"), _f("country", "Country"),
+    _f("leadSource", "Lead Source"), _f("leadStatus", "Lead Status"), _f("rating", "Lead Rating"),
+    _f("leadScore", "Lead Score", "score"), _f("dateOfBirth", "Date of Birth", "date"),
+    _f("unsubscribed", "Unsubscribed", "boolean"), _f("unsubscribedReason", "Unsubscribed Reason", "text"),
+    _f("doNotCall", "Do Not Call", "boolean"), _f("doNotCallReason", "Do Not Call Reason"),
+    _f("emailInvalid", "Email Invalid", "boolean"), _f("marketingSuspended", "Marketing Suspended", "boolean"),
+    _f("cookies", "Cookies"), _f("leadPerson", "Lead Person", "integer", updateable=False),
+    _f("createdAt", "Created At", "datetime", updateable=False),
+    _f("updatedAt", "Updated At", "datetime", updateable=False),
+    *(replace(c) for c in COMPANY_FIELDS),
+]
+STANDARD_SEARCHABLE = ("email", "id", "cookies")
+COMPANY_SEARCHABLE = ("externalCompanyId", "id", "company")
+DEFAULT_LEAD_FIELDS = ("email", "firstName", "lastName", "updatedAt", "createdAt")
+
+
+class ApiFailure(Exception):
+    """A request-level `success:false` answer."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RecordSkip(Exception):
+    """A record-level skip with one reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    method: str
+    path: str
+    at: float  # time.monotonic() on arrival
+    admitted: bool  # passed auth and every limit, so it counts against the window and quota
+    code: str | None = None  # error code or HTTP status when the call failed at request level
+    batch_size: int = 0
+    body_bytes: int = 0
+
+
+def _norm(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _is_int(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+        value = int(value)
+    return isinstance(value, int) and INT_RANGE[0] <= value <= INT_RANGE[1]
+
+
+def _is_date(value: Any) -> bool:
+    try:
+        date.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", value))
+
+
+def _is_datetime(value: Any) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool) or value in (0, 1) or (
+        isinstance(value, str) and value.lower() in {"true", "false", "0", "1"})
+
+
+def _is_string(limit: int) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, str | int | float) and not isinstance(value, bool) and len(
+        str(value).encode()) <= limit
+
+
+VALIDATORS: dict[str, Callable[[Any], bool]] = {
+    "string": _is_string(255), "phone": _is_string(255), "url": _is_string(255), "reference": _is_string(255),
+    "text": _is_string(30_000), "integer": _is_int, "score": _is_int, "float": _is_number,
+    "currency": _is_number, "percent": _is_number, "boolean": _is_bool, "date": _is_date,
+    "datetime": _is_datetime,
+}
+
+
+def check_value(fdef: FieldDef, value: Any) -> None:
+    """Raise RecordSkip when `value` does not fit the field (null always fits: it clears)."""
+    if value is None:
+        return
+    if fdef.data_type == "email":
+        if not isinstance(value, str) or not value.isascii() or not EMAIL_RE.match(value) or len(value) > 255:
+            raise RecordSkip("1003", f"Invalid email address '{value}' for field '{fdef.name}'")
+        return
+    if not VALIDATORS.get(fdef.data_type, _is_string(255))(value):
+        raise RecordSkip("1001", f"Invalid value '{str(value)[:50]}' for field '{fdef.name}' "
+                                 f"of type {fdef.data_type}")
+
+
+class Table:
+    """Records by id with lazily built, maintained indexes on (normalised) field values."""
+
+    def __init__(self) -> None:
+        self.rows: dict[int, dict[str, Any]] = {}
+        self._next_id = 1
+        self._indexes: dict[str, dict[Any, list[int]]] = {}
+
+    def _index(self, name: str) -> dict[Any, list[int]]:
+        index = self._indexes.get(name)
+        if index is None:
+            index = {}
+            for row_id, row in self.rows.items():
+                if row.get(name) is not None:
+                    index.setdefault(_norm(row[name]), []).append(row_id)
+            self._indexes[name] = index
+        return index
+
+    def find(self, name: str, value: Any) -> list[int]:
+        if name == "id":
+            try:
+                row_id = int(value)
+            except (TypeError, ValueError):
+                return []
+            return [row_id] if row_id in self.rows else []
+        return list(self._index(name).get(_norm(value), ()))
+
+    def write(self, row_id: int | None, changes: dict[str, Any]) -> int:
+        """Insert (row_id None) or update; keeps every built index current."""
+        stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        if row_id is None:
+            row_id = self._next_id
+            self._next_id += 1
+            row: dict[str, Any] = {"id": row_id, "createdAt": stamp}
+            self.rows[row_id] = row
+        else:
+            row = self.rows[row_id]
+        for name, index in self._indexes.items():
+            if name in changes and row.get(name) is not None:
+                ids = index.get(_norm(row[name]), [])
+                if row_id in ids:
+                    ids.remove(row_id)
+        row.update(changes)
+        row["updatedAt"] = stamp
+        for name, index in self._indexes.items():
+            if name in changes and row.get(name) is not None:
+                index.setdefault(_norm(row[name]), []).append(row_id)
+        return row_id
+
+
+@dataclass
+class _Fault:
+    code: str
+    path: str | None
+
+
+@dataclass
+class _State:
+    calls: list[CallRecord] = field(default_factory=list)
+    max_concurrent: int = 0
+    max_batch: int = 0
+    max_body: int = 0
+
+
+def _form(body: bytes) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(body.decode(errors="replace")).items()}
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o:{offset}".encode()).decode()
+
+
+def _page_offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        return int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("o:"))
+    except ValueError as exc:
+        raise ApiFailure("1003", "Invalid nextPageToken") from exc
+
+
+def _batch_size(params: dict[str, str], default: int = MAX_BATCH) -> int:
+    try:
+        size = int(params.get("batchSize") or default)
+    except ValueError as exc:
+        raise ApiFailure("1003", "Invalid batchSize") from exc
+    return max(1, min(size, MAX_BATCH))
+
+
+def _envelope(result: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"requestId": f"{uuid.uuid4().hex[:4]}#{uuid.uuid4().hex[:11]}", "success": True,
+            "result": result or [], **extra}
+
+
+def _failure(code: str, message: str) -> dict[str, Any]:
+    return {"requestId": f"{uuid.uuid4().hex[:4]}#{uuid.uuid4().hex[:11]}", "success": False,
+            "errors": [{"code": code, "message": message}]}
+
+
+class MarketoEmulator:
+    def __init__(
+        self,
+        client_id: str = "emulator-client",
+        client_secret: str = "emulator-secret",
+        token_lifetime: float = 3600,
+        calls_per_window: int = 100,
+        window_seconds: float = 20,
+        max_concurrency: int = 10,
+        daily_quota: int = 50_000,
+        latency: float = 0.0,
+        time_scale: float = 1.0,
+    ) -> None:
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.token_lifetime = token_lifetime * time_scale
+        self.calls_per_window = calls_per_window
+        self.window_seconds = window_seconds * time_scale
+        self.max_concurrency = max_concurrency
+        self.daily_quota = daily_quota
+        self.latency = latency
+        self._lock = threading.RLock()
+        self._tokens: dict[str, float] = {}
+        self._current_token: str | None = None
+        self._window: deque[float] = deque()
+        self._in_flight = 0
+        self._quota_used = 0
+        self._faults: deque[_Fault] = deque()
+        self._state = _State()
+        self._lead_fields: dict[str, FieldDef] = {f.name: replace(f) for f in LEAD_FIELDS}
+        self._company_fields: dict[str, FieldDef] = {f.name: replace(f) for f in COMPANY_FIELDS}
+        self._leads = Table()
+        self._companies = Table()
+        self._server: ServerThread | None = None
+        self.app = Starlette(routes=self._routes())
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> MarketoEmulator:
+        self._server = ServerThread(self.app).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.stop()
+
+    def __enter__(self) -> MarketoEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if not self._server:
+            raise RuntimeError("the emulator is not started")
+        return self._server.url
+
+    # -- knobs ----------------------------------------------------------------------------------
+    def fail_next(self, n: int, code: str | int, path: str | None = None) -> None:
+        """The next `n` API calls (to `path`, if given) fail: codes below 600 are HTTP statuses,
+        others Marketo error codes in a `success:false` envelope."""
+        with self._lock:
+            self._faults.extend(_Fault(str(code), path) for _ in range(n))
+
+    def expire_tokens(self) -> None:
+        """Make every issued token expired now (the next call gets 602)."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = {token: min(expiry, now) for token, expiry in self._tokens.items()}
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self._state = _State()
+
+    def reset_quota(self) -> None:
+        with self._lock:
+            self._quota_used = 0
+
+    # -- inspection -----------------------------------------------------------------------------
+    def leads(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self._leads.rows.values()]
+
+    def lead_count(self) -> int:
+        with self._lock:
+            return len(self._leads.rows)
+
+    def lead_by(self, name: str, value: Any) -> dict[str, Any] | None:
+        with self._lock:
+            ids = self._leads.find(name, value)
+            return dict(self._leads.rows[ids[0]]) if ids else None
+
+    def companies(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self._companies.rows.values()]
+
+    def fields(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [f.schema() for f in self._lead_fields.values()]
+
+    def calls(self, path: str | None = None) -> list[CallRecord]:
+        with self._lock:
+            return [c for c in self._state.calls if path is None or c.path == path]
+
+    @property
+    def max_concurrent_seen(self) -> int:
+        with self._lock:
+            return self._state.max_concurrent
+
+    @property
+    def max_batch_size_seen(self) -> int:
+        with self._lock:
+            return self._state.max_batch
+
+    @property
+    def max_body_bytes_seen(self) -> int:
+        with self._lock:
+            return self._state.max_body
+
+    @property
+    def quota_used(self) -> int:
+        with self._lock:
+            return self._quota_used
+
+    @property
+    def max_calls_in_any_window(self) -> int:
+        """The most admitted calls that fell in any (t - window, t], from the call timestamps."""
+        times = sorted(c.at for c in self.calls() if c.admitted)
+        best, start = 0, 0
+        for end, at in enumerate(times):
+            while times[start] <= at - self.window_seconds:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    def _routes(self) -> list[Route]:
+        api = self._api
+        return [
+            Route("/identity/oauth/token", self._identity, methods=["GET", "POST"]),
+            Route("/rest/v1/leads/describe.json", api(self._describe), methods=["GET"]),
+            Route("/rest/v1/leads/describe2.json", api(self._describe2), methods=["GET"]),
+            Route("/rest/v1/leads/schema/fields.json", api(self._schema_fields), methods=["GET", "POST"]),
+            Route("/rest/v1/leads/schema/fields/{name}.json", api(self._schema_field), methods=["GET"]),
+            Route("/rest/v1/leads.json", api(self._leads_endpoint), methods=["GET", "POST"]),
+            Route("/rest/v1/companies.json", api(self._companies_endpoint), methods=["GET", "POST"]),
+            Route("/{path:path}", api(self._not_found), methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        ]
+
+    async def _identity(self, request: Request) -> Response:
+        params = {**request.query_params, **_form(await request.body())}
+        if params.get("grant_type") != "client_credentials":
+            return JSONResponse({"error": "unsupported_grant_type",
+                                 "error_description": "Unsupported grant type"}, status_code=400)
+        if params.get("client_id") != self.client_id:
+            return JSONResponse({"error": "unauthorized", "error_description": "No client with requested id"},
+                                status_code=401)
+        if params.get("client_secret") != self._client_secret:
+            return JSONResponse({"error": "invalid_client", "error_description": "Bad client credentials"},
+                                status_code=401)
+        with self._lock:
+            now = time.monotonic()
+            self._state.calls.append(CallRecord(request.method, request.url.path, now, admitted=False))
+            token = self._current_token
+            if token is None or self._tokens[token] <= now:
+                token = f"{uuid.uuid4()}:em"
+                self._tokens[token] = now + self.token_lifetime
+                self._current_token = token
+            remaining = int(self._tokens[token] - now)
+        return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": remaining,
+                             "scope": "apiuser@emulator.local"})
+
+    def _api(self, handler: Callable[[Request, dict[str, str], bytes], dict[str, Any]]) -> Callable:
+        """Wrap an API handler with the checks every REST call goes through, in the real order."""
+
+        async def endpoint(request: Request) -> Response:
+            body = await request.body()
+            path = request.url.path
+            record = CallRecord(request.method, path, time.monotonic(), admitted=False, body_bytes=len(body))
+            with self._lock:
+                self._state.max_body = max(self._state.max_body, len(body))
+            if len(body) > MAX_BODY_BYTES:
+                return self._reject(record, "413", PlainTextResponse("Request Entity Too Large", 413))
+            if len(str(request.url).encode()) > MAX_URI_BYTES:
+                return self._reject(record, "414", PlainTextResponse("Request-URI Too Long", 414))
+            params = dict(request.query_params)
+            if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+                params.update(_form(body))
+                body = b""
+            with self._lock:
+                refusal = self._admit(request, params, record)
+                if refusal is None:
+                    self._in_flight += 1
+                    self._state.max_concurrent = max(self._state.max_concurrent, self._in_flight)
+            if refusal is not None:
+                return refusal
+            try:
+                if self.latency:
+                    await asyncio.sleep(self.latency)
+                with self._lock:
+                    payload = handler(request, params, body)
+            except ApiFailure as failure:
+                payload = _failure(failure.code, failure.message)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+            return JSONResponse(payload)
+
+        return endpoint
+
+    def _reject(self, record: CallRecord, code: str, response: Response) -> Response:
+        with self._lock:
+            self._state.calls.append(replace(record, code=code))
+        return response
+
+    def _admit(self, request: Request, params: dict[str, str], record: CallRecord) -> Response | None:
+        """Token, injected faults, quota, concurrency, window. Called with the lock held."""
+        now = record.at
+
+        def refuse(code: str, message: str) -> Response:
+            self._state.calls.append(replace(record, code=code))
+            return JSONResponse(_failure(code, message))
+
+        if "access_token" in params:
+            return refuse("601", "Access token invalid: send it in the Authorization header, not the query")
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if token not in self._tokens:
+            return refuse("601", "Access token invalid")
+        if self._tokens[token] <= now:
+            return refuse("602", "Access token expired")
+        fault = next((f for f in self._faults if f.path in (None, record.path)), None)
+        if fault is not None:
+            self._faults.remove(fault)
+            if int(fault.code) < 600:
+                self._state.calls.append(replace(record, code=fault.code))
+                return PlainTextResponse("Injected failure", status_code=int(fault.code))
+            return refuse(fault.code, "Injected failure")
+        if self._quota_used >= self.daily_quota:
+            return refuse("607", "Daily quota reached")
+        if self._in_flight >= self.max_concurrency:
+            return refuse("615", "Concurrent access limit reached")
+        while self._window and self._window[0] <= now - self.window_seconds:
+            self._window.popleft()
+        if len(self._window) >= self.calls_per_window:
+            return refuse("606", f"Max rate limit '{self.calls_per_window}' exceeded with in "
+                                 f"'{self.window_seconds:g}' secs")
+        self._window.append(now)
+        self._quota_used += 1
+        self._state.calls.append(replace(record, admitted=True))
+        return None
+
+    # -- handlers (called with the lock held) ------------------------------------------------------
+    def _not_found(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        raise ApiFailure("610", "Requested resource not found")
+
+    def _searchable(self) -> list[str]:
+        custom = [f.name for f in self._lead_fields.values() if f.custom and f.data_type in LOOKUP_TYPES]
+        return [*STANDARD_SEARCHABLE, *custom]
+
+    def _describe2(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return _envelope([{"name": "API Lead", "searchableFields": [[n] for n in self._searchable()],
+                           "fields": [f.describe2() for f in self._lead_fields.values()]}])
+
+    def _describe(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return _envelope([
+            {"id": i, "displayName": f.display_name, "dataType": f.data_type,
+             **({"length": f.length} if f.length else {}),
+             "rest": {"name": f.name, "readOnly": not f.updateable},
+             "soap": {"name": f.name[:1].upper() + f.name[1:], "readOnly": not f.updateable}}
+            for i, f in enumerate(self._lead_fields.values(), start=1)
+        ])
+
+    def _schema_field(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        name = request.path_params["name"]
+        fdef = self._lead_fields.get(name)
+        if fdef is None:
+            raise ApiFailure("1013", f"Field '{name}' not found")
+        return _envelope([fdef.schema()])
+
+    def _schema_fields(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        if request.method == "GET":
+            return self._page([f.schema() for f in self._lead_fields.values()], params)
+        payload = self._json_body(request, body)
+        items = payload.get("input")
+        if not isinstance(items, list) or not items:
+            raise ApiFailure("701", "input cannot be blank")
+        if len(items) > MAX_FIELDS_PER_CREATE:
+            raise ApiFailure("1003", f"Input size exceeds {MAX_FIELDS_PER_CREATE}")
+        self._state.max_batch = max(self._state.max_batch, len(items))
+        return _envelope([self._create_field(item) for item in items])
+
+    def _create_field(self, item: Any) -> dict[str, Any]:
+        name = item.get("name") if isinstance(item, dict) else None
+        try:
+            if not isinstance(item, dict) or not all(item.get(k) for k in ("name", "displayName", "dataType")):
+                raise RecordSkip("1002", "displayName, name and dataType are required")
+            display, data_type = item["displayName"], item["dataType"]
+            if not isinstance(name, str) or not FIELD_NAME_RE.match(name):
+                raise RecordSkip("1003", f"Invalid field name '{name}': start with a letter; letters, "
+                                         "digits and _ only")
+            if not isinstance(display, str) or not DISPLAY_NAME_RE.match(display):
+                raise RecordSkip("1003", f"Invalid display name '{display}': no special characters")
+            if data_type not in CREATABLE_TYPES:
+                raise RecordSkip("1003", f"Invalid dataType '{data_type}'")
+            lowered = {f.name.lower() for f in self._lead_fields.values()}
+            if name.lower() in lowered:
+                raise RecordSkip("1017", f"Field '{name}' already exists")
+            if display.lower() in {f.display_name.lower() for f in self._lead_fields.values()}:
+                raise RecordSkip("1017", f"Display name '{display}' already exists")
+        except RecordSkip as skip:
+            return {"name": name, "status": "skipped", "reasons": [{"code": skip.code, "message": skip.message}]}
+        self._lead_fields[name] = FieldDef(name, display, data_type, custom=True,
+                                           description=str(item.get("description") or ""),
+                                           hidden=bool(item.get("isHidden")))
+        return {"name": name, "status": "created"}
+
+    def _json_body(self, request: Request, body: bytes) -> dict[str, Any]:
+        if not request.headers.get("content-type", "").lower().startswith("application/json"):
+            raise ApiFailure("612", "Invalid Content Type")
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            raise ApiFailure("609", "Invalid JSON") from exc
+        if not isinstance(payload, dict):
+            raise ApiFailure("609", "Invalid JSON")
+        return payload
+
+    def _page(self, items: list[dict[str, Any]], params: dict[str, str]) -> dict[str, Any]:
+        offset, size = _page_offset(params.get("nextPageToken")), _batch_size(params)
+        page = items[offset:offset + size]
+        more = offset + size < len(items)
+        extra: dict[str, Any] = {"moreResult": more}
+        if more:
+            extra["nextPageToken"] = _page_token(offset + size)
+        return _envelope(page, **extra)
+
+    def _leads_endpoint(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        if request.method == "GET" or params.get("_method") == "GET":
+            return self._filter(self._leads, self._lead_fields, self._searchable(), DEFAULT_LEAD_FIELDS, params)
+        payload = self._json_body(request, body)
+        items = self._input(payload)
+        action = payload.get("action", "createOrUpdate")
+        lookup = payload.get("lookupField", "email")
+        if action not in LEAD_ACTIONS:
+            raise ApiFailure("1003", f"Invalid action '{action}'")
+        if lookup == "id" and action != "updateOnly":
+            raise ApiFailure("1003", "lookupField 'id' is only allowed with action updateOnly")
+        if lookup not in self._searchable():
+            raise ApiFailure("1011", f"Field '{lookup}' not supported as lookupField")
+        return _envelope([self._outcome(lambda rec=rec: self._sync_lead(rec, action, lookup)) for rec in items])
+
+    def _companies_endpoint(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        if request.method == "GET" or params.get("_method") == "GET":
+            return self._filter(self._companies, self._company_fields, list(COMPANY_SEARCHABLE),
+                                ("externalCompanyId", "company"), params)
+        payload = self._json_body(request, body)
+        items = self._input(payload)
+        action = payload.get("action", "createOrUpdate")
+        dedupe = payload.get("dedupeBy", "dedupeFields")
+        if action not in LEAD_ACTIONS - {"createDuplicate"} or dedupe not in {"dedupeFields", "idField"}:
+            raise ApiFailure("1003", "Invalid action or dedupeBy")
+        key = "externalCompanyId" if dedupe == "dedupeFields" else "id"
+        results = []
+        for seq, rec in enumerate(items):
+            outcome = self._outcome(lambda rec=rec: self._sync_company(rec, action, key))
+            results.append({"seq": seq, **outcome})
+        return _envelope(results)
+
+    def _input(self, payload: dict[str, Any]) -> list[Any]:
+        items = payload.get("input")
+        if not isinstance(items, list) or not items:
+            raise ApiFailure("701", "input cannot be blank")
+        if len(items) > MAX_BATCH:
+            raise ApiFailure("1003", f"Batch size {len(items)} exceeds {MAX_BATCH}")
+        self._state.max_batch = max(self._state.max_batch, len(items))
+        return items
+
+    @staticmethod
+    def _outcome(write: Callable[[], tuple[str, int]]) -> dict[str, Any]:
+        try:
+            status, row_id = write()
+        except RecordSkip as skip:
+            return {"status": "skipped", "reasons": [{"code": skip.code, "message": skip.message}]}
+        return {"id": row_id, "status": status}
+
+    @staticmethod
+    def _validated(rec: Any, fields: dict[str, FieldDef], allow_id: bool) -> dict[str, Any]:
+        if not isinstance(rec, dict):
+            raise RecordSkip("1003", "Invalid record")
+        for name, value in rec.items():
+            if name == "id":
+                if not allow_id:
+                    raise RecordSkip("1003", "Field 'id' is only allowed with updateOnly")
+                continue
+            fdef = fields.get(name)
+            if fdef is None:
+                raise RecordSkip("1006", f"Field '{name}' not found")
+            if not fdef.updateable:
+                raise RecordSkip("1003", f"Field '{name}' is not updateable")
+            check_value(fdef, value)
+        return {k: v for k, v in rec.items() if k != "id"}
+
+    @staticmethod
+    def _match(table: Table, key: str, rec: dict[str, Any], action: str) -> int | None:
+        """The id to update, None to create; skips per the action's rules."""
+        value = rec.get(key)
+        if value is None or value == "":
+            raise RecordSkip("1003", f"Value for lookup field '{key}' is required")
+        if action == "createDuplicate":
+            return None
+        ids = table.find(key, value)
+        if len(ids) > 1:
+            raise RecordSkip("1007", "Multiple records match the lookup criteria")
+        if ids and action == "createOnly":
+            raise RecordSkip("1005", "Lead already exists")
+        if not ids and action == "updateOnly":
+            raise RecordSkip("1004", "Lead not found")
+        return ids[0] if ids else None
+
+    def _sync_lead(self, rec: Any, action: str, lookup: str) -> tuple[str, int]:
+        changes = self._validated(rec, self._lead_fields, allow_id=action == "updateOnly")
+        row_id = self._match(self._leads, lookup, rec, action)
+        if COMPANY_FIELDS_ON_LEAD.intersection(changes):
+            current = self._leads.rows.get(row_id, {}) if row_id else {}
+            company_id = changes.get("externalCompanyId", current.get("externalCompanyId"))
+            if company_id and self._companies.find("externalCompanyId", company_id):
+                raise RecordSkip("1021", "Company update not allowed in syncLead")
+        status = "created" if row_id is None else "updated"
+        return status, self._leads.write(row_id, changes)
+
+    def _sync_company(self, rec: Any, action: str, key: str) -> tuple[str, int]:
+        changes = self._validated(rec, self._company_fields, allow_id=key == "id")
+        row_id = self._match(self._companies, key, rec, action)
+        status = "created" if row_id is None else "updated"
+        return status, self._companies.write(row_id, changes)
+
+    def _filter(self, table: Table, fields: dict[str, FieldDef], searchable: Iterable[str],
+                default_fields: Iterable[str], params: dict[str, str]) -> dict[str, Any]:
+        filter_type = params.get("filterType", "")
+        if filter_type not in searchable:
+            raise ApiFailure("1003", f"Invalid filterType '{filter_type}'")
+        values = [v for v in params.get("filterValues", "").split(",") if v]
+        if not values:
+            raise ApiFailure("701", "filterValues cannot be blank")
+        if len(values) > MAX_BATCH:
+            raise ApiFailure("1003", f"filterValues exceeds {MAX_BATCH}")
+        wanted = [n for n in params.get("fields", "").split(",") if n] or list(default_fields)
+        unknown = [n for n in wanted if n != "id" and n not in fields]
+        if unknown:
+            raise ApiFailure("1006", f"Field '{unknown[0]}' not found")
+        ids = list(dict.fromkeys(i for value in values for i in table.find(filter_type, value)))
+        if len(ids) > MAX_FILTER_MATCHES:
+            raise ApiFailure("1003", "Too many results match the filter")
+        rows = [{"id": i, **{n: table.rows[i].get(n) for n in wanted if n != "id"}} for i in sorted(ids)]
+        return self._page(rows, params)

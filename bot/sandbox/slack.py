@@ -1,0 +1,1105 @@
+"""A local emulator of the Slack Web API methods the bot uses (reference/slack-platform.md §2–4).
+
+`WebClient(token=emulator.bot_token, base_url=emulator.api_url)` talks to it over loopback. It
+enforces what the real platform enforces and `slack_sdk` does not check locally (trigger ids used
+once and expiring, the modal stack limit, view hashes, block and size limits, per-method rate
+limits with HTTP 429 + Retry-After) and records every call so tests can inspect what the bot did.
+State lives in memory (one workspace per emulator); every access holds one lock, so the bot may
+call it from any number of threads while a test inspects it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import itertools
+import json
+import math
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bot.sandbox.server import ServerThread
+
+MAX_MODAL_TITLE = 24
+MAX_VIEW_BLOCKS = 100
+MAX_MESSAGE_BLOCKS = 50
+MAX_SELECT_OPTIONS = 100
+MAX_OPTION_TEXT = 75
+MAX_OPTION_VALUE = 150
+MAX_PRIVATE_METADATA = 3000
+MAX_VIEW_BYTES = 250_000
+MAX_SECTION_TEXT = 3000
+MAX_MESSAGE_TEXT = 40_000
+MAX_VIEW_STACK = 3
+
+# Fields that arrive as JSON strings when a client sends a form body.
+_JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
+_TEXT_TYPES = ("plain_text", "mrkdwn")
+_ELEMENT_TYPES = frozenset(
+    {
+        "button", "checkboxes", "datepicker", "datetimepicker", "email_text_input", "external_select",
+        "file_input", "image", "multi_channels_select", "multi_conversations_select",
+        "multi_external_select", "multi_static_select", "multi_users_select", "number_input", "overflow",
+        "plain_text_input", "radio_buttons", "rich_text_input", "static_select", "timepicker",
+        "url_text_input", "users_select", "conversations_select", "channels_select", "workflow_button",
+    }
+)
+_BLOCK_TYPES = frozenset(
+    {"actions", "context", "divider", "file", "header", "image", "input", "markdown", "rich_text",
+     "section", "video"}
+)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `calls` calls of one method per `window` seconds (per workspace)."""
+
+    calls: int
+    window: float
+
+
+DEFAULT_RATE_LIMITS: dict[str, RateLimit] = {"chat.update": RateLimit(calls=50, window=60.0)}
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    name: str
+    email: str
+    tz: str = "America/Los_Angeles"
+    real_name: str = ""
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One recorded Web API call. `args` never contains the token."""
+
+    method: str
+    args: dict[str, Any]
+    time: float
+    status: int
+    response: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        return self.response.get("error")
+
+
+@dataclass(frozen=True)
+class MessageVersion:
+    time: float
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+@dataclass
+class PostedMessage:
+    """A message with its latest content; `history` holds every version, the original first."""
+
+    channel: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str | None
+    user: str
+    history: list[MessageVersion] = field(default_factory=list)
+
+    @property
+    def updates(self) -> list[MessageVersion]:
+        return self.history[1:]
+
+    def to_payload(self) -> dict[str, Any]:
+        """The message as Slack puts it in an interaction payload."""
+        payload: dict[str, Any] = {
+            "type": "message", "ts": self.ts, "text": self.text, "blocks": copy.deepcopy(self.blocks),
+            "user": self.user, "team": None,
+        }
+        if self.thread_ts:
+            payload["thread_ts"] = self.thread_ts
+        return payload
+
+
+@dataclass(frozen=True)
+class EphemeralMessage:
+    channel: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]]
+    ts: str
+    thread_ts: str | None
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    id: str
+    name: str
+    title: str
+    content: bytes
+    channel: str | None
+    initial_comment: str | None
+    thread_ts: str | None
+
+
+@dataclass
+class _Trigger:
+    user: str
+    issued: float
+    used: bool = False
+
+
+@dataclass
+class _PendingUpload:
+    name: str
+    length: int
+    content: bytes | None = None
+
+
+class _Fail(Exception):
+    """Ends a method call with `{"ok": false, "error": ...}` (HTTP `status`)."""
+
+    def __init__(
+        self, error: str, *, status: int = 200, retry_after: int | None = None, messages: list[str] | None = None
+    ) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.retry_after = retry_after
+        self.messages = messages or []
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error": self.error}
+        if self.messages:
+            body["response_metadata"] = {"messages": self.messages}
+        return body
+
+
+class _Window:
+    """Sliding-window call counter for one rate limit."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self.times: deque[float] = deque()
+
+    def admit(self, now: float) -> int | None:
+        """Count the call and return None, or return the whole seconds to wait before retrying."""
+        while self.times and now - self.times[0] >= self.limit.window:
+            self.times.popleft()
+        if len(self.times) >= self.limit.calls:
+            return max(1, math.ceil(self.times[0] + self.limit.window - now))
+        self.times.append(now)
+        return None
+
+
+# ---------------------------------------------------------------- Block Kit validation
+
+
+def _error(message: str, pointer: str) -> str:
+    return f"[ERROR] {message} [json-pointer:{pointer}]"
+
+
+def _check_len(value: Any, limit: int, pointer: str, errors: list[str]) -> None:
+    if isinstance(value, str) and len(value) > limit:
+        errors.append(_error(f"must be less than {limit + 1} characters", pointer))
+
+
+def _check_text(
+    obj: Any, pointer: str, limit: int, errors: list[str], *, plain_only: bool = False, required: bool = True
+) -> None:
+    if obj is None:
+        if required:
+            errors.append(_error("must provide an object", pointer))
+        return
+    allowed = ("plain_text",) if plain_only else _TEXT_TYPES
+    if not isinstance(obj, dict) or obj.get("type") not in allowed or not isinstance(obj.get("text"), str):
+        errors.append(_error(f"must be a text object of type {' or '.join(allowed)}", pointer))
+        return
+    if not obj["text"]:
+        errors.append(_error("must be more than 0 characters", f"{pointer}/text"))
+    _check_len(obj["text"], limit, f"{pointer}/text", errors)
+
+
+def _check_count(items: Any, limit: int, pointer: str, errors: list[str], *, minimum: int = 0) -> list[Any]:
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        errors.append(_error("must be an array", pointer))
+        return []
+    if len(items) > limit:
+        errors.append(_error(f"no more than {limit} items allowed", pointer))
+    elif len(items) < minimum:
+        errors.append(_error(f"must provide at least {minimum} items", pointer))
+    return items
+
+
+def _check_option(option: Any, pointer: str, errors: list[str]) -> None:
+    if not isinstance(option, dict):
+        errors.append(_error("must be an option object", pointer))
+        return
+    _check_text(option.get("text"), f"{pointer}/text", MAX_OPTION_TEXT, errors)
+    if not isinstance(option.get("value"), str):
+        errors.append(_error("must provide a string", f"{pointer}/value"))
+    _check_len(option.get("value"), MAX_OPTION_VALUE, f"{pointer}/value", errors)
+    _check_text(option.get("description"), f"{pointer}/description", MAX_OPTION_TEXT, errors, required=False)
+
+
+def _check_options(element: dict[str, Any], pointer: str, errors: list[str], limit: int) -> None:
+    """Options or option groups, and that the initial selection is one of them."""
+    values: set[str] = set()
+    if "option_groups" in element:
+        groups = _check_count(element["option_groups"], MAX_SELECT_OPTIONS, f"{pointer}/option_groups", errors)
+        for g, group in enumerate(groups):
+            gp = f"{pointer}/option_groups/{g}"
+            if not isinstance(group, dict):
+                errors.append(_error("must be an option group", gp))
+                continue
+            _check_text(group.get("label"), f"{gp}/label", MAX_OPTION_TEXT, errors, plain_only=True)
+            for i, option in enumerate(_check_count(group.get("options"), limit, f"{gp}/options", errors)):
+                _check_option(option, f"{gp}/options/{i}", errors)
+                if isinstance(option, dict):
+                    values.add(option.get("value"))
+    else:
+        options = _check_count(element.get("options"), limit, f"{pointer}/options", errors, minimum=1)
+        for i, option in enumerate(options):
+            _check_option(option, f"{pointer}/options/{i}", errors)
+            if isinstance(option, dict):
+                values.add(option.get("value"))
+    initial = element.get("initial_options") or ([element["initial_option"]] if element.get("initial_option") else [])
+    for option in initial:
+        if not isinstance(option, dict) or option.get("value") not in values:
+            errors.append(_error("must match an option in the options list", f"{pointer}/initial_option"))
+
+
+def _check_element(element: Any, pointer: str, errors: list[str]) -> str | None:
+    """Validate one interactive element; return its action_id."""
+    if not isinstance(element, dict) or element.get("type") not in _ELEMENT_TYPES:
+        errors.append(_error("must be a valid element type", f"{pointer}/type"))
+        return None
+    kind = element["type"]
+    _check_len(element.get("action_id"), 255, f"{pointer}/action_id", errors)
+    _check_text(element.get("placeholder"), f"{pointer}/placeholder", 150, errors, plain_only=True, required=False)
+    if "confirm" in element:
+        confirm, cp = element["confirm"], f"{pointer}/confirm"
+        if not isinstance(confirm, dict):
+            errors.append(_error("must be a confirm object", cp))
+        else:
+            _check_text(confirm.get("title"), f"{cp}/title", 100, errors, plain_only=True)
+            _check_text(confirm.get("text"), f"{cp}/text", 300, errors)
+            _check_text(confirm.get("confirm"), f"{cp}/confirm", 30, errors, plain_only=True)
+            _check_text(confirm.get("deny"), f"{cp}/deny", 30, errors, plain_only=True)
+    if kind == "button":
+        _check_text(element.get("text"), f"{pointer}/text", 75, errors, plain_only=True)
+        _check_len(element.get("value"), 2000, f"{pointer}/value", errors)
+        _check_len(element.get("url"), 3000, f"{pointer}/url", errors)
+        if element.get("style") not in (None, "primary", "danger"):
+            errors.append(_error("must be primary or danger", f"{pointer}/style"))
+    elif kind in ("static_select", "multi_static_select"):
+        _check_options(element, pointer, errors, MAX_SELECT_OPTIONS)
+    elif kind in ("checkboxes", "radio_buttons"):
+        _check_options(element, pointer, errors, 10)
+    elif kind == "overflow":
+        _check_options(element, pointer, errors, 5)
+    elif kind == "plain_text_input":
+        for key in ("max_length", "min_length"):
+            if isinstance(element.get(key), int) and not 0 <= element[key] <= 3000:
+                errors.append(_error("must be between 0 and 3000", f"{pointer}/{key}"))
+        _check_len(element.get("initial_value"), 3000, f"{pointer}/initial_value", errors)
+    limit = element.get("max_selected_items", 1)
+    if kind.startswith("multi_") and (not isinstance(limit, int) or limit < 1):
+        errors.append(_error("must be at least 1", f"{pointer}/max_selected_items"))
+    return element.get("action_id")
+
+
+def _check_block(block: Any, pointer: str, errors: list[str]) -> None:
+    if not isinstance(block, dict) or block.get("type") not in _BLOCK_TYPES:
+        errors.append(_error("must be a valid block type", f"{pointer}/type"))
+        return
+    kind = block["type"]
+    _check_len(block.get("block_id"), 255, f"{pointer}/block_id", errors)
+    if kind == "section":
+        if "text" not in block and "fields" not in block:
+            errors.append(_error("must provide text or fields", pointer))
+        _check_text(block.get("text"), f"{pointer}/text", MAX_SECTION_TEXT, errors, required=False)
+        for i, item in enumerate(_check_count(block.get("fields"), 10, f"{pointer}/fields", errors)):
+            _check_text(item, f"{pointer}/fields/{i}", 2000, errors)
+        if "accessory" in block:
+            _check_element(block["accessory"], f"{pointer}/accessory", errors)
+    elif kind == "header":
+        _check_text(block.get("text"), f"{pointer}/text", 150, errors, plain_only=True)
+    elif kind == "actions":
+        action_ids: list[str] = []
+        for i, element in enumerate(_check_count(block.get("elements"), 25, f"{pointer}/elements", errors, minimum=1)):
+            action_id = _check_element(element, f"{pointer}/elements/{i}", errors)
+            if action_id is not None and action_id in action_ids:
+                errors.append(_error("action_id must be unique within a block", f"{pointer}/elements/{i}"))
+            action_ids.append(action_id)
+    elif kind == "context":
+        for i, item in enumerate(_check_count(block.get("elements"), 10, f"{pointer}/elements", errors, minimum=1)):
+            if not isinstance(item, dict) or item.get("type") not in (*_TEXT_TYPES, "image"):
+                errors.append(_error("must be a text or image element", f"{pointer}/elements/{i}"))
+            elif item["type"] != "image":
+                _check_text(item, f"{pointer}/elements/{i}", 3000, errors)
+    elif kind == "input":
+        _check_text(block.get("label"), f"{pointer}/label", 2000, errors, plain_only=True)
+        _check_text(block.get("hint"), f"{pointer}/hint", 2000, errors, plain_only=True, required=False)
+        _check_element(block.get("element"), f"{pointer}/element", errors)
+    elif kind == "image":
+        _check_len(block.get("image_url"), 3000, f"{pointer}/image_url", errors)
+        _check_len(block.get("alt_text"), 2000, f"{pointer}/alt_text", errors)
+    elif kind == "markdown":
+        _check_len(block.get("text"), 12_000, f"{pointer}/text", errors)
+
+
+def validate_blocks(blocks: Any, limit: int, pointer: str = "/blocks") -> list[str]:
+    """Slack-style error messages (`[ERROR] ... [json-pointer:...]`) for a list of blocks."""
+    errors: list[str] = []
+    seen: set[str] = set()
+    for i, block in enumerate(_check_count(blocks, limit, pointer, errors)):
+        _check_block(block, f"{pointer}/{i}", errors)
+        block_id = block.get("block_id") if isinstance(block, dict) else None
+        if block_id is not None:
+            if block_id in seen:
+                errors.append(_error("block_id must be unique", f"{pointer}/{i}/block_id"))
+            seen.add(block_id)
+    return errors
+
+
+def validate_view(view: Any) -> list[str]:
+    """Slack-style error messages for a modal or Home tab view (size is checked separately)."""
+    if not isinstance(view, dict) or view.get("type") not in ("modal", "home"):
+        return [_error("must be a modal or home view", "/view/type")]
+    errors = validate_blocks(view.get("blocks"), MAX_VIEW_BLOCKS, "/view/blocks")
+    if view["type"] == "modal":
+        _check_text(view.get("title"), "/view/title", MAX_MODAL_TITLE, errors, plain_only=True)
+        _check_text(view.get("close"), "/view/close", MAX_MODAL_TITLE, errors, plain_only=True, required=False)
+        _check_text(view.get("submit"), "/view/submit", MAX_MODAL_TITLE, errors, plain_only=True, required=False)
+        has_input = any(isinstance(b, dict) and b.get("type") == "input" for b in view.get("blocks") or [])
+        if has_input and not view.get("submit"):
+            errors.append(_error("must provide submit when there are input blocks", "/view/submit"))
+    _check_len(view.get("private_metadata"), MAX_PRIVATE_METADATA, "/view/private_metadata", errors)
+    _check_len(view.get("callback_id"), 255, "/view/callback_id", errors)
+    _check_len(view.get("external_id"), 255, "/view/external_id", errors)
+    return errors
+
+
+# ---------------------------------------------------------------- the emulator
+
+
+def _random_id(prefix: str, length: int = 10) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def _is_user_id(value: str) -> bool:
+    return value[:1] in ("U", "W") and value[1:].isalnum() and len(value) > 1
+
+
+def _is_channel_id(value: str) -> bool:
+    return value[:1] in ("C", "G", "D") and value[1:].isalnum() and len(value) > 1
+
+
+class SlackEmulator:
+    """The Slack Web API on loopback. Start with `start()` or `with SlackEmulator() as slack:`.
+
+    Knobs: `trigger_ttl` (seconds a trigger_id lives), `rate_limits` (method -> RateLimit; default
+    chat.update 50/min), `min_update_interval` (seconds between two chat.update of one message;
+    0 = off), `users` (user id -> UserProfile; other U... ids get a profile made from the id).
+    """
+
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-emulator-token",
+        app_token: str = "xapp-emulator-token",
+        team_id: str = "T0001",
+        team_domain: str = "connect-dynamics",
+        app_id: str = "A0001",
+        bot_user_id: str = "UBOT0001",
+        bot_id: str = "B0001",
+        trigger_ttl: float = 3.0,
+        rate_limits: dict[str, RateLimit] | None = None,
+        min_update_interval: float = 0.0,
+        users: dict[str, UserProfile] | None = None,
+    ) -> None:
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.team_id = team_id
+        self.team_domain = team_domain
+        self.app_id = app_id
+        self.bot_user_id = bot_user_id
+        self.bot_id = bot_id
+        self.trigger_ttl = trigger_ttl
+        self.min_update_interval = min_update_interval
+        self._rate_limits = dict(DEFAULT_RATE_LIMITS if rate_limits is None else rate_limits)
+        self._users = dict(users or {})
+        self._cond = threading.Condition(threading.RLock())
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "auth.test": self._auth_test,
+            "views.open": self._views_open,
+            "views.push": self._views_push,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "conversations.open": self._conversations_open,
+            "users.info": self._users_info,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
+            "apps.connections.open": self._apps_connections_open,
+        }
+        self._ts_counter = itertools.count(1)
+        self._reset_state()
+        self._server: ServerThread | None = None
+        self._socket = _SocketHub()
+        self.app = Starlette(
+            routes=[
+                Route("/api/{method}", self._endpoint, methods=["GET", "POST"]),
+                Route("/upload/{file_id}", self._upload_endpoint, methods=["POST"]),
+                WebSocketRoute("/socket", self._socket_endpoint),
+            ]
+        )
+
+    def _reset_state(self) -> None:
+        self._calls: list[ApiCall] = []
+        self._triggers: dict[str, _Trigger] = {}
+        self._views: dict[str, dict[str, Any]] = {}
+        self._view_owner: dict[str, str] = {}
+        self._stacks: dict[str, list[str]] = {}
+        self._homes: dict[str, str] = {}
+        self._messages: dict[tuple[str, str], PostedMessage] = {}
+        self._ephemeral: list[EphemeralMessage] = []
+        self._dm_channels: dict[str, str] = {}
+        self._uploads: dict[str, _PendingUpload] = {}
+        self._files: list[UploadedFile] = []
+        self._windows: dict[str, _Window] = {}
+        self._last_update: dict[tuple[str, str], float] = {}
+        self._socket_tickets: set[str] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> SlackEmulator:
+        self._server = ServerThread(self.app).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._socket.close_all()
+            self._server.stop()
+            self._server = None
+
+    def __enter__(self) -> SlackEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the Slack emulator is not running; call start() first")
+        return self._server.url
+
+    @property
+    def api_url(self) -> str:
+        """The `base_url` for `slack_sdk.WebClient` (ends with a slash)."""
+        return self.url + "/api/"
+
+    # ------------------------------------------------------------ knobs and test helpers
+
+    def set_rate_limit(self, method: str, calls: int, window: float) -> None:
+        with self._cond:
+            self._rate_limits[method] = RateLimit(calls, window)
+            self._windows.pop(method, None)
+
+    def set_user(self, user_id: str, profile: UserProfile) -> None:
+        with self._cond:
+            self._users[user_id] = profile
+
+    def user_profile(self, user_id: str) -> UserProfile:
+        with self._cond:
+            return self._users.get(user_id) or UserProfile(
+                name=f"user-{user_id.lower()}", email=f"{user_id.lower()}@example.com", real_name=f"User {user_id}"
+            )
+
+    def new_trigger_id(self, user_id: str) -> str:
+        """A trigger_id as Slack puts in a command or interaction payload, valid once for `trigger_ttl`."""
+        trigger_id = f"{int(time.time())}.{secrets.randbelow(10**10):010d}.{secrets.token_hex(16)}"
+        with self._cond:
+            self._triggers[trigger_id] = _Trigger(user=user_id, issued=time.monotonic())
+        return trigger_id
+
+    def dm_channel(self, user_id: str) -> str:
+        """The D... channel id of the bot's DM with `user_id` (the one conversations.open returns)."""
+        with self._cond:
+            if user_id not in self._dm_channels:
+                self._dm_channels[user_id] = "D" + user_id[1:].rjust(8, "0")
+            return self._dm_channels[user_id]
+
+    def reset(self) -> None:
+        """Forget every call, view, message, file and trigger (knobs and user profiles stay)."""
+        with self._cond:
+            self._reset_state()
+
+    # ------------------------------------------------------------ inspection
+
+    def calls(self, method: str | None = None) -> list[ApiCall]:
+        with self._cond:
+            return [c for c in self._calls if method is None or c.method == method]
+
+    def wait_for(
+        self, method: str, predicate: Callable[[ApiCall], bool] | None = None, timeout: float = 10
+    ) -> ApiCall:
+        """The first recorded call of `method` matching `predicate`, waiting up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for call in self._calls:
+                    if call.method == method and (predicate is None or predicate(call)):
+                        return call
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    seen = [f"{c.method}:{c.error or 'ok'}" for c in self._calls]
+                    raise TimeoutError(f"no matching {method} call within {timeout}s; calls seen: {seen}")
+                self._cond.wait(remaining)
+
+    @property
+    def views(self) -> dict[str, dict[str, Any]]:
+        """Every view by id with its latest content (closed ones included; see `view_stack`)."""
+        with self._cond:
+            return copy.deepcopy(self._views)
+
+    def view(self, view_id: str) -> dict[str, Any]:
+        with self._cond:
+            return copy.deepcopy(self._views[view_id])
+
+    def view_stack(self, user_id: str) -> list[dict[str, Any]]:
+        """The modals open for a user, root first."""
+        with self._cond:
+            return [copy.deepcopy(self._views[v]) for v in self._stacks.get(user_id, [])]
+
+    def home(self, user_id: str) -> dict[str, Any] | None:
+        with self._cond:
+            view_id = self._homes.get(user_id)
+            return copy.deepcopy(self._views[view_id]) if view_id else None
+
+    def messages(self, channel: str | None = None) -> list[PostedMessage]:
+        """Posted messages in post order, with their latest content and update history."""
+        with self._cond:
+            return [copy.deepcopy(m) for m in self._messages.values() if channel is None or m.channel == channel]
+
+    def message(self, channel: str, ts: str) -> PostedMessage:
+        with self._cond:
+            return copy.deepcopy(self._messages[(channel, ts)])
+
+    def ephemeral(self, user: str | None = None) -> list[EphemeralMessage]:
+        with self._cond:
+            return [m for m in self._ephemeral if user is None or m.user == user]
+
+    def files(self) -> list[UploadedFile]:
+        with self._cond:
+            return list(self._files)
+
+    # ------------------------------------------------------------ what a user does in a modal
+
+    def submit_view(self, view_id: str, ack: dict[str, Any] | None) -> None:
+        """Apply the app's answer to a view_submission as Slack does (close, update, push, clear, errors).
+
+        A view id the emulator never issued is ignored (a test may submit a hand-made view).
+        """
+        ack = ack or {}
+        action = ack.get("response_action")
+        with self._cond:
+            user = self._view_owner.get(view_id)
+            if user is None:
+                return
+            if action == "errors":
+                return
+            if action == "clear":
+                self._close(user, clear=True)
+            elif action == "update":
+                self._replace_view(view_id, ack["view"])
+            elif action == "push":
+                stack = self._stacks.get(user, [])
+                if len(stack) >= MAX_VIEW_STACK:
+                    raise ValueError("push_limit_reached")
+                self._new_view(user, ack["view"], stack)
+            else:
+                self._close(user, clear=False)
+            self._cond.notify_all()
+
+    def close_view(self, view_id: str, *, clear: bool = False) -> None:
+        """The user closed the top modal (or, with `clear`, the whole stack); unknown ids are ignored."""
+        with self._cond:
+            user = self._view_owner.get(view_id)
+            if user is not None:
+                self._close(user, clear=clear)
+
+    # ------------------------------------------------------------ HTTP
+
+    async def _endpoint(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        try:
+            args = await _parse_args(request)
+        except _Fail as fail:
+            return self._finish(method, {}, fail.status, fail.body(), fail.retry_after)
+        token = args.pop("token", None)
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("bearer "):
+            token = auth[7:].strip()
+        with self._cond:
+            try:
+                status, body = 200, self._call(method, token, args)
+            except _Fail as fail:
+                return self._finish(method, args, fail.status, fail.body(), fail.retry_after)
+            return self._finish(method, args, status, body, None)
+
+    def _finish(
+        self, method: str, args: dict[str, Any], status: int, body: dict[str, Any], retry_after: int | None
+    ) -> Response:
+        with self._cond:
+            self._calls.append(ApiCall(method, args, time.time(), status, copy.deepcopy(body)))
+            self._cond.notify_all()
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    def _call(self, method: str, token: str | None, args: dict[str, Any]) -> dict[str, Any]:
+        handler = self._methods.get(method)
+        if handler is None:
+            raise _Fail("unknown_method")
+        if not token:
+            raise _Fail("not_authed")
+        expected = self.app_token if method == "apps.connections.open" else self.bot_token
+        if token != expected:
+            other = self.bot_token if method == "apps.connections.open" else self.app_token
+            raise _Fail("not_allowed_token_type" if token == other else "invalid_auth")
+        self._admit(method, method)
+        return handler(args)
+
+    def _admit(self, key: str, method: str) -> None:
+        limit = self._rate_limits.get(method)
+        if limit is None:
+            return
+        window = self._windows.setdefault(key, _Window(limit))
+        retry_after = window.admit(time.monotonic())
+        if retry_after is not None:
+            raise _Fail("ratelimited", status=429, retry_after=retry_after)
+
+    async def _upload_endpoint(self, request: Request) -> Response:
+        file_id = request.path_params["file_id"]
+        if request.headers.get("content-type", "").startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file") or form.get("filename")
+            content = await upload.read() if hasattr(upload, "read") else str(upload or "").encode()
+        else:
+            content = await request.body()
+        with self._cond:
+            pending = self._uploads.get(file_id)
+            if pending is None:
+                return PlainTextResponse("invalid upload url", status_code=404)
+            pending.content = content
+        return PlainTextResponse(f"OK - {len(content)}")
+
+    # ------------------------------------------------------------ methods
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True, "url": f"https://{self.team_domain}.slack.com/", "team": self.team_domain,
+            "user": "connect-dynamics", "team_id": self.team_id, "user_id": self.bot_user_id,
+            "bot_id": self.bot_id, "is_enterprise_install": False,
+        }
+
+    def _use_trigger(self, args: dict[str, Any]) -> str:
+        trigger = self._triggers.get(str(args.get("trigger_id") or ""))
+        if trigger is None:
+            raise _Fail("invalid_trigger_id")
+        if trigger.used:
+            raise _Fail("exchanged_trigger_id")
+        if time.monotonic() - trigger.issued > self.trigger_ttl:
+            raise _Fail("expired_trigger_id")
+        trigger.used = True
+        return trigger.user
+
+    def _checked_view(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        if view is None:
+            raise _Fail("invalid_arguments", messages=[_error("must provide an object", "/view")])
+        if len(json.dumps(view).encode()) > MAX_VIEW_BYTES:
+            raise _Fail("view_too_large")
+        errors = validate_view(view)
+        if errors:
+            raise _Fail("invalid_arguments", messages=errors)
+        external_id = view.get("external_id")
+        if external_id and any(
+            v.get("external_id") == external_id and v["id"] != args.get("view_id") for v in self._views.values()
+        ):
+            raise _Fail("duplicate_external_id")
+        return view
+
+    def _view_object(self, view: dict[str, Any], view_id: str, root: str, previous: str | None) -> dict[str, Any]:
+        obj = {
+            "id": view_id, "team_id": self.team_id, "type": view["type"], "blocks": [], "private_metadata": "",
+            "callback_id": "", "state": {"values": {}}, "hash": f"{time.time():.6f}.{secrets.token_hex(4)}",
+            "title": None, "clear_on_close": False, "notify_on_close": False, "close": None, "submit": None,
+            "previous_view_id": previous, "root_view_id": root, "app_id": self.app_id, "external_id": "",
+            "app_installed_team_id": self.team_id, "bot_id": self.bot_id,
+        }
+        obj.update(copy.deepcopy(view))
+        obj.update(id=view_id, previous_view_id=previous, root_view_id=root)
+        return obj
+
+    def _new_view(self, user: str, view: dict[str, Any], stack: list[str]) -> dict[str, Any]:
+        view_id = _random_id("V")
+        obj = self._view_object(view, view_id, stack[0] if stack else view_id, stack[-1] if stack else None)
+        self._views[view_id] = obj
+        self._view_owner[view_id] = user
+        self._stacks[user] = [*stack, view_id]
+        return obj
+
+    def _replace_view(self, view_id: str, view: dict[str, Any]) -> dict[str, Any]:
+        old = self._views[view_id]
+        obj = self._view_object(view, view_id, old["root_view_id"], old["previous_view_id"])
+        self._views[view_id] = obj
+        return obj
+
+    def _close(self, user: str, *, clear: bool) -> None:
+        stack = self._stacks.get(user, [])
+        self._stacks[user] = [] if clear else stack[:-1]
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = self._checked_view(args)
+        user = self._use_trigger(args)
+        return {"ok": True, "view": copy.deepcopy(self._new_view(user, view, []))}
+
+    def _views_push(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = self._checked_view(args)
+        user = self._use_trigger(args)
+        stack = self._stacks.get(user, [])
+        if not stack:
+            raise _Fail("not_found")
+        if len(stack) >= MAX_VIEW_STACK:
+            raise _Fail("push_limit_reached")
+        return {"ok": True, "view": copy.deepcopy(self._new_view(user, view, stack))}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        view_id, external_id = args.get("view_id"), args.get("external_id")
+        if not view_id and not external_id:
+            raise _Fail("invalid_arguments", messages=[_error("must provide view_id or external_id", "/view_id")])
+        if not view_id:
+            view_id = next((k for k, v in self._views.items() if v.get("external_id") == external_id), None)
+        if view_id not in self._views:
+            raise _Fail("not_found")
+        view = self._checked_view({**args, "view_id": view_id})
+        expected = args.get("hash")
+        if expected is not None and expected != self._views[view_id]["hash"]:
+            raise _Fail("hash_conflict")
+        return {"ok": True, "view": copy.deepcopy(self._replace_view(view_id, view))}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user_id") or "")
+        if not _is_user_id(user):
+            raise _Fail("user_not_found")
+        view = self._checked_view(args)
+        if view["type"] != "home":
+            raise _Fail("invalid_arguments", messages=[_error("must be a home view", "/view/type")])
+        home_id = self._homes.get(user)
+        if home_id is None:
+            home_id = _random_id("V")
+            self._homes[user] = home_id
+            self._view_owner[home_id] = user
+        elif args.get("hash") is not None and args["hash"] != self._views[home_id]["hash"]:
+            raise _Fail("hash_conflict")
+        self._views[home_id] = self._view_object(view, home_id, home_id, None)
+        return {"ok": True, "view": copy.deepcopy(self._views[home_id])}
+
+    def _new_ts(self) -> str:
+        return f"{int(time.time())}.{next(self._ts_counter):06d}"
+
+    def _message_content(self, args: dict[str, Any], *, required: bool) -> tuple[str | None, list[dict] | None]:
+        text, blocks = args.get("text"), args.get("blocks")
+        if blocks is not None:
+            errors = validate_blocks(blocks, MAX_MESSAGE_BLOCKS)
+            if errors:
+                raise _Fail("invalid_blocks", messages=errors)
+        if text is not None and len(str(text)) > MAX_MESSAGE_TEXT:
+            raise _Fail("msg_too_long")
+        if required and not text and not blocks and not args.get("attachments"):
+            raise _Fail("no_text")
+        return (None if text is None else str(text)), blocks
+
+    def _resolve_channel(self, channel: Any) -> str:
+        channel = str(channel or "")
+        if _is_user_id(channel):
+            return self.dm_channel(channel)
+        if not _is_channel_id(channel):
+            raise _Fail("channel_not_found")
+        return channel
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(args.get("channel"))
+        text, blocks = self._message_content(args, required=True)
+        ts = self._new_ts()
+        thread_ts = args.get("thread_ts") or None
+        message = PostedMessage(channel, ts, text or "", blocks or [], thread_ts, self.bot_user_id)
+        message.history.append(MessageVersion(time.time(), message.text, copy.deepcopy(message.blocks)))
+        self._messages[(channel, ts)] = message
+        return {"ok": True, "channel": channel, "ts": ts, "message": message.to_payload()}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        if not _is_channel_id(channel):
+            raise _Fail("channel_not_found")
+        message = self._messages.get((channel, ts))
+        if message is None:
+            raise _Fail("message_not_found")
+        text, blocks = self._message_content(args, required=True)
+        if self.min_update_interval > 0:
+            now = time.monotonic()
+            last = self._last_update.get((channel, ts))
+            if last is not None and now - last < self.min_update_interval:
+                wait = max(1, math.ceil(last + self.min_update_interval - now))
+                raise _Fail("ratelimited", status=429, retry_after=wait)
+            self._last_update[(channel, ts)] = now
+        if text is not None:
+            message.text = text
+            if blocks is None:
+                message.blocks = []
+        if blocks is not None:
+            message.blocks = blocks
+        message.history.append(MessageVersion(time.time(), message.text, copy.deepcopy(message.blocks)))
+        return {"ok": True, "channel": channel, "ts": ts, "text": message.text, "message": message.to_payload()}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(args.get("channel"))
+        user = str(args.get("user") or "")
+        if not _is_user_id(user):
+            raise _Fail("user_not_found")
+        text, blocks = self._message_content(args, required=True)
+        ts = self._new_ts()
+        self._ephemeral.append(
+            EphemeralMessage(channel, user, text or "", blocks or [], ts, args.get("thread_ts") or None)
+        )
+        return {"ok": True, "message_ts": ts}
+
+    def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if args.get("channel"):
+            return {"ok": True, "channel": {"id": self._resolve_channel(args["channel"])}}
+        users = [u for u in str(args.get("users") or "").split(",") if u]
+        if not users:
+            raise _Fail("users_list_not_supplied")
+        if not all(_is_user_id(u) for u in users):
+            raise _Fail("user_not_found")
+        if len(users) > 1:
+            digest = hashlib.sha1(",".join(sorted(users)).encode()).hexdigest()[:10].upper()
+            return {"ok": True, "channel": {"id": "G" + digest}}
+        already = users[0] in self._dm_channels
+        channel = {"id": self.dm_channel(users[0]), "is_im": True, "user": users[0]}
+        return {"ok": True, "no_op": already, "already_open": already, "channel": channel}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(args.get("user") or "")
+        if not _is_user_id(user_id):
+            raise _Fail("user_not_found")
+        profile = self.user_profile(user_id)
+        real_name = profile.real_name or profile.name
+        return {
+            "ok": True,
+            "user": {
+                "id": user_id, "team_id": self.team_id, "name": profile.name, "real_name": real_name,
+                "deleted": False, "is_bot": False, "is_admin": False, "tz": profile.tz, "tz_label": profile.tz,
+                "tz_offset": 0,
+                "profile": {
+                    "email": profile.email, "real_name": real_name, "display_name": profile.name,
+                    "real_name_normalized": real_name, "display_name_normalized": profile.name,
+                    "team": self.team_id,
+                },
+            },
+        }
+
+    def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = str(args.get("filename") or "")
+        try:
+            length = int(args.get("length"))
+        except (TypeError, ValueError):
+            raise _Fail("invalid_arguments") from None
+        if not name:
+            raise _Fail("invalid_arguments")
+        file_id = _random_id("F")
+        self._uploads[file_id] = _PendingUpload(name=name, length=length)
+        return {"ok": True, "upload_url": f"{self.url}/upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        items = args.get("files")
+        if not isinstance(items, list) or not items:
+            raise _Fail("invalid_arguments")
+        channels = [c for c in str(args.get("channels") or args.get("channel_id") or "").split(",") if c]
+        targets = [self._resolve_channel(c) for c in channels] or [None]
+        done = []
+        for item in items:
+            pending = self._uploads.get(str(item.get("id"))) if isinstance(item, dict) else None
+            if pending is None or pending.content is None:
+                raise _Fail("file_not_found")
+            done.append((item["id"], item.get("title") or pending.name, pending))
+        out = []
+        for file_id, title, pending in done:
+            del self._uploads[file_id]
+            for channel in targets:
+                self._files.append(
+                    UploadedFile(file_id, pending.name, title, pending.content or b"", channel,
+                                 args.get("initial_comment"), args.get("thread_ts"))
+                )
+            out.append({"id": file_id, "name": pending.name, "title": title, "size": len(pending.content or b"")})
+        return {"ok": True, "files": out}
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        ticket = secrets.token_hex(16)
+        self._socket_tickets.add(ticket)
+        ws_url = self.url.replace("http://", "ws://").replace("https://", "wss://")
+        return {"ok": True, "url": f"{ws_url}/socket?ticket={ticket}"}
+
+    # ------------------------------------------------------------ Socket Mode
+
+    async def _socket_endpoint(self, websocket: WebSocket) -> None:
+        with self._cond:
+            ticket = websocket.query_params.get("ticket", "")
+            valid = ticket in self._socket_tickets
+            self._socket_tickets.discard(ticket)
+        if not valid:
+            await websocket.close(code=4001)
+            return
+        await websocket.accept()
+        await self._socket.serve(websocket, self.app_id)
+
+    def socket_send(
+        self, envelope_type: str, payload: dict[str, Any], *, accepts_response_payload: bool = True
+    ) -> str:
+        """Push an envelope (`interactive`, `slash_commands`, `events_api`) to the connected client."""
+        return self._socket.send(envelope_type, payload, accepts_response_payload)
+
+    def socket_ack(self, envelope_id: str, timeout: float = 10) -> dict[str, Any]:
+        """The client's ack for an envelope (`{"envelope_id": ..., "payload": ...}`)."""
+        return self._socket.ack(envelope_id, timeout)
+
+    def socket_connected(self, timeout: float = 10) -> None:
+        """Wait until a Socket Mode client is connected."""
+        self._socket.wait_connected(timeout)
+
+
+class _SocketHub:
+    """The Socket Mode websocket side: one connection at a time, envelopes out, acks in."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._socket: WebSocket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._acks: dict[str, dict[str, Any]] = {}
+
+    async def serve(self, websocket: WebSocket, app_id: str) -> None:
+        with self._cond:
+            self._socket, self._loop = websocket, asyncio.get_running_loop()
+            self._cond.notify_all()
+        hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": app_id},
+                 "debug_info": {"host": "emulator", "approximate_connection_time": 3600}}
+        await websocket.send_text(json.dumps(hello))
+        try:
+            while True:
+                message = json.loads(await websocket.receive_text())
+                if isinstance(message, dict) and "envelope_id" in message:
+                    with self._cond:
+                        self._acks[message["envelope_id"]] = message
+                        self._cond.notify_all()
+        except (WebSocketDisconnect, json.JSONDecodeError):
+            pass
+        finally:
+            with self._cond:
+                if self._socket is websocket:
+                    self._socket = None
+                self._cond.notify_all()
+
+    def _wait(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not ready():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no {what} within {timeout}s")
+                self._cond.wait(remaining)
+
+    def wait_connected(self, timeout: float) -> None:
+        self._wait(lambda: self._socket is not None, timeout, "Socket Mode connection")
+
+    def send(self, envelope_type: str, payload: dict[str, Any], accepts_response_payload: bool) -> str:
+        self.wait_connected(10)
+        envelope_id = secrets.token_hex(8)
+        envelope = {"envelope_id": envelope_id, "type": envelope_type, "payload": payload,
+                    "accepts_response_payload": accepts_response_payload, "retry_attempt": 0, "retry_reason": ""}
+        with self._cond:
+            socket, loop = self._socket, self._loop
+        assert socket is not None and loop is not None
+        asyncio.run_coroutine_threadsafe(socket.send_text(json.dumps(envelope)), loop).result(timeout=10)
+        return envelope_id
+
+    def ack(self, envelope_id: str, timeout: float) -> dict[str, Any]:
+        self._wait(lambda: envelope_id in self._acks, timeout, f"ack for envelope {envelope_id}")
+        with self._cond:
+            return self._acks[envelope_id]
+
+    def close_all(self) -> None:
+        with self._cond:
+            socket, loop = self._socket, self._loop
+        if socket is not None and loop is not None and loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(socket.close(), loop)
+            with contextlib.suppress(Exception):  # the connection may already be gone
+                future.result(timeout=5)
+
+
+async def _parse_args(request: Request) -> dict[str, Any]:
+    """Query string plus a JSON, urlencoded or multipart body; JSON-in-form fields decoded."""
+    args: dict[str, Any] = dict(request.query_params)
+    content_type = request.headers.get("content-type", "")
+    body = await request.body()
+    if "application/json" in content_type:
+        try:
+            parsed = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _Fail("invalid_json") from None
+        if not isinstance(parsed, dict):
+            raise _Fail("invalid_json")
+        args.update(parsed)
+    elif content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        args.update({k: v for k, v in form.items() if isinstance(v, str)})
+    elif body:
+        try:
+            args.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise _Fail("invalid_form_data") from None
+    for key in _JSON_FIELDS:
+        if isinstance(args.get(key), str):
+            try:
+                args[key] = json.loads(args[key])
+            except json.JSONDecodeError:
+                raise _Fail("invalid_blocks_format" if key == "blocks" else "invalid_arguments") from None
+    return args
+
+
+__all__ = [
+    "ApiCall", "EphemeralMessage", "MessageVersion", "PostedMessage", "RateLimit", "SlackEmulator",
+    "UploadedFile", "UserProfile", "validate_blocks", "validate_view",
+]

@@ -1,0 +1,346 @@
+"""Checkpoints, exact counters and the per-entity lock of a sync run, all in Redis.
+
+Batches are numbered in read order (`seq`) and written by several threads, so they finish out
+of order. A finished batch is *booked* in one transaction that (a) adds its counters to the
+run record, (b) appends its skipped records to the ledger and (c) records it in the checkpoint.
+The checkpoint's resume point (`link`, `offset`) is the end of the longest contiguous prefix
+of booked batches; batches booked beyond it are remembered in `done` and skipped on resume.
+Batch boundaries are a pure function of the resume point, so a resumed read cuts the same
+batches with the same numbers: only batches in flight when the worker died are written again,
+and booking is idempotent per `seq`, so counters stay exact.
+
+Every booking also checks the entity lock (a lease renewed by the running job): a job that lost
+its lease (stalled past the lease, another job took over) can no longer change anything.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+import redis
+from pydantic import BaseModel, Field
+
+from bot.errors import BotError
+from bot.models import Entity, RunStatus, SyncRun, now
+from bot.store import Store
+from bot.sync.ledger import Ledger, LedgerEntry
+
+T = TypeVar("T")
+
+
+class EntityState(StrEnum):
+    queued = "queued"
+    running = "running"
+    paused = "paused"
+    done = "done"
+    cancelled = "cancelled"
+    failed = "failed"
+
+
+LIVE_STATES = frozenset({EntityState.queued, EntityState.running})
+TERMINAL_RUN = frozenset({RunStatus.finished, RunStatus.cancelled, RunStatus.failed})
+
+
+class LeaseLost(BotError):
+    user_message = "Another worker took over this part of the sync; this one stopped without changing anything."
+
+
+class BatchMark(BaseModel):
+    end_link: str | None
+    end_offset: int
+
+
+class Checkpoint(BaseModel):
+    entity: Entity
+    state: EntityState = EntityState.queued
+    link: str | None = None  # page link of the resume point (None = the first page)
+    offset: int = 0  # records of that page already accounted for
+    seq: int = 0  # the next batch number after the contiguous prefix
+    done: dict[int, BatchMark] = Field(default_factory=dict)  # booked batches beyond the prefix
+    delta_link: str | None = None  # Dataverse change-tracking link, set when the read completed
+    job_id: str | None = None  # the RQ job currently responsible for this entity
+    attempts: int = 0  # jobs enqueued for this entity so far
+    rewritten_batches: int = 0  # batches that were in flight when a worker died
+    message: str | None = None
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch did, booked as one unit."""
+
+    seq: int
+    end_link: str | None
+    end_offset: int
+    read: int = 0
+    filtered_out: int = 0
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[LedgerEntry] = field(default_factory=list)
+    api_calls: int = 0
+
+
+@dataclass
+class Transition:
+    run: SyncRun
+    before: RunStatus
+
+    @property
+    def changed(self) -> bool:
+        return self.run.status != self.before
+
+
+def transact(client: redis.Redis, keys: list[str], body: Callable[[Any], tuple[Callable[[Any], None] | None, T]]) -> T:
+    """Optimistic WATCH/MULTI over `keys`. `body(pipe)` reads, then returns (writes or None, result)."""
+    with client.pipeline() as pipe:
+        while True:
+            try:
+                pipe.watch(*keys)
+                writes, result = body(pipe)
+                if writes is None:
+                    pipe.unwatch()
+                    return result
+                pipe.multi()
+                writes(pipe)
+                pipe.execute()
+                return result
+            except redis.WatchError:
+                continue
+
+
+_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+class Lease:
+    """A Redis lock that expires unless renewed: a killed holder frees it within `ttl` seconds."""
+
+    def __init__(self, client: redis.Redis, key: str, ttl: float, owner: str = "") -> None:
+        self.redis = client
+        self.key = key
+        self.ttl_ms = max(int(ttl * 1000), 100)
+        self.token = f"{owner}:{uuid.uuid4().hex}"
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def acquire(self, wait: float = 0.0, poll: float = 0.1) -> bool:
+        deadline = time.monotonic() + wait
+        while True:
+            if self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+
+    def renew(self) -> bool:
+        return bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
+
+    def release(self) -> None:
+        self._release(keys=[self.key], args=[self.token])
+
+    def held(self, pipe: Any) -> bool:
+        raw = pipe.get(self.key)
+        return raw is not None and raw.decode() == self.token
+
+    @staticmethod
+    def is_held(client: redis.Redis, key: str) -> bool:
+        return bool(client.exists(key))
+
+
+class Heartbeat(threading.Thread):
+    """Renews a lease and watches for a cancel request; sets `stop` when either says to stop."""
+
+    def __init__(self, lease: Lease, interval: float, cancelled: Callable[[], bool]) -> None:
+        super().__init__(daemon=True, name="sync-heartbeat")
+        self.lease = lease
+        self.interval = interval
+        self.cancelled = cancelled
+        self.stop = threading.Event()
+        self.reason: str | None = None
+        self._quit = threading.Event()
+
+    def run(self) -> None:
+        renew_every = max(self.lease.ttl_ms / 3000, 0.05)
+        last_renew = time.monotonic()
+        while not self._quit.wait(self.interval):
+            try:
+                if time.monotonic() - last_renew >= renew_every:
+                    if not self.lease.renew():
+                        self._halt("lease")
+                        return
+                    last_renew = time.monotonic()
+                if self.cancelled():
+                    self._halt("cancel")
+            except redis.RedisError:
+                continue  # a blip: the lease has slack, try again next tick
+
+    def _halt(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stop.set()
+
+    def close(self) -> None:
+        self._quit.set()
+        self.join(timeout=5)
+
+
+class RunState:
+    """Checkpoints, counters and the cancel flag of one run."""
+
+    def __init__(self, store: Store, team_id: str, run_id: str) -> None:
+        self.store = store
+        self.redis = store.redis
+        self.team_id = team_id
+        self.run_id = run_id
+        self.run_key = store.key(team_id, "run", run_id)
+        self.cancel_key = store.key(team_id, "run", run_id, "cancel")
+        self.ledger = Ledger(store, team_id, run_id)
+
+    # -- keys ---------------------------------------------------------------------------------------
+    def ckpt_key(self, entity: Entity) -> str:
+        return self.store.key(self.team_id, "run", self.run_id, "ckpt", entity.value)
+
+    def inflight_key(self, entity: Entity) -> str:
+        return self.store.key(self.team_id, "run", self.run_id, "inflight", entity.value)
+
+    def lock_key(self, connection_id: str, entity: Entity) -> str:
+        """One running sync per connection and entity, whatever the run."""
+        return self.store.key(self.team_id, "sync-lock", connection_id, entity.value)
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def run(self) -> SyncRun | None:
+        return self.store.get_run(self.team_id, self.run_id)
+
+    def load(self, entity: Entity) -> Checkpoint:
+        raw = self.redis.get(self.ckpt_key(entity))
+        return Checkpoint.model_validate_json(raw) if raw else Checkpoint(entity=entity)
+
+    def _load_in(self, pipe: Any, entity: Entity) -> Checkpoint:
+        raw = pipe.get(self.ckpt_key(entity))
+        return Checkpoint.model_validate_json(raw) if raw else Checkpoint(entity=entity)
+
+    def save(self, ckpt: Checkpoint) -> None:
+        self.redis.set(self.ckpt_key(ckpt.entity), ckpt.model_dump_json())
+
+    def cancel_requested(self) -> bool:
+        return bool(self.redis.exists(self.cancel_key))
+
+    def request_cancel(self) -> None:
+        self.redis.set(self.cancel_key, "1")
+
+    # -- in-flight batches ----------------------------------------------------------------------------
+    def mark_inflight(self, entity: Entity, seq: int) -> None:
+        self.redis.sadd(self.inflight_key(entity), seq)
+
+    def take_inflight(self, entity: Entity) -> set[int]:
+        """The batches a dead job had sent but not booked (they will be written again)."""
+        with self.redis.pipeline() as pipe:
+            pipe.smembers(self.inflight_key(entity))
+            pipe.delete(self.inflight_key(entity))
+            members, _ = pipe.execute()
+        return {int(m) for m in members}
+
+    # -- booking ----------------------------------------------------------------------------------------
+    def book(self, entity: Entity, outcome: BatchOutcome, lease: Lease) -> bool:
+        """Book one written batch (idempotent per seq). Raises LeaseLost if the lease is gone."""
+        ckpt_key = self.ckpt_key(entity)
+
+        def body(pipe: Any) -> tuple[Callable[[Any], None] | None, bool]:
+            if not lease.held(pipe):
+                raise LeaseLost()
+            ckpt = self._load_in(pipe, entity)
+            if outcome.seq < ckpt.seq or outcome.seq in ckpt.done:
+                return None, False
+            ckpt.done[outcome.seq] = BatchMark(end_link=outcome.end_link, end_offset=outcome.end_offset)
+            while ckpt.seq in ckpt.done:
+                mark = ckpt.done.pop(ckpt.seq)
+                ckpt.link, ckpt.offset, ckpt.seq = mark.end_link, mark.end_offset, ckpt.seq + 1
+            run = SyncRun.model_validate_json(pipe.get(self.run_key))
+            progress = next(p for p in run.entities if p.entity == entity)
+            progress.read += outcome.read
+            progress.filtered_out += outcome.filtered_out
+            progress.created += outcome.created
+            progress.updated += outcome.updated
+            progress.skipped += outcome.skipped
+            progress.failed += outcome.failed
+            run.api_calls += outcome.api_calls
+
+            def writes(p: Any) -> None:
+                p.set(ckpt_key, ckpt.model_dump_json())
+                p.set(self.run_key, run.model_dump_json())
+                self.ledger.add_in(p, outcome.failures)
+                p.srem(self.inflight_key(entity), outcome.seq)
+
+            return writes, True
+
+        return transact(self.redis, [self.run_key, ckpt_key, lease.key], body)
+
+    # -- entity state and the run's status ------------------------------------------------------------------
+    def set_state(
+        self,
+        entity: Entity,
+        state: EntityState,
+        message: str | None = None,
+        *,
+        change: Callable[[Checkpoint], None] | None = None,
+        lease: Lease | None = None,
+    ) -> Transition:
+        """Set one entity's state (plus any `change` to its checkpoint) and re-derive the run's status."""
+        run = self.run()
+        if run is None:
+            raise KeyError(self.run_id)
+        keys = [self.run_key, self.cancel_key] + [self.ckpt_key(p.entity) for p in run.entities]
+        if lease is not None:
+            keys.append(lease.key)
+
+        def body(pipe: Any) -> tuple[Callable[[Any], None] | None, Transition]:
+            if lease is not None and not lease.held(pipe):
+                raise LeaseLost()
+            current = SyncRun.model_validate_json(pipe.get(self.run_key))
+            ckpts = {p.entity: self._load_in(pipe, p.entity) for p in current.entities}
+            ckpt = ckpts[entity]
+            ckpt.state = state
+            ckpt.message = message
+            if change is not None:
+                change(ckpt)
+            updated = current.model_copy(deep=True)
+            derive_status(updated, ckpts, message, cancel=bool(pipe.exists(self.cancel_key)))
+
+            def writes(p: Any) -> None:
+                p.set(self.ckpt_key(entity), ckpt.model_dump_json())
+                p.set(self.run_key, updated.model_dump_json())
+
+            return writes, Transition(run=updated, before=current.status)
+
+        return transact(self.redis, keys, body)
+
+
+def derive_status(run: SyncRun, ckpts: dict[Entity, Checkpoint], message: str | None, *, cancel: bool) -> None:
+    """The run's status from its entities': live work wins, then a pause, then failure, then cancel."""
+    states = {c.state for c in ckpts.values()}
+    for progress in run.entities:
+        progress.done = ckpts[progress.entity].state == EntityState.done
+    if EntityState.paused in states:
+        status = RunStatus.paused
+    elif states & LIVE_STATES:
+        status = RunStatus.running
+    elif EntityState.failed in states:
+        status = RunStatus.failed
+    elif EntityState.cancelled in states or cancel:
+        status = RunStatus.cancelled
+    else:
+        status = RunStatus.finished
+    if status in (RunStatus.paused, RunStatus.failed) and message:
+        run.message = message
+    elif status == RunStatus.running:
+        run.message = None
+    if status in TERMINAL_RUN and run.finished_at is None:
+        run.finished_at = now()
+    run.status = status

@@ -1,0 +1,293 @@
+"""The initial-sync pipeline for one entity: read Dataverse pages, filter, convert, upsert to Marketo.
+
+One reader thread streams pages into a bounded queue of batches (≤ 300 records); a pool of
+writer threads, sized to Marketo's concurrency cap, upserts them. Reading and writing overlap,
+so the whole takes about as long as the slower side, and memory is one page plus a few batches
+however large the table. Each written batch is booked in Redis (see `checkpoint.py`); the
+pipeline itself keeps no state that a crash could lose.
+
+The engine knows its collaborators only by shape (`PageSource.iter_pages`, a `write` callable),
+so it runs the same against the real clients, the emulators and small in-memory fakes.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bot.errors import BotError
+from bot.models import EntityPlan
+from bot.sync.checkpoint import BatchOutcome, Checkpoint, Lease, LeaseLost, RunState
+from bot.sync.convert import ConversionError, convert_record
+from bot.sync.ledger import LedgerEntry
+from bot.sync.mapping import passes_sync_filter
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 300
+EMAIL_FIELD = "emailaddress1"
+# Request-level Marketo errors caused by the batch's own content: its records are reported as
+# failed and the sync goes on. Any other error (quota, access, outage) pauses the run instead.
+CONTENT_ERROR_CODES = frozenset({"609", "1001", "1003", "1006", "1007"})
+
+
+class Page(Protocol):
+    records: list[dict]
+    link: str | None
+    next_link: str | None
+    delta_link: str | None
+
+
+class PageSource(Protocol):
+    def iter_pages(
+        self, entity: str, select: list[str], *, track_changes: bool = True, start_link: str | None = None
+    ) -> Iterator[Page]: ...
+
+
+class RecordResult(Protocol):
+    status: str
+    reasons: Sequence[Any]
+
+
+Writer = Callable[[list[dict]], Sequence[RecordResult]]
+
+
+@dataclass
+class Outcome:
+    """How the pipeline ended: `done`, `stopped` (cancel/lease), `paused` or `failed`."""
+
+    kind: str
+    message: str | None = None
+    delta_link: str | None = None
+
+
+@dataclass
+class _Batch:
+    seq: int
+    records: list[dict] = field(default_factory=list)
+    keys: list[tuple[str, str | None]] = field(default_factory=list)  # (Dataverse id, email) per record
+    read: int = 0
+    filtered_out: int = 0
+    failures: list[LedgerEntry] = field(default_factory=list)
+    end_link: str | None = None
+    end_offset: int = 0
+
+
+@dataclass
+class _End:
+    delta_link: str | None
+
+
+def error_code(exc: BaseException) -> str:
+    return str(getattr(exc, "code", "") or type(exc).__name__)
+
+
+def is_content_error(exc: BotError) -> bool:
+    return error_code(exc) in CONTENT_ERROR_CODES
+
+
+class EntitySync:
+    """Runs one entity's initial sync from its checkpoint until done, stopped or paused."""
+
+    def __init__(
+        self,
+        plan: EntityPlan,
+        source: PageSource,
+        write: Writer,
+        state: RunState,
+        lease: Lease,
+        stop: threading.Event,
+        *,
+        writers: int = 5,
+        batch_size: int = BATCH_SIZE,
+        calls_made: Callable[[], int] = lambda: 0,
+        on_progress: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.plan = plan
+        self.entity = plan.entity
+        self.source = source
+        self.write = write
+        self.state = state
+        self.lease = lease
+        self.stop = stop
+        self.writers = max(1, writers)
+        self.batch_size = batch_size
+        self.calls_made = calls_made
+        self.on_progress = on_progress
+        self._queue: queue.Queue[_Batch | _End] = queue.Queue(maxsize=self.writers * 2)
+        self._lock = threading.Lock()
+        self._calls_booked = calls_made()
+        self._failure: Outcome | None = None
+        self._delta_link: str | None = None
+
+    # -- the run --------------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        ckpt = self.state.load(self.entity)
+        reader = threading.Thread(target=self._guard, args=(self._read, ckpt), name="sync-reader", daemon=True)
+        pool = [
+            threading.Thread(target=self._guard, args=(self._write_loop,), name=f"sync-writer-{i}", daemon=True)
+            for i in range(self.writers)
+        ]
+        reader.start()
+        for thread in pool:
+            thread.start()
+        reader.join()
+        for thread in pool:
+            thread.join()
+        if self._failure is not None:
+            return self._failure
+        if self.stop.is_set():
+            return Outcome("stopped")
+        return Outcome("done", delta_link=self._delta_link)
+
+    def _guard(self, target: Callable[..., None], *args: Any) -> None:
+        """Turn any error in a pipeline thread into the run's outcome and stop the other threads."""
+        try:
+            target(*args)
+        except LeaseLost:
+            self._halt(Outcome("stopped", "lease lost"))
+        except BotError as exc:
+            log.warning("sync %s paused: %s", self.entity, exc)
+            self._halt(Outcome("paused", exc.user_message))
+        except Exception:
+            log.exception("sync %s failed", self.entity)
+            self._halt(Outcome("failed", "The sync hit an unexpected error. It stopped at its last checkpoint; "
+                                         "press Resume to continue, or contact the bot's operators if it recurs."))
+
+    def _halt(self, outcome: Outcome) -> None:
+        with self._lock:
+            if self._failure is None:
+                self._failure = outcome
+        self.stop.set()
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def _read(self, ckpt: Checkpoint) -> None:
+        for batch in self._batches(ckpt):
+            if batch.seq in ckpt.done:
+                continue  # booked before a crash: already counted, not written again
+            if not self._put(batch):
+                return
+        self._put(_End(self._delta_link))
+
+    def _batches(self, ckpt: Checkpoint) -> Iterator[_Batch]:
+        """Cut batches from the resume point; the cut depends only on the records, so it is repeatable."""
+        plan, seq = self.plan, ckpt.seq
+        batch = _Batch(seq)
+        pages = self.source.iter_pages(self.entity.value, plan.select, track_changes=True, start_link=ckpt.link)
+        skip = ckpt.offset
+        last: Page | None = None
+        for page in pages:
+            if self.stop.is_set():
+                return
+            last = page
+            records = page.records
+            for index in range(skip, len(records)):
+                self._take(batch, records[index])
+                if len(batch.records) == self.batch_size:
+                    batch.end_link, batch.end_offset = _position(page, index + 1)
+                    yield batch
+                    seq += 1
+                    batch = _Batch(seq)
+            skip = 0
+            if page.delta_link:
+                self._delta_link = page.delta_link
+        if batch.read and last is not None:
+            batch.end_link, batch.end_offset = last.link, len(last.records)
+            yield batch
+
+    def _take(self, batch: _Batch, record: dict) -> None:
+        batch.read += 1
+        if not passes_sync_filter(record, self.plan.filter_attribute):
+            batch.filtered_out += 1
+            return
+        record_id = str(record.get(self.entity.primary_id, ""))
+        email = record.get(EMAIL_FIELD)
+        try:
+            batch.records.append(convert_record(record, self.plan))
+        except ConversionError as exc:
+            batch.failures.append(LedgerEntry(entity=self.entity.value, id=record_id, email=email,
+                                              code="conversion", message=exc.user_message))
+            return
+        batch.keys.append((record_id, email))
+
+    def _put(self, item: _Batch | _End) -> bool:
+        while not self.stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    # -- writing ----------------------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while not self.stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if isinstance(item, _End):
+                self._queue.put(item)  # let the other writers see the end too
+                return
+            if self.stop.is_set():
+                return
+            self._book(self._send(item))
+            self.on_progress()
+
+    def _send(self, batch: _Batch) -> BatchOutcome:
+        outcome = BatchOutcome(seq=batch.seq, end_link=batch.end_link, end_offset=batch.end_offset,
+                               read=batch.read, filtered_out=batch.filtered_out,
+                               failed=len(batch.failures), failures=list(batch.failures))
+        if not batch.records:
+            return outcome
+        self.state.mark_inflight(self.entity, batch.seq)
+        try:
+            results = self.write(batch.records)
+        except BotError as exc:
+            if not is_content_error(exc):
+                raise
+            self._fail_all(outcome, batch, error_code(exc), exc.user_message)
+            return outcome
+        for (record_id, email), result in zip(batch.keys, results, strict=True):
+            if result.status == "created":
+                outcome.created += 1
+            elif result.status == "updated":
+                outcome.updated += 1
+            else:
+                code, message = _reason(result)
+                outcome.skipped += 1
+                outcome.failures.append(LedgerEntry(entity=self.entity.value, id=record_id, email=email,
+                                                    code=code, message=message))
+        return outcome
+
+    def _fail_all(self, outcome: BatchOutcome, batch: _Batch, code: str, message: str) -> None:
+        outcome.failed += len(batch.keys)
+        outcome.failures.extend(LedgerEntry(entity=self.entity.value, id=record_id, email=email,
+                                            code=code, message=message) for record_id, email in batch.keys)
+
+    def _book(self, outcome: BatchOutcome) -> None:
+        with self._lock:
+            calls = self.calls_made()
+            outcome.api_calls, self._calls_booked = calls - self._calls_booked, calls
+        self.state.book(self.entity, outcome, self.lease)
+
+
+def _position(page: Page, offset: int) -> tuple[str | None, int]:
+    """A resume point after `offset` records of `page`; the end of a page is the start of the next."""
+    if offset >= len(page.records) and page.next_link:
+        return page.next_link, 0
+    return page.link, offset
+
+
+def _reason(result: RecordResult) -> tuple[str, str]:
+    reasons = list(result.reasons or [])
+    if not reasons:
+        return "skipped", "Marketo skipped the record without giving a reason."
+    first = reasons[0]
+    code = str(getattr(first, "code", "") or "")
+    message = "; ".join(str(getattr(r, "message", r)) for r in reasons)
+    return code or "skipped", message

@@ -1,0 +1,94 @@
+"""Re-enqueue sync jobs whose worker died, so a sync resumes with no human action.
+
+RQ (3.x, `StartedJobRegistry.cleanup`) notices a dead worker only when the job's execution
+heartbeat expires (job monitoring interval + 60 s for a forking worker, the job timeout + 60 s
+for a `SimpleWorker`), and then moves the job to the `FailedJobRegistry` as abandoned without
+running it again unless it has retries left. We do not wait for that: each running entity holds
+a lease renewed every few seconds (see `checkpoint.Lease`), so an entity whose checkpoint says
+it is live, whose lease has lapsed and whose current job is neither waiting in the queue nor
+just starting has lost its worker. The sweeper enqueues a fresh job for it, which continues
+from the checkpoint. It also runs RQ's own registry cleanup so abandoned jobs are recorded as
+failed; those superseded jobs are never re-run (sync jobs carry no RQ retry policy).
+
+Any number of workers run the sweeper; a short Redis lock lets one sweep at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+
+from bot.store import Store
+from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, EntityState, Lease, RunState
+from bot.sync.jobs import settle, active_runs_key, enqueue_entity
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 25
+WAITING = frozenset({JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED, JobStatus.CREATED})
+GAVE_UP = ("The sync's worker stopped {n} times in a row (out of memory, or the machine restarted?). "
+           "It is paused at its last checkpoint: check the workers, then press Resume.")
+
+
+def job_is_pending(queue: Queue, job_id: str | None, grace: float) -> bool:
+    """True when the job waits in the queue or started less than `grace` seconds ago."""
+    if not job_id:
+        return False
+    try:
+        job = Job.fetch(job_id, connection=queue.connection)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status in WAITING:
+        return True
+    if status == JobStatus.STARTED and job.started_at is not None:
+        return time.time() - job.started_at.timestamp() < grace
+    return False
+
+
+def sweep(store: Store, queue: Queue, *, lease_seconds: float, notifier: object | None = None) -> list[str]:
+    """One pass over the active runs; returns the ids of the jobs it enqueued."""
+    client = store.redis
+    if not client.set(store.global_key("sync", "sweeping"), "1", nx=True, px=max(int(lease_seconds * 1000), 1000)):
+        return []  # another worker is sweeping
+    try:
+        StartedJobRegistry(queue=queue).cleanup()
+        enqueued: list[str] = []
+        for member in client.smembers(active_runs_key(store)):
+            team_id, run_id = member.decode().split(":", 1)
+            enqueued += _sweep_run(store, queue, team_id, run_id, lease_seconds, notifier)
+        return enqueued
+    finally:
+        client.delete(store.global_key("sync", "sweeping"))
+
+
+def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seconds: float,
+               notifier: object | None) -> list[str]:
+    state = RunState(store, team_id, run_id)
+    run = state.run()
+    if run is None or run.status in TERMINAL_RUN:
+        store.redis.srem(active_runs_key(store), f"{team_id}:{run_id}")
+        return []
+    enqueued = []
+    grace = lease_seconds * 2 + 5
+    for progress in run.entities:
+        ckpt = state.load(progress.entity)
+        if ckpt.state not in LIVE_STATES:
+            continue
+        if Lease.is_held(store.redis, state.lock_key(run.connection_id, progress.entity)):
+            continue
+        if job_is_pending(queue, ckpt.job_id, grace):
+            continue
+        if ckpt.attempts >= MAX_ATTEMPTS:
+            transition = state.set_state(progress.entity, EntityState.paused, GAVE_UP.format(n=ckpt.attempts))
+            settle(store, notifier, transition)
+            continue
+        log.warning("sync job %s for %s of run %s lost its worker; re-enqueueing", ckpt.job_id,
+                    progress.entity.value, run_id)
+        enqueued.append(enqueue_entity(store, queue, team_id, run_id, progress.entity))
+    return enqueued

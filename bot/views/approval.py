@@ -1,0 +1,150 @@
+"""The approval request a team lead decides on, its decided form, and the reject-reason modal."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    DividerBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    PlainTextInputElement,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.models import Approval, ApprovalStatus, Connection, FieldPlan
+from bot.views import ids
+from bot.views.fields import fields_to_create_lines, plan_summary_lines
+from bot.views.kit import (
+    MAX_MESSAGE_BLOCKS,
+    Message,
+    ViewMetadata,
+    button,
+    confirm,
+    escape,
+    fit,
+    modal,
+    number,
+    section,
+    sections,
+    when,
+)
+
+MAX_FIELDS_LISTED = 40  # keeps the message well under Slack's total-text limit (~13k characters)
+
+
+def _who(user: str) -> str:
+    return f"<@{user}>"
+
+
+def _facts(approval: Approval, connection: Connection) -> SectionBlock:
+    sync_user = connection.sync_user_name or connection.username or "unknown"
+    if connection.username and connection.sync_user_name:
+        sync_user = f"{connection.sync_user_name} ({connection.username})"
+    votes = f"{len(approval.approvers)} of {approval.required}"
+    if approval.approvers:
+        votes += ": " + ", ".join(_who(u) for u in approval.approvers)
+    return SectionBlock(fields=[
+        MarkdownTextObject(text=f"*Dynamics org*\n{escape(connection.dynamics_url or 'unknown')}"),
+        MarkdownTextObject(text=f"*Sync user*\n{escape(sync_user)}"),
+        MarkdownTextObject(text=f"*Requested by*\n{_who(approval.requester)}"),
+        MarkdownTextObject(text=f"*Expires*\n{when(approval.expires_at)}"),
+        MarkdownTextObject(text=f"*Approvals*\n{votes}"),
+    ])
+
+
+def _plan_blocks(approval: Approval, connection: Connection, plan: FieldPlan | None) -> list[Block]:
+    blocks: list[Block] = [_facts(approval, connection)]
+    if plan is None:
+        blocks.append(section(":warning: The field plan is missing; ask the requester to run Step 2 again."))
+        return blocks
+    blocks += sections(plan_summary_lines(plan), "*Entities* (records counted with the filter applied)")
+    if plan.fields_to_create:
+        blocks += sections(fields_to_create_lines(plan, MAX_FIELDS_LISTED),
+                           f"*Marketo fields to create ({len(plan.fields_to_create)})* — cannot be deleted later")
+    else:
+        blocks.append(section("*Marketo fields to create:* none"))
+    if connection.duplicate_count is not None:
+        blocks.append(section(f"*Duplicate emails in Dynamics:* {number(connection.duplicate_count)} "
+                              "(each record becomes its own Marketo person)"))
+    return blocks
+
+
+def _header(connection: Connection) -> str:
+    return f"Connect Dynamics to Marketo: {connection.dynamics_url or 'Dynamics'}"
+
+
+def approval_request_message(approval: Approval, connection: Connection, plan: FieldPlan | None) -> Message:
+    """The request with the whole plan and Approve / Reject buttons (value = approval id)."""
+    approve = button(
+        "Approve", ids.APPROVE_ACTION, approval.id, style="primary",
+        confirm_with=confirm("Approve this sync?",
+                             "Marketo fields are created (they cannot be deleted), the Dynamics URL is locked for "
+                             "this Marketo instance and the initial sync starts.", "Approve"),
+    )
+    reject = button(
+        "Reject", ids.REJECT_ACTION, approval.id, style="danger",
+        confirm_with=confirm("Reject this sync?", "You will be asked for a reason; the requester sees it.",
+                             "Reject", danger=True),
+    )
+    blocks: list[Block] = [
+        HeaderBlock(text=":raised_hand: Approval needed"),
+        section(f"*{escape(_header(connection))}*\nRequested by {_who(approval.requester)}. Only team leads "
+                "can decide, and not the requester."),
+        *_plan_blocks(approval, connection, plan),
+        DividerBlock(),
+        ActionsBlock(block_id=ids.APPROVAL_ACTIONS_BLOCK, elements=[approve, reject]),
+    ]
+    return Message(
+        text=f"Approval needed: {_header(connection)} (requested by {_who(approval.requester)})",
+        blocks=fit(blocks, MAX_MESSAGE_BLOCKS),
+    )
+
+
+def decision_text(approval: Approval) -> str:
+    at = when(approval.decided_at) if approval.decided_at else "just now"
+    match approval.status:
+        case ApprovalStatus.approved:
+            who = ", ".join(_who(u) for u in approval.approvers) or _who(approval.decided_by or "unknown")
+            return f":white_check_mark: *Approved* by {who} {at}. The sync is starting."
+        case ApprovalStatus.rejected:
+            reason = escape(approval.reason or "no reason given")
+            return f":x: *Rejected* by {_who(approval.decided_by or 'unknown')} {at}.\n>{reason}"
+        case ApprovalStatus.expired:
+            return (f":hourglass: *Expired* {when(approval.expires_at)} without a decision. "
+                    "The requester can send it again.")
+        case ApprovalStatus.cancelled:
+            return f":no_entry_sign: *Withdrawn* by {_who(approval.requester)} {at}."
+        case _:
+            return f":hourglass_flowing_sand: *Waiting* for approval ({len(approval.approvers)} of {approval.required})."
+
+
+def approval_decided_message(approval: Approval, connection: Connection, plan: FieldPlan | None) -> Message:
+    """The request after a decision (approved / rejected with reason / expired / withdrawn): no buttons."""
+    status = decision_text(approval)
+    blocks: list[Block] = [
+        section(status),
+        section(f"*{escape(_header(connection))}*"),
+        *_plan_blocks(approval, connection, plan),
+    ]
+    first_line = status.split("\n", 1)[0].replace("*", "")
+    return Message(text=f"{_header(connection)}: {first_line}", blocks=fit(blocks, MAX_MESSAGE_BLOCKS))
+
+
+def reject_reason_modal(approval_id: str) -> View:
+    """Asks the lead why; the requester is told. Metadata carries the approval id."""
+    return modal(
+        "Reject the sync", ids.REJECT_REASON_CALLBACK,
+        [
+            section("The requester will see this reason. Nothing is changed in Marketo."),
+            InputBlock(
+                block_id=ids.REJECT_REASON_BLOCK, label="Reason",
+                element=PlainTextInputElement(action_id=ids.REJECT_REASON_ACTION, multiline=True,
+                                              min_length=3, max_length=1000,
+                                              placeholder="e.g. Wrong org: use the production URL"),
+            ),
+        ],
+        submit="Reject", metadata=ViewMetadata(approval_id=approval_id),
+    )

@@ -1,0 +1,176 @@
+"""Step 2 — Select fields to sync: the per-entity searchable selects, their options, and the plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import BaseModel
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    DividerBlock,
+    ExternalDataMultiSelectElement,
+    HeaderBlock,
+    InputBlock,
+    Option,
+)
+from slack_sdk.models.views import View
+
+from bot.models import AttributeMeta, Entity, FieldPlan
+from bot.sync.mapping import (
+    ACCOUNT_STANDARD_ONLY,
+    DEFAULT_MAPPING,
+    PERSON_ENTITIES,
+    SyncFilterStatus,
+    is_syncable,
+    search_attributes,
+)
+from bot.views import ids
+from bot.views.kit import (
+    ENTITY_PLURAL,
+    MAX_OPTION_TEXT,
+    MAX_OPTIONS,
+    ViewMetadata,
+    button,
+    context,
+    cut,
+    escape,
+    limited_lines,
+    modal,
+    number,
+    option,
+    section,
+    sections,
+)
+
+MAX_PLAN_LINES = 200  # per list in the plan modal; the rest is counted, not listed
+
+
+class EntityFieldsView(BaseModel):
+    """What the field picker shows for one entity."""
+
+    entity: Entity
+    selected: list[AttributeMeta]  # the saved selection, or the default one
+    filter_status: SyncFilterStatus
+    attribute_count: int  # how many attributes can be chosen from
+
+
+def option_label(attr: AttributeMeta) -> str:
+    """`Display (logical)` in ≤75 characters, shortening the display name first so the logical name shows."""
+    if len(attr.label) <= MAX_OPTION_TEXT:
+        return attr.label
+    room = MAX_OPTION_TEXT - len(attr.logical_name) - 3
+    if room < 8:
+        return cut(attr.label, MAX_OPTION_TEXT)
+    return f"{cut(attr.display_name, room)} ({attr.logical_name})"
+
+
+def attribute_option(attr: AttributeMeta) -> Option:
+    return option(option_label(attr), attr.logical_name)
+
+
+def options_for(
+    attributes: list[AttributeMeta], query: str, selected: Iterable[str] = (), *, entity: Entity | None = None,
+) -> list[Option]:
+    """The options for a `block_suggestion`: best matches for `query`, never more than 100.
+
+    Only syncable attributes are offered; for accounts (when `entity` is given) only the
+    default-mapped ones, because Marketo cannot create company fields.
+    """
+    pool = [a for a in attributes if is_syncable(a)]
+    if entity is not None and entity not in PERSON_ENTITIES:
+        pool = [a for a in pool if a.logical_name in DEFAULT_MAPPING[entity]]
+    return [attribute_option(a) for a in search_attributes(pool, query, MAX_OPTIONS, selected=selected,
+                                                           entity=entity)]
+
+
+def _entity_blocks(view: EntityFieldsView) -> list[Block]:
+    name = ENTITY_PLURAL[view.entity]
+    initial = [attribute_option(a) for a in view.selected[:MAX_OPTIONS]]
+    select = ExternalDataMultiSelectElement(
+        action_id=ids.fields_action_id(view.entity), min_query_length=0,
+        placeholder=f"Search {number(view.attribute_count)} {view.entity.value} fields",
+        initial_options=initial or None, max_selected_items=MAX_OPTIONS,
+    )
+    notes = [(":white_check_mark: " if view.filter_status.applies else ":information_source: ")
+             + escape(view.filter_status.message)]
+    if view.entity not in PERSON_ENTITIES:
+        notes.append(escape(ACCOUNT_STANDARD_ONLY))
+    if len(view.selected) > MAX_OPTIONS:
+        notes.append(f":warning: Only {MAX_OPTIONS} fields per entity can be selected in one list; "
+                     f"{len(view.selected) - MAX_OPTIONS} of the saved selection are not shown.")
+    return [
+        InputBlock(
+            block_id=ids.fields_block_id(view.entity), label=f"{name} fields", element=select, optional=True,
+            hint="Type to search by name or logical name. Marketo's default fields are pre-selected.",
+        ),
+        context(*notes),
+    ]
+
+
+def fields_modal(connection_id: str, per_entity: list[EntityFieldsView], refreshing: bool = False) -> View:
+    """Step 2: one searchable multi-select per entity (options served by `options_for`)."""
+    blocks: list[Block] = [section(
+        "*Step 2 of 3 — Select fields to sync*\nEvery field you pick is written to Marketo; fields Marketo "
+        "does not have yet are created as custom fields after approval. Leave an entity empty to skip it."
+    )]
+    for view in per_entity:
+        blocks += _entity_blocks(view)
+    blocks.append(DividerBlock())
+    if refreshing:
+        blocks.append(context(":hourglass_flowing_sand: Refreshing fields from Dynamics…"))
+    else:
+        blocks.append(ActionsBlock(block_id=ids.FIELDS_ACTIONS_BLOCK, elements=[
+            button("Refresh fields from Dynamics", ids.REFRESH_FIELDS_ACTION, connection_id),
+        ]))
+        blocks.append(context("Added a field in Dynamics since? Refresh to see it."))
+    return modal("Select fields", ids.FIELDS_CALLBACK, blocks, submit="Next",
+                 metadata=ViewMetadata(connection_id=connection_id))
+
+
+def _filter_text(filter_attribute: str | None) -> str:
+    if filter_attribute:
+        return f"filter `{filter_attribute}` applied (records set to No are left out)"
+    return "no filter (every record)"
+
+
+def plan_summary_lines(plan: FieldPlan, counts: dict[Entity, int] | None = None) -> list[str]:
+    """One line per entity: fields, records (count), filter. Shared by the plan modal and the approval."""
+    lines = []
+    for ep in plan.entities:
+        count = (counts or {}).get(ep.entity, ep.record_count)
+        records = f"{number(count)} records" if count is not None else "record count unknown"
+        target = "Marketo companies" if ep.entity not in PERSON_ENTITIES else "Marketo people"
+        lines.append(f"• *{ENTITY_PLURAL[ep.entity]}* → {target}, keyed on `{ep.id_field}`: "
+                     f"{len(ep.mappings)} fields, {records}, {_filter_text(ep.filter_attribute)}")
+    return lines
+
+
+def fields_to_create_lines(plan: FieldPlan, limit: int = MAX_PLAN_LINES) -> list[str]:
+    return limited_lines(
+        (f"• `{f.name}` ({f.data_type}) — {escape(f.display_name)}" for f in plan.fields_to_create),
+        limit, "fields",
+    )
+
+
+def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | None = None) -> View:
+    """The end of Step 2: what will be created, what exists, and how many records per entity."""
+    blocks: list[Block] = [
+        HeaderBlock(text="The sync plan"),
+        *sections(plan_summary_lines(plan, counts), "*Per entity*"),
+    ]
+    if any(ep.entity not in PERSON_ENTITIES for ep in plan.entities):
+        blocks.append(context(escape(ACCOUNT_STANDARD_ONLY)))
+    blocks.append(DividerBlock())
+    if plan.fields_to_create:
+        blocks += sections(fields_to_create_lines(plan),
+                           f"*Marketo fields to create ({len(plan.fields_to_create)})*")
+        blocks.append(section(":warning: *Marketo fields cannot be deleted once created* (only hidden), and "
+                              "their type cannot be changed. They are created only after a team lead approves."))
+    else:
+        blocks.append(section("*No Marketo fields need to be created.*"))
+    if plan.fields_existing:
+        blocks += sections(limited_lines((f"• `{n}`" for n in plan.fields_existing), MAX_PLAN_LINES, "fields"),
+                           f"*Already in Marketo ({len(plan.fields_existing)})*")
+    return modal("Review the plan", ids.PLAN_CALLBACK, blocks, submit="Next", close="Back",
+                 metadata=ViewMetadata(connection_id=connection_id))

@@ -1,0 +1,89 @@
+"""Every callback_id, block_id and action_id the views use: handlers route on these names.
+
+Input values arrive as `view.state.values[BLOCK][ACTION]`; the `*_BLOCK`/`*_ACTION` pairs below
+go together. Buttons carry an id (connection, approval or run) in their `value`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.models import Entity
+
+# -- modal callback ids (view_submission / view_closed) -------------------------------------------
+CREDENTIALS_CALLBACK = "cd_credentials"
+CHECKING_CALLBACK = "cd_checking"
+CHECKLIST_CALLBACK = "cd_checklist"
+FIELDS_CALLBACK = "cd_fields"
+PLAN_CALLBACK = "cd_plan"
+ENABLE_SYNC_CALLBACK = "cd_enable_sync"
+REJECT_REASON_CALLBACK = "cd_reject_reason"
+ERROR_CALLBACK = "cd_error"
+INFO_CALLBACK = "cd_info"
+
+# -- Step 1: credentials form inputs ---------------------------------------------------------------
+USERNAME_BLOCK, USERNAME_ACTION = "username", "username_input"
+PASSWORD_BLOCK, PASSWORD_ACTION = "password", "password_input"
+URL_BLOCK, URL_ACTION = "dynamics_url", "dynamics_url_input"
+CLIENT_ID_BLOCK, CLIENT_ID_ACTION = "client_id", "client_id_input"
+CLIENT_SECRET_BLOCK, CLIENT_SECRET_ACTION = "client_secret", "client_secret_input"
+# The draft keys credentials_modal() understands, by input block.
+CREDENTIAL_BLOCKS: dict[str, str] = {
+    "username": USERNAME_BLOCK,
+    "password": PASSWORD_BLOCK,
+    "url": URL_BLOCK,
+    "client_id": CLIENT_ID_BLOCK,
+    "client_secret": CLIENT_SECRET_BLOCK,
+}
+
+# -- Step 1: checklist -----------------------------------------------------------------------------
+CHECKLIST_ACTIONS_BLOCK = "checklist_actions"
+BACK_TO_FORM_ACTION = "cd_back_to_form"  # value = connection id
+
+# -- Step 2: fields ---------------------------------------------------------------------------------
+FIELDS_BLOCK_PREFIX = "fields_"
+FIELDS_ACTION_PREFIX = "cd_fields_select_"
+# For `app.options(...)` / `app.action(...)`: matches every per-entity field select.
+FIELDS_ACTION_PATTERN = re.compile(rf"^{FIELDS_ACTION_PREFIX}(lead|contact|account)$")
+FIELDS_ACTIONS_BLOCK = "fields_actions"
+REFRESH_FIELDS_ACTION = "cd_refresh_fields"  # value = connection id
+
+
+def fields_block_id(entity: Entity) -> str:
+    return f"{FIELDS_BLOCK_PREFIX}{entity.value}"
+
+
+def fields_action_id(entity: Entity) -> str:
+    return f"{FIELDS_ACTION_PREFIX}{entity.value}"
+
+
+def entity_of_fields_action(action_id: str) -> Entity | None:
+    """The entity a field-select action id belongs to, or None for any other id."""
+    match = FIELDS_ACTION_PATTERN.match(action_id)
+    return Entity(match.group(1)) if match else None
+
+
+# -- Step 3 ------------------------------------------------------------------------------------------
+NOTIFY_EMAIL_BLOCK, NOTIFY_EMAIL_ACTION = "notify_email", "notify_email_input"
+
+# -- approval ----------------------------------------------------------------------------------------
+APPROVAL_ACTIONS_BLOCK = "approval_actions"
+APPROVE_ACTION = "cd_approve"  # value = approval id
+REJECT_ACTION = "cd_reject"  # value = approval id; opens reject_reason_modal
+REJECT_REASON_BLOCK, REJECT_REASON_ACTION = "reject_reason", "reject_reason_input"
+
+# -- sync progress -------------------------------------------------------------------------------------
+RUN_ACTIONS_BLOCK = "run_actions"
+CANCEL_SYNC_ACTION = "cd_cancel_sync"  # value = run id
+RESUME_SYNC_ACTION = "cd_resume_sync"  # value = run id
+
+# -- App Home ------------------------------------------------------------------------------------------
+HOME_ACTIONS_BLOCK = "home_actions"
+HOME_CONNECT_ACTION = "cd_home_connect"  # opens Step 1 (admins only)
+HOME_HELP_ACTION = "cd_home_help"
+
+ALL_ACTION_IDS: frozenset[str] = frozenset({
+    BACK_TO_FORM_ACTION, REFRESH_FIELDS_ACTION, APPROVE_ACTION, REJECT_ACTION, CANCEL_SYNC_ACTION,
+    RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION,
+    *(fields_action_id(e) for e in Entity),
+})

@@ -1,0 +1,70 @@
+"""`python -m bot.worker` / `connect-dynamics worker`: an RQ worker for sync jobs, plus maintenance.
+
+The worker is RQ's `SimpleWorker` (the job runs in the worker process, no fork per job): a sync
+job is one long job with its own threads, and the maintenance thread below (the sweeper that
+revives jobs of dead workers, and the incremental-sync scheduler) must not be forked mid-call.
+Run as many workers as you like, on as many machines; they share everything through Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from rq import SimpleWorker
+
+from bot.config import WORKER_REQUIRED, Settings
+from bot.services import Services
+from bot.sync import incremental
+from bot.sync.jobs import SyncContext, install_context
+from bot.sync.sweeper import sweep
+
+log = logging.getLogger(__name__)
+
+
+class Maintenance(threading.Thread):
+    """Every `SYNC_SWEEP_SECONDS`: revive sync jobs whose worker died; enqueue due incremental syncs."""
+
+    def __init__(self, context: SyncContext) -> None:
+        super().__init__(daemon=True, name="sync-maintenance")
+        self.context = context
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        settings = self.context.settings
+        while not self.stopped.wait(settings.SYNC_SWEEP_SECONDS):
+            self.tick()
+
+    def tick(self) -> None:
+        context = self.context
+        try:
+            sweep(context.store, context.queue, lease_seconds=context.settings.SYNC_LEASE_SECONDS,
+                  notifier=context.notifier)
+            incremental.schedule_due(context.store, context.queue, context.settings)
+        except Exception:
+            log.exception("sync maintenance failed; trying again next round")
+
+
+def run_worker(settings: Settings, *, burst: bool = False, services: Services | None = None) -> bool:
+    """Work the sync queue until stopped (or, with `burst`, until it is empty)."""
+    settings.require(WORKER_REQUIRED)
+    services = services or Services(settings)
+    context = SyncContext.from_services(services)
+    install_context(context)
+    maintenance = Maintenance(context)
+    maintenance.tick()
+    maintenance.start()
+    worker = SimpleWorker([context.queue], connection=services.redis)
+    try:
+        return worker.work(burst=burst, logging_level="INFO")
+    finally:
+        maintenance.stopped.set()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(Settings())
+
+
+if __name__ == "__main__":
+    main()
