@@ -73,6 +73,8 @@ class PortRestoringSession(requests.Session):
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
+        # An explicit per-request verify: requests otherwise lets REQUESTS_CA_BUNDLE override the session's.
+        kwargs.setdefault("verify", self.verify)
         target = url.decode() if isinstance(url, bytes) else url
         return super().request(method, self.restore_port(target), *args, **kwargs)
 

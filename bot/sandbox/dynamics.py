@@ -355,6 +355,7 @@ class FilterParser:
         kind, text = self._peek()
         self._pos += 1
         literal = _literal(kind, text)
+        literal = literal.lower() if isinstance(literal, str) else literal
         compare = _OPS[op]
         if literal is None:
             return lambda r: compare(r.get(prop), None) if op in {"eq", "ne"} else False

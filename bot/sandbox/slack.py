@@ -674,7 +674,7 @@ class SlackEmulator:
         self, method: str, args: dict[str, Any], status: int, body: dict[str, Any], retry_after: int | None
     ) -> Response:
         with self._cond:
-            self._calls.append(ApiCall(method, args, time.time(), status, copy.deepcopy(body)))
+            self._calls.append(ApiCall(method, copy.deepcopy(args), time.time(), status, copy.deepcopy(body)))
             self._cond.notify_all()
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return JSONResponse(body, status_code=status, headers=headers)

@@ -25,7 +25,7 @@ from rq.registry import StartedJobRegistry
 
 from bot.store import Store
 from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, EntityState, Lease, RunState
-from bot.sync.jobs import settle, active_runs_key, enqueue_entity
+from bot.sync.jobs import active_runs_key, enqueue_entity, settle
 
 log = logging.getLogger(__name__)
 

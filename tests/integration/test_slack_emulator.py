@@ -285,8 +285,12 @@ def test_default_chat_update_tier_is_50_per_minute(slack: SlackEmulator, client:
     assert _error_of(lambda: client.chat_update(channel="C1", ts=posted["ts"], text="51st"))[0] == "ratelimited"
 
 
-def test_retry_handler_rides_out_429(slack: SlackEmulator) -> None:
-    slack.set_rate_limit("chat.postMessage", calls=1, window=1.0)
+def test_retry_handler_rides_out_429() -> None:
+    with SlackEmulator(rate_limits={"chat.postMessage": RateLimit(calls=1, window=1.0)}) as slack:
+        _post_twice_with_retries(slack)
+
+
+def _post_twice_with_retries(slack: SlackEmulator) -> None:
     retrying = WebClient(token=slack.bot_token, base_url=slack.api_url)
     retrying.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
     retrying.chat_postMessage(channel="C1", text="one")
