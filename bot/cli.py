@@ -7,6 +7,7 @@ import logging
 import sys
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from bot.config import SOCKET_REQUIRED, WEB_REQUIRED, WORKER_REQUIRED, Settings
 
@@ -18,6 +19,8 @@ def _settings(required: tuple[str, ...]) -> Settings:
         error = exc.errors()[0]
         name = ".".join(str(part) for part in error["loc"])
         raise SystemExit(f"connect-dynamics: invalid setting {name}: {error['msg']}.") from None
+    except SettingsError as exc:
+        raise SystemExit(f"connect-dynamics: invalid settings: {exc}.") from None
     settings.require(required)
     from cryptography.fernet import Fernet
 

@@ -7,8 +7,10 @@ with one line that names it and says what it is for.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PURPOSE: dict[str, str] = {
     "SLACK_BOT_TOKEN": "the bot token (xoxb-...) from the Slack app's OAuth page",
@@ -52,8 +54,8 @@ class Settings(BaseSettings):
     REDIS_URL: str | None = None
     REDIS_KEY_PREFIX: str = "cd"
     ENCRYPTION_KEY: SecretStr | None = None
-    ADMIN_USER_IDS: list[str] = Field(default_factory=list)
-    TEAM_LEAD_USER_IDS: list[str] = Field(default_factory=list)
+    ADMIN_USER_IDS: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    TEAM_LEAD_USER_IDS: Annotated[list[str], NoDecode] = Field(default_factory=list)
     APPROVALS_REQUIRED: int = Field(default=1, ge=1)
     APPROVAL_TTL_HOURS: float = Field(default=24, gt=0)
     APPROVAL_CHANNEL: str | None = None

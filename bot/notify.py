@@ -29,6 +29,7 @@ from bot.views.progress import paused_message, progress_message, summary_message
 log = logging.getLogger(__name__)
 
 SMTP_TIMEOUT = 30
+THROTTLE_MARGIN_MS = 50  # network jitter must not bring two updates closer than the interval
 
 
 class EmailNotConfigured(BotError):
@@ -48,9 +49,9 @@ class Notifier:
 
     def _claim_update(self, team_id: str, run_id: str, *, wait: bool) -> bool:
         """Take the per-message update slot; with `wait`, wait (≤ one interval) for it to free up."""
-        interval_ms = int(self.settings.PROGRESS_UPDATE_SECONDS * 1000)
-        if interval_ms <= 0:
+        if self.settings.PROGRESS_UPDATE_SECONDS <= 0:
             return True
+        interval_ms = int(self.settings.PROGRESS_UPDATE_SECONDS * 1000) + THROTTLE_MARGIN_MS
         key = self._throttle_key(team_id, run_id)
         deadline = time.monotonic() + self.settings.PROGRESS_UPDATE_SECONDS + 1
         while True:
@@ -82,7 +83,7 @@ class Notifier:
             return False  # another worker is posting it right now
         response = self.slack.chat_postMessage(channel=channel, **progress_message(run).to_dict())
         self.store.redis.set(self._throttle_key(run.team_id, run.id), "1",
-                             px=max(int(self.settings.PROGRESS_UPDATE_SECONDS * 1000), 1))
+                             px=int(self.settings.PROGRESS_UPDATE_SECONDS * 1000) + THROTTLE_MARGIN_MS)
 
         def put(current: SyncRun) -> SyncRun:
             current.progress_message = (response["channel"], response["ts"])

@@ -1,19 +1,20 @@
 """Pydantic models of the Slack payloads the bot parses, and the request guard built on them.
 
-Bolt's adapters decode and parse the body before the signature is checked, so a garbage body
-gives a 500. `guard_request` runs first: signature, freshness, then shape; anything that fails
+Bolt's adapters (and slack_sdk's SignatureVerifier) decode the body as UTF-8 before the
+signature is checked, so a garbage body gives a 500. The HMAC here is computed over the raw bytes. `guard_request` runs first: signature, freshness, then shape; anything that fails
 gets a 4xx and reaches nothing else.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from slack_sdk.signature import SignatureVerifier
 
 MAX_REQUEST_AGE_SECONDS = 300
 
@@ -168,6 +169,8 @@ def guard_request(
         raise Rejected(401, "bad timestamp") from exc
     if age > MAX_REQUEST_AGE_SECONDS:
         raise Rejected(401, "stale request")
-    if not SignatureVerifier(signing_secret).is_valid(body=body, timestamp=timestamp, signature=signature):
+    expected = "v0=" + hmac.new(signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + body,
+                                hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
         raise Rejected(401, "bad signature")
     return parse_body(body, headers.get("content-type", ""))

@@ -29,8 +29,9 @@ def key_prefix(redis_client: redis.Redis) -> Iterator[str]:
     """A unique key prefix; every key under it is deleted after the test."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     yield prefix
-    for key in redis_client.scan_iter(match=f"{prefix}:*", count=1000):
-        redis_client.delete(key)
+    for pattern in (f"{prefix}:*", f"rq:*{prefix}*"):
+        for key in redis_client.scan_iter(match=pattern, count=1000):
+            redis_client.delete(key)
 
 
 @pytest.fixture

@@ -196,12 +196,10 @@ class MarketoClient:
         attempt = 0
         reauthorised = False
         while True:
-            token = self._access_token()
             try:
-                envelope = self._send(method, path, token, params, content, form)
+                envelope = self._send(method, path, params, content, form)
             except MarketoError as error:
                 if error.code in TOKEN_CODES and not reauthorised:
-                    self._drop_token(token)
                     reauthorised = True
                     continue
                 if not error.retryable or attempt >= self.max_retries:
@@ -211,12 +209,16 @@ class MarketoClient:
                 continue
             return envelope
 
-    def _send(self, method: str, path: str, token: str, params: dict[str, Any] | None,
+    def _send(self, method: str, path: str, params: dict[str, Any] | None,
               content: bytes | None, form: dict[str, str] | None) -> Envelope:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        """One HTTP request. The token is read inside the slot: a wait for the limiter must not
+        let it expire between reading and sending. A token Marketo rejects is dropped here."""
+        headers = {"Accept": "application/json"}
         if content is not None:
             headers["Content-Type"] = "application/json"
         with self.limiter.slot() if self.limiter else nullcontext():
+            token = self._access_token()
+            headers["Authorization"] = f"Bearer {token}"
             try:
                 response = self._http.request(method, path, params=params, content=content, data=form,
                                               headers=headers)
@@ -236,6 +238,8 @@ class MarketoClient:
             return envelope
         first = envelope.errors[0] if envelope.errors else Reason(code="unknown", message="no error given")
         self._count(first.code)
+        if first.code in TOKEN_CODES:
+            self._drop_token(token)
         raise error_for(first.code, first.message)
 
     def _count(self, code: str | None) -> None:

@@ -472,6 +472,7 @@ class SlackEmulator:
             routes=[
                 Route("/api/{method}", self._endpoint, methods=["GET", "POST"]),
                 Route("/upload/{file_id}", self._upload_endpoint, methods=["POST"]),
+                Route("/respond/{key}", self._respond_endpoint, methods=["POST"]),
                 WebSocketRoute("/socket", self._socket_endpoint),
             ]
         )
@@ -491,6 +492,7 @@ class SlackEmulator:
         self._windows: dict[str, _Window] = {}
         self._last_update: dict[tuple[str, str], float] = {}
         self._socket_tickets: set[str] = set()
+        self._response_urls: dict[str, tuple[str, str]] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -544,6 +546,14 @@ class SlackEmulator:
         with self._cond:
             self._triggers[trigger_id] = _Trigger(user=user_id, issued=time.monotonic())
         return trigger_id
+
+    def new_response_url(self, user_id: str, channel: str) -> str:
+        """A response_url on this emulator; what the app posts there is recorded as method `response_url`
+        (and, unless `response_type` is `in_channel`, as an ephemeral message to the user)."""
+        key = secrets.token_hex(12)
+        with self._cond:
+            self._response_urls[key] = (user_id, channel)
+        return f"{self.url}/respond/{key}"
 
     def dm_channel(self, user_id: str) -> str:
         """The D... channel id of the bot's DM with `user_id` (the one conversations.open returns)."""
@@ -715,6 +725,22 @@ class SlackEmulator:
                 return PlainTextResponse("invalid upload url", status_code=404)
             pending.content = content
         return PlainTextResponse(f"OK - {len(content)}")
+
+    async def _respond_endpoint(self, request: Request) -> Response:
+        try:
+            args = await _parse_args(request)
+        except _Fail as fail:
+            return self._finish("response_url", {}, 400, fail.body(), None)
+        with self._cond:
+            target = self._response_urls.get(request.path_params["key"])
+            if target is None:
+                return self._finish("response_url", args, 404, {"ok": False, "error": "expired_url"}, None)
+            user, channel = target
+            args.update(user=user, channel=channel)
+            if args.get("response_type") != "in_channel" and not args.get("delete_original"):
+                self._ephemeral.append(EphemeralMessage(
+                    channel, user, str(args.get("text") or ""), args.get("blocks") or [], self._new_ts(), None))
+            return self._finish("response_url", args, 200, {"ok": True}, None)
 
     # ------------------------------------------------------------ methods
 

@@ -14,7 +14,8 @@ from bot.sandbox.slack import SlackEmulator
 
 SYNC_USER = "sync@contoso.com"
 SYNC_PASSWORD = "Passw0rd!"
-BOT_TOKEN = "xoxb-1000000000-emulator-bot-token"
+BOT_TOKEN = "xoxb-emulator-bot-token"
+APP_TOKEN = "xapp-emulator-app-token"
 SIGNING_SECRET = "emulator-signing-secret"
 ADMIN = "U0ADMIN01"
 LEADS = ("U0LEAD001", "U0LEAD002", "U0LEAD003")
@@ -50,7 +51,7 @@ class Stack:
         settings = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-            "SLACK_APP_TOKEN": "xapp-1-emulator",
+            "SLACK_APP_TOKEN": APP_TOKEN,
             "SLACK_API_URL": self.slack.api_url,
             "ENCRYPTION_KEY": self.encryption_key,
             "ADMIN_USER_IDS": ADMIN,
@@ -99,5 +100,5 @@ def build_stack(
     return Stack(
         dynamics=DynamicsEmulator(**dynamics_options),
         marketo=MarketoEmulator(**marketo_options),
-        slack=SlackEmulator(**(slack or {})),
+        slack=SlackEmulator(**{"bot_token": BOT_TOKEN, "app_token": APP_TOKEN, **(slack or {})}),
     )

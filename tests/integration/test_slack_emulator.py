@@ -287,16 +287,12 @@ def test_default_chat_update_tier_is_50_per_minute(slack: SlackEmulator, client:
 
 def test_retry_handler_rides_out_429() -> None:
     with SlackEmulator(rate_limits={"chat.postMessage": RateLimit(calls=1, window=1.0)}) as slack:
-        _post_twice_with_retries(slack)
-
-
-def _post_twice_with_retries(slack: SlackEmulator) -> None:
-    retrying = WebClient(token=slack.bot_token, base_url=slack.api_url)
-    retrying.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
-    retrying.chat_postMessage(channel="C1", text="one")
-    assert retrying.chat_postMessage(channel="C1", text="two")["ok"]
-    assert [c.status for c in slack.calls("chat.postMessage")] == [200, 429, 200]
-    assert [m.text for m in slack.messages("C1")] == ["one", "two"]
+        retrying = WebClient(token=slack.bot_token, base_url=slack.api_url)
+        retrying.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=3))
+        retrying.chat_postMessage(channel="C1", text="one")
+        assert retrying.chat_postMessage(channel="C1", text="two")["ok"]
+        assert [c.status for c in slack.calls("chat.postMessage")] == [200, 429, 200]
+        assert [m.text for m in slack.messages("C1")] == ["one", "two"]
 
 
 def test_min_update_interval_per_message() -> None:
@@ -356,10 +352,11 @@ def test_driver_and_bolt_over_http(slack: SlackEmulator) -> None:
     app = App(signing_secret=secret, client=WebClient(token=slack.bot_token, base_url=slack.api_url))
 
     @app.command("/connect-dynamics")
-    def open_modal(ack: Any, body: dict[str, Any], client: WebClient) -> None:
+    def open_modal(ack: Any, body: dict[str, Any], client: WebClient, respond: Any) -> None:
         ack()
         client.views_open(trigger_id=body["trigger_id"], view=_modal(
             callback_id="creds", blocks=[_select(3)], submit=_text("Next")))
+        respond(f"Opened for {body['user_name']}")
 
     @app.view("creds")
     def submitted(ack: Any, view: dict[str, Any]) -> None:
@@ -381,6 +378,8 @@ def test_driver_and_bolt_over_http(slack: SlackEmulator) -> None:
         with SlackDriver(server.url, secret, emulator=slack) as driver:
             assert driver.command("U100").status == 200
             slack.wait_for("views.open", lambda c: c.ok)
+            assert slack.wait_for("response_url").args["text"] == "Opened for ada"
+            assert [(e.user, e.channel, e.text) for e in slack.ephemeral("U100")] == [("U100", "C0001", "Opened for ada")]
             [modal] = slack.view_stack("U100")
             values = {"fields": {"pick": {"type": "multi_static_select",
                                           "selected_options": [{"text": _text("a"), "value": "v1"}]}}}

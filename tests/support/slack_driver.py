@@ -124,7 +124,10 @@ class SlackDriver:
     def _username(self, user: str) -> str:
         return self.emulator.user_profile(user).name if self.emulator is not None else f"user-{user.lower()}"
 
-    def _response_url(self, kind: str) -> str:
+    def _response_url(self, kind: str, user: str, channel: str) -> str:
+        """On the emulator when there is one, so a `respond()` stays on loopback and is recorded."""
+        if self.emulator is not None:
+            return self.emulator.new_response_url(user, channel)
         return f"https://hooks.slack.com/{kind}/{self.team_id}/{secrets.randbelow(10**12)}/{secrets.token_hex(12)}"
 
     def _base(self, kind: str, user: str) -> dict[str, Any]:
@@ -157,7 +160,7 @@ class SlackDriver:
             "text": text,
             "api_app_id": self.api_app_id,
             "is_enterprise_install": "false",
-            "response_url": self._response_url("commands"),
+            "response_url": self._response_url("commands", user, channel),
             "trigger_id": self._trigger_id(user),
         }
         return self.send(urlencode(fields).encode())
@@ -216,7 +219,7 @@ class SlackDriver:
             if message is not None:
                 payload["message"] = message
             payload["state"] = {"values": {}}
-            payload["response_url"] = self._response_url("actions")
+            payload["response_url"] = self._response_url("actions", user, channel)
         return self.send_payload(payload)
 
     def view_submission(

@@ -20,7 +20,7 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.slack import PostedMessage, SlackEmulator, UserProfile
+from bot.sandbox.slack import PostedMessage
 from tests.support.slack_driver import SlackDriver
 
 SECRET = "unit-test-signing-secret"
@@ -50,21 +50,13 @@ class Captured:
 
 
 @pytest.fixture
-def emulator() -> SlackEmulator:
-    """Not started: the driver only asks it for trigger ids and profiles here."""
-    return SlackEmulator(users={"U100": UserProfile(name="ada", email="ada@example.com")})
-
-
-@pytest.fixture
 def bolt() -> Captured:
     return Captured()
 
 
 @pytest.fixture
-def driver(bolt: Captured, emulator: SlackEmulator) -> Iterator[SlackDriver]:
-    with SlackDriver(
-        "http://bot.test", SECRET, emulator=emulator, transport=httpx.MockTransport(bolt.handle)
-    ) as slack:
+def driver(bolt: Captured) -> Iterator[SlackDriver]:
+    with SlackDriver("http://bot.test", SECRET, transport=httpx.MockTransport(bolt.handle)) as slack:
         yield slack
 
 
@@ -111,7 +103,7 @@ def test_command_is_form_encoded_with_a_fresh_trigger(driver: SlackDriver, bolt:
     assert response.elapsed >= 0
     assert bolt.requests[-1].headers["content-type"] == "application/x-www-form-urlencoded"
     command = seen[0]
-    assert (command["user_id"], command["user_name"], command["text"]) == ("U100", "ada", "status")
+    assert (command["user_id"], command["user_name"], command["text"]) == ("U100", "user-u100", "status")
     assert (command["channel_id"], command["team_id"], command["command"]) == ("C0042", "T0001", "/connect-dynamics")
     assert command["response_url"].startswith("https://hooks.slack.com/commands/")
     driver.command("U100")
@@ -131,7 +123,7 @@ def test_block_action_in_a_view_finds_its_block(driver: SlackDriver, bolt: Captu
     assert body["type"] == "block_actions"
     assert body["container"] == {"type": "view", "view_id": "V123"}
     assert body["view"]["private_metadata"] == "flow-1"
-    assert body["user"] == {"id": "U100", "username": "ada", "name": "ada", "team_id": "T0001"}
+    assert body["user"] == {"id": "U100", "username": "user-u100", "name": "user-u100", "team_id": "T0001"}
     assert body["team"] == {"id": "T0001", "domain": "connect-dynamics"}
     assert body["trigger_id"] and body["api_app_id"] == "A0001" and body["token"]
     action = body["actions"][0]

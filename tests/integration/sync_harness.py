@@ -1,0 +1,139 @@
+"""A whole sync world over loopback: the Dynamics, Marketo and Slack emulators, real Redis, a saved
+connection with its field plan, and helpers to run workers (in-process or as subprocesses) and to
+check Marketo against what Dynamics holds. Used by the sync integration tests and `bench/bench_sync.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from cryptography.fernet import Fernet
+
+from bot.config import Settings
+from bot.models import Connection, Credentials, Entity, FlowState, SyncRun
+from bot.sandbox.dynamics import DynamicsEmulator
+from bot.sandbox.marketo import MarketoEmulator
+from bot.sandbox.slack import SlackEmulator
+from bot.services import Services
+from bot.sync.convert import convert_record
+from bot.sync.mapping import build_plan, default_selection
+
+ROOT = Path(__file__).resolve().parents[2]
+USERNAME, PASSWORD = "sync@contoso.com", "Passw0rd!"
+CHANNEL = "C0SYNC"
+
+
+class SyncHarness:
+    def __init__(self, redis_url: str, prefix: str, records: dict[str, int], *, marketo: dict[str, Any] | None = None,
+                 dynamics: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> None:
+        self.redis_url, self.prefix, self.records = redis_url, prefix, records
+        self.dynamics = DynamicsEmulator(
+            records=records, sync_filter={e: "new_synctomkto" for e in records if e != "account"},
+            duplicate_fraction=0.1, **(dynamics or {}))
+        self.marketo = MarketoEmulator(**(marketo or {}))
+        self.slack = SlackEmulator()
+        self._settings_overrides = settings or {}
+        self.workers: list[subprocess.Popen] = []
+
+    # -- set-up ------------------------------------------------------------------------------------
+    def start(self) -> SyncHarness:
+        self.dynamics.start()
+        self.marketo.start()
+        self.slack.start()
+        self.env = {
+            "REDIS_URL": self.redis_url, "REDIS_KEY_PREFIX": self.prefix,
+            "ENCRYPTION_KEY": Fernet.generate_key().decode(),
+            "SLACK_BOT_TOKEN": self.slack.bot_token, "SLACK_API_URL": self.slack.api_url, "NOTIFY_CHANNEL": CHANNEL,
+            "ENTRA_AUTHORITY_HOST": self.dynamics.authority_host, "CA_BUNDLE": self.dynamics.ca_path,
+            "MARKETO_BASE_URL": self.marketo.url, "MARKETO_CLIENT_ID": self.marketo.client_id,
+            "MARKETO_CLIENT_SECRET": "emulator-secret",
+            "MARKETO_CALLS_PER_WINDOW": str(self.marketo.calls_per_window),
+            "MARKETO_WINDOW_SECONDS": str(self.marketo.window_seconds),
+            "PROGRESS_UPDATE_SECONDS": "0.5", "SYNC_LEASE_SECONDS": "2", "SYNC_SWEEP_SECONDS": "0.5",
+            **{k: str(v) for k, v in self._settings_overrides.items()},
+        }
+        self.settings = Settings(**self.env)
+        self.services = Services(self.settings, redis.Redis.from_url(self.redis_url))
+        self.store = self.services.store
+        self.connection = self._connect()
+        return self
+
+    def _connect(self) -> Connection:
+        connection = Connection(team_id="T1", requester="U0REQ", state=FlowState.approved,
+                                dynamics_url=self.dynamics.url, username=USERNAME, notify_email="ops@example.com")
+        self.store.save_credentials("T1", connection.id, Credentials(username=USERNAME, password=PASSWORD,
+                                                                     url=self.dynamics.url))
+        self.store.save_connection(connection)
+        with self.services.dataverse("T1", connection.id) as client:
+            metadata = {Entity(e): client.entity_metadata(Entity(e)) for e in self.records}
+        marketo = self.services.marketo()
+        existing = {f.name for f in marketo.list_lead_fields()}
+        plan = build_plan(metadata, {e: default_selection(m) for e, m in metadata.items()}, existing)
+        marketo.create_lead_fields(plan.fields_to_create)
+        connection.plan = plan
+        self.store.save_connection(connection)
+        self.marketo.reset_counters()
+        return connection
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            self.kill(worker)
+        self.services.queue().delete(delete_jobs=True)
+        for emulator in (self.dynamics, self.marketo, self.slack):
+            emulator.stop()
+
+    # -- workers -----------------------------------------------------------------------------------
+    def spawn_worker(self) -> subprocess.Popen:
+        """`python -m bot.worker` in its own process group (SIGKILL takes the whole worker down)."""
+        env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        worker = subprocess.Popen([sys.executable, "-m", "bot.worker"], cwd=ROOT, env=env, start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.workers.append(worker)
+        return worker
+
+    @staticmethod
+    def kill(worker: subprocess.Popen) -> None:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+
+    def wait_run(self, run_id: str, done: Any, timeout: float = 120) -> SyncRun:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.store.get_run("T1", run_id)
+            if done(run):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"run {run_id} still {run.status if run else None}: {run}")
+            time.sleep(0.05)
+
+    # -- checks ------------------------------------------------------------------------------------
+    def expected(self, entity: Entity) -> dict[str, dict]:
+        plan = self.connection.plan.for_entity(entity)
+        return {rec[entity.primary_id]: convert_record(rec, plan)
+                for rec in self.dynamics.expected_records(entity.value, plan.select)}
+
+    def mismatches(self, entity: Entity) -> list[str]:
+        """Differences between Marketo and Dynamics for one entity (empty when exact)."""
+        plan = self.connection.plan.for_entity(entity)
+        expected = self.expected(entity)
+        rows = [row for row in self.marketo.leads() if row.get(plan.id_field)]
+        problems = []
+        if len(rows) != len(expected):
+            problems.append(f"{entity.value}: {len(rows)} persons in Marketo, {len(expected)} expected")
+        for row in rows:
+            want = expected.get(row[plan.id_field])
+            if want is None:
+                problems.append(f"unexpected {entity.value} {row[plan.id_field]}")
+                continue
+            diff = {k: (row.get(k), v) for k, v in want.items() if row.get(k) != v}
+            if diff:
+                problems.append(f"{entity.value} {row[plan.id_field]}: {diff}")
+        return problems[:10]
