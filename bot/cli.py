@@ -73,9 +73,10 @@ def socket() -> None:
 
 
 def worker() -> None:
+    settings = _settings(WORKER_REQUIRED)
     from bot.worker import run_worker
 
-    run_worker(_settings(WORKER_REQUIRED))
+    run_worker(settings)
 
 
 def demo(args: argparse.Namespace) -> None:

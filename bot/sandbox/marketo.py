@@ -445,6 +445,11 @@ class MarketoEmulator:
             return self._state.max_body
 
     @property
+    def tokens_issued(self) -> int:
+        with self._lock:
+            return len(self._tokens)
+
+    @property
     def quota_used(self) -> int:
         with self._lock:
             return self._quota_used

@@ -116,9 +116,14 @@ class SyncHarness:
 
     # -- checks ------------------------------------------------------------------------------------
     def expected(self, entity: Entity) -> dict[str, dict]:
+        """What Marketo must hold: the emulator's own list of records that pass the filter, converted
+        from a plain read (the read brings the formatted labels that picklists and lookups sync as)."""
         plan = self.connection.plan.for_entity(entity)
-        return {rec[entity.primary_id]: convert_record(rec, plan)
-                for rec in self.dynamics.expected_records(entity.value, plan.select)}
+        wanted = {rec[entity.primary_id] for rec in self.dynamics.expected_records(entity.value, plan.select)}
+        with self.services.dataverse("T1", self.connection.id) as client:
+            return {rec[entity.primary_id]: convert_record(rec, plan)
+                    for page in client.iter_pages(entity, plan.select, track_changes=False)
+                    for rec in page.records if rec[entity.primary_id] in wanted}
 
     def mismatches(self, entity: Entity) -> list[str]:
         """Differences between Marketo and Dynamics for one entity (empty when exact)."""

@@ -123,8 +123,7 @@ def test_token_expiry_mid_run_is_invisible(env) -> None:
                 assert all(r.status == "created" for r in results)
             batch += 4
     assert emulator.lead_count() == batch * 5
-    assert len(emulator.calls("/identity/oauth/token")) >= 3
-    assert any(c.code == "602" for c in emulator.calls())
+    assert emulator.tokens_issued >= 3  # the run outlived several tokens
 
 
 def test_forced_expiry_gets_one_fresh_token(env) -> None:
