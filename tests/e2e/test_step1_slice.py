@@ -6,9 +6,9 @@ import json
 import time
 from urllib.parse import urlencode
 
+from bot.sandbox.driver import SlackDriver
 from bot.sandbox.stack import ADMIN, LEADS, Stack
 from tests.support.processes import wait_until
-from tests.support.slack_driver import SlackDriver
 
 STEP1_LABELS = {"Username", "Password", "Dynamics URL", "Client ID", "Client Secret"}
 

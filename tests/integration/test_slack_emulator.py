@@ -19,9 +19,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
+from bot.sandbox.driver import SlackDriver
 from bot.sandbox.server import ServerThread
 from bot.sandbox.slack import RateLimit, SlackEmulator, UserProfile
-from tests.support.slack_driver import SlackDriver
 
 
 @pytest.fixture
