@@ -1,0 +1,61 @@
+"""SIGKILL a worker mid-sync: the sync resumes from its checkpoint with no human action and ends exact.
+
+Workers are real `python -m bot.worker` subprocesses; each is killed with its whole process group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from rq import Worker
+
+from bot.models import Entity, RunStatus
+from bot.sync import jobs
+from bot.sync.checkpoint import RunState
+from tests.conftest import REDIS_URL
+from tests.integration.sync_harness import SyncHarness
+
+pytestmark = pytest.mark.e2e
+LEADS_PATH = "/rest/v1/leads.json"
+
+
+@pytest.fixture
+def world(key_prefix: str) -> Iterator[SyncHarness]:
+    # 5 calls/s with 2 in flight: slow enough to kill mid-run, and at most 2 batches can be in flight.
+    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 6000, "contact": 3000},
+                          marketo={"calls_per_window": 10, "window_seconds": 2},
+                          settings={"MARKETO_MAX_CONCURRENCY": 2}).start()
+    yield harness
+    harness.stop()
+
+
+def lead_progress(world: SyncHarness, run_id: str):
+    return next(p for p in world.store.get_run("T1", run_id).entities if p.entity == Entity.lead)
+
+
+def test_sigkilled_worker_resumes_from_checkpoint_and_ends_exact(world: SyncHarness) -> None:
+    workers = [world.spawn_worker(), world.spawn_worker()]
+    run = jobs.start_initial_sync(world.store, world.services.queue(), world.connection)
+    expected_leads = len(world.expected(Entity.lead))
+    world.wait_run(run.id, lambda r: 0.25 * expected_leads < lead_progress(world, run.id).written, timeout=60)
+
+    state = RunState(world.store, "T1", run.id)
+    lead_job = state.load(Entity.lead).job_id
+    busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=world.services.queue())}
+    victim = next(p for p in workers if busy.get(p.pid) == lead_job)
+    world.kill(victim)
+    killed_at = lead_progress(world, run.id).written
+    assert killed_at < expected_leads
+    world.spawn_worker()  # the supervisor's replacement; the sweeper on any worker revives the job
+
+    finished = world.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=120)
+    assert finished.status == RunStatus.finished
+    assert world.mismatches(Entity.lead) == [] and world.mismatches(Entity.contact) == []
+    for progress in finished.entities:
+        assert progress.written == len(world.expected(progress.entity))
+    ckpt = state.load(Entity.lead)
+    assert ckpt.attempts == 2 and ckpt.rewritten_batches <= 2
+    sent = sum(c.batch_size for c in world.marketo.calls(LEADS_PATH) if c.admitted and c.code is None)
+    total = sum(len(world.expected(e)) for e in (Entity.lead, Entity.contact))
+    assert total <= sent <= total + 2 * 300  # at most two batches went to Marketo twice
