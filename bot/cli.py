@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser.add_argument("--contacts", type=int, default=600)
     demo_parser.add_argument("--accounts", type=int, default=150)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet = args.command == "demo"  # the demo prints a transcript; logs would drown it
+    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs URLs at INFO
     {"serve": serve, "socket": socket, "worker": worker}.get(args.command, lambda: demo(args))()
 

@@ -73,6 +73,7 @@ class Services:
                     s.secret("MARKETO_CLIENT_SECRET"),
                     limiter=self.marketo_limiter(),
                     token_cache=self.redis,
+                    token_key=self.store.global_key("marketo", "token"),
                     ca_bundle=s.CA_BUNDLE,
                 )
             return self._marketo

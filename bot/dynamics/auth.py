@@ -145,7 +145,7 @@ class EntraTokenProvider:
             self._token = None
             if self._app is not None:
                 cache = self._app.token_cache
-                for item in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+                for item in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                     cache.remove_at(item)
 
     def _application(self) -> msal.ClientApplication:

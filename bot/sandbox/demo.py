@@ -13,7 +13,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
-from email import message_from_bytes
+from email import message_from_bytes, policy
 
 from bot.config import Settings
 from bot.redis_conn import EMBEDDED_URL
@@ -79,8 +79,9 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
         finally:
             web.stop()
         for raw in mail[:1]:
-            email = message_from_bytes(raw)
-            _show(f"email to {email['To']}: {email['Subject']}", "  " + email.get_payload().strip().replace("\n", "\n  "))
+            email = message_from_bytes(raw, policy=policy.default)
+            body = email.get_body(("plain",)).get_content().strip()
+            _show(f"email to {email['To']}: {email['Subject']}", "  " + body.replace("\n", "\n  "))
         connection = runtime.store.active_connection(stack.slack.team_id)
         report = verify_sync(stack.dynamics, stack.marketo, connection.plan)
     print()

@@ -72,7 +72,7 @@ class EmulatedUser(BaseModel):
     password_expired: bool = False
     blocked_by_ca: bool = False
     crm_disabled: bool = False
-    domainname: str | None = None  # systemuser.domainname when it differs from the username
+    domainname: str | None = None  # systemuser domainname and email, when they differ from the username
     roles: list[str] = Field(default_factory=lambda: [SYNC_ROLE])
     is_sync_user: bool = True
 
@@ -449,6 +449,11 @@ class DynamicsEmulator:
 
     def stop(self) -> None:
         if self._server:
+            # Clients that keep TLS connections open (msal's session) would hold uvicorn's graceful
+            # shutdown for the whole join timeout; an emulator has nothing to drain.
+            uvicorn_server = getattr(self._server, "_server", None)
+            if uvicorn_server is not None:
+                uvicorn_server.force_exit = True
             self._server.stop()
             self._server = None
         if self._dir:
@@ -819,7 +824,7 @@ class DynamicsEmulator:
     def _systemusers(self) -> list[dict[str, Any]]:
         users = [
             {"systemuserid": _guid(self.config.seed, "user", u.username.lower()), "fullname": u.full_name,
-             "domainname": u.domainname or u.username, "internalemailaddress": u.username,
+             "domainname": u.domainname or u.username, "internalemailaddress": u.domainname or u.username,
              "isdisabled": u.crm_disabled, "accessmode": 0, "applicationid": None,
              "azureactivedirectoryobjectid": _guid("aad", u.username.lower()), "_roles": u.roles,
              "_principal": ("user", u.username.lower())}

@@ -15,7 +15,16 @@ def _text(obj: Any) -> str:
     return str(obj or "")
 
 
+EMOJI = {
+    ":white_check_mark:": "✅", ":x:": "❌", ":warning:": "⚠️", ":hourglass_flowing_sand:": "⏳",
+    ":hourglass:": "⌛", ":tada:": "🎉", ":raised_hand:": "✋", ":lock:": "🔒", ":outbox_tray:": "📤",
+    ":information_source:": "ℹ️", ":busts_in_silhouette:": "👥", ":arrows_counterclockwise:": "🔄",
+    ":no_entry_sign:": "🚫", ":double_vertical_bar:": "⏸", ":heavy_minus_sign:": "➖",
+}
+
+
 def _mrkdwn(text: str) -> str:
+    text = re.sub(r":[a-z_]+:", lambda m: EMOJI.get(m.group(0).lower(), m.group(0)), text, flags=re.IGNORECASE)
     text = re.sub(r"<@(\w+)>", r"@\1", text)
     text = re.sub(r"<#(\w+)(\|[^>]*)?>", r"#\1", text)
     text = re.sub(r"<([^|>]+)\|([^>]+)>", r"\2", text)

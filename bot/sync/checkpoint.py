@@ -191,6 +191,11 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
+def lock_key(store: Store, team_id: str, connection_id: str, entity: Entity) -> str:
+    """One running sync (initial or incremental) per connection and entity."""
+    return store.key(team_id, "sync-lock", connection_id, entity.value)
+
+
 class RunState:
     """Checkpoints, counters and the cancel flag of one run."""
 
@@ -211,8 +216,7 @@ class RunState:
         return self.store.key(self.team_id, "run", self.run_id, "inflight", entity.value)
 
     def lock_key(self, connection_id: str, entity: Entity) -> str:
-        """One running sync per connection and entity, whatever the run."""
-        return self.store.key(self.team_id, "sync-lock", connection_id, entity.value)
+        return lock_key(self.store, self.team_id, connection_id, entity)
 
     # -- reads ----------------------------------------------------------------------------------------
     def run(self) -> SyncRun | None:

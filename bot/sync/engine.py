@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.errors import BotError
-from bot.models import EntityPlan
+from bot.models import Entity, EntityPlan
 from bot.sync.checkpoint import BatchOutcome, Checkpoint, Lease, LeaseLost, RunState
 from bot.sync.convert import ConversionError, convert_record
 from bot.sync.ledger import LedgerEntry
@@ -201,18 +201,14 @@ class EntitySync:
 
     def _take(self, batch: _Batch, record: dict) -> None:
         batch.read += 1
-        if not passes_sync_filter(record, self.plan.filter_attribute):
+        prepared = prepare(record, self.plan)
+        if prepared is None:
             batch.filtered_out += 1
-            return
-        record_id = str(record.get(self.entity.primary_id, ""))
-        email = record.get(EMAIL_FIELD)
-        try:
-            batch.records.append(convert_record(record, self.plan))
-        except ConversionError as exc:
-            batch.failures.append(LedgerEntry(entity=self.entity.value, id=record_id, email=email,
-                                              code="conversion", message=exc.user_message))
-            return
-        batch.keys.append((record_id, email))
+        elif isinstance(prepared, LedgerEntry):
+            batch.failures.append(prepared)
+        else:
+            batch.records.append(prepared)
+            batch.keys.append(record_key(record, self.entity))
 
     def _put(self, item: _Batch | _End) -> bool:
         while not self.stop.is_set():
@@ -252,28 +248,57 @@ class EntitySync:
                 raise
             self._fail_all(outcome, batch, error_code(exc), exc.user_message)
             return outcome
-        for (record_id, email), result in zip(batch.keys, results, strict=True):
-            if result.status == "created":
-                outcome.created += 1
-            elif result.status == "updated":
-                outcome.updated += 1
-            else:
-                code, message = _reason(result)
-                outcome.skipped += 1
-                outcome.failures.append(LedgerEntry(entity=self.entity.value, id=record_id, email=email,
-                                                    code=code, message=message))
+        tally(outcome, self.entity, batch.keys, results)
         return outcome
 
     def _fail_all(self, outcome: BatchOutcome, batch: _Batch, code: str, message: str) -> None:
-        outcome.failed += len(batch.keys)
-        outcome.failures.extend(LedgerEntry(entity=self.entity.value, id=record_id, email=email,
-                                            code=code, message=message) for record_id, email in batch.keys)
+        fail_all(outcome, self.entity, batch.keys, code, message)
 
     def _book(self, outcome: BatchOutcome) -> None:
         with self._lock:
             calls = self.calls_made()
             outcome.api_calls, self._calls_booked = calls - self._calls_booked, calls
         self.state.book(self.entity, outcome, self.lease)
+
+
+def prepare(record: dict, plan: EntityPlan) -> dict | LedgerEntry | None:
+    """The Marketo input for a record; None when the sync filter leaves it out; a ledger entry when
+    its values cannot be converted."""
+    if not passes_sync_filter(record, plan.filter_attribute):
+        return None
+    try:
+        return convert_record(record, plan)
+    except ConversionError as exc:
+        record_id, email = record_key(record, plan.entity)
+        return LedgerEntry(entity=plan.entity.value, id=record_id, email=email, code="conversion",
+                           message=exc.user_message)
+
+
+def record_key(record: dict, entity: Entity) -> tuple[str, str | None]:
+    """(Dataverse id, email): what the failure report shows for a record."""
+    return str(record.get(entity.primary_id, "")), record.get(EMAIL_FIELD)
+
+
+def tally(outcome: BatchOutcome, entity: Entity, keys: Sequence[tuple[str, str | None]],
+          results: Sequence[RecordResult]) -> None:
+    """Count Marketo's per-record results; every skipped record goes to the ledger with its reason."""
+    for (record_id, email), result in zip(keys, results, strict=True):
+        if result.status == "created":
+            outcome.created += 1
+        elif result.status == "updated":
+            outcome.updated += 1
+        else:
+            code, message = _reason(result)
+            outcome.skipped += 1
+            outcome.failures.append(LedgerEntry(entity=entity.value, id=record_id, email=email,
+                                                code=code, message=message))
+
+
+def fail_all(outcome: BatchOutcome, entity: Entity, keys: Sequence[tuple[str, str | None]], code: str,
+             message: str) -> None:
+    outcome.failed += len(keys)
+    outcome.failures.extend(LedgerEntry(entity=entity.value, id=record_id, email=email, code=code, message=message)
+                            for record_id, email in keys)
 
 
 def _position(page: Page, offset: int) -> tuple[str | None, int]:

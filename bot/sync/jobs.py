@@ -97,16 +97,22 @@ def delta_key(store: Store, team_id: str, connection_id: str, entity: Entity) ->
 # -- starting, resuming, cancelling -------------------------------------------------------------------------
 
 
-def start_initial_sync(store: Store, queue: Queue, connection: Connection, notifier: Any | None = None) -> SyncRun:
-    """Create the run for an approved connection and enqueue one job per planned entity."""
+def start_initial_sync(store: Store, queue: Queue, connection: Connection, notifier: Any | None = None, *,
+                       entities: list[Entity] | None = None, kind: str = "initial") -> SyncRun:
+    """Create the run for an approved connection and enqueue one job per planned entity.
+
+    `entities` limits a run to some entities (a full re-read after a change token expired: kind "resync").
+    """
     if connection.plan is None or not connection.plan.entities:
         raise FlowError("There is no field plan to sync yet. Finish Step 2 first.")
+    plans = [p for p in connection.plan.entities if entities is None or p.entity in entities]
     run = SyncRun(
         team_id=connection.team_id,
         connection_id=connection.id,
         requester=connection.requester,
+        kind=kind,
         status=RunStatus.running,
-        entities=[EntityProgress(entity=p.entity, estimated=p.record_count or 0) for p in connection.plan.entities],
+        entities=[EntityProgress(entity=p.entity, estimated=p.record_count or 0) for p in plans],
     )
     store.save_run(run)
     state = RunState(store, run.team_id, run.id)
@@ -288,6 +294,10 @@ def _conclude(context: SyncContext, state: RunState, run: SyncRun, entity: Entit
         target = {"cancelled": EntityState.cancelled, "paused": EntityState.paused}.get(outcome.kind, EntityState.failed)
         transition = state.set_state(entity, target, outcome.message, lease=lease)
     settle(store, context.notifier, transition)
+    if transition.changed and transition.run.status == RunStatus.finished:
+        from bot.sync import incremental  # imported here: incremental builds on this module
+
+        incremental.schedule(store, run.team_id, run.connection_id, context.settings)
     return outcome.kind
 
 

@@ -118,7 +118,9 @@ def test_token_is_cached_then_refreshed_before_expiry(emulator: DynamicsEmulator
     provider = EntraTokenProvider(creds(emulator), settings, clock=lambda: now[0])
     first = provider.token()
     assert provider.token() == first and emulator.tokens_issued == 1
-    now[0] += 3600 - 301  # inside the refresh margin before the 3600 s lifetime ends
+    now[0] += 3600 - 301  # 301 s left: still fresh
+    assert provider.token() == first and emulator.tokens_issued == 1
+    now[0] += 2  # 299 s left: inside the 300 s refresh margin  # less than the 300 s refresh margin left of the 3600 s lifetime
     second = provider.token()
     assert second != first and emulator.tokens_issued == 2
 

@@ -1,0 +1,197 @@
+"""Incremental sync (DESIGN step 6): after the initial sync, follow Dataverse change tracking.
+
+Every `INCREMENTAL_SYNC_MINUTES` each synced connection gets one job per entity. The job reads
+the stored delta link (`iter_changes`), upserts new and changed records (same filter and
+conversion as the initial sync), marks deleted ones on the Marketo person with the boolean
+field `dynamicsDeleted` (Marketo's own sync never deletes a person either), and stores the new
+delta link only after everything was written, so a crash just repeats the same changes. An
+expired change token falls back to a full re-read of that entity (a "resync" run, with its
+checkpoints and notices). It takes the same per-entity lock as the initial sync, so the two
+never overlap. The schedule is a Redis sorted set (connection → next due time) that any worker's
+maintenance thread serves.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from rq import Queue
+
+from bot.config import Settings
+from bot.dynamics.errors import ChangeTokenExpired
+from bot.errors import BotError
+from bot.models import Entity, EntityPlan, FlowState, MarketoField
+from bot.store import Store
+from bot.sync.checkpoint import BatchOutcome, Heartbeat, Lease, lock_key
+from bot.sync.engine import BATCH_SIZE, fail_all, is_content_error, prepare, record_key, tally
+from bot.sync.jobs import JOB_TIMEOUT, RESULT_TTL, SyncContext, current_context, delta_key, start_initial_sync
+from bot.sync.ledger import Ledger, LedgerEntry
+
+log = logging.getLogger(__name__)
+
+DELETED_FIELD = MarketoField(name="dynamicsDeleted", display_name="Dynamics Deleted", data_type="boolean",
+                             description="true when the record was deleted in Dynamics (the person is kept)")
+
+
+def schedule_key(store: Store) -> str:
+    return store.global_key("sync", "incremental")
+
+
+def stats_key(store: Store, team_id: str, connection_id: str) -> str:
+    return store.key(team_id, "incremental", connection_id)
+
+
+def ledger(store: Store, team_id: str, connection_id: str) -> Ledger:
+    """Records incremental syncs could not write, kept like an initial run's (one list per connection)."""
+    return Ledger(store, team_id, f"incremental-{connection_id}")
+
+
+def schedule(store: Store, team_id: str, connection_id: str, settings: Settings, at: float | None = None) -> None:
+    due = at if at is not None else time.time() + settings.INCREMENTAL_SYNC_MINUTES * 60
+    store.redis.zadd(schedule_key(store), {f"{team_id}:{connection_id}": due})
+
+
+def unschedule(store: Store, team_id: str, connection_id: str) -> None:
+    store.redis.zrem(schedule_key(store), f"{team_id}:{connection_id}")
+
+
+def schedule_due(store: Store, queue: Queue, settings: Settings, now: float | None = None) -> list[str]:
+    """Enqueue the incremental jobs that are due (each connection moves to its next slot first)."""
+    now = time.time() if now is None else now
+    key = schedule_key(store)
+    enqueued: list[str] = []
+    for raw in store.redis.zrangebyscore(key, "-inf", now):
+        member = raw.decode()
+        # Moving the slot forward with GT+CH is atomic: of several workers only one sees it change.
+        if not store.redis.zadd(key, {member: now + settings.INCREMENTAL_SYNC_MINUTES * 60}, gt=True, ch=True):
+            continue
+        team_id, connection_id = member.split(":", 1)
+        connection = store.get_connection(team_id, connection_id)
+        if connection is None or connection.plan is None:
+            store.redis.zrem(key, member)
+            continue
+        for plan in connection.plan.entities:
+            job = queue.enqueue(incremental_entity_job, team_id, connection_id, plan.entity.value,
+                                job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+                                description=f"incremental {plan.entity.value} for {connection_id}")
+            enqueued.append(job.id)
+    return enqueued
+
+
+def incremental_entity_job(team_id: str, connection_id: str, entity: str) -> str:
+    """The RQ entry point (ids only)."""
+    return run_incremental(current_context(), team_id, connection_id, Entity(entity))
+
+
+def run_incremental(context: SyncContext, team_id: str, connection_id: str, entity: Entity) -> str:
+    """Apply the changes since the stored delta link; returns how it ended."""
+    store = context.store
+    connection = store.get_connection(team_id, connection_id)
+    plan = connection.plan.for_entity(entity) if connection and connection.plan else None
+    link = store.redis.get(delta_key(store, team_id, connection_id, entity))
+    if connection is None or plan is None or connection.state != FlowState.synced or not link:
+        return "skipped"
+    lease = Lease(store.redis, lock_key(store, team_id, connection_id, entity), context.settings.SYNC_LEASE_SECONDS,
+                  owner=f"incremental-{connection_id}")
+    if not lease.acquire():
+        return "busy"
+    heartbeat = Heartbeat(lease, 1.0, lambda: False)
+    heartbeat.start()
+    try:
+        source = context.dataverse(team_id, connection_id)
+        try:
+            outcome, new_link = _apply_changes(context, plan, source, link.decode(), connection_id)
+        except ChangeTokenExpired:
+            store.redis.delete(delta_key(store, team_id, connection_id, entity))
+            log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
+            start_initial_sync(store, context.queue, connection, context.notifier, entities=[entity], kind="resync")
+            return "resync"
+        finally:
+            if hasattr(source, "close"):
+                source.close()
+        if heartbeat.stop.is_set():
+            return "lost"  # another job owns the entity now; its delta link stands
+        _record(store, team_id, connection_id, entity, outcome)
+        if new_link:
+            store.redis.set(delta_key(store, team_id, connection_id, entity), new_link)
+        return "done"
+    finally:
+        heartbeat.close()
+        lease.release()
+
+
+def _apply_changes(context: SyncContext, plan: EntityPlan, source: Any, link: str,
+                   connection_id: str) -> tuple[BatchOutcome, str | None]:
+    marketo = context.marketo()
+    outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
+    new_link: str | None = None
+    for page in source.iter_changes(link, plan.select):
+        outcome.read += len(page.records)
+        records, keys = [], []
+        for record in page.records:
+            prepared = prepare(record, plan)
+            if prepared is None:
+                outcome.filtered_out += 1
+            elif isinstance(prepared, LedgerEntry):
+                outcome.failed += 1
+                outcome.failures.append(prepared)
+            else:
+                records.append(prepared)
+                keys.append(record_key(record, plan.entity))
+        _write(marketo, plan, records, keys, outcome)
+        _mark_deleted(context, marketo, plan, page.deleted_ids, outcome)
+        new_link = page.delta_link or new_link
+    return outcome, new_link
+
+
+def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple[str, str | None]],
+           outcome: BatchOutcome, action: str = "createOrUpdate") -> None:
+    for start in range(0, len(records), BATCH_SIZE):
+        chunk, chunk_keys = records[start:start + BATCH_SIZE], keys[start:start + BATCH_SIZE]
+        try:
+            if plan.entity == Entity.account:
+                results = marketo.sync_companies(chunk, action=action)
+            else:
+                results = marketo.sync_leads(chunk, plan.id_field, action=action)
+        except BotError as exc:
+            if not is_content_error(exc):
+                raise
+            fail_all(outcome, plan.entity, chunk_keys, str(getattr(exc, "code", "")), exc.user_message)
+            continue
+        tally(outcome, plan.entity, chunk_keys, results)
+
+
+def _mark_deleted(context: SyncContext, marketo: Any, plan: EntityPlan, deleted_ids: list[str],
+                  outcome: BatchOutcome) -> None:
+    """Deleted in Dynamics: set `dynamicsDeleted` on the person (updateOnly; never delete or create)."""
+    if not deleted_ids or plan.entity == Entity.account:
+        return  # Marketo companies have no such field; a deleted account's company stays as it was
+    _ensure_deleted_field(context, marketo)
+    records = [{plan.id_field: record_id, DELETED_FIELD.name: True} for record_id in deleted_ids]
+    keys = [(record_id, None) for record_id in deleted_ids]
+    marks = BatchOutcome(seq=0, end_link=None, end_offset=0)
+    _write(marketo, plan, records, keys, marks, action="updateOnly")
+    outcome.updated += marks.updated + marks.created
+    # A person never synced (filtered out, or created and deleted between two runs) has nothing to mark.
+    outcome.failures.extend(f for f in marks.failures if f.code != "1004")
+    outcome.skipped += sum(1 for f in marks.failures if f.code != "1004")
+
+
+def _ensure_deleted_field(context: SyncContext, marketo: Any) -> None:
+    key = context.store.global_key("marketo", "deleted-field")
+    if context.store.redis.exists(key):
+        return
+    marketo.create_lead_fields([DELETED_FIELD])  # idempotent: the client never re-creates a field
+    context.store.redis.set(key, "1")
+
+
+def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outcome: BatchOutcome) -> None:
+    with store.redis.pipeline() as pipe:
+        key = stats_key(store, team_id, connection_id)
+        pipe.hset(key, mapping={"last_at": time.time()})
+        for name in ("read", "created", "updated", "skipped", "failed", "filtered_out"):
+            pipe.hincrby(key, f"{entity.value}:{name}", getattr(outcome, name))
+        ledger(store, team_id, connection_id).add_in(pipe, outcome.failures)
+        pipe.execute()

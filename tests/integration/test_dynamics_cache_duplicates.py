@@ -1,0 +1,74 @@
+"""The metadata cache (real Redis) and the duplicate-email report, against the emulator."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from bot.config import Settings
+from bot.dynamics.auth import sign_in
+from bot.dynamics.client import DataverseClient
+from bot.dynamics.duplicates import find_duplicate_emails
+from bot.dynamics.metadata import MetadataCache
+from bot.models import Credentials, Entity
+from bot.sandbox.dynamics import DynamicsEmulator
+from bot.store import Store
+
+
+@pytest.fixture
+def emulator() -> Iterator[DynamicsEmulator]:
+    with DynamicsEmulator(records={"lead": 900, "contact": 600}, duplicate_fraction=0.15,
+                          sync_filter={"lead": "new_synctomkto"}, extra_attributes={"contact": 30}) as em:
+        yield em
+
+
+@pytest.fixture
+def client(emulator: DynamicsEmulator) -> Iterator[DataverseClient]:
+    settings = Settings(ENTRA_AUTHORITY_HOST=emulator.authority_host, CA_BUNDLE=emulator.ca_path)
+    provider = sign_in(Credentials(username="sync@contoso.com", password="Passw0rd!", url=emulator.url), settings)
+    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, page_size=250) as dv:
+        yield dv
+
+
+def test_metadata_is_fetched_once_then_served_from_redis(store: Store, client: DataverseClient) -> None:
+    cache = MetadataCache(store, ttl=120)
+    assert cache.cached("T1", "c1", Entity.contact) is None
+    fresh = cache.get("T1", "c1", client, Entity.contact)
+    calls = client.calls
+    assert calls > 0 and len(fresh.attributes) > 30
+    assert cache.get("T1", "c1", client, Entity.contact) == fresh and client.calls == calls
+    assert cache.cached("T1", "c1", "contact") == fresh
+    assert cache.cached("T1", "c2", Entity.contact) is None and cache.cached("T2", "c1", Entity.contact) is None
+    key = store.key("T1", "meta", "c1", "contact")
+    assert 0 < store.redis.ttl(key) <= 120
+    cache.get("T1", "c1", client, Entity.contact, refresh=True)
+    assert client.calls > calls
+
+
+def _expected(emulator: DynamicsEmulator, apply_filter: bool) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for entity in ("lead", "contact"):
+        for record in emulator.expected_records(entity, ["emailaddress1"], apply_filter=apply_filter):
+            counts[record["emailaddress1"].strip().lower()] += 1
+    return Counter({email: n for email, n in counts.items() if n > 1})
+
+
+def test_duplicate_report_matches_the_data(emulator: DynamicsEmulator, client: DataverseClient) -> None:
+    report = find_duplicate_emails(client, top=3)
+    shared = _expected(emulator, apply_filter=False)
+    assert report.total_duplicate_emails == len(shared) > 10
+    assert report.records_involved == sum(shared.values())
+    assert len(report.examples) == 3
+    assert [n for _, n in report.examples] == sorted(shared.values(), reverse=True)[:3]
+    assert all(shared[email] == n for email, n in report.examples)
+
+
+def test_duplicate_report_can_skip_records_the_filter_excludes(
+    emulator: DynamicsEmulator, client: DataverseClient
+) -> None:
+    report = find_duplicate_emails(client, filter_attributes={Entity.lead: "new_synctomkto"})
+    shared = _expected(emulator, apply_filter=True)
+    assert report.total_duplicate_emails == len(shared)
+    assert report.records_involved == sum(shared.values())
