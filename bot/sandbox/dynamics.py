@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 import trustme
 from pydantic import BaseModel, Field
@@ -528,16 +528,20 @@ class DynamicsEmulator:
         state = self._entities[entity]
         return state.count - len(state.deleted)
 
-    def expected_records(self, entity: str, select: list[str], apply_filter: bool = True) -> Iterator[dict[str, Any]]:
-        """What a correct sync reads: every live record, projected on `select`, with Marketo's filter."""
+    def expected_records(
+        self, entity: str, select: list[str], apply_filter: bool = True, annotate: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """What a correct sync reads: every live record, projected on `select`, with Marketo's filter;
+        with `annotate`, the formatted-value annotations Dataverse sends too."""
         filter_name = self.config.sync_filter.get(entity)
         use_filter = apply_filter and filter_name == "new_synctomkto"
         names = list(dict.fromkeys([f"{entity}id", *select] + (["new_synctomkto"] if use_filter else [])))
         for index in self._live_indexes(entity):
-            record = self._record(entity, index, names, annotate=False)
+            record = self._record(entity, index, names, annotate=annotate)
             if use_filter and record.get("new_synctomkto") is False:
                 continue
-            yield {k: record[k] for k in [f"{entity}id", *select] if k in record}
+            keep = {f"{entity}id", *select}
+            yield {k: v for k, v in record.items() if k.split("@", 1)[0] in keep}
 
     # -- change log -----------------------------------------------------------------------------
     def _log(self, entity: str, index: int) -> None:
@@ -802,6 +806,11 @@ class DynamicsEmulator:
     async def _token(self, request: Request) -> Response:
         self.token_requests += 1
         form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
+        basic = request.headers.get("authorization", "")
+        if basic.lower().startswith("basic "):  # client_secret_basic is allowed too (A3)
+            client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+            form.setdefault("client_id", unquote(client_id))
+            form.setdefault("client_secret", unquote(secret))
         if not self._known_tenant(request.path_params["tenant"]):
             return self._entra_error("invalid_request", 90002, f"Tenant '{request.path_params['tenant']}' not found.")
         grant = form.get("grant_type", "")

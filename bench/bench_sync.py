@@ -1,0 +1,152 @@
+"""Benchmark of the initial sync, end to end: Dynamics emulator → RQ workers → Marketo emulator.
+
+    .venv/bin/python bench/bench_sync.py            # 100k leads + 50k contacts
+    BENCH_LEADS=20000 BENCH_CONTACTS=10000 .venv/bin/python bench/bench_sync.py
+
+Marketo's window is scaled to 100 calls / 2 s with 10 concurrent calls, so the ceiling is
+300 × 100 / 2 = 15,000 records/s. Workers are real `python -m bot.worker` subprocesses (two, so
+leads and contacts run at once). Prints `name: value` lines:
+- throughput as a ratio to the Marketo ceiling (target ≥ 0.85);
+- the worker's peak RSS at 30k vs 150k records (target ratio ≤ 1.3);
+- the time a SIGKILL of the lead worker costs (lease + sweep + re-read of one page) and the
+  batches written twice because of it (target ≤ 2 per entity).
+Needs Redis at REDIS_URL (default redis://127.0.0.1:6379/15).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import redis
+from rq import Worker
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.models import Entity, RunStatus  # noqa: E402
+from bot.sync import jobs  # noqa: E402
+from bot.sync.checkpoint import RunState  # noqa: E402
+from tests.integration.sync_harness import SyncHarness  # noqa: E402
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+CALLS, WINDOW, CONCURRENCY, BATCH = 100, 2.0, 10, 300
+CEILING = BATCH * CALLS / WINDOW
+LEASE_SECONDS = 5
+LEADS_PATH = "/rest/v1/leads.json"
+
+
+@dataclass
+class Result:
+    records: int
+    seconds: float
+    peak_rss: int
+    rewritten_batches: dict[str, int]
+    extra_calls: int
+
+
+class RssSampler(threading.Thread):
+    """The largest resident set of any of the given processes, sampled every 20 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.pids: set[int] = set()
+        self.peak = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.02):
+            for pid in list(self.pids):
+                try:
+                    self.peak = max(self.peak, psutil.Process(pid).memory_info().rss)
+                except psutil.NoSuchProcess:
+                    self.pids.discard(pid)
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.02)
+
+
+def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
+    prefix = f"bench{uuid.uuid4().hex[:8]}"
+    harness = SyncHarness(
+        REDIS_URL, prefix, {"lead": leads, "contact": contacts},
+        marketo={"calls_per_window": CALLS, "window_seconds": WINDOW, "max_concurrency": CONCURRENCY},
+        settings={"MARKETO_MAX_CONCURRENCY": CONCURRENCY, "SYNC_LEASE_SECONDS": LEASE_SECONDS,
+                  "SYNC_SWEEP_SECONDS": 1, "PROGRESS_UPDATE_SECONDS": 10},
+        dynamics_process=True,
+    ).start()
+    sampler = RssSampler()
+    sampler.start()
+    queue = harness.services.queue()
+    try:
+        workers = [harness.spawn_worker(), harness.spawn_worker()]
+        sampler.pids.update(w.pid for w in workers)
+        _wait(lambda: len(Worker.all(queue=queue)) >= 2, 60, "workers did not start")
+        started = time.monotonic()
+        run = jobs.start_initial_sync(harness.store, queue, harness.connection)
+        state = RunState(harness.store, "T1", run.id)
+        if kill:
+            def lead() -> int:
+                return next(p for p in harness.store.get_run("T1", run.id).entities if p.entity == Entity.lead).written
+
+            _wait(lambda: lead() > leads * 0.3, 300, "the lead sync did not get going")
+            busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=queue)}
+            victim = next(w for w in workers if busy.get(w.pid) == state.load(Entity.lead).job_id)
+            harness.kill(victim)
+            sampler.pids.add(harness.spawn_worker().pid)  # a supervisor restarts the worker
+        final = harness.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=1800)
+        seconds = time.monotonic() - started
+        if final.status != RunStatus.finished:
+            raise RuntimeError(f"run ended {final.status}: {final.message}")
+        written = sum(p.written for p in final.entities)
+        persons = sum(p.created + p.updated for p in final.entities)
+        if harness.marketo.lead_count() != persons:
+            raise RuntimeError(f"Marketo holds {harness.marketo.lead_count()} persons, {persons} expected")
+        batches = sum(-(-p.written // BATCH) for p in final.entities)
+        writes = [c for c in harness.marketo.calls(LEADS_PATH) if c.admitted and c.method == "POST"]
+        rewritten = {p.entity.value: state.load(p.entity).rewritten_batches for p in final.entities}
+        return Result(written, seconds, sampler.peak, rewritten, len(writes) - batches)
+    finally:
+        sampler.stopped.set()
+        harness.stop()
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+
+
+def main() -> None:
+    leads = int(os.environ.get("BENCH_LEADS", 100_000))
+    contacts = int(os.environ.get("BENCH_CONTACTS", 50_000))
+    small = measure(leads * 3 // 15, contacts * 3 // 15)
+    full = measure(leads, contacts)
+    rate = full.records / full.seconds
+    print(f"records_total: {leads + contacts}")
+    print(f"records_written: {full.records}")
+    print(f"seconds: {full.seconds:.2f}")
+    print(f"records_per_second: {rate:.0f}")
+    print(f"marketo_ceiling_records_per_second: {CEILING:.0f}")
+    print(f"throughput_ratio_to_ceiling: {rate / CEILING:.3f}")
+    print(f"peak_rss_mb_at_{(leads + contacts) // 5 // 1000}k: {small.peak_rss / 2**20:.1f}")
+    print(f"peak_rss_mb_at_{(leads + contacts) // 1000}k: {full.peak_rss / 2**20:.1f}")
+    print(f"peak_rss_ratio: {full.peak_rss / small.peak_rss:.3f}")
+    killed = measure(leads, contacts, kill=True)
+    print(f"sigkill_lease_seconds: {LEASE_SECONDS}")
+    print(f"sigkill_seconds_lost: {killed.seconds - full.seconds:.2f}")
+    for entity, batches in killed.rewritten_batches.items():
+        print(f"sigkill_rewritten_batches_{entity}: {batches}")
+    print(f"sigkill_calls_beyond_batches: {killed.extra_calls}")
+    print(f"sigkill_records_rewritten_max: {killed.extra_calls * BATCH}")
+
+
+if __name__ == "__main__":
+    main()

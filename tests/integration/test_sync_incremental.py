@@ -1,0 +1,83 @@
+"""Incremental sync from Dataverse change tracking, after a real initial sync over loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from rq import SimpleWorker
+
+from bot.models import Entity, RunStatus
+from bot.sync import incremental, jobs
+from tests.conftest import REDIS_URL
+from tests.integration.sync_harness import SyncHarness
+
+
+@pytest.fixture
+def world(key_prefix: str) -> Iterator[SyncHarness]:
+    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 600, "contact": 300},
+                          dynamics={"filter_false_fraction": 0.0}).start()
+    context = jobs.SyncContext.from_services(harness.services)
+    jobs.install_context(context)
+    run = jobs.start_initial_sync(harness.store, context.queue, harness.connection)
+    SimpleWorker([context.queue], connection=harness.store.redis).work(burst=True)
+    assert harness.store.get_run("T1", run.id).status == RunStatus.finished
+    harness.context = context
+    yield harness
+    incremental.unschedule(harness.store, "T1", harness.connection.id)
+    jobs.install_context(None)
+    harness.stop()
+
+
+def test_changes_creates_and_deletes_reach_marketo(world: SyncHarness) -> None:
+    lead_id = world.dynamics.record_id("lead", 3)
+    deleted_id = world.dynamics.record_id("lead", 4)
+    world.dynamics.update_record("lead", 3, firstname="Renamed")
+    world.dynamics.delete_record("lead", 4)
+    new = world.dynamics.create_records("lead", 5)
+    before = world.store.redis.get(jobs.delta_key(world.store, "T1", world.connection.id, Entity.lead))
+
+    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert world.marketo.lead_by("dynamicsLeadId", lead_id)["firstName"] == "Renamed"
+    deleted = world.marketo.lead_by("dynamicsLeadId", deleted_id)
+    assert deleted is not None and deleted["dynamicsDeleted"] is True  # marked, never deleted
+    for index in new:
+        assert world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", index)) is not None
+    after = world.store.redis.get(jobs.delta_key(world.store, "T1", world.connection.id, Entity.lead))
+    assert after and after != before
+    stats = world.store.redis.hgetall(incremental.stats_key(world.store, "T1", world.connection.id))
+    assert int(stats[b"lead:read"]) == 6  # five created + one updated (the delete arrives separately)
+
+    # Nothing changed since: a second pass writes nothing.
+    calls = len(world.marketo.calls("/rest/v1/leads.json"))
+    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert len(world.marketo.calls("/rest/v1/leads.json")) == calls
+
+
+def test_a_finished_initial_sync_is_scheduled_and_due_jobs_run(world: SyncHarness) -> None:
+    key = incremental.schedule_key(world.store)
+    due = world.store.redis.zscore(key, f"T1:{world.connection.id}")
+    minutes = world.settings.INCREMENTAL_SYNC_MINUTES
+    assert due == pytest.approx(time.time() + minutes * 60, abs=60)
+    assert incremental.schedule_due(world.store, world.context.queue, world.settings, now=due - 1) == []
+    enqueued = incremental.schedule_due(world.store, world.context.queue, world.settings, now=due + 1)
+    assert len(enqueued) == 2  # one per entity
+    assert incremental.schedule_due(world.store, world.context.queue, world.settings, now=due + 1) == []
+    world.dynamics.update_record("contact", 1, firstname="Later")
+    SimpleWorker([world.context.queue], connection=world.store.redis).work(burst=True)
+    contact = world.marketo.lead_by("dynamicsContactId", world.dynamics.record_id("contact", 1))
+    assert contact["firstName"] == "Later"
+
+
+def test_an_expired_change_token_falls_back_to_a_full_reread(world: SyncHarness) -> None:
+    world.dynamics.expire_change_tokens()
+    world.dynamics.update_record("lead", 7, firstname="AfterExpiry")
+    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "resync"
+    resync_id = world.store.get_connection("T1", world.connection.id).run_id
+    SimpleWorker([world.context.queue], connection=world.store.redis).work(burst=True)
+    resync = world.store.get_run("T1", resync_id)
+    assert resync.kind == "resync" and resync.status == RunStatus.finished
+    assert [p.entity for p in resync.entities] == [Entity.lead]
+    assert world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", 7))["firstName"] == "AfterExpiry"
+    assert world.store.redis.get(jobs.delta_key(world.store, "T1", world.connection.id, Entity.lead))
