@@ -1,6 +1,7 @@
 """Benchmark: reading Dataverse records through `DataverseClient` from the emulator.
 
-`python bench/bench_dynamics.py [--small 50000] [--large 200000]` prints `name: value` lines:
+`python bench/bench_dynamics.py [--small 50000] [--large 200000]` (with `BENCH_QUICK=1`: 5000 and
+20000) prints `name: value` lines:
 records/s and peak RSS at N=small and N=large (each read in a fresh subprocess, so peak RSS
 is the reader's alone; the emulator runs in this parent process), the RSS growth ratio (goal
 <= 1.3: one page in memory at a time), and the same read done with the `dynamics-client`
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import peak_rss_mb, run_size  # noqa: E402
 from bot.sandbox.dynamics import DynamicsEmulator, EmulatedApp  # noqa: E402
 
 APP_ID = "0a1b2c3d-1234-5678-9abc-def012345678"
@@ -27,10 +28,6 @@ SELECT = ["emailaddress1", "firstname", "lastname", "jobtitle", "telephone1", "n
           "modifiedon"]
 ENTITY_FOR = {"small": "lead", "large": "contact"}  # one emulator serves both sizes
 FORMATTED = 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def read_ours(url: str, authority_host: str, ca_path: str, entity: str, select: list[str]) -> int:
@@ -80,7 +77,7 @@ def child(args: argparse.Namespace) -> None:
     else:
         count = read_dynamics_client(args.url, args.tenant, args.ca, args.entity, SELECT)
     elapsed = time.perf_counter() - started
-    print(json.dumps({"count": count, "seconds": elapsed, "peak_rss_mb": _peak_rss_mb()}))
+    print(json.dumps({"count": count, "seconds": elapsed, "peak_rss_mb": peak_rss_mb()}))
 
 
 def run_child(em: DynamicsEmulator, reader: str, entity: str) -> dict[str, float]:
@@ -94,8 +91,8 @@ def run_child(em: DynamicsEmulator, reader: str, entity: str) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--small", type=int, default=50_000)
-    parser.add_argument("--large", type=int, default=200_000)
+    parser.add_argument("--small", type=int, default=run_size("BENCH_DYNAMICS_SMALL", 50_000, 5_000))
+    parser.add_argument("--large", type=int, default=run_size("BENCH_DYNAMICS_LARGE", 200_000, 20_000))
     parser.add_argument("--child", choices=["ours", "dynamics_client"])
     parser.add_argument("--entity", default="lead")
     parser.add_argument("--url")

@@ -1,7 +1,7 @@
 """Upsert N leads into the Marketo emulator (100 calls / 2 s, 10 concurrent) with our client and
 with marketorestpython; prints `name: value` lines.
 
-    .venv/bin/python bench/bench_marketo.py [N]        # or BENCH_N=...; default 100000
+    .venv/bin/python bench/bench_marketo.py [N]        # or BENCH_N=...; default 100000 (BENCH_QUICK=1: 10000)
 
 The ceiling is 300 records x 100 calls / 2 s = 15,000 records/s; the floor is 3.33 calls per
 1000 records. Needs Redis (REDIS_URL, default redis://127.0.0.1:6379/15) for the shared limiter.
@@ -9,10 +9,8 @@ The ceiling is 300 records x 100 calls / 2 s = 15,000 records/s; the floor is 3.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import redis  # noqa: E402
 from marketorestpython.client import MarketoClient as RestPythonClient  # noqa: E402
 
+from bench.common import REDIS_URL, delete_prefix, report, run_size, unique_prefix  # noqa: E402
 from bot.marketo.client import MarketoClient  # noqa: E402
 from bot.marketo.limiter import SharedLimiter  # noqa: E402
 from bot.models import MarketoField  # noqa: E402
@@ -52,13 +51,10 @@ def emulator() -> MarketoEmulator:
                            window_seconds=WINDOW, max_concurrency=CONCURRENCY, daily_quota=10**7).start()
 
 
-def report(name: str, value: float | int) -> None:
-    print(f"{name}: {value:.3f}" if isinstance(value, float) else f"{name}: {value}", flush=True)
-
-
 def run_ours(data: list[dict[str, Any]], client: redis.Redis) -> float:
     server = emulator()
-    key = f"bench{uuid.uuid4().hex[:8]}:global:marketo"
+    prefix = unique_prefix("marketo")
+    key = f"{prefix}:global:marketo"
     limiter = SharedLimiter(client, key, CALLS, WINDOW, CONCURRENCY)
     try:
         with MarketoClient(server.url, "bench", "bench-secret", limiter=limiter) as marketo:
@@ -83,8 +79,7 @@ def run_ours(data: list[dict[str, Any]], client: redis.Redis) -> float:
         return elapsed
     finally:
         server.stop()
-        for stale in client.scan_iter(match=f"{key}*"):
-            client.delete(stale)
+        delete_prefix(client, prefix)
 
 
 def run_rest_python(data: list[dict[str, Any]]) -> float:
@@ -109,8 +104,8 @@ def run_rest_python(data: list[dict[str, Any]]) -> float:
 
 
 def main() -> None:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else int(os.environ.get("BENCH_N", "100000"))
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"))
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else run_size("BENCH_N", 100_000, 10_000)
+    client = redis.Redis.from_url(REDIS_URL)
     data = records(n)
     report("n", n)
     report("ceiling_records_per_second", CEILING)

@@ -9,7 +9,8 @@ leads and contacts run at once). Prints `name: value` lines:
 - throughput as a ratio to the Marketo ceiling (target ≥ 0.85);
 - the worker's peak RSS at 30k vs 150k records (target ratio ≤ 1.3);
 - the time a SIGKILL of the lead worker costs (lease + sweep + re-read of one page) and the
-  batches written twice because of it (target ≤ 2 per entity).
+  batches/records written twice because of it (target ≤ 2 batches per entity). Batches the dead
+  worker left in flight are read back from Marketo first and only records Marketo lacks are resent.
 Needs Redis at REDIS_URL (default redis://127.0.0.1:6379/15).
 """
 
@@ -46,8 +47,9 @@ class Result:
     records: int
     seconds: float
     peak_rss: int
-    rewritten_batches: dict[str, int]
-    extra_calls: int
+    rewritten: dict[str, tuple[int, int]]  # entity -> (batches, records) sent to Marketo twice
+    extra_calls: int  # Marketo calls beyond one per batch (checks of in-flight batches + rewrites)
+    cpu_seconds: dict[str, float]  # per process kind, over the whole measurement
 
 
 class RssSampler(threading.Thread):
@@ -76,6 +78,17 @@ def _wait(predicate, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     harness = SyncHarness(
@@ -92,6 +105,9 @@ def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
         workers = [harness.spawn_worker(), harness.spawn_worker()]
         sampler.pids.update(w.pid for w in workers)
         _wait(lambda: len(Worker.all(queue=queue)) >= 2, 60, "workers did not start")
+        kinds = {"workers": [w.pid for w in workers], "dynamics_emulator": [harness.dynamics.pid],
+                 "marketo_emulator_and_bench": [os.getpid()]}
+        cpu_before = {kind: _cpu(pids) for kind, pids in kinds.items()}
         started = time.monotonic()
         run = jobs.start_initial_sync(harness.store, queue, harness.connection)
         state = RunState(harness.store, "T1", run.id)
@@ -106,6 +122,7 @@ def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
             sampler.pids.add(harness.spawn_worker().pid)  # a supervisor restarts the worker
         final = harness.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=1800)
         seconds = time.monotonic() - started
+        cpu = {kind: _cpu(pids) - cpu_before[kind] for kind, pids in kinds.items()}
         if final.status != RunStatus.finished:
             raise RuntimeError(f"run ended {final.status}: {final.message}")
         written = sum(p.written for p in final.entities)
@@ -114,8 +131,9 @@ def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
             raise RuntimeError(f"Marketo holds {harness.marketo.lead_count()} persons, {persons} expected")
         batches = sum(-(-p.written // BATCH) for p in final.entities)
         writes = [c for c in harness.marketo.calls(LEADS_PATH) if c.admitted and c.method == "POST"]
-        rewritten = {p.entity.value: state.load(p.entity).rewritten_batches for p in final.entities}
-        return Result(written, seconds, sampler.peak, rewritten, len(writes) - batches)
+        rewritten = {p.entity.value: (state.load(p.entity).rewritten_batches, state.load(p.entity).rewritten_records)
+                     for p in final.entities}
+        return Result(written, seconds, sampler.peak, rewritten, len(writes) - batches, cpu)
     finally:
         sampler.stopped.set()
         harness.stop()
@@ -136,17 +154,19 @@ def main() -> None:
     print(f"records_per_second: {rate:.0f}")
     print(f"marketo_ceiling_records_per_second: {CEILING:.0f}")
     print(f"throughput_ratio_to_ceiling: {rate / CEILING:.3f}")
+    print(f"cpu_cores: {os.cpu_count()}")
+    for kind, seconds in full.cpu_seconds.items():
+        print(f"cpu_seconds_per_10k_records_{kind}: {seconds / full.records * 10_000:.2f}")
     print(f"peak_rss_mb_at_{(leads + contacts) // 5 // 1000}k: {small.peak_rss / 2**20:.1f}")
     print(f"peak_rss_mb_at_{(leads + contacts) // 1000}k: {full.peak_rss / 2**20:.1f}")
     print(f"peak_rss_ratio: {full.peak_rss / small.peak_rss:.3f}")
     killed = measure(leads, contacts, kill=True)
     print(f"sigkill_lease_seconds: {LEASE_SECONDS}")
     print(f"sigkill_seconds_lost: {killed.seconds - full.seconds:.2f}")
-    for entity, batches in killed.rewritten_batches.items():
+    for entity, (batches, records) in killed.rewritten.items():
         print(f"sigkill_rewritten_batches_{entity}: {batches}")
-    print(f"sigkill_calls_beyond_batches: {killed.extra_calls}")
-    print(f"sigkill_records_rewritten_max: {killed.extra_calls * BATCH}")
-
+        print(f"sigkill_rewritten_records_{entity}: {records}")
+    print(f"sigkill_extra_marketo_calls: {killed.extra_calls}")
 
 if __name__ == "__main__":
     main()

@@ -29,6 +29,7 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 EFFECTS_STALE_SECONDS = 15 * 60
+PENDING_APPROVALS = "approvals-pending"  # per team: sorted set of pending approval ids by expires_at
 
 
 class Outcome(StrEnum):
@@ -163,7 +164,7 @@ class ApprovalService:
         return approval if approval is not None and approval.status == ApprovalStatus.pending else None
 
     def _pending_key(self, team_id: str) -> str:
-        return self.store.key(team_id, "approvals-pending")
+        return self.store.key(team_id, PENDING_APPROVALS)
 
     # -- asking ------------------------------------------------------------------------------------
     def request(self, team_id: str, connection_id: str, requester: str) -> Approval:

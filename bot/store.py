@@ -11,6 +11,7 @@ clicking Approve, two workers) never lose an update.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,11 @@ M = TypeVar("M", bound=BaseModel)
 AUDIT_MAX_ENTRIES = 10_000
 
 
+def _glob_escape(text: str) -> str:
+    """`text` matched literally in a Redis SCAN MATCH pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
 class Store:
     def __init__(self, client: redis.Redis, secret_box: SecretBox, prefix: str = "cd") -> None:
         self.redis = client
@@ -46,6 +52,17 @@ class Store:
 
     def global_key(self, *parts: str) -> str:
         return ":".join([self.prefix, "global", *parts])
+
+    def teams_with(self, *parts: str) -> list[str]:
+        """The team ids that have a `key(team, *parts)` key, found by SCAN (for periodic sweeps)."""
+        head, tail = f"{self.prefix}:", ":" + ":".join(parts)
+        teams: set[str] = set()
+        for raw in self.redis.scan_iter(match=f"{_glob_escape(head)}*{_glob_escape(tail)}", count=1000):
+            key = raw.decode() if isinstance(raw, bytes) else raw
+            team = key[len(head):-len(tail)]
+            if team and team != "global" and ":" not in team:
+                teams.add(team)
+        return sorted(teams)
 
     # -- generic model records ----------------------------------------------------------------
     def _get(self, key: str, model: type[M]) -> M | None:

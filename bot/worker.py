@@ -13,7 +13,9 @@ import threading
 
 from rq import SimpleWorker
 
+from bot.approvals import PENDING_APPROVALS, ApprovalService
 from bot.config import WORKER_REQUIRED, Settings
+from bot.runtime import Runtime
 from bot.services import Services
 from bot.sync import incremental
 from bot.sync.jobs import SyncContext, install_context
@@ -23,11 +25,13 @@ log = logging.getLogger(__name__)
 
 
 class Maintenance(threading.Thread):
-    """Every `SYNC_SWEEP_SECONDS`: revive sync jobs whose worker died; enqueue due incremental syncs."""
+    """Every `SYNC_SWEEP_SECONDS`: revive sync jobs whose worker died; enqueue due incremental syncs;
+    expire approval requests past their TTL even when nobody clicks (messages updated, requester told)."""
 
-    def __init__(self, context: SyncContext) -> None:
+    def __init__(self, context: SyncContext, approvals: ApprovalService | None = None) -> None:
         super().__init__(daemon=True, name="sync-maintenance")
         self.context = context
+        self.approvals = approvals
         self.stopped = threading.Event()
 
     def run(self) -> None:
@@ -43,6 +47,16 @@ class Maintenance(threading.Thread):
             incremental.schedule_due(context.store, context.queue, context.settings)
         except Exception:
             log.exception("sync maintenance failed; trying again next round")
+        try:
+            self.expire_approvals()
+        except Exception:
+            log.exception("approval expiry sweep failed; trying again next round")
+
+    def expire_approvals(self) -> None:
+        if self.approvals is None:
+            return
+        for team_id in self.context.store.teams_with(PENDING_APPROVALS):
+            self.approvals.expire_due(team_id)
 
 
 def run_worker(settings: Settings, *, burst: bool = False, services: Services | None = None) -> bool:
@@ -51,7 +65,7 @@ def run_worker(settings: Settings, *, burst: bool = False, services: Services | 
     services = services or Services(settings)
     context = SyncContext.from_services(services)
     install_context(context)
-    maintenance = Maintenance(context)
+    maintenance = Maintenance(context, Runtime(services).approvals)
     maintenance.tick()
     maintenance.start()
     worker = SimpleWorker([context.queue], connection=services.redis)

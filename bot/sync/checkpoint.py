@@ -66,7 +66,8 @@ class Checkpoint(BaseModel):
     delta_link: str | None = None  # Dataverse change-tracking link, set when the read completed
     job_id: str | None = None  # the RQ job currently responsible for this entity
     attempts: int = 0  # jobs enqueued for this entity so far
-    rewritten_batches: int = 0  # batches that were in flight when a worker died
+    rewritten_batches: int = 0  # batches in flight when a worker died that had to be sent again
+    rewritten_records: int = 0  # records of those batches sent again (Marketo lacked their values)
     message: str | None = None
 
 
@@ -85,6 +86,7 @@ class BatchOutcome:
     failed: int = 0
     failures: list[LedgerEntry] = field(default_factory=list)
     api_calls: int = 0
+    rewritten_records: int = 0
 
 
 @dataclass
@@ -243,13 +245,10 @@ class RunState:
     def mark_inflight(self, entity: Entity, seq: int) -> None:
         self.redis.sadd(self.inflight_key(entity), seq)
 
-    def take_inflight(self, entity: Entity) -> set[int]:
-        """The batches a dead job had sent but not booked (they will be written again)."""
-        with self.redis.pipeline() as pipe:
-            pipe.smembers(self.inflight_key(entity))
-            pipe.delete(self.inflight_key(entity))
-            members, _ = pipe.execute()
-        return {int(m) for m in members}
+    def inflight(self, entity: Entity) -> set[int]:
+        """Batches a dead job had sent but not booked: Marketo may or may not have applied them.
+        Booking a batch removes it from the set, so what is left after a crash is exactly these."""
+        return {int(m) for m in self.redis.smembers(self.inflight_key(entity))}
 
     # -- booking ----------------------------------------------------------------------------------------
     def book(self, entity: Entity, outcome: BatchOutcome, lease: Lease) -> bool:
@@ -275,6 +274,9 @@ class RunState:
             progress.skipped += outcome.skipped
             progress.failed += outcome.failed
             run.api_calls += outcome.api_calls
+            if outcome.rewritten_records:
+                ckpt.rewritten_batches += 1
+                ckpt.rewritten_records += outcome.rewritten_records
 
             def writes(p: Any) -> None:
                 p.set(ckpt_key, ckpt.model_dump_json())

@@ -17,6 +17,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from bot.errors import BotError
@@ -54,6 +55,7 @@ class RecordResult(Protocol):
 
 
 Writer = Callable[[list[dict]], Sequence[RecordResult]]
+Lookup = Callable[[list[str], list[str]], list[dict]]
 
 
 @dataclass
@@ -106,7 +108,12 @@ class EntitySync:
         batch_size: int = BATCH_SIZE,
         calls_made: Callable[[], int] = lambda: 0,
         on_progress: Callable[[], None] = lambda: None,
+        lookup: Lookup | None = None,
+        started_at: float = 0.0,
     ) -> None:
+        """`lookup(ids, fields)` reads records back from Marketo by their Dynamics id; with it, a batch a
+        dead job left in flight is checked before it is sent again (see `_unapplied`). `started_at` is
+        the run's start: a person Marketo created after it was created by this run."""
         self.plan = plan
         self.entity = plan.entity
         self.source = source
@@ -118,7 +125,10 @@ class EntitySync:
         self.batch_size = batch_size
         self.calls_made = calls_made
         self.on_progress = on_progress
+        self.lookup = lookup
+        self.started_at = started_at
         self._queue: queue.Queue[_Batch | _End] = queue.Queue(maxsize=self.writers * 2)
+        self._suspect: set[int] = set()
         self._lock = threading.Lock()
         self._calls_booked = calls_made()
         self._failure: Outcome | None = None
@@ -127,6 +137,7 @@ class EntitySync:
     # -- the run --------------------------------------------------------------------------------------
     def run(self) -> Outcome:
         ckpt = self.state.load(self.entity)
+        self._suspect = {seq for seq in self.state.inflight(self.entity) if seq >= ckpt.seq and seq not in ckpt.done}
         reader = threading.Thread(target=self._guard, args=(self._read, ckpt), name="sync-reader", daemon=True)
         pool = [
             threading.Thread(target=self._guard, args=(self._write_loop,), name=f"sync-writer-{i}", daemon=True)
@@ -240,19 +251,50 @@ class EntitySync:
                                failed=len(batch.failures), failures=list(batch.failures))
         if not batch.records:
             return outcome
+        records, keys = batch.records, batch.keys
+        if batch.seq in self._suspect:
+            records, keys = self._unapplied(batch, outcome)
+            outcome.rewritten_records = len(records)
+            if not records:
+                return outcome
         self.state.mark_inflight(self.entity, batch.seq)
         try:
-            results = self.write(batch.records)
+            results = self.write(records)
         except BotError as exc:
             if not is_content_error(exc):
                 raise
-            self._fail_all(outcome, batch, error_code(exc), exc.user_message)
+            fail_all(outcome, self.entity, keys, error_code(exc), exc.user_message)
             return outcome
-        tally(outcome, self.entity, batch.keys, results)
+        tally(outcome, self.entity, keys, results)
         return outcome
 
-    def _fail_all(self, outcome: BatchOutcome, batch: _Batch, code: str, message: str) -> None:
-        fail_all(outcome, self.entity, batch.keys, code, message)
+    def _unapplied(self, batch: _Batch, outcome: BatchOutcome) -> tuple[list[dict], list[tuple[str, str | None]]]:
+        """The records of a batch left in flight by a dead job that Marketo does not hold yet.
+
+        A record Marketo already holds with exactly these values needs no write, whoever wrote it, so
+        skipping it is always correct; it counts as created when Marketo created the person after this
+        run started. Anything unsure (no lookup, a read error, a value that compares unequal) is resent.
+        """
+        if self.lookup is None:
+            return batch.records, batch.keys
+        id_field = self.plan.id_field
+        fields = sorted({name for record in batch.records for name in record} | {"createdAt"})
+        try:
+            rows = {str(row.get(id_field)): row for row in self.lookup([key[0] for key in batch.keys], fields)}
+        except BotError:
+            return batch.records, batch.keys
+        records, keys = [], []
+        for record, key in zip(batch.records, batch.keys, strict=True):
+            row = rows.get(key[0])
+            if row is not None and all(_same(row.get(name), value) for name, value in record.items()):
+                if _created_after(row.get("createdAt"), self.started_at):
+                    outcome.created += 1
+                else:
+                    outcome.updated += 1
+            else:
+                records.append(record)
+                keys.append(key)
+        return records, keys
 
     def _book(self, outcome: BatchOutcome) -> None:
         with self._lock:
@@ -299,6 +341,35 @@ def fail_all(outcome: BatchOutcome, entity: Entity, keys: Sequence[tuple[str, st
     outcome.failed += len(keys)
     outcome.failures.extend(LedgerEntry(entity=entity.value, id=record_id, email=email, code=code, message=message)
                             for record_id, email in keys)
+
+
+def _same(stored: Any, sent: Any) -> bool:
+    """Marketo may echo a value in another form (case of an email, 5 vs 5.0, date formats)."""
+    if stored == sent:
+        return True
+    if stored is None or sent is None:
+        return False
+    if isinstance(sent, bool) or isinstance(stored, bool):
+        return str(stored).lower() == str(sent).lower()
+    try:
+        return float(stored) == float(sent)
+    except (TypeError, ValueError):
+        pass
+    left, right = str(stored).strip(), str(sent).strip()
+    instant = _instant(left)
+    return left.lower() == right.lower() or (instant is not None and instant == _instant(right))
+
+
+def _instant(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _created_after(created_at: Any, started_at: float) -> bool:
+    instant = _instant(str(created_at)) if created_at else None
+    return instant is not None and instant >= int(started_at)
 
 
 def _position(page: Page, offset: int) -> tuple[str | None, int]:

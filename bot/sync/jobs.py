@@ -223,11 +223,9 @@ def run_entity(context: SyncContext, team_id: str, run_id: str, entity: Entity, 
 def _run_locked(context: SyncContext, state: RunState, run: SyncRun, plan: EntityPlan, lease: Lease,
                 job_id: str | None) -> str:
     store, entity = context.store, plan.entity
-    rewritten = state.take_inflight(entity)
 
     def started(ckpt: Checkpoint) -> None:
         ckpt.job_id = job_id or ckpt.job_id
-        ckpt.rewritten_batches += len({seq for seq in rewritten if seq >= ckpt.seq and seq not in ckpt.done})
 
     state.set_state(entity, EntityState.running, change=started, lease=lease)
     try:
@@ -249,6 +247,7 @@ def _pipeline(context: SyncContext, state: RunState, plan: EntityPlan, lease: Le
         sync = EntitySync(
             plan, source, _writer(marketo, plan), state, lease, heartbeat.stop,
             writers=context.settings.MARKETO_MAX_CONCURRENCY,
+            lookup=_lookup(marketo, plan), started_at=state.run().started_at,
             calls_made=lambda: int(getattr(marketo, "calls_made", 0)),
             on_progress=(lambda: _quietly(notifier.progress, state.team_id, state.run_id)) if notifier else (lambda: None),
         )
@@ -266,6 +265,13 @@ def _writer(marketo: Any, plan: EntityPlan) -> Callable[[list[dict]], list]:
     if plan.entity == Entity.account:
         return marketo.sync_companies
     return lambda records: marketo.sync_leads(records, plan.id_field)
+
+
+def _lookup(marketo: Any, plan: EntityPlan) -> Callable[[list[str], list[str]], list[dict]] | None:
+    """Reads persons back by their Dynamics id (companies cannot be read back: those batches are resent)."""
+    if plan.entity == Entity.account:
+        return None
+    return lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields)
 
 
 def _estimate(store: Store, run: SyncRun, plan: EntityPlan, source: Any) -> None:

@@ -51,6 +51,7 @@ class DynamicsProcess:
         self._process = context.Process(target=_serve_dynamics, args=(self.config, child), daemon=True)
         self._process.start()
         self.url, self.authority_host, self.ca_path = self._pipe.recv()
+        self.pid = self._process.pid
         return self
 
     def stop(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import pytest
 
@@ -116,9 +117,14 @@ class FakeMarketo:
                     continue
                 key = record[lookup_field]
                 status = "updated" if key in self.rows else "created"
-                self.rows.setdefault(key, {}).update(record)
+                self.rows.setdefault(key, {"createdAt": datetime.now(UTC).isoformat()}).update(record)
                 results.append(Result(status, id=len(self.rows)))
         return results
+
+    def get_leads(self, filter_type: str, values: list[str], fields: list[str]) -> list[dict]:
+        with self.lock:
+            self.calls_made += 1
+            return [{f: self.rows[v].get(f) for f in fields} for v in values if v in self.rows]
 
     def sync_companies(self, records: list[dict]) -> list[Result]:
         return self.sync_leads(records, "externalCompanyId")
@@ -135,13 +141,13 @@ def new_run(store: Store, entities: tuple[Entity, ...] = (Entity.lead,)) -> RunS
 
 
 def run_engine(state: RunState, source: FakeDataverse, marketo: FakeMarketo, *, writers: int = 4,
-               batch_size: int = 20, entity: Entity = Entity.lead):
+               batch_size: int = 20, entity: Entity = Entity.lead, lookup=None):
     lease = Lease(state.redis, state.lock_key("c1", entity), ttl=10)
     assert lease.acquire()
     try:
         sync = EntitySync(lead_plan(entity), source, lambda recs: marketo.sync_leads(recs, entity.marketo_id_field),
                           state, lease, threading.Event(), writers=writers, batch_size=batch_size,
-                          calls_made=lambda: marketo.calls_made)
+                          calls_made=lambda: marketo.calls_made, lookup=lookup, started_at=state.run().started_at)
         return sync.run()
     finally:
         lease.release()
@@ -161,7 +167,7 @@ def test_full_sync_writes_every_kept_record_once_with_exact_counters(store: Stor
     good = [r for r in kept if " " not in r["emailaddress1"]]
     assert set(marketo.rows) == {r["leadid"] for r in good}
     for r in good:
-        row = marketo.rows[r["leadid"]]
+        row = {k: v for k, v in marketo.rows[r["leadid"]].items() if k != "createdAt"}
         assert row == {"dynamicsLeadId": r["leadid"], "email": r["emailaddress1"], "firstName": r["firstname"]}
     progress = progress_of(state)
     assert progress.read == 1000
@@ -222,7 +228,7 @@ def test_resume_after_a_crash_rewrites_only_unbooked_batches_and_counts_exactly(
     ckpt = state.load(Entity.lead)
     booked_before = progress_of(state).written
     assert 0 < booked_before < len(kept)
-    inflight = state.take_inflight(Entity.lead)
+    inflight = state.inflight(Entity.lead)
     assert inflight and all(seq >= ckpt.seq and seq not in ckpt.done for seq in inflight)
 
     marketo.before_call = lambda n: None
@@ -240,14 +246,8 @@ def test_resume_after_a_crash_rewrites_only_unbooked_batches_and_counts_exactly(
     assert len(state.ledger.redis.lrange(state.ledger.key, 0, -1)) == progress.skipped
 
 
-def test_a_batch_applied_but_not_booked_is_rewritten_once(store: Store) -> None:
-    """The worst crash: Marketo applied the batch, the worker died before booking it."""
-    records = make_records(600)
-    kept = expected_kept(records)
-    good = [r for r in kept if " " not in r["emailaddress1"]]
-    state = new_run(store)
-    marketo = FakeMarketo()
-
+def _crash_after_applying(state: RunState, records: list[dict], marketo: FakeMarketo) -> None:
+    """The worst crash: Marketo applied batch 4, the worker died before booking it."""
     def apply_then_die(recs: list[dict]) -> list[Result]:
         results = marketo.sync_leads(recs, "dynamicsLeadId")
         if marketo.calls_made == 5:
@@ -260,13 +260,43 @@ def test_a_batch_applied_but_not_booked_is_rewritten_once(store: Store) -> None:
                       writers=1, batch_size=20)
     assert sync.run().kind == "failed"
     lease.release()
-    assert state.take_inflight(Entity.lead) == {4}
+    assert state.inflight(Entity.lead) == {4}
+
+
+def test_an_applied_but_unbooked_batch_is_checked_not_rewritten(store: Store) -> None:
+    records = make_records(600)
+    kept = expected_kept(records)
+    good = [r for r in kept if " " not in r["emailaddress1"]]
+    state = new_run(store)
+    marketo = FakeMarketo()
+    _crash_after_applying(state, records, marketo)
+    received = marketo.received
+    assert run_engine(state, FakeDataverse(records), marketo, writers=3, lookup=lambda ids, fields: marketo.get_leads("dynamicsLeadId", ids, fields)).kind == "done"
+    progress = progress_of(state)
+    assert progress.written == len(kept)
+    assert (progress.created, progress.updated) == (len(good), 0)  # exact, as if nothing had happened
+    assert len(marketo.rows) == len(good)
+    skipped_in_batch = sum(1 for r in kept[80:100] if " " in r["emailaddress1"])
+    assert marketo.received - received == len(kept) - 80 - (20 - skipped_in_batch)  # only its skips resent
+    ckpt = state.load(Entity.lead)
+    assert (ckpt.rewritten_batches, ckpt.rewritten_records) == (1 if skipped_in_batch else 0, skipped_in_batch)
+    assert state.inflight(Entity.lead) == set()
+
+
+def test_without_a_lookup_the_unbooked_batch_is_resent_once(store: Store) -> None:
+    records = make_records(600)
+    kept = expected_kept(records)
+    good = [r for r in kept if " " not in r["emailaddress1"]]
+    state = new_run(store)
+    marketo = FakeMarketo()
+    _crash_after_applying(state, records, marketo)
     assert run_engine(state, FakeDataverse(records), marketo, writers=3).kind == "done"
     progress = progress_of(state)
     assert progress.written == len(kept)
     assert len(marketo.rows) == len(good) == progress.created + progress.updated
     assert marketo.received == len(kept) + 20  # exactly one batch went to Marketo twice
     assert 0 < progress.updated <= 20  # its records come back "updated" on the rewrite
+    assert (state.load(Entity.lead).rewritten_batches, state.load(Entity.lead).rewritten_records) == (1, 20)
 
 
 def test_daily_quota_pauses_and_a_resume_finishes_exactly(store: Store) -> None:
