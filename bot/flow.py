@@ -152,24 +152,36 @@ def _start_guard(store: Store, team_id: str) -> Iterator[None]:
 
 
 def start_connection(store: Store, team_id: str, user: str) -> Connection:
-    """Start Step 1, or resume the team's draft. Refused while a sync exists or awaits approval."""
+    """Start Step 1, or resume the team's draft. Refused while a sync exists or awaits approval.
+
+    Resuming or refusing only reads, so it takes no lock; only creating a draft is serialised
+    (and decided again under the guard). Otherwise a burst of admins queues on the guard and
+    their acks wait behind each other.
+    """
+    current = _current_start(store, team_id)
+    if current is not None:
+        return current
     with _start_guard(store, team_id):
-        return _start_locked(store, team_id, user)
+        return _current_start(store, team_id) or _create_draft(store, team_id, user)
 
 
-def _start_locked(store: Store, team_id: str, user: str) -> Connection:
+def _current_start(store: Store, team_id: str) -> Connection | None:
+    """The draft to resume, None when a new one is needed; FlowError when starting is refused."""
     active = store.active_connection(team_id)
+    if active is None or can_edit(active):
+        return active
+    if active.state == FlowState.awaiting_approval:
+        raise FlowError(
+            f"A request to connect {active.dynamics_url} is waiting for a team lead's approval. "
+            "Ask a lead to decide, or withdraw it with /connect-dynamics cancel."
+        )
+    if active.state in CONNECTED:
+        raise FlowError(locked_message(store.locked_dynamics_url(team_id) or active.dynamics_url or "a Dynamics org"))
+    return None
+
+
+def _create_draft(store: Store, team_id: str, user: str) -> Connection:
     locked = store.locked_dynamics_url(team_id)
-    if active is not None:
-        if can_edit(active):
-            return active
-        if active.state == FlowState.awaiting_approval:
-            raise FlowError(
-                f"A request to connect {active.dynamics_url} is waiting for a team lead's approval. "
-                "Ask a lead to decide, or withdraw it with /connect-dynamics cancel."
-            )
-        if active.state in CONNECTED:
-            raise FlowError(locked_message(locked or active.dynamics_url or "a Dynamics org"))
     connection = Connection(team_id=team_id, requester=user, dynamics_url=locked)
     store.save_connection(connection)
     store.set_active_connection(team_id, connection.id)

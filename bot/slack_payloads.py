@@ -14,7 +14,7 @@ import time
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_REQUEST_AGE_SECONDS = 300
 
@@ -40,11 +40,24 @@ class SlackChannel(_Loose):
 
 class SlackView(_Loose):
     id: str
+    type: str  # Bolt reads it unguarded (a view without one made it raise): required here
     hash: str | None = None
     callback_id: str = ""
     private_metadata: str = ""
     state: dict[str, Any] = Field(default_factory=dict)
     root_view_id: str | None = None
+
+    @field_validator("state")
+    @classmethod
+    def _state_shape(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """`values` maps block id -> action id -> element state; anything else is a malformed payload."""
+        values = state.get("values") or {}
+        if not isinstance(values, dict) or not all(
+            isinstance(block, dict) and all(isinstance(element, dict) for element in block.values())
+            for block in values.values()
+        ):
+            raise ValueError("view.state.values must map block ids to action ids to element states")
+        return state
 
     def values(self) -> dict[str, dict[str, Any]]:
         return self.state.get("values", {}) or {}

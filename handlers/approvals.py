@@ -9,7 +9,7 @@ from slack_sdk.errors import SlackApiError
 from bot import flow
 from bot.approvals import Outcome
 from bot.errors import FlowError
-from bot.models import Approval
+from bot.models import Approval, ApprovalStatus
 from bot.runtime import Runtime
 from bot.views import ids
 from bot.views.approval import approval_request_message, reject_reason_modal
@@ -86,7 +86,9 @@ def post_request(runtime: Runtime, approval: Approval) -> None:
         targets = [slack.conversations_open(users=lead)["channel"]["id"] for lead in leads]
     for channel in targets:
         posted = slack.chat_postMessage(channel=channel, **message)
-        runtime.approvals.add_message(approval.team_id, approval.id, posted["channel"], posted["ts"])
+        stored = runtime.approvals.add_message(approval.team_id, approval.id, posted["channel"], posted["ts"])
+        if stored is not None and stored.status != ApprovalStatus.pending:
+            runtime.approvals.effects.update_messages(stored)  # decided (or expired) while we posted
 
 
 def on_approve(ctx: Ctx) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from slack_sdk import WebClient
+
 from bot import flow
+from bot.runtime import Runtime
 from bot.views.common import audit_blocks, help_text, status_blocks
 from bot.views.step1 import credentials_modal
 from handlers.context import Ctx
@@ -21,14 +24,18 @@ def on_command(ctx: Ctx) -> None:
 
 
 def start(ctx: Ctx) -> None:
-    """Open Step 1 (admins only). The modal opens after the ack, while the trigger is fresh."""
-    runtime = ctx.runtime
-    runtime.roles.require_admin(ctx.user_id)
-    connection = flow.start_connection(runtime.store, ctx.team_id, ctx.user_id)
-    draft = runtime.store.load_draft(ctx.team_id, ctx.user_id)
-    view = credentials_modal(draft, connection_id=connection.id)
+    """Open Step 1 (admins only). Only the role check comes before the ack: the draft is read
+    and the modal opened after it, while the trigger is fresh, so that under a burst of admins
+    no ack waits on Redis. A refusal (a request awaiting approval, a locked org) is told."""
+    ctx.runtime.roles.require_admin(ctx.user_id)
     ctx.ack()
-    ctx.later(ctx.client.views_open, trigger_id=ctx.command.trigger_id, view=view)
+    ctx.later(open_step1, ctx.runtime, ctx.client, ctx.team_id, ctx.user_id, ctx.command.trigger_id)
+
+
+def open_step1(runtime: Runtime, client: WebClient, team_id: str, user: str, trigger_id: str) -> None:
+    connection = flow.start_connection(runtime.store, team_id, user)
+    draft = runtime.store.load_draft(team_id, user)
+    client.views_open(trigger_id=trigger_id, view=credentials_modal(draft, connection_id=connection.id))
 
 
 def show_help(ctx: Ctx) -> None:

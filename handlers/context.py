@@ -98,6 +98,11 @@ class Ctx:
         except SlackApiError:
             log.warning("could not tell user %s: %s", self.user_id, text)
 
+    def tell_after_ack(self, text: str) -> None:
+        """`tell` on the background pool. Listeners run before Bolt sends the ack
+        (process_before_response), so a Slack call made in one delays the ack itself."""
+        self.runtime.background.submit(self.tell, text)
+
     def show_in_modal(self, view_id: str, title: str, text: str) -> None:
         from bot.views.common import info_modal
 

@@ -45,7 +45,7 @@ def _run(handler: Handler, ctx: Ctx) -> None:
 def _answer_error(ctx: Ctx, exc: BaseException) -> None:
     text = user_message(exc)
     if ctx.ack.response is not None:  # already acked: say it where the user is
-        ctx.tell(text)
+        ctx.tell_after_ack(text)
         return
     if isinstance(ctx.payload, SlashCommand):
         ctx.ack(text=text)
@@ -57,7 +57,7 @@ def _answer_error(ctx: Ctx, exc: BaseException) -> None:
         ctx.ack(options=[])
     else:
         ctx.ack()
-        ctx.tell(text)
+        ctx.tell_after_ack(text)
 
 
 def register(app: App, runtime: Runtime) -> None:
@@ -75,7 +75,7 @@ def register(app: App, runtime: Runtime) -> None:
         if handler is None:
             ack()
             if not ctx.action.action.action_id.startswith("noop"):
-                ctx.tell(STALE_BUTTON)
+                ctx.tell_after_ack(STALE_BUTTON)
             return
         _run(handler, ctx)
 

@@ -117,7 +117,14 @@ def transact(client: redis.Redis, keys: list[str], body: Callable[[Any], tuple[C
                 continue
 
 
-_RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+# Extend the lease if it is ours; take it back if it lapsed and nobody took it (a stalled process).
+# Taking it back is safe: every booking re-checks the lease and is idempotent per batch.
+_RENEW = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
+if not holder then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 

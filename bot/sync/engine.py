@@ -254,7 +254,6 @@ class EntitySync:
         records, keys = batch.records, batch.keys
         if batch.seq in self._suspect:
             records, keys = self._unapplied(batch, outcome)
-            outcome.rewritten_records = len(records)
             if not records:
                 return outcome
         self.state.mark_inflight(self.entity, batch.seq)
@@ -273,15 +272,19 @@ class EntitySync:
 
         A record Marketo already holds with exactly these values needs no write, whoever wrote it, so
         skipping it is always correct; it counts as created when Marketo created the person after this
-        run started. Anything unsure (no lookup, a read error, a value that compares unequal) is resent.
+        run started. Anything unsure (no lookup, a read error, a value that compares unequal) is resent
+        and counted in `rewritten_records`; a record Marketo lacks entirely was never written, so it is not.
         """
-        if self.lookup is None:
-            return batch.records, batch.keys
-        id_field = self.plan.id_field
-        fields = sorted({name for record in batch.records for name in record} | {"createdAt"})
-        try:
-            rows = {str(row.get(id_field)): row for row in self.lookup([key[0] for key in batch.keys], fields)}
-        except BotError:
+        rows: dict[str, dict] | None = None
+        if self.lookup is not None:
+            id_field = self.plan.id_field
+            fields = sorted({name for record in batch.records for name in record} | {"createdAt"})
+            try:
+                rows = {str(row.get(id_field)): row for row in self.lookup([key[0] for key in batch.keys], fields)}
+            except BotError:
+                rows = None
+        if rows is None:
+            outcome.rewritten_records = len(batch.records)
             return batch.records, batch.keys
         records, keys = [], []
         for record, key in zip(batch.records, batch.keys, strict=True):
@@ -291,9 +294,10 @@ class EntitySync:
                     outcome.created += 1
                 else:
                     outcome.updated += 1
-            else:
-                records.append(record)
-                keys.append(key)
+                continue
+            outcome.rewritten_records += row is not None
+            records.append(record)
+            keys.append(key)
         return records, keys
 
     def _book(self, outcome: BatchOutcome) -> None:

@@ -212,16 +212,19 @@ def run_entity(context: SyncContext, team_id: str, run_id: str, entity: Entity, 
     lease = Lease(store.redis, state.lock_key(run.connection_id, entity), settings.SYNC_LEASE_SECONDS, owner=job_id or "")
     if not lease.acquire(wait=settings.SYNC_LEASE_SECONDS * 1.5):
         return "busy"  # a live job holds this entity; the sweeper keeps watching it
+    heartbeat = Heartbeat(lease, HEARTBEAT_POLL, state.cancel_requested)
+    heartbeat.start()  # from here on: sign-in and counting can take longer than the lease
     try:
-        return _run_locked(context, state, run, plan, lease, job_id)
+        return _run_locked(context, state, run, plan, lease, heartbeat, job_id)
     except LeaseLost:
         return "lost"
     finally:
+        heartbeat.close()
         lease.release()
 
 
 def _run_locked(context: SyncContext, state: RunState, run: SyncRun, plan: EntityPlan, lease: Lease,
-                job_id: str | None) -> str:
+                heartbeat: Heartbeat, job_id: str | None) -> str:
     store, entity = context.store, plan.entity
 
     def started(ckpt: Checkpoint) -> None:
@@ -233,27 +236,23 @@ def _run_locked(context: SyncContext, state: RunState, run: SyncRun, plan: Entit
         marketo = context.marketo()
         with contextlib.closing(source) if hasattr(source, "close") else contextlib.nullcontext():
             _estimate(store, run, plan, source)
-            outcome = _pipeline(context, state, plan, lease, source, marketo)
+            outcome = _pipeline(context, state, plan, lease, heartbeat, source, marketo)
     except BotError as exc:
         outcome = Outcome("paused", exc.user_message)
     return _conclude(context, state, run, entity, lease, outcome)
 
 
-def _pipeline(context: SyncContext, state: RunState, plan: EntityPlan, lease: Lease, source: Any, marketo: Any) -> Outcome:
-    heartbeat = Heartbeat(lease, HEARTBEAT_POLL, state.cancel_requested)
-    heartbeat.start()
+def _pipeline(context: SyncContext, state: RunState, plan: EntityPlan, lease: Lease, heartbeat: Heartbeat,
+              source: Any, marketo: Any) -> Outcome:
     notifier = context.notifier
-    try:
-        sync = EntitySync(
-            plan, source, _writer(marketo, plan), state, lease, heartbeat.stop,
-            writers=context.settings.MARKETO_MAX_CONCURRENCY,
-            lookup=_lookup(marketo, plan), started_at=state.run().started_at,
-            calls_made=lambda: int(getattr(marketo, "calls_made", 0)),
-            on_progress=(lambda: _quietly(notifier.progress, state.team_id, state.run_id)) if notifier else (lambda: None),
-        )
-        outcome = sync.run()
-    finally:
-        heartbeat.close()
+    sync = EntitySync(
+        plan, source, _writer(marketo, plan), state, lease, heartbeat.stop,
+        writers=context.settings.MARKETO_MAX_CONCURRENCY,
+        lookup=_lookup(marketo, plan), started_at=state.run().started_at,
+        calls_made=lambda: int(getattr(marketo, "calls_made", 0)),
+        on_progress=(lambda: _quietly(notifier.progress, state.team_id, state.run_id)) if notifier else (lambda: None),
+    )
+    outcome = sync.run()
     if outcome.kind == "stopped" and heartbeat.reason == "cancel":
         return Outcome("cancelled", "Cancelled.")
     if outcome.kind == "stopped":

@@ -46,7 +46,7 @@ def test_command_parses() -> None:
 
 @pytest.mark.parametrize(("data", "model"), [
     ({**BASE, "type": "block_actions", "actions": [{"action_id": "a"}]}, ActionPayload),
-    ({**BASE, "type": "view_submission", "view": {"id": "V1", "callback_id": "c"}}, ViewPayload),
+    ({**BASE, "type": "view_submission", "view": {"id": "V1", "type": "modal", "callback_id": "c"}}, ViewPayload),
     ({**BASE, "type": "block_suggestion", "action_id": "a", "value": "x"}, SuggestionPayload),
 ])
 def test_interactive_payloads_parse(data: dict, model: type) -> None:
@@ -55,7 +55,7 @@ def test_interactive_payloads_parse(data: dict, model: type) -> None:
 
 
 def test_view_state_values_are_read_whatever_the_element() -> None:
-    body = _payload({**BASE, "type": "view_submission", "view": {"id": "V1", "state": {"values": {
+    body = _payload({**BASE, "type": "view_submission", "view": {"id": "V1", "type": "modal", "state": {"values": {
         "b1": {"a1": {"type": "plain_text_input", "value": "hello"}},
         "b2": {"a2": {"type": "multi_external_select", "selected_options": [{"value": "x"}, {"value": "y"}]}},
     }}}})
@@ -80,6 +80,8 @@ def test_unsigned_wrong_or_stale_is_401(headers_for) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("body", [
     b"payload=null", b"payload=[]", b"payload=%7B%7D", _payload({**BASE, "type": "view_submission", "view": None}),
+    _payload({**BASE, "type": "view_submission", "view": {"id": "V1", "callback_id": "c"}}),
+    _payload({**BASE, "type": "view_submission", "view": {"id": "V1", "type": "modal", "state": {"values": {"b": "x"}}}}),
     _payload({**BASE, "type": "block_actions", "actions": []}), b"\xff\xfe", b"", b"command=/x",
 ])
 def test_malformed_signed_bodies_are_400(body: bytes) -> None:
