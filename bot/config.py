@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     PROGRESS_UPDATE_SECONDS: float = Field(default=10, ge=0)
     SYNC_LEASE_SECONDS: float = Field(default=30, gt=0)  # a dead worker's sync resumes after about this
     SYNC_SWEEP_SECONDS: float = Field(default=10, gt=0)  # how often workers look for dead sync jobs
+    SYNC_WRITERS: int | None = Field(default=None, ge=1, le=10)  # writer threads per entity job (default: MARKETO_MAX_CONCURRENCY)
 
     @field_validator("ADMIN_USER_IDS", "TEAM_LEAD_USER_IDS", mode="before")
     @classmethod

@@ -247,7 +247,7 @@ def _pipeline(context: SyncContext, state: RunState, plan: EntityPlan, lease: Le
     notifier = context.notifier
     sync = EntitySync(
         plan, source, _writer(marketo, plan), state, lease, heartbeat.stop,
-        writers=context.settings.MARKETO_MAX_CONCURRENCY,
+        writers=context.settings.SYNC_WRITERS or context.settings.MARKETO_MAX_CONCURRENCY,
         lookup=_lookup(marketo, plan), started_at=state.run().started_at,
         calls_made=lambda: int(getattr(marketo, "calls_made", 0)),
         on_progress=(lambda: _quietly(notifier.progress, state.team_id, state.run_id)) if notifier else (lambda: None),

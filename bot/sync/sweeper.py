@@ -5,8 +5,8 @@ heartbeat expires (job monitoring interval + 60 s for a forking worker, the job 
 for a `SimpleWorker`), and then moves the job to the `FailedJobRegistry` as abandoned without
 running it again unless it has retries left. We do not wait for that: each running entity holds
 a lease renewed every few seconds (see `checkpoint.Lease`), so an entity whose checkpoint says
-it is live, whose lease has lapsed and whose current job is neither waiting in the queue nor
-just starting has lost its worker. The sweeper enqueues a fresh job for it, which continues
+it is running but whose lease has lapsed, or that is queued but whose job is neither waiting in
+the queue nor just starting, has lost its worker. The sweeper enqueues a fresh job for it, which continues
 from the checkpoint. It also runs RQ's own registry cleanup so abandoned jobs are recorded as
 failed; those superseded jobs are never re-run (sync jobs carry no RQ retry policy).
 
@@ -82,7 +82,9 @@ def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seco
             continue
         if Lease.is_held(store.redis, state.lock_key(run.connection_id, progress.entity)):
             continue
-        if job_is_pending(queue, ckpt.job_id, grace):
+        # Only a job holding the lease sets "running", so running without a lease means its job is gone;
+        # a queued entity's job may still be waiting in the queue or just starting.
+        if ckpt.state == EntityState.queued and job_is_pending(queue, ckpt.job_id, grace):
             continue
         if ckpt.attempts >= MAX_ATTEMPTS:
             transition = state.set_state(progress.entity, EntityState.paused, GAVE_UP.format(n=ckpt.attempts))

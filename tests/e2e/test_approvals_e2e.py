@@ -151,6 +151,7 @@ def assert_still_pending(store: Store, stack: Stack, approval_id: str) -> None:
 
 def assert_one_run_started(store: Store, stack: Stack) -> str:
     """Exactly one run, one job per planned entity (all of that run), one schema change."""
+    wait_until(lambda: audit_actions(store, "sync_started"), what="the sync to be started")
     conn = connection(store)
     assert run_ids(store) == {conn.run_id}
     jobs = sync_jobs(store)

@@ -39,8 +39,8 @@ def _open_fields(driver: SlackDriver, stack: Stack) -> tuple[Story, dict[str, An
     return story, _wait_callback(stack, story.view_id, ids.FIELDS_CALLBACK)
 
 
-def _wait_callback(stack: Stack, view_id: str, callback_id: str, ready=lambda v: True) -> dict[str, Any]:  # noqa: ANN001
-    return wait_until(lambda: (v := stack.slack.view(view_id))["callback_id"] == callback_id and ready(v) and v,
+def _wait_callback(stack: Stack, view_id: str, callback_id: str) -> dict[str, Any]:
+    return wait_until(lambda: (v := stack.slack.view(view_id))["callback_id"] == callback_id and v,
                       timeout=30, what=f"the {callback_id} modal")
 
 

@@ -162,7 +162,7 @@ SIGN_IN_FAILURES = [
 
 
 @pytest.mark.parametrize(("username", "password", "problem", "fix"), SIGN_IN_FAILURES)
-def test_sign_in_failure_names_the_line_and_its_fix(  # noqa: PLR0913
+def test_sign_in_failure_names_the_line_and_its_fix(
     driver: SlackDriver, stack: Stack, web: WebProcess, redis_client: redis.Redis, key_prefix: str,
     username: str, password: str, problem: tuple[str, ...], fix: str,
 ) -> None:

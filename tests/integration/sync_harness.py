@@ -123,8 +123,10 @@ class SyncHarness:
     def spawn_worker(self) -> subprocess.Popen:
         """`python -m bot.worker` in its own process group (SIGKILL takes the whole worker down)."""
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
+        log = open(os.environ.get("SYNC_WORKER_LOG", os.devnull), "ab")  # noqa: SIM115 - the child owns it
         worker = subprocess.Popen([sys.executable, "-m", "bot.worker"], cwd=ROOT, env=env, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=log, stderr=log)
+        log.close()
         self.workers.append(worker)
         return worker
 

@@ -22,10 +22,11 @@ LEADS_PATH = "/rest/v1/leads.json"
 
 @pytest.fixture
 def world(key_prefix: str) -> Iterator[SyncHarness]:
-    # 5 calls/s with 2 in flight: slow enough to kill mid-run, and at most 2 batches can be in flight.
+    # 5 calls/s, 2 writers per entity: slow enough to kill mid-run, and at most 2 batches in flight per
+    # entity. The cap of 4 leaves the others slots while the dead worker's expire (the limiter's lease).
     harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 6000, "contact": 3000},
                           marketo={"calls_per_window": 10, "window_seconds": 2},
-                          settings={"MARKETO_MAX_CONCURRENCY": 2}).start()
+                          settings={"MARKETO_MAX_CONCURRENCY": 4, "SYNC_WRITERS": 2}).start()
     yield harness
     harness.stop()
 
