@@ -88,6 +88,7 @@ def build_stack(
         "users": [EmulatedUser(username=SYNC_USER, password=SYNC_PASSWORD)],
         "records": {"lead": leads, "contact": contacts, "account": accounts},
         "sync_filter": {"lead": "new_synctomkto"},
+        "extra_attributes": {"lead": 3},
         "duplicate_fraction": 0.02,
         **(dynamics or {}),
     }

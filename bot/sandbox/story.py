@@ -93,17 +93,27 @@ class Story:
     def choose_fields(self) -> None:
         self._submit({})
         view = self._wait_view(ids.FIELDS_CALLBACK, "Step 2: fields to sync (Marketo's defaults pre-selected)")
-        answer = self.driver.block_suggestion(ADMIN, ids.fields_action_id(Entity.lead), "job", view)
-        labels = [o["text"]["text"] for o in (answer.json or {}).get("options", [])][:5]
-        self.show("typing 'job' in the lead field search", "  " + "\n  ".join(labels))
+        lead_action = ids.fields_action_id(Entity.lead)
+        custom = self._search(view, lead_action, "new_")
         values = {}
         for block in view["blocks"]:
             element = block.get("element") or {}
             if element.get("type") == "multi_external_select":
+                chosen = list(element.get("initial_options") or [])
+                if element["action_id"] == lead_action:
+                    chosen += custom[:1]  # one custom attribute: the plan creates a Marketo field for it
                 values[block["block_id"]] = {element["action_id"]: {
-                    "type": "multi_external_select", "selected_options": element.get("initial_options") or []}}
+                    "type": "multi_external_select", "selected_options": chosen}}
         self._submit(values)
         self._wait_view(ids.PLAN_CALLBACK, "the plan: Marketo fields to create, record counts")
+
+    def _search(self, view: dict[str, Any], action_id: str, query: str) -> list[dict[str, Any]]:
+        """Type `query` in a field search, as the user would; returns the options offered."""
+        answer = self.driver.block_suggestion(ADMIN, action_id, query, view)
+        options = (answer.json or {}).get("options", [])
+        self.show(f"typing '{query}' in the lead field search",
+                  "  " + "\n  ".join(o["text"]["text"] for o in options[:5]))
+        return options
 
     def begin_sync(self) -> PostedMessage:
         self._submit({})
