@@ -34,6 +34,8 @@ EMAIL_FIELD = "emailaddress1"
 # Request-level Marketo errors caused by the batch's own content: its records are reported as
 # failed and the sync goes on. Any other error (quota, access, outage) pauses the run instead.
 CONTENT_ERROR_CODES = frozenset({"609", "1001", "1003", "1006", "1007"})
+UNEXPECTED = ("The sync hit an unexpected error. It stopped at its last checkpoint; press Resume to continue, "
+              "or contact the bot's operators if it recurs.")
 
 
 class Page(Protocol):
@@ -166,8 +168,7 @@ class EntitySync:
             self._halt(Outcome("paused", exc.user_message))
         except Exception:
             log.exception("sync %s failed", self.entity)
-            self._halt(Outcome("failed", "The sync hit an unexpected error. It stopped at its last checkpoint; "
-                                         "press Resume to continue, or contact the bot's operators if it recurs."))
+            self._halt(Outcome("failed", UNEXPECTED))
 
     def _halt(self, outcome: Outcome) -> None:
         with self._lock:

@@ -32,7 +32,7 @@ from bot.sync.checkpoint import (
     RunState,
     Transition,
 )
-from bot.sync.engine import EntitySync, Outcome
+from bot.sync.engine import UNEXPECTED, EntitySync, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -237,8 +237,13 @@ def _run_locked(context: SyncContext, state: RunState, run: SyncRun, plan: Entit
         with contextlib.closing(source) if hasattr(source, "close") else contextlib.nullcontext():
             _estimate(store, run, plan, source)
             outcome = _pipeline(context, state, plan, lease, heartbeat, source, marketo)
+    except LeaseLost:
+        raise
     except BotError as exc:
         outcome = Outcome("paused", exc.user_message)
+    except Exception:
+        log.exception("sync of %s for run %s failed", entity.value, run.id)
+        outcome = Outcome("failed", UNEXPECTED)
     return _conclude(context, state, run, entity, lease, outcome)
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bot.dynamics.errors import DataverseAccessDenied
 from bot.marketo.errors import DailyQuotaExceeded, MarketoFatal
 from bot.models import Entity, EntityPlan, EntityProgress, FieldMapping, RunStatus, SyncRun
 from bot.store import Store
@@ -354,3 +355,31 @@ def test_conversion_errors_are_reported_not_dropped(store: Store) -> None:
     entries = {e.id: e for e in state.ledger}
     assert entries["lead-000008"].code == "conversion"
     assert progress_of(state).failed == 1
+
+
+class DeniedAfter(FakeDataverse):
+    """Dataverse refuses (403) from the given page on, until `allow()`."""
+
+    def __init__(self, records: list[dict], page: int) -> None:
+        super().__init__(records)
+        self.denied_from = page
+
+    def iter_pages(self, entity: str, select: list[str], **kwargs):
+        for number, page in enumerate(super().iter_pages(entity, select, **kwargs)):
+            if self.denied_from is not None and number >= self.denied_from:
+                raise DataverseAccessDenied(403, "0x80040220", "PrivilegeDenied")
+            yield page
+
+
+def test_dataverse_access_denied_pauses_with_a_plain_message_and_resumes(store: Store) -> None:
+    records = make_records(700)
+    state = new_run(store)
+    marketo = FakeMarketo()
+    source = DeniedAfter(records, page=3)
+    paused = run_engine(state, source, marketo)
+    assert paused.kind == "paused" and "Marketo Sync User" in paused.message
+    assert 0 < progress_of(state).read < len(records)
+    source.denied_from = None
+    assert run_engine(state, source, marketo).kind == "done"
+    assert progress_of(state).read == len(records)
+    assert progress_of(state).written == len(expected_kept(records))
