@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import redis  # noqa: E402
 
-from bench.common import REDIS_URL, delete_prefix, percentile, report, run_size, unique_prefix, wait_for  # noqa: E402
+from bench.common import REDIS_URL, delete_prefix, percentile, report, run_size, unique_prefix  # noqa: E402
 from bot.sandbox.driver import SlackDriver  # noqa: E402
+from bot.sandbox.polling import wait_for  # noqa: E402
 from bot.sandbox.slack import SlackEmulator, UserProfile  # noqa: E402
 from bot.sandbox.stack import SIGNING_SECRET, build_stack  # noqa: E402
 from tests.support.processes import WebProcess  # noqa: E402
@@ -200,7 +201,7 @@ def answered(slack: SlackEmulator, requests: list[tuple[str, str]], timeout: flo
         return seen["modals"] >= commands and seen["ephemerals"] >= clicks
 
     with contextlib.suppress(TimeoutError):  # reported as fewer modals / ephemerals than requests
-        wait_for(done, timeout, "the bot's answers to the burst")
+        wait_for(done, "the bot's answers to the burst", timeout)
     return counts()
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import math
 import os
 import resource
-import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TypeVar
 
 import redis
@@ -59,18 +58,6 @@ def delete_prefix(client: redis.Redis, prefix: str) -> int:
         for key in client.scan_iter(match=pattern, count=1000):
             deleted += client.delete(key)
     return deleted
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
-    """Poll `predicate` until it returns something truthy; TimeoutError naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

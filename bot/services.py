@@ -22,6 +22,9 @@ from bot.store import Store
 from bot.tls import ssl_context
 
 SYNC_QUEUE = "sync"
+# A concurrency slot held by a process that died is freed after this long: longer than a Marketo
+# call can take (client timeout 30 s), short enough that a killed worker does not stall the others.
+MARKETO_SLOT_LEASE_SECONDS = 45.0
 
 
 class Services:
@@ -58,6 +61,7 @@ class Services:
             calls_per_window=s.MARKETO_CALLS_PER_WINDOW,
             window_seconds=s.MARKETO_WINDOW_SECONDS,
             max_concurrency=min(s.MARKETO_MAX_CONCURRENCY, 10),
+            lease_seconds=MARKETO_SLOT_LEASE_SECONDS,
         )
 
     def marketo(self):  # noqa: ANN201 - MarketoClient
@@ -96,4 +100,4 @@ class Services:
     def notifier(self):  # noqa: ANN201 - Notifier
         from bot.notify import Notifier
 
-        return Notifier(self.slack, self.settings, self.store)
+        return Notifier(self.slack, self.settings, self.store, limiter=self.marketo_limiter())

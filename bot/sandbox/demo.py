@@ -18,9 +18,10 @@ from email import message_from_bytes, policy
 from bot.config import Settings
 from bot.redis_conn import EMBEDDED_URL
 from bot.sandbox.driver import SlackDriver
+from bot.sandbox.polling import wait_for
 from bot.sandbox.server import ServerThread, free_port
 from bot.sandbox.stack import SIGNING_SECRET, build_stack
-from bot.sandbox.story import Story, wait_for
+from bot.sandbox.story import Story
 from bot.services import Services
 
 RULE = "═" * 96

@@ -8,35 +8,25 @@ Each step waits (polling with a deadline) for what the user would see next, and 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bot.models import Entity
 from bot.sandbox.driver import SlackDriver
+from bot.sandbox.polling import wait_for
 from bot.sandbox.slack import PostedMessage, SlackEmulator
 from bot.sandbox.stack import ADMIN, APPROVAL_CHANNEL, LEADS, NOTIFY_CHANNEL, SYNC_PASSWORD, SYNC_USER
 from bot.sandbox.transcript import render_message, render_view
 from bot.views import ids
 
 Show = Callable[[str, str], None]
+STEP_TIMEOUT = 60.0  # each step normally takes well under a second; this is for a loaded machine
 SUMMARY_PREFIXES = ("Sync finished", "Sync failed", "Sync cancelled")
 
 
 class StoryError(AssertionError):
     """The conversation did not go the way a user would expect."""
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise StoryError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
 
 
 def _text_input(value: str) -> dict[str, Any]:
@@ -58,7 +48,7 @@ class Story:
 
     def _wait_view(self, callback_id: str, what: str, ready: Callable[[dict], bool] = lambda v: True) -> dict:
         view = wait_for(
-            lambda: (v := self._view()) and v.get("callback_id") == callback_id and ready(v) and v, what)
+            lambda: (v := self._view()) and v.get("callback_id") == callback_id and ready(v) and v, what, STEP_TIMEOUT)
         self.show(what, render_view(view))
         return view
 
@@ -122,7 +112,7 @@ class Story:
         self._submit({ids.NOTIFY_EMAIL_BLOCK: {ids.NOTIFY_EMAIL_ACTION: {
             "type": "email_text_input", "value": self.notify_email}}})
         self.show("after Begin sync", render_view(self._view()))
-        request = wait_for(lambda: self.slack.messages(APPROVAL_CHANNEL), "the approval request")[-1]
+        request = wait_for(lambda: self.slack.messages(APPROVAL_CHANNEL), "the approval request", STEP_TIMEOUT)[-1]
         self.show("the approval request", render_message(f"#{APPROVAL_CHANNEL}", request.text, request.blocks))
         return request
 
@@ -131,11 +121,11 @@ class Story:
                            for e in b["elements"] if e["action_id"] == ids.APPROVE_ACTION)
         self.driver.block_action(lead, ids.APPROVE_ACTION, value=approval_id, message=request)
         wait_for(lambda: "Approved" in json.dumps(self.slack.message(request.channel, request.ts).blocks),
-                 "the approval message to show the decision")
+                 "the approval message to show the decision", STEP_TIMEOUT)
         decided = self.slack.message(request.channel, request.ts)
         self.show(f"@{lead} approves: the request is updated in place",
                   render_message(f"#{request.channel}", decided.text, decided.blocks))
-        return wait_for(lambda: self.slack.messages(NOTIFY_CHANNEL), "the progress message")[0]
+        return wait_for(lambda: self.slack.messages(NOTIFY_CHANNEL), "the progress message", STEP_TIMEOUT)[0]
 
     def request_and_approve(self) -> PostedMessage:
         self.open_step1()

@@ -17,13 +17,13 @@ from slack_sdk import WebClient
 
 from bot.models import Approval, ApprovalStatus, Connection, FlowState
 from bot.sandbox.driver import DriverResponse, SlackDriver
+from bot.sandbox.polling import wait_for
 from bot.sandbox.slack import PostedMessage
 from bot.sandbox.stack import ADMIN, APPROVAL_CHANNEL, BOT_TOKEN, LEADS, NOTIFY_CHANNEL, Stack
 from bot.sandbox.story import Story
 from bot.store import Store
 from bot.views import ids
 from tests.conftest import REDIS_URL
-from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +89,7 @@ def told(stack: Stack, user: str, fragment: str, count: int = 1) -> list[str]:
     def matching() -> list[str]:
         return [m.text for m in stack.slack.ephemeral(user) if fragment.lower() in m.text.lower()]
 
-    wait_until(lambda: len(matching()) >= count, what=f"{count} ephemeral(s) to {user} saying {fragment!r}")
+    wait_for(lambda: len(matching()) >= count, what=f"{count} ephemeral(s) to {user} saying {fragment!r}")
     return matching()
 
 
@@ -151,7 +151,7 @@ def assert_still_pending(store: Store, stack: Stack, approval_id: str) -> None:
 
 def assert_one_run_started(store: Store, stack: Stack) -> str:
     """Exactly one run, one job per planned entity (all of that run), one schema change."""
-    wait_until(lambda: audit_actions(store, "sync_started"), what="the sync to be started")
+    wait_for(lambda: audit_actions(store, "sync_started"), what="the sync to be started")
     conn = connection(store)
     assert run_ids(store) == {conn.run_id}
     jobs = sync_jobs(store)
@@ -164,19 +164,19 @@ def assert_one_run_started(store: Store, stack: Stack) -> str:
 
 
 def wait_decided(stack: Stack, request: PostedMessage, word: str) -> PostedMessage:
-    return wait_until(lambda: (m := current(stack, request)) and word in rendered(m) and m,
+    return wait_for(lambda: (m := current(stack, request)) and word in rendered(m) and m,
                       what=f"the request message to show {word!r}")
 
 
 def after_expiry(store: Store, approval_id: str) -> None:
     expires_at = approval(store, approval_id).expires_at
-    wait_until(lambda: time.time() > expires_at + 0.05, what="the approval to pass its expiry")
+    wait_for(lambda: time.time() > expires_at + 0.05, what="the approval to pass its expiry")
 
 
 def assert_expired_and_editable(store: Store, stack: Stack, request: PostedMessage, approval_id: str) -> None:
     decided = wait_decided(stack, request, "Expired")
     assert not has_buttons(decided)
-    wait_until(lambda: any("expired" in text for text in dm_texts(stack, ADMIN)), what="the requester's DM")
+    wait_for(lambda: any("expired" in text for text in dm_texts(stack, ADMIN)), what="the requester's DM")
     assert approval(store, approval_id).status == ApprovalStatus.expired
     conn = connection(store)
     assert conn.state == FlowState.confirm and conn.approval_id is None
@@ -213,7 +213,7 @@ def test_two_of_three_leads(driver: SlackDriver, stack: Stack, store: Store) -> 
 
     click(driver, first, request)
     told(stack, first, "1 of 2")
-    waiting = wait_until(lambda: (m := current(stack, request)).updates and m, what="the vote shown in place")
+    waiting = wait_for(lambda: (m := current(stack, request)).updates and m, what="the vote shown in place")
     assert "1 of 2" in rendered(waiting) and first in rendered(waiting)
     assert has_buttons(waiting)
     assert approval(store, approval_id).approvers == [first]
@@ -229,7 +229,7 @@ def test_two_of_three_leads(driver: SlackDriver, stack: Stack, store: Store) -> 
     text = rendered(decided)
     assert first in text and second in text and "<!date^" in text
     assert not has_buttons(decided)
-    wait_until(lambda: stack.slack.messages(NOTIFY_CHANNEL), what="the progress message")
+    wait_for(lambda: stack.slack.messages(NOTIFY_CHANNEL), what="the progress message")
     record = approval(store, approval_id)
     assert record.status == ApprovalStatus.approved and record.decided_by == second
     assert audit_actions(store, "approval_recorded") == [first]
@@ -251,7 +251,7 @@ def test_click_after_expiry(driver: SlackDriver, stack: Stack, store: Store) -> 
     opened = len(stack.slack.calls("views.open"))
     response = driver.command(ADMIN)
     assert response.status == 200 and not response.text, response.text
-    call = wait_until(lambda: stack.slack.calls("views.open")[opened:], what="Step 1 to open again")[0]
+    call = wait_for(lambda: stack.slack.calls("views.open")[opened:], what="Step 1 to open again")[0]
     assert call.ok
     view = json.loads(call.args["view"]) if isinstance(call.args["view"], str) else call.args["view"]
     assert stack.dynamics.url in json.dumps(view["blocks"]), "Step 1 opens with the draft filled in"
@@ -281,14 +281,14 @@ def test_twenty_simultaneous_clicks_start_one_sync(driver: SlackDriver, stack: S
     assert statuses == [200] * 20
 
     decided = wait_decided(stack, request, "Approved")
-    wait_until(lambda: len(stack.slack.ephemeral()) >= 19, what="the 19 losing clicks to be answered")
+    wait_for(lambda: len(stack.slack.ephemeral()) >= 19, what="the 19 losing clicks to be answered")
     assert all("already been approved" in m.text for m in stack.slack.ephemeral())
     record = approval(store, approval_id)
     assert record.status == ApprovalStatus.approved and len(record.approvers) == 1
     assert rendered(decided).count("*Approved*") == 1
     assert len(current(stack, request).updates) == 1
     assert_one_run_started(store, stack)
-    wait_until(lambda: stack.slack.messages(NOTIFY_CHANNEL), what="the progress message")
+    wait_for(lambda: stack.slack.messages(NOTIFY_CHANNEL), what="the progress message")
     assert len(stack.slack.messages(NOTIFY_CHANNEL)) == 1
 
 
@@ -314,7 +314,7 @@ def test_reject_with_a_reason(driver: SlackDriver, stack: Stack, store: Store) -
     assert submit(reason).status == 200
     decided = wait_decided(stack, request, "Rejected")
     assert reason in rendered(decided) and not has_buttons(decided)
-    wait_until(lambda: any(reason in text for text in dm_texts(stack, ADMIN)), what="the requester's DM")
+    wait_for(lambda: any(reason in text for text in dm_texts(stack, ADMIN)), what="the requester's DM")
     conn = connection(store)
     assert conn.state == FlowState.confirm and conn.approval_id is None
     assert audit_actions(store, "rejected") == [lead]
@@ -343,7 +343,7 @@ def test_audit_command_lists_steps_with_actors(driver: SlackDriver, stack: Stack
     request, _ = request_approval(driver, stack)
     click(driver, LEADS[0], request)
     wait_decided(stack, request, "Approved")
-    wait_until(lambda: audit_actions(store, "sync_started"), what="the sync_started audit entry")
+    wait_for(lambda: audit_actions(store, "sync_started"), what="the sync_started audit entry")
 
     response = driver.command(ADMIN, text="audit")
     assert response.status == 200

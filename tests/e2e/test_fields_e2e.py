@@ -12,11 +12,11 @@ import pytest
 from bot.models import Entity
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.dynamics import AttrSpec
+from bot.sandbox.polling import wait_for
 from bot.sandbox.stack import ADMIN, Stack
 from bot.sandbox.story import Story
 from bot.store import Store
 from bot.views import ids
-from tests.support.processes import wait_until
 
 SMALL = {"leads": 30, "contacts": 10, "accounts": 5}
 EXTRA = 400
@@ -40,7 +40,7 @@ def _open_fields(driver: SlackDriver, stack: Stack) -> tuple[Story, dict[str, An
 
 
 def _wait_callback(stack: Stack, view_id: str, callback_id: str) -> dict[str, Any]:
-    return wait_until(lambda: (v := stack.slack.view(view_id))["callback_id"] == callback_id and v,
+    return wait_for(lambda: (v := stack.slack.view(view_id))["callback_id"] == callback_id and v,
                       timeout=30, what=f"the {callback_id} modal")
 
 
@@ -160,7 +160,7 @@ def test_refresh_rereads_metadata_keeps_selection_and_plan_creates_nothing(
     response = driver.block_action(ADMIN, ids.REFRESH_FIELDS_ACTION, value=refresh["value"],
                                    view={**view, "state": {"values": state}})
     assert response.status == 200 and response.elapsed < 3.0
-    wait_until(lambda: len(stack.slack.calls("views.update")) > updates_before, what="the refreshed fields modal")
+    wait_for(lambda: len(stack.slack.calls("views.update")) > updates_before, what="the refreshed fields modal")
     assert stack.dynamics.requests > requests_before, "refresh reads metadata from Dynamics again"
     refreshed = _wait_callback(stack, story.view_id, ids.FIELDS_CALLBACK)
     kept = [o["value"] for o in _select(refreshed, Entity.lead)["initial_options"]]

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
+from bot.sandbox.polling import wait_for
 from bot.sandbox.stack import ADMIN, LEADS, Stack
 from bot.views import ids
-from tests.support.processes import BotProcess, wait_until
+from tests.support.processes import BotProcess
 
 CHANNEL = "C0001"
 
@@ -83,5 +84,5 @@ def test_stale_button_over_socket_mode_is_acked_and_explained(socket_process: Bo
     }
     envelope_id = stack.slack.socket_send("interactive", payload)
     assert stack.slack.socket_ack(envelope_id, timeout=3)["envelope_id"] == envelope_id
-    wait_until(lambda: stack.slack.ephemeral(ADMIN), what="an ephemeral 'no longer valid'")
+    wait_for(lambda: stack.slack.ephemeral(ADMIN), what="an ephemeral 'no longer valid'")
     assert "no longer valid" in stack.slack.ephemeral(ADMIN)[-1].text

@@ -14,10 +14,11 @@ import redis
 
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.dynamics import EmulatedApp, EmulatedUser
+from bot.sandbox.polling import wait_for
 from bot.sandbox.stack import ADMIN, SYNC_PASSWORD, SYNC_USER, Stack
 from bot.views import ids
 from bot.web import MAX_BODY_BYTES
-from tests.support.processes import WebProcess, wait_until
+from tests.support.processes import WebProcess
 
 WRONG_PASSWORD = "Wr0ng-pa55-e2e-7c1f"
 CLIENT_ID = "0a1b2c3d-1234-5678-9abc-def012345678"
@@ -60,7 +61,7 @@ def _form(username: str, password: str, url: str, client_id: str = "", secret: s
 
 
 def _wait_view(stack: Stack, view_id: str, callback_id: str) -> dict[str, Any]:
-    return wait_until(lambda: (v := stack.slack.view(view_id))["callback_id"] == callback_id and v,
+    return wait_for(lambda: (v := stack.slack.view(view_id))["callback_id"] == callback_id and v,
                       timeout=30, what=f"the modal to become {callback_id}")
 
 
@@ -264,5 +265,5 @@ def test_bad_input_is_acked_or_refused_never_5xx(driver: SlackDriver, stack: Sta
     metrics = httpx.get(f"{web.url}/metrics").text
     assert 'outcome="error"' not in metrics, metrics
     assert driver.command(ADMIN).status == 200
-    wait_until(lambda: len(stack.slack.calls("views.open")) == 2, what="a second Step 1 modal after the bad input")
+    wait_for(lambda: len(stack.slack.calls("views.open")) == 2, what="a second Step 1 modal after the bad input")
     assert "Traceback" not in web.output()

@@ -7,8 +7,8 @@ import time
 from urllib.parse import urlencode
 
 from bot.sandbox.driver import SlackDriver
+from bot.sandbox.polling import wait_for
 from bot.sandbox.stack import ADMIN, LEADS, Stack
-from tests.support.processes import wait_until
 
 STEP1_LABELS = {"Username", "Password", "Dynamics URL", "Client ID", "Client Secret"}
 
@@ -65,7 +65,7 @@ def test_malformed_bodies_get_4xx_never_5xx(driver: SlackDriver) -> None:
 def test_unknown_button_is_acked_and_explained(driver: SlackDriver, stack: Stack) -> None:
     response = driver.block_action(ADMIN, "cd_from_an_older_version", value="x", channel="C0001")
     assert response.status == 200
-    wait_until(lambda: stack.slack.ephemeral(ADMIN), what="an ephemeral 'no longer valid'")
+    wait_for(lambda: stack.slack.ephemeral(ADMIN), what="an ephemeral 'no longer valid'")
     assert "no longer valid" in stack.slack.ephemeral(ADMIN)[-1].text
 
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.sandbox.polling import wait_for
 from bot.sandbox.stack import ADMIN, NOTIFY_CHANNEL, Stack
 from bot.sandbox.story import Story
 from bot.sandbox.verify import verify_sync
 from bot.store import Store
 from tests.conftest import REDIS_URL
-from tests.support.processes import wait_until
 from tests.support.smtp import Inbox, smtp_server
 
 
@@ -48,7 +48,7 @@ def test_connect_approve_sync_and_notify(driver, worker, stack: Stack, store: St
     assert all(check.expected > 0 for check in report.entities)
 
     _, inbox = inbox_and_url
-    wait_until(lambda: inbox.messages, what="the completion email")
+    wait_for(lambda: inbox.messages, what="the completion email")
     assert inbox.messages[0]["To"] == story.notify_email
     dm = stack.slack.dm_channel(ADMIN)
     assert any(m.text.startswith("Sync finished") for m in stack.slack.messages(dm))

@@ -71,15 +71,3 @@ class WebProcess(BotProcess):
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"serve did not become healthy:\n{self.output()}")
-
-
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):  # noqa: ANN001, ANN201
-    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
