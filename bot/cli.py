@@ -8,6 +8,7 @@ import sys
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
+from starlette.applications import Starlette
 
 from bot.config import SOCKET_REQUIRED, WEB_REQUIRED, WORKER_REQUIRED, Settings
 
@@ -34,7 +35,8 @@ def _settings(required: tuple[str, ...]) -> Settings:
     return settings
 
 
-def web_factory():  # noqa: ANN201 - Starlette app, built in each uvicorn worker process
+def web_factory() -> Starlette:
+    """The web app, built in each uvicorn worker process."""
     from bot.app import build_app
     from bot.runtime import Runtime
     from bot.services import Services

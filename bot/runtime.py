@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import functools
 
+from bot.approval_effects import ApprovalEffects
+from bot.approvals import ApprovalService
+from bot.audit import AuditLog
 from bot.background import Background
 from bot.config import Settings
+from bot.dynamics.metadata import MetadataCache
+from bot.notify import Notifier
+from bot.roles import Roles
 from bot.services import Services
 
 
@@ -17,32 +23,23 @@ class Runtime:
         self.background = Background()
 
     @functools.cached_property
-    def roles(self):  # noqa: ANN201
-        from bot.roles import Roles
-
+    def roles(self) -> Roles:
         return Roles.from_settings(self.settings)
 
     @functools.cached_property
-    def audit(self):  # noqa: ANN201
-        from bot.audit import AuditLog
-
+    def audit(self) -> AuditLog:
         return AuditLog(self.store)
 
     @functools.cached_property
-    def notifier(self):  # noqa: ANN201
+    def notifier(self) -> Notifier:
         return self.services.notifier()
 
     @functools.cached_property
-    def metadata(self):  # noqa: ANN201
-        from bot.dynamics.metadata import MetadataCache
-
+    def metadata(self) -> MetadataCache:
         return MetadataCache(self.store)
 
     @functools.cached_property
-    def approvals(self):  # noqa: ANN201
-        from bot.approval_effects import ApprovalEffects
-        from bot.approvals import ApprovalService
-
+    def approvals(self) -> ApprovalService:
         return ApprovalService(
             self.store,
             required=self.settings.APPROVALS_REQUIRED,

@@ -16,7 +16,12 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 from bot.config import Settings
 from bot.crypto import SecretBox
+from bot.dynamics.auth import sign_in
+from bot.dynamics.client import DataverseClient
 from bot.errors import FlowError
+from bot.marketo.client import MarketoClient
+from bot.marketo.limiter import SharedLimiter
+from bot.notify import Notifier
 from bot.redis_conn import connect
 from bot.store import Store
 from bot.tls import ssl_context
@@ -33,7 +38,7 @@ class Services:
         self.redis = redis_client or connect(settings.REDIS_URL or "fakeredis://")
         self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX)
         self._lock = threading.Lock()
-        self._marketo = None
+        self._marketo: MarketoClient | None = None
 
     @classmethod
     def from_env(cls) -> Services:
@@ -51,9 +56,7 @@ class Services:
         )
 
     # -- Marketo -------------------------------------------------------------------------------------
-    def marketo_limiter(self):  # noqa: ANN201 - SharedLimiter
-        from bot.marketo.limiter import SharedLimiter
-
+    def marketo_limiter(self) -> SharedLimiter:
         s = self.settings
         return SharedLimiter(
             self.redis,
@@ -64,10 +67,8 @@ class Services:
             lease_seconds=MARKETO_SLOT_LEASE_SECONDS,
         )
 
-    def marketo(self):  # noqa: ANN201 - MarketoClient
+    def marketo(self) -> MarketoClient:
         """One Marketo client per process (thread-safe), sharing limiter and token through Redis."""
-        from bot.marketo.client import MarketoClient
-
         with self._lock:
             if self._marketo is None:
                 s = self.settings
@@ -83,11 +84,8 @@ class Services:
             return self._marketo
 
     # -- Dynamics ------------------------------------------------------------------------------------
-    def dataverse(self, team_id: str, connection_id: str):  # noqa: ANN201 - DataverseClient
+    def dataverse(self, team_id: str, connection_id: str) -> DataverseClient:
         """A signed-in Dataverse client for a saved connection (credentials decrypted here only)."""
-        from bot.dynamics.auth import sign_in
-        from bot.dynamics.client import DataverseClient
-
         credentials = self.store.load_credentials(team_id, connection_id)
         if credentials is None:
             raise FlowError("The Dynamics credentials for this connection are gone. Run /connect-dynamics again.")
@@ -97,7 +95,5 @@ class Services:
     def queue(self, name: str = SYNC_QUEUE) -> Queue:
         return Queue(f"{self.settings.REDIS_KEY_PREFIX}-{name}", connection=self.redis)
 
-    def notifier(self):  # noqa: ANN201 - Notifier
-        from bot.notify import Notifier
-
+    def notifier(self) -> Notifier:
         return Notifier(self.slack, self.settings, self.store, limiter=self.marketo_limiter())

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import flow
 from bot.approvals import Outcome
 from bot.errors import FlowError
-from bot.models import Approval, ApprovalStatus
+from bot.models import Approval, ApprovalStatus, Connection
 from bot.runtime import Runtime
 from bot.views import ids
 from bot.views.approval import approval_request_message, reject_reason_modal
@@ -31,7 +32,7 @@ def open_step3(ctx: Ctx, connection_id: str | None) -> None:
         ctx.later(compute_duplicates, ctx.runtime, ctx.client, ctx.team_id, connection.id, ctx.submission.view.id)
 
 
-def compute_duplicates(runtime: Runtime, client, team_id: str, connection_id: str, view_id: str) -> None:  # noqa: ANN001
+def compute_duplicates(runtime: Runtime, client: WebClient, team_id: str, connection_id: str, view_id: str) -> None:
     """After the ack: scan Dataverse for shared emails, save the report, refresh the open modal."""
     from bot.dynamics.duplicates import find_duplicate_emails
     from bot.models import Entity
@@ -41,7 +42,7 @@ def compute_duplicates(runtime: Runtime, client, team_id: str, connection_id: st
     with runtime.services.dataverse(team_id, connection_id) as dataverse:
         report = find_duplicate_emails(dataverse, entities=tuple(entities))
 
-    def save(current):  # noqa: ANN001, ANN202
+    def save(current: Connection) -> Connection:
         current.duplicate_count = report.total_duplicate_emails
         current.duplicate_examples = list(report.examples)
         return current

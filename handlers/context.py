@@ -19,7 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import BotError
 from bot.runtime import Runtime
-from bot.slack_payloads import ActionPayload, SlashCommand, SuggestionPayload, ViewPayload
+from bot.slack_payloads import ActionPayload, SlackView, SlashCommand, SuggestionPayload, ViewPayload
 from bot.views.kit import Message
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class Ctx:
         return self.payload.user.id  # type: ignore[attr-defined]
 
     @property
-    def view(self):  # noqa: ANN201 - SlackView | None
+    def view(self) -> SlackView | None:
         return getattr(self.payload, "view", None)
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import SecretStr
+from slack_sdk import WebClient
 
 from bot import flow
 from bot.dynamics.validate import validate_client_pair, validate_dynamics_url, validate_username
@@ -66,7 +67,7 @@ def on_submit(ctx: Ctx) -> None:
 
 
 def check_credentials(
-    runtime: Runtime, client, team_id: str, user: str, connection_id: str | None, view_id: str,  # noqa: ANN001
+    runtime: Runtime, client: WebClient, team_id: str, user: str, connection_id: str | None, view_id: str,
     credentials: Credentials,
 ) -> None:
     """After the ack: sign in, run the checklist, show it; on success save the credentials encrypted."""

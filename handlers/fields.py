@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from slack_sdk import WebClient
+
 from bot import flow
 from bot.models import SYNC_FILTER_ATTRIBUTE, Entity, EntityMetadata
 from bot.runtime import Runtime
@@ -33,7 +35,7 @@ def _metadata(runtime: Runtime, team_id: str, connection_id: str, refresh: bool)
         }
 
 
-def load_fields(runtime: Runtime, client, team_id: str, connection_id: str, view_id: str,  # noqa: ANN001
+def load_fields(runtime: Runtime, client: WebClient, team_id: str, connection_id: str, view_id: str,
                 refresh: bool = False) -> None:
     connection = runtime.store.get_connection(team_id, connection_id)
     if connection is None:
@@ -90,7 +92,7 @@ def on_submit(ctx: Ctx) -> None:
     ctx.later(show_plan, ctx.runtime, ctx.client, ctx.team_id, ctx.user_id, connection_id, ctx.submission.view.id)
 
 
-def show_plan(runtime: Runtime, client, team_id: str, user: str, connection_id: str, view_id: str) -> None:  # noqa: ANN001
+def show_plan(runtime: Runtime, client: WebClient, team_id: str, user: str, connection_id: str, view_id: str) -> None:
     """Plan = selection + Marketo's existing fields + filtered record counts. Writes nothing to Marketo."""
     connection = runtime.store.get_connection(team_id, connection_id)
     selected = {Entity(e): names for e, names in connection.selected.items() if names}
