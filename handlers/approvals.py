@@ -114,10 +114,10 @@ def on_reject(ctx: Ctx) -> None:
     runtime.roles.require_lead(ctx.user_id)
     ctx.ack()
     if approval is None:
-        ctx.tell("That approval request no longer exists.")
+        ctx.tell_after_ack("That approval request no longer exists.")
         return
     if approval.requester == ctx.user_id:
-        ctx.tell("You can't decide on your own request. To withdraw it, run /connect-dynamics cancel.")
+        ctx.tell_after_ack("You can't decide on your own request. To withdraw it, run /connect-dynamics cancel.")
         return
     ctx.later(ctx.client.views_open, trigger_id=ctx.action.trigger_id, view=reject_reason_modal(approval.id))
 

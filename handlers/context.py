@@ -103,11 +103,6 @@ class Ctx:
         (process_before_response), so a Slack call made in one delays the ack itself."""
         self.runtime.background.submit(self.tell, text)
 
-    def show_in_modal(self, view_id: str, title: str, text: str) -> None:
-        from bot.views.common import info_modal
-
-        self.client.views_update(view_id=view_id, view=info_modal(title, text))
-
     def later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run `fn` after the ack; an error becomes a message in the modal (if any) or an ephemeral."""
         view_id = self.view_id

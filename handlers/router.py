@@ -26,7 +26,9 @@ Handler = Callable[[Ctx], None]
 
 STALE_BUTTON = "This button is no longer valid (it belongs to an older message or flow). Run /connect-dynamics status to see where things stand."
 
-ACTIONS: dict[str, Handler] = {**credentials.ACTIONS, **fields.ACTIONS, **approvals.ACTIONS, **sync.ACTIONS}
+ACTIONS: dict[str, Handler] = {
+    **credentials.ACTIONS, **fields.ACTIONS, **approvals.ACTIONS, **sync.ACTIONS, **home.ACTIONS,
+}
 VIEWS: dict[str, Handler] = {**credentials.VIEWS, **fields.VIEWS, **approvals.VIEWS}
 OPTIONS: dict[str, Handler] = {**fields.OPTIONS}
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bot import audit, flow
 from bot.approvals import Outcome
-from bot.errors import BotError
 from bot.models import FlowState, RunStatus
 from bot.runtime import Runtime
 from bot.views import ids
@@ -49,16 +48,13 @@ def resume_current(runtime: Runtime, team_id: str, user: str, run_id: str | None
 def on_cancel_button(ctx: Ctx) -> None:
     ctx.runtime.roles.require_admin(ctx.user_id)
     ctx.ack()
-    ctx.tell(cancel_current(ctx.runtime, ctx.team_id, ctx.user_id))
+    ctx.later(lambda: ctx.tell(cancel_current(ctx.runtime, ctx.team_id, ctx.user_id)))
 
 
 def on_resume_button(ctx: Ctx) -> None:
     ctx.runtime.roles.require_admin(ctx.user_id)
     ctx.ack()
-    try:
-        ctx.tell(resume_current(ctx.runtime, ctx.team_id, ctx.user_id, ctx.action.action.value))
-    except BotError as exc:
-        ctx.tell(exc.user_message)
+    ctx.later(lambda: ctx.tell(resume_current(ctx.runtime, ctx.team_id, ctx.user_id, ctx.action.action.value)))
 
 
 ACTIONS = {ids.CANCEL_SYNC_ACTION: on_cancel_button, ids.RESUME_SYNC_ACTION: on_resume_button}

@@ -80,3 +80,25 @@ def test_healthz_reports_redis(web) -> None:  # noqa: ANN001
 
     body = httpx.get(f"{web.url}/healthz").json()
     assert body == {"ok": True, "redis": "ok"}
+
+
+def test_app_home_shows_status_and_its_buttons_work(driver: SlackDriver, stack: Stack) -> None:
+    event = {"type": "event_callback", "team_id": "T0001", "api_app_id": "A0001", "event_id": "Ev1",
+             "event_time": int(time.time()),
+             "event": {"type": "app_home_opened", "user": ADMIN, "channel": "D0HOME", "tab": "home"}}
+    body = json.dumps(event).encode()
+    assert driver.raw(body, driver.signed_headers(body, content_type="application/json")).status == 200
+    home = wait_for(lambda: stack.slack.home(ADMIN), what="the App Home view")
+    buttons = [e for b in home["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert {b["action_id"] for b in buttons} >= {"cd_home_connect", "cd_home_help"}
+
+    assert driver.block_action(LEADS[0], "cd_home_connect", view=home).status == 200
+    wait_for(lambda: stack.slack.calls("chat.postMessage") or stack.slack.ephemeral(LEADS[0]),
+             what="the refusal for a non-admin")
+    assert not stack.slack.calls("views.open")
+    driver.block_action(ADMIN, "cd_home_connect", view=home)
+    opened = stack.slack.wait_for("views.open", timeout=10)
+    assert _labels(opened.response["view"]) == STEP1_LABELS
+    driver.block_action(ADMIN, "cd_home_help", view=home)
+    dm = stack.slack.dm_channel(ADMIN)
+    wait_for(lambda: any("/connect-dynamics status" in m.text for m in stack.slack.messages(dm)), what="help by DM")
