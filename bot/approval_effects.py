@@ -16,6 +16,7 @@ from slack_sdk.errors import SlackApiError
 from bot import audit, flow
 from bot.errors import BotError, FlowError
 from bot.models import Approval, ApprovalStatus
+from bot.sync.jobs import start_initial_sync
 from bot.views.approval import approval_decided_message, approval_request_message
 from bot.views.kit import Message
 
@@ -35,8 +36,6 @@ class ApprovalEffects:
         self.store = runtime.store
 
     def on_approved(self, approval: Approval) -> None:
-        from bot.sync.jobs import start_initial_sync
-
         connection = self.store.get_connection(approval.team_id, approval.connection_id)
         if connection is None or connection.plan is None or connection.dynamics_url is None:
             raise FlowError("The connection or its plan is gone; nothing was changed.")

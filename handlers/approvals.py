@@ -9,8 +9,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot import flow
 from bot.approvals import Outcome
+from bot.dynamics.duplicates import find_duplicate_emails
 from bot.errors import FlowError
-from bot.models import Approval, ApprovalStatus, Connection
+from bot.models import Approval, ApprovalStatus, Connection, Entity
 from bot.runtime import Runtime
 from bot.views import ids
 from bot.views.approval import approval_request_message, reject_reason_modal
@@ -34,13 +35,10 @@ def open_step3(ctx: Ctx, connection_id: str | None) -> None:
 
 def compute_duplicates(runtime: Runtime, client: WebClient, team_id: str, connection_id: str, view_id: str) -> None:
     """After the ack: scan Dataverse for shared emails, save the report, refresh the open modal."""
-    from bot.dynamics.duplicates import find_duplicate_emails
-    from bot.models import Entity
-
     connection = runtime.store.get_connection(team_id, connection_id)
-    entities = [p.entity for p in connection.plan.entities if p.entity in (Entity.lead, Entity.contact)]
+    people = {p.entity: p.filter_attribute for p in connection.plan.entities if p.entity in (Entity.lead, Entity.contact)}
     with runtime.services.dataverse(team_id, connection_id) as dataverse:
-        report = find_duplicate_emails(dataverse, entities=tuple(entities))
+        report = find_duplicate_emails(dataverse, entities=tuple(people), filter_attributes=people)
 
     def save(current: Connection) -> Connection:
         current.duplicate_count = report.total_duplicate_emails

@@ -11,6 +11,7 @@ from bot.runtime import Runtime
 from bot.views.common import audit_blocks, help_text, status_blocks
 from bot.views.step1 import credentials_modal
 from handlers.context import Ctx
+from handlers.sync import cancel_current, resume_current
 
 
 def on_command(ctx: Ctx) -> None:
@@ -59,15 +60,11 @@ def audit(ctx: Ctx) -> None:
 
 def cancel(ctx: Ctx) -> None:
     """Cancel what is in progress: a running sync, a pending approval, or a draft."""
-    from handlers.sync import cancel_current
-
     ctx.runtime.roles.require_admin(ctx.user_id)
     ctx.ack(text=cancel_current(ctx.runtime, ctx.team_id, ctx.user_id))
 
 
 def resume(ctx: Ctx) -> None:
-    from handlers.sync import resume_current
-
     ctx.runtime.roles.require_admin(ctx.user_id)
     ctx.ack(text=resume_current(ctx.runtime, ctx.team_id, ctx.user_id))
 

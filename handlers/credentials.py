@@ -6,6 +6,7 @@ from pydantic import SecretStr
 from slack_sdk import WebClient
 
 from bot import flow
+from bot.dynamics.preflight import run_preflight
 from bot.dynamics.validate import validate_client_pair, validate_dynamics_url, validate_username
 from bot.models import Credentials
 from bot.runtime import Runtime
@@ -13,6 +14,7 @@ from bot.views import ids
 from bot.views.kit import ViewMetadata
 from bot.views.step1 import checking_modal, checklist_modal, credentials_modal
 from handlers.context import Ctx
+from handlers.fields import open_fields
 
 DRAFT_KEYS = ("username", "url", "client_id")  # what may be kept to refill the form: no secrets
 
@@ -71,8 +73,6 @@ def check_credentials(
     credentials: Credentials,
 ) -> None:
     """After the ack: sign in, run the checklist, show it; on success save the credentials encrypted."""
-    from bot.dynamics.preflight import run_preflight
-
     if connection_id is None:
         connection_id = flow.start_connection(runtime.store, team_id, user).id
     preflight = run_preflight(credentials, runtime.settings)
@@ -97,8 +97,6 @@ def on_back_to_form(ctx: Ctx) -> None:
 
 def on_checklist_continue(ctx: Ctx) -> None:
     """The checklist passed and the user pressed Continue: on to Step 2."""
-    from handlers.fields import open_fields
-
     open_fields(ctx, ViewMetadata.parse(ctx.submission.view.private_metadata).connection_id)
 
 

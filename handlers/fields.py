@@ -12,6 +12,7 @@ from bot.views import ids
 from bot.views.common import info_modal
 from bot.views.fields import EntityFieldsView, fields_modal, options_for, plan_modal
 from bot.views.kit import ViewMetadata
+from handlers.approvals import open_step3
 from handlers.context import Ctx
 
 
@@ -110,8 +111,6 @@ def show_plan(runtime: Runtime, client: WebClient, team_id: str, user: str, conn
 
 
 def on_plan_submit(ctx: Ctx) -> None:
-    from handlers.approvals import open_step3
-
     open_step3(ctx, _connection_id(ctx))
 
 

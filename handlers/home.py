@@ -10,6 +10,7 @@ from slack_sdk.errors import SlackApiError
 from bot.runtime import Runtime
 from bot.views import ids
 from bot.views.common import help_text, home_view
+from handlers.commands import open_step1
 from handlers.context import Ctx
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,6 @@ def publish(runtime: Runtime, client: WebClient, body: dict) -> None:
 
 def on_connect(ctx: Ctx) -> None:
     """The App Home "Connect" button: the same as `/connect-dynamics`, for admins."""
-    from handlers.commands import open_step1
-
     ctx.runtime.roles.require_admin(ctx.user_id)
     ctx.ack()
     ctx.later(open_step1, ctx.runtime, ctx.client, ctx.team_id, ctx.user_id, ctx.action.trigger_id)

@@ -6,14 +6,13 @@ from bot import audit, flow
 from bot.approvals import Outcome
 from bot.models import FlowState, RunStatus
 from bot.runtime import Runtime
+from bot.sync.jobs import request_cancel, resume_run
 from bot.views import ids
 from handlers.context import Ctx
 
 
 def cancel_current(runtime: Runtime, team_id: str, user: str) -> str:
     """Stop what is in progress for this team and say what happened."""
-    from bot.sync.jobs import request_cancel
-
     connection = runtime.store.active_connection(team_id)
     if connection is None:
         return "Nothing to cancel: no connection is in progress."
@@ -34,8 +33,6 @@ def cancel_current(runtime: Runtime, team_id: str, user: str) -> str:
 
 
 def resume_current(runtime: Runtime, team_id: str, user: str, run_id: str | None = None) -> str:
-    from bot.sync.jobs import resume_run
-
     connection = runtime.store.active_connection(team_id)
     run_id = run_id or (connection.run_id if connection else None)
     if not run_id:
