@@ -11,7 +11,6 @@ one fresh token and one retry. The client is thread-safe: the sync runs several
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import threading
 import time
@@ -21,8 +20,9 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
+import pydantic_core
 import redis
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from bot.marketo.errors import (
     RATE_CODES,
@@ -57,6 +57,9 @@ TOKEN_REFRESH_MARGIN = 60.0
 DEFAULT_RATE_BACKOFF = 20.0  # Marketo: back off at least a window (20 s) after 606
 
 
+_RESULTS = TypeAdapter(list[RecordResult])  # one validation per call, not one per record
+
+
 class _CachedToken(BaseModel):
     access_token: str
     expires_at: float  # epoch seconds
@@ -64,7 +67,8 @@ class _CachedToken(BaseModel):
 
 
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON, as `json.dumps(separators=(",", ":"), ensure_ascii=False)` but several times faster."""
+    return pydantic_core.to_json(value)
 
 
 def chunk_records(records: list[dict[str, Any]], head: bytes, tail: bytes = b"]}",
@@ -325,7 +329,7 @@ class MarketoClient:
             if len(envelope.result) != len(indexes):
                 raise MarketoFatal("invalid-response", f"{len(envelope.result)} results for "
                                                        f"{len(indexes)} records")
-            batch = [RecordResult.model_validate(row) for row in envelope.result]
+            batch = _RESULTS.validate_python(envelope.result)
             if all(r.seq is not None for r in batch):
                 batch.sort(key=lambda r: r.seq)  # type: ignore[arg-type, return-value]
             for i, result in zip(indexes, batch, strict=True):

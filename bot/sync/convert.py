@@ -25,22 +25,6 @@ class ConversionError(BotError):
     """A Dataverse value that does not fit its declared type (the record should be reported as failed)."""
 
 
-def formatted_value(record: dict, prop: str) -> Any:
-    return record.get(prop + FORMATTED)
-
-
-def to_label(record: dict, prop: str) -> str | None:
-    """Choice, state, status and multi-select columns: the label Dynamics shows, not the number."""
-    label = formatted_value(record, prop)
-    raw = record.get(prop)
-    return to_string(label if label not in (None, "") else raw)
-
-
-def to_lookup(record: dict, prop: str) -> str | None:
-    """Lookups (read as `_name_value`): the referenced record's name when Dynamics sends it, else its GUID."""
-    return to_label(record, prop)
-
-
 def to_string(value: Any, limit: int = STRING_LIMIT) -> str | None:
     """Trimmed and cut to Marketo's string length; blank becomes None."""
     if value is None:
@@ -104,53 +88,84 @@ def to_datetime(value: Any) -> str | None:
     return None if parsed is None else parsed.astimezone(UTC).isoformat()
 
 
-Converter = Callable[[dict, FieldMapping], Any]
+FieldConverter = Callable[[dict], Any]
 
 
-def _raw(fn: Callable[[Any], Any]) -> Converter:
-    return lambda record, m: fn(record.get(m.read_name))
+def _label_of(read_name: str) -> FieldConverter:
+    """Choice, state, status and multi-select columns: the label Dynamics shows, not the number.
+    Lookups (read as `_name_value`): the referenced record's name when Dynamics sends it, else its GUID."""
+    formatted = read_name + FORMATTED
+
+    def label(record: dict) -> str | None:
+        text = record.get(formatted)
+        return to_string(text if text not in (None, "") else record.get(read_name))
+
+    return label
 
 
-_BY_MARKETO_TYPE: dict[str, Converter] = {
-    "boolean": _raw(to_bool),
-    "integer": _raw(to_int),
-    "float": _raw(to_float),
-    "currency": _raw(to_money),
-    "date": _raw(to_date),
-    "datetime": _raw(to_datetime),
+def _value_of(read_name: str, fn: Callable[[Any], Any]) -> FieldConverter:
+    return lambda record: fn(record.get(read_name))
+
+
+_BY_MARKETO_TYPE: dict[str, Callable[[Any], Any]] = {
+    "boolean": to_bool,
+    "integer": to_int,
+    "float": to_float,
+    "currency": to_money,
+    "date": to_date,
+    "datetime": to_datetime,
 }
 
 
-def converter_for(mapping: FieldMapping) -> Converter:
-    """The converter for one mapping: by Dataverse type for labels/lookups, else by Marketo type."""
-    if mapping.attribute_type in _LABEL_TYPES:
-        return lambda record, m: to_label(record, m.read_name)
-    if mapping.attribute_type in _LOOKUP_TYPES:
-        return lambda record, m: to_lookup(record, m.read_name)
+def field_converter(mapping: FieldMapping) -> FieldConverter:
+    """record -> Marketo value for one mapping: by Dataverse type for labels/lookups, else by Marketo type.
+
+    A mapping no converter fits yields one that raises ConversionError when used, so, as when converters
+    were looked up per record, each record is reported as failed rather than the sync stopping."""
+    name = mapping.read_name
+    if mapping.attribute_type in _LABEL_TYPES or mapping.attribute_type in _LOOKUP_TYPES:
+        return _label_of(name)
     if mapping.attribute_type == "DateTimeType":
-        return _BY_MARKETO_TYPE["date" if mapping.datetime_behavior == "DateOnly" else "datetime"]
+        return _value_of(name, to_date if mapping.datetime_behavior == "DateOnly" else to_datetime)
     if mapping.marketo_type in _BY_MARKETO_TYPE:
-        return _BY_MARKETO_TYPE[mapping.marketo_type]
+        return _value_of(name, _BY_MARKETO_TYPE[mapping.marketo_type])
     if mapping.marketo_type in _STRING_TYPES:
-        return _raw(to_string)
-    raise ConversionError(f"No converter for the Marketo type {mapping.marketo_type!r} ({mapping.source}).")
+        return _value_of(name, to_string)
+    message = f"No converter for the Marketo type {mapping.marketo_type!r} ({mapping.source})."
+
+    def unsupported(record: dict) -> Any:
+        raise ConversionError(message)
+
+    return unsupported
+
+
+class RecordConverter:
+    """The Marketo input for Dataverse records of one plan; the per-field converters are built once
+    (a sync converts every record with the same plan, so building them per record is wasted work)."""
+
+    def __init__(self, plan: EntityPlan) -> None:
+        self.plan = plan
+        self._id_field = plan.id_field
+        self._primary_id = plan.entity.primary_id
+        self._fields = [(mapping, mapping.marketo_name, field_converter(mapping)) for mapping in plan.mappings]
+
+    def __call__(self, record: dict) -> dict:
+        """Null and blank values are omitted (see the module docstring). Raises ConversionError naming
+        the column when a value does not fit its type; no other record is affected."""
+        out: dict[str, Any] = {self._id_field: record[self._primary_id]}
+        for mapping, name, convert in self._fields:
+            try:
+                value = convert(record)
+            except (TypeError, ValueError) as exc:
+                raise ConversionError(
+                    f"The value of {self.plan.entity.value}.{mapping.source} could not be converted to "
+                    f"Marketo {mapping.marketo_type}: {exc}"
+                ) from exc
+            if value is not None:
+                out[name] = value
+        return out
 
 
 def convert_record(record: dict, plan: EntityPlan) -> dict:
-    """The Marketo input for one Dataverse record: the id field holds the record's GUID.
-
-    Null and blank values are omitted (see the module docstring). Raises ConversionError naming the
-    column when a value does not fit its type; no other record is affected.
-    """
-    out: dict[str, Any] = {plan.id_field: record[plan.entity.primary_id]}
-    for mapping in plan.mappings:
-        try:
-            value = converter_for(mapping)(record, mapping)
-        except (TypeError, ValueError) as exc:
-            raise ConversionError(
-                f"The value of {plan.entity.value}.{mapping.source} could not be converted to "
-                f"Marketo {mapping.marketo_type}: {exc}"
-            ) from exc
-        if value is not None:
-            out[mapping.marketo_name] = value
-    return out
+    """One record with a converter built for it; for many records, build a RecordConverter once."""
+    return RecordConverter(plan)(record)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan
 from bot.sync.checkpoint import BatchOutcome, Checkpoint, Lease, LeaseLost, RunState
-from bot.sync.convert import ConversionError, convert_record
+from bot.sync.convert import ConversionError, RecordConverter
 from bot.sync.ledger import LedgerEntry
 from bot.sync.mapping import passes_sync_filter
 
@@ -129,6 +129,7 @@ class EntitySync:
         self.on_progress = on_progress
         self.lookup = lookup
         self.started_at = started_at
+        self._convert = RecordConverter(plan)
         self._queue: queue.Queue[_Batch | _End] = queue.Queue(maxsize=self.writers * 2)
         self._suspect: set[int] = set()
         self._lock = threading.Lock()
@@ -213,7 +214,7 @@ class EntitySync:
 
     def _take(self, batch: _Batch, record: dict) -> None:
         batch.read += 1
-        prepared = prepare(record, self.plan)
+        prepared = prepare(record, self.plan, self._convert)
         if prepared is None:
             batch.filtered_out += 1
         elif isinstance(prepared, LedgerEntry):
@@ -308,13 +309,13 @@ class EntitySync:
         self.state.book(self.entity, outcome, self.lease)
 
 
-def prepare(record: dict, plan: EntityPlan) -> dict | LedgerEntry | None:
+def prepare(record: dict, plan: EntityPlan, convert: RecordConverter | None = None) -> dict | LedgerEntry | None:
     """The Marketo input for a record; None when the sync filter leaves it out; a ledger entry when
-    its values cannot be converted."""
+    its values cannot be converted. Pass `convert` (built once for `plan`) when preparing many records."""
     if not passes_sync_filter(record, plan.filter_attribute):
         return None
     try:
-        return convert_record(record, plan)
+        return (convert or RecordConverter(plan))(record)
     except ConversionError as exc:
         record_id, email = record_key(record, plan.entity)
         return LedgerEntry(entity=plan.entity.value, id=record_id, email=email, code="conversion",

@@ -1,7 +1,8 @@
 import pytest
 
 from bot.models import Entity, EntityPlan, FieldMapping
-from bot.sync.convert import FORMATTED, ConversionError, convert_record
+from bot.sync import convert as convert_module
+from bot.sync.convert import FORMATTED, ConversionError, RecordConverter, convert_record
 
 GUID = "9a1f0000-0000-0000-0000-000000000001"
 
@@ -105,3 +106,29 @@ def test_bad_values_raise_naming_the_column(m, value):
     with pytest.raises(ConversionError) as info:
         convert(m, **{m.source: value})
     assert f"lead.{m.source}" in info.value.user_message
+
+
+def test_record_converter_builds_field_converters_once(monkeypatch):
+    built = []
+    original = convert_module.field_converter
+    monkeypatch.setattr(convert_module, "field_converter", lambda m: built.append(m) or original(m))
+    plan = EntityPlan(entity=Entity.lead, id_field="dynamicsLeadId", mappings=[
+        mapping("firstname", "StringType", "string", name="firstName"),
+        mapping("revenue", "MoneyType", "currency", name="annualRevenue"),
+        mapping("leadsourcecode", "PicklistType", "string", name="leadSource")])
+    to_marketo = RecordConverter(plan)
+    records = [{"leadid": f"id-{i}", "firstname": f" Ann {i} ", "revenue": i, "leadsourcecode": 1,
+                "leadsourcecode" + FORMATTED: "Web"} for i in range(50)]
+    converted = [to_marketo(record) for record in records]
+    assert len(built) == 3
+    assert converted == [convert_record(record, plan) for record in records]
+    assert converted[7] == {"dynamicsLeadId": "id-7", "firstName": "Ann 7", "annualRevenue": 7.0, "leadSource": "Web"}
+
+
+def test_a_mapping_without_converter_fails_each_record_not_the_plan():
+    plan = EntityPlan(entity=Entity.lead, id_field="dynamicsLeadId",
+                      mappings=[mapping("new_score", "IntegerType", "score")])
+    to_marketo = RecordConverter(plan)
+    with pytest.raises(ConversionError) as info:
+        to_marketo({"leadid": GUID, "new_score": 3})
+    assert "score" in info.value.user_message
