@@ -80,6 +80,7 @@ class Services:
                     token_cache=self.redis,
                     token_key=self.store.global_key("marketo", "token"),
                     ca_bundle=s.CA_BUNDLE,
+                    daily_quota=s.MARKETO_DAILY_QUOTA,
                 )
             return self._marketo
 

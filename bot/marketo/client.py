@@ -112,14 +112,18 @@ class MarketoClient:
         max_retries: int = 8,
         sleep: Callable[[float], None] = time.sleep,
         batch_size: int = MAX_RECORDS_PER_CALL,
+        daily_quota: int | None = None,
     ) -> None:
         """`token_cache` shares the access token between workers under `token_key`
-        (default: derived from the instance and client id). `batch_size` (≤ 300) is for tests."""
+        (default: derived from the instance and client id). `batch_size` (≤ 300) is for tests.
+        With `daily_quota` and a limiter, no call is made once the subscription's calls today (counted
+        in Redis by every process) reach it: DailyQuotaExceeded, as Marketo's own 607 would say."""
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc or self.base_url
         self._client_id = client_id
         self._client_secret = client_secret
         self.limiter = limiter
+        self.daily_quota = daily_quota
         self._cache = token_cache
         digest = hashlib.sha256(f"{self.base_url}|{client_id}".encode()).hexdigest()[:16]
         self._token_key = token_key or f"cd:global:marketo:token:{digest}"
@@ -220,6 +224,8 @@ class MarketoClient:
         headers = {"Accept": "application/json"}
         if content is not None:
             headers["Content-Type"] = "application/json"
+        if self.daily_quota and self.limiter and self.limiter.calls_today() >= self.daily_quota:
+            raise error_for("607", f"the daily quota of {self.daily_quota} calls (MARKETO_DAILY_QUOTA) is used up")
         with self.limiter.slot() if self.limiter else nullcontext():
             token = self._access_token()
             headers["Authorization"] = f"Bearer {token}"

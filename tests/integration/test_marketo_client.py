@@ -242,3 +242,14 @@ def test_companies_upsert_in_order(env) -> None:
     results = marketo.sync_companies(records)
     assert [r.status for r in results] == ["created", "skipped", "updated"]
     assert emulator.companies()[0]["industry"] == "Retail"
+
+
+def test_configured_daily_quota_stops_calls_before_marketo_does(env) -> None:
+    emulator, marketo = env(client={"daily_quota": 2})
+    marketo.describe_leads()
+    marketo.describe_leads()
+    calls_before = len(emulator.calls())
+    with pytest.raises(DailyQuotaExceeded) as info:
+        marketo.describe_leads()
+    assert "MARKETO_DAILY_QUOTA" in str(info.value)
+    assert len(emulator.calls()) == calls_before  # nothing was sent
