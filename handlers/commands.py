@@ -7,10 +7,13 @@ from collections.abc import Callable
 from slack_sdk import WebClient
 
 from bot import flow
+from bot.models import FlowState
 from bot.runtime import Runtime
-from bot.views.common import audit_blocks, help_text, status_blocks
+from bot.views.common import audit_blocks, help_text, info_modal, status_blocks
+from bot.views.fields import plan_modal
 from bot.views.step1 import credentials_modal
 from handlers.context import Ctx
+from handlers.fields import LOADING_FIELDS, load_fields
 from handlers.sync import cancel_current, resume_current
 
 
@@ -34,9 +37,16 @@ def start(ctx: Ctx) -> None:
 
 
 def open_step1(runtime: Runtime, client: WebClient, team_id: str, user: str, trigger_id: str) -> None:
+    """Open the flow where the team's draft stands: Step 1, the field picker, or the saved plan."""
     connection = flow.start_connection(runtime.store, team_id, user)
-    draft = runtime.store.load_draft(team_id, user)
-    client.views_open(trigger_id=trigger_id, view=credentials_modal(draft, connection_id=connection.id))
+    if connection.state == FlowState.confirm and connection.plan is not None:
+        client.views_open(trigger_id=trigger_id, view=plan_modal(connection.id, connection.plan))
+    elif connection.state in (FlowState.fields, FlowState.confirm):
+        opened = client.views_open(trigger_id=trigger_id, view=info_modal("Select fields", LOADING_FIELDS))
+        load_fields(runtime, client, team_id, connection.id, opened["view"]["id"])
+    else:
+        draft = runtime.store.load_draft(team_id, user)
+        client.views_open(trigger_id=trigger_id, view=credentials_modal(draft, connection_id=connection.id))
 
 
 def show_help(ctx: Ctx) -> None:

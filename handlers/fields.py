@@ -15,6 +15,8 @@ from bot.views.kit import ViewMetadata
 from handlers.approvals import open_step3
 from handlers.context import Ctx
 
+LOADING_FIELDS = ":hourglass_flowing_sand: Reading the fields of your Dynamics org…"
+
 
 def _connection_id(ctx: Ctx) -> str | None:
     view = ctx.view
@@ -23,8 +25,7 @@ def _connection_id(ctx: Ctx) -> str | None:
 
 def open_fields(ctx: Ctx, connection_id: str | None) -> None:
     """Ack with a "reading fields" modal, then fill it from Dynamics metadata."""
-    ctx.ack(response_action="update",
-            view=info_modal("Select fields", ":hourglass_flowing_sand: Reading the fields of your Dynamics org…"))
+    ctx.ack(response_action="update", view=info_modal("Select fields", LOADING_FIELDS))
     ctx.later(load_fields, ctx.runtime, ctx.client, ctx.team_id, connection_id, ctx.submission.view.id)
 
 

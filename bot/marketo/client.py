@@ -117,7 +117,8 @@ class MarketoClient:
         """`token_cache` shares the access token between workers under `token_key`
         (default: derived from the instance and client id). `batch_size` (≤ 300) is for tests.
         With `daily_quota` and a limiter, no call is made once the subscription's calls today (counted
-        in Redis by every process) reach it: DailyQuotaExceeded, as Marketo's own 607 would say."""
+        in Redis by every process) reach it: DailyQuotaExceeded, as Marketo's own 607 would say. Calls
+        already in flight finish, so the count may pass the quota by up to the concurrency cap."""
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc or self.base_url
         self._client_id = client_id
