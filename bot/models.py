@@ -232,15 +232,24 @@ class RunStatus(StrEnum):
     failed = "failed"
 
 
-class EntityProgress(BaseModel):
-    entity: Entity
-    estimated: int = 0
+class Counts(BaseModel):
+    """Record counters: kept per entity on a run, and carried by every booked batch."""
+
     read: int = 0
     filtered_out: int = 0
     created: int = 0
     updated: int = 0
     skipped: int = 0
     failed: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in Counts.model_fields:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class EntityProgress(Counts):
+    entity: Entity
+    estimated: int = 0
     done: bool = False
 
     @property

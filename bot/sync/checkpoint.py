@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ import redis
 from pydantic import BaseModel, Field
 
 from bot.errors import BotError
-from bot.models import Entity, RunStatus, SyncRun, now
+from bot.models import Counts, Entity, RunStatus, SyncRun, now
 from bot.store import Store
 from bot.sync.ledger import Ledger, LedgerEntry
 
@@ -71,20 +71,13 @@ class Checkpoint(BaseModel):
     message: str | None = None
 
 
-@dataclass
-class BatchOutcome:
+class BatchOutcome(Counts):
     """What one batch did, booked as one unit."""
 
     seq: int
     end_link: str | None
     end_offset: int
-    read: int = 0
-    filtered_out: int = 0
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    failed: int = 0
-    failures: list[LedgerEntry] = field(default_factory=list)
+    failures: list[LedgerEntry] = Field(default_factory=list)
     api_calls: int = 0
     rewritten_records: int = 0
 
@@ -274,12 +267,7 @@ class RunState:
                 ckpt.link, ckpt.offset, ckpt.seq = mark.end_link, mark.end_offset, ckpt.seq + 1
             run = SyncRun.model_validate_json(pipe.get(self.run_key))
             progress = next(p for p in run.entities if p.entity == entity)
-            progress.read += outcome.read
-            progress.filtered_out += outcome.filtered_out
-            progress.created += outcome.created
-            progress.updated += outcome.updated
-            progress.skipped += outcome.skipped
-            progress.failed += outcome.failed
+            progress.add(outcome)
             run.api_calls += outcome.api_calls
             if outcome.rewritten_records:
                 ckpt.rewritten_batches += 1

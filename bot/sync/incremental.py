@@ -22,7 +22,7 @@ from rq import Queue
 from bot.config import Settings
 from bot.dynamics.errors import ChangeTokenExpired
 from bot.errors import BotError
-from bot.models import Entity, EntityPlan, FlowState, MarketoField
+from bot.models import Counts, Entity, EntityPlan, FlowState, MarketoField
 from bot.store import Store
 from bot.sync.checkpoint import BatchOutcome, Heartbeat, Lease, lock_key
 from bot.sync.engine import BATCH_SIZE, fail_all, is_content_error, prepare, record_key, tally
@@ -191,7 +191,7 @@ def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outc
     with store.redis.pipeline() as pipe:
         key = stats_key(store, team_id, connection_id)
         pipe.hset(key, mapping={"last_at": time.time()})
-        for name in ("read", "created", "updated", "skipped", "failed", "filtered_out"):
+        for name in Counts.model_fields:
             pipe.hincrby(key, f"{entity.value}:{name}", getattr(outcome, name))
         ledger(store, team_id, connection_id).add_in(pipe, outcome.failures)
         pipe.execute()
