@@ -22,17 +22,16 @@ from rq import Queue
 from bot.config import Settings
 from bot.dynamics.errors import ChangeTokenExpired
 from bot.errors import BotError
-from bot.models import Counts, Entity, EntityPlan, FlowState, MarketoField
+from bot.models import Counts, Entity, EntityPlan, FlowState
 from bot.store import Store
 from bot.sync.checkpoint import BatchOutcome, Heartbeat, Lease, lock_key
 from bot.sync.engine import BATCH_SIZE, fail_all, is_content_error, prepare, record_key, tally
 from bot.sync.jobs import JOB_TIMEOUT, RESULT_TTL, SyncContext, current_context, delta_key, start_initial_sync
 from bot.sync.ledger import Ledger, LedgerEntry
+from bot.sync.mapping import DELETED_FIELD
 
 log = logging.getLogger(__name__)
 
-DELETED_FIELD = MarketoField(name="dynamicsDeleted", display_name="Dynamics Deleted", data_type="boolean",
-                             description="true when the record was deleted in Dynamics (the person is kept)")
 
 
 def schedule_key(store: Store) -> str:

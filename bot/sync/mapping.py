@@ -293,6 +293,12 @@ def search_attributes(
     return [a for _, a in ranked[:limit]]
 
 
+DELETED_FIELD = MarketoField(
+    name="dynamicsDeleted", display_name="Dynamics Deleted", data_type="boolean",
+    description="true when the record was deleted in Dynamics (the Marketo person is kept)",
+)
+
+
 def _id_field(entity: Entity) -> MarketoField:
     return MarketoField(
         name=entity.marketo_id_field,
@@ -358,6 +364,7 @@ def build_plan(
         id_field = entity.marketo_id_field
         if entity in PERSON_ENTITIES:
             id_field = plan_field(_id_field(entity))
+            taken.add(plan_field(DELETED_FIELD))  # created now, under approval, for the incremental sync
         taken.update({id_field, *defaults.values()})
         mappings = []
         for attr in sorted(_resolve(meta, selected[entity]), key=lambda a: a.logical_name):
