@@ -5,9 +5,10 @@ from __future__ import annotations
 from slack_sdk import WebClient
 
 from bot import flow
-from bot.models import SYNC_FILTER_ATTRIBUTE, Entity, EntityMetadata
+from bot.models import Entity, EntityMetadata
 from bot.runtime import Runtime
 from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, selectable
+from bot.sync.planning import count_records
 from bot.views import ids
 from bot.views.common import info_modal
 from bot.views.fields import EntityFieldsView, fields_modal, options_for, plan_modal
@@ -101,11 +102,7 @@ def show_plan(runtime: Runtime, client: WebClient, team_id: str, user: str, conn
     existing = {field.name for field in runtime.services.marketo().list_lead_fields()}
     with runtime.services.dataverse(team_id, connection_id) as dataverse:
         metadata = {e: runtime.metadata.get(team_id, connection_id, dataverse, e) for e in selected}
-        filters = {e: detect_sync_filter(m) for e, m in metadata.items()}
-        counts = {
-            e: dataverse.count(e, filter_attribute=SYNC_FILTER_ATTRIBUTE if f.applies else None)
-            for e, f in filters.items()
-        }
+        counts = count_records(dataverse, metadata)
     plan = build_plan(metadata, selected, existing, counts)
     flow.save_plan(runtime.store, team_id, connection_id, user, plan)
     client.views_update(view_id=view_id, view=plan_modal(connection_id, plan, counts))

@@ -25,6 +25,7 @@ from bot.sandbox.slack import SlackEmulator
 from bot.services import Services
 from bot.sync.convert import convert_record
 from bot.sync.mapping import build_plan, default_selection
+from bot.sync.planning import count_records
 
 ROOT = Path(__file__).resolve().parents[2]
 USERNAME, PASSWORD = "sync@contoso.com", "Passw0rd!"
@@ -103,9 +104,10 @@ class SyncHarness:
         self.store.save_connection(connection)
         with self.services.dataverse("T1", connection.id) as client:
             metadata = {Entity(e): client.entity_metadata(Entity(e)) for e in self.records}
+            counts = count_records(client, metadata)  # Step 2 counts them, before the approval
         marketo = self.services.marketo()
         existing = {f.name for f in marketo.list_lead_fields()}
-        plan = build_plan(metadata, {e: default_selection(m) for e, m in metadata.items()}, existing)
+        plan = build_plan(metadata, {e: default_selection(m) for e, m in metadata.items()}, existing, counts)
         marketo.create_lead_fields(plan.fields_to_create)
         connection.plan = plan
         self.store.save_connection(connection)
