@@ -264,13 +264,19 @@ def _crash_after_applying(state: RunState, records: list[dict], marketo: FakeMar
     assert state.inflight(Entity.lead) == {4}
 
 
-def test_an_applied_but_unbooked_batch_is_checked_not_rewritten(store: Store) -> None:
+def _crashed_after_applying(store: Store) -> tuple[list[dict], list[dict], list[dict], RunState, FakeMarketo]:
+    """600 records, a run whose worker died after Marketo applied batch 4 but before it was booked."""
     records = make_records(600)
     kept = expected_kept(records)
     good = [r for r in kept if " " not in r["emailaddress1"]]
     state = new_run(store)
     marketo = FakeMarketo()
     _crash_after_applying(state, records, marketo)
+    return records, kept, good, state, marketo
+
+
+def test_an_applied_but_unbooked_batch_is_checked_not_rewritten(store: Store) -> None:
+    records, kept, good, state, marketo = _crashed_after_applying(store)
     received = marketo.received
     assert run_engine(state, FakeDataverse(records), marketo, writers=3, lookup=lambda ids, fields: marketo.get_leads("dynamicsLeadId", ids, fields)).kind == "done"
     progress = progress_of(state)
@@ -285,12 +291,7 @@ def test_an_applied_but_unbooked_batch_is_checked_not_rewritten(store: Store) ->
 
 
 def test_without_a_lookup_the_unbooked_batch_is_resent_once(store: Store) -> None:
-    records = make_records(600)
-    kept = expected_kept(records)
-    good = [r for r in kept if " " not in r["emailaddress1"]]
-    state = new_run(store)
-    marketo = FakeMarketo()
-    _crash_after_applying(state, records, marketo)
+    records, kept, good, state, marketo = _crashed_after_applying(store)
     assert run_engine(state, FakeDataverse(records), marketo, writers=3).kind == "done"
     progress = progress_of(state)
     assert progress.written == len(kept)
