@@ -9,17 +9,15 @@ Marketo's contents against Dynamics field by field.
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
-from collections.abc import Iterator
-from email import message_from_bytes, policy
 
 from bot.config import Settings
 from bot.redis_conn import EMBEDDED_URL
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.polling import wait_for
-from bot.sandbox.server import ServerThread, free_port
+from bot.sandbox.server import ServerThread
+from bot.sandbox.smtp import smtp_server
 from bot.sandbox.stack import SIGNING_SECRET, build_stack
 from bot.sandbox.story import Story
 from bot.services import Services
@@ -29,26 +27,6 @@ RULE = "═" * 96
 
 def _show(title: str, text: str) -> None:
     print(f"\n▶ {title}\n{text}", flush=True)
-
-
-@contextlib.contextmanager
-def _smtp_server() -> Iterator[tuple[int, list[bytes]]]:
-    """A real local SMTP server that keeps what it receives."""
-    from aiosmtpd.controller import Controller
-
-    received: list[bytes] = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
-            received.append(envelope.content)
-            return "250 OK"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield controller.port, received
-    finally:
-        controller.stop()
 
 
 def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int:
@@ -63,8 +41,8 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
     print(f"Dynamics holds {leads} leads, {contacts} contacts, {accounts} accounts. Nothing leaves this machine.")
     print(RULE, flush=True)
     started = time.monotonic()
-    with build_stack(leads=leads, contacts=contacts, accounts=accounts) as stack, _smtp_server() as (smtp_port, mail):
-        env = stack.env(REDIS_URL=EMBEDDED_URL, PROGRESS_UPDATE_SECONDS=1, SMTP_URL=f"smtp://127.0.0.1:{smtp_port}")
+    with build_stack(leads=leads, contacts=contacts, accounts=accounts) as stack, smtp_server() as (smtp_url, inbox):
+        env = stack.env(REDIS_URL=EMBEDDED_URL, PROGRESS_UPDATE_SECONDS=1, SMTP_URL=smtp_url)
         settings = Settings(**env)
         runtime = Runtime(Services(settings))
         web = ServerThread(create_web_app(build_app(runtime), runtime)).start()
@@ -79,8 +57,7 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
                 story.completion(timeout=120)
         finally:
             web.stop()
-        for raw in mail[:1]:
-            email = message_from_bytes(raw, policy=policy.default)
+        for email in inbox.messages[:1]:
             body = email.get_body(("plain",)).get_content().strip()
             _show(f"email to {email['To']}: {email['Subject']}", "  " + body.replace("\n", "\n  "))
         connection = runtime.store.active_connection(stack.slack.team_id)

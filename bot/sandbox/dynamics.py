@@ -44,7 +44,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.dynamics.auth import PUBLIC_CLIENT_ID
-from bot.sandbox.server import ServerThread
+from bot.sandbox.server import Emulator, ServerThread
 
 API = "/api/data/v9.2"
 FORMATTED = "OData.Community.Display.V1.FormattedValue"
@@ -426,7 +426,7 @@ class _Query:
     filter_names: set[str]
 
 
-class DynamicsEmulator:
+class DynamicsEmulator(Emulator):
     """`DynamicsEmulator(records={"lead": 1000}, ...)` or `DynamicsEmulator(config)`; a context manager."""
 
     def __init__(self, config: DynamicsEmulatorConfig | None = None, **overrides: Any) -> None:
@@ -482,27 +482,15 @@ class DynamicsEmulator:
 
     def stop(self) -> None:
         if self._server:
-            # Clients that keep TLS connections open (msal's session) would hold uvicorn's graceful
-            # shutdown for the whole join timeout; an emulator has nothing to drain.
-            uvicorn_server = getattr(self._server, "_server", None)
-            if uvicorn_server is not None:
-                uvicorn_server.force_exit = True
             self._server.stop()
             self._server = None
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
-    def __enter__(self) -> DynamicsEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def port(self) -> int:
-        assert self._server, "start() the emulator first"
-        return self._server.port
+        return self.server.port
 
     @property
     def url(self) -> str:

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox.server import ServerThread
+from bot.sandbox.server import Emulator, ServerThread
 
 MAX_BODY_BYTES = 1_000_000
 MAX_URI_BYTES = 8 * 1024
@@ -340,7 +340,7 @@ def _failure(code: str, message: str) -> dict[str, Any]:
             "errors": [{"code": code, "message": message}]}
 
 
-class MarketoEmulator:
+class MarketoEmulator(Emulator):
     def __init__(
         self,
         client_id: str = "emulator-client",
@@ -385,17 +385,9 @@ class MarketoEmulator:
         if self._server:
             self._server.stop()
 
-    def __enter__(self) -> MarketoEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
-        if not self._server:
-            raise RuntimeError("the emulator is not started")
-        return self._server.url
+        return self.server.url
 
     # -- knobs ----------------------------------------------------------------------------------
     def fail_next(self, n: int, code: str | int, path: str | None = None) -> None:

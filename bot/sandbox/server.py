@@ -63,5 +63,32 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
+        """Stop at once: an emulator has nothing to drain, and a client that keeps a connection open
+        (msal's session does) would otherwise hold uvicorn's graceful shutdown for the whole join."""
         self._server.should_exit = True
+        self._server.force_exit = True
         self._thread.join(timeout=10)
+
+
+class Emulator:
+    """The lifecycle the emulators share: `start()` / `stop()`, or use one as a context manager."""
+
+    _server: ServerThread | None = None
+
+    def start(self) -> Emulator:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):  # noqa: ANN204 - the emulator itself, whatever its class
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def server(self) -> ServerThread:
+        if self._server is None:
+            raise RuntimeError(f"the {type(self).__name__} is not running; call start() first")
+        return self._server

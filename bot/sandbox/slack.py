@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bot.sandbox.server import ServerThread
+from bot.sandbox.server import Emulator, ServerThread
 
 MAX_MODAL_TITLE = 24
 MAX_VIEW_BLOCKS = 100
@@ -414,7 +414,7 @@ def _is_channel_id(value: str) -> bool:
     return value[:1] in ("C", "G", "D") and value[1:].isalnum() and len(value) > 1
 
 
-class SlackEmulator:
+class SlackEmulator(Emulator):
     """The Slack Web API on loopback. Start with `start()` or `with SlackEmulator() as slack:`.
 
     Knobs: `trigger_ttl` (seconds a trigger_id lives), `rate_limits` (method -> RateLimit; default
@@ -506,17 +506,9 @@ class SlackEmulator:
             self._server.stop()
             self._server = None
 
-    def __enter__(self) -> SlackEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("the Slack emulator is not running; call start() first")
-        return self._server.url
+        return self.server.url
 
     @property
     def api_url(self) -> str:
