@@ -7,6 +7,7 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PORT=3000
 
 WORKDIR /app
+# Production code only: the emulators (sandbox/), tests/ and bench/ stay out (see .dockerignore).
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers

@@ -7,10 +7,11 @@ export REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: demo test bench lint run worker socket clean
 
-$(STAMP): pyproject.toml
+# The bot and, beside it, the emulators and the demo (their own distribution: sandbox/pyproject.toml).
+$(STAMP): pyproject.toml sandbox/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench]' -e ./sandbox
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,7 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check bot handlers tests bench
+	$(BIN)/ruff check bot handlers sandbox tests bench
 
 run: $(STAMP)
 	$(BIN)/connect-dynamics serve
@@ -35,4 +36,4 @@ worker: $(STAMP)
 	$(BIN)/connect-dynamics worker
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info sandbox/build sandbox/*.egg-info .pytest_cache .ruff_cache

@@ -40,10 +40,10 @@ import httpx  # noqa: E402
 import redis  # noqa: E402
 
 from bench.common import REDIS_URL, delete_prefix, percentile, report, run_size, unique_prefix  # noqa: E402
-from bot.sandbox.driver import SlackDriver  # noqa: E402
-from bot.sandbox.polling import wait_for  # noqa: E402
-from bot.sandbox.slack import SlackEmulator, UserProfile  # noqa: E402
-from bot.sandbox.stack import SIGNING_SECRET, build_stack  # noqa: E402
+from sandbox.driver import SlackDriver  # noqa: E402
+from sandbox.polling import wait_for  # noqa: E402
+from sandbox.slack import SlackEmulator, UserProfile  # noqa: E402
+from sandbox.stack import SIGNING_SECRET, build_stack  # noqa: E402
 from tests.support.processes import WebProcess  # noqa: E402
 
 GOAL_SECONDS = 0.100

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import peak_rss_mb, run_size  # noqa: E402
-from bot.sandbox.dynamics import DynamicsEmulator, EmulatedApp  # noqa: E402
+from sandbox.dynamics import DynamicsEmulator, EmulatedApp  # noqa: E402
 
 APP_ID = "0a1b2c3d-1234-5678-9abc-def012345678"
 SECRET = "bench-secret"

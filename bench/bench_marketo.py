@@ -24,7 +24,7 @@ from bench.common import REDIS_URL, delete_prefix, report, run_size, unique_pref
 from bot.marketo.client import MarketoClient  # noqa: E402
 from bot.marketo.limiter import SharedLimiter  # noqa: E402
 from bot.models import MarketoField  # noqa: E402
-from bot.sandbox.marketo import MarketoEmulator  # noqa: E402
+from sandbox.marketo import MarketoEmulator  # noqa: E402
 
 CALLS, WINDOW, CONCURRENCY, BATCH = 100, 2.0, 10, 300
 CEILING = BATCH * CALLS / WINDOW

@@ -82,7 +82,15 @@ def worker() -> None:
 
 
 def demo(args: argparse.Namespace) -> None:
-    from bot.sandbox.demo import run_demo
+    try:
+        from sandbox.demo import run_demo
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("sandbox", "sandbox.demo"):
+            raise
+        raise SystemExit(
+            "connect-dynamics: the demo needs the emulators, which are not installed: "
+            "run `pip install ./sandbox` from the repository (or `make demo`)."
+        ) from None
 
     sys.exit(run_demo(leads=args.leads, contacts=args.contacts, accounts=args.accounts))
 

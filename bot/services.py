@@ -35,7 +35,7 @@ MARKETO_SLOT_LEASE_SECONDS = 45.0
 class Services:
     def __init__(self, settings: Settings, redis_client: redis.Redis | None = None) -> None:
         self.settings = settings
-        self.redis = redis_client or connect(settings.REDIS_URL or "fakeredis://")
+        self.redis = redis_client or connect(settings.require(("REDIS_URL",)).REDIS_URL)
         self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX)
         self._lock = threading.Lock()
         self._marketo: MarketoClient | None = None

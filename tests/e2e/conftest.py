@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.stack import SIGNING_SECRET, Stack, build_stack
+from sandbox.driver import SlackDriver
+from sandbox.stack import SIGNING_SECRET, Stack, build_stack
 from tests.conftest import REDIS_URL
 from tests.support.processes import BotProcess, WebProcess
 

@@ -16,13 +16,13 @@ from rq import Queue
 from slack_sdk import WebClient
 
 from bot.models import Approval, ApprovalStatus, Connection, FlowState
-from bot.sandbox.driver import DriverResponse, SlackDriver
-from bot.sandbox.polling import wait_for
-from bot.sandbox.slack import PostedMessage
-from bot.sandbox.stack import ADMIN, APPROVAL_CHANNEL, BOT_TOKEN, LEADS, NOTIFY_CHANNEL, Stack
-from bot.sandbox.story import Story
 from bot.store import Store
 from bot.views import ids
+from sandbox.driver import DriverResponse, SlackDriver
+from sandbox.polling import wait_for
+from sandbox.slack import PostedMessage
+from sandbox.stack import ADMIN, APPROVAL_CHANNEL, BOT_TOKEN, LEADS, NOTIFY_CHANNEL, Stack
+from sandbox.story import Story
 from tests.conftest import REDIS_URL
 
 pytestmark = pytest.mark.e2e

@@ -8,12 +8,12 @@ import pytest
 import redis
 
 from bot.models import FlowState, RunStatus
-from bot.sandbox.driver import DriverResponse, SlackDriver
-from bot.sandbox.polling import wait_for
-from bot.sandbox.stack import ADMIN, LEADS, NOTIFY_CHANNEL, Stack
-from bot.sandbox.story import Story
 from bot.store import Store
 from bot.views import ids
+from sandbox.driver import DriverResponse, SlackDriver
+from sandbox.polling import wait_for
+from sandbox.stack import ADMIN, LEADS, NOTIFY_CHANNEL, Stack
+from sandbox.story import Story
 from tests.conftest import REDIS_URL
 
 

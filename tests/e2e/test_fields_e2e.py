@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from bot.models import Entity
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.dynamics import AttrSpec
-from bot.sandbox.polling import wait_for
-from bot.sandbox.stack import ADMIN, Stack
-from bot.sandbox.story import Story
 from bot.store import Store
 from bot.views import ids
+from sandbox.driver import SlackDriver
+from sandbox.dynamics import AttrSpec
+from sandbox.polling import wait_for
+from sandbox.stack import ADMIN, Stack
+from sandbox.story import Story
 
 SMALL = {"leads": 30, "contacts": 10, "accounts": 5}
 EXTRA = 400

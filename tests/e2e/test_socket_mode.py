@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.polling import wait_for
-from bot.sandbox.stack import ADMIN, LEADS, Stack
 from bot.views import ids
+from sandbox.polling import wait_for
+from sandbox.stack import ADMIN, LEADS, Stack
 from tests.support.processes import BotProcess
 
 CHANNEL = "C0001"

@@ -12,12 +12,12 @@ import httpx
 import pytest
 import redis
 
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.dynamics import EmulatedApp, EmulatedUser
-from bot.sandbox.polling import wait_for
-from bot.sandbox.stack import ADMIN, SYNC_PASSWORD, SYNC_USER, Stack
 from bot.views import ids
 from bot.web import MAX_BODY_BYTES
+from sandbox.driver import SlackDriver
+from sandbox.dynamics import EmulatedApp, EmulatedUser
+from sandbox.polling import wait_for
+from sandbox.stack import ADMIN, SYNC_PASSWORD, SYNC_USER, Stack
 from tests.support.processes import WebProcess
 
 WRONG_PASSWORD = "Wr0ng-pa55-e2e-7c1f"

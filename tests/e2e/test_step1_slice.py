@@ -6,9 +6,9 @@ import json
 import time
 from urllib.parse import urlencode
 
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.polling import wait_for
-from bot.sandbox.stack import ADMIN, LEADS, Stack
+from sandbox.driver import SlackDriver
+from sandbox.polling import wait_for
+from sandbox.stack import ADMIN, LEADS, Stack
 
 STEP1_LABELS = {"Username", "Password", "Dynamics URL", "Client ID", "Client Secret"}
 

@@ -8,12 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.sandbox.polling import wait_for
-from bot.sandbox.smtp import Inbox, smtp_server
-from bot.sandbox.stack import ADMIN, NOTIFY_CHANNEL, Stack
-from bot.sandbox.story import Story
-from bot.sandbox.verify import verify_sync
 from bot.store import Store
+from sandbox.polling import wait_for
+from sandbox.smtp import Inbox, smtp_server
+from sandbox.stack import ADMIN, NOTIFY_CHANNEL, Stack
+from sandbox.story import Story
+from sandbox.verify import verify_sync
 from tests.conftest import REDIS_URL
 
 

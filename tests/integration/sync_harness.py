@@ -19,13 +19,13 @@ from cryptography.fernet import Fernet
 
 from bot.config import Settings
 from bot.models import Connection, Credentials, Entity, FlowState, SyncRun
-from bot.sandbox.dynamics import DynamicsEmulator
-from bot.sandbox.marketo import MarketoEmulator
-from bot.sandbox.slack import SlackEmulator
 from bot.services import Services
 from bot.sync.convert import convert_record
 from bot.sync.mapping import build_plan, default_selection
 from bot.sync.planning import count_records
+from sandbox.dynamics import DynamicsEmulator
+from sandbox.marketo import MarketoEmulator
+from sandbox.slack import SlackEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
 USERNAME, PASSWORD = "sync@contoso.com", "Passw0rd!"

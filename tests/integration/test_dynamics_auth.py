@@ -11,8 +11,8 @@ from bot.dynamics import errors
 from bot.dynamics.auth import EntraTokenProvider, Flow, sign_in
 from bot.dynamics.client import DataverseClient
 from bot.models import Credentials
-from bot.sandbox.dynamics import DynamicsEmulator, EmulatedApp, EmulatedUser
-from bot.sandbox.server import free_port
+from sandbox.dynamics import DynamicsEmulator, EmulatedApp, EmulatedUser
+from sandbox.server import free_port
 
 APP_ID = "0a1b2c3d-1234-5678-9abc-def012345678"
 STRICT_APP_ID = "11111111-2222-3333-4444-555555555555"

@@ -13,8 +13,8 @@ from bot.dynamics.client import DataverseClient
 from bot.dynamics.duplicates import find_duplicate_emails
 from bot.dynamics.metadata import MetadataCache
 from bot.models import Credentials, Entity
-from bot.sandbox.dynamics import DynamicsEmulator
 from bot.store import Store
+from sandbox.dynamics import DynamicsEmulator
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from bot.dynamics import errors
 from bot.dynamics.auth import sign_in
 from bot.dynamics.client import DataverseClient
 from bot.models import Credentials, Entity
-from bot.sandbox.dynamics import DynamicsEmulator
+from sandbox.dynamics import DynamicsEmulator
 
 SELECT = ["emailaddress1", "firstname", "revenue", "_ownerid_value", "leadsourcecode"]
 

@@ -16,8 +16,8 @@ from starlette.routing import Route
 from bot.config import Settings
 from bot.dynamics.preflight import CHECK_NAMES, run_preflight
 from bot.models import Credentials
-from bot.sandbox.dynamics import DynamicsEmulator, EmulatedApp, EmulatedUser
-from bot.sandbox.server import ServerThread, free_port
+from sandbox.dynamics import DynamicsEmulator, EmulatedApp, EmulatedUser
+from sandbox.server import ServerThread, free_port
 
 APP_ID = "0a1b2c3d-1234-5678-9abc-def012345678"
 

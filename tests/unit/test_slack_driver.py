@@ -20,8 +20,8 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.slack import PostedMessage
+from sandbox.driver import SlackDriver
+from sandbox.slack import PostedMessage
 
 SECRET = "unit-test-signing-secret"
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.models import Entity
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.polling import wait_for
-from bot.sandbox.slack import PostedMessage, SlackEmulator
-from bot.sandbox.stack import ADMIN, APPROVAL_CHANNEL, LEADS, NOTIFY_CHANNEL, SYNC_PASSWORD, SYNC_USER
-from bot.sandbox.transcript import render_message, render_view
 from bot.views import ids
+from sandbox.driver import SlackDriver
+from sandbox.polling import wait_for
+from sandbox.slack import PostedMessage, SlackEmulator
+from sandbox.stack import ADMIN, APPROVAL_CHANNEL, LEADS, NOTIFY_CHANNEL, SYNC_PASSWORD, SYNC_USER
+from sandbox.transcript import render_message, render_view
 
 Show = Callable[[str, str], None]
 STEP_TIMEOUT = 60.0  # each step normally takes well under a second; this is for a loaded machine

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from bot.sandbox.server import free_port
+from sandbox.server import free_port
 
 
 class Inbox:

@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from bot.models import EntityPlan, FieldPlan
-from bot.sandbox.dynamics import DynamicsEmulator
-from bot.sandbox.marketo import MarketoEmulator
 from bot.sync.convert import ConversionError, convert_record
 from bot.sync.mapping import PERSON_ENTITIES
+from sandbox.dynamics import DynamicsEmulator
+from sandbox.marketo import MarketoEmulator
 
 MAX_EXAMPLES = 5
 

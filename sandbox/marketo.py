@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.sandbox.server import Emulator, ServerThread
+from sandbox.server import Emulator, ServerThread
 
 MAX_BODY_BYTES = 1_000_000
 MAX_URI_BYTES = 8 * 1024

@@ -12,17 +12,21 @@ from __future__ import annotations
 import sys
 import time
 
+import fakeredis
+
 from bot.config import Settings
-from bot.redis_conn import EMBEDDED_URL
-from bot.sandbox.driver import SlackDriver
-from bot.sandbox.polling import wait_for
-from bot.sandbox.server import ServerThread
-from bot.sandbox.smtp import smtp_server
-from bot.sandbox.stack import SIGNING_SECRET, build_stack
-from bot.sandbox.story import Story
 from bot.services import Services
+from sandbox.driver import SlackDriver
+from sandbox.polling import wait_for
+from sandbox.server import ServerThread
+from sandbox.smtp import smtp_server
+from sandbox.stack import SIGNING_SECRET, build_stack
+from sandbox.story import Story
 
 RULE = "═" * 96
+# The store is an in-process fakeredis server whose client is handed to `Services`; this URL only
+# satisfies the settings that name REDIS_URL as required, nothing connects to it.
+EMBEDDED_REDIS_URL = "fakeredis://"
 
 
 def _show(title: str, text: str) -> None:
@@ -32,9 +36,9 @@ def _show(title: str, text: str) -> None:
 def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int:
     from bot.app import build_app
     from bot.runtime import Runtime
-    from bot.sandbox.verify import verify_sync
     from bot.web import create_web_app
     from bot.worker import run_worker
+    from sandbox.verify import verify_sync
 
     print(RULE)
     print("connect-dynamics demo — Dynamics 365 → Marketo, from Slack, against the built-in emulators")
@@ -42,9 +46,10 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
     print(RULE, flush=True)
     started = time.monotonic()
     with build_stack(leads=leads, contacts=contacts, accounts=accounts) as stack, smtp_server() as (smtp_url, inbox):
-        env = stack.env(REDIS_URL=EMBEDDED_URL, PROGRESS_UPDATE_SECONDS=1, SMTP_URL=smtp_url)
+        env = stack.env(REDIS_URL=EMBEDDED_REDIS_URL, PROGRESS_UPDATE_SECONDS=1, SMTP_URL=smtp_url)
         settings = Settings(**env)
-        runtime = Runtime(Services(settings))
+        store = fakeredis.FakeServer()
+        runtime = Runtime(Services(settings, redis_client=fakeredis.FakeRedis(server=store)))
         web = ServerThread(create_web_app(build_app(runtime), runtime)).start()
         try:
             with SlackDriver(web.url, SIGNING_SECRET, emulator=stack.slack) as driver:
@@ -53,7 +58,8 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
                 queue = runtime.services.queue()
                 wait_for(lambda: queue.count > 0, "the sync jobs to be enqueued")
                 _show("a worker picks up the sync", f"  {queue.count} jobs queued (one per entity); running them now…")
-                run_worker(settings, burst=True, services=Services(settings))
+                run_worker(settings, burst=True,
+                           services=Services(settings, redis_client=fakeredis.FakeRedis(server=store)))
                 story.completion(timeout=120)
         finally:
             web.stop()

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.sandbox.slack import PostedMessage, SlackEmulator
+from sandbox.slack import PostedMessage, SlackEmulator
 
 FORM = "application/x-www-form-urlencoded"
 

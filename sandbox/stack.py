@@ -8,9 +8,9 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
-from bot.sandbox.dynamics import DynamicsEmulator, EmulatedUser
-from bot.sandbox.marketo import MarketoEmulator
-from bot.sandbox.slack import SlackEmulator
+from sandbox.dynamics import DynamicsEmulator, EmulatedUser
+from sandbox.marketo import MarketoEmulator
+from sandbox.slack import SlackEmulator
 
 SYNC_USER = "sync@contoso.com"
 SYNC_PASSWORD = "Passw0rd!"
@@ -47,7 +47,7 @@ class Stack:
         self.stop()
 
     def env(self, **overrides: Any) -> dict[str, str]:
-        """The bot's settings (environment names of DESIGN.md) pointing at these emulators."""
+        """The bot's settings (their environment names) pointing at these emulators."""
         settings = {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
