@@ -1,11 +1,10 @@
-"""Emulator of Entra ID (token endpoint, OpenID configuration, user realm) and the Dataverse Web API.
+"""Emulator of the Dataverse Web API, with its Entra ID tenant (`sandbox.entra`) on the same server.
 
-One HTTPS server (a trustme CA made at start; `ca_path` is its PEM for `CA_BUNDLE`) serves both,
-following the documented behaviour of both: the AADSTS error bodies,
-opaque expiring tokens, WhoAmI, systemusers, roles, solutions, entity and attribute metadata
-(with the cast segments), record reads with `$select` / `$filter` / `$count`, `odata.maxpagesize`
-paging with an opaque `$skiptoken`, formatted-value annotations, change tracking with delta
-links and `$deletedEntity` rows, service-protection 429s and fault injection.
+One HTTPS server (a trustme CA made at start; `ca_path` is its PEM for `CA_BUNDLE`) serves both.
+Dataverse as documented: WhoAmI, systemusers, roles, solutions, entity and attribute metadata
+(with the cast segments), record reads with `$select` / `$filter` (`sandbox.odata`) / `$count`,
+`odata.maxpagesize` paging with an opaque `$skiptoken`, formatted-value annotations, change
+tracking with delta links and `$deletedEntity` rows, service-protection 429s and fault injection.
 
 Records are never held in memory: record i of an entity is computed from (seed, entity, i).
 Only the small change log (updates, deletes, creates) is kept.
@@ -21,7 +20,6 @@ import itertools
 import json
 import math
 import re
-import secrets
 import shutil
 import tempfile
 import threading
@@ -33,17 +31,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import quote, urlencode
 
 import pydantic_core
 import trustme
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.dynamics.auth import PUBLIC_CLIENT_ID
+from sandbox.entra import EntraTenant
 from sandbox.odata import FilterParser, ODataError, Predicate, unknown_property
 from sandbox.server import Emulator, ServerThread
 
@@ -267,13 +266,6 @@ Generator = Callable[[int, bytes], tuple[Any, str | None]]
 
 
 @dataclass
-class _Token:
-    kind: str  # "user" | "app"
-    principal: str  # username (lower) or client id
-    expires_at: float
-
-
-@dataclass
 class _EntityState:
     count: int
     overrides: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -300,15 +292,16 @@ class DynamicsEmulator(Emulator):
         self.tenant_id = _guid("tenant", self.config.tenant_domains[0])
         self.organization_id = _guid("org", self.config.seed)
         self.business_unit_id = _guid("bu", self.config.seed)
-        self._apps = {PUBLIC_CLIENT_ID: EmulatedApp(client_id=PUBLIC_CLIENT_ID, allow_public_client=True)}
-        self._apps.update({a.client_id.lower(): a for a in self.config.apps})
+        apps = {PUBLIC_CLIENT_ID: EmulatedApp(client_id=PUBLIC_CLIENT_ID, allow_public_client=True)}
+        apps.update({a.client_id.lower(): a for a in self.config.apps})
+        self.entra = EntraTenant(self.tenant_id, self.config.tenant_domains, self.config.users, apps,
+                                 self.config.token_lifetime)
         self._attributes = {e: self._build_attributes(e) for e in ENTITY_SETS}
         self._readable = {e: {a.read_name: a for a in attrs if a.selectable} for e, attrs in self._attributes.items()}
         self._generators = {e: {n: self._generator(e, a) for n, a in r.items()} for e, r in self._readable.items()}
         self._field_cache: dict[tuple[str, tuple[str, ...]], list[tuple[str, str, Generator, str]]] = {}
         self._totals: dict[tuple[str, str, int], int] = {}
         self._lock = threading.Lock()
-        self._tokens: dict[str, _Token] = {}
         self._entities = {e: _EntityState(self.config.records.get(e, 0)) for e in ENTITY_SETS}
         self._version = 1000
         self._change_log: list[tuple[int, str, int]] = []
@@ -317,17 +310,13 @@ class DynamicsEmulator(Emulator):
         self._windows: dict[str, deque[float]] = {}
         self._in_flight = 0
         self.requests = 0
-        self.token_requests = 0
-        self.tokens_issued = 0
         self.throttled = 0
         self.max_concurrent_seen = 0
         self._dir: Path | None = None
         self._server: ServerThread | None = None
         self.ca_path = ""
         self.app = Starlette(routes=[
-            Route("/{tenant}/v2.0/.well-known/openid-configuration", self._openid_configuration),
-            Route("/common/userrealm/{username}", self._user_realm),
-            Route("/{tenant}/oauth2/v2.0/token", self._token, methods=["POST"]),
+            *self.entra.routes,
             Route(API + "/{path:path}", self._dataverse),
         ])
 
@@ -375,9 +364,15 @@ class DynamicsEmulator(Emulator):
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (Dataverse then answers 401)."""
-        with self._lock:
-            for token in self._tokens.values():
-                token.expires_at = 0.0
+        self.entra.expire_tokens()
+
+    @property
+    def token_requests(self) -> int:
+        return self.entra.token_requests
+
+    @property
+    def tokens_issued(self) -> int:
+        return self.entra.tokens_issued
 
     def expire_change_tokens(self) -> None:
         """Every delta link issued so far stops working (as after ExpireChangeTrackingInDays)."""
@@ -575,145 +570,6 @@ class DynamicsEmulator(Emulator):
     def _error(cls, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
         return cls._odata({"error": {"code": code, "message": message}}, status, headers)
 
-    def _base(self, request: Request) -> str:
-        return f"https://{request.headers.get('host', self.authority_host)}"
-
-    # -- Entra ID -----------------------------------------------------------------------------------
-    def _known_tenant(self, tenant: str) -> bool:
-        return tenant.lower() in {d.lower() for d in self.config.tenant_domains} | {self.tenant_id, "organizations"}
-
-    def _entra_error(self, error: str, code: int, text: str, status: int = 400, **extra: Any) -> Response:
-        trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
-        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-        body = {
-            "error": error,
-            "error_description": f"AADSTS{code}: {text}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}"
-            f"\r\nTimestamp: {stamp}",
-            "error_codes": [code],
-            "timestamp": stamp,
-            "trace_id": trace,
-            "correlation_id": correlation,
-            "error_uri": f"https://{self.authority_host}/error?code={code}",
-            **extra,
-        }
-        return JSONResponse(body, status_code=status)
-
-    async def _openid_configuration(self, request: Request) -> Response:
-        tenant = request.path_params["tenant"]
-        if not self._known_tenant(tenant):
-            return self._entra_error(
-                "invalid_tenant", 90002, f"Tenant '{tenant}' not found. Check to make sure you have the correct "
-                "tenant ID and are signing into the correct cloud.")
-        root = f"{self._base(request)}/{self.tenant_id}"
-        return JSONResponse({
-            "issuer": f"{root}/v2.0",
-            "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
-            "token_endpoint": f"{root}/oauth2/v2.0/token",
-            "device_authorization_endpoint": f"{root}/oauth2/v2.0/devicecode",
-        })
-
-    async def _user_realm(self, request: Request) -> Response:
-        domain = request.path_params["username"].rsplit("@", 1)[-1]
-        return JSONResponse({
-            "ver": "1.0", "account_type": "Managed", "domain_name": domain,
-            "cloud_instance_name": "microsoftonline.com", "cloud_audience_urn": "urn:federation:MicrosoftOnline",
-        })
-
-    def _issue(self, kind: str, principal: str, scope: str) -> Response:
-        access_token = secrets.token_urlsafe(32)
-        lifetime = self.config.token_lifetime
-        with self._lock:
-            self._tokens[access_token] = _Token(kind, principal, time.monotonic() + lifetime)
-            self.tokens_issued += 1
-        return JSONResponse({
-            "token_type": "Bearer", "scope": scope, "expires_in": lifetime, "ext_expires_in": lifetime,
-            "access_token": access_token,
-        })
-
-    def _check_client(self, form: dict[str, str], grant: str) -> tuple[EmulatedApp | None, Response | None]:
-        client_id = form.get("client_id", "").lower()
-        app = self._apps.get(client_id)
-        if app is None:
-            return None, self._entra_error(
-                "unauthorized_client", 700016, f"Application with identifier '{client_id}' was not found in the "
-                "directory. This can happen if the application has not been installed by the administrator of the "
-                "tenant or consented to by any user in the tenant.")
-        secret = form.get("client_secret")
-        if secret is not None:
-            if app.secret is None or not secrets.compare_digest(secret, app.secret):
-                return None, self._entra_error(
-                    "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in "
-                    "the request is the client secret value, not the client secret ID.", 401)
-            if app.secret_expired:
-                return None, self._entra_error(
-                    "invalid_client", 7000222, "The provided client secret keys are expired.", 401)
-        elif grant == "client_credentials" or not app.allow_public_client:
-            return None, self._entra_error(
-                "invalid_client", 7000218, "The request body must contain the following parameter: "
-                "'client_assertion' or 'client_secret'.", 401)
-        return app, None
-
-    def _check_user(self, form: dict[str, str], app: EmulatedApp) -> Response | None:
-        username = form.get("username", "").lower()
-        user = next((u for u in self.config.users if u.username.lower() == username), None)
-        checks: list[tuple[bool, str, int, str, dict[str, Any]]] = []
-        if user is None:
-            checks.append((True, "invalid_grant", 50034, "The user account {EUII Hidden} does not exist in the "
-                           f"{self.tenant_id} directory. To sign into this application, the account must be added "
-                           "to the directory.", {}))
-        else:
-            checks += [
-                (user.locked, "invalid_grant", 50053, "Your account is locked because you've tried to sign in too "
-                 "many times with an incorrect user ID or password.", {}),
-                (not secrets.compare_digest(form.get("password", ""), user.password), "invalid_grant", 50126,
-                 "Error validating credentials due to invalid username or password.", {}),
-                (user.disabled, "invalid_grant", 50057, "The user account is disabled.", {}),
-                (user.password_expired, "invalid_grant", 50055, "The password is expired.", {}),
-                (user.mfa, "invalid_grant", 50076, "Due to a configuration change made by your administrator, or "
-                 "because you moved to a new location, you must use multi-factor authentication to access "
-                 f"'{_guid('resource')}'.", {"suberror": "basic_action",
-                                             "claims": '{"access_token":{"capolids":{"essential":true,'
-                                                       '"values":["' + _guid("policy") + '"]}}}'}),
-                (user.mfa_registration, "invalid_grant", 50079, "Due to a configuration change made by your "
-                 "administrator, or because you moved to a new location, you must enroll in multi-factor "
-                 "authentication.", {}),
-                (user.blocked_by_ca, "invalid_grant", 53003, "Access has been blocked by Conditional Access "
-                 "policies. The access policy does not allow token issuance.", {}),
-                (not app.consented, "invalid_grant", 65001, "The user or administrator has not consented to use "
-                 f"the application with ID '{app.client_id}'. Send an interactive authorization request for this "
-                 "user and resource.", {}),
-            ]
-        for failed, error, code, text, extra in checks:
-            if failed:
-                return self._entra_error(error, code, text, **extra)
-        return None
-
-    async def _token(self, request: Request) -> Response:
-        self.token_requests += 1
-        form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True))
-        basic = request.headers.get("authorization", "")
-        if basic.lower().startswith("basic "):  # client_secret_basic is allowed too
-            client_id, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
-            form.setdefault("client_id", unquote(client_id))
-            form.setdefault("client_secret", unquote(secret))
-        if not self._known_tenant(request.path_params["tenant"]):
-            return self._entra_error("invalid_request", 90002, f"Tenant '{request.path_params['tenant']}' not found.")
-        grant = form.get("grant_type", "")
-        if grant not in {"password", "client_credentials"}:
-            return self._entra_error("unsupported_grant_type", 70003, f"The app requested an unsupported grant type '{grant}'.")
-        app, failure = self._check_client(form, grant)
-        if failure:
-            return failure
-        assert app is not None
-        resources = [s for s in form.get("scope", "").split() if s not in {"openid", "profile", "offline_access"}]
-        if len(resources) != 1 or not resources[0].endswith(("/user_impersonation", "/.default")):
-            return self._entra_error("invalid_scope", 70011, f"The provided value for the input parameter 'scope' "
-                                     f"is not valid: {form.get('scope', '')}.")
-        if grant == "client_credentials":
-            return self._issue("app", app.client_id.lower(), resources[0])
-        failure = self._check_user(form, app)
-        return failure or self._issue("user", form["username"].lower(), resources[0])
-
     # -- Dataverse: gatekeeping -------------------------------------------------------------------
     def _systemusers(self) -> list[dict[str, Any]]:
         users = [
@@ -729,7 +585,7 @@ class DynamicsEmulator(Emulator):
              "domainname": a.app_user_email, "internalemailaddress": a.app_user_email, "isdisabled": False,
              "accessmode": 4, "applicationid": a.client_id, "azureactivedirectoryobjectid": _guid("sp", a.client_id),
              "_roles": a.roles, "_principal": ("app", a.client_id.lower())}
-            for a in self._apps.values() if a.app_user_email
+            for a in self.entra.apps.values() if a.app_user_email
         ]
         users += [
             {"systemuserid": _guid(self.config.seed, "owner", i), "fullname": name,
@@ -743,12 +599,12 @@ class DynamicsEmulator(Emulator):
 
     def _authenticate(self, request: Request) -> tuple[dict[str, Any] | None, Response | None]:
         header = request.headers.get("authorization", "")
-        token = self._tokens.get(header[7:]) if header.lower().startswith("bearer ") else None
-        if token is None or token.expires_at <= time.monotonic():
+        principal = self.entra.principal(header[7:]) if header.lower().startswith("bearer ") else None
+        if principal is None:
             challenge = (f"Bearer authorization_uri=https://{self.authority_host}/{self.tenant_id}/oauth2/authorize, "
                          f"resource_id={self.url}/")
             return None, Response(status_code=401, headers={"WWW-Authenticate": challenge})
-        user = next((u for u in self._systemusers() if u["_principal"] == (token.kind, token.principal)), None)
+        user = next((u for u in self._systemusers() if u["_principal"] == principal), None)
         if user is None:
             return None, self._error(403, "0x80072560", "The user is not a member of the organization.")
         return user, None
