@@ -34,13 +34,14 @@ def read_ours(url: str, authority_host: str, ca_path: str, entity: str, select: 
     from bot.config import Settings
     from bot.dynamics.auth import sign_in
     from bot.dynamics.client import DataverseClient
+    from bot.dynamics.egress import HostAllowlist
     from bot.models import Credentials
 
     settings = Settings(ENTRA_AUTHORITY_HOST=authority_host, CA_BUNDLE=ca_path)
     credentials = Credentials(username="app@contoso.com", url=url, client_id=APP_ID, client_secret=SECRET)
     provider = sign_in(credentials, settings)
     count = 0
-    with DataverseClient(url, provider, ca_bundle=ca_path) as client:
+    with DataverseClient(url, provider, ca_bundle=ca_path, host_allowlist=HostAllowlist(["localhost"])) as client:
         for page in client.iter_pages(entity, select, track_changes=False):
             count += len(page.records)
     return count

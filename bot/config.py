@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     DYNAMICS_SOLUTION_NAME: str = "Marketo Lead Management"
     DYNAMICS_SYNC_ROLE: str = "Marketo Sync User"
     CA_BUNDLE: str | None = None
+    # hosts (or host:port) the bot may reach for Dynamics although they resolve to a non-public address
+    DYNAMICS_HOST_ALLOWLIST: Annotated[list[str], NoDecode] = Field(default_factory=list)
     MARKETO_BASE_URL: str | None = None
     MARKETO_CLIENT_ID: str | None = None
     MARKETO_CLIENT_SECRET: SecretStr | None = None
@@ -82,7 +84,7 @@ class Settings(BaseSettings):
     SYNC_SWEEP_SECONDS: float = Field(default=10, gt=0)  # how often workers look for dead sync jobs
     SYNC_WRITERS: int | None = Field(default=None, ge=1, le=10)  # writer threads per entity job (default: MARKETO_MAX_CONCURRENCY)
 
-    @field_validator("ADMIN_USER_IDS", "TEAM_LEAD_USER_IDS", mode="before")
+    @field_validator("ADMIN_USER_IDS", "TEAM_LEAD_USER_IDS", "DYNAMICS_HOST_ALLOWLIST", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> list[str]:
         return _id_list(value)

@@ -18,6 +18,7 @@ from bot.config import Settings
 from bot.crypto import SecretBox
 from bot.dynamics.auth import sign_in
 from bot.dynamics.client import DataverseClient
+from bot.dynamics.egress import HostAllowlist
 from bot.errors import FlowError
 from bot.marketo.client import MarketoClient
 from bot.marketo.limiter import SharedLimiter
@@ -90,7 +91,8 @@ class Services:
         credentials = self.store.load_credentials(team_id, connection_id)
         if credentials is None:
             raise FlowError("The Dynamics credentials for this connection are gone. Run /connect-dynamics again.")
-        return DataverseClient(credentials.url, sign_in(credentials, self.settings), ca_bundle=self.settings.CA_BUNDLE)
+        return DataverseClient(credentials.url, sign_in(credentials, self.settings), ca_bundle=self.settings.CA_BUNDLE,
+                               host_allowlist=HostAllowlist(self.settings.DYNAMICS_HOST_ALLOWLIST))
 
     # -- jobs ----------------------------------------------------------------------------------------
     def queue(self, name: str = SYNC_QUEUE) -> Queue:

@@ -6,8 +6,9 @@ from pydantic import SecretStr
 from slack_sdk import WebClient
 
 from bot import flow
+from bot.dynamics.egress import HostAllowlist, checked_dynamics_url
 from bot.dynamics.preflight import run_preflight
-from bot.dynamics.validate import validate_client_pair, validate_dynamics_url, validate_username
+from bot.dynamics.validate import validate_client_pair, validate_username
 from bot.models import Credentials
 from bot.runtime import Runtime
 from bot.views import ids
@@ -33,13 +34,13 @@ def _typed(ctx: Ctx) -> dict[str, str]:
     return {key: view.value(block, action) or "" for key, (block, action) in INPUTS.items()}
 
 
-def format_errors(typed: dict[str, str]) -> tuple[dict[str, str], str]:
+def format_errors(typed: dict[str, str], allowlist: HostAllowlist) -> tuple[dict[str, str], str]:
     """Inline errors by block id, and the normalised URL."""
     errors: dict[str, str] = {}
     username_error = validate_username(typed["username"])
     if username_error:
         errors[ids.USERNAME_BLOCK] = username_error
-    url, url_error = validate_dynamics_url(typed["url"])
+    url, url_error = checked_dynamics_url(typed["url"], allowlist)
     if url_error:
         errors[ids.URL_BLOCK] = url_error
     for key, text in validate_client_pair(typed["client_id"], typed["client_secret"]).items():
@@ -49,7 +50,7 @@ def format_errors(typed: dict[str, str]) -> tuple[dict[str, str], str]:
 
 def on_submit(ctx: Ctx) -> None:
     typed = _typed(ctx)
-    errors, url = format_errors(typed)
+    errors, url = format_errors(typed, HostAllowlist(ctx.runtime.settings.DYNAMICS_HOST_ALLOWLIST))
     if errors:
         ctx.ack(response_action="errors", errors=errors)
         return

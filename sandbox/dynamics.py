@@ -307,6 +307,7 @@ class DynamicsEmulator(Emulator):
         self._change_log: list[tuple[int, str, int]] = []
         self._min_delta_version = 0
         self._failures: deque[int] = deque()
+        self._next_link: str | None = None
         self._windows: dict[str, deque[float]] = {}
         self._in_flight = 0
         self.requests = 0
@@ -361,6 +362,12 @@ class DynamicsEmulator(Emulator):
         """The next `n` Dataverse requests answer `status` (429 and 503 carry Retry-After: 1)."""
         with self._lock:
             self._failures.extend([status] * n)
+
+    def send_next_link(self, link: str | None) -> None:
+        """Every page that has more answers `link` as its @odata.nextLink (None: the real one again),
+        as a faulty or hostile server would."""
+        with self._lock:
+            self._next_link = link
 
     def expire_tokens(self) -> None:
         """Every access token issued so far expires now (Dataverse then answers 401)."""
@@ -819,7 +826,7 @@ class DynamicsEmulator(Emulator):
         more = any(True for _ in itertools.islice(self._live_indexes(entity, position), 1))
         if more:
             token = _write_cookie({"pos": position, "page": page_number + 1, "v": version}, tracking)
-            body["@odata.nextLink"] = self._link(entity, params, **{"$skiptoken": token})
+            body["@odata.nextLink"] = self._next_link or self._link(entity, params, **{"$skiptoken": token})
         elif tracking:
             body["@odata.deltaLink"] = self._link(entity, params, **{"$deltatoken": _delta_token(version)})
         return self._odata(body, headers=_applied(prefer, tracking))
@@ -868,8 +875,8 @@ class DynamicsEmulator(Emulator):
                                 "value": rows}
         if offset + page_size < len(changed):
             token = _write_cookie({"pos": offset + page_size, "page": 0, "v": upto}, True)
-            body["@odata.nextLink"] = self._link(entity, params, **{"$deltatoken": params["$deltatoken"],
-                                                                    "$skiptoken": token})
+            body["@odata.nextLink"] = self._next_link or self._link(
+                entity, params, **{"$deltatoken": params["$deltatoken"], "$skiptoken": token})
         else:
             body["@odata.deltaLink"] = self._link(entity, params, **{"$deltatoken": _delta_token(upto)})
         return self._odata(body, headers=_applied(prefer, True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -60,6 +61,7 @@ class Stack:
             "NOTIFY_CHANNEL": NOTIFY_CHANNEL,
             "ENTRA_AUTHORITY_HOST": self.dynamics.authority_host,
             "CA_BUNDLE": self.dynamics.ca_path,
+            "DYNAMICS_HOST_ALLOWLIST": urlsplit(self.dynamics.url).netloc,
             "MARKETO_BASE_URL": self.marketo.url,
             "MARKETO_CLIENT_ID": self.marketo.client_id,
             "MARKETO_CLIENT_SECRET": "emulator-secret",

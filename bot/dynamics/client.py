@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot.dynamics.egress import GuardedTransport, HostAllowlist, url_origin
 from bot.dynamics.errors import (
     ChangeTokenExpired,
     DataverseAccessDenied,
@@ -29,6 +30,8 @@ from bot.dynamics.errors import (
     DataverseUnauthorized,
     DynamicsUnreachable,
     NotDataverse,
+    OffOriginLink,
+    RepeatedLink,
 )
 from bot.models import AttributeMeta, Entity, EntityMetadata
 from bot.tls import ssl_context
@@ -201,6 +204,7 @@ class DataverseClient:
         token_provider: TokenProvider,
         *,
         ca_bundle: str | None = None,
+        host_allowlist: HostAllowlist | None = None,
         timeout: float = 30.0,
         max_retries: int = 6,
         page_size: int = 5000,
@@ -210,6 +214,7 @@ class DataverseClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api = api_root(self.base_url)
+        self._origin = url_origin(self.base_url)
         self._tokens = token_provider
         self.max_retries = max_retries
         self.page_size = min(max(1, page_size), 5000)
@@ -219,9 +224,9 @@ class DataverseClient:
         self.calls = 0
         self.throttled = 0
         self._http = httpx.Client(
-            verify=ssl_context(ca_bundle),
             timeout=timeout,
-            transport=transport,
+            transport=transport or GuardedTransport(host_allowlist or HostAllowlist(), ssl_context(ca_bundle)),
+            trust_env=False,
             headers={
                 "Accept": "application/json",
                 "OData-MaxVersion": "4.0",
@@ -387,13 +392,27 @@ class DataverseClient:
         params.pop("$count")
         return int(self.get(self.url(f"{entity.entity_set}/$count", params)).text.strip().lstrip("\ufeff"))
 
+    def _same_origin(self, link: str) -> str:
+        """`link` when it points at the organization itself (scheme, host and port), so the token
+        never travels anywhere else; else `OffOriginLink`."""
+        scheme, host, port = url_origin(link)
+        if (scheme, host, port) != self._origin:
+            org_scheme, org_host, org_port = self._origin
+            raise OffOriginLink(f"{scheme}://{host}:{port}", f"{org_scheme}://{org_host}:{org_port}")
+        return link
+
     def _pages(self, url: str, link: str | None, prefer: list[str]) -> Iterator[tuple[_Collection, str | None]]:
-        while url:
+        """Follows `@odata.nextLink` on the organization's origin only, and never the same link twice."""
+        followed = {self._same_origin(url)}
+        while True:
             body = _Collection.model_validate_json(self.get(url, prefer).content)
             yield body, link
             if not body.next_link:
                 return
-            url = link = body.next_link
+            url = link = self._same_origin(body.next_link)
+            if url in followed:
+                raise RepeatedLink()
+            followed.add(url)
 
     def iter_pages(
         self,
@@ -438,11 +457,14 @@ class DataverseClient:
                              delta_link=body.delta_link, link=link)
 
 
-def probe_dataverse(url: str, *, ca_bundle: str | None = None, timeout: float = 10.0) -> None:
+def probe_dataverse(
+    url: str, *, ca_bundle: str | None = None, host_allowlist: HostAllowlist | None = None, timeout: float = 10.0
+) -> None:
     """Is `url` reachable and shaped like Dataverse? An unauthenticated WhoAmI must answer 401 with a
-    Bearer challenge. Raises `DynamicsUnreachable` or `NotDataverse`; needs no sign-in."""
+    Bearer challenge. Raises `DynamicsUnreachable`, `NotDataverse` or `HostRefused`; needs no sign-in."""
+    transport = GuardedTransport(host_allowlist or HostAllowlist(), ssl_context(ca_bundle))
     try:
-        with httpx.Client(verify=ssl_context(ca_bundle), timeout=timeout) as http:
+        with httpx.Client(timeout=timeout, transport=transport, trust_env=False) as http:
             response = http.get(api_root(url) + "WhoAmI", headers={"Accept": "application/json"})
     except httpx.HTTPError as exc:
         raise DynamicsUnreachable(url, f"{type(exc).__name__}: {exc}") from None

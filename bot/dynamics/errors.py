@@ -226,3 +226,48 @@ class DataverseThrottled(DataverseError):
 class ChangeTokenExpired(DataverseError):
     problem = "The saved Dynamics change-tracking token is no longer valid."
     fix = "A full re-sync of this table is needed to catch up."
+
+
+# -- where the bot may connect ----------------------------------------------------------------------
+
+
+class HostRefused(DynamicsError):
+    """The Dynamics URL leads to an address inside a private network: nothing is sent there."""
+
+    fix = ("The bot does not connect to private, loopback or link-local addresses unless "
+           "DYNAMICS_HOST_ALLOWLIST lists the host.")
+
+    def __init__(self, host: str, address: str, kind: str) -> None:
+        self.host = host
+        self.address = address
+        self.kind = kind
+        super().__init__(f"{host} resolves to a {kind} address ({address}).", detail=f"refused {host}: {kind} {address}")
+
+
+class HostLookupFailed(DynamicsError):
+    """The Dynamics URL's host name could not be resolved (or not quickly enough)."""
+
+    fix = "Check the spelling of the Dynamics URL (copy it from the browser's address bar)."
+
+    def __init__(self, host: str, reason: str) -> None:
+        self.host = host
+        super().__init__(f"The host {host} could not be found ({reason}).", detail=f"lookup of {host} failed: {reason}")
+
+
+class UnsafeLink(DynamicsError):
+    """Dynamics answered with a paging link the client will not follow (another server, or a loop)."""
+
+    fix = ("The sync is paused and nothing was sent to that link. Check that the Dynamics URL is the "
+           "organization's own address, then resume the sync.")
+
+
+class OffOriginLink(UnsafeLink):
+    def __init__(self, link_origin: str, org_origin: str) -> None:
+        super().__init__(f"Dynamics sent a next-page link to {link_origin}, which is not the organization's "
+                         f"address ({org_origin}).", detail=f"off-origin link to {link_origin}")
+
+
+class RepeatedLink(UnsafeLink):
+    def __init__(self) -> None:
+        super().__init__("Dynamics sent a next-page link it had already sent in this read; following it "
+                         "would read the same pages for ever.", detail="repeated next-page link")

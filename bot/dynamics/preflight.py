@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from bot.config import Settings
 from bot.dynamics.auth import EntraTokenProvider, Flow, sign_in
 from bot.dynamics.client import DataverseClient, SystemUser, probe_dataverse
+from bot.dynamics.egress import HostAllowlist, check_host
 from bot.dynamics.errors import DynamicsError
 from bot.dynamics.validate import validate_dynamics_url
 from bot.models import CheckResult, Credentials
@@ -118,8 +119,10 @@ def run_preflight(credentials: Credentials, settings: Settings, *, timeout: floa
                               fix="Copy the URL of your Dynamics organization, e.g. https://yourorg.crm.dynamics.com.")]
         return Preflight(checks + _not_checked(CHECK_NAMES[1:], "the Dynamics URL is not valid"), ok=False)
     credentials = credentials.model_copy(update={"url": url})
+    allowlist = HostAllowlist(settings.DYNAMICS_HOST_ALLOWLIST)
     try:
-        probe_dataverse(url, ca_bundle=settings.CA_BUNDLE, timeout=min(timeout, 15.0))
+        check_host(url, allowlist)
+        probe_dataverse(url, ca_bundle=settings.CA_BUNDLE, host_allowlist=allowlist, timeout=min(timeout, 15.0))
     except DynamicsError as exc:
         return Preflight([_failed(URL_REACHABLE, exc), *_not_checked(CHECK_NAMES[1:], "the Dynamics URL did not answer")],
                          ok=False)
@@ -132,7 +135,8 @@ def run_preflight(credentials: Credentials, settings: Settings, *, timeout: floa
     flow = {Flow.public_ropc: "username and password", Flow.confidential_ropc: "username, password and client secret",
             Flow.client_credentials: "client credentials (application user)"}[provider.flow]
     checks.append(_passed(CREDENTIALS_VALID, f"Signed in to Entra ID with {flow}."))
-    with DataverseClient(url, provider, ca_bundle=settings.CA_BUNDLE, timeout=timeout, max_retries=2) as client:
+    with DataverseClient(url, provider, ca_bundle=settings.CA_BUNDLE, host_allowlist=allowlist, timeout=timeout,
+                         max_retries=2) as client:
         user_checks, user = _user_checks(client, credentials, provider, settings)
     checks += user_checks
     return Preflight(

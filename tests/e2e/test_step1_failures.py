@@ -18,6 +18,7 @@ from sandbox.driver import SlackDriver
 from sandbox.dynamics import EmulatedApp, EmulatedUser
 from sandbox.polling import wait_for
 from sandbox.stack import ADMIN, SYNC_PASSWORD, SYNC_USER, Stack
+from tests.support.listener import listener
 from tests.support.processes import WebProcess
 
 WRONG_PASSWORD = "Wr0ng-pa55-e2e-7c1f"
@@ -151,6 +152,24 @@ def test_format_errors_are_inline_and_sign_nothing_in(driver: SlackDriver, stack
     assert stack.slack.view(view_id)["callback_id"] == ids.CREDENTIALS_CALLBACK, "errors keep the form open"
     assert not stack.slack.calls("views.update")
     assert (stack.dynamics.token_requests, stack.dynamics.tokens_issued, stack.dynamics.requests) == (0, 0, 0)
+
+
+def test_a_url_into_the_servers_own_network_is_refused_inline_and_sent_nothing(driver: SlackDriver, stack: Stack) -> None:
+    """The stack allowlists the emulator's host:port only: the same server under another name, and the
+    allowlisted host on another port, resolve to loopback and are refused at submit."""
+    view_id = _open_step1(driver, stack)
+    port = stack.dynamics.port
+    with listener() as elsewhere:
+        for url in (f"https://127.0.0.1:{port}", f"https://2130706433:{port}", f"https://[::ffff:127.0.0.1]:{port}",
+                    f"https://localhost:{elsewhere.port}", f"https://127.0.0.1:{elsewhere.port}"):
+            response = driver.view_submission(ADMIN, stack.slack.view(view_id), _form(SYNC_USER, SYNC_PASSWORD, url))
+            assert response.status == 200 and response.elapsed < 3.0
+            assert response.json["response_action"] == "errors", response.text
+            error = response.json["errors"][ids.URL_BLOCK]
+            assert "resolves to a loopback address" in error and "DYNAMICS_HOST_ALLOWLIST" in error, error
+        assert elsewhere.requests == []
+    assert not stack.slack.calls("views.update")
+    assert (stack.dynamics.token_requests, stack.dynamics.requests) == (0, 0)
 
 
 # -- sign-in failures: the specific line, its fix, and the way back --------------------------------------

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from cryptography.fernet import Fernet
@@ -83,6 +84,7 @@ class SyncHarness:
             "ENCRYPTION_KEY": Fernet.generate_key().decode(),
             "SLACK_BOT_TOKEN": self.slack.bot_token, "SLACK_API_URL": self.slack.api_url, "NOTIFY_CHANNEL": CHANNEL,
             "ENTRA_AUTHORITY_HOST": self.dynamics.authority_host, "CA_BUNDLE": self.dynamics.ca_path,
+            "DYNAMICS_HOST_ALLOWLIST": urlsplit(self.dynamics.url).netloc,
             "MARKETO_BASE_URL": self.marketo.url, "MARKETO_CLIENT_ID": self.marketo.client_id,
             "MARKETO_CLIENT_SECRET": "emulator-secret",
             "MARKETO_CALLS_PER_WINDOW": str(self.marketo.calls_per_window),

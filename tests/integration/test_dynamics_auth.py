@@ -10,10 +10,12 @@ from bot.config import Settings
 from bot.dynamics import errors
 from bot.dynamics.auth import EntraTokenProvider, Flow, sign_in
 from bot.dynamics.client import DataverseClient
+from bot.dynamics.egress import HostAllowlist
 from bot.models import Credentials
 from sandbox.dynamics import DynamicsEmulator, EmulatedApp, EmulatedUser
 from sandbox.server import free_port
 
+LOCALHOST = HostAllowlist(["localhost"])
 APP_ID = "0a1b2c3d-1234-5678-9abc-def012345678"
 STRICT_APP_ID = "11111111-2222-3333-4444-555555555555"
 USERS = [
@@ -107,7 +109,7 @@ def test_each_flow_signs_in_as_the_right_principal(
     provider = sign_in(creds(emulator, username, password, client_id, secret), settings)
     assert provider.flow is flow
     assert provider.scopes[0].endswith("/user_impersonation" if flow is Flow.public_ropc else "/.default")
-    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path) as client:
+    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, host_allowlist=LOCALHOST) as client:
         user = client.get_user(client.whoami().user_id)
     assert user.domainname == who
     assert (user.applicationid == APP_ID) is (flow is Flow.client_credentials)
@@ -131,7 +133,7 @@ def test_a_401_drops_the_token_and_signs_in_again(
 ) -> None:
     credentials = creds(emulator, "app@contoso.com", "", APP_ID, "app-secret") if confidential else creds(emulator)
     provider = sign_in(credentials, settings)
-    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path) as client:
+    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, host_allowlist=LOCALHOST) as client:
         before = client.whoami()
         emulator.expire_tokens()
         assert client.whoami() == before

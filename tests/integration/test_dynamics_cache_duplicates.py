@@ -11,6 +11,7 @@ from bot.config import Settings
 from bot.dynamics.auth import sign_in
 from bot.dynamics.client import DataverseClient
 from bot.dynamics.duplicates import find_duplicate_emails
+from bot.dynamics.egress import HostAllowlist
 from bot.dynamics.metadata import MetadataCache
 from bot.models import Credentials, Entity
 from bot.store import Store
@@ -28,7 +29,8 @@ def emulator() -> Iterator[DynamicsEmulator]:
 def client(emulator: DynamicsEmulator) -> Iterator[DataverseClient]:
     settings = Settings(ENTRA_AUTHORITY_HOST=emulator.authority_host, CA_BUNDLE=emulator.ca_path)
     provider = sign_in(Credentials(username="sync@contoso.com", password="Passw0rd!", url=emulator.url), settings)
-    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, page_size=250) as dv:
+    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, page_size=250,
+                         host_allowlist=HostAllowlist(["localhost"])) as dv:
         yield dv
 
 

@@ -12,8 +12,10 @@ from bot.config import Settings
 from bot.dynamics import errors
 from bot.dynamics.auth import sign_in
 from bot.dynamics.client import DataverseClient
+from bot.dynamics.egress import HostAllowlist
 from bot.models import Credentials, Entity
 from sandbox.dynamics import DynamicsEmulator
+from tests.support.listener import listener
 
 SELECT = ["emailaddress1", "firstname", "revenue", "_ownerid_value", "leadsourcecode"]
 
@@ -50,7 +52,8 @@ def sleeps() -> Sleeps:
 def client(emulator: DynamicsEmulator, sleeps: Sleeps) -> Iterator[DataverseClient]:
     settings = Settings(ENTRA_AUTHORITY_HOST=emulator.authority_host, CA_BUNDLE=emulator.ca_path)
     provider = sign_in(Credentials(username="sync@contoso.com", password="Passw0rd!", url=emulator.url), settings)
-    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, page_size=500, sleep=sleeps) as dv:
+    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, page_size=500, sleep=sleeps,
+                         host_allowlist=HostAllowlist(["localhost"])) as dv:
         yield dv
 
 
@@ -198,3 +201,50 @@ def test_entity_metadata(emulator: DynamicsEmulator, client: DataverseClient) ->
     lookalike = by_name["cr5a1_synctomarketo"]
     assert lookalike.display_name == "Sync to Marketo" and lookalike.attribute_type == "BooleanType"
     assert lookalike.is_custom
+
+
+# -- next links: the organization's own origin only, never the same link twice ----------------------
+
+
+def test_a_next_link_to_another_origin_is_refused_and_gets_no_token(
+    emulator: DynamicsEmulator, client: DataverseClient
+) -> None:
+    path = "/api/data/v9.2/leads?$skiptoken=x"
+    with listener() as elsewhere:
+        offsite = [f"http://127.0.0.1:{elsewhere.port}{path}",  # another host, plain http
+                   f"http://localhost:{emulator.port}{path}",  # the organization's host over http
+                   f"https://127.0.0.1:{emulator.port}{path}",  # the same server under another name
+                   f"https://localhost:{elsewhere.port}{path}"]  # another port
+        for link in offsite:
+            emulator.send_next_link(link)
+            calls = client.calls
+            with pytest.raises(errors.OffOriginLink) as refused:
+                list(client.iter_pages("lead", SELECT))
+            assert client.calls == calls + 1  # the first page only
+            assert "not the organization's address" in refused.value.user_message
+        assert elsewhere.requests == []
+        with pytest.raises(errors.OffOriginLink):
+            list(client.iter_pages("lead", SELECT, start_link=offsite[0]))
+        assert elsewhere.requests == []
+
+
+def test_a_repeated_next_link_stops_the_read(emulator: DynamicsEmulator, client: DataverseClient) -> None:
+    second_page = next(iter(client.iter_pages("lead", SELECT))).next_link
+    emulator.send_next_link(second_page)
+    calls = client.calls
+    with pytest.raises(errors.RepeatedLink):
+        list(client.iter_pages("lead", SELECT))
+    assert client.calls == calls + 2  # page 1, page 2 (which points at itself), and no more
+
+
+def test_change_reads_check_their_links_too(emulator: DynamicsEmulator, client: DataverseClient) -> None:
+    client.page_size = 100
+    delta = [p for p in client.iter_pages("account", ["name"])][-1].delta_link or ""
+    emulator.create_records("account", 250)
+    with pytest.raises(errors.OffOriginLink):
+        list(client.iter_changes(delta.replace("https://localhost", "https://127.0.0.1"), ["name"]))
+    emulator.send_next_link(delta)
+    calls = client.calls
+    with pytest.raises(errors.RepeatedLink):
+        list(client.iter_changes(delta, ["name"]))
+    assert client.calls == calls + 1

@@ -30,7 +30,8 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[DynamicsEmulator]:
 
 
 def settings_for(em: DynamicsEmulator, **extra: Any) -> Settings:
-    return Settings(ENTRA_AUTHORITY_HOST=em.authority_host, CA_BUNDLE=em.ca_path, **extra)
+    return Settings(ENTRA_AUTHORITY_HOST=em.authority_host, CA_BUNDLE=em.ca_path, DYNAMICS_HOST_ALLOWLIST="localhost",
+                    **extra)
 
 
 def creds(em: DynamicsEmulator, username: str = "sync@contoso.com", password: str = "Passw0rd!", **extra: Any) -> Credentials:
@@ -111,15 +112,16 @@ def test_a_user_outside_the_organization_fails_without_crashing(emulator: Dynami
 
 
 def test_unreachable_url(emulator: DynamicsEmulator) -> None:
-    credentials = creds(emulator).model_copy(update={"url": f"https://127.0.0.1:{free_port()}"})
+    credentials = creds(emulator).model_copy(update={"url": f"https://localhost:{free_port()}"})
     result = run_preflight(credentials, settings_for(emulator))
     assert failed(result) == list(CHECK_NAMES)
-    assert result.checks[0].detail.startswith("Cannot reach https://127.0.0.1:")
+    assert result.checks[0].detail.startswith("Cannot reach https://localhost:")
     assert emulator.token_requests == 0
 
 
 def test_untrusted_certificate_points_at_ca_bundle(emulator: DynamicsEmulator) -> None:
-    result = run_preflight(creds(emulator), Settings(ENTRA_AUTHORITY_HOST=emulator.authority_host))
+    result = run_preflight(creds(emulator), Settings(ENTRA_AUTHORITY_HOST=emulator.authority_host,
+                                                          DYNAMICS_HOST_ALLOWLIST="localhost"))
     assert not result.checks[0].ok and "CA_BUNDLE" in result.checks[0].fix
 
 
@@ -151,6 +153,18 @@ def web_page(tmp_path: Path) -> Iterator[tuple[str, str]]:
 def test_a_site_that_is_not_dataverse(web_page: tuple[str, str]) -> None:
     url, ca_path = web_page
     credentials = Credentials(username="sync@contoso.com", password="x", url=url)
-    result = run_preflight(credentials, Settings(CA_BUNDLE=ca_path, ENTRA_AUTHORITY_HOST="127.0.0.1:1"))
+    result = run_preflight(credentials, Settings(CA_BUNDLE=ca_path, ENTRA_AUTHORITY_HOST="127.0.0.1:1",
+                                                  DYNAMICS_HOST_ALLOWLIST="localhost"))
     assert failed(result) == list(CHECK_NAMES)
     assert "not as a Dynamics 365 (Dataverse) organization" in result.checks[0].detail
+
+
+def test_a_url_into_the_servers_own_network_is_refused_and_sent_nothing(emulator: DynamicsEmulator) -> None:
+    """The emulator answers like Dataverse; under a name the allowlist does not list, it gets nothing."""
+    for host in ("127.0.0.1", "2130706433", "0x7f.0.0.1", "127.1", "[::ffff:127.0.0.1]"):
+        credentials = creds(emulator).model_copy(update={"url": f"https://{host}:{emulator.port}"})
+        result = run_preflight(credentials, settings_for(emulator))
+        assert failed(result) == list(CHECK_NAMES)
+        assert "loopback address (127.0.0.1)" in result.checks[0].detail
+        assert "DYNAMICS_HOST_ALLOWLIST" in result.checks[0].fix
+    assert emulator.requests == 0 and emulator.token_requests == 0

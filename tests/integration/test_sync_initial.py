@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 from collections.abc import Iterator
 
 import pytest
 from rq import SimpleWorker
 
+from bot.dynamics.client import DataverseClient
 from bot.models import Entity, RunStatus
 from bot.sync import jobs
 from bot.sync.checkpoint import RunState
@@ -72,3 +75,27 @@ def test_skipped_records_are_kept_with_their_reason(world: SyncHarness) -> None:
     assert all(s.code == "1003" and "Invalid email" in s.message for s in skips)
     progress = next(p for p in world.store.get_run("T1", run.id).entities if p.entity == Entity.lead)
     assert progress.skipped == len([s for s in skips if s.entity == "lead"]) >= 1
+
+
+def test_an_off_origin_next_link_pauses_the_run_and_writes_nothing_more(world: SyncHarness) -> None:
+    def small_pages(team_id: str, connection_id: str) -> DataverseClient:
+        client = world.services.dataverse(team_id, connection_id)
+        client.page_size = 500
+        return client
+
+    jobs.install_context(dataclasses.replace(jobs.current_context(), dataverse=small_pages))
+    first_page = {r["leadid"] for r in itertools.islice(world.dynamics.expected_records("lead", ["leadid"]), 500)}
+    world.dynamics.send_next_link(f"https://127.0.0.1:{world.dynamics.port}/api/data/v9.2/leads?$skiptoken=x")
+    run = jobs.start_initial_sync(world.store, world.services.queue(), world.connection)
+    work(world)
+    run = world.store.get_run("T1", run.id)
+    assert run.status == RunStatus.paused
+    lead = next(p for p in run.entities if p.entity == Entity.lead)
+    assert "next-page link" in (run.message or lead.message or "")
+    written = {person["dynamicsLeadId"] for person in world.marketo.leads() if person.get("dynamicsLeadId")}
+    assert written <= first_page  # at most the page read before the bad link
+    world.dynamics.send_next_link(None)
+    jobs.resume_run(world.store, world.services.queue(), "T1", run.id)
+    work(world)
+    assert world.store.get_run("T1", run.id).status == RunStatus.finished
+    assert world.mismatches(Entity.lead) == []
