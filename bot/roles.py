@@ -1,12 +1,16 @@
 """Who may do what: Marketo admins connect Dynamics, team leads approve.
 
 The lists come from settings (`ADMIN_USER_IDS`, `TEAM_LEAD_USER_IDS`); one person can be
-both, but `bot/approvals.py` still never lets anyone approve their own request.
+both, but `bot/approvals.py` still never lets anyone approve their own request. Every Slack
+route declares a `Permission`; the router checks it before the handler runs, so the refusal
+says what was refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 
 from bot.config import Settings
 from bot.errors import PermissionDenied
@@ -16,6 +20,28 @@ ADMIN_ONLY = (
     "Ask an admin (listed in ADMIN_USER_IDS) to run /connect-dynamics."
 )
 LEAD_ONLY = "Only team leads can approve or reject a sync request."
+
+
+class Role(StrEnum):
+    anyone = "anyone"
+    admin = "admin"
+    lead = "lead"
+
+
+@dataclass(frozen=True)
+class Permission:
+    """Who may use a route, and what anyone else is told."""
+
+    role: Role
+    refusal: str = ""
+
+
+ANYONE = Permission(Role.anyone)
+CONNECT = Permission(Role.admin, ADMIN_ONLY)
+READ_AUDIT = Permission(Role.admin, "Only Marketo admins can read the audit log (admins are listed in ADMIN_USER_IDS).")
+CONTROL = Permission(Role.admin, "Only Marketo admins can cancel or resume a connection or its sync "
+                                 "(admins are listed in ADMIN_USER_IDS).")
+DECIDE = Permission(Role.lead, LEAD_ONLY)
 
 
 class Roles:
@@ -33,10 +59,17 @@ class Roles:
     def is_lead(self, user: str) -> bool:
         return user in self.leads
 
+    def has(self, user: str, role: Role) -> bool:
+        return role == Role.anyone or (role == Role.admin and self.is_admin(user)) or (
+            role == Role.lead and self.is_lead(user))
+
+    def check(self, user: str, permission: Permission) -> None:
+        """Raise PermissionDenied with the permission's refusal when `user` lacks its role."""
+        if not self.has(user, permission.role):
+            raise PermissionDenied(permission.refusal)
+
     def require_admin(self, user: str) -> None:
-        if not self.is_admin(user):
-            raise PermissionDenied(ADMIN_ONLY)
+        self.check(user, CONNECT)
 
     def require_lead(self, user: str) -> None:
-        if not self.is_lead(user):
-            raise PermissionDenied(LEAD_ONLY)
+        self.check(user, DECIDE)

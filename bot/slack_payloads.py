@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -75,6 +75,23 @@ class SlackView(_Loose):
         return None
 
 
+class Payload(Protocol):
+    """What every payload from a person says: who, in which workspace, where ("" when nowhere),
+    and the modal it came from (if any). One context type serves every kind of request."""
+
+    @property
+    def team_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def channel_id(self) -> str: ...
+
+    @property
+    def view(self) -> SlackView | None: ...
+
+
 class SlashCommand(_Loose):
     command: str
     text: str = ""
@@ -84,6 +101,25 @@ class SlashCommand(_Loose):
     trigger_id: str = ""
     response_url: str = ""
 
+    @property
+    def view(self) -> None:
+        return None
+
+
+class _Interactive(_Loose):
+    """An interactive payload: the team and the user are objects."""
+
+    team: SlackTeam
+    user: SlackUser
+
+    @property
+    def team_id(self) -> str:
+        return self.team.id
+
+    @property
+    def user_id(self) -> str:
+        return self.user.id
+
 
 class BlockAction(_Loose):
     action_id: str
@@ -92,10 +128,8 @@ class BlockAction(_Loose):
     selected_options: list[dict[str, Any]] | None = None
 
 
-class ActionPayload(_Loose):
+class ActionPayload(_Interactive):
     type: Literal["block_actions"]
-    team: SlackTeam
-    user: SlackUser
     actions: list[BlockAction] = Field(min_length=1)
     trigger_id: str = ""
     channel: SlackChannel | None = None
@@ -107,23 +141,31 @@ class ActionPayload(_Loose):
     def action(self) -> BlockAction:
         return self.actions[0]
 
+    @property
+    def channel_id(self) -> str:
+        return self.channel.id if self.channel is not None else ""
 
-class ViewPayload(_Loose):
+
+class ViewPayload(_Interactive):
     type: Literal["view_submission", "view_closed"]
-    team: SlackTeam
-    user: SlackUser
     view: SlackView
     trigger_id: str = ""
 
+    @property
+    def channel_id(self) -> str:
+        return ""
 
-class SuggestionPayload(_Loose):
+
+class SuggestionPayload(_Interactive):
     type: Literal["block_suggestion"]
-    team: SlackTeam
-    user: SlackUser
     action_id: str
     block_id: str = ""
     value: str = ""
     view: SlackView | None = None
+
+    @property
+    def channel_id(self) -> str:
+        return ""
 
 
 class EventCallback(_Loose):

@@ -1,8 +1,8 @@
-"""What a handler receives: the parsed payload, ack, and ways to answer the user.
+"""What a handler receives (the typed payload, ack, ways to answer) and how a route is declared.
 
-Handlers are thin: they parse (already done here), ack, and call into `bot/`. Slow
-work goes through `later()`, which runs after the ack and turns any error into a
-plain-language message in the right place (the open modal, or an ephemeral/DM).
+Handlers are thin: they parse (already done here), ack, and call one function of `bot.steps`.
+Slow work goes through `later()` / `fill_modal()`, which run after the ack and turn any error
+into a plain-language message in the right place (the open modal, or an ephemeral/DM).
 """
 
 from __future__ import annotations
@@ -10,21 +10,25 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel
 from slack_bolt import Ack
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.views import View
 
 from bot.errors import BotError
+from bot.roles import ANYONE, Permission
 from bot.runtime import Runtime
-from bot.slack_payloads import ActionPayload, SlackView, SlashCommand, SuggestionPayload, ViewPayload
+from bot.slack_payloads import Payload
+from bot.views.common import error_modal
 from bot.views.kit import Message
 
 log = logging.getLogger(__name__)
 
 GENERIC_ERROR = "Something went wrong on our side. Nothing was changed; please try again."
+
+P = TypeVar("P", bound=Payload)
 
 
 def user_message(exc: BaseException) -> str:
@@ -32,67 +36,32 @@ def user_message(exc: BaseException) -> str:
 
 
 @dataclass
-class Ctx:
+class Ctx(Generic[P]):
     runtime: Runtime
     ack: Ack
     client: WebClient
-    payload: BaseModel
+    payload: P
 
     @property
     def team_id(self) -> str:
-        if isinstance(self.payload, SlashCommand):
-            return self.payload.team_id
-        return self.payload.team.id  # type: ignore[attr-defined]
+        return self.payload.team_id
 
     @property
     def user_id(self) -> str:
-        if isinstance(self.payload, SlashCommand):
-            return self.payload.user_id
-        return self.payload.user.id  # type: ignore[attr-defined]
-
-    @property
-    def view(self) -> SlackView | None:
-        return getattr(self.payload, "view", None)
+        return self.payload.user_id
 
     @property
     def view_id(self) -> str | None:
-        view = self.view
+        """The open modal the request came from, if any (the one to update after the ack)."""
+        view = self.payload.view
         return view.root_view_id or view.id if view is not None else None
-
-    @property
-    def channel_id(self) -> str | None:
-        if isinstance(self.payload, SlashCommand):
-            return self.payload.channel_id or None
-        if isinstance(self.payload, ActionPayload) and self.payload.channel is not None:
-            return self.payload.channel.id
-        return None
-
-    @property
-    def command(self) -> SlashCommand:
-        assert isinstance(self.payload, SlashCommand)
-        return self.payload
-
-    @property
-    def action(self) -> ActionPayload:
-        assert isinstance(self.payload, ActionPayload)
-        return self.payload
-
-    @property
-    def submission(self) -> ViewPayload:
-        assert isinstance(self.payload, ViewPayload)
-        return self.payload
-
-    @property
-    def suggestion(self) -> SuggestionPayload:
-        assert isinstance(self.payload, SuggestionPayload)
-        return self.payload
 
     # -- answering ---------------------------------------------------------------------------------
     def tell(self, text: str) -> None:
         """An ephemeral message where the user is (or a DM when there is no channel)."""
         try:
-            if self.channel_id:
-                self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text)
+            if self.payload.channel_id:
+                self.client.chat_postEphemeral(channel=self.payload.channel_id, user=self.user_id, text=text)
             else:
                 self.runtime.notifier.direct_message(self.user_id, Message(text=text))
         except SlackApiError:
@@ -110,10 +79,39 @@ class Ctx:
         def report(exc: BaseException) -> None:
             text = user_message(exc)
             if view_id:
-                from bot.views.common import error_modal
-
                 self.client.views_update(view_id=view_id, view=error_modal(text))
             else:
                 self.tell(text)
 
         self.runtime.background.submit(fn, *args, on_error=report, **kwargs)
+
+    def fill_modal(self, build: Callable[..., View], *args: Any, **kwargs: Any) -> None:
+        """After the ack, build the modal's next view (the slow part of a step) and show it."""
+        view_id = self.view_id
+
+        def fill() -> None:
+            view = build(*args, **kwargs)
+            try:
+                self.client.views_update(view_id=view_id, view=view)
+            except SlackApiError as exc:
+                log.info("modal closed before its next view was ready: %s", exc.response.get("error"))
+
+        self.later(fill)
+
+    def tell_later(self, answer: Callable[..., str | None], *args: Any, **kwargs: Any) -> None:
+        """After the ack, run a step that answers in words and tell the user what it says."""
+
+        def run() -> None:
+            text = answer(*args, **kwargs)
+            if text:
+                self.tell(text)
+
+        self.later(run)
+
+
+@dataclass(frozen=True)
+class Route(Generic[P]):
+    """One command, action, view or options id: its listener and who may use it."""
+
+    handler: Callable[[Ctx[P]], None]
+    permission: Permission = ANYONE

@@ -1,4 +1,4 @@
-"""The App Home tab: where things stand, for whoever opens it."""
+"""The App Home tab: where things stand, for whoever opens it, and its two buttons."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.roles import CONNECT
 from bot.runtime import Runtime
+from bot.slack_payloads import ActionPayload
+from bot.steps import start, status
 from bot.views import ids
-from bot.views.common import help_text, home_view
-from handlers.commands import open_step1
-from handlers.context import Ctx
+from bot.views.common import help_text
+from handlers.context import Ctx, Route
 
 log = logging.getLogger(__name__)
 
@@ -21,24 +23,23 @@ def publish(runtime: Runtime, client: WebClient, body: dict) -> None:
     team_id, user = body.get("team_id"), event.get("user")
     if not team_id or not user or event.get("tab", "home") != "home":
         return
-    connection = runtime.store.active_connection(team_id)
-    run = runtime.store.get_run(team_id, connection.run_id) if connection and connection.run_id else None
     try:
-        client.views_publish(user_id=user, view=home_view(connection, run))
+        client.views_publish(user_id=user, view=status.home(runtime.store, team_id))
     except SlackApiError as exc:
         log.warning("could not publish App Home: %s", exc.response.get("error"))
 
 
-def on_connect(ctx: Ctx) -> None:
-    """The App Home "Connect" button: the same as `/connect-dynamics`, for admins."""
-    ctx.runtime.roles.require_admin(ctx.user_id)
+def on_connect(ctx: Ctx[ActionPayload]) -> None:
+    """The App Home "Connect" button: the same as `/connect-dynamics`."""
     ctx.ack()
-    ctx.later(open_step1, ctx.runtime, ctx.client, ctx.team_id, ctx.user_id, ctx.action.trigger_id)
+    runtime = ctx.runtime
+    ctx.later(start.open_flow, runtime.store, runtime.metadata, runtime.services.dataverse, ctx.client,
+              ctx.team_id, ctx.user_id, ctx.payload.trigger_id)
 
 
-def on_help(ctx: Ctx) -> None:
+def on_help(ctx: Ctx[ActionPayload]) -> None:
     ctx.ack()
     ctx.tell_after_ack(help_text())
 
 
-ACTIONS = {ids.HOME_CONNECT_ACTION: on_connect, ids.HOME_HELP_ACTION: on_help}
+ACTIONS = {ids.HOME_CONNECT_ACTION: Route(on_connect, CONNECT), ids.HOME_HELP_ACTION: Route(on_help)}

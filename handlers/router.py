@@ -1,8 +1,9 @@
-"""One Bolt listener per kind of request, routing by id through plain dicts.
+"""One Bolt listener per kind of request, routing by id through the handler modules' route tables.
 
 Bolt would run every registered listener's matcher on each request; a dict lookup is
 cheaper and lets an unknown or stale id (a button from an old message, an older version
 of the bot) be acknowledged with 200 and a "no longer valid" note instead of a 404.
+Each route declares who may use it; `_dispatch` checks that before the handler runs.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
@@ -17,80 +19,89 @@ from slack_sdk import WebClient
 from bot.errors import BotError
 from bot.runtime import Runtime
 from bot.slack_payloads import ActionPayload, SlashCommand, SuggestionPayload, ViewPayload
+from bot.steps.status import unknown_subcommand
+from bot.views.common import error_modal, info_modal
 from handlers import approvals, commands, credentials, fields, home, sync
-from handlers.context import Ctx, user_message
+from handlers.context import Ctx, P, Route, user_message
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Ctx], None]
-
 STALE_BUTTON = "This button is no longer valid (it belongs to an older message or flow). Run /connect-dynamics status to see where things stand."
 
-ACTIONS: dict[str, Handler] = {
+ACTIONS: dict[str, Route[ActionPayload]] = {
     **credentials.ACTIONS, **fields.ACTIONS, **approvals.ACTIONS, **sync.ACTIONS, **home.ACTIONS,
 }
-VIEWS: dict[str, Handler] = {**credentials.VIEWS, **fields.VIEWS, **approvals.VIEWS}
-OPTIONS: dict[str, Handler] = {**fields.OPTIONS}
+VIEWS: dict[str, Route[ViewPayload]] = {**credentials.VIEWS, **fields.VIEWS, **approvals.VIEWS}
+OPTIONS: dict[str, Route[SuggestionPayload]] = {**fields.OPTIONS}
+
+Refuse = Callable[[Ctx[Any], str], None]
+"""How a request of one kind is answered with a message when nothing was acked yet."""
 
 
-def _run(handler: Handler, ctx: Ctx) -> None:
-    """Run a handler; a BotError before the ack becomes a plain message, anything else is logged."""
+def _refuse_command(ctx: Ctx[SlashCommand], text: str) -> None:
+    ctx.ack(text=text)
+
+
+def _refuse_action(ctx: Ctx[ActionPayload], text: str) -> None:
+    ctx.ack()
+    ctx.tell_after_ack(text)
+
+
+def _refuse_view(ctx: Ctx[ViewPayload], text: str) -> None:
+    ctx.ack(response_action="update", view=error_modal(text))
+
+
+def _refuse_options(ctx: Ctx[SuggestionPayload], text: str) -> None:
+    ctx.ack(options=[])
+
+
+def _dispatch(route: Route[P], ctx: Ctx[P], refuse: Refuse) -> None:
+    """Check the route's permission, run its handler; a BotError becomes its plain message, anything
+    else a generic one (and a log line)."""
     try:
-        handler(ctx)
-    except BotError as exc:
-        _answer_error(ctx, exc)
+        ctx.runtime.roles.check(ctx.user_id, route.permission)
+        route.handler(ctx)
     except Exception as exc:  # noqa: BLE001 - the user gets a plain message, never a trace
-        log.exception("handler %s failed", getattr(handler, "__name__", handler))
-        _answer_error(ctx, exc)
-
-
-def _answer_error(ctx: Ctx, exc: BaseException) -> None:
-    text = user_message(exc)
-    if ctx.ack.response is not None:  # already acked: say it where the user is
-        ctx.tell_after_ack(text)
-        return
-    if isinstance(ctx.payload, SlashCommand):
-        ctx.ack(text=text)
-    elif isinstance(ctx.payload, ViewPayload) and ctx.payload.type == "view_submission":
-        from bot.views.common import error_modal
-
-        ctx.ack(response_action="update", view=error_modal(text))
-    elif isinstance(ctx.payload, SuggestionPayload):
-        ctx.ack(options=[])
-    else:
-        ctx.ack()
-        ctx.tell_after_ack(text)
+        if not isinstance(exc, BotError):
+            log.exception("handler %s failed", getattr(route.handler, "__name__", route.handler))
+        text = user_message(exc)
+        if ctx.ack.response is not None:  # already acked: say it where the user is
+            ctx.tell_after_ack(text)
+        else:
+            refuse(ctx, text)
 
 
 def register(app: App, runtime: Runtime) -> None:
-    def ctx_for(model: type, body: dict, ack: Ack, client: WebClient) -> Ctx:
-        return Ctx(runtime=runtime, ack=ack, client=client, payload=model.model_validate(body))
-
     @app.command(re.compile(r"^/"))
     def on_command(ack: Ack, body: dict, client: WebClient) -> None:
-        _run(commands.on_command, ctx_for(SlashCommand, body, ack, client))
+        ctx = Ctx(runtime, ack, client, SlashCommand.model_validate(body))
+        name = commands.subcommand(ctx.payload.text)
+        route = commands.SUBCOMMANDS.get(name)
+        if route is None:
+            ack(text=unknown_subcommand(name))
+            return
+        _dispatch(route, ctx, _refuse_command)
 
     @app.action(re.compile(r".*"))
     def on_action(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = ctx_for(ActionPayload, body, ack, client)
-        handler = ACTIONS.get(ctx.action.action.action_id)
-        if handler is None:
+        ctx = Ctx(runtime, ack, client, ActionPayload.model_validate(body))
+        action_id = ctx.payload.action.action_id
+        route = ACTIONS.get(action_id)
+        if route is None:
             ack()
-            if not ctx.action.action.action_id.startswith("noop"):
+            if not action_id.startswith("noop"):
                 ctx.tell_after_ack(STALE_BUTTON)
             return
-        _run(handler, ctx)
+        _dispatch(route, ctx, _refuse_action)
 
     @app.view(re.compile(r".*"))
     def on_view(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = ctx_for(ViewPayload, body, ack, client)
-        handler = VIEWS.get(ctx.submission.view.callback_id)
-        if handler is None:
-            from bot.views.common import info_modal
-
+        ctx = Ctx(runtime, ack, client, ViewPayload.model_validate(body))
+        route = VIEWS.get(ctx.payload.view.callback_id)
+        if route is None:
             ack(response_action="update", view=info_modal("No longer valid", STALE_BUTTON))
             return
-        _run(handler, ctx)
+        _dispatch(route, ctx, _refuse_view)
 
     @app.view_closed(re.compile(r".*"))
     def on_view_closed(ack: Ack) -> None:
@@ -98,12 +109,12 @@ def register(app: App, runtime: Runtime) -> None:
 
     @app.options(re.compile(r".*"))
     def on_options(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = ctx_for(SuggestionPayload, body, ack, client)
-        handler = OPTIONS.get(ctx.suggestion.action_id)
-        if handler is None:
+        ctx = Ctx(runtime, ack, client, SuggestionPayload.model_validate(body))
+        route = OPTIONS.get(ctx.payload.action_id)
+        if route is None:
             ack(options=[])
             return
-        _run(handler, ctx)
+        _dispatch(route, ctx, _refuse_options)
 
     @app.event("app_home_opened")
     def on_home(body: dict, client: WebClient) -> None:

@@ -1,0 +1,55 @@
+"""Cancel and resume: what is in progress for a team (a sync, a pending approval, a draft)."""
+
+from __future__ import annotations
+
+from rq import Queue
+
+from bot import audit, flow
+from bot.approvals import ApprovalService, Outcome
+from bot.audit import AuditLog
+from bot.models import FlowState, RunStatus
+from bot.notify import Notifier
+from bot.steps.ports import ApprovalMessages
+from bot.store import Store
+from bot.sync.jobs import request_cancel, resume_run
+
+CANCELLING = ("Cancelling: the sync stops at the next batch boundary. Everything written so far stays in "
+              "Marketo; /connect-dynamics resume is not possible after a cancel.")
+DRAFT_CANCELLED = "The draft connection was cancelled. Nothing was written to Marketo."
+RESUMED = "Resumed: the sync continues from its last checkpoint."
+
+
+def cancel_current(
+    store: Store, approvals: ApprovalService, messages: ApprovalMessages, audit_log: AuditLog, notifier: Notifier,
+    team_id: str, user: str,
+) -> str:
+    """Stop what is in progress for this team and say what happened."""
+    connection = store.active_connection(team_id)
+    if connection is None:
+        return "Nothing to cancel: no connection is in progress."
+    if connection.state == FlowState.awaiting_approval:
+        decision = approvals.cancel(team_id, connection.id, user)
+        if decision.outcome == Outcome.cancelled and decision.approval is not None:
+            messages.update_messages(decision.approval)
+        return decision.message
+    if connection.run_id and connection.state in (FlowState.syncing, FlowState.paused):
+        run = request_cancel(store, team_id, connection.run_id, notifier)
+        audit_log.record(team_id, user, audit.SYNC_CANCELLED, connection.id, f"run {run.id}")
+        return CANCELLING
+    if flow.can_edit(connection):
+        flow.cancel_connection(store, team_id, connection.id, user)
+        return DRAFT_CANCELLED
+    return f"Nothing to cancel: the connection is {connection.state.value}."
+
+
+def resume_current(
+    store: Store, queue: Queue, audit_log: AuditLog, team_id: str, user: str, run_id: str | None = None
+) -> str:
+    """Resume the given run (a button on it), else the active connection's last run."""
+    connection = store.active_connection(team_id)
+    run_id = run_id or (connection.run_id if connection else None)
+    if not run_id:
+        return "Nothing to resume: no sync has run yet."
+    run = resume_run(store, queue, team_id, run_id)
+    audit_log.record(team_id, user, audit.SYNC_RESUMED, run.connection_id, f"run {run.id}")
+    return RESUMED if run.status != RunStatus.paused else run.message

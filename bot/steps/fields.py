@@ -1,0 +1,95 @@
+"""Step 2: the field picker (searches served from cached metadata), refresh, and the plan."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Option
+from slack_sdk.models.views import View
+
+from bot import flow
+from bot.dynamics.metadata import MetadataCache
+from bot.errors import FlowError
+from bot.models import Entity, EntityMetadata
+from bot.steps.ports import DataverseFactory, MarketoFactory
+from bot.store import Store
+from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, selectable
+from bot.sync.planning import count_records
+from bot.views import ids
+from bot.views.common import info_modal
+from bot.views.fields import EntityFieldsView, fields_modal, options_for, plan_modal
+
+LOADING_FIELDS = ":hourglass_flowing_sand: Reading the fields of your Dynamics org…"
+BUILDING_PLAN = ":hourglass_flowing_sand: Building the plan: reading Marketo's fields and counting records…"
+GONE = "This connection no longer exists. Run /connect-dynamics again."
+
+
+def reading_fields() -> View:
+    """Shown at once while `load_fields` reads Dynamics."""
+    return info_modal("Select fields", LOADING_FIELDS)
+
+
+def _metadata(metadata: MetadataCache, dataverse: DataverseFactory, team_id: str, connection_id: str,
+              refresh: bool) -> dict[Entity, EntityMetadata]:
+    with dataverse(team_id, connection_id) as client:
+        return {entity: metadata.get(team_id, connection_id, client, entity, refresh=refresh) for entity in Entity}
+
+
+def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, team_id: str,
+                connection_id: str | None, refresh: bool = False) -> View:
+    """The field picker, the saved selection (else Marketo's defaults) pre-selected."""
+    connection = store.get_connection(team_id, connection_id) if connection_id else None
+    if connection is None:
+        raise FlowError(GONE)
+    per_entity = []
+    for entity, entity_metadata in _metadata(metadata, dataverse, team_id, connection.id, refresh).items():
+        names = connection.selected.get(entity.value) or default_selection(entity_metadata)
+        chosen = [a for a in (entity_metadata.attribute(n) for n in names) if a is not None]
+        per_entity.append(EntityFieldsView(
+            entity=entity, selected=chosen, filter_status=detect_sync_filter(entity_metadata),
+            attribute_count=len(selectable(entity_metadata)),
+        ))
+    return fields_modal(connection.id, per_entity)
+
+
+def field_options(store: Store, metadata: MetadataCache, team_id: str, connection_id: str | None, action_id: str,
+                  typed: str) -> list[Option]:
+    """Answer a field search from the Redis cache only, so it is fast for 400+ attributes."""
+    entity = ids.entity_of_fields_action(action_id)
+    cached = metadata.cached(team_id, connection_id, entity) if entity and connection_id else None
+    if entity is None or connection_id is None or cached is None:
+        return []
+    connection = store.get_connection(team_id, connection_id)
+    selected = connection.selected.get(entity.value, []) if connection else []
+    return options_for(cached.attributes, typed, selected, entity=entity)
+
+
+def refresh_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, team_id: str, user: str,
+                   connection_id: str | None, selection: dict[str, list[str]]) -> View:
+    """Re-read metadata from Dynamics (fields added since the first look), keeping what is selected."""
+    if connection_id and any(selection.values()):
+        flow.save_selection(store, team_id, connection_id, user, selection)
+    return load_fields(store, metadata, dataverse, team_id, connection_id, refresh=True)
+
+
+def choose_fields(store: Store, team_id: str, user: str, connection_id: str | None,
+                  selection: dict[str, list[str]]) -> View:
+    """Save the selection; the returned modal stands while `build_the_plan` runs."""
+    if not connection_id:
+        raise FlowError(GONE)
+    flow.save_selection(store, team_id, connection_id, user, selection)
+    return info_modal("Review the plan", BUILDING_PLAN)
+
+
+def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,
+                   team_id: str, user: str, connection_id: str) -> View:
+    """Plan = selection + Marketo's existing fields + filtered record counts. Writes nothing to Marketo."""
+    connection = store.get_connection(team_id, connection_id)
+    if connection is None:
+        raise FlowError(GONE)
+    selected = {Entity(e): names for e, names in connection.selected.items() if names}
+    existing = {field.name for field in marketo().list_lead_fields()}
+    with dataverse(team_id, connection_id) as client:
+        entity_metadata = {e: metadata.get(team_id, connection_id, client, e) for e in selected}
+        counts = count_records(client, entity_metadata)
+    plan = build_plan(entity_metadata, selected, existing, counts)
+    flow.save_plan(store, team_id, connection_id, user, plan)
+    return plan_modal(connection_id, plan, counts)

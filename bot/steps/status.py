@@ -1,0 +1,35 @@
+"""Where things stand: the status answer, the audit log, the App Home tab."""
+
+from __future__ import annotations
+
+from slack_sdk.models.views import View
+
+from bot.audit import AuditLog
+from bot.models import Connection, SyncRun
+from bot.store import Store
+from bot.views.common import audit_blocks, help_text, home_view, status_blocks
+from bot.views.kit import Message
+
+AUDIT_ENTRIES = 20
+
+
+def _current(store: Store, team_id: str) -> tuple[Connection | None, SyncRun | None]:
+    connection = store.active_connection(team_id)
+    run = store.get_run(team_id, connection.run_id) if connection and connection.run_id else None
+    return connection, run
+
+
+def status(store: Store, team_id: str) -> Message:
+    return Message(text="connect-dynamics status", blocks=status_blocks(*_current(store, team_id)))
+
+
+def audit_log(audit: AuditLog, team_id: str) -> Message:
+    return Message(text="Recent audit log", blocks=audit_blocks(audit.recent(team_id, AUDIT_ENTRIES)))
+
+
+def home(store: Store, team_id: str) -> View:
+    return home_view(*_current(store, team_id))
+
+
+def unknown_subcommand(name: str) -> str:
+    return f"I don't know `{name[:40]}`.\n{help_text()}"
