@@ -13,7 +13,6 @@ import sys
 import time
 
 from bot.config import Settings
-from bot.redis_conn import EMBEDDED_URL
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.polling import wait_for
 from bot.sandbox.server import ServerThread
@@ -21,6 +20,7 @@ from bot.sandbox.smtp import smtp_server
 from bot.sandbox.stack import SIGNING_SECRET, build_stack
 from bot.sandbox.story import Story
 from bot.services import Services
+from bot.store import EMBEDDED_URL
 
 RULE = "═" * 96
 
