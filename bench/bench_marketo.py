@@ -24,6 +24,7 @@ from bench.common import REDIS_URL, delete_prefix, report, run_size, unique_pref
 from bot.marketo.client import MarketoClient  # noqa: E402
 from bot.marketo.limiter import SharedLimiter  # noqa: E402
 from bot.models import MarketoField  # noqa: E402
+from bot.store import Keys, LimiterState  # noqa: E402
 from sandbox.marketo import MarketoEmulator  # noqa: E402
 
 CALLS, WINDOW, CONCURRENCY, BATCH = 100, 2.0, 10, 300
@@ -54,8 +55,7 @@ def emulator() -> MarketoEmulator:
 def run_ours(data: list[dict[str, Any]], client: redis.Redis) -> float:
     server = emulator()
     prefix = unique_prefix("marketo")
-    key = f"{prefix}:global:marketo"
-    limiter = SharedLimiter(client, key, CALLS, WINDOW, CONCURRENCY)
+    limiter = SharedLimiter(LimiterState(client, Keys(prefix)), CALLS, WINDOW, CONCURRENCY)
     try:
         with MarketoClient(server.url, "bench", "bench-secret", limiter=limiter) as marketo:
             marketo.create_lead_fields([ID_FIELD])

@@ -29,7 +29,6 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 EFFECTS_STALE_SECONDS = 15 * 60
-PENDING_APPROVALS = "approvals-pending"  # per team: sorted set of pending approval ids by expires_at
 
 
 class Outcome(StrEnum):
@@ -163,9 +162,6 @@ class ApprovalService:
         approval = self.get(team_id, connection.approval_id)
         return approval if approval is not None and approval.status == ApprovalStatus.pending else None
 
-    def _pending_key(self, team_id: str) -> str:
-        return self.store.key(team_id, PENDING_APPROVALS)
-
     # -- asking ------------------------------------------------------------------------------------
     def request(self, team_id: str, connection_id: str, requester: str) -> Approval:
         """Step 3's Begin sync: ask the leads. The connection must be in `confirm`; it moves to
@@ -195,7 +191,7 @@ class ApprovalService:
             approval_id=approval.id, error=None,
         )
         self.store.save_approval(approval)
-        self.store.redis.zadd(self._pending_key(team_id), {approval.id: approval.expires_at})
+        self.store.add_pending_approval(team_id, approval.id, approval.expires_at)
         detail = f"needs {self.required} team-lead approval(s); expires in {self.ttl_hours:g} h"
         self.audit.record(team_id, requester, audit.APPROVAL_REQUESTED, connection_id, detail)
         return approval
@@ -287,13 +283,11 @@ class ApprovalService:
 
     def expire_due(self, team_id: str) -> list[Approval]:
         """Expire every pending request of the team past its `expires_at`; returns those expired now."""
-        due = self.store.redis.zrangebyscore(self._pending_key(team_id), "-inf", self.clock())
         expired: list[Approval] = []
-        for raw_id in due:
-            approval_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        for approval_id in self.store.pending_approvals_due(team_id, self.clock()):
             step, approval = self._transact(team_id, approval_id, lambda current, at: (Outcome.pending, None))
             if step.outcome != Outcome.pending:
-                self.store.redis.zrem(self._pending_key(team_id), approval_id)
+                self.store.remove_pending_approval(team_id, approval_id)
             if approval is not None and step.moved:
                 expired.append(self._after(step, approval, audit.SYSTEM))
         return expired
@@ -364,7 +358,7 @@ class ApprovalService:
     def _after(self, step: _Step, approval: Approval, actor: str) -> Approval:
         """What follows a status change, run only by the call whose transaction made it."""
         team_id, connection_id = approval.team_id, approval.connection_id
-        self.store.redis.zrem(self._pending_key(team_id), approval.id)
+        self.store.remove_pending_approval(team_id, approval.id)
         if approval.status == ApprovalStatus.approved:
             self._connection_approved(approval)
             detail = f"{len(approval.approvers)} of {approval.required} approvals: {', '.join(approval.approvers)}"

@@ -8,14 +8,11 @@ without Slack. Every state change goes through one atomic read-modify-write
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 from email_validator import EmailNotValidError, validate_email
 
 from bot import audit
@@ -125,30 +122,14 @@ def _record(store: Store, team_id: str, actor: str, action: str, connection_id: 
 
 @contextmanager
 def _start_guard(store: Store, team_id: str) -> Iterator[None]:
-    """Serialise starts per team so two admins at once get one draft.
-
-    SET NX plus a WATCH/MULTI release rather than redis-py's Lock, whose Lua scripts the
-    demo's embedded fakeredis does not run.
-    """
-    key = store.key(team_id, "flow-lock")
-    token = uuid.uuid4().hex
-    deadline = time.monotonic() + START_LOCK_SECONDS
-    while not store.redis.set(key, token, nx=True, ex=START_LOCK_SECONDS):
-        if time.monotonic() >= deadline:
-            raise FlowError("Someone else is starting a connection right now. Try again in a moment.")
-        time.sleep(0.01)
+    """Serialise starts per team so two admins at once get one draft."""
+    guard = store.start_guard(team_id, START_LOCK_SECONDS)
+    if not guard.take(wait=START_LOCK_SECONDS):
+        raise FlowError("Someone else is starting a connection right now. Try again in a moment.")
     try:
         yield
     finally:
-        with store.redis.pipeline() as pipe:
-            try:
-                pipe.watch(key)
-                if pipe.get(key) in (token, token.encode()):
-                    pipe.multi()
-                    pipe.delete(key)
-                    pipe.execute()
-            except redis.WatchError:
-                pass  # the guard expired and someone else holds it now: leave theirs alone
+        guard.release()  # only if still ours: an expired guard may be someone else's now
 
 
 def start_connection(store: Store, team_id: str, user: str) -> Connection:

@@ -44,22 +44,18 @@ class Notifier:
         self.limiter = limiter  # bot.marketo.limiter.SharedLimiter, for the daily quota left
 
     # -- the live progress message -------------------------------------------------------------------------
-    def _throttle_key(self, team_id: str, run_id: str) -> str:
-        return self.store.key(team_id, "run", run_id, "progress-at")
-
     def _claim_update(self, team_id: str, run_id: str, *, wait: bool) -> bool:
         """Take the per-message update slot; with `wait`, wait (≤ one interval) for it to free up."""
         if self.settings.PROGRESS_UPDATE_SECONDS <= 0:
             return True
         interval_ms = int(self.settings.PROGRESS_UPDATE_SECONDS * 1000) + THROTTLE_MARGIN_MS
-        key = self._throttle_key(team_id, run_id)
         deadline = time.monotonic() + self.settings.PROGRESS_UPDATE_SECONDS + 1
         while True:
-            if self.store.redis.set(key, "1", nx=True, px=interval_ms):
+            remaining = self.store.take_progress_slot(team_id, run_id, interval_ms)
+            if not remaining:
                 return True
             if not wait or time.monotonic() > deadline:
                 return False
-            remaining = self.store.redis.pttl(key)
             time.sleep(min(max(remaining, 10), 1000) / 1000)
 
     def progress(self, team_id: str, run_id: str, *, force: bool = False) -> bool:
@@ -78,12 +74,11 @@ class Notifier:
         return True
 
     def _post_progress(self, run: SyncRun, channel: str) -> bool:
-        poster = self.store.key(run.team_id, "run", run.id, "progress-post")
-        if not self.store.redis.set(poster, "1", nx=True):
+        if not self.store.claim_progress_post(run.team_id, run.id):
             return False  # another worker is posting it right now
         response = self.slack.chat_postMessage(channel=channel, **progress_message(run).to_dict())
-        self.store.redis.set(self._throttle_key(run.team_id, run.id), "1",
-                             px=int(self.settings.PROGRESS_UPDATE_SECONDS * 1000) + THROTTLE_MARGIN_MS)
+        self.store.take_progress_slot(run.team_id, run.id,
+                                      int(self.settings.PROGRESS_UPDATE_SECONDS * 1000) + THROTTLE_MARGIN_MS)
 
         def put(current: SyncRun) -> SyncRun:
             current.progress_message = (response["channel"], response["ts"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import threading
 
-import redis
 from rq import Queue
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
@@ -23,8 +22,7 @@ from bot.errors import FlowError
 from bot.marketo.client import MarketoClient
 from bot.marketo.limiter import SharedLimiter
 from bot.notify import Notifier
-from bot.redis_conn import connect
-from bot.store import Store
+from bot.store import Redis, Store, connect, jobs
 from bot.tls import ssl_context
 
 SYNC_QUEUE = "sync"
@@ -34,7 +32,7 @@ MARKETO_SLOT_LEASE_SECONDS = 45.0
 
 
 class Services:
-    def __init__(self, settings: Settings, redis_client: redis.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, redis_client: Redis | None = None) -> None:
         self.settings = settings
         self.redis = redis_client or connect(settings.require(("REDIS_URL",)).REDIS_URL)
         self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX)
@@ -60,8 +58,7 @@ class Services:
     def marketo_limiter(self) -> SharedLimiter:
         s = self.settings
         return SharedLimiter(
-            self.redis,
-            self.store.global_key("marketo", "limiter"),
+            self.store.marketo_limiter_state(),
             calls_per_window=s.MARKETO_CALLS_PER_WINDOW,
             window_seconds=s.MARKETO_WINDOW_SECONDS,
             max_concurrency=min(s.MARKETO_MAX_CONCURRENCY, 10),
@@ -78,8 +75,7 @@ class Services:
                     s.MARKETO_CLIENT_ID or "",
                     s.secret("MARKETO_CLIENT_SECRET"),
                     limiter=self.marketo_limiter(),
-                    token_cache=self.redis,
-                    token_key=self.store.global_key("marketo", "token"),
+                    token_cache=self.store.marketo_token(s.MARKETO_BASE_URL or "", s.MARKETO_CLIENT_ID or ""),
                     ca_bundle=s.CA_BUNDLE,
                     daily_quota=s.MARKETO_DAILY_QUOTA,
                 )
@@ -96,7 +92,7 @@ class Services:
 
     # -- jobs ----------------------------------------------------------------------------------------
     def queue(self, name: str = SYNC_QUEUE) -> Queue:
-        return Queue(f"{self.settings.REDIS_KEY_PREFIX}-{name}", connection=self.redis)
+        return jobs.queue(self.redis, self.settings.REDIS_KEY_PREFIX, name)
 
     def notifier(self) -> Notifier:
         return Notifier(self.slack, self.settings, self.store, limiter=self.marketo_limiter())

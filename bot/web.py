@@ -79,7 +79,7 @@ def create_web_app(bolt: App, runtime: Runtime) -> Starlette:
 
     async def healthz(_: Request) -> Response:
         try:
-            await run_in_threadpool(runtime.store.redis.ping)
+            await run_in_threadpool(runtime.store.ping)
         except Exception as exc:  # noqa: BLE001
             return JSONResponse({"ok": False, "redis": f"unreachable: {type(exc).__name__}"}, status_code=503)
         return JSONResponse({"ok": True, "redis": "ok"})

@@ -11,12 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 
-from rq import SimpleWorker
-
-from bot.approvals import PENDING_APPROVALS, ApprovalService
+from bot.approvals import ApprovalService
 from bot.config import WORKER_REQUIRED, Settings
 from bot.runtime import Runtime
 from bot.services import Services
+from bot.store import jobs
 from bot.sync import incremental
 from bot.sync.jobs import SyncContext, install_context
 from bot.sync.sweeper import sweep
@@ -55,7 +54,7 @@ class Maintenance(threading.Thread):
     def expire_approvals(self) -> None:
         if self.approvals is None:
             return
-        for team_id in self.context.store.teams_with(PENDING_APPROVALS):
+        for team_id in self.context.store.teams_with_pending_approvals():
             self.approvals.expire_due(team_id)
 
 
@@ -68,7 +67,7 @@ def run_worker(settings: Settings, *, burst: bool = False, services: Services | 
     maintenance = Maintenance(context, Runtime(services).approvals)
     maintenance.tick()
     maintenance.start()
-    worker = SimpleWorker([context.queue], connection=services.redis)
+    worker = jobs.worker([context.queue], services.redis)
     try:
         return worker.work(burst=burst, logging_level="INFO")
     finally:

@@ -12,8 +12,10 @@ from cryptography.fernet import Fernet
 
 from bot.crypto import SecretBox
 from bot.store import Store
+from bot.store.rq_prefix import rq_key_prefix
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+RQ_KEY_PREFIX = rq_key_prefix()
 
 
 @pytest.fixture
@@ -26,10 +28,10 @@ def redis_client() -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def key_prefix(redis_client: redis.Redis) -> Iterator[str]:
-    """A unique key prefix; every key under it is deleted after the test."""
+    """A unique key prefix; every key under it, and every RQ key of its queues, is deleted after the test."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     yield prefix
-    for pattern in (f"{prefix}:*", f"rq:*{prefix}*"):
+    for pattern in (f"{prefix}:*", f"{RQ_KEY_PREFIX}:*{prefix}*"):
         for key in redis_client.scan_iter(match=pattern, count=1000):
             redis_client.delete(key)
 

@@ -17,9 +17,6 @@ class MetadataCache:
         self._store = store
         self.ttl = ttl
 
-    def _key(self, team_id: str, connection_id: str, entity: Entity | str) -> str:
-        return self._store.key(team_id, "meta", connection_id, Entity(entity).value)
-
     def get(
         self,
         team_id: str,
@@ -34,13 +31,13 @@ class MetadataCache:
             if cached is not None:
                 return cached
         metadata = client.entity_metadata(Entity(entity))
-        self._store.put_json(self._key(team_id, connection_id, entity), metadata.model_dump(mode="json"), ttl=self.ttl)
+        self._store.cache_metadata(team_id, connection_id, Entity(entity).value, metadata.model_dump(mode="json"), self.ttl)
         return metadata
 
     def cached(self, team_id: str, connection_id: str, entity: Entity | str) -> EntityMetadata | None:
         """What Redis holds, without touching the network."""
-        raw = self._store.get_json(self._key(team_id, connection_id, entity))
+        raw = self._store.cached_metadata(team_id, connection_id, Entity(entity).value)
         return EntityMetadata.model_validate(raw) if raw else None
 
     def forget(self, team_id: str, connection_id: str, entity: Entity | str) -> None:
-        self._store.redis.delete(self._key(team_id, connection_id, entity))
+        self._store.forget_metadata(team_id, connection_id, Entity(entity).value)

@@ -10,18 +10,16 @@ one fresh token and one retry. The client is thread-safe: the sync runs several
 
 from __future__ import annotations
 
-import hashlib
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
 import pydantic_core
-import redis
 from pydantic import BaseModel, TypeAdapter
 
 from bot.marketo.errors import (
@@ -58,6 +56,16 @@ DEFAULT_RATE_BACKOFF = 20.0  # Marketo: back off at least a window (20 s) after 
 
 
 _RESULTS = TypeAdapter(list[RecordResult])  # one validation per call, not one per record
+
+
+class TokenCache(Protocol):
+    """Where processes share the access token (`Store.marketo_token`: encrypted in Redis)."""
+
+    def load(self) -> str | None: ...
+
+    def save(self, value: str, ttl: int) -> None: ...
+
+    def forget(self) -> None: ...
 
 
 class _CachedToken(BaseModel):
@@ -105,8 +113,7 @@ class MarketoClient:
         client_secret: str,
         *,
         limiter: SharedLimiter | None = None,
-        token_cache: redis.Redis | None = None,
-        token_key: str | None = None,
+        token_cache: TokenCache | None = None,
         ca_bundle: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 8,
@@ -114,8 +121,7 @@ class MarketoClient:
         batch_size: int = MAX_RECORDS_PER_CALL,
         daily_quota: int | None = None,
     ) -> None:
-        """`token_cache` shares the access token between workers under `token_key`
-        (default: derived from the instance and client id). `batch_size` (≤ 300) is for tests.
+        """`token_cache` shares the access token between workers. `batch_size` (≤ 300) is for tests.
         With `daily_quota` and a limiter, no call is made once the subscription's calls today (counted
         in Redis by every process) reach it: DailyQuotaExceeded, as Marketo's own 607 would say. Calls
         already in flight finish, so the count may pass the quota by up to the concurrency cap."""
@@ -126,8 +132,6 @@ class MarketoClient:
         self.limiter = limiter
         self.daily_quota = daily_quota
         self._cache = token_cache
-        digest = hashlib.sha256(f"{self.base_url}|{client_id}".encode()).hexdigest()[:16]
-        self._token_key = token_key or f"cd:global:marketo:token:{digest}"
         self.max_retries = max_retries
         self._sleep = sleep
         self.batch_size = max(1, min(batch_size, MAX_RECORDS_PER_CALL))
@@ -159,7 +163,7 @@ class MarketoClient:
             if self._token and now < self._token.refresh_at:
                 return self._token.access_token
             if self._cache is not None:
-                raw = self._cache.get(self._token_key)
+                raw = self._cache.load()
                 cached = _CachedToken.model_validate_json(raw) if raw else None
                 if cached and now < cached.refresh_at:
                     self._token = cached
@@ -167,7 +171,7 @@ class MarketoClient:
             self._token = self._fetch_token(now)
             if self._cache is not None:
                 ttl = max(1, int(self._token.expires_at - now))
-                self._cache.set(self._token_key, self._token.model_dump_json(), ex=ttl)
+                self._cache.save(self._token.model_dump_json(), ttl)
             return self._token.access_token
 
     def _fetch_token(self, now: float) -> _CachedToken:
@@ -195,9 +199,9 @@ class MarketoClient:
             if self._token and self._token.access_token == rejected:
                 self._token = None
             if self._cache is not None:
-                raw = self._cache.get(self._token_key)
+                raw = self._cache.load()
                 if raw and _CachedToken.model_validate_json(raw).access_token == rejected:
-                    self._cache.delete(self._token_key)
+                    self._cache.forget()
 
     # -- the one request path -------------------------------------------------------------------
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,

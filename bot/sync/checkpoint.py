@@ -17,21 +17,16 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, TypeVar
 
-import redis
 from pydantic import BaseModel, Field
 
 from bot.errors import BotError
 from bot.models import Counts, Entity, RunStatus, SyncRun, now
-from bot.store import Store
+from bot.store import Lease, RedisError, RunTx, Store
 from bot.sync.ledger import Ledger, LedgerEntry
-
-T = TypeVar("T")
 
 
 class EntityState(StrEnum):
@@ -92,70 +87,6 @@ class Transition:
         return self.run.status != self.before
 
 
-def transact(client: redis.Redis, keys: list[str], body: Callable[[Any], tuple[Callable[[Any], None] | None, T]]) -> T:
-    """Optimistic WATCH/MULTI over `keys`. `body(pipe)` reads, then returns (writes or None, result)."""
-    with client.pipeline() as pipe:
-        while True:
-            try:
-                pipe.watch(*keys)
-                writes, result = body(pipe)
-                if writes is None:
-                    pipe.unwatch()
-                    return result
-                pipe.multi()
-                writes(pipe)
-                pipe.execute()
-                return result
-            except redis.WatchError:
-                continue
-
-
-# Extend the lease if it is ours; take it back if it lapsed and nobody took it (a stalled process).
-# Taking it back is safe: every booking re-checks the lease and is idempotent per batch.
-_RENEW = """
-local holder = redis.call('get', KEYS[1])
-if holder == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-if not holder then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
-"""
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-
-class Lease:
-    """A Redis lock that expires unless renewed: a killed holder frees it within `ttl` seconds."""
-
-    def __init__(self, client: redis.Redis, key: str, ttl: float, owner: str = "") -> None:
-        self.redis = client
-        self.key = key
-        self.ttl_ms = max(int(ttl * 1000), 100)
-        self.token = f"{owner}:{uuid.uuid4().hex}"
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-
-    def acquire(self, wait: float = 0.0, poll: float = 0.1) -> bool:
-        deadline = time.monotonic() + wait
-        while True:
-            if self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(poll)
-
-    def renew(self) -> bool:
-        return bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
-
-    def release(self) -> None:
-        self._release(keys=[self.key], args=[self.token])
-
-    def held(self, pipe: Any) -> bool:
-        raw = pipe.get(self.key)
-        return raw is not None and raw.decode() == self.token
-
-    @staticmethod
-    def is_held(client: redis.Redis, key: str) -> bool:
-        return bool(client.exists(key))
-
-
 class Heartbeat(threading.Thread):
     """Renews a lease and watches for a cancel request; sets `stop` when either says to stop."""
 
@@ -180,7 +111,7 @@ class Heartbeat(threading.Thread):
                     last_renew = time.monotonic()
                 if self.cancelled():
                     self._halt("cancel")
-            except redis.RedisError:
+            except RedisError:
                 continue  # a blip: the lease has slack, try again next tick
 
     def _halt(self, reason: str) -> None:
@@ -193,79 +124,60 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
-def lock_key(store: Store, team_id: str, connection_id: str, entity: Entity) -> str:
-    """One running sync (initial or incremental) per connection and entity."""
-    return store.key(team_id, "sync-lock", connection_id, entity.value)
-
-
 class RunState:
     """Checkpoints, counters and the cancel flag of one run."""
 
     def __init__(self, store: Store, team_id: str, run_id: str) -> None:
         self.store = store
-        self.redis = store.redis
         self.team_id = team_id
         self.run_id = run_id
-        self.run_key = store.key(team_id, "run", run_id)
-        self.cancel_key = store.key(team_id, "run", run_id, "cancel")
+        self.records = store.run_records(team_id, run_id, Checkpoint)
         self.ledger = Ledger(store, team_id, run_id)
 
-    # -- keys ---------------------------------------------------------------------------------------
-    def ckpt_key(self, entity: Entity) -> str:
-        return self.store.key(self.team_id, "run", self.run_id, "ckpt", entity.value)
-
-    def inflight_key(self, entity: Entity) -> str:
-        return self.store.key(self.team_id, "run", self.run_id, "inflight", entity.value)
-
-    def lock_key(self, connection_id: str, entity: Entity) -> str:
-        return lock_key(self.store, self.team_id, connection_id, entity)
+    def lease(self, connection_id: str, entity: Entity, ttl: float, owner: str = "") -> Lease:
+        """The per-entity sync lease (shared with incremental syncs of the same connection)."""
+        return self.store.sync_lease(self.team_id, connection_id, entity.value, ttl, owner=owner)
 
     # -- reads ----------------------------------------------------------------------------------------
     def run(self) -> SyncRun | None:
         return self.store.get_run(self.team_id, self.run_id)
 
     def load(self, entity: Entity) -> Checkpoint:
-        raw = self.redis.get(self.ckpt_key(entity))
-        return Checkpoint.model_validate_json(raw) if raw else Checkpoint(entity=entity)
-
-    def _load_in(self, pipe: Any, entity: Entity) -> Checkpoint:
-        raw = pipe.get(self.ckpt_key(entity))
-        return Checkpoint.model_validate_json(raw) if raw else Checkpoint(entity=entity)
+        return self.records.checkpoint(entity.value) or Checkpoint(entity=entity)
 
     def save(self, ckpt: Checkpoint) -> None:
-        self.redis.set(self.ckpt_key(ckpt.entity), ckpt.model_dump_json())
+        self.records.put_checkpoint(ckpt.entity.value, ckpt)
 
     def cancel_requested(self) -> bool:
-        return bool(self.redis.exists(self.cancel_key))
+        return self.records.cancel_requested()
 
     def request_cancel(self) -> None:
-        self.redis.set(self.cancel_key, "1")
+        self.records.request_cancel()
 
     # -- in-flight batches ----------------------------------------------------------------------------
     def mark_inflight(self, entity: Entity, seq: int) -> None:
-        self.redis.sadd(self.inflight_key(entity), seq)
+        self.records.mark_inflight(entity.value, seq)
 
     def inflight(self, entity: Entity) -> set[int]:
         """Batches a dead job had sent but not booked: Marketo may or may not have applied them.
         Booking a batch removes it from the set, so what is left after a crash is exactly these."""
-        return {int(m) for m in self.redis.smembers(self.inflight_key(entity))}
+        return self.records.inflight(entity.value)
 
     # -- booking ----------------------------------------------------------------------------------------
     def book(self, entity: Entity, outcome: BatchOutcome, lease: Lease) -> bool:
         """Book one written batch (idempotent per seq). Raises LeaseLost if the lease is gone."""
-        ckpt_key = self.ckpt_key(entity)
 
-        def body(pipe: Any) -> tuple[Callable[[Any], None] | None, bool]:
-            if not lease.held(pipe):
+        def body(tx: RunTx[Checkpoint]) -> tuple[Callable[[RunTx[Checkpoint]], None] | None, bool]:
+            if not tx.holds(lease):
                 raise LeaseLost()
-            ckpt = self._load_in(pipe, entity)
+            ckpt = tx.checkpoint(entity.value) or Checkpoint(entity=entity)
             if outcome.seq < ckpt.seq or outcome.seq in ckpt.done:
                 return None, False
             ckpt.done[outcome.seq] = BatchMark(end_link=outcome.end_link, end_offset=outcome.end_offset)
             while ckpt.seq in ckpt.done:
                 mark = ckpt.done.pop(ckpt.seq)
                 ckpt.link, ckpt.offset, ckpt.seq = mark.end_link, mark.end_offset, ckpt.seq + 1
-            run = SyncRun.model_validate_json(pipe.get(self.run_key))
+            run = tx.run()
             progress = next(p for p in run.entities if p.entity == entity)
             progress.add(outcome)
             run.api_calls += outcome.api_calls
@@ -273,15 +185,15 @@ class RunState:
                 ckpt.rewritten_batches += 1
                 ckpt.rewritten_records += outcome.rewritten_records
 
-            def writes(p: Any) -> None:
-                p.set(ckpt_key, ckpt.model_dump_json())
-                p.set(self.run_key, run.model_dump_json())
-                self.ledger.add_in(p, outcome.failures)
-                p.srem(self.inflight_key(entity), outcome.seq)
+            def writes(w: RunTx[Checkpoint]) -> None:
+                w.put_checkpoint(entity.value, ckpt)
+                w.put_run(run)
+                self.ledger.add_in(w, outcome.failures)
+                w.booked(entity.value, outcome.seq)
 
             return writes, True
 
-        return transact(self.redis, [self.run_key, ckpt_key, lease.key], body)
+        return self.records.transact([entity.value], body, lease=lease)
 
     # -- entity state and the run's status ------------------------------------------------------------------
     def set_state(
@@ -297,30 +209,27 @@ class RunState:
         run = self.run()
         if run is None:
             raise KeyError(self.run_id)
-        keys = [self.run_key, self.cancel_key] + [self.ckpt_key(p.entity) for p in run.entities]
-        if lease is not None:
-            keys.append(lease.key)
 
-        def body(pipe: Any) -> tuple[Callable[[Any], None] | None, Transition]:
-            if lease is not None and not lease.held(pipe):
+        def body(tx: RunTx[Checkpoint]) -> tuple[Callable[[RunTx[Checkpoint]], None] | None, Transition]:
+            if lease is not None and not tx.holds(lease):
                 raise LeaseLost()
-            current = SyncRun.model_validate_json(pipe.get(self.run_key))
-            ckpts = {p.entity: self._load_in(pipe, p.entity) for p in current.entities}
+            current = tx.run()
+            ckpts = {p.entity: tx.checkpoint(p.entity.value) or Checkpoint(entity=p.entity) for p in current.entities}
             ckpt = ckpts[entity]
             ckpt.state = state
             ckpt.message = message
             if change is not None:
                 change(ckpt)
             updated = current.model_copy(deep=True)
-            derive_status(updated, ckpts, message, cancel=bool(pipe.exists(self.cancel_key)))
+            derive_status(updated, ckpts, message, cancel=tx.cancel_requested())
 
-            def writes(p: Any) -> None:
-                p.set(self.ckpt_key(entity), ckpt.model_dump_json())
-                p.set(self.run_key, updated.model_dump_json())
+            def writes(w: RunTx[Checkpoint]) -> None:
+                w.put_checkpoint(entity.value, ckpt)
+                w.put_run(updated)
 
             return writes, Transition(run=updated, before=current.status)
 
-        return transact(self.redis, keys, body)
+        return self.records.transact([p.entity.value for p in run.entities], body, lease=lease)
 
 
 def derive_status(run: SyncRun, ckpts: dict[Entity, Checkpoint], message: str | None, *, cancel: bool) -> None:

@@ -24,9 +24,9 @@ from bot.dynamics.errors import ChangeTokenExpired
 from bot.errors import BotError
 from bot.models import Counts, Entity, EntityPlan, FlowState
 from bot.store import Store
-from bot.sync.checkpoint import BatchOutcome, Heartbeat, Lease, lock_key
+from bot.sync.checkpoint import BatchOutcome, Heartbeat
 from bot.sync.engine import BATCH_SIZE, fail_all, is_content_error, prepare, record_key, tally
-from bot.sync.jobs import JOB_TIMEOUT, RESULT_TTL, SyncContext, current_context, delta_key, start_initial_sync
+from bot.sync.jobs import JOB_TIMEOUT, RESULT_TTL, SyncContext, current_context, start_initial_sync
 from bot.sync.ledger import Ledger, LedgerEntry
 from bot.sync.mapping import DELETED_FIELD
 
@@ -34,42 +34,35 @@ log = logging.getLogger(__name__)
 
 
 
-def schedule_key(store: Store) -> str:
-    return store.global_key("sync", "incremental")
-
-
-def stats_key(store: Store, team_id: str, connection_id: str) -> str:
-    return store.key(team_id, "incremental", connection_id)
+def ledger_run_id(connection_id: str) -> str:
+    return f"incremental-{connection_id}"
 
 
 def ledger(store: Store, team_id: str, connection_id: str) -> Ledger:
     """Records incremental syncs could not write, kept like an initial run's (one list per connection)."""
-    return Ledger(store, team_id, f"incremental-{connection_id}")
+    return Ledger(store, team_id, ledger_run_id(connection_id))
 
 
 def schedule(store: Store, team_id: str, connection_id: str, settings: Settings, at: float | None = None) -> None:
     due = at if at is not None else time.time() + settings.INCREMENTAL_SYNC_MINUTES * 60
-    store.redis.zadd(schedule_key(store), {f"{team_id}:{connection_id}": due})
+    store.incremental.schedule(team_id, connection_id, due)
 
 
 def unschedule(store: Store, team_id: str, connection_id: str) -> None:
-    store.redis.zrem(schedule_key(store), f"{team_id}:{connection_id}")
+    store.incremental.unschedule(team_id, connection_id)
 
 
 def schedule_due(store: Store, queue: Queue, settings: Settings, now: float | None = None) -> list[str]:
     """Enqueue the incremental jobs that are due (each connection moves to its next slot first)."""
     now = time.time() if now is None else now
-    key = schedule_key(store)
     enqueued: list[str] = []
-    for raw in store.redis.zrangebyscore(key, "-inf", now):
-        member = raw.decode()
-        # Moving the slot forward with GT+CH is atomic: of several workers only one sees it change.
-        if not store.redis.zadd(key, {member: now + settings.INCREMENTAL_SYNC_MINUTES * 60}, gt=True, ch=True):
+    for team_id, connection_id in store.incremental.due(now):
+        # Moving the slot forward is atomic: of several workers only one sees it change.
+        if not store.incremental.advance(team_id, connection_id, now + settings.INCREMENTAL_SYNC_MINUTES * 60):
             continue
-        team_id, connection_id = member.split(":", 1)
         connection = store.get_connection(team_id, connection_id)
         if connection is None or connection.plan is None:
-            store.redis.zrem(key, member)
+            store.incremental.unschedule(team_id, connection_id)
             continue
         for plan in connection.plan.entities:
             job = queue.enqueue(incremental_entity_job, team_id, connection_id, plan.entity.value,
@@ -89,21 +82,21 @@ def run_incremental(context: SyncContext, team_id: str, connection_id: str, enti
     store = context.store
     connection = store.get_connection(team_id, connection_id)
     plan = connection.plan.for_entity(entity) if connection and connection.plan else None
-    link = store.redis.get(delta_key(store, team_id, connection_id, entity))
+    link = store.delta_links.get(team_id, connection_id, entity.value)
     if connection is None or plan is None or connection.state != FlowState.synced or not link:
         return "skipped"
-    lease = Lease(store.redis, lock_key(store, team_id, connection_id, entity), context.settings.SYNC_LEASE_SECONDS,
-                  owner=f"incremental-{connection_id}")
-    if not lease.acquire():
+    lease = store.sync_lease(team_id, connection_id, entity.value, context.settings.SYNC_LEASE_SECONDS,
+                             owner=f"incremental-{connection_id}")
+    if not lease.take():
         return "busy"
     heartbeat = Heartbeat(lease, 1.0, lambda: False)
     heartbeat.start()
     try:
         source = context.dataverse(team_id, connection_id)
         try:
-            outcome, new_link = _apply_changes(context, plan, source, link.decode(), connection_id)
+            outcome, new_link = _apply_changes(context, plan, source, link, connection_id)
         except ChangeTokenExpired:
-            store.redis.delete(delta_key(store, team_id, connection_id, entity))
+            store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
             start_initial_sync(store, context.queue, connection, context.notifier, entities=[entity], kind="resync")
             return "resync"
@@ -114,7 +107,7 @@ def run_incremental(context: SyncContext, team_id: str, connection_id: str, enti
             return "lost"  # another job owns the entity now; its delta link stands
         _record(store, team_id, connection_id, entity, outcome)
         if new_link:
-            store.redis.set(delta_key(store, team_id, connection_id, entity), new_link)
+            store.delta_links.put(team_id, connection_id, entity.value, new_link)
         return "done"
     finally:
         heartbeat.close()
@@ -179,18 +172,13 @@ def _mark_deleted(context: SyncContext, marketo: Any, plan: EntityPlan, deleted_
 
 
 def _ensure_deleted_field(context: SyncContext, marketo: Any) -> None:
-    key = context.store.global_key("marketo", "deleted-field")
-    if context.store.redis.exists(key):
+    if context.store.marketo_deleted_field_created():
         return
     marketo.create_lead_fields([DELETED_FIELD])  # idempotent: the client never re-creates a field
-    context.store.redis.set(key, "1")
+    context.store.mark_marketo_deleted_field_created()
 
 
 def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outcome: BatchOutcome) -> None:
-    with store.redis.pipeline() as pipe:
-        key = stats_key(store, team_id, connection_id)
-        pipe.hset(key, mapping={"last_at": time.time()})
-        for name in Counts.model_fields:
-            pipe.hincrby(key, f"{entity.value}:{name}", getattr(outcome, name))
-        ledger(store, team_id, connection_id).add_in(pipe, outcome.failures)
-        pipe.execute()
+    counts = {name: getattr(outcome, name) for name in Counts.model_fields}
+    store.incremental.record(team_id, connection_id, entity.value, counts, ledger_run_id(connection_id),
+                             Ledger.rows(outcome.failures))

@@ -86,14 +86,6 @@ def current_context() -> SyncContext:
         return _context
 
 
-def active_runs_key(store: Store) -> str:
-    return store.global_key("sync", "active-runs")
-
-
-def delta_key(store: Store, team_id: str, connection_id: str, entity: Entity) -> str:
-    return store.key(team_id, "delta", connection_id, entity.value)
-
-
 # -- starting, resuming, cancelling -------------------------------------------------------------------------
 
 
@@ -124,7 +116,7 @@ def start_initial_sync(store: Store, queue: Queue, connection: Connection, notif
         return conn
 
     store.update_connection(connection.team_id, connection.id, mark)
-    store.redis.sadd(active_runs_key(store), f"{run.team_id}:{run.id}")
+    store.active_runs.add(run.team_id, run.id)
     if notifier is not None:
         _quietly(notifier.progress, run.team_id, run.id, force=True)
     for progress in run.entities:
@@ -158,7 +150,7 @@ def resume_run(store: Store, queue: Queue, team_id: str, run_id: str) -> SyncRun
         raise FlowError("That sync run no longer exists.")
     if run.status not in (RunStatus.paused, RunStatus.failed):
         raise FlowError(f"This sync is {run.status.value}; only a paused or failed sync can be resumed.")
-    store.redis.sadd(active_runs_key(store), f"{team_id}:{run_id}")
+    store.active_runs.add(team_id, run_id)
     for progress in run.entities:
         if state.load(progress.entity).state in (EntityState.paused, EntityState.failed):
             enqueue_entity(store, queue, team_id, run_id, progress.entity)
@@ -209,8 +201,8 @@ def run_entity(context: SyncContext, team_id: str, run_id: str, entity: Entity, 
     if plan is None:
         settle(store, context.notifier, state.set_state(entity, EntityState.failed, "The field plan for this sync is gone."))
         return "failed"
-    lease = Lease(store.redis, state.lock_key(run.connection_id, entity), settings.SYNC_LEASE_SECONDS, owner=job_id or "")
-    if not lease.acquire(wait=settings.SYNC_LEASE_SECONDS * 1.5):
+    lease = state.lease(run.connection_id, entity, settings.SYNC_LEASE_SECONDS, owner=job_id or "")
+    if not lease.take(wait=settings.SYNC_LEASE_SECONDS * 1.5):
         return "busy"  # a live job holds this entity; the sweeper keeps watching it
     heartbeat = Heartbeat(lease, HEARTBEAT_POLL, state.cancel_requested)
     heartbeat.start()  # from here on: sign-in and counting can take longer than the lease
@@ -299,7 +291,7 @@ def _conclude(context: SyncContext, state: RunState, run: SyncRun, entity: Entit
 
         transition = state.set_state(entity, EntityState.done, change=finish, lease=lease)
         if outcome.delta_link:
-            store.redis.set(delta_key(store, run.team_id, run.connection_id, entity), outcome.delta_link)
+            store.delta_links.put(run.team_id, run.connection_id, entity.value, outcome.delta_link)
     else:
         target = {"cancelled": EntityState.cancelled, "paused": EntityState.paused}.get(outcome.kind, EntityState.failed)
         transition = state.set_state(entity, target, outcome.message, lease=lease)
@@ -318,7 +310,7 @@ def settle(store: Store, notifier: Any | None, transition: Transition) -> None:
     run = transition.run
     _sync_connection_state(store, run)
     if run.status in TERMINAL_RUN or run.status == RunStatus.paused:
-        store.redis.srem(active_runs_key(store), f"{run.team_id}:{run.id}")
+        store.active_runs.remove(run.team_id, run.id)
     if notifier is None:
         return
     if run.status == RunStatus.paused:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-import redis
 from pydantic import BaseModel
 
-from bot.store import Store
+from bot.store import RunTx, Store
 
 READ_CHUNK = 1000
 
@@ -27,23 +26,24 @@ class LedgerEntry(BaseModel):
 
 class Ledger:
     def __init__(self, store: Store, team_id: str, run_id: str) -> None:
-        self.redis = store.redis
-        self.key = store.key(team_id, "run", run_id, "skips")
+        self.skips = store.skip_list(team_id, run_id)
 
-    def add_in(self, pipe: redis.client.Pipeline, entries: Iterable[LedgerEntry]) -> None:
-        """Queue the entries on a pipeline already in MULTI (the booking transaction)."""
-        rows = [entry.model_dump_json() for entry in entries]
-        if rows:
-            pipe.rpush(self.key, *rows)
+    @staticmethod
+    def rows(entries: Iterable[LedgerEntry]) -> list[str]:
+        return [entry.model_dump_json() for entry in entries]
+
+    def add_in(self, tx: RunTx, entries: Iterable[LedgerEntry]) -> None:
+        """Queue the entries in the booking transaction (after its reads)."""
+        tx.append_skips(self.rows(entries))
 
     def count(self) -> int:
-        return int(self.redis.llen(self.key))
+        return self.skips.count()
 
     def __iter__(self) -> Iterator[LedgerEntry]:
         """Stream the entries in chunks, so memory stays flat however long the list is."""
         start = 0
         while True:
-            rows = self.redis.lrange(self.key, start, start + READ_CHUNK - 1)
+            rows = self.skips.chunk(start, READ_CHUNK)
             for raw in rows:
                 yield LedgerEntry.model_validate_json(raw)
             if len(rows) < READ_CHUNK:

@@ -4,13 +4,13 @@ RQ (3.x, `StartedJobRegistry.cleanup`) notices a dead worker only when the job's
 heartbeat expires (job monitoring interval + 60 s for a forking worker, the job timeout + 60 s
 for a `SimpleWorker`), and then moves the job to the `FailedJobRegistry` as abandoned without
 running it again unless it has retries left. We do not wait for that: each running entity holds
-a lease renewed every few seconds (see `checkpoint.Lease`), so an entity whose checkpoint says
+a lease renewed every few seconds (see `checkpoint.Heartbeat`), so an entity whose checkpoint says
 it is running but whose lease has lapsed, or that is queued but whose job is neither waiting in
 the queue nor just starting, has lost its worker. The sweeper enqueues a fresh job for it, which continues
 from the checkpoint. It also runs RQ's own registry cleanup so abandoned jobs are recorded as
 failed; those superseded jobs are never re-run (sync jobs carry no RQ retry policy).
 
-Any number of workers run the sweeper; a short Redis lock lets one sweep at a time.
+Any number of workers run the sweeper; a short lease (`Store.sweep_lease`) lets one sweep at a time.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from bot.store import Store
-from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, EntityState, Lease, RunState
-from bot.sync.jobs import active_runs_key, enqueue_entity, settle
+from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, EntityState, RunState
+from bot.sync.jobs import enqueue_entity, settle
 
 log = logging.getLogger(__name__)
 
@@ -53,18 +53,17 @@ def job_is_pending(queue: Queue, job_id: str | None, grace: float) -> bool:
 
 def sweep(store: Store, queue: Queue, *, lease_seconds: float, notifier: object | None = None) -> list[str]:
     """One pass over the active runs; returns the ids of the jobs it enqueued."""
-    client = store.redis
-    if not client.set(store.global_key("sync", "sweeping"), "1", nx=True, px=max(int(lease_seconds * 1000), 1000)):
+    lock = store.sweep_lease(max(lease_seconds, 1.0))
+    if not lock.take():
         return []  # another worker is sweeping
     try:
         StartedJobRegistry(queue=queue).cleanup()
         enqueued: list[str] = []
-        for member in client.smembers(active_runs_key(store)):
-            team_id, run_id = member.decode().split(":", 1)
+        for team_id, run_id in store.active_runs.all():
             enqueued += _sweep_run(store, queue, team_id, run_id, lease_seconds, notifier)
         return enqueued
     finally:
-        client.delete(store.global_key("sync", "sweeping"))
+        lock.release()
 
 
 def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seconds: float,
@@ -72,7 +71,7 @@ def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seco
     state = RunState(store, team_id, run_id)
     run = state.run()
     if run is None or run.status in TERMINAL_RUN:
-        store.redis.srem(active_runs_key(store), f"{team_id}:{run_id}")
+        store.active_runs.remove(team_id, run_id)
         return []
     enqueued = []
     grace = lease_seconds * 2 + 5
@@ -80,7 +79,7 @@ def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seco
         ckpt = state.load(progress.entity)
         if ckpt.state not in LIVE_STATES:
             continue
-        if Lease.is_held(store.redis, state.lock_key(run.connection_id, progress.entity)):
+        if store.sync_leased(team_id, run.connection_id, progress.entity.value):
             continue
         # Only a job holding the lease sets "running", so running without a lease means its job is gone;
         # a queued entity's job may still be waiting in the queue or just starting.

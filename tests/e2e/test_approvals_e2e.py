@@ -123,7 +123,7 @@ def connection(store: Store) -> Connection:
 
 def run_ids(store: Store) -> set[str]:
     """Ids of the team's sync-run records (`{prefix}:{team}:run:{id}`, not their sub-keys)."""
-    head = store.key(TEAM, "run") + ":"
+    head = store.keys.run(TEAM, "")
     keys = (key.decode()[len(head):] for key in store.redis.scan_iter(match=head + "*"))
     return {rest for rest in keys if ":" not in rest}
 
@@ -269,7 +269,7 @@ def test_worker_sweeps_expired_requests_without_a_click(driver: SlackDriver, wor
     request = story.begin_sync()
     approval_id = button_value(request, ids.APPROVE_ACTION)
     assert_expired_and_editable(store, stack, request, approval_id)
-    assert not store.redis.exists(store.key(TEAM, "approvals-pending"))
+    assert not store.redis.exists(store.keys.pending_approvals(TEAM))
     assert not stack.slack.ephemeral(), "nobody clicked"
 
 

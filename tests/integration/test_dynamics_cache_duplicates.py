@@ -43,7 +43,7 @@ def test_metadata_is_fetched_once_then_served_from_redis(store: Store, client: D
     assert cache.get("T1", "c1", client, Entity.contact) == fresh and client.calls == calls
     assert cache.cached("T1", "c1", "contact") == fresh
     assert cache.cached("T1", "c2", Entity.contact) is None and cache.cached("T2", "c1", Entity.contact) is None
-    key = store.key("T1", "meta", "c1", "contact")
+    key = store.keys.metadata("T1", "c1", "contact")
     assert 0 < store.redis.ttl(key) <= 120
     cache.get("T1", "c1", client, Entity.contact, refresh=True)
     assert client.calls > calls

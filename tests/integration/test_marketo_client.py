@@ -13,6 +13,7 @@ from bot.marketo.client import MarketoClient
 from bot.marketo.errors import DailyQuotaExceeded, MarketoAuthError, MarketoFatal, MarketoRetryable
 from bot.marketo.limiter import SharedLimiter
 from bot.models import MarketoField
+from bot.store import Keys, LimiterState
 from sandbox.marketo import MarketoEmulator
 
 ID_FIELD = MarketoField(name="dynamicsLeadId", display_name="Dynamics Lead Id", data_type="string")
@@ -28,7 +29,7 @@ def env(redis_client, key_prefix) -> Iterator[Callable[..., tuple[MarketoEmulato
         knobs = {"window_seconds": 2.0, **knobs}  # the same window as the limiter's default below
         emulator = MarketoEmulator(client_id="cid", client_secret="csecret", **knobs).start()
         limits = {"calls_per_window": 100, "window_seconds": 2.0, "max_concurrency": 5, **(limiter or {})}
-        shared = SharedLimiter(redis_client, f"{key_prefix}:global:marketo", **limits)
+        shared = SharedLimiter(LimiterState(redis_client, Keys(key_prefix)), **limits)
         options: dict[str, Any] = {"limiter": shared, **(client or {})}
         marketo = MarketoClient(emulator.url, "cid", options.pop("secret", "csecret"), **options)
         opened.append((emulator, marketo))
@@ -212,15 +213,18 @@ def test_unreachable_instance_is_a_retryable_connection_error(redis_client) -> N
     assert "127.0.0.1:9" in info.value.user_message
 
 
-def test_token_is_shared_through_redis(env, redis_client, key_prefix) -> None:
-    key = f"{key_prefix}:global:marketo:token"
-    emulator, first = env(client={"token_cache": redis_client, "token_key": key})
-    second = MarketoClient(emulator.url, "cid", "csecret", token_cache=redis_client, token_key=key)
+def test_token_is_shared_through_redis_encrypted(env, store, redis_client) -> None:
+    emulator, first = env(client={"token_cache": store.marketo_token("https://mkto.example", "cid")})
+    second = MarketoClient(emulator.url, "cid", "csecret", token_cache=store.marketo_token("https://mkto.example", "cid"))
     first.describe_leads()
     second.describe_leads()
     second.close()
     assert len(emulator.calls("/identity/oauth/token")) == 1
+    (key,) = redis_client.scan_iter(match=f"{store.prefix}:global:marketo:token:*")
     assert redis_client.ttl(key) > 3000
+    sealed = redis_client.get(key)
+    assert first._token is not None and first._token.access_token.encode() not in sealed
+    assert first._token.access_token in store.marketo_token("https://mkto.example", "cid").load()
 
 
 def test_get_leads_pages_and_long_filters(env) -> None:

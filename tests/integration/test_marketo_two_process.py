@@ -2,7 +2,7 @@
 window or concurrency cap, as the emulator counts them.
 
 Run as a script, this module is the worker process: `python test_marketo_two_process.py
-<marketo url> <redis url> <limiter key> <first index> <count>`.
+<marketo url> <redis url> <key prefix> <first index> <count>`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import pytest
 from bot.marketo.client import MarketoClient
 from bot.marketo.limiter import SharedLimiter
 from bot.models import MarketoField
+from bot.store import Keys, LimiterState
 from sandbox.marketo import MarketoEmulator
 
 CALLS, WINDOW, CONCURRENCY = 10, 1.0, 3
@@ -31,10 +32,10 @@ def _client(url: str, limiter: SharedLimiter) -> MarketoClient:
     return MarketoClient(url, "cid", "csecret", limiter=limiter, batch_size=BATCH, max_retries=0)
 
 
-def _limiter(redis_url: str, key: str) -> SharedLimiter:
+def _limiter(redis_url: str, prefix: str) -> SharedLimiter:
     import redis
 
-    return SharedLimiter(redis.Redis.from_url(redis_url), key, CALLS, WINDOW, CONCURRENCY)
+    return SharedLimiter(LimiterState(redis.Redis.from_url(redis_url), Keys(prefix)), CALLS, WINDOW, CONCURRENCY)
 
 
 def worker(url: str, redis_url: str, key: str, first: int, count: int) -> int:
@@ -58,7 +59,7 @@ def emulator() -> Iterator[MarketoEmulator]:
 def test_two_processes_share_the_limits(emulator, redis_client, key_prefix) -> None:
     from tests.conftest import REDIS_URL
 
-    key = f"{key_prefix}:global:marketo"
+    key = key_prefix
     with _client(emulator.url, _limiter(REDIS_URL, key)) as setup:
         setup.create_lead_fields([MarketoField(name="dynamicsLeadId", display_name="Dynamics Lead Id",
                                                data_type="string")])

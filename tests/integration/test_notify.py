@@ -17,7 +17,7 @@ from bot.config import Settings
 from bot.models import Connection, Entity, EntityProgress, FlowState, RunStatus, SyncRun
 from bot.notify import Notifier
 from bot.store import Store
-from bot.sync.checkpoint import BatchOutcome, Checkpoint, Lease, RunState
+from bot.sync.checkpoint import BatchOutcome, Checkpoint, RunState
 from bot.sync.ledger import LedgerEntry
 from sandbox.server import free_port
 from sandbox.slack import SlackEmulator
@@ -97,8 +97,8 @@ def test_progress_updates_are_throttled_per_message_across_workers(slack: SlackE
 def _book_failures(store: Store, run: SyncRun, n: int) -> None:
     state = RunState(store, "T1", run.id)
     state.save(Checkpoint(entity=Entity.lead))
-    lease = Lease(store.redis, state.lock_key(run.connection_id, Entity.lead), ttl=5)
-    assert lease.acquire()
+    lease = state.lease(run.connection_id, Entity.lead, ttl=5)
+    assert lease.take()
     failures = [LedgerEntry(entity="lead", id=f"id-{i}", email=f"bad {i}", code="1003", message=f"Invalid email, {i}")
                 for i in range(n)]
     state.book(Entity.lead, BatchOutcome(seq=0, end_link=None, end_offset=n, read=n + 10, created=10, skipped=n,

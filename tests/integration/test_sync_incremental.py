@@ -36,7 +36,7 @@ def test_changes_creates_and_deletes_reach_marketo(world: SyncHarness) -> None:
     world.dynamics.update_record("lead", 3, firstname="Renamed")
     world.dynamics.delete_record("lead", 4)
     new = world.dynamics.create_records("lead", 5)
-    before = world.store.redis.get(jobs.delta_key(world.store, "T1", world.connection.id, Entity.lead))
+    before = world.store.delta_links.get("T1", world.connection.id, Entity.lead.value)
 
     assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
     assert world.marketo.lead_by("dynamicsLeadId", lead_id)["firstName"] == "Renamed"
@@ -44,10 +44,10 @@ def test_changes_creates_and_deletes_reach_marketo(world: SyncHarness) -> None:
     assert deleted is not None and deleted["dynamicsDeleted"] is True  # marked, never deleted
     for index in new:
         assert world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", index)) is not None
-    after = world.store.redis.get(jobs.delta_key(world.store, "T1", world.connection.id, Entity.lead))
+    after = world.store.delta_links.get("T1", world.connection.id, Entity.lead.value)
     assert after and after != before
-    stats = world.store.redis.hgetall(incremental.stats_key(world.store, "T1", world.connection.id))
-    assert int(stats[b"lead:read"]) == 6  # five created + one updated (the delete arrives separately)
+    stats = world.store.incremental.stats("T1", world.connection.id)
+    assert int(stats["lead:read"]) == 6  # five created + one updated (the delete arrives separately)
 
     # Nothing changed since: a second pass writes nothing.
     calls = len(world.marketo.calls("/rest/v1/leads.json"))
@@ -56,8 +56,7 @@ def test_changes_creates_and_deletes_reach_marketo(world: SyncHarness) -> None:
 
 
 def test_a_finished_initial_sync_is_scheduled_and_due_jobs_run(world: SyncHarness) -> None:
-    key = incremental.schedule_key(world.store)
-    due = world.store.redis.zscore(key, f"T1:{world.connection.id}")
+    due = world.store.incremental.due_at("T1", world.connection.id)
     minutes = world.settings.INCREMENTAL_SYNC_MINUTES
     assert due == pytest.approx(time.time() + minutes * 60, abs=60)
     assert incremental.schedule_due(world.store, world.context.queue, world.settings, now=due - 1) == []
@@ -80,4 +79,4 @@ def test_an_expired_change_token_falls_back_to_a_full_reread(world: SyncHarness)
     assert resync.kind == "resync" and resync.status == RunStatus.finished
     assert [p.entity for p in resync.entities] == [Entity.lead]
     assert world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", 7))["firstName"] == "AfterExpiry"
-    assert world.store.redis.get(jobs.delta_key(world.store, "T1", world.connection.id, Entity.lead))
+    assert world.store.delta_links.get("T1", world.connection.id, Entity.lead.value)

@@ -88,7 +88,7 @@ def test_concurrent_starts_create_one_connection(store: Store) -> None:
         ids = set(pool.map(start, range(10)))
     assert len(ids) == 1
     assert [a for _, a in actions(store)].count(audit.CONNECTION_STARTED) == 1
-    assert store.redis.exists(store.key(TEAM, "flow-lock")) == 0  # the start guard is released
+    assert store.redis.exists(store.keys.flow_lock(TEAM)) == 0  # the start guard is released
 
 
 def test_a_failing_checklist_is_refused_and_nothing_changes(store: Store) -> None:

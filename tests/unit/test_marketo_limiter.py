@@ -10,11 +10,12 @@ import pytest
 import redis
 
 from bot.marketo.limiter import CST, SharedLimiter
+from bot.store import Keys, LimiterState
 
 
 def _limiter(redis_client: redis.Redis, key_prefix: str, **overrides: float) -> SharedLimiter:
     params = {"calls_per_window": 5, "window_seconds": 0.5, "max_concurrency": 2, **overrides}
-    return SharedLimiter(redis_client, f"{key_prefix}:global:marketo", **params)  # type: ignore[arg-type]
+    return SharedLimiter(LimiterState(redis_client, Keys(key_prefix)), **params)  # type: ignore[arg-type]
 
 
 def _wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from bot.dynamics.errors import DataverseAccessDenied
 from bot.marketo.errors import DailyQuotaExceeded, MarketoFatal
 from bot.models import Entity, EntityPlan, EntityProgress, FieldMapping, RunStatus, SyncRun
 from bot.store import Store
-from bot.sync.checkpoint import BatchOutcome, Checkpoint, Lease, LeaseLost, RunState
+from bot.sync.checkpoint import BatchOutcome, Checkpoint, LeaseLost, RunState
 from bot.sync.engine import EntitySync
 from bot.sync.ledger import LedgerEntry
 
@@ -143,8 +143,8 @@ def new_run(store: Store, entities: tuple[Entity, ...] = (Entity.lead,)) -> RunS
 
 def run_engine(state: RunState, source: FakeDataverse, marketo: FakeMarketo, *, writers: int = 4,
                batch_size: int = 20, entity: Entity = Entity.lead, lookup=None):
-    lease = Lease(state.redis, state.lock_key("c1", entity), ttl=10)
-    assert lease.acquire()
+    lease = state.lease("c1", entity, ttl=10)
+    assert lease.take()
     try:
         sync = EntitySync(lead_plan(entity), source, lambda recs: marketo.sync_leads(recs, entity.marketo_id_field),
                           state, lease, threading.Event(), writers=writers, batch_size=batch_size,
@@ -185,8 +185,8 @@ def test_full_sync_writes_every_kept_record_once_with_exact_counters(store: Stor
 
 def test_booking_advances_the_contiguous_prefix_and_is_idempotent(store: Store) -> None:
     state = new_run(store)
-    lease = Lease(state.redis, state.lock_key("c1", Entity.lead), ttl=10)
-    assert lease.acquire()
+    lease = state.lease("c1", Entity.lead, ttl=10)
+    assert lease.take()
 
     def outcome(seq: int) -> BatchOutcome:
         return BatchOutcome(seq=seq, end_link=f"page:{seq}", end_offset=seq + 1, read=10, created=9, skipped=1,
@@ -244,7 +244,7 @@ def test_resume_after_a_crash_rewrites_only_unbooked_batches_and_counts_exactly(
     assert progress.created + progress.updated == len([r for r in kept if " " not in r["emailaddress1"]])
     assert progress.updated == 0  # the crashed batch never reached Marketo, so nothing was written twice
     assert marketo.received - received_before == len(kept) - booked_before
-    assert len(state.ledger.redis.lrange(state.ledger.key, 0, -1)) == progress.skipped
+    assert state.ledger.count() == len(list(state.ledger)) == progress.skipped
 
 
 def _crash_after_applying(state: RunState, records: list[dict], marketo: FakeMarketo) -> None:
@@ -255,8 +255,8 @@ def _crash_after_applying(state: RunState, records: list[dict], marketo: FakeMar
             raise Crash()
         return results
 
-    lease = Lease(state.redis, state.lock_key("c1", Entity.lead), ttl=10)
-    assert lease.acquire()
+    lease = state.lease("c1", Entity.lead, ttl=10)
+    assert lease.take()
     sync = EntitySync(lead_plan(), FakeDataverse(records), apply_then_die, state, lease, threading.Event(),
                       writers=1, batch_size=20)
     assert sync.run().kind == "failed"
@@ -348,8 +348,8 @@ def test_conversion_errors_are_reported_not_dropped(store: Store) -> None:
     records[8]["numberofemployees"] = "many"
     state = new_run(store)
     marketo = FakeMarketo()
-    lease = Lease(state.redis, state.lock_key("c1", Entity.lead), ttl=10)
-    assert lease.acquire()
+    lease = state.lease("c1", Entity.lead, ttl=10)
+    assert lease.take()
     sync = EntitySync(plan, FakeDataverse(records), lambda r: marketo.sync_leads(r, "dynamicsLeadId"), state, lease,
                       threading.Event(), writers=2, batch_size=10)
     assert sync.run().kind == "done"

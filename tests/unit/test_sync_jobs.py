@@ -16,7 +16,7 @@ from bot.marketo.errors import DailyQuotaExceeded
 from bot.models import Connection, Entity, FieldPlan, FlowState, RunStatus
 from bot.store import Store
 from bot.sync import jobs
-from bot.sync.checkpoint import EntityState, Lease, RunState
+from bot.sync.checkpoint import EntityState, RunState
 from bot.sync.sweeper import sweep
 from tests.unit.test_sync_engine import FakeDataverse, FakeMarketo, expected_kept, lead_plan, make_records
 
@@ -112,8 +112,8 @@ def test_a_run_enqueues_one_job_per_entity_and_finishes_exactly(world: World) ->
         assert progress.done and progress.written == len(kept) and progress.estimated == len(kept)
     assert world.store.get_connection("T1", world.connection.id).state == FlowState.synced
     assert world.notifier.count("completed") == 1 and world.notifier.count("paused") == 0
-    assert world.store.redis.get(jobs.delta_key(world.store, "T1", world.connection.id, Entity.lead)) == b"delta:1"
-    assert not world.store.redis.sismember(jobs.active_runs_key(world.store), f"T1:{run.id}")
+    assert world.store.delta_links.get("T1", world.connection.id, Entity.lead.value) == "delta:1"
+    assert ("T1", run.id) not in world.store.active_runs
 
 
 def test_job_arguments_are_ids_only(world: World) -> None:
@@ -180,8 +180,8 @@ def test_sweeper_revives_a_job_whose_worker_died(world: World) -> None:
     lead_job.started_at = datetime.now(UTC) - timedelta(minutes=5)
     lead_job.save()
     state.set_state(Entity.lead, EntityState.running)
-    contact_lease = Lease(world.store.redis, state.lock_key(world.connection.id, Entity.contact), ttl=30)
-    assert contact_lease.acquire()  # the contact job looks alive: its lease is held
+    contact_lease = state.lease(world.connection.id, Entity.contact, ttl=30)
+    assert contact_lease.take()  # the contact job looks alive: its lease is held
     state.set_state(Entity.contact, EntityState.running)
 
     revived = sweep(world.store, world.queue, lease_seconds=1)

@@ -1,0 +1,16 @@
+"""Redis has one room: this package. Every key name (`keys`), the one optimistic transaction
+(`transaction`), the one lease/lock (`locks`), the records (`records`), the RQ queues and
+workers (`jobs`) and the connection (`connection`). Nothing outside it imports `redis`."""
+
+from redis import Redis, RedisError
+
+from bot.store.connection import connect
+from bot.store.keys import Keys
+from bot.store.limiter import LimiterState
+from bot.store.locks import Lease
+from bot.store.records import Store
+from bot.store.runs import RunTx
+from bot.store.secrets import SealedValue
+
+__all__ = ["Keys", "Lease", "LimiterState", "Redis", "RedisError", "RunTx", "SealedValue", "Store",
+           "connect"]

@@ -1,0 +1,134 @@
+"""Every Redis key name of the product, and nothing else.
+
+Team keys are `{prefix}:{team_id}:…`; the few that belong to the Marketo subscription or to
+all workers rather than to one Slack team are `{prefix}:global:…`. RQ's keys are prefixed by
+`bot.store.jobs` with `rq_prefix`.
+"""
+
+from __future__ import annotations
+
+import re
+
+GLOBAL = "global"
+
+
+def _glob_escape(text: str) -> str:
+    """`text` matched literally in a Redis SCAN MATCH pattern."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)
+
+
+class Keys:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def _team(self, team_id: str, *parts: str) -> str:
+        if not team_id:
+            raise ValueError("every key carries the Slack team id")
+        return ":".join([self.prefix, team_id, *parts])
+
+    def _global(self, *parts: str) -> str:
+        return ":".join([self.prefix, GLOBAL, *parts])
+
+    # -- connections and the flow --------------------------------------------------------------
+    def connection(self, team_id: str, connection_id: str) -> str:
+        return self._team(team_id, "conn", connection_id)
+
+    def active_connection(self, team_id: str) -> str:
+        return self._team(team_id, "active")
+
+    def credentials(self, team_id: str, connection_id: str) -> str:
+        return self._team(team_id, "creds", connection_id)
+
+    def draft(self, team_id: str, user_id: str) -> str:
+        return self._team(team_id, "draft", user_id)
+
+    def locked_url(self, team_id: str) -> str:
+        return self._team(team_id, "locked-url")
+
+    def flow_lock(self, team_id: str) -> str:
+        """Serialises the creation of a draft connection per team."""
+        return self._team(team_id, "flow-lock")
+
+    def metadata(self, team_id: str, connection_id: str, entity: str) -> str:
+        return self._team(team_id, "meta", connection_id, entity)
+
+    def audit(self, team_id: str) -> str:
+        return self._team(team_id, "audit")
+
+    # -- approvals -------------------------------------------------------------------------------
+    def approval(self, team_id: str, approval_id: str) -> str:
+        return self._team(team_id, "approval", approval_id)
+
+    PENDING_APPROVALS = "approvals-pending"
+
+    def pending_approvals(self, team_id: str) -> str:
+        """Sorted set of the team's pending approval ids by `expires_at`."""
+        return self._team(team_id, self.PENDING_APPROVALS)
+
+    def teams_pattern(self, *parts: str) -> tuple[str, str, str]:
+        """(SCAN pattern, head, tail) for the keys `_team(any team, *parts)`."""
+        head, tail = f"{self.prefix}:", ":" + ":".join(parts)
+        return f"{_glob_escape(head)}*{_glob_escape(tail)}", head, tail
+
+    # -- sync runs -------------------------------------------------------------------------------
+    def run(self, team_id: str, run_id: str) -> str:
+        return self._team(team_id, "run", run_id)
+
+    def run_cancel(self, team_id: str, run_id: str) -> str:
+        return self._team(team_id, "run", run_id, "cancel")
+
+    def checkpoint(self, team_id: str, run_id: str, entity: str) -> str:
+        return self._team(team_id, "run", run_id, "ckpt", entity)
+
+    def inflight(self, team_id: str, run_id: str, entity: str) -> str:
+        return self._team(team_id, "run", run_id, "inflight", entity)
+
+    def skips(self, team_id: str, run_id: str) -> str:
+        """The failure ledger of a run (a list of JSON entries)."""
+        return self._team(team_id, "run", run_id, "skips")
+
+    def progress_slot(self, team_id: str, run_id: str) -> str:
+        """The progress message's update throttle."""
+        return self._team(team_id, "run", run_id, "progress-at")
+
+    def progress_post(self, team_id: str, run_id: str) -> str:
+        """Claimed by the one process that posts the progress message."""
+        return self._team(team_id, "run", run_id, "progress-post")
+
+    def sync_lock(self, team_id: str, connection_id: str, entity: str) -> str:
+        """One running sync (initial or incremental) per connection and entity."""
+        return self._team(team_id, "sync-lock", connection_id, entity)
+
+    def delta_link(self, team_id: str, connection_id: str, entity: str) -> str:
+        return self._team(team_id, "delta", connection_id, entity)
+
+    def incremental_stats(self, team_id: str, connection_id: str) -> str:
+        return self._team(team_id, "incremental", connection_id)
+
+    def active_runs(self) -> str:
+        """Set of `team:run` members the sweeper watches."""
+        return self._global("sync", "active-runs")
+
+    def incremental_schedule(self) -> str:
+        """Sorted set of `team:connection` members by next due time."""
+        return self._global("sync", "incremental")
+
+    def sweeping(self) -> str:
+        return self._global("sync", "sweeping")
+
+    # -- Marketo (one subscription, shared by every team) ------------------------------------------
+    def marketo_limiter(self, part: str) -> str:
+        """`window`, `slots`, `backoff` or `day:YYYYMMDD` of the shared Marketo limiter."""
+        return self._global("marketo", "limiter", part)
+
+    def marketo_token(self, instance: str) -> str:
+        return self._global("marketo", "token", instance)
+
+    def marketo_deleted_field(self) -> str:
+        return self._global("marketo", "deleted-field")
+
+    # -- RQ --------------------------------------------------------------------------------------
+    @property
+    def rq_prefix(self) -> str:
+        """What every RQ key the product creates through `bot.store.jobs` starts with."""
+        return f"{self.prefix}:rq"

@@ -1,0 +1,248 @@
+"""Redis persistence: every record of the product, behind named methods.
+
+Key names come from `bot.store.keys`. Records are pydantic models stored as JSON; secrets
+(Dynamics credentials, the Marketo token) are Fernet-encrypted before they touch Redis.
+Read-modify-write (`update_connection`, `update_approval`, `update_run`) goes through the
+optimistic transaction of `bot.store.transaction`, so concurrent writers (two leads clicking
+Approve, two workers) never lose an update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import redis
+from pydantic import BaseModel
+from redis.client import Pipeline
+
+from bot.crypto import SecretBox
+from bot.models import (
+    Approval,
+    AuditEntry,
+    Connection,
+    Credentials,
+    SyncRun,
+    now,
+)
+from bot.store.keys import GLOBAL, Keys
+from bot.store.limiter import LimiterState
+from bot.store.locks import Lease
+from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList
+from bot.store.secrets import SealedValue
+from bot.store.transaction import transact
+
+M = TypeVar("M", bound=BaseModel)
+
+AUDIT_MAX_ENTRIES = 10_000
+
+
+class Store:
+    def __init__(self, client: redis.Redis, secret_box: SecretBox, prefix: str = "cd") -> None:
+        self.redis = client
+        self._box = secret_box
+        self.keys = Keys(prefix)
+        self.active_runs = ActiveRuns(client, self.keys)
+        self.delta_links = DeltaLinks(client, self.keys)
+        self.incremental = IncrementalSchedule(client, self.keys)
+
+    @property
+    def prefix(self) -> str:
+        return self.keys.prefix
+
+    def ping(self) -> bool:
+        return bool(self.redis.ping())
+
+    def teams_with_pending_approvals(self) -> list[str]:
+        """The team ids that have pending approvals, found by SCAN (for the periodic expiry sweep)."""
+        pattern, head, tail = self.keys.teams_pattern(Keys.PENDING_APPROVALS)
+        teams: set[str] = set()
+        for raw in self.redis.scan_iter(match=pattern, count=1000):
+            key = raw.decode() if isinstance(raw, bytes) else raw
+            team = key[len(head):-len(tail)]
+            if team and team != GLOBAL and ":" not in team:
+                teams.add(team)
+        return sorted(teams)
+
+    # -- generic model records ----------------------------------------------------------------
+    def _get(self, key: str, model: type[M]) -> M | None:
+        raw = self.redis.get(key)
+        return model.model_validate_json(raw) if raw else None
+
+    def _put(self, key: str, record: BaseModel, ttl: int | None = None) -> None:
+        self.redis.set(key, record.model_dump_json(), ex=ttl)
+
+    def _update(self, key: str, model: type[M], change: Callable[[M], M | None]) -> M | None:
+        """Atomically read, change and write one record. `change` may raise to abort.
+
+        Returns the stored record, or None when the record does not exist. When `change`
+        returns None the record is left as it was (and returned unchanged).
+        """
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, M | None]:
+            raw = pipe.get(key)
+            if raw is None:
+                return None, None
+            current = model.model_validate_json(raw)
+            changed = change(current)
+            if changed is None:
+                return None, current
+            return (lambda p: p.set(key, changed.model_dump_json(), keepttl=True)), changed
+
+        return transact(self.redis, [key], body)
+
+    # -- connections ----------------------------------------------------------------------------
+    def save_connection(self, connection: Connection) -> None:
+        connection.updated_at = now()
+        self._put(self.keys.connection(connection.team_id, connection.id), connection)
+
+    def get_connection(self, team_id: str, connection_id: str) -> Connection | None:
+        return self._get(self.keys.connection(team_id, connection_id), Connection)
+
+    def update_connection(
+        self, team_id: str, connection_id: str, change: Callable[[Connection], Connection | None]
+    ) -> Connection | None:
+        return self._update(self.keys.connection(team_id, connection_id), Connection, change)
+
+    def set_active_connection(self, team_id: str, connection_id: str) -> None:
+        self.redis.set(self.keys.active_connection(team_id), connection_id)
+
+    def active_connection(self, team_id: str) -> Connection | None:
+        connection_id = self.redis.get(self.keys.active_connection(team_id))
+        return self.get_connection(team_id, connection_id.decode()) if connection_id else None
+
+    # -- credentials (encrypted) -------------------------------------------------------------------
+    def save_credentials(self, team_id: str, connection_id: str, credentials: Credentials) -> None:
+        sealed = self._box.seal(json.dumps(credentials.to_plain()).encode())
+        self.redis.set(self.keys.credentials(team_id, connection_id), sealed)
+
+    def load_credentials(self, team_id: str, connection_id: str) -> Credentials | None:
+        sealed = self.redis.get(self.keys.credentials(team_id, connection_id))
+        return Credentials.model_validate_json(self._box.open(sealed)) if sealed else None
+
+    def save_draft(self, team_id: str, user_id: str, fields: dict[str, str], ttl: int = 3600) -> None:
+        """What a user typed in Step 1, minus secrets, so a failed check can refill the form."""
+        self.redis.set(self.keys.draft(team_id, user_id), json.dumps(fields), ex=ttl)
+
+    def load_draft(self, team_id: str, user_id: str) -> dict[str, str]:
+        raw = self.redis.get(self.keys.draft(team_id, user_id))
+        return json.loads(raw) if raw else {}
+
+    # -- the Dynamics URL lock -------------------------------------------------------------------
+    def lock_dynamics_url(self, team_id: str, url: str) -> str:
+        """Lock this team's Marketo instance to `url`; returns the URL that holds the lock."""
+        key = self.keys.locked_url(team_id)
+        self.redis.set(key, url, nx=True)
+        return self.redis.get(key).decode()
+
+    def locked_dynamics_url(self, team_id: str) -> str | None:
+        raw = self.redis.get(self.keys.locked_url(team_id))
+        return raw.decode() if raw else None
+
+    # -- approvals -------------------------------------------------------------------------------
+    def save_approval(self, approval: Approval) -> None:
+        self._put(self.keys.approval(approval.team_id, approval.id), approval)
+
+    def get_approval(self, team_id: str, approval_id: str) -> Approval | None:
+        return self._get(self.keys.approval(team_id, approval_id), Approval)
+
+    def update_approval(
+        self, team_id: str, approval_id: str, change: Callable[[Approval], Approval | None]
+    ) -> Approval | None:
+        return self._update(self.keys.approval(team_id, approval_id), Approval, change)
+
+    # -- sync runs -------------------------------------------------------------------------------
+    def save_run(self, run: SyncRun) -> None:
+        self._put(self.keys.run(run.team_id, run.id), run)
+
+    def get_run(self, team_id: str, run_id: str) -> SyncRun | None:
+        return self._get(self.keys.run(team_id, run_id), SyncRun)
+
+    def update_run(self, team_id: str, run_id: str, change: Callable[[SyncRun], SyncRun | None]) -> SyncRun | None:
+        return self._update(self.keys.run(team_id, run_id), SyncRun, change)
+
+    # -- approvals pending expiry ------------------------------------------------------------------
+    def add_pending_approval(self, team_id: str, approval_id: str, expires_at: float) -> None:
+        self.redis.zadd(self.keys.pending_approvals(team_id), {approval_id: expires_at})
+
+    def remove_pending_approval(self, team_id: str, approval_id: str) -> None:
+        self.redis.zrem(self.keys.pending_approvals(team_id), approval_id)
+
+    def pending_approvals_due(self, team_id: str, at: float) -> list[str]:
+        """Ids of the team's pending approvals whose `expires_at` is at or before `at`."""
+        due = self.redis.zrangebyscore(self.keys.pending_approvals(team_id), "-inf", at)
+        return [raw.decode() if isinstance(raw, bytes) else raw for raw in due]
+
+    # -- sync runs: checkpoints, leases, ledger, progress message ------------------------------------
+    def run_records(self, team_id: str, run_id: str, checkpoint_model: type[M]) -> RunRecords[M]:
+        return RunRecords(self.redis, self.keys, team_id, run_id, checkpoint_model)
+
+    def skip_list(self, team_id: str, run_id: str) -> SkipList:
+        return SkipList(self.redis, self.keys.skips(team_id, run_id))
+
+    def sync_lease(self, team_id: str, connection_id: str, entity: str, ttl: float, owner: str = "") -> Lease:
+        """One running sync (initial or incremental) per connection and entity."""
+        return Lease(self.redis, self.keys.sync_lock(team_id, connection_id, entity), ttl, owner=owner)
+
+    def sync_leased(self, team_id: str, connection_id: str, entity: str) -> bool:
+        """Does anyone hold the sync lease of this connection and entity?"""
+        return bool(self.redis.exists(self.keys.sync_lock(team_id, connection_id, entity)))
+
+    def sweep_lease(self, ttl: float) -> Lease:
+        """Lets one worker at a time sweep."""
+        return Lease(self.redis, self.keys.sweeping(), ttl)
+
+    def start_guard(self, team_id: str, ttl: float) -> Lease:
+        """Serialises the creation of a draft connection per team."""
+        return Lease(self.redis, self.keys.flow_lock(team_id), ttl, poll=0.01)
+
+    def take_progress_slot(self, team_id: str, run_id: str, interval_ms: int) -> int:
+        """The progress message's rate slot (SET NX PX): 0 when taken, else milliseconds until it frees."""
+        key = self.keys.progress_slot(team_id, run_id)
+        if self.redis.set(key, "1", nx=True, px=interval_ms):
+            return 0
+        return max(int(self.redis.pttl(key)), 1)
+
+    def claim_progress_post(self, team_id: str, run_id: str) -> bool:
+        """True for the one caller that gets to post the run's progress message."""
+        return bool(self.redis.set(self.keys.progress_post(team_id, run_id), "1", nx=True))
+
+    # -- Dataverse metadata cache ------------------------------------------------------------------------
+    def cache_metadata(self, team_id: str, connection_id: str, entity: str, document: Any, ttl: int) -> None:
+        self.redis.set(self.keys.metadata(team_id, connection_id, entity), json.dumps(document), ex=ttl)
+
+    def cached_metadata(self, team_id: str, connection_id: str, entity: str) -> Any:
+        raw = self.redis.get(self.keys.metadata(team_id, connection_id, entity))
+        return json.loads(raw) if raw else None
+
+    def forget_metadata(self, team_id: str, connection_id: str, entity: str) -> None:
+        self.redis.delete(self.keys.metadata(team_id, connection_id, entity))
+
+    # -- Marketo (shared by every team) -------------------------------------------------------------------
+    def marketo_token(self, base_url: str, client_id: str) -> SealedValue:
+        """The Marketo access token of one instance and API user, shared by every process, encrypted at rest."""
+        instance = hashlib.sha256(f"{base_url.rstrip('/')}|{client_id}".encode()).hexdigest()[:16]
+        return SealedValue(self.redis, self._box, self.keys.marketo_token(instance))
+
+    def marketo_limiter_state(self) -> LimiterState:
+        return LimiterState(self.redis, self.keys)
+
+    def marketo_deleted_field_created(self) -> bool:
+        return bool(self.redis.exists(self.keys.marketo_deleted_field()))
+
+    def mark_marketo_deleted_field_created(self) -> None:
+        self.redis.set(self.keys.marketo_deleted_field(), "1")
+
+    # -- audit log -------------------------------------------------------------------------------
+    def audit(self, team_id: str, entry: AuditEntry) -> None:
+        self.redis.xadd(
+            self.keys.audit(team_id),
+            {"entry": entry.model_dump_json()},
+            maxlen=AUDIT_MAX_ENTRIES,
+            approximate=True,
+        )
+
+    def audit_entries(self, team_id: str, count: int = 20) -> list[AuditEntry]:
+        rows = self.redis.xrevrange(self.keys.audit(team_id), count=count)
+        return [AuditEntry.model_validate_json(fields[b"entry"]) for _, fields in reversed(rows)]

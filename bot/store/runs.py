@@ -1,0 +1,201 @@
+"""Sync runs in Redis beyond the run record: checkpoints, the cancel flag, in-flight batches, the
+failure ledger, the active-run index, delta links and the incremental schedule.
+
+How a checkpoint advances is the sync's business (`bot.sync.checkpoint`); this module only
+reads and writes the records, inside the one optimistic transaction when they must change together.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import redis
+from pydantic import BaseModel
+from redis.client import Pipeline
+
+from bot.models import SyncRun
+from bot.store.keys import Keys
+from bot.store.locks import Lease
+from bot.store.transaction import transact
+
+C = TypeVar("C", bound=BaseModel)
+T = TypeVar("T")
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class RunTx(Generic[C]):
+    """One run's records inside a transaction: reads on the watching pipeline, then (after the
+    body returns its writes) writes queued in MULTI on the same pipeline."""
+
+    def __init__(self, pipe: Pipeline, keys: Keys, team_id: str, run_id: str, model: type[C]) -> None:
+        self._pipe, self._keys, self._team, self._run, self._model = pipe, keys, team_id, run_id, model
+
+    # -- reads --------------------------------------------------------------------------------------
+    def run(self) -> SyncRun:
+        return SyncRun.model_validate_json(self._pipe.get(self._keys.run(self._team, self._run)))
+
+    def checkpoint(self, entity: str) -> C | None:
+        raw = self._pipe.get(self._keys.checkpoint(self._team, self._run, entity))
+        return self._model.model_validate_json(raw) if raw else None
+
+    def cancel_requested(self) -> bool:
+        return bool(self._pipe.exists(self._keys.run_cancel(self._team, self._run)))
+
+    def holds(self, lease: Lease) -> bool:
+        return lease.held_in(self._pipe)
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def put_run(self, run: SyncRun) -> None:
+        self._pipe.set(self._keys.run(self._team, self._run), run.model_dump_json())
+
+    def put_checkpoint(self, entity: str, ckpt: C) -> None:
+        self._pipe.set(self._keys.checkpoint(self._team, self._run, entity), ckpt.model_dump_json())
+
+    def append_skips(self, rows: list[str]) -> None:
+        if rows:
+            self._pipe.rpush(self._keys.skips(self._team, self._run), *rows)
+
+    def booked(self, entity: str, seq: int) -> None:
+        """The batch is booked: no longer in flight."""
+        self._pipe.srem(self._keys.inflight(self._team, self._run, entity), seq)
+
+
+class RunRecords(Generic[C]):
+    """Checkpoints (of model `model`), cancel flag and in-flight batches of one run."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, team_id: str, run_id: str, model: type[C]) -> None:
+        self._redis, self._keys, self._team, self._run, self._model = client, keys, team_id, run_id, model
+
+    def checkpoint(self, entity: str) -> C | None:
+        raw = self._redis.get(self._keys.checkpoint(self._team, self._run, entity))
+        return self._model.model_validate_json(raw) if raw else None
+
+    def put_checkpoint(self, entity: str, ckpt: C) -> None:
+        self._redis.set(self._keys.checkpoint(self._team, self._run, entity), ckpt.model_dump_json())
+
+    def cancel_requested(self) -> bool:
+        return bool(self._redis.exists(self._keys.run_cancel(self._team, self._run)))
+
+    def request_cancel(self) -> None:
+        self._redis.set(self._keys.run_cancel(self._team, self._run), "1")
+
+    def mark_inflight(self, entity: str, seq: int) -> None:
+        self._redis.sadd(self._keys.inflight(self._team, self._run, entity), seq)
+
+    def inflight(self, entity: str) -> set[int]:
+        return {int(m) for m in self._redis.smembers(self._keys.inflight(self._team, self._run, entity))}
+
+    def transact(
+        self,
+        entities: list[str],
+        body: Callable[[RunTx[C]], tuple[Callable[[RunTx[C]], None] | None, T]],
+        lease: Lease | None = None,
+    ) -> T:
+        """One optimistic transaction over the run record, its cancel flag, the checkpoints of
+        `entities` and (when given) the lease, so a booking commits only while the lease is held."""
+        keys = [self._keys.run(self._team, self._run), self._keys.run_cancel(self._team, self._run)]
+        keys += [self._keys.checkpoint(self._team, self._run, e) for e in entities]
+        if lease is not None:
+            keys.append(lease.key)
+
+        def on_pipe(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, T]:
+            tx = RunTx(pipe, self._keys, self._team, self._run, self._model)
+            writes, result = body(tx)
+            return (None if writes is None else (lambda _: writes(tx))), result
+
+        return transact(self._redis, keys, on_pipe)
+
+
+class SkipList:
+    """The failure ledger of one run, read in chunks."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self._redis, self._key = client, key
+
+    def count(self) -> int:
+        return int(self._redis.llen(self._key))
+
+    def chunk(self, start: int, size: int) -> list[bytes]:
+        return self._redis.lrange(self._key, start, start + size - 1)
+
+
+class ActiveRuns:
+    """The runs the sweeper watches, as (team, run) pairs."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis, self._key = client, keys.active_runs()
+
+    def add(self, team_id: str, run_id: str) -> None:
+        self._redis.sadd(self._key, f"{team_id}:{run_id}")
+
+    def remove(self, team_id: str, run_id: str) -> None:
+        self._redis.srem(self._key, f"{team_id}:{run_id}")
+
+    def __contains__(self, team_run: tuple[str, str]) -> bool:
+        return bool(self._redis.sismember(self._key, ":".join(team_run)))
+
+    def all(self) -> list[tuple[str, str]]:
+        pairs = (_text(m).split(":", 1) for m in self._redis.smembers(self._key))
+        return [(team, run) for team, run in pairs]
+
+
+class DeltaLinks:
+    """Dataverse change-tracking links per connection and entity, where incremental sync resumes."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis, self._keys = client, keys
+
+    def get(self, team_id: str, connection_id: str, entity: str) -> str | None:
+        raw = self._redis.get(self._keys.delta_link(team_id, connection_id, entity))
+        return _text(raw) if raw else None
+
+    def put(self, team_id: str, connection_id: str, entity: str, link: str) -> None:
+        self._redis.set(self._keys.delta_link(team_id, connection_id, entity), link)
+
+    def forget(self, team_id: str, connection_id: str, entity: str) -> None:
+        self._redis.delete(self._keys.delta_link(team_id, connection_id, entity))
+
+
+class IncrementalSchedule:
+    """Connections due for an incremental sync (a sorted set by due time) and their running totals."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis, self._keys, self._key = client, keys, keys.incremental_schedule()
+
+    def schedule(self, team_id: str, connection_id: str, due: float) -> None:
+        self._redis.zadd(self._key, {f"{team_id}:{connection_id}": due})
+
+    def unschedule(self, team_id: str, connection_id: str) -> None:
+        self._redis.zrem(self._key, f"{team_id}:{connection_id}")
+
+    def due_at(self, team_id: str, connection_id: str) -> float | None:
+        return self._redis.zscore(self._key, f"{team_id}:{connection_id}")
+
+    def due(self, now: float) -> list[tuple[str, str]]:
+        pairs = (_text(m).split(":", 1) for m in self._redis.zrangebyscore(self._key, "-inf", now))
+        return [(team, connection) for team, connection in pairs]
+
+    def advance(self, team_id: str, connection_id: str, next_due: float) -> bool:
+        """Move the slot forward; atomic (ZADD GT CH), so of several workers only one sees True."""
+        return bool(self._redis.zadd(self._key, {f"{team_id}:{connection_id}": next_due}, gt=True, ch=True))
+
+    def record(self, team_id: str, connection_id: str, entity: str, counts: dict[str, int],
+               skips_run_id: str, skip_rows: list[str]) -> None:
+        """Add one job's counts to the connection's totals and its failures to the ledger, in one MULTI."""
+        key = self._keys.incremental_stats(team_id, connection_id)
+        with self._redis.pipeline() as pipe:
+            pipe.hset(key, mapping={"last_at": time.time()})
+            for name, value in counts.items():
+                pipe.hincrby(key, f"{entity}:{name}", value)
+            if skip_rows:
+                pipe.rpush(self._keys.skips(team_id, skips_run_id), *skip_rows)
+            pipe.execute()
+
+    def stats(self, team_id: str, connection_id: str) -> dict[str, str]:
+        raw = self._redis.hgetall(self._keys.incremental_stats(team_id, connection_id))
+        return {_text(k): _text(v) for k, v in raw.items()}
