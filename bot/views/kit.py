@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.bounded_text import cut
 from bot.models import Entity
 
 MAX_MESSAGE_BLOCKS = 50
@@ -68,11 +69,6 @@ class ViewMetadata(BaseModel):
             return cls.model_validate_json(private_metadata or "{}")
         except ValueError:
             return cls()
-
-
-def cut(text: str, limit: int) -> str:
-    """At most `limit` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def escape(text: str) -> str:
