@@ -11,6 +11,7 @@ from bot.models import FlowState
 from bot.runtime import Runtime
 from bot.views.common import audit_blocks, help_text, info_modal, status_blocks
 from bot.views.fields import plan_modal
+from bot.views.kit import escape
 from bot.views.step1 import credentials_modal
 from handlers.context import Ctx
 from handlers.fields import LOADING_FIELDS, load_fields
@@ -22,7 +23,7 @@ def on_command(ctx: Ctx) -> None:
     name = words[0].lower() if words else ""
     handler = SUBCOMMANDS.get(name)
     if handler is None:
-        ctx.ack(text=f"I don't know `{name[:40]}`.\n{help_text()}")
+        ctx.ack(text=f"I don't know `{escape(name[:40])}`.\n{help_text()}")
         return
     handler(ctx)
 
@@ -71,12 +72,12 @@ def audit(ctx: Ctx) -> None:
 def cancel(ctx: Ctx) -> None:
     """Cancel what is in progress: a running sync, a pending approval, or a draft."""
     ctx.runtime.roles.require_admin(ctx.user_id)
-    ctx.ack(text=cancel_current(ctx.runtime, ctx.team_id, ctx.user_id))
+    ctx.ack(text=escape(cancel_current(ctx.runtime, ctx.team_id, ctx.user_id)))
 
 
 def resume(ctx: Ctx) -> None:
     ctx.runtime.roles.require_admin(ctx.user_id)
-    ctx.ack(text=resume_current(ctx.runtime, ctx.team_id, ctx.user_id))
+    ctx.ack(text=escape(resume_current(ctx.runtime, ctx.team_id, ctx.user_id)))
 
 
 SUBCOMMANDS: dict[str, Callable[[Ctx], None]] = {

@@ -20,7 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot.errors import BotError
 from bot.runtime import Runtime
 from bot.slack_payloads import ActionPayload, SlackView, SlashCommand, SuggestionPayload, ViewPayload
-from bot.views.kit import Message
+from bot.views.kit import Message, escape
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,9 @@ class Ctx:
 
     # -- answering ---------------------------------------------------------------------------------
     def tell(self, text: str) -> None:
-        """An ephemeral message where the user is (or a DM when there is no channel)."""
+        """An ephemeral message where the user is (or a DM when there is no channel); `text` is plain
+        and may carry outside text (an error from Dynamics or Marketo), so it is escaped here."""
+        text = escape(text)
         try:
             if self.channel_id:
                 self.client.chat_postEphemeral(channel=self.channel_id, user=self.user_id, text=text)

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 from bot.errors import BotError
 from bot.runtime import Runtime
 from bot.slack_payloads import ActionPayload, SlashCommand, SuggestionPayload, ViewPayload
+from bot.views.kit import escape
 from handlers import approvals, commands, credentials, fields, home, sync
 from handlers.context import Ctx, user_message
 
@@ -50,7 +51,7 @@ def _answer_error(ctx: Ctx, exc: BaseException) -> None:
         ctx.tell_after_ack(text)
         return
     if isinstance(ctx.payload, SlashCommand):
-        ctx.ack(text=text)
+        ctx.ack(text=escape(text))
     elif isinstance(ctx.payload, ViewPayload) and ctx.payload.type == "view_submission":
         from bot.views.common import error_modal
 
