@@ -7,6 +7,7 @@ form must be there, so the text was shown rather than dropped. plain_text is not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -81,43 +82,40 @@ RUN = SyncRun(team_id="T1", connection_id=CONNECTION.id, requester="U1REQ", stat
               message=EVIL, entities=[EntityProgress(entity=Entity.lead, estimated=10)])
 
 
-@pytest.mark.parametrize("status", list(ApprovalStatus))
-def test_approval_messages(status: ApprovalStatus) -> None:
-    approval = APPROVAL.model_copy(update={"status": status})
-    assert_escaped(approval_request_message(approval, CONNECTION, PLAN), shown=8)
-    assert_escaped(approval_decided_message(approval, CONNECTION, PLAN), shown=8)
+FIELDS_VIEW = EntityFieldsView(entity=Entity.lead, selected=[], attribute_count=3,
+                               filter_status=SyncFilterStatus(applies=False, message=EVIL))
+REJECTED = APPROVAL.model_copy(update={"status": ApprovalStatus.rejected})
+
+# (builder, how many times EVIL shows escaped at least): one case per message or view builder
+BUILT: dict[str, tuple[Callable[[], Any], int]] = {
+    **{f"approval_request_message[{status.value}]": (
+        lambda status=status: approval_request_message(APPROVAL.model_copy(update={"status": status}), CONNECTION,
+                                                       PLAN), 8) for status in ApprovalStatus},
+    **{f"approval_decided_message[{status.value}]": (
+        lambda status=status: approval_decided_message(APPROVAL.model_copy(update={"status": status}), CONNECTION,
+                                                       PLAN), 8) for status in ApprovalStatus},
+    "rejected_notice": (lambda: rejected_notice(REJECTED), 1),
+    "approved_notice": (lambda: approved_notice(APPROVAL), 0),
+    "expired_notice": (lambda: expired_notice(APPROVAL), 0),
+    "paused_message": (lambda: paused_message(RUN), 2),
+    "summary_message": (lambda: summary_message(RUN.model_copy(update={"status": RunStatus.failed})), 1),
+    "progress_message": (lambda: progress_message(RUN), 0),
+    "error_modal": (lambda: error_modal(EVIL), 1),
+    "status_blocks": (lambda: status_blocks(CONNECTION, RUN), 3),
+    "home_view": (lambda: home_view(CONNECTION, RUN), 3),
+    "audit_blocks": (lambda: audit_blocks([AuditEntry(actor=EVIL, action=EVIL, detail=EVIL)]), 3),
+    "credentials_modal": (lambda: credentials_modal({"username": EVIL, "url": EVIL},
+                                                    {"username": EVIL, EVIL: EVIL}, message=EVIL), 4),
+    "checking_modal": (lambda: checking_modal(EVIL), 1),
+    "checklist_modal": (lambda: checklist_modal([CheckResult(name=EVIL, ok=False, detail=EVIL, fix=EVIL)], False,
+                                                "c1"), 3),
+    "fields_modal": (lambda: fields_modal("c1", [FIELDS_VIEW]), 1),
+    "plan_modal": (lambda: plan_modal("c1", PLAN), 5),
+    "enable_sync_modal": (lambda: enable_sync_modal("c1", DuplicateSummary.from_connection(CONNECTION), None), 1),
+}
 
 
-def test_the_requester_notices() -> None:
-    assert_escaped(rejected_notice(APPROVAL.model_copy(update={"status": ApprovalStatus.rejected})))
-    for notice in (approved_notice(APPROVAL), expired_notice(APPROVAL)):
-        assert_escaped(notice, shown=0)
-
-
-def test_run_messages() -> None:
-    assert_escaped(paused_message(RUN), shown=2)
-    assert_escaped(summary_message(RUN.model_copy(update={"status": RunStatus.failed})))
-    assert_escaped(progress_message(RUN), shown=0)
-
-
-def test_common_views() -> None:
-    assert_escaped(error_modal(EVIL))
-    assert_escaped(status_blocks(CONNECTION, RUN), shown=3)
-    assert_escaped(home_view(CONNECTION, RUN), shown=3)
-    assert_escaped(audit_blocks([AuditEntry(actor=EVIL, action=EVIL, detail=EVIL)]), shown=3)
-
-
-def test_step1_views() -> None:
-    assert_escaped(credentials_modal({"username": EVIL, "url": EVIL}, {"username": EVIL, EVIL: EVIL},
-                                     message=EVIL), shown=4)
-    assert_escaped(checking_modal(EVIL))
-    assert_escaped(checklist_modal([CheckResult(name=EVIL, ok=False, detail=EVIL, fix=EVIL)], False, "c1"), shown=3)
-
-
-def test_step2_and_step3_views() -> None:
-    view = EntityFieldsView(entity=Entity.lead, selected=[], attribute_count=3,
-                            filter_status=SyncFilterStatus(applies=False, message=EVIL))
-    assert_escaped(fields_modal("c1", [view]))
-    assert_escaped(plan_modal("c1", PLAN), shown=5)
-    summary = DuplicateSummary.from_connection(CONNECTION)
-    assert_escaped(enable_sync_modal("c1", summary, None))
+@pytest.mark.parametrize("name", list(BUILT))
+def test_outside_text_is_escaped(name: str) -> None:
+    build, shown = BUILT[name]
+    assert_escaped(build(), shown)
