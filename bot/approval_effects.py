@@ -17,7 +17,13 @@ from bot import audit, flow
 from bot.errors import BotError, FlowError
 from bot.models import Approval, ApprovalStatus
 from bot.sync.jobs import start_initial_sync
-from bot.views.approval import approval_decided_message, approval_request_message
+from bot.views.approval import (
+    approval_decided_message,
+    approval_request_message,
+    approved_notice,
+    expired_notice,
+    rejected_notice,
+)
 from bot.views.kit import Message
 
 if TYPE_CHECKING:
@@ -54,20 +60,15 @@ class ApprovalEffects:
         run = start_initial_sync(self.store, self.runtime.services.queue(), connection, self.runtime.notifier)
         self.runtime.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SYNC_STARTED,
                                   connection.id, f"run {run.id}")
-        self._tell(approval.requester, f":white_check_mark: Your Dynamics → Marketo sync was approved by "
-                                       f"<@{approval.decided_by}>. The initial sync has started; progress is "
-                                       "posted in the notifications channel.")
+        self._tell(approval.requester, approved_notice(approval))
 
     def on_rejected(self, approval: Approval) -> None:
         self.update_messages(approval)
-        self._tell(approval.requester, f":x: Your Dynamics → Marketo sync request was rejected by "
-                                       f"<@{approval.decided_by}>.\n>{approval.reason}\nRun /connect-dynamics "
-                                       "to change the plan and ask again.")
+        self._tell(approval.requester, rejected_notice(approval))
 
     def on_expired(self, approval: Approval) -> None:
         self.update_messages(approval)
-        self._tell(approval.requester, ":hourglass: Your Dynamics → Marketo sync request expired without a "
-                                       "decision. Run /connect-dynamics to send it again.")
+        self._tell(approval.requester, expired_notice(approval))
 
     def update_messages(self, approval: Approval) -> None:
         """Every copy of the request, in place: buttons while pending, the decision after."""
@@ -82,8 +83,8 @@ class ApprovalEffects:
             except SlackApiError as exc:
                 log.warning("could not update approval message in %s: %s", channel, exc.response.get("error"))
 
-    def _tell(self, user: str, text: str) -> None:
+    def _tell(self, user: str, message: Message) -> None:
         try:
-            self.runtime.notifier.direct_message(user, Message(text=text))
+            self.runtime.notifier.direct_message(user, message)
         except SlackApiError as exc:
             log.warning("could not DM %s: %s", user, exc.response.get("error"))

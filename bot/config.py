@@ -8,6 +8,7 @@ with one line that names it and says what it is for.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -88,6 +89,22 @@ class Settings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: object) -> list[str]:
         return _id_list(value)
+
+    @field_validator("SMTP_URL")
+    @classmethod
+    def _smtp_url(cls, value: str | None) -> str | None:
+        """`smtp://host:port` or `smtps://host:port`. Whether credentials in an `smtp://` URL can be
+        sent (only after STARTTLS) is known only when the server answers, so that is checked per email."""
+        if not value:
+            return value
+        url = urlsplit(value)
+        try:
+            port_ok = url.port is None or url.port > 0
+        except ValueError:
+            port_ok = False
+        if url.scheme not in ("smtp", "smtps") or not url.hostname or not port_ok:
+            raise ValueError("SMTP_URL must look like smtp://host:port or smtps://user:password@host:port")
+        return value
 
     def require(self, names: tuple[str, ...]) -> Settings:
         """Exit with one line naming the first missing setting and what it is for."""

@@ -36,6 +36,17 @@ class EmailNotConfigured(BotError):
     user_message = "Email is not set up (SMTP_URL is empty), so the completion email was not sent."
 
 
+class CredentialsNeedTls(BotError):
+    """SMTP_URL carries a username and password but the connection could not be encrypted."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(
+            f"The completion email was not sent: the mail server {host}:{port} does not offer STARTTLS, and "
+            "the SMTP password is never sent unencrypted. Use smtps:// (TLS from the start) or a server that "
+            "offers STARTTLS, or remove the username and password from SMTP_URL if the server needs none."
+        )
+
+
 class Notifier:
     def __init__(self, web_client: WebClient, settings: Settings, store: Store, *, limiter: Any | None = None) -> None:
         self.slack = web_client
@@ -157,24 +168,39 @@ class Notifier:
 
     # -- email ----------------------------------------------------------------------------------------------
     def send_email(self, to: str, subject: str, body: str) -> None:
-        """Send a plain-text email over SMTP_URL (`smtp://host:port` or `smtps://user:pass@host:port`)."""
+        """Send a plain-text email over SMTP_URL (`smtp://host:port` or `smtps://user:pass@host:port`).
+
+        `smtp://` says EHLO, upgrades with STARTTLS whenever the server offers it (then EHLO again);
+        `smtps://` is TLS from the start. Both verify the server against `CA_BUNDLE` too. A username
+        and password are sent only over an encrypted connection, never in clear."""
         if not self.settings.SMTP_URL:
             raise EmailNotConfigured()
         url = urlsplit(self.settings.SMTP_URL)
         message = EmailMessage()
         message["From"] = self.settings.SMTP_FROM
         message["To"] = to
-        message["Subject"] = subject
+        message["Subject"] = header_text(subject)
         message.set_content(body)
-        host, secure = url.hostname or "localhost", url.scheme == "smtps"
+        host, implicit_tls = url.hostname or "localhost", url.scheme == "smtps"
         context = ssl_context(self.settings.CA_BUNDLE)
-        if secure:
+        if implicit_tls:
             smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, url.port or 465, timeout=SMTP_TIMEOUT, context=context)
         else:
             smtp = smtplib.SMTP(host, url.port or 25, timeout=SMTP_TIMEOUT)
         with smtp:
-            if not secure and url.username and smtp.has_extn("starttls"):
+            smtp.ehlo()
+            encrypted = implicit_tls
+            if not implicit_tls and smtp.has_extn("starttls"):
                 smtp.starttls(context=context)
+                smtp.ehlo()
+                encrypted = True
             if url.username:
+                if not encrypted:
+                    raise CredentialsNeedTls(host, url.port or 25)
                 smtp.login(unquote(url.username), unquote(url.password or ""))
             smtp.send_message(message)
+
+
+def header_text(text: str) -> str:
+    """One line, fit for an email header: CR/LF (header injection) become a single space."""
+    return " ".join(text.splitlines()).strip()

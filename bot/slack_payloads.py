@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs
@@ -17,6 +18,10 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_REQUEST_AGE_SECONDS = 300
+# Checked before use: a non-ASCII signature would make `hmac.compare_digest` raise (a 500), and
+# `int()` takes signs, spaces, underscores and non-ASCII digits.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
 
 
 class _Loose(BaseModel):
@@ -218,10 +223,11 @@ def guard_request(
     signature = headers.get("x-slack-signature", "")
     if not timestamp or not signature:
         raise Rejected(401, "unsigned request")
-    try:
-        age = abs((now or time.time()) - int(timestamp))
-    except ValueError as exc:
-        raise Rejected(401, "bad timestamp") from exc
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise Rejected(401, "bad timestamp")
+    if not _SIGNATURE.fullmatch(signature):
+        raise Rejected(401, "bad signature")
+    age = abs((now or time.time()) - int(timestamp))
     if age > MAX_REQUEST_AGE_SECONDS:
         raise Rejected(401, "stale request")
     expected = "v0=" + hmac.new(signing_secret.encode(), b"v0:" + timestamp.encode() + b":" + body,

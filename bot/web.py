@@ -1,8 +1,10 @@
 """The HTTP front: Bolt behind Starlette/uvicorn, with a guard in front of Bolt.
 
-`POST /slack/events` — the guard verifies signature, freshness and shape before Bolt sees the
-body (Bolt would answer a garbage body with a 500); Bolt's dispatch then runs on a worker
-thread, so the event loop keeps accepting other users' requests. The endpoint never answers 5xx.
+`POST /slack/events` — the body is read as a stream and never past `MAX_BODY_BYTES` (a request
+whose `Content-Length` says more is refused before any of it is read); the guard then verifies
+signature, freshness and shape before Bolt sees the body (Bolt would answer a garbage body with
+a 500); Bolt's dispatch runs on a worker thread, so the event loop keeps accepting other users'
+requests. The endpoint never answers 5xx.
 `GET /healthz` reports Redis reachability; `GET /metrics` is Prometheus text.
 """
 
@@ -49,21 +51,37 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, streamed and never held past `limit` bytes: Rejected(413) beyond it.
+
+    A declared `Content-Length` over the limit is refused before reading; without one (chunked) or
+    with a false one, the read stops as soon as the limit is passed."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise Rejected(413, "request too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise Rejected(413, "request too large")
+    return bytes(body)
+
+
 def create_web_app(bolt: App, runtime: Runtime) -> Starlette:
     signing_secret = runtime.settings.secret("SLACK_SIGNING_SECRET")
     metrics = Metrics()
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            metrics.count("rejected")
-            return PlainTextResponse("request too large", status_code=413)
         try:
+            body = await read_body(request, MAX_BODY_BYTES)
             guard_request(body, {k.lower(): v for k, v in request.headers.items()}, signing_secret)
         except Rejected as rejected:
             metrics.count("rejected")
-            return PlainTextResponse(rejected.reason, status_code=rejected.status)
+            # After a 413 the rest of the body is still on its way: closing the connection stops the
+            # server from reading (and discarding) it all.
+            headers = {"Connection": "close"} if rejected.status == 413 else None
+            return PlainTextResponse(rejected.reason, status_code=rejected.status, headers=headers)
         try:
             bolt_response = await run_in_threadpool(bolt.dispatch, to_bolt_request(request, body))
         except Exception:  # noqa: BLE001 - never a 5xx to Slack

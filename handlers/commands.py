@@ -7,6 +7,7 @@ from bot.slack_payloads import SlashCommand
 from bot.steps import control, start
 from bot.steps import status as status_step
 from bot.views.common import help_text
+from bot.views.kit import escape
 from handlers.context import Ctx, Route
 
 
@@ -40,14 +41,15 @@ def audit(ctx: Ctx[SlashCommand]) -> None:
 def cancel(ctx: Ctx[SlashCommand]) -> None:
     """Cancel what is in progress: a running sync, a pending approval, or a draft."""
     runtime = ctx.runtime
-    ctx.ack(text=control.cancel_current(runtime.store, runtime.approvals, runtime.approvals.effects, runtime.audit,
-                                        runtime.notifier, ctx.team_id, ctx.user_id))
+    said = control.cancel_current(runtime.store, runtime.approvals, runtime.approvals.effects, runtime.audit,
+                                  runtime.notifier, ctx.team_id, ctx.user_id)
+    ctx.ack(text=escape(said))
 
 
 def resume(ctx: Ctx[SlashCommand]) -> None:
     runtime = ctx.runtime
-    ctx.ack(text=control.resume_current(runtime.store, runtime.services.queue(), runtime.audit, ctx.team_id,
-                                        ctx.user_id))
+    said = control.resume_current(runtime.store, runtime.services.queue(), runtime.audit, ctx.team_id, ctx.user_id)
+    ctx.ack(text=escape(said))
 
 
 SUBCOMMANDS: dict[str, Route[SlashCommand]] = {

@@ -22,7 +22,7 @@ from bot.roles import ANYONE, Permission
 from bot.runtime import Runtime
 from bot.slack_payloads import Payload
 from bot.views.common import error_modal
-from bot.views.kit import Message
+from bot.views.kit import Message, escape
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ class Ctx(Generic[P]):
 
     # -- answering ---------------------------------------------------------------------------------
     def tell(self, text: str) -> None:
-        """An ephemeral message where the user is (or a DM when there is no channel)."""
+        """An ephemeral message where the user is (or a DM when there is no channel); `text` is plain
+        and may carry outside text (an error from Dynamics or Marketo), so it is escaped here."""
+        text = escape(text)
         try:
             if self.payload.channel_id:
                 self.client.chat_postEphemeral(channel=self.payload.channel_id, user=self.user_id, text=text)

@@ -21,6 +21,7 @@ from bot.runtime import Runtime
 from bot.slack_payloads import ActionPayload, SlashCommand, SuggestionPayload, ViewPayload
 from bot.steps.status import unknown_subcommand
 from bot.views.common import error_modal, info_modal
+from bot.views.kit import escape
 from handlers import approvals, commands, credentials, fields, home, sync
 from handlers.context import Ctx, P, Route, user_message
 
@@ -39,7 +40,7 @@ Refuse = Callable[[Ctx[Any], str], None]
 
 
 def _refuse_command(ctx: Ctx[SlashCommand], text: str) -> None:
-    ctx.ack(text=text)
+    ctx.ack(text=escape(text))
 
 
 def _refuse_action(ctx: Ctx[ActionPayload], text: str) -> None:

@@ -7,6 +7,7 @@ detail and fix. No message ever carries a password, secret or token.
 
 from __future__ import annotations
 
+from bot.bounded_text import cut
 from bot.errors import BotError
 
 
@@ -21,7 +22,7 @@ class DynamicsError(BotError):
             self.problem = problem
         if fix is not None:
             self.fix = fix
-        super().__init__(f"{self.problem} {self.fix}".strip(), detail=detail)
+        super().__init__(f"{self.problem} {self.fix}".strip(), detail=cut(detail) if detail else None)
 
 
 # -- sign-in (Entra ID) ---------------------------------------------------------------------------
@@ -162,7 +163,7 @@ def sign_in_error(code: str, aadsts: int | None, *, detail: str | None = None) -
 
 class DynamicsUnreachable(DynamicsError):
     def __init__(self, url: str, reason: str = "") -> None:
-        self.url = url
+        self.url = url = cut(url)
         tls = "certificate" in reason.lower() or "ssl" in reason.lower()
         fix = (
             "The server's TLS certificate is not trusted: set CA_BUNDLE to the CA that signed it."
@@ -175,7 +176,7 @@ class DynamicsUnreachable(DynamicsError):
 
 class NotDataverse(DynamicsError):
     def __init__(self, url: str, reason: str = "") -> None:
-        self.url = url
+        self.url = url = cut(url)
         super().__init__(
             f"{url} answers, but not as a Dynamics 365 (Dataverse) organization.",
             "Use the organization URL, e.g. https://yourorg.crm.dynamics.com (Settings > Customizations > "
@@ -193,8 +194,8 @@ class DataverseError(DynamicsError):
         self, status: int, code: str = "", message: str = "", *, problem: str | None = None, fix: str | None = None
     ) -> None:
         self.status = status
-        self.code = code
-        self.message = message
+        self.code = code = cut(code)
+        self.message = message = cut(message)
         super().__init__(problem, fix, detail=f"Dataverse HTTP {status} {code}: {message}".strip())
 
 

@@ -3,11 +3,12 @@
 Marketo answers most failures with HTTP 200 and `success:false` (reference C3/C5);
 `error_for()` maps a code to the right class. Retryable errors are retried by the
 client; fatal ones stop the call. Exception text carries the code and Marketo's own
-message, never a token or secret.
+message (bounded), never a token or secret.
 """
 
 from __future__ import annotations
 
+from bot.bounded_text import cut
 from bot.errors import BotError
 
 RETRYABLE_CODES = frozenset({"604", "606", "608", "611", "614", "615", "713", "719"})
@@ -62,7 +63,7 @@ class MarketoError(BotError):
 
     def __init__(self, code: str | None = None, message: str = "", *, user_message: str | None = None) -> None:
         self.code = code
-        self.marketo_message = message
+        self.marketo_message = message = cut(message)
         if user_message is None and code is not None:
             user_message = _MESSAGES.get(code, _BUG).format(code=code)
         detail = f"Marketo error {code}: {message}" if code else message or None

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.bounded_text import BoundedText
 from bot.models import MarketoField
 
 
@@ -14,10 +15,10 @@ class _Loose(BaseModel):
 
 
 class ApiError(_Loose):
-    """`errors[]` / `reasons[]` item. Marketo sends `code` as a string; accept ints too."""
+    """`errors[]` / `reasons[]` item. Marketo sends `code` as a string; accept ints too. Both bounded."""
 
-    code: str
-    message: str = ""
+    code: BoundedText
+    message: BoundedText = ""
 
     @field_validator("code", mode="before")
     @classmethod
@@ -58,7 +59,7 @@ class LeadField(_Loose):
     """One describe2 field."""
 
     name: str
-    display_name: str = Field(default="", alias="displayName")
+    display_name: BoundedText = Field(default="", alias="displayName")
     data_type: str = Field(alias="dataType")
     length: int | None = None
     updateable: bool = True
@@ -85,8 +86,8 @@ class SchemaField(_Loose):
     """One item of the lead field schema list (C8)."""
 
     name: str
-    display_name: str = Field(default="", alias="displayName")
-    description: str | None = None
+    display_name: BoundedText = Field(default="", alias="displayName")
+    description: BoundedText | None = None
     data_type: str = Field(alias="dataType")
     length: int | None = None
     is_hidden: bool = Field(default=False, alias="isHidden")

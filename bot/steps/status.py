@@ -8,7 +8,7 @@ from bot.audit import AuditLog
 from bot.models import Connection, SyncRun
 from bot.store import Store
 from bot.views.common import audit_blocks, help_text, home_view, status_blocks
-from bot.views.kit import Message
+from bot.views.kit import Message, escape
 
 AUDIT_ENTRIES = 20
 
@@ -32,4 +32,4 @@ def home(store: Store, team_id: str) -> View:
 
 
 def unknown_subcommand(name: str) -> str:
-    return f"I don't know `{name[:40]}`.\n{help_text()}"
+    return f"I don't know `{escape(name[:40])}`.\n{help_text()}"

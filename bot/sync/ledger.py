@@ -11,17 +11,20 @@ from collections.abc import Iterable, Iterator
 
 from pydantic import BaseModel
 
+from bot.bounded_text import BoundedText
 from bot.store import RunTx, Store
 
 READ_CHUNK = 1000
 
 
 class LedgerEntry(BaseModel):
+    """One record Marketo did not take. Every text is bounded: Marketo's reasons can be huge."""
+
     entity: str
-    id: str
-    email: str | None = None
-    code: str
-    message: str
+    id: BoundedText
+    email: BoundedText | None = None
+    code: BoundedText
+    message: BoundedText
 
 
 class Ledger:

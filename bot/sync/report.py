@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import tempfile
 from typing import TextIO
 
 from bot.models import SyncRun
+from bot.safe_csv import SafeCsvWriter
 from bot.store import Store
 from bot.sync.ledger import Ledger
 
@@ -15,12 +15,14 @@ CSV_COLUMNS = ("id", "email", "code", "message")
 
 
 def write_failure_csv(ledger: Ledger, out: TextIO) -> int:
-    """Write the ledger as CSV (header + one row per record), streaming; returns the row count."""
-    writer = csv.writer(out)
+    """Write the ledger as CSV (header + one row per record), streaming; returns the row count.
+
+    Cells are neutralised against formula injection: the values come from Dynamics and Marketo."""
+    writer = SafeCsvWriter(out)
     writer.writerow(CSV_COLUMNS)
     rows = 0
     for entry in ledger:
-        writer.writerow((entry.id, entry.email or "", entry.code, entry.message))
+        writer.writerow((entry.id, entry.email, entry.code, entry.message))
         rows += 1
     return rows
 

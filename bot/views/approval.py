@@ -25,8 +25,10 @@ from bot.views.kit import (
     confirm,
     escape,
     fit,
+    mention,
     modal,
     number,
+    quote,
     section,
     sections,
     when,
@@ -35,21 +37,17 @@ from bot.views.kit import (
 MAX_FIELDS_LISTED = 40  # keeps the message well under Slack's total-text limit (~13k characters)
 
 
-def _who(user: str) -> str:
-    return f"<@{user}>"
-
-
 def _facts(approval: Approval, connection: Connection) -> SectionBlock:
     sync_user = connection.sync_user_name or connection.username or "unknown"
     if connection.username and connection.sync_user_name:
         sync_user = f"{connection.sync_user_name} ({connection.username})"
     votes = f"{len(approval.approvers)} of {approval.required}"
     if approval.approvers:
-        votes += ": " + ", ".join(_who(u) for u in approval.approvers)
+        votes += ": " + ", ".join(mention(u) for u in approval.approvers)
     return SectionBlock(fields=[
         MarkdownTextObject(text=f"*Dynamics org*\n{escape(connection.dynamics_url or 'unknown')}"),
         MarkdownTextObject(text=f"*Sync user*\n{escape(sync_user)}"),
-        MarkdownTextObject(text=f"*Requested by*\n{_who(approval.requester)}"),
+        MarkdownTextObject(text=f"*Requested by*\n{mention(approval.requester)}"),
         MarkdownTextObject(text=f"*Expires*\n{when(approval.expires_at)}"),
         MarkdownTextObject(text=f"*Approvals*\n{votes}"),
     ])
@@ -73,7 +71,8 @@ def _plan_blocks(approval: Approval, connection: Connection, plan: FieldPlan | N
 
 
 def _header(connection: Connection) -> str:
-    return f"Connect Dynamics to Marketo: {connection.dynamics_url or 'Dynamics'}"
+    """The request's title, mrkdwn-safe (it is also the notification text)."""
+    return f"Connect Dynamics to Marketo: {escape(connection.dynamics_url or 'Dynamics')}"
 
 
 def approval_request_message(approval: Approval, connection: Connection, plan: FieldPlan | None) -> Message:
@@ -91,14 +90,14 @@ def approval_request_message(approval: Approval, connection: Connection, plan: F
     )
     blocks: list[Block] = [
         HeaderBlock(text=":raised_hand: Approval needed"),
-        section(f"*{escape(_header(connection))}*\nRequested by {_who(approval.requester)}. Only team leads "
+        section(f"*{_header(connection)}*\nRequested by {mention(approval.requester)}. Only team leads "
                 "can decide, and not the requester."),
         *_plan_blocks(approval, connection, plan),
         DividerBlock(),
         ActionsBlock(block_id=ids.APPROVAL_ACTIONS_BLOCK, elements=[approve, reject]),
     ]
     return Message(
-        text=f"Approval needed: {_header(connection)} (requested by {_who(approval.requester)})",
+        text=f"Approval needed: {_header(connection)} (requested by {mention(approval.requester)})",
         blocks=fit(blocks, MAX_MESSAGE_BLOCKS),
     )
 
@@ -107,16 +106,16 @@ def decision_text(approval: Approval) -> str:
     at = when(approval.decided_at) if approval.decided_at else "just now"
     match approval.status:
         case ApprovalStatus.approved:
-            who = ", ".join(_who(u) for u in approval.approvers) or _who(approval.decided_by or "unknown")
+            who = ", ".join(mention(u) for u in approval.approvers) or mention(approval.decided_by or "unknown")
             return f":white_check_mark: *Approved* by {who} {at}. The sync is starting."
         case ApprovalStatus.rejected:
-            reason = escape(approval.reason or "no reason given")
-            return f":x: *Rejected* by {_who(approval.decided_by or 'unknown')} {at}.\n>{reason}"
+            return (f":x: *Rejected* by {mention(approval.decided_by or 'unknown')} {at}.\n"
+                    f"{quote(approval.reason or 'no reason given')}")
         case ApprovalStatus.expired:
             return (f":hourglass: *Expired* {when(approval.expires_at)} without a decision. "
                     "The requester can send it again.")
         case ApprovalStatus.cancelled:
-            return f":no_entry_sign: *Withdrawn* by {_who(approval.requester)} {at}."
+            return f":no_entry_sign: *Withdrawn* by {mention(approval.requester)} {at}."
         case _:
             return f":hourglass_flowing_sand: *Waiting* for approval ({len(approval.approvers)} of {approval.required})."
 
@@ -126,11 +125,32 @@ def approval_decided_message(approval: Approval, connection: Connection, plan: F
     status = decision_text(approval)
     blocks: list[Block] = [
         section(status),
-        section(f"*{escape(_header(connection))}*"),
+        section(f"*{_header(connection)}*"),
         *_plan_blocks(approval, connection, plan),
     ]
     first_line = status.split("\n", 1)[0].replace("*", "")
     return Message(text=f"{_header(connection)}: {first_line}", blocks=fit(blocks, MAX_MESSAGE_BLOCKS))
+
+
+def approved_notice(approval: Approval) -> Message:
+    """The DM telling the requester their sync was approved and has started."""
+    return Message(text=f":white_check_mark: Your Dynamics → Marketo sync was approved by "
+                        f"{mention(approval.decided_by or 'a team lead')}. The initial sync has started; "
+                        "progress is posted in the notifications channel.")
+
+
+def rejected_notice(approval: Approval) -> Message:
+    """The DM telling the requester who rejected their request, and why (the lead's own words)."""
+    return Message(text=f":x: Your Dynamics → Marketo sync request was rejected by "
+                        f"{mention(approval.decided_by or 'a team lead')}.\n"
+                        f"{quote(approval.reason or 'no reason given')}\n"
+                        "Run /connect-dynamics to change the plan and ask again.")
+
+
+def expired_notice(approval: Approval) -> Message:
+    """The DM telling the requester their request expired undecided."""
+    return Message(text=":hourglass: Your Dynamics → Marketo sync request expired without a decision. "
+                        "Run /connect-dynamics to send it again.")
 
 
 def reject_reason_modal(approval_id: str) -> View:

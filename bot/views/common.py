@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock
 from slack_sdk.models.views import View
 
@@ -18,6 +16,7 @@ from bot.views.kit import (
     escape,
     fit,
     limited_lines,
+    mention,
     modal,
     section,
     sections,
@@ -48,9 +47,6 @@ NEXT_STEP: dict[FlowState, str] = {
     FlowState.syncing: f"`{COMMAND} cancel` stops it at the next batch.",
 }
 
-_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
-
-
 def error_modal(message: str) -> View:
     """A plain-language error (a BotError's `user_message`); no secrets ever reach it."""
     return modal("Something went wrong", ids.ERROR_CALLBACK, [section(f":x: {escape(message)}")], close="Close")
@@ -73,10 +69,6 @@ def help_text() -> str:
     ])
 
 
-def _actor(actor: str) -> str:
-    return f"<@{actor}>" if _USER_ID.match(actor) else escape(actor)
-
-
 def _run_blocks(run: SyncRun, now: float | None) -> list[Block]:
     elapsed = elapsed_seconds(run, now)
     if run.status in (RunStatus.queued, RunStatus.running):
@@ -94,7 +86,7 @@ def status_blocks(connection: Connection | None, run: SyncRun | None, now: float
     if connection is None:
         return [section(f"Dynamics is not connected yet. A Marketo admin can run `{COMMAND}` to start.")]
     facts = [f"*Dynamics org:* {escape(connection.dynamics_url or 'not entered yet')}",
-             f"*Started by:* <@{connection.requester}> · last change {when(connection.updated_at)}"]
+             f"*Started by:* {mention(connection.requester)} · last change {when(connection.updated_at)}"]
     if connection.username:
         facts.insert(1, f"*Sync user:* {escape(connection.sync_user_name or connection.username)}")
     blocks: list[Block] = [section(f"*{STATE_TEXT[connection.state]}*\n" + "\n".join(facts))]
@@ -108,7 +100,7 @@ def status_blocks(connection: Connection | None, run: SyncRun | None, now: float
 
 
 def _audit_line(entry: AuditEntry) -> str:
-    line = f"{when(entry.at)} · {_actor(entry.actor)} · *{escape(entry.action.replace('_', ' '))}*"
+    line = f"{when(entry.at)} · {mention(entry.actor)} · *{escape(entry.action.replace('_', ' '))}*"
     return f"{line} — {escape(entry.detail)}" if entry.detail else line
 
 

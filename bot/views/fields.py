@@ -130,7 +130,7 @@ def fields_modal(connection_id: str, per_entity: list[EntityFieldsView], refresh
 
 def _filter_text(filter_attribute: str | None) -> str:
     if filter_attribute:
-        return f"filter `{filter_attribute}` applied (records set to No are left out)"
+        return f"filter `{escape(filter_attribute)}` applied (records set to No are left out)"
     return "no filter (every record)"
 
 
@@ -148,7 +148,7 @@ def plan_summary_lines(plan: FieldPlan, counts: dict[Entity, int] | None = None)
 
 def fields_to_create_lines(plan: FieldPlan, limit: int = MAX_PLAN_LINES) -> list[str]:
     return limited_lines(
-        (f"• `{f.name}` ({f.data_type}) — {escape(f.display_name)}" for f in plan.fields_to_create),
+        (f"• `{escape(f.name)}` ({escape(f.data_type)}) — {escape(f.display_name)}" for f in plan.fields_to_create),
         limit, "fields",
     )
 
@@ -170,7 +170,7 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
     else:
         blocks.append(section("*No Marketo fields need to be created.*"))
     if plan.fields_existing:
-        blocks += sections(limited_lines((f"• `{n}`" for n in plan.fields_existing), MAX_PLAN_LINES, "fields"),
+        blocks += sections(limited_lines((f"• `{escape(n)}`" for n in plan.fields_existing), MAX_PLAN_LINES, "fields"),
                            f"*Already in Marketo ({len(plan.fields_existing)})*")
     return modal("Review the plan", ids.PLAN_CALLBACK, blocks, submit="Next", close="Back",
                  metadata=ViewMetadata(connection_id=connection_id))

@@ -7,6 +7,7 @@ through these helpers, which cut text and block counts to the documented limits
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.bounded_text import cut
 from bot.models import Entity
 
 MAX_MESSAGE_BLOCKS = 50
@@ -36,6 +38,8 @@ MAX_OPTIONS = 100
 MAX_SECTION_TEXT = 3000
 MAX_CONTEXT_TEXT = 2000  # per context element; kept well under Slack's per-message total
 MAX_MESSAGE_TEXT = 3000  # the notification `text`, far below chat.update's 4000
+
+_USER_ID = re.compile(r"[UW][A-Z0-9]+")
 
 ENTITY_PLURAL = {Entity.lead: "Leads", Entity.contact: "Contacts", Entity.account: "Accounts"}
 
@@ -70,14 +74,21 @@ class ViewMetadata(BaseModel):
             return cls()
 
 
-def cut(text: str, limit: int) -> str:
-    """At most `limit` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
 def escape(text: str) -> str:
-    """Escape user- or Dynamics-supplied text for mrkdwn (`&`, `<`, `>` are control characters)."""
+    """Escape outside text for mrkdwn: the one helper for every piece of user-, Dynamics- or
+    Marketo-supplied text in a message, DM or view. `&`, `<` and `>` are mrkdwn's control
+    characters, so `<!channel>`, `<@U…>` and `<https://evil|text>` show as the text they are."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mention(user: str) -> str:
+    """`<@U…>` for a Slack user id; anything else (a system actor, a malformed id) as escaped text."""
+    return f"<@{user}>" if _USER_ID.fullmatch(user) else escape(user)
+
+
+def quote(text: str) -> str:
+    """Outside text as a mrkdwn block quote, every line of it."""
+    return "\n".join(f">{line}" for line in escape(text).splitlines() or [""])
 
 
 def number(n: int | float) -> str:

@@ -18,6 +18,7 @@ from bot.views.kit import (
     duration,
     escape,
     fit,
+    mention,
     number,
     section,
 )
@@ -84,7 +85,7 @@ def progress_message(run: SyncRun, now: float | None = None) -> Message:
     estimated = sum(p.estimated for p in run.entities)
     blocks: list[Block] = [HeaderBlock(text=":arrows_counterclockwise: Syncing Dynamics → Marketo")]
     blocks += [section(entity_line(p, elapsed)) for p in run.entities]
-    blocks.append(context(f"Started by <@{run.requester}> · running {duration(elapsed)} · "
+    blocks.append(context(f"Started by {mention(run.requester)} · running {duration(elapsed)} · "
                           f"{number(run.api_calls)} Marketo API calls · run `{run.id}`"))
     if run.status in (RunStatus.queued, RunStatus.running):
         blocks.append(_cancel_button(run))
@@ -127,7 +128,7 @@ def summary_message(run: SyncRun, quota_left: int | None = None, now: float | No
         f"{number(problems)} records were skipped or failed; the report (CSV) lists each with Marketo's reason."
         if problems else "No record was skipped or failed."
     ))
-    blocks.append(context(f"Requested by <@{run.requester}> · run `{run.id}`"))
+    blocks.append(context(f"Requested by {mention(run.requester)} · run `{run.id}`"))
     text = f"{title.split(' ', 1)[1]}: {number(written)} records in {duration(elapsed)}"
     return Message(text=text, blocks=fit(blocks, MAX_MESSAGE_BLOCKS, "entities"))
 
@@ -143,6 +144,6 @@ def paused_message(run: SyncRun, now: float | None = None) -> Message:
         ActionsBlock(block_id=ids.RUN_ACTIONS_BLOCK, elements=[
             button("Resume sync", ids.RESUME_SYNC_ACTION, run.id, style="primary"),
         ]),
-        context(f"Run `{run.id}` · started by <@{run.requester}>"),
+        context(f"Run `{run.id}` · started by {mention(run.requester)}"),
     ]
     return Message(text=f"Sync paused: {reason}", blocks=fit(blocks, MAX_MESSAGE_BLOCKS))

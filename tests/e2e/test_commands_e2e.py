@@ -107,3 +107,8 @@ def test_daily_quota_pauses_and_the_resume_button_finishes(driver: SlackDriver, 
     assert run.status == RunStatus.finished
     assert stack.marketo.lead_count() == run.entities[0].created == run.entities[0].estimated
     assert run.entities[0].updated == 0, "a resume never rewrites what was written"
+
+
+def test_an_unknown_subcommand_is_echoed_as_text(driver: SlackDriver) -> None:
+    answer = driver.command(ADMIN, text="<!channel>&<https://evil|x>").text
+    assert "I don't know `&lt;!channel&gt;&amp;&lt;https://evil|x&gt;`" in answer and "<!channel>" not in answer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.bounded_text import MAX_EXTERNAL_TEXT
 from bot.config import Settings
 from bot.dynamics import errors
 from bot.dynamics.auth import Flow, PortRestoringSession, choose_flow, tenant_for
@@ -55,3 +56,12 @@ def test_flow_and_tenant_choice() -> None:
     assert tenant_for(Credentials(**base), Settings(ENTRA_TENANT="tid")) == "tid"
     with pytest.raises(errors.UsernameFormatError):
         tenant_for(Credentials(username="CONTOSO\\sync", url="https://x"), Settings())
+
+
+def test_outside_text_in_dynamics_errors_is_bounded() -> None:
+    huge = "y" * 1_000_000
+    made = [errors.DataverseBadRequest(400, huge, huge), errors.DynamicsUnreachable("https://" + huge, huge),
+            errors.NotDataverse("https://" + huge, huge), errors.sign_in_error("invalid_grant", 50126, detail=huge)]
+    for error in made:
+        assert len(error.user_message) < 3 * MAX_EXTERNAL_TEXT and len(str(error)) <= MAX_EXTERNAL_TEXT
+    assert len(made[0].message) <= MAX_EXTERNAL_TEXT and len(made[0].code) <= MAX_EXTERNAL_TEXT

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.bounded_text import MAX_EXTERNAL_TEXT
 from bot.errors import BotError
 from bot.marketo.client import chunk_records
 from bot.marketo.errors import (
@@ -88,3 +89,10 @@ def test_chunks_are_full_when_records_are_small() -> None:
     records = [{"k": str(i)} for i in range(700)]
     sizes = [len(indexes) for indexes, _ in chunk_records(records, HEAD)]
     assert sizes == [300, 300, 100]
+
+
+def test_marketo_messages_are_bounded() -> None:
+    huge = "x" * 1_000_000
+    error = error_for("1003", huge)
+    assert len(error.marketo_message) <= MAX_EXTERNAL_TEXT and len(str(error)) < 2 * MAX_EXTERNAL_TEXT
+    assert len(connection_error("host", huge).marketo_message) <= MAX_EXTERNAL_TEXT

@@ -96,3 +96,33 @@ def test_any_signed_bytes_give_a_model_or_a_4xx(body: bytes) -> None:
         guard_request(body, _headers(body), SECRET)
     except Rejected as rejected:
         assert 400 <= rejected.status < 500
+
+
+def _with(body: bytes, name: str, value: str) -> dict[str, str]:
+    return {**_headers(body), f"x-slack-{name}": value}
+
+
+NOW = str(int(time.time()))
+GOOD_SIGNATURE = "v0=" + "0" * 64
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("signature", "v0=" + "é" * 64), ("signature", "v0=é"), ("signature", "v0=abc"), ("signature", "v0=" + "g" * 64),
+    ("signature", "v1=" + "0" * 64), ("signature", GOOD_SIGNATURE + "0"), ("signature", " " + GOOD_SIGNATURE),
+    ("request-timestamp", "１２３"), ("request-timestamp", "+" + NOW), ("request-timestamp", f" {NOW} "),
+    ("request-timestamp", "1_7" + NOW[2:]), ("request-timestamp", "9" * 5000), ("request-timestamp", "é"),
+])
+def test_any_malformed_signature_or_timestamp_is_401(name: str, value: str) -> None:
+    """Non-ASCII, wrong length, not hex, not a plain number: a 401, never an exception of another kind."""
+    body = urlencode({"command": "/x", "team_id": "T1", "user_id": "U1"}).encode()
+    with pytest.raises(Rejected) as raised:
+        guard_request(body, _with(body, name, value), SECRET)
+    assert raised.value.status == 401
+
+
+@given(st.text(max_size=80), st.text(max_size=20))
+def test_any_header_text_gives_a_401(signature: str, timestamp: str) -> None:
+    body = b"command=/x&team_id=T1&user_id=U1"
+    with pytest.raises(Rejected) as raised:
+        guard_request(body, {"x-slack-signature": signature, "x-slack-request-timestamp": timestamp}, SECRET)
+    assert raised.value.status == 401
