@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from bot.sandbox.slack import SlackEmulator
 
 from bot.approval_effects import ApprovalEffects
 from bot.config import Settings
 from bot.models import Approval, ApprovalStatus, Connection
 from bot.runtime import Runtime
 from bot.services import Services
+from sandbox.slack import SlackEmulator
 from tests.conftest import REDIS_URL
 
 EVIL = "<!channel> <https://evil|x> & <@U1>\nsecond line <!here>"

@@ -10,14 +10,14 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from bot.sandbox.server import ServerThread
-from bot.sandbox.slack import SlackEmulator
 
 from bot.app import build_app
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.services import Services
 from bot.web import MAX_BODY_BYTES, create_web_app
+from sandbox.server import ServerThread
+from sandbox.slack import SlackEmulator
 from tests.conftest import REDIS_URL
 
 SECRET = "web-front-secret"
