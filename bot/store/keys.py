@@ -114,6 +114,10 @@ class Keys:
     def delta_link(self, team_id: str, connection_id: str, entity: str) -> str:
         return self._team(team_id, "delta", connection_id, entity)
 
+    def watermark(self, team_id: str, connection_id: str, entity: str) -> str:
+        """How far a table without change tracking was synced (by `modifiedon`)."""
+        return self._team(team_id, "watermark", connection_id, entity)
+
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 

@@ -30,7 +30,7 @@ from bot.models import (
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
-from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList
+from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
 from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
 from bot.store.transaction import transact
 
@@ -46,6 +46,7 @@ class Store:
         self.keys = Keys(prefix)
         self.active_runs = ActiveRuns(client, self.keys)
         self.delta_links = DeltaLinks(client, self.keys)
+        self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
 
     @property

@@ -389,6 +389,6 @@ def build_plan(
         plans.append(EntityPlan(
             entity=entity, mappings=mappings, id_field=id_field,
             filter_attribute=SYNC_FILTER_ATTRIBUTE if detect_sync_filter(meta).applies else None,
-            record_count=(counts or {}).get(entity),
+            record_count=(counts or {}).get(entity), change_tracking=meta.change_tracking,
         ))
     return FieldPlan(entities=plans, fields_to_create=list(to_create.values()), fields_existing=list(reused))
