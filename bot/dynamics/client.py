@@ -335,11 +335,18 @@ class DataverseClient:
         return bool(_Collection.model_validate_json(self._json("solutions", params)).value)
 
     # -- metadata ------------------------------------------------------------------------------------
+    def _definition(self, entity: Entity) -> _EntityDefinition:
+        return _EntityDefinition.model_validate_json(self._json(f"EntityDefinitions(LogicalName='{entity.value}')", {
+            "$select": "LogicalName,EntitySetName,PrimaryIdAttribute,ChangeTrackingEnabled"}))
+
+    def change_tracking_enabled(self, entity: Entity | str) -> bool:
+        """The table's `ChangeTrackingEnabled`, read without its attributes (one small request)."""
+        return self._definition(Entity(entity)).change_tracking is not False
+
     def entity_metadata(self, entity: Entity | str) -> EntityMetadata:
         entity = Entity(entity)
         definition_path = f"EntityDefinitions(LogicalName='{entity.value}')"
-        definition = _EntityDefinition.model_validate_json(self._json(definition_path, {
-            "$select": "LogicalName,EntitySetName,PrimaryIdAttribute,ChangeTrackingEnabled"}))
+        definition = self._definition(entity)
         rows = _AttributeRows.model_validate_json(self._json(f"{definition_path}/Attributes", {
             "$select": "LogicalName,SchemaName,DisplayName,AttributeType,AttributeTypeName,IsValidForRead,"
             "IsCustomAttribute,AttributeOf"})).value
