@@ -1,4 +1,4 @@
-"""`connect-dynamics serve | socket | worker | demo`."""
+"""`connect-dynamics serve | socket | worker | demo | rotate-key`."""
 
 from __future__ import annotations
 
@@ -23,15 +23,12 @@ def _settings(required: tuple[str, ...]) -> Settings:
     except SettingsError as exc:
         raise SystemExit(f"connect-dynamics: invalid settings: {exc}.") from None
     settings.require(required)
-    from cryptography.fernet import Fernet
+    from bot.crypto import InvalidEncryptionKey, parse_keys
 
     try:
-        Fernet(settings.secret("ENCRYPTION_KEY").encode())
-    except ValueError:
-        raise SystemExit(
-            "connect-dynamics: invalid setting ENCRYPTION_KEY: it must be a Fernet key "
-            "(32 url-safe base64-encoded bytes)."
-        ) from None
+        parse_keys(settings.secret("ENCRYPTION_KEY"))
+    except InvalidEncryptionKey as exc:
+        raise SystemExit(f"connect-dynamics: invalid setting ENCRYPTION_KEY: {exc}.") from None
     return settings
 
 
@@ -81,6 +78,26 @@ def worker() -> None:
     run_worker(settings)
 
 
+ROTATE_KEY_REQUIRED = ("REDIS_URL", "ENCRYPTION_KEY")
+
+
+def rotate_key() -> None:
+    """Re-seal every stored secret with the newest key of ENCRYPTION_KEY; exits 1 when some could not be read."""
+    from bot.crypto import SecretBox
+    from bot.store import Store, connect
+
+    settings = _settings(ROTATE_KEY_REQUIRED)
+    store = Store(connect(settings.REDIS_URL), SecretBox(settings.secret("ENCRYPTION_KEY")),
+                  prefix=settings.REDIS_KEY_PREFIX)
+    report = store.rotate_secrets()
+    print(f"connect-dynamics: {report.rotated} secret(s) now sealed with the newest key.")
+    if report.unreadable:
+        print(f"connect-dynamics: {len(report.unreadable)} secret(s) could not be read with any configured key "
+              f"(sealed with a key no longer in ENCRYPTION_KEY): {', '.join(report.unreadable)}. "
+              "Put that key back and run rotate-key again, or have those connections' credentials entered again.")
+        sys.exit(1)
+
+
 def demo(args: argparse.Namespace) -> None:
     try:
         from sandbox.demo import run_demo
@@ -105,12 +122,13 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser.add_argument("--leads", type=int, default=1200)
     demo_parser.add_argument("--contacts", type=int, default=600)
     demo_parser.add_argument("--accounts", type=int, default=150)
+    sub.add_parser("rotate-key", help="re-encrypt every stored secret with the newest key of ENCRYPTION_KEY")
     args = parser.parse_args(argv)
     quiet = args.command == "demo"  # the demo prints a transcript; logs would drown it
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs URLs at INFO
-    {"serve": serve, "socket": socket, "worker": worker}.get(args.command, lambda: demo(args))()
+    {"serve": serve, "socket": socket, "worker": worker, "rotate-key": rotate_key}.get(args.command, lambda: demo(args))()
 
 
 if __name__ == "__main__":

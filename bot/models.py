@@ -124,6 +124,7 @@ class EntityPlan(BaseModel):
     id_field: str  # Marketo lookup field holding the Dataverse GUID
     filter_attribute: str | None = None  # "new_synctomkto" when detected
     record_count: int | None = None
+    change_tracking: bool = True  # off: incremental syncs read by a `modifiedon` watermark (no deletes seen)
 
     @property
     def select(self) -> list[str]:

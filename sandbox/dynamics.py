@@ -116,6 +116,8 @@ class DynamicsEmulatorConfig(BaseModel):
     window_seconds: float = 300.0
     max_concurrent: int | None = None
     change_tracking: bool = True
+    # entities whose table has "Track changes" off (ChangeTrackingEnabled false) although `change_tracking` is on
+    untracked_entities: set[str] = Field(default_factory=set)
 
 
 # -- attribute catalogue ------------------------------------------------------------------------
@@ -731,7 +733,7 @@ class DynamicsEmulator(Emulator):
             return self._odata({
                 "@odata.context": context, "LogicalName": entity, "EntitySetName": ENTITY_SETS[entity],
                 "PrimaryIdAttribute": f"{entity}id", "PrimaryNameAttribute": "name" if entity == "account" else "fullname",
-                "ChangeTrackingEnabled": self.config.change_tracking, "MetadataId": _guid("entity", entity),
+                "ChangeTrackingEnabled": self._tracked(entity), "MetadataId": _guid("entity", entity),
                 "DisplayName": _label(entity.title())})
         rows = []
         for spec in self.attributes(entity):
@@ -800,6 +802,8 @@ class DynamicsEmulator(Emulator):
     def _records(self, request: Request, entity: str, params: dict[str, str], *, counting: bool) -> Response:
         prefer = _prefer(request.headers.get("prefer", ""))
         tracking = "odata.track-changes" in prefer and self.config.change_tracking
+        if tracking and not self._tracked(entity):
+            raise ODataError(400, "0x80060888", f"Change tracking is not enabled for the entity '{entity}'.")
         if "$deltatoken" in params:
             return self._delta(request, entity, params, prefer)
         if tracking and not counting and any(p in params for p in ("$filter", "$orderby", "$expand", "$top")):
@@ -814,7 +818,11 @@ class DynamicsEmulator(Emulator):
         version = cookie["v"] if cookie else self._version
         annotations = prefer.get("odata.include-annotations", "")
         annotate = FORMATTED in annotations or "*" in annotations
-        records, position = self._scan(query, start, page_size, annotate)
+        if "$orderby" in params:
+            records, position, more = self._ordered(query, start, page_size, annotate)
+        else:
+            records, position = self._scan(query, start, page_size, annotate)
+            more = any(True for _ in itertools.islice(self._live_indexes(entity, position), 1))
         body: dict[str, Any] = {"@odata.context": f"{self.url}{API}/$metadata#{ENTITY_SETS[entity]}({','.join(query.select)})"}
         if params.get("$count") == "true":
             body["@odata.count"] = min(self._total(query), COUNT_LIMIT)
@@ -823,13 +831,37 @@ class DynamicsEmulator(Emulator):
             body["@Microsoft.Dynamics.CRM.totalrecordcount"] = min(total, COUNT_LIMIT)
             body["@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"] = total > COUNT_LIMIT
         body["value"] = records
-        more = any(True for _ in itertools.islice(self._live_indexes(entity, position), 1))
         if more:
             token = _write_cookie({"pos": position, "page": page_number + 1, "v": version}, tracking)
             body["@odata.nextLink"] = self._next_link or self._link(entity, params, **{"$skiptoken": token})
         elif tracking:
             body["@odata.deltaLink"] = self._link(entity, params, **{"$deltatoken": _delta_token(version)})
         return self._odata(body, headers=_applied(prefer, tracking))
+
+    def _ordered(self, query: _Query, start: int, limit: int, annotate: bool) -> tuple[list[dict[str, Any]], int, bool]:
+        """`$orderby` (`name [asc|desc]`, comma-separated; nulls first when ascending): every match is read
+        and sorted, and the page is cut from position `start` of that order (fine for filtered reads)."""
+        readable = self._readable[query.entity]
+        order: list[tuple[str, bool]] = []
+        for part in query.params["$orderby"].split(","):
+            name, _, direction = part.strip().partition(" ")
+            if name not in readable:
+                raise unknown_property(name, f"Microsoft.Dynamics.CRM.{query.entity}")
+            order.append((name, direction.strip().lower() == "desc"))
+        extra = [name for name, _ in order if name not in query.select]
+        wide = _Query(query.entity, query.select + extra, query.params, query.predicate, query.filter_names)
+        matches, _ = self._scan(wide, 0, self._entities[query.entity].count, annotate)
+        for name, descending in reversed(order):  # stable sorts, last key first
+            matches.sort(key=lambda r, n=name: (r.get(n) is not None, r.get(n)), reverse=descending)
+        page = matches[start:start + limit]
+        for record in page:
+            for name in extra:
+                record.pop(name, None)
+                record.pop(f"{name}@{FORMATTED}", None)
+        return page, start + len(page), start + len(page) < len(matches)
+
+    def _tracked(self, entity: str) -> bool:
+        return self.config.change_tracking and entity not in self.config.untracked_entities
 
     def _total(self, query: _Query) -> int:
         """Matching records. A filtered count scans the table, so it is kept per data version (every

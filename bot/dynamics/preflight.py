@@ -16,7 +16,8 @@ from bot.dynamics.client import DataverseClient, SystemUser, probe_dataverse
 from bot.dynamics.egress import HostAllowlist, check_host
 from bot.dynamics.errors import DynamicsError
 from bot.dynamics.validate import validate_dynamics_url
-from bot.models import CheckResult, Credentials
+from bot.models import CheckResult, Credentials, Entity
+from bot.sync.mapping import how_to_track_changes
 
 URL_REACHABLE = "Dynamics URL reachable"
 CREDENTIALS_VALID = "Credentials valid"
@@ -24,7 +25,9 @@ USERNAME_MATCHES = "Username matches the sync user"
 HAS_ROLE = "Sync user has the Marketo Sync User role"
 SOLUTION_INSTALLED = "Marketo solution installed"
 USER_ENABLED = "Sync user is enabled"
-CHECK_NAMES = (URL_REACHABLE, CREDENTIALS_VALID, USERNAME_MATCHES, HAS_ROLE, SOLUTION_INSTALLED, USER_ENABLED)
+CHANGE_TRACKING = "Change tracking on the synced tables"
+CHECK_NAMES = (URL_REACHABLE, CREDENTIALS_VALID, USERNAME_MATCHES, HAS_ROLE, SOLUTION_INSTALLED, USER_ENABLED,
+               CHANGE_TRACKING)
 
 
 @dataclass
@@ -107,7 +110,19 @@ def _user_checks(
         return CheckResult(name=USER_ENABLED, ok=False, detail=f"{shown} is disabled in Dynamics.",
                            fix="Enable the user in Dynamics (Settings > Security > Users) and run the checks again.")
 
-    checks += [line(HAS_ROLE, role), line(SOLUTION_INSTALLED, solution), line(USER_ENABLED, enabled)]
+    def tracking() -> CheckResult:
+        """Passes either way: a table without change tracking is synced by last-modified time instead."""
+        off = [entity for entity in Entity if not client.change_tracking_enabled(entity)]
+        if not off:
+            return _passed(CHANGE_TRACKING, "Change tracking is on for leads, contacts and accounts: changes "
+                                             "and deletes reach Marketo every few minutes.")
+        names = ", ".join(f"{e.value}s" for e in off)
+        steps = "; ".join(f"{e.value}s: {how_to_track_changes(e)}" for e in off)
+        return _passed(CHANGE_TRACKING, f"Change tracking is off for {names}: those are synced by last-modified "
+                                        f"time, and records deleted in Dynamics are not detected. To turn it on: {steps}.")
+
+    checks += [line(HAS_ROLE, role), line(SOLUTION_INSTALLED, solution), line(USER_ENABLED, enabled),
+               line(CHANGE_TRACKING, tracking)]
     return checks, user
 
 

@@ -9,8 +9,8 @@ from bot.store.keys import Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
 from bot.store.records import Store
-from bot.store.runs import RunTx
+from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
 
 __all__ = ["Keys", "Lease", "LimiterState", "Redis", "RedisError", "RunTx", "SealedValue", "Store",
-           "connect"]
+           "Watermark", "connect"]

@@ -39,6 +39,18 @@ class Keys:
     def credentials(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "creds", connection_id)
 
+    def credentials_pattern(self) -> str:
+        """SCAN pattern for every team's `credentials` keys (it may match more: check with `credentials_of`)."""
+        return f"{_glob_escape(self.prefix)}:*:creds:*"
+
+    def credentials_of(self, key: str) -> tuple[str, str] | None:
+        """(team id, connection id) when `key` is a `credentials` key, else None."""
+        head = f"{self.prefix}:"
+        parts = key[len(head):].split(":") if key.startswith(head) else []
+        if len(parts) == 3 and parts[1] == "creds" and parts[0] != GLOBAL:
+            return parts[0], parts[2]
+        return None
+
     def draft(self, team_id: str, user_id: str) -> str:
         return self._team(team_id, "draft", user_id)
 
@@ -102,6 +114,10 @@ class Keys:
     def delta_link(self, team_id: str, connection_id: str, entity: str) -> str:
         return self._team(team_id, "delta", connection_id, entity)
 
+    def watermark(self, team_id: str, connection_id: str, entity: str) -> str:
+        """How far a table without change tracking was synced (by `modifiedon`)."""
+        return self._team(team_id, "watermark", connection_id, entity)
+
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 
@@ -123,6 +139,10 @@ class Keys:
 
     def marketo_token(self, instance: str) -> str:
         return self._global("marketo", "token", instance)
+
+    def marketo_tokens_pattern(self) -> str:
+        """SCAN pattern for the cached Marketo token of every instance."""
+        return _glob_escape(self.marketo_token("")) + "*"
 
     def marketo_deleted_field(self) -> str:
         return self._global("marketo", "deleted-field")

@@ -30,8 +30,8 @@ from bot.models import (
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
-from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList
-from bot.store.secrets import SealedValue
+from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
+from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
 from bot.store.transaction import transact
 
 M = TypeVar("M", bound=BaseModel)
@@ -46,6 +46,7 @@ class Store:
         self.keys = Keys(prefix)
         self.active_runs = ActiveRuns(client, self.keys)
         self.delta_links = DeltaLinks(client, self.keys)
+        self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
 
     @property
@@ -120,6 +121,10 @@ class Store:
     def load_credentials(self, team_id: str, connection_id: str) -> Credentials | None:
         sealed = self.redis.get(self.keys.credentials(team_id, connection_id))
         return Credentials.model_validate_json(self._box.open(sealed)) if sealed else None
+
+    def rotate_secrets(self) -> RotationReport:
+        """Every sealed secret (credentials of every team, cached Marketo tokens) re-sealed with the newest key."""
+        return rotate_secrets(self.redis, self.keys, self._box)
 
     def save_draft(self, team_id: str, user_id: str, fields: dict[str, str], ttl: int = 3600) -> None:
         """What a user typed in Step 1, minus secrets, so a failed check can refill the form."""

@@ -1,5 +1,5 @@
 """Sync runs in Redis beyond the run record: checkpoints, the cancel flag, in-flight batches, the
-failure ledger, the active-run index, delta links and the incremental schedule.
+failure ledger, the active-run index, delta links, `modifiedon` watermarks and the incremental schedule.
 
 How a checkpoint advances is the sync's business (`bot.sync.checkpoint`); this module only
 reads and writes the records, inside the one optimistic transaction when they must change together.
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import redis
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
 from bot.models import SyncRun
@@ -159,6 +159,29 @@ class DeltaLinks:
 
     def forget(self, team_id: str, connection_id: str, entity: str) -> None:
         self._redis.delete(self._keys.delta_link(team_id, connection_id, entity))
+
+
+class Watermark(BaseModel):
+    """Where the incremental sync of a table without change tracking resumes: the newest `modifiedon`
+    applied (as Dataverse wrote it) and the ids applied at exactly that time, so that the next read
+    (`modifiedon ge` the mark) skips them instead of writing them again."""
+
+    modified_on: str
+    ids: list[str] = Field(default_factory=list)
+
+
+class Watermarks:
+    """`modifiedon` watermarks per connection and entity (the delta link's stand-in without change tracking)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis, self._keys = client, keys
+
+    def get(self, team_id: str, connection_id: str, entity: str) -> Watermark | None:
+        raw = self._redis.get(self._keys.watermark(team_id, connection_id, entity))
+        return Watermark.model_validate_json(raw) if raw else None
+
+    def put(self, team_id: str, connection_id: str, entity: str, mark: Watermark) -> None:
+        self._redis.set(self._keys.watermark(team_id, connection_id, entity), mark.model_dump_json())
 
 
 class IncrementalSchedule:

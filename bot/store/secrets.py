@@ -1,10 +1,17 @@
-"""Secrets kept in Redis only sealed (Fernet, the same `SecretBox` as the Dynamics credentials)."""
+"""Secrets kept in Redis only sealed (Fernet, the same `SecretBox` as the Dynamics credentials),
+and their rotation to the newest encryption key."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
 import redis
+from redis.client import Pipeline
 
 from bot.crypto import SecretBox, SecretUnreadable
+from bot.store.keys import Keys
+from bot.store.transaction import Writes, transact
 
 
 class SealedValue:
@@ -28,3 +35,53 @@ class SealedValue:
 
     def forget(self) -> None:
         self._redis.delete(self._key)
+
+
+MARKETO_TOKEN = "the cached Marketo access token"
+
+
+@dataclass
+class RotationReport:
+    """What `rotate_secrets` did: how many secrets now use the newest key, and which could not be read."""
+
+    rotated: int = 0
+    unreadable: list[str] = field(default_factory=list)  # "team/connection id", or MARKETO_TOKEN
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def sealed_keys(client: redis.Redis, keys: Keys) -> Iterator[tuple[str, str]]:
+    """(Redis key, what it holds) for every sealed secret, found by SCAN: the Dynamics credentials of
+    every connection of every team, and the cached Marketo token of every instance."""
+    for raw in client.scan_iter(match=keys.credentials_pattern(), count=1000):
+        key = _text(raw)
+        owner = keys.credentials_of(key)
+        if owner is not None:
+            yield key, "/".join(owner)
+    for raw in client.scan_iter(match=keys.marketo_tokens_pattern(), count=1000):
+        yield _text(raw), MARKETO_TOKEN
+
+
+def rotate_secrets(client: redis.Redis, keys: Keys, box: SecretBox) -> RotationReport:
+    """Seal every secret again with the newest key; each in its own optimistic transaction (a secret
+    written meanwhile is rotated from its new value), its expiry kept. Running it twice is harmless."""
+    report = RotationReport()
+    for key, label in sealed_keys(client, keys):
+        def body(pipe: Pipeline, key: str = key) -> tuple[Writes | None, bool | None]:
+            sealed = pipe.get(key)
+            if sealed is None:
+                return None, None  # deleted since the scan
+            try:
+                rotated = box.rotate(sealed)
+            except SecretUnreadable:
+                return None, False
+            return (lambda p: p.set(key, rotated, keepttl=True)), True
+
+        outcome = transact(client, [key], body)
+        if outcome is True:
+            report.rotated += 1
+        elif outcome is False:
+            report.unreadable.append(label)
+    return report

@@ -1,8 +1,10 @@
 """Dataverse record JSON → Marketo input, one field at a time, following the plan.
 
-A null (or blank) value is left out of the output rather than sent as null: Marketo's
-createOrUpdate treats a null as "clear this field", which would wipe a value set in Marketo
-(or by another source) whenever Dynamics has nothing. An absent key leaves Marketo's value alone.
+Marketo's createOrUpdate treats an explicit null as "clear this field" and an absent key as "leave
+it". The initial load leaves null (or blank) values out, so it never wipes a value set in Marketo
+(or by another source) where Dynamics has nothing. An incremental cycle (`send_nulls=True`) sends
+a selected field that is empty in Dynamics as null, so a value cleared in Dynamics is cleared in
+Marketo too — except where Marketo has no empty value (see `clearable`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.errors import BotError
-from bot.models import EntityPlan, FieldMapping
+from bot.models import Entity, EntityPlan, FieldMapping
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 STRING_LIMIT = 255
@@ -139,21 +141,43 @@ def field_converter(mapping: FieldMapping) -> FieldConverter:
     return unsupported
 
 
+# A Marketo company is found and shown by its name: an account's name is never cleared.
+ACCOUNT_NAME_FIELD = "company"
+
+
+def clearable(entity: Entity, mapping: FieldMapping) -> bool:
+    """May an incremental cycle send this field as null when Dynamics has it empty?
+
+    Not a boolean: Marketo has no empty boolean (a null reads back as false, which for
+    `unsubscribed` would re-subscribe a person), so it keeps its last value. Not an account's
+    name (`company`), which identifies the Marketo company. The lookup field (the Dataverse id)
+    is never a mapping and is always sent."""
+    if mapping.marketo_type == "boolean":
+        return False
+    return not (entity == Entity.account and mapping.marketo_name == ACCOUNT_NAME_FIELD)
+
+
 class RecordConverter:
     """The Marketo input for Dataverse records of one plan; the per-field converters are built once
-    (a sync converts every record with the same plan, so building them per record is wasted work)."""
+    (a sync converts every record with the same plan, so building them per record is wasted work).
 
-    def __init__(self, plan: EntityPlan) -> None:
+    `send_nulls`: empty values of `clearable` fields are sent as null (incremental cycles) instead
+    of being left out (the initial load); see the module docstring."""
+
+    def __init__(self, plan: EntityPlan, *, send_nulls: bool = False) -> None:
         self.plan = plan
         self._id_field = plan.id_field
         self._primary_id = plan.entity.primary_id
-        self._fields = [(mapping, mapping.marketo_name, field_converter(mapping)) for mapping in plan.mappings]
+        self._fields = [
+            (mapping, mapping.marketo_name, field_converter(mapping), send_nulls and clearable(plan.entity, mapping))
+            for mapping in plan.mappings
+        ]
 
     def __call__(self, record: dict) -> dict:
-        """Null and blank values are omitted (see the module docstring). Raises ConversionError naming
-        the column when a value does not fit its type; no other record is affected."""
+        """Raises ConversionError naming the column when a value does not fit its type; no other
+        record is affected."""
         out: dict[str, Any] = {self._id_field: record[self._primary_id]}
-        for mapping, name, convert in self._fields:
+        for mapping, name, convert, send_null in self._fields:
             try:
                 value = convert(record)
             except (TypeError, ValueError) as exc:
@@ -161,7 +185,7 @@ class RecordConverter:
                     f"The value of {self.plan.entity.value}.{mapping.source} could not be converted to "
                     f"Marketo {mapping.marketo_type}: {exc}"
                 ) from exc
-            if value is not None:
+            if value is not None or send_null:
                 out[name] = value
         return out
 

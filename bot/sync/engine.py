@@ -190,7 +190,8 @@ class EntitySync:
         """Cut batches from the resume point; the cut depends only on the records, so it is repeatable."""
         plan, seq = self.plan, ckpt.seq
         batch = _Batch(seq)
-        pages = self.source.iter_pages(self.entity.value, plan.select, track_changes=True, start_link=ckpt.link)
+        pages = self.source.iter_pages(self.entity.value, plan.select, track_changes=plan.change_tracking,
+                                       start_link=ckpt.link)
         skip = ckpt.offset
         last: Page | None = None
         for page in pages:

@@ -9,22 +9,29 @@ expired change token falls back to a full re-read of that entity (a "resync" run
 checkpoints and notices). It takes the same per-entity lock as the initial sync, so the two
 never overlap. The schedule is a Redis sorted set (connection → next due time) that any worker's
 maintenance thread serves.
+
+Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
+A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`):
+what changed since the newest `modifiedon` applied. Deletes are not visible that way.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
 
 from bot.config import Settings
+from bot.dynamics.client import MODIFIED_ON
 from bot.dynamics.errors import ChangeTokenExpired
 from bot.errors import BotError
-from bot.models import Counts, Entity, EntityPlan, FlowState
-from bot.store import Store
+from bot.models import Connection, Counts, Entity, EntityPlan, FlowState
+from bot.store import Store, Watermark
 from bot.sync.checkpoint import BatchOutcome, Heartbeat
+from bot.sync.convert import RecordConverter
 from bot.sync.engine import BATCH_SIZE, fail_all, is_content_error, prepare, record_key, tally
 from bot.sync.jobs import JOB_TIMEOUT, RESULT_TTL, SyncContext, current_context, start_initial_sync
 from bot.sync.ledger import Ledger, LedgerEntry
@@ -32,6 +39,9 @@ from bot.sync.mapping import DELETED_FIELD
 
 log = logging.getLogger(__name__)
 
+# The first watermark is the initial run's start, this much earlier in case the clocks of this
+# server and Dataverse differ; the few records changed in between are written once more (harmless).
+CLOCK_SKEW_SECONDS = 300
 
 
 def ledger_run_id(connection_id: str) -> str:
@@ -83,7 +93,7 @@ def run_incremental(context: SyncContext, team_id: str, connection_id: str, enti
     connection = store.get_connection(team_id, connection_id)
     plan = connection.plan.for_entity(entity) if connection and connection.plan else None
     link = store.delta_links.get(team_id, connection_id, entity.value)
-    if connection is None or plan is None or connection.state != FlowState.synced or not link:
+    if connection is None or plan is None or connection.state != FlowState.synced or (plan.change_tracking and not link):
         return "skipped"
     lease = store.sync_lease(team_id, connection_id, entity.value, context.settings.SYNC_LEASE_SECONDS,
                              owner=f"incremental-{connection_id}")
@@ -94,6 +104,8 @@ def run_incremental(context: SyncContext, team_id: str, connection_id: str, enti
     try:
         source = context.dataverse(team_id, connection_id)
         try:
+            if not plan.change_tracking:
+                return _sync_modified_since(context, connection, plan, source, heartbeat)
             outcome, new_link = _apply_changes(context, plan, source, link, connection_id)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
@@ -117,25 +129,81 @@ def run_incremental(context: SyncContext, team_id: str, connection_id: str, enti
 def _apply_changes(context: SyncContext, plan: EntityPlan, source: Any, link: str,
                    connection_id: str) -> tuple[BatchOutcome, str | None]:
     marketo = context.marketo()
+    convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
     for page in source.iter_changes(link, plan.select):
-        outcome.read += len(page.records)
-        records, keys = [], []
-        for record in page.records:
-            prepared = prepare(record, plan)
-            if prepared is None:
-                outcome.filtered_out += 1
-            elif isinstance(prepared, LedgerEntry):
-                outcome.failed += 1
-                outcome.failures.append(prepared)
-            else:
-                records.append(prepared)
-                keys.append(record_key(record, plan.entity))
-        _write(marketo, plan, records, keys, outcome)
+        _upsert(marketo, plan, convert, page.records, outcome)
         _mark_deleted(context, marketo, plan, page.deleted_ids, outcome)
         new_link = page.delta_link or new_link
     return outcome, new_link
+
+
+def _sync_modified_since(context: SyncContext, connection: Connection, plan: EntityPlan, source: Any,
+                         heartbeat: Heartbeat) -> str:
+    """One cycle for a table without change tracking: upsert what was modified since the watermark,
+    then keep the new watermark (only after everything was written, like the delta link)."""
+    store, team_id, entity = context.store, connection.team_id, plan.entity.value
+    start = store.watermarks.get(team_id, connection.id, entity) or _first_watermark(store, connection)
+    if start is None:
+        return "skipped"
+    marketo = context.marketo()
+    convert = RecordConverter(plan, send_nulls=True)
+    outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
+    mark = start.model_copy(deep=True)
+    for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
+        fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
+        _upsert(marketo, plan, convert, fresh, outcome)
+        mark = _advance(mark, fresh, plan.entity)
+    if heartbeat.stop.is_set():
+        return "lost"  # another job owns the entity now; its watermark stands
+    _record(store, team_id, connection.id, plan.entity, outcome)
+    store.watermarks.put(team_id, connection.id, entity, mark)
+    return "done"
+
+
+def _first_watermark(store: Store, connection: Connection) -> Watermark | None:
+    """The connection's last full read started at `started_at`: anything modified since may be newer in Dynamics."""
+    run = store.get_run(connection.team_id, connection.run_id) if connection.run_id else None
+    if run is None:
+        return None
+    since = datetime.fromtimestamp(run.started_at - CLOCK_SKEW_SECONDS, UTC)
+    return Watermark(modified_on=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _applied(mark: Watermark, record: dict, entity: Entity) -> bool:
+    """Written by an earlier cycle: modified exactly at the watermark by a record applied then."""
+    return record.get(MODIFIED_ON) == mark.modified_on and str(record.get(entity.primary_id)) in mark.ids
+
+
+def _advance(mark: Watermark, records: list[dict], entity: Entity) -> Watermark:
+    """`mark` moved to the newest `modifiedon` of `records` (read oldest first)."""
+    for record in records:
+        stamp, record_id = record.get(MODIFIED_ON), str(record.get(entity.primary_id))
+        if stamp is None or stamp < mark.modified_on:
+            continue
+        if stamp > mark.modified_on:
+            mark = Watermark(modified_on=stamp)
+        mark.ids.append(record_id)
+    return mark
+
+
+def _upsert(marketo: Any, plan: EntityPlan, convert: RecordConverter, rows: list[dict],
+            outcome: BatchOutcome) -> None:
+    """New and changed Dataverse records to Marketo (same filter and conversion as the initial sync)."""
+    outcome.read += len(rows)
+    records, keys = [], []
+    for record in rows:
+        prepared = prepare(record, plan, convert)
+        if prepared is None:
+            outcome.filtered_out += 1
+        elif isinstance(prepared, LedgerEntry):
+            outcome.failed += 1
+            outcome.failures.append(prepared)
+        else:
+            records.append(prepared)
+            keys.append(record_key(record, plan.entity))
+    _write(marketo, plan, records, keys, outcome)
 
 
 def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple[str, str | None]],

@@ -118,6 +118,13 @@ class SyncFilterStatus(BaseModel):
     message: str
 
 
+def how_to_track_changes(entity: Entity) -> str:
+    """Where a Dynamics admin turns change tracking on for one table (without it, incremental syncs
+    read by last-modified time and cannot see deletes)."""
+    return (f"Power Apps → Tables → {entity.value.capitalize()} → Properties → Advanced options → "
+            "tick “Track changes” → Save")
+
+
 def is_syncable(attr: AttributeMeta) -> bool:
     """True for the attribute types we know how to write to Marketo; never for UNSUPPORTED_TYPES."""
     return attr.attribute_type in _FIXED_TYPES or attr.attribute_type in {"StringType", "DateTimeType"}
@@ -389,6 +396,6 @@ def build_plan(
         plans.append(EntityPlan(
             entity=entity, mappings=mappings, id_field=id_field,
             filter_attribute=SYNC_FILTER_ATTRIBUTE if detect_sync_filter(meta).applies else None,
-            record_count=(counts or {}).get(entity),
+            record_count=(counts or {}).get(entity), change_tracking=meta.change_tracking,
         ))
     return FieldPlan(entities=plans, fields_to_create=list(to_create.values()), fields_existing=list(reused))

@@ -7,8 +7,9 @@ from slack_sdk.models.views import View
 
 from bot.models import AuditEntry, Connection, FlowState, RunStatus, SyncRun
 from bot.views import ids
-from bot.views.fields import plan_summary_lines
+from bot.views.fields import WATERMARK_FALLBACK, plan_summary_lines
 from bot.views.kit import (
+    ENTITY_PLURAL,
     MAX_MESSAGE_BLOCKS,
     MAX_VIEW_BLOCKS,
     button,
@@ -92,6 +93,9 @@ def status_blocks(connection: Connection | None, run: SyncRun | None, now: float
     blocks: list[Block] = [section(f"*{STATE_TEXT[connection.state]}*\n" + "\n".join(facts))]
     if connection.plan is not None:
         blocks += sections(plan_summary_lines(connection.plan), "*Plan*")
+        untracked = [ENTITY_PLURAL[ep.entity] for ep in connection.plan.entities if not ep.change_tracking]
+        if untracked:
+            blocks.append(context(f":warning: {', '.join(untracked)}: {WATERMARK_FALLBACK}."))
     if run is not None:
         blocks += _run_blocks(run, now)
     if connection.state in NEXT_STEP:

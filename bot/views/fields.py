@@ -22,6 +22,7 @@ from bot.sync.mapping import (
     DEFAULT_MAPPING,
     PERSON_ENTITIES,
     SyncFilterStatus,
+    how_to_track_changes,
     is_syncable,
     search_attributes,
 )
@@ -146,6 +147,25 @@ def plan_summary_lines(plan: FieldPlan, counts: dict[Entity, int] | None = None)
     return lines
 
 
+WATERMARK_FALLBACK = "change tracking off: synced by last-modified time (deletes not detected)"
+
+
+def change_tracking_lines(plan: FieldPlan) -> list[str]:
+    """One line per entity: is Dataverse change tracking on, and if not, how to turn it on and what happens meanwhile."""
+    lines = []
+    for ep in plan.entities:
+        name = ENTITY_PLURAL[ep.entity]
+        if ep.change_tracking:
+            lines.append(f"• :white_check_mark: *{name}*: change tracking is on — changes and deletes in "
+                         "Dynamics reach Marketo every few minutes.")
+        else:
+            lines.append(
+                f"• :warning: *{name}*: change tracking is off in Dynamics. To turn it on: "
+                f"{how_to_track_changes(ep.entity)}. Until then changes are synced by last-modified time (`modifiedon`), and records deleted "
+                "in Dynamics are not detected.")
+    return lines
+
+
 def fields_to_create_lines(plan: FieldPlan, limit: int = MAX_PLAN_LINES) -> list[str]:
     return limited_lines(
         (f"• `{escape(f.name)}` ({escape(f.data_type)}) — {escape(f.display_name)}" for f in plan.fields_to_create),
@@ -158,6 +178,7 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
     blocks: list[Block] = [
         HeaderBlock(text="The sync plan"),
         *sections(plan_summary_lines(plan, counts), "*Per entity*"),
+        *sections(change_tracking_lines(plan), "*Keeping in step after the first sync*"),
     ]
     if any(ep.entity not in PERSON_ENTITIES for ep in plan.entities):
         blocks.append(context(escape(ACCOUNT_STANDARD_ONLY)))

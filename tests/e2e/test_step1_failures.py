@@ -12,6 +12,7 @@ import httpx
 import pytest
 import redis
 
+from bot.dynamics.preflight import CHECK_NAMES
 from bot.views import ids
 from bot.web import MAX_BODY_BYTES
 from sandbox.driver import SlackDriver
@@ -240,7 +241,7 @@ def test_sync_user_without_the_role_fails_only_that_line(driver: SlackDriver, st
     failed = {name for name, text in lines.items() if not text.startswith(":white_check_mark:")}
     assert failed == {"Sync user has the Marketo Sync User role"}, lines
     assert "Manage Roles" in lines["Sync user has the Marketo Sync User role"]
-    assert len(lines) == 6
+    assert len(lines) == len(CHECK_NAMES)
     assert not checklist.get("submit")
 
 

@@ -248,3 +248,27 @@ def test_change_reads_check_their_links_too(emulator: DynamicsEmulator, client: 
     with pytest.raises(errors.RepeatedLink):
         list(client.iter_changes(delta, ["name"]))
     assert client.calls == calls + 1
+
+
+@pytest.mark.parametrize("emulator", [{"records": {"contact": 300}, "untracked_entities": {"contact"}}],
+                         indirect=True)
+def test_a_table_without_change_tracking_is_read_by_modifiedon(emulator: DynamicsEmulator,
+                                                               client: DataverseClient) -> None:
+    assert not client.change_tracking_enabled("contact") and client.change_tracking_enabled("lead")
+    assert not client.entity_metadata(Entity.contact).change_tracking
+    with pytest.raises(errors.DynamicsError):  # asking for change tracking on such a table fails
+        next(client.iter_pages("contact", ["firstname"]))
+    assert len(ids(client.iter_pages("contact", ["firstname"], track_changes=False), "contactid")) == 300
+
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    assert ids(client.iter_modified_since("contact", ["firstname"], since), "contactid") == []
+    touched = [250, 7, 120]
+    for index in touched:
+        emulator.update_record("contact", index, firstname=f"Changed {index}")
+    client.page_size = 2
+    pages = list(client.iter_modified_since("contact", ["firstname"], since))
+    records = [r for p in pages for r in p.records]
+    assert len(pages) == 2 and all(p.delta_link is None for p in pages)
+    assert {r["contactid"] for r in records} == {emulator.record_id("contact", i) for i in touched}
+    assert [(r["modifiedon"], r["contactid"]) for r in records] == sorted((r["modifiedon"], r["contactid"])
+                                                                          for r in records)

@@ -168,3 +168,13 @@ def test_a_url_into_the_servers_own_network_is_refused_and_sent_nothing(emulator
         assert "loopback address (127.0.0.1)" in result.checks[0].detail
         assert "DYNAMICS_HOST_ALLOWLIST" in result.checks[0].fix
     assert emulator.requests == 0 and emulator.token_requests == 0
+
+
+@pytest.mark.parametrize("emulator", [{"untracked_entities": {"account"}}], indirect=True)
+def test_a_table_without_change_tracking_is_explained_and_does_not_block(emulator: DynamicsEmulator) -> None:
+    result = run_preflight(creds(emulator), settings_for(emulator))
+    assert result.ok
+    line = next(c for c in result.checks if c.name == "Change tracking on the synced tables")
+    assert "off for accounts" in line.detail and "leads" not in line.detail.split(":")[0]
+    assert "Power Apps → Tables → Account → Properties → Advanced options" in line.detail
+    assert "not detected" in line.detail

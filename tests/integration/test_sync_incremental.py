@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from rq import SimpleWorker
@@ -14,10 +15,8 @@ from tests.conftest import REDIS_URL
 from tests.integration.sync_harness import SyncHarness
 
 
-@pytest.fixture
-def world(key_prefix: str) -> Iterator[SyncHarness]:
-    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 600, "contact": 300},
-                          dynamics={"filter_false_fraction": 0.0}).start()
+def synced_world(key_prefix: str, records: dict[str, int], **dynamics: Any) -> Iterator[SyncHarness]:
+    harness = SyncHarness(REDIS_URL, key_prefix, records, dynamics={"filter_false_fraction": 0.0, **dynamics}).start()
     context = jobs.SyncContext.from_services(harness.services)
     jobs.install_context(context)
     run = jobs.start_initial_sync(harness.store, context.queue, harness.connection)
@@ -28,6 +27,17 @@ def world(key_prefix: str) -> Iterator[SyncHarness]:
     incremental.unschedule(harness.store, "T1", harness.connection.id)
     jobs.install_context(None)
     harness.stop()
+
+
+@pytest.fixture
+def world(key_prefix: str) -> Iterator[SyncHarness]:
+    yield from synced_world(key_prefix, {"lead": 600, "contact": 300})
+
+
+@pytest.fixture
+def untracked_world(key_prefix: str) -> Iterator[SyncHarness]:
+    """Leads without change tracking (the emulator refuses `odata.track-changes` for them), contacts with."""
+    yield from synced_world(key_prefix, {"lead": 200, "contact": 100}, untracked_entities={"lead"})
 
 
 def test_changes_creates_and_deletes_reach_marketo(world: SyncHarness) -> None:
@@ -80,3 +90,45 @@ def test_an_expired_change_token_falls_back_to_a_full_reread(world: SyncHarness)
     assert [p.entity for p in resync.entities] == [Entity.lead]
     assert world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", 7))["firstName"] == "AfterExpiry"
     assert world.store.delta_links.get("T1", world.connection.id, Entity.lead.value)
+
+
+def test_a_value_cleared_in_dynamics_is_cleared_in_marketo(world: SyncHarness) -> None:
+    lead_id = world.dynamics.record_id("lead", 5)
+    before = world.marketo.lead_by("dynamicsLeadId", lead_id)
+    assert before["phone"] and before["unsubscribed"] is not None  # the initial sync wrote both
+
+    world.dynamics.update_record("lead", 5, telephone1=None, donotbulkemail=None)
+    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    after = world.marketo.lead_by("dynamicsLeadId", lead_id)
+    assert after["phone"] is None  # cleared
+    assert after["unsubscribed"] == before["unsubscribed"]  # a boolean has no empty value: kept
+    assert after["firstName"] == before["firstName"]
+
+
+def test_a_table_without_change_tracking_is_synced_by_modifiedon(untracked_world: SyncHarness) -> None:
+    world = untracked_world
+    plans = world.connection.plan
+    assert not plans.for_entity(Entity.lead).change_tracking and plans.for_entity(Entity.contact).change_tracking
+    assert world.store.delta_links.get("T1", world.connection.id, Entity.lead.value) is None
+    assert world.mismatches(Entity.lead) == []  # the initial load read every lead without change tracking
+    modified, unmodified = (world.dynamics.record_id("lead", i) for i in (3, 4))
+    untouched = world.marketo.lead_by("dynamicsLeadId", unmodified)
+    world.dynamics.update_record("lead", 3, firstname="Watermarked", telephone1=None)
+
+    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    lead = world.marketo.lead_by("dynamicsLeadId", modified)
+    assert lead["firstName"] == "Watermarked" and lead["phone"] is None
+    assert world.marketo.lead_by("dynamicsLeadId", unmodified)["updatedAt"] == untouched["updatedAt"]
+    assert int(world.store.incremental.stats("T1", world.connection.id)["lead:read"]) == 1  # only the modified one
+    mark = world.store.watermarks.get("T1", world.connection.id, Entity.lead.value)
+    assert mark is not None and mark.ids == [modified]
+
+    # Nothing modified since: a second cycle writes nothing.
+    calls = len(world.marketo.calls("/rest/v1/leads.json"))
+    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert len(world.marketo.calls("/rest/v1/leads.json")) == calls
+
+    world.dynamics.update_record("lead", 4, firstname="Later")
+    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert world.marketo.lead_by("dynamicsLeadId", unmodified)["firstName"] == "Later"
+    assert int(world.store.incremental.stats("T1", world.connection.id)["lead:read"]) == 2

@@ -132,3 +132,21 @@ def test_a_mapping_without_converter_fails_each_record_not_the_plan():
     with pytest.raises(ConversionError) as info:
         to_marketo({"leadid": GUID, "new_score": 3})
     assert "score" in info.value.user_message
+
+
+def test_send_nulls_clears_empty_fields_but_never_booleans_nor_an_accounts_name():
+    lead = EntityPlan(entity=Entity.lead, id_field="dynamicsLeadId", mappings=[
+        mapping("telephone1", "StringType", "phone", name="phone"),
+        mapping("jobtitle", "StringType", "string", name="title"),
+        mapping("revenue", "MoneyType", "currency", name="annualRevenue"),
+        mapping("donotbulkemail", "BooleanType", "boolean", name="unsubscribed")])
+    record = {"leadid": GUID, "telephone1": None, "jobtitle": "  ", "revenue": None, "donotbulkemail": None}
+    assert RecordConverter(lead)(record) == {"dynamicsLeadId": GUID}  # the initial load omits them
+    assert RecordConverter(lead, send_nulls=True)(record) == {
+        "dynamicsLeadId": GUID, "phone": None, "title": None, "annualRevenue": None}
+
+    account = EntityPlan(entity=Entity.account, id_field="externalCompanyId", mappings=[
+        mapping("name", "StringType", "string", name="company"),
+        mapping("websiteurl", "StringType", "url", name="website")])
+    assert RecordConverter(account, send_nulls=True)({"accountid": GUID, "name": None, "websiteurl": None}) == {
+        "externalCompanyId": GUID, "website": None}

@@ -90,3 +90,11 @@ def test_home_view():
 def test_action_ids_are_unique_and_short():
     assert all(len(a) <= 255 for a in ids.ALL_ACTION_IDS)
     assert len(ids.ALL_ACTION_IDS) == 8 + len(Entity)
+
+
+def test_status_names_entities_synced_by_last_modified_time():
+    assert "change tracking off" not in blocks_text(status_blocks(CONNECTION, RUN, now=1010))
+    untracked = CONNECTION.model_copy(deep=True)
+    untracked.plan.entities[0].change_tracking = False
+    text = blocks_text(status_blocks(untracked, RUN, now=1010))
+    assert "Leads: change tracking off: synced by last-modified time (deletes not detected)" in text

@@ -111,3 +111,14 @@ def test_plan_modal_huge_plan_stays_in_limits():
     dumped = text_of(data)
     assert "Marketo fields to create (2000)" in dumped and "1800 more fields" in dumped
     assert all(len(b["text"]["text"]) <= 3000 for b in blocks_of(data, "section"))
+
+
+def test_plan_modal_says_per_entity_whether_change_tracking_is_on():
+    untracked = plan(0)
+    untracked.entities[1].change_tracking = False
+    dumped = text_of(view_dict(plan_modal("c42", untracked)))
+    assert "*Leads*: change tracking is on" in dumped
+    assert "*Accounts*: change tracking is off in Dynamics" in dumped
+    assert "Power Apps → Tables → Account → Properties → Advanced options → tick “Track changes”" in dumped
+    assert "last-modified time (`modifiedon`)" in dumped and "deleted in Dynamics are not detected" in dumped
+    assert "change tracking is off" not in text_of(view_dict(plan_modal("c42", plan(0))))
