@@ -105,7 +105,8 @@ def test_paging_resumes_from_a_saved_token_losing_and_repeating_nothing(marketo)
         seen += [c.marketo_guid for c in page.changes]
         saved = page.next_token
     pages.close()  # the worker dies here; the next one starts from the saved token
-    resumed = list(MarketoClient(emulator.url, "cid", "csecret").iter_lead_changes(saved, SYNCED))
+    with MarketoClient(emulator.url, "cid", "csecret", batch_size=5) as restarted:
+        resumed = list(restarted.iter_lead_changes(saved, SYNCED))
     seen += [c.marketo_guid for page in resumed for c in page.changes]
 
     assert len(seen) == expected and len(set(seen)) == expected
