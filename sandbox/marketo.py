@@ -35,6 +35,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from sandbox.marketo_activities import (
+    ACTIVITY_TYPES,
+    CALL_WEBHOOK,
+    DELETE_LEAD,
+    LEAD_CHANGE_TYPES,
+    MERGE_LEADS,
+    Activity,
+    ActivityLog,
+    BadToken,
+    Origin,
+)
+from sandbox.marketo_webhooks import Delivery, FieldInfo, TriggerCampaign, WebhookSender
 from sandbox.server import Emulator, ServerThread
 
 MAX_BODY_BYTES = 1_000_000
@@ -52,6 +64,9 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FIELD_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 DISPLAY_NAME_RE = re.compile(r"^[A-Za-z0-9 _-]+$")
 LEAD_ACTIONS = frozenset({"createOnly", "updateOnly", "createOrUpdate", "createDuplicate"})
+MAX_LEAD_IDS = 30  # leadIds on activity reads
+MAX_ACTIVITY_TYPE_IDS = 10
+MAX_MERGE_LOSERS = 25
 
 
 @dataclass
@@ -259,6 +274,14 @@ class Table:
             self._indexes[name] = index
         return index
 
+    def delete(self, row_id: int) -> dict[str, Any]:
+        row = self.rows.pop(row_id)
+        for name, index in self._indexes.items():
+            ids = index.get(_norm(row.get(name)), [])
+            if row_id in ids:
+                ids.remove(row_id)
+        return row
+
     def find(self, name: str, value: Any) -> list[int]:
         if name == "id":
             try:
@@ -335,6 +358,10 @@ def _envelope(result: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
             "result": result or [], **extra}
 
 
+def _new_request_id() -> str:
+    return f"{uuid.uuid4().hex[:4]}#{uuid.uuid4().hex[:11]}"
+
+
 def _failure(code: str, message: str) -> dict[str, Any]:
     return {"requestId": f"{uuid.uuid4().hex[:4]}#{uuid.uuid4().hex[:11]}", "success": False,
             "errors": [{"code": code, "message": message}]}
@@ -352,7 +379,12 @@ class MarketoEmulator(Emulator):
         daily_quota: int = 50_000,
         latency: float = 0.0,
         time_scale: float = 1.0,
+        api_user: str = "apiuser@emulator.local",
+        activity_scan_block: int = 1000,
+        webhook_timeout: float = 30.0,
     ) -> None:
+        """`api_user` is the identity `scope` and the `modifying user` of API writes;
+        `activity_scan_block` caps the activities one read scans (pages may come back short)."""
         self.client_id = client_id
         self._client_secret = client_secret
         self.token_lifetime = token_lifetime * time_scale
@@ -374,6 +406,12 @@ class MarketoEmulator(Emulator):
         self._leads = Table()
         self._companies = Table()
         self._server: ServerThread | None = None
+        self.api_user = api_user
+        self._activities = ActivityLog(scan_block=activity_scan_block)
+        self._request_id = ""
+        self._campaigns: list[TriggerCampaign] = []
+        self._deliveries: list[Delivery] = []
+        self._webhooks = WebhookSender(self._delivered, timeout=webhook_timeout)
         self.app = Starlette(routes=self._routes())
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -382,6 +420,7 @@ class MarketoEmulator(Emulator):
         return self
 
     def stop(self) -> None:
+        self._webhooks.stop()
         if self._server:
             self._server.stop()
 
@@ -483,6 +522,12 @@ class MarketoEmulator(Emulator):
             Route("/rest/v1/leads/schema/fields/{name}.json", api(self._schema_field), methods=["GET"]),
             Route("/rest/v1/leads.json", api(self._leads_endpoint), methods=["GET", "POST"]),
             Route("/rest/v1/companies.json", api(self._companies_endpoint), methods=["GET", "POST"]),
+            Route("/rest/v1/leads/{id:int}/merge.json", api(self._merge), methods=["POST"]),
+            Route("/rest/v1/activities/pagingtoken.json", api(self._paging_token), methods=["GET"]),
+            Route("/rest/v1/activities/leadchanges.json", api(self._lead_changes), methods=["GET"]),
+            Route("/rest/v1/activities/deletedleads.json", api(self._deleted_leads), methods=["GET"]),
+            Route("/rest/v1/activities/types.json", api(self._activity_types), methods=["GET"]),
+            Route("/rest/v1/activities.json", api(self._lead_activities), methods=["GET"]),
             Route("/{path:path}", api(self._not_found), methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ]
 
@@ -507,7 +552,7 @@ class MarketoEmulator(Emulator):
                 self._current_token = token
             remaining = int(self._tokens[token] - now)
         return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": remaining,
-                             "scope": "apiuser@emulator.local"})
+                             "scope": self.api_user})
 
     def _api(self, handler: Callable[[Request, dict[str, str], bytes], dict[str, Any]]) -> Callable:
         """Wrap an API handler with the checks every REST call goes through, in the real order."""
@@ -537,7 +582,9 @@ class MarketoEmulator(Emulator):
                 if self.latency:
                     await asyncio.sleep(self.latency)
                 with self._lock:
+                    self._request_id = _new_request_id()  # also the `request id` of the activities it logs
                     payload = handler(request, params, body)
+                    payload["requestId"] = self._request_id
             except ApiFailure as failure:
                 payload = _failure(failure.code, failure.message)
             finally:
@@ -767,7 +814,7 @@ class MarketoEmulator(Emulator):
             if company_id and self._companies.find("externalCompanyId", company_id):
                 raise RecordSkip("1021", "Company update not allowed in syncLead")
         status = "created" if row_id is None else "updated"
-        return status, self._leads.write(row_id, changes)
+        return status, self._write_lead(row_id, changes, self._api_origin("syncLead"))
 
     def _sync_company(self, rec: Any, action: str, key: str) -> tuple[str, int]:
         changes = self._validated(rec, self._company_fields, allow_id=key == "id")
@@ -794,3 +841,176 @@ class MarketoEmulator(Emulator):
             raise ApiFailure("1003", "Too many results match the filter")
         rows = [{"id": i, **{n: table.rows[i].get(n) for n in wanted if n != "id"}} for i in sorted(ids)]
         return self._page(rows, params)
+
+    # -- activities, merge and webhooks (two-way sync: reading changes, merge, Call Webhook) -------
+    def change_by_person(self, lead_id: int, changes: dict[str, Any], source: str = "Web form fillout",
+                         reason: str | None = None, user: str | None = None) -> None:
+        """A change not made through the API (form fill, lead detail page, list import, smart
+        campaign): its activities carry this Source and Reason and no API attributes."""
+        with self._lock:
+            if lead_id not in self._leads.rows:
+                raise KeyError(lead_id)
+            self._write_lead(lead_id, self._person_values(changes), Origin.person(source, reason, user))
+
+    def create_by_person(self, values: dict[str, Any], source: str = "Web form fillout") -> int:
+        """A person added outside the API (a form fill by someone new, a list import)."""
+        with self._lock:
+            return self._write_lead(None, self._person_values(values), Origin.person(source))
+
+    def delete_by_person(self, lead_id: int) -> None:
+        """Delete Person in Marketo: the lead goes and a Delete Lead activity stays."""
+        with self._lock:
+            row = self._leads.delete(lead_id)
+            name = " ".join(str(row[n]) for n in ("firstName", "lastName") if row.get(n)) or str(row.get("email"))
+            self._activities.append(lead_id, DELETE_LEAD, [], primary=(lead_id, name))
+
+    def add_trigger_campaign(self, campaign: TriggerCampaign) -> None:
+        with self._lock:
+            self._campaigns.append(campaign)
+
+    def activities(self) -> list[dict[str, Any]]:
+        """Every activity logged, as Get Lead Activities shows it."""
+        with self._lock:
+            return [a.as_activity() for a in self._activities.items()]
+
+    def webhook_deliveries(self) -> list[Delivery]:
+        with self._lock:
+            return list(self._deliveries)
+
+    def _person_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        for name, value in values.items():
+            if name not in self._lead_fields or not self._lead_fields[name].updateable:
+                raise KeyError(name)
+            check_value(self._lead_fields[name], value)
+        return values
+
+    def _api_origin(self, method: str) -> Origin:
+        return Origin.api(self.api_user, self._request_id, method)
+
+    def _write_lead(self, row_id: int | None, changes: dict[str, Any], origin: Origin) -> int:
+        """Write a lead, log its activities and run the trigger campaigns they match."""
+        before = dict(self._leads.rows[row_id]) if row_id is not None else None
+        lead_id = self._leads.write(row_id, changes)
+        after = self._leads.rows[lead_id]
+        field_ids = {name: i for i, name in enumerate(self._lead_fields, start=1)}
+        logged = self._activities.record_write(lead_id, before, {k: after.get(k) for k in changes}, origin,
+                                               field_ids)
+        changed = {a.change.name for a in logged if a.change}
+        fields = [FieldInfo(f.name, f.display_name, f.data_type) for f in self._lead_fields.values()]
+        for campaign in self._campaigns:
+            if (before is None and campaign.fires_on("Lead is Created", set(), origin.source)) or (
+                    changed and campaign.fires_on("Data Value Changes", changed, origin.source)):
+                self._webhooks.send(campaign.webhook, dict(after), fields)
+        return lead_id
+
+    def _delivered(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._deliveries.append(delivery)
+            self._activities.append(delivery.lead_id, CALL_WEBHOOK, [("Error Type", delivery.error)],
+                                    primary=(0, delivery.webhook))
+
+    def _paging_token(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        since = params.get("sinceDatetime")
+        if not since:
+            raise ApiFailure("701", "sinceDatetime cannot be blank")
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise ApiFailure("704", f"Invalid date format '{since}'") from exc
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return {"requestId": self._request_id, "success": True,
+                "nextPageToken": self._activities.token_since(moment)}
+
+    def _lead_changes(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        """Only New Lead and Change Data Value; Change Data Value only for the fields asked for."""
+        wanted = {n for n in params.get("fields", "").split(",") if n}
+        if not wanted:
+            raise ApiFailure("701", "fields cannot be blank")
+        unknown = sorted(wanted - set(self._lead_fields))
+        if unknown:
+            raise ApiFailure("1006", f"Field '{unknown[0]}' not found")
+        lead_ids = self._lead_ids(params)
+
+        def keep(activity: Activity) -> bool:
+            return (activity.type_id in LEAD_CHANGE_TYPES and (lead_ids is None or activity.lead_id in lead_ids)
+                    and (activity.change is None or activity.change.name in wanted))
+
+        return self._activity_page(params, keep, Activity.as_lead_change)
+
+    def _lead_activities(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        raw = [v for item in request.query_params.getlist("activityTypeIds") for v in item.split(",") if v]
+        if not raw:
+            raise ApiFailure("701", "activityTypeIds cannot be blank")
+        if len(raw) > MAX_ACTIVITY_TYPE_IDS:
+            raise ApiFailure("1003", f"activityTypeIds exceeds {MAX_ACTIVITY_TYPE_IDS}")
+        try:
+            type_ids = {int(v) for v in raw}
+        except ValueError as exc:
+            raise ApiFailure("1003", "Invalid activityTypeIds") from exc
+        lead_ids = self._lead_ids(params)
+
+        def keep(activity: Activity) -> bool:
+            return activity.type_id in type_ids and (lead_ids is None or activity.lead_id in lead_ids)
+
+        return self._activity_page(params, keep, Activity.as_activity)
+
+    def _deleted_leads(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return self._activity_page(params, lambda activity: activity.type_id == DELETE_LEAD, Activity.as_activity)
+
+    def _activity_types(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return _envelope([t.describe() for t in ACTIVITY_TYPES])
+
+    @staticmethod
+    def _lead_ids(params: dict[str, str]) -> set[int] | None:
+        raw = [v for v in params.get("leadIds", "").split(",") if v]
+        if not raw:
+            return None
+        if len(raw) > MAX_LEAD_IDS:
+            raise ApiFailure("1003", f"leadIds exceeds {MAX_LEAD_IDS}")
+        try:
+            return {int(v) for v in raw}
+        except ValueError as exc:
+            raise ApiFailure("1003", "Invalid leadIds") from exc
+
+    def _activity_page(self, params: dict[str, str], keep: Callable[[Activity], bool],
+                       render: Callable[[Activity], dict[str, Any]]) -> dict[str, Any]:
+        token = params.get("nextPageToken")
+        if not token:
+            raise ApiFailure("701", "nextPageToken cannot be blank")
+        try:
+            items, next_token, more = self._activities.page(token, _batch_size(params), keep)
+        except BadToken as exc:
+            raise ApiFailure("1003", "Invalid nextPageToken") from exc
+        return _envelope([render(a) for a in items], moreResult=more, nextPageToken=next_token)
+
+    def _merge(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        """The winner keeps its values and takes a loser's where its own are empty; losers go."""
+        winner = request.path_params["id"]
+        try:
+            losers = [int(v) for v in (params.get("leadIds") or params.get("leadId") or "").split(",") if v]
+        except ValueError as exc:
+            raise ApiFailure("1003", "Invalid leadIds") from exc
+        if not losers:
+            raise ApiFailure("701", "leadIds cannot be blank")
+        if len(losers) > MAX_MERGE_LOSERS:
+            raise ApiFailure("1080", f"Cannot merge more than {MAX_MERGE_LOSERS} leads at once")
+        if winner in losers:
+            raise ApiFailure("1003", "The winning lead cannot be merged into itself")
+        missing = [i for i in (winner, *losers) if i not in self._leads.rows]
+        if missing:
+            raise ApiFailure("1004", f"Lead '{missing[0]}' not found")
+        current = self._leads.rows[winner]
+        taken: dict[str, Any] = {}
+        for loser in losers:
+            for name, value in self._leads.delete(loser).items():
+                if (name not in {"id", "createdAt", "updatedAt"} and current.get(name) in (None, "")
+                        and value not in (None, "")):
+                    taken.setdefault(name, value)
+        if taken:
+            self._leads.write(winner, taken)
+        self._activities.append(winner, MERGE_LEADS, [("Merge IDs", ",".join(map(str, losers))),
+                                                      ("Merge Fields", ",".join(taken)),
+                                                      *self._api_origin("mergeLeads").change()],
+                                primary=(winner, str(winner)))
+        return {"requestId": self._request_id, "success": True}

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -22,6 +23,13 @@ import httpx
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter
 
+from bot.marketo.activities import (
+    ActivitiesPage,
+    Activity,
+    ActivityType,
+    LeadChangesPage,
+    lead_changes_page,
+)
 from bot.marketo.errors import (
     RATE_CODES,
     TOKEN_CODES,
@@ -53,6 +61,9 @@ MAX_FIELDS_PER_CREATE = 100
 MAX_URL_BYTES = 7_000  # Marketo refuses URIs over 8 KB (414); longer reads go as POST with _method=GET
 TOKEN_REFRESH_MARGIN = 60.0
 DEFAULT_RATE_BACKOFF = 20.0  # Marketo: back off at least a window (20 s) after 606
+MAX_LEAD_IDS = 30  # leadIds on activity reads
+MAX_MERGE_LOSERS = 25
+ACTIVITY_TYPES_TTL = 86_400.0  # type ids vary by subscription but not by the hour: cache for a day
 
 
 _RESULTS = TypeAdapter(list[RecordResult])  # one validation per call, not one per record
@@ -72,6 +83,7 @@ class _CachedToken(BaseModel):
     access_token: str
     expires_at: float  # epoch seconds
     refresh_at: float
+    scope: str | None = None  # the API user
 
 
 def _dumps(value: Any) -> bytes:
@@ -146,6 +158,7 @@ class MarketoClient:
         self._token: _CachedToken | None = None
         self._count_lock = threading.Lock()
         self.calls_made = 0
+        self._activity_types: tuple[float, list[ActivityType]] | None = None
 
     def close(self) -> None:
         self._http.close()
@@ -192,7 +205,8 @@ class MarketoClient:
         # The same token comes back until it expires (C1): then use it to the end, don't re-ask.
         fresh = token.access_token != previous and token.expires_in > 2 * TOKEN_REFRESH_MARGIN
         refresh_at = expires_at - TOKEN_REFRESH_MARGIN if fresh else expires_at
-        return _CachedToken(access_token=token.access_token, expires_at=expires_at, refresh_at=refresh_at)
+        return _CachedToken(access_token=token.access_token, expires_at=expires_at, refresh_at=refresh_at,
+                            scope=token.scope)
 
     def _drop_token(self, rejected: str) -> None:
         with self._token_lock:
@@ -373,6 +387,94 @@ class MarketoClient:
             return self._call("POST", "/rest/v1/leads.json", params={"_method": "GET"},
                               form={k: str(v) for k, v in params.items()})
         return self._call("GET", "/rest/v1/leads.json", params=params)
+
+    # -- activities: Marketo's changes, for the sync back to Dynamics ------------------------------
+    @property
+    def api_user(self) -> str | None:
+        """The API user this client writes as (the token's `scope`): the `modifying user` of its writes."""
+        self._access_token()
+        with self._token_lock:
+            return self._token.scope if self._token else None
+
+    def paging_token(self, since: datetime) -> str:
+        """A token for the activities from `since` (an aware datetime; sent in UTC, rounded down to the second)."""
+        moment = since.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        envelope = self._call("GET", "/rest/v1/activities/pagingtoken.json", params={"sinceDatetime": moment})
+        return _next_token(envelope)
+
+    def lead_changes(self, token: str, fields: list[str], *, lead_ids: list[int] | None = None) -> LeadChangesPage:
+        """One page of New Lead and Change Data Value items (changes of `fields` only) from `token`.
+        A page may be short, even empty, while `more` is true."""
+        params: dict[str, Any] = {"nextPageToken": token, "fields": ",".join(fields), "batchSize": self.batch_size}
+        params.update(_lead_ids(lead_ids))
+        envelope = self._call("GET", "/rest/v1/activities/leadchanges.json", params=params)
+        return lead_changes_page(envelope.result, _next_token(envelope), envelope.more_result, self.api_user)
+
+    def iter_lead_changes(self, token: str, fields: list[str]) -> Iterator[LeadChangesPage]:
+        """Every page from `token` up to the one with `more` false. Save each page's `next_token` once
+        the page is handled: a restart from it neither loses nor repeats a change, and the last
+        page's token is where the next cycle starts."""
+        while True:
+            page = self.lead_changes(token, fields)
+            yield page
+            if not page.more:
+                return
+            token = page.next_token
+
+    def lead_activities(self, token: str, type_ids: list[int], *,
+                        lead_ids: list[int] | None = None) -> ActivitiesPage:
+        """One page of activities of the given types (at most 10) from `token`."""
+        params: dict[str, Any] = {"nextPageToken": token, "activityTypeIds": ",".join(map(str, type_ids)),
+                                  "batchSize": self.batch_size}
+        params.update(_lead_ids(lead_ids))
+        return _activities_page(self._call("GET", "/rest/v1/activities.json", params=params))
+
+    def deleted_leads(self, token: str) -> ActivitiesPage:
+        """One page of Delete Lead activities from `token` (Marketo may prune them after 14 days)."""
+        params = {"nextPageToken": token, "batchSize": self.batch_size}
+        return _activities_page(self._call("GET", "/rest/v1/activities/deletedleads.json", params=params))
+
+    def activity_types(self) -> list[ActivityType]:
+        """The subscription's activity types, cached for a day."""
+        cached = self._activity_types
+        if cached is None or time.monotonic() - cached[0] > ACTIVITY_TYPES_TTL:
+            envelope = self._call("GET", "/rest/v1/activities/types.json")
+            cached = (time.monotonic(), [ActivityType.model_validate(row) for row in envelope.result])
+            self._activity_types = cached
+        return cached[1]
+
+    def activity_type_id(self, name: str) -> int:
+        """The id of the activity type called `name` (ids vary by subscription, names do not)."""
+        wanted = name.casefold()
+        found = next((t.id for t in self.activity_types() if t.name.casefold() == wanted), None)
+        if found is None:
+            raise MarketoFatal("activity-type", f"Marketo has no activity type named {name!r}")
+        return found
+
+    def merge_leads(self, winner: int, losers: list[int]) -> None:
+        """Merge `losers` into `winner` (the winner's values win unless empty), 25 losers per call."""
+        for start in range(0, len(losers), MAX_MERGE_LOSERS):
+            chunk = losers[start:start + MAX_MERGE_LOSERS]
+            self._call("POST", f"/rest/v1/leads/{winner}/merge.json", params={"leadIds": ",".join(map(str, chunk))})
+
+
+def _lead_ids(lead_ids: list[int] | None) -> dict[str, str]:
+    if not lead_ids:
+        return {}
+    if len(lead_ids) > MAX_LEAD_IDS:
+        raise ValueError(f"at most {MAX_LEAD_IDS} lead ids per activity read")
+    return {"leadIds": ",".join(map(str, lead_ids))}
+
+
+def _next_token(envelope: Envelope) -> str:
+    if not envelope.next_page_token:
+        raise MarketoFatal("invalid-response", "Marketo returned no nextPageToken")
+    return envelope.next_page_token
+
+
+def _activities_page(envelope: Envelope) -> ActivitiesPage:
+    return ActivitiesPage(activities=[Activity.model_validate(row) for row in envelope.result],
+                          next_token=_next_token(envelope), more=envelope.more_result)
 
 
 def _oauth_description(response: httpx.Response) -> str:
