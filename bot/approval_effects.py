@@ -45,9 +45,7 @@ class ApprovalEffects:
         connection = self.store.get_connection(approval.team_id, approval.connection_id)
         if connection is None or connection.plan is None or connection.dynamics_url is None:
             raise FlowError("The connection or its plan is gone; nothing was changed.")
-        locked = self.store.lock_dynamics_url(approval.team_id, connection.dynamics_url)
-        if not flow.same_url(locked, connection.dynamics_url):
-            raise FlowError(flow.locked_message(locked))
+        flow.lock_dynamics_org(self.store, connection, connection.dynamics_url)
         result = self.runtime.services.marketo().create_lead_fields(connection.plan.fields_to_create)
         if result.skipped:
             names = ", ".join(f"{name} ({reason})" for name, reason in result.skipped[:5])

@@ -17,7 +17,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from bot import audit
 from bot.errors import FlowError
-from bot.models import CheckResult, Connection, Credentials, Entity, FieldPlan, FlowState, now
+from bot.models import CheckResult, Connection, Credentials, DynamicsLock, Entity, FieldPlan, FlowState, now
 from bot.store import Store
 
 EDITABLE: frozenset[FlowState] = frozenset({FlowState.credentials, FlowState.fields, FlowState.confirm})
@@ -56,6 +56,45 @@ def normalize_url(url: str) -> str:
 
 def same_url(a: str, b: str) -> bool:
     return normalize_url(a) == normalize_url(b)
+
+
+def same_org(organization_a: str | None, url_a: str, organization_b: str | None, url_b: str) -> bool:
+    """One Dynamics org when their OrganizationIds match, whatever URL reached them (a custom domain,
+    `localhost` and `127.0.0.1`); when either id is unknown (a lock or connection recorded before ids
+    were kept), when their URLs match."""
+    if organization_a and organization_b:
+        return organization_a.lower() == organization_b.lower()
+    return same_url(url_a, url_b)
+
+
+def _refusing_lock(store: Store, team_id: str, organization_id: str | None, url: str) -> DynamicsLock | None:
+    """The first lock on this Marketo instance that another org holds; None when the org may connect."""
+    return next((lock for lock in store.dynamics_locks(team_id)
+                 if not same_org(lock.organization_id, lock.url, organization_id, url)), None)
+
+
+def locked_url(store: Store, team_id: str) -> str | None:
+    """The URL of the org this team's Marketo instance is locked to, if any."""
+    locks = store.dynamics_locks(team_id)
+    return locks[0].url if locks else None
+
+
+def lock_dynamics_org(store: Store, connection: Connection, url: str) -> DynamicsLock:
+    """Lock the Marketo instance to the connection's org (on approval); FlowError if another org holds it.
+
+    The first lock's URL is kept: the same org reached under another URL leaves the lock as it was.
+    A team's URL lock from before locks were per instance is carried over to the instance with its
+    URL, so every team sharing the instance sees it.
+    """
+    refusing = _refusing_lock(store, connection.team_id, connection.organization_id, url)
+    if refusing is not None:
+        raise FlowError(locked_message(refusing.url))
+    wanted = DynamicsLock(organization_id=connection.organization_id, url=locked_url(store, connection.team_id) or url,
+                          team_id=connection.team_id, connection_id=connection.id, locked_at=now())
+    holder = store.take_dynamics_lock(wanted)
+    if not same_org(holder.organization_id, holder.url, connection.organization_id, url):
+        raise FlowError(locked_message(holder.url))
+    return holder
 
 
 def can_edit(connection: Connection) -> bool:
@@ -157,12 +196,12 @@ def _current_start(store: Store, team_id: str) -> Connection | None:
             "Ask a lead to decide, or withdraw it with /connect-dynamics cancel."
         )
     if active.state in CONNECTED:
-        raise FlowError(locked_message(store.locked_dynamics_url(team_id) or active.dynamics_url or "a Dynamics org"))
+        raise FlowError(locked_message(locked_url(store, team_id) or active.dynamics_url or "a Dynamics org"))
     return None
 
 
 def _create_draft(store: Store, team_id: str, user: str) -> Connection:
-    locked = store.locked_dynamics_url(team_id)
+    locked = locked_url(store, team_id)
     connection = Connection(team_id=team_id, requester=user, dynamics_url=locked)
     store.save_connection(connection)
     store.set_active_connection(team_id, connection.id)
@@ -181,35 +220,38 @@ def record_credentials(
     username: str,
     sync_user_id: str | None,
     sync_user_name: str | None = None,
+    organization_id: str | None = None,
     checklist: list[CheckResult],
     credentials: Credentials | None = None,
 ) -> Connection:
     """Step 1 done: keep what the passing checklist verified; move to Step 2.
 
-    Refuses a failing checklist and a URL other than the one this Marketo instance is locked to.
-    A different org than before clears the field selection and plan (they belong to the old org).
-    `credentials`, when given, are stored encrypted.
+    Refuses a failing checklist and an org other than the one this Marketo instance is locked to
+    (`organization_id` is WhoAmI's; the same org under another URL is accepted, and the lock keeps
+    its own URL). A different org than before clears the field selection and plan (they belong to
+    the old org). `credentials`, when given, are stored encrypted.
     """
     failing = [check.name for check in checklist if not check.ok]
     if not checklist or failing:
         listed = f" ({', '.join(failing)})" if failing else ""
         raise FlowError(f"The pre-flight checklist did not pass{listed}. Fix what it lists and submit Step 1 again.")
-    locked = store.locked_dynamics_url(team_id)
-    if locked and not same_url(locked, url):
-        raise FlowError(locked_message(locked))
+    refusing = _refusing_lock(store, team_id, organization_id, url)
+    if refusing is not None:
+        raise FlowError(locked_message(refusing.url))
     url = url.strip().rstrip("/")
 
     def update(current: Connection) -> dict[str, Any]:
         changes: dict[str, Any] = {
             "dynamics_url": url,
+            "organization_id": organization_id,
             "username": username,
             "sync_user_id": sync_user_id,
             "sync_user_name": sync_user_name,
             "checklist": checklist,
             "error": None,
         }
-        if current.dynamics_url and not same_url(current.dynamics_url, url):
-            changes.update(selected={}, plan=None, duplicate_count=None, duplicate_examples=[])
+        if current.dynamics_url and not same_org(current.organization_id, current.dynamics_url, organization_id, url):
+            changes.update(selected={}, plan=None, duplicate_count=None, duplicate_records=None, duplicate_examples=[])
         return changes
 
     connection = _apply(store, team_id, connection_id, EDITABLE, FlowState.fields, update)
@@ -243,12 +285,14 @@ def save_plan(
     plan: FieldPlan,
     *,
     duplicate_count: int | None = None,
+    duplicate_records: int | None = None,
     duplicate_examples: list[tuple[str, int]] | None = None,
 ) -> Connection:
     """End of Step 2: the plan (fields to create, record counts); moves to Step 3."""
     connection = transition(
         store, team_id, connection_id, {FlowState.fields, FlowState.confirm}, FlowState.confirm,
-        plan=plan, duplicate_count=duplicate_count, duplicate_examples=duplicate_examples or [],
+        plan=plan, duplicate_count=duplicate_count, duplicate_records=duplicate_records,
+        duplicate_examples=duplicate_examples or [],
     )
     counts = ", ".join(
         f"{p.entity.value} {p.record_count if p.record_count is not None else '?'}" for p in plan.entities

@@ -172,13 +172,15 @@ class Connection(BaseModel):
     requester: str
     state: FlowState = FlowState.credentials
     dynamics_url: str | None = None
+    organization_id: str | None = None  # WhoAmI's OrganizationId: the org's identity, whatever its URL
     username: str | None = None
     sync_user_id: str | None = None
     sync_user_name: str | None = None
     checklist: list[CheckResult] = Field(default_factory=list)
     selected: dict[str, list[str]] = Field(default_factory=dict)  # entity -> logical names
     plan: FieldPlan | None = None
-    duplicate_count: int | None = None
+    duplicate_count: int | None = None  # addresses shared by more than one record
+    duplicate_records: int | None = None  # records carrying one of those addresses
     duplicate_examples: list[tuple[str, int]] = Field(default_factory=list)
     notify_email: str | None = None
     approval_id: str | None = None
@@ -186,6 +188,19 @@ class Connection(BaseModel):
     error: str | None = None  # plain-language reason the last step failed (e.g. approval effects)
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
+
+
+class DynamicsLock(BaseModel):
+    """The Dynamics org a Marketo instance is connected to. Marketo cannot be re-pointed to another
+    org, so the first approved connection holds it for every Slack team sharing the instance.
+
+    `organization_id` is None only for a lock written before locks carried one (compared by URL)."""
+
+    organization_id: str | None = None
+    url: str
+    team_id: str
+    connection_id: str | None = None
+    locked_at: float | None = None
 
 
 class ApprovalStatus(StrEnum):

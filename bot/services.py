@@ -20,6 +20,7 @@ from bot.dynamics.client import DataverseClient
 from bot.dynamics.egress import HostAllowlist
 from bot.errors import FlowError
 from bot.marketo.client import MarketoClient
+from bot.marketo.instance import instance_id
 from bot.marketo.limiter import SharedLimiter
 from bot.notify import Notifier
 from bot.store import Redis, Store, connect, jobs
@@ -35,7 +36,8 @@ class Services:
     def __init__(self, settings: Settings, redis_client: Redis | None = None) -> None:
         self.settings = settings
         self.redis = redis_client or connect(settings.require(("REDIS_URL",)).REDIS_URL)
-        self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX)
+        self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX,
+                           marketo_instance=instance_id(settings.MARKETO_BASE_URL) if settings.MARKETO_BASE_URL else "")
         self._lock = threading.Lock()
         self._marketo: MarketoClient | None = None
 

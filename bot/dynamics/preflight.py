@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from bot.config import Settings
 from bot.dynamics.auth import EntraTokenProvider, Flow, sign_in
-from bot.dynamics.client import DataverseClient, SystemUser, probe_dataverse
+from bot.dynamics.client import DataverseClient, SystemUser, WhoAmI, probe_dataverse
 from bot.dynamics.egress import HostAllowlist, check_host
 from bot.dynamics.errors import DynamicsError
 from bot.dynamics.validate import validate_dynamics_url
@@ -36,6 +36,7 @@ class Preflight:
     ok: bool
     sync_user_id: str | None = None
     sync_user_name: str | None = None
+    organization_id: str | None = None  # WhoAmI's OrganizationId: which org this is, whatever its URL
     token_provider: EntraTokenProvider | None = field(default=None, repr=False)
 
 
@@ -57,13 +58,13 @@ def _identities(user: SystemUser) -> set[str]:
 
 def _user_checks(
     client: DataverseClient, credentials: Credentials, provider: EntraTokenProvider, settings: Settings
-) -> tuple[list[CheckResult], SystemUser | None]:
+) -> tuple[list[CheckResult], SystemUser | None, WhoAmI | None]:
     """Lines 3-6: who we are signed in as, its role, the solution, and whether the user is enabled."""
     try:
         whoami = client.whoami()
         user = client.get_user(whoami.user_id)
     except DynamicsError as exc:
-        return [_failed(USERNAME_MATCHES, exc), *_not_checked(CHECK_NAMES[3:], "the sync user could not be read")], None
+        return [_failed(USERNAME_MATCHES, exc), *_not_checked(CHECK_NAMES[3:], "the sync user could not be read")], None, None
     checks: list[CheckResult] = []
     username = credentials.username.strip().lower()
     shown = user.domainname or user.internalemailaddress or user.fullname or whoami.user_id
@@ -123,7 +124,7 @@ def _user_checks(
 
     checks += [line(HAS_ROLE, role), line(SOLUTION_INSTALLED, solution), line(USER_ENABLED, enabled),
                line(CHANGE_TRACKING, tracking)]
-    return checks, user
+    return checks, user, whoami
 
 
 def run_preflight(credentials: Credentials, settings: Settings, *, timeout: float = 30.0) -> Preflight:
@@ -152,12 +153,13 @@ def run_preflight(credentials: Credentials, settings: Settings, *, timeout: floa
     checks.append(_passed(CREDENTIALS_VALID, f"Signed in to Entra ID with {flow}."))
     with DataverseClient(url, provider, ca_bundle=settings.CA_BUNDLE, host_allowlist=allowlist, timeout=timeout,
                          max_retries=2) as client:
-        user_checks, user = _user_checks(client, credentials, provider, settings)
+        user_checks, user, whoami = _user_checks(client, credentials, provider, settings)
     checks += user_checks
     return Preflight(
         checks=checks,
         ok=all(c.ok for c in checks),
         sync_user_id=user.systemuserid if user else None,
         sync_user_name=(user.fullname or user.domainname) if user else None,
+        organization_id=whoami.organization_id if whoami else None,
         token_provider=provider,
     )

@@ -60,6 +60,7 @@ def duplicate_report(store: Store, dataverse: DataverseFactory, team_id: str, co
 
     def save(current: Connection) -> Connection:
         current.duplicate_count = report.total_duplicate_emails
+        current.duplicate_records = report.records_involved
         current.duplicate_examples = list(report.examples)
         return current
 

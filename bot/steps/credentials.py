@@ -79,6 +79,7 @@ def check_credentials(store: Store, settings: Settings, team_id: str, user: str,
             store, team_id, connection_id, user,
             url=credentials.url, username=credentials.username,
             sync_user_id=preflight.sync_user_id, sync_user_name=preflight.sync_user_name,
+            organization_id=preflight.organization_id,
             checklist=preflight.checks, credentials=credentials,
         )
     return checklist_modal(preflight.checks, preflight.ok, connection_id)

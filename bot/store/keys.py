@@ -55,6 +55,7 @@ class Keys:
         return self._team(team_id, "draft", user_id)
 
     def locked_url(self, team_id: str) -> str:
+        """The per-team URL lock written before the lock moved to the Marketo instance; read only."""
         return self._team(team_id, "locked-url")
 
     def flow_lock(self, team_id: str) -> str:
@@ -143,6 +144,10 @@ class Keys:
     def marketo_tokens_pattern(self) -> str:
         """SCAN pattern for the cached Marketo token of every instance."""
         return _glob_escape(self.marketo_token("")) + "*"
+
+    def dynamics_lock(self, instance: str) -> str:
+        """The Dynamics org this Marketo instance is connected to (a `DynamicsLock`)."""
+        return self._global("marketo", "dynamics-org", instance)
 
     def marketo_deleted_field(self) -> str:
         return self._global("marketo", "deleted-field")

@@ -24,6 +24,7 @@ from bot.models import (
     AuditEntry,
     Connection,
     Credentials,
+    DynamicsLock,
     SyncRun,
     now,
 )
@@ -40,10 +41,14 @@ AUDIT_MAX_ENTRIES = 10_000
 
 
 class Store:
-    def __init__(self, client: redis.Redis, secret_box: SecretBox, prefix: str = "cd") -> None:
+    def __init__(self, client: redis.Redis, secret_box: SecretBox, prefix: str = "cd", *,
+                 marketo_instance: str = "") -> None:
+        """`marketo_instance` (`bot.marketo.instance.instance_id`) names the Marketo instance the
+        Dynamics org lock belongs to; every Slack team of the deployment shares it."""
         self.redis = client
         self._box = secret_box
         self.keys = Keys(prefix)
+        self.marketo_instance = marketo_instance
         self.active_runs = ActiveRuns(client, self.keys)
         self.delta_links = DeltaLinks(client, self.keys)
         self.watermarks = Watermarks(client, self.keys)
@@ -134,16 +139,29 @@ class Store:
         raw = self.redis.get(self.keys.draft(team_id, user_id))
         return json.loads(raw) if raw else {}
 
-    # -- the Dynamics URL lock -------------------------------------------------------------------
-    def lock_dynamics_url(self, team_id: str, url: str) -> str:
-        """Lock this team's Marketo instance to `url`; returns the URL that holds the lock."""
-        key = self.keys.locked_url(team_id)
-        self.redis.set(key, url, nx=True)
-        return self.redis.get(key).decode()
+    # -- the Dynamics org lock (one per Marketo instance) -----------------------------------------
+    def take_dynamics_lock(self, lock: DynamicsLock) -> DynamicsLock:
+        """Lock the Marketo instance to `lock` unless it is locked already; returns the lock that holds.
 
-    def locked_dynamics_url(self, team_id: str) -> str | None:
-        raw = self.redis.get(self.keys.locked_url(team_id))
-        return raw.decode() if raw else None
+        SET NX decides atomically who locks; the record is written once and never changed, so
+        reading it after a lost SET NX is safe."""
+        key = self.keys.dynamics_lock(self.marketo_instance)
+        if self.redis.set(key, lock.model_dump_json(), nx=True):
+            return lock
+        return DynamicsLock.model_validate_json(self.redis.get(key))
+
+    def dynamics_locks(self, team_id: str) -> list[DynamicsLock]:
+        """Every lock a connection of `team_id` must satisfy: the Marketo instance's, then the team's
+        own URL lock from before locks were kept per instance (no organization id: still honoured,
+        compared by URL)."""
+        locks = []
+        held = self.redis.get(self.keys.dynamics_lock(self.marketo_instance))
+        if held:
+            locks.append(DynamicsLock.model_validate_json(held))
+        legacy = self.redis.get(self.keys.locked_url(team_id))
+        if legacy:
+            locks.append(DynamicsLock(url=legacy.decode(), team_id=team_id))
+        return locks
 
     # -- approvals -------------------------------------------------------------------------------
     def save_approval(self, approval: Approval) -> None:

@@ -65,7 +65,9 @@ def _plan_blocks(approval: Approval, connection: Connection, plan: FieldPlan | N
     else:
         blocks.append(section("*Marketo fields to create:* none"))
     if connection.duplicate_count is not None:
-        blocks.append(section(f"*Duplicate emails in Dynamics:* {number(connection.duplicate_count)} "
+        records = (f" shared by {number(connection.duplicate_records)} records"
+                   if connection.duplicate_records else "")
+        blocks.append(section(f"*Duplicate emails in Dynamics:* {number(connection.duplicate_count)} addresses{records} "
                               "(each record becomes its own Marketo person)"))
     return blocks
 

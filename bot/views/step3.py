@@ -30,7 +30,7 @@ class DuplicateSummary(BaseModel):
         if connection.duplicate_count is None:
             return None
         return cls(total_duplicate_emails=connection.duplicate_count,
-                   records_involved=sum(n for _, n in connection.duplicate_examples),
+                   records_involved=connection.duplicate_records or 0,
                    examples=connection.duplicate_examples)
 
 

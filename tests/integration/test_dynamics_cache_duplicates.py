@@ -13,9 +13,11 @@ from bot.dynamics.client import DataverseClient
 from bot.dynamics.duplicates import find_duplicate_emails
 from bot.dynamics.egress import HostAllowlist
 from bot.dynamics.metadata import MetadataCache
-from bot.models import Credentials, Entity
+from bot.models import Connection, Credentials, Entity, EntityPlan, FieldPlan
+from bot.steps.confirm import duplicate_report
 from bot.store import Store
 from sandbox.dynamics import DynamicsEmulator
+from tests.unit.test_views_kit import text_of, view_dict
 
 
 @pytest.fixture
@@ -25,12 +27,16 @@ def emulator() -> Iterator[DynamicsEmulator]:
         yield em
 
 
-@pytest.fixture
-def client(emulator: DynamicsEmulator) -> Iterator[DataverseClient]:
+def signed_in(emulator: DynamicsEmulator) -> DataverseClient:
     settings = Settings(ENTRA_AUTHORITY_HOST=emulator.authority_host, CA_BUNDLE=emulator.ca_path)
     provider = sign_in(Credentials(username="sync@contoso.com", password="Passw0rd!", url=emulator.url), settings)
-    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, page_size=250,
-                         host_allowlist=HostAllowlist(["localhost"])) as dv:
+    return DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, page_size=250,
+                           host_allowlist=HostAllowlist(["localhost"]))
+
+
+@pytest.fixture
+def client(emulator: DynamicsEmulator) -> Iterator[DataverseClient]:
+    with signed_in(emulator) as dv:
         yield dv
 
 
@@ -74,3 +80,20 @@ def test_duplicate_report_can_skip_records_the_filter_excludes(
     shared = _expected(emulator, apply_filter=True)
     assert report.total_duplicate_emails == len(shared)
     assert report.records_involved == sum(shared.values())
+
+
+def test_step3_shows_every_record_sharing_an_address_not_only_the_examples(
+    emulator: DynamicsEmulator, store: Store
+) -> None:
+    plan = FieldPlan(entities=[EntityPlan(entity=Entity.lead, mappings=[], id_field="dynamicsLeadId"),
+                               EntityPlan(entity=Entity.contact, mappings=[], id_field="dynamicsContactId")])
+    connection = Connection(team_id="T1", requester="U1", plan=plan)
+    store.save_connection(connection)
+    view = duplicate_report(store, lambda team_id, connection_id: signed_in(emulator), "T1", connection.id)
+
+    shared = _expected(emulator, apply_filter=False)
+    saved = store.get_connection("T1", connection.id)
+    assert (saved.duplicate_count, saved.duplicate_records) == (len(shared), sum(shared.values()))
+    assert sum(n for _, n in saved.duplicate_examples) < sum(shared.values()), "more records than the examples"
+    assert (f"{len(shared):,} addresses are shared by more than one Dynamics record "
+            f"({sum(shared.values()):,} records)") in text_of(view_dict(view))

@@ -25,6 +25,8 @@ from bot.store import Store
 TEAM = "T1"
 ADMIN = "UADMIN"
 URL = "https://org.crm.dynamics.com"
+ORG = "6f0c2b1e-0000-4000-8000-00000000000a"
+OTHER_ORG = "6f0c2b1e-0000-4000-8000-00000000000b"
 PASSING = [CheckResult(name="URL reachable", ok=True), CheckResult(name="credentials valid", ok=True)]
 PLAN = FieldPlan(
     entities=[EntityPlan(entity=Entity.lead, mappings=[], id_field="dynamicsLeadId", record_count=12)],
@@ -112,6 +114,18 @@ def test_credentials_are_stored_encrypted_and_never_audited(store: Store) -> Non
     assert all("hunter2" not in e.detail for e in audit.AuditLog(store).recent(TEAM, n=100))
 
 
+def test_the_same_org_under_another_url_keeps_the_selection_and_plan(store: Store) -> None:
+    connection = flow.start_connection(store, TEAM, ADMIN)
+    verify(store, connection, organization_id=ORG)
+    flow.save_selection(store, TEAM, connection.id, ADMIN, {"lead": ["firstname"]})
+    flow.save_plan(store, TEAM, connection.id, ADMIN, PLAN, duplicate_count=3, duplicate_records=7)
+    same = verify(store, connection, url="https://crm.org.example", organization_id=ORG)
+    assert (same.dynamics_url, same.organization_id) == ("https://crm.org.example", ORG)
+    assert same.plan is not None and same.duplicate_records == 7
+    other = verify(store, connection, url="https://crm.org.example", organization_id=OTHER_ORG)
+    assert other.plan is None and other.selected == {} and other.duplicate_records is None
+
+
 def test_a_different_org_clears_the_selection_and_plan(store: Store) -> None:
     connection = at_confirm(store)
     connection = verify(store, connection, url="https://other.crm4.dynamics.com")
@@ -169,10 +183,10 @@ def test_start_is_refused_while_awaiting_approval(store: Store) -> None:
         flow.start_connection(store, TEAM, ADMIN)
 
 
-def test_locked_url_refuses_a_new_connection_and_another_org(store: Store) -> None:
-    connection = at_confirm(store)
-    flow.transition(store, TEAM, connection.id, {FlowState.confirm}, FlowState.synced)
-    store.lock_dynamics_url(TEAM, URL)
+def test_locked_org_refuses_a_new_connection_and_another_org(store: Store) -> None:
+    connection = verify(store, flow.start_connection(store, TEAM, ADMIN), organization_id=ORG)
+    flow.lock_dynamics_org(store, connection, URL)
+    flow.transition(store, TEAM, connection.id, {FlowState.fields}, FlowState.synced)
     with pytest.raises(FlowError) as raised:
         flow.start_connection(store, TEAM, ADMIN)
     assert raised.value.user_message == flow.locked_message(URL)
@@ -182,8 +196,10 @@ def test_locked_url_refuses_a_new_connection_and_another_org(store: Store) -> No
     retry = flow.start_connection(store, TEAM, ADMIN)
     assert retry.id != connection.id and retry.dynamics_url == URL
     with pytest.raises(FlowError, match="already connected to https://org.crm.dynamics.com"):
-        verify(store, retry, url="https://another.crm.dynamics.com")
-    assert verify(store, retry, url="https://ORG.crm.dynamics.com/").state == FlowState.fields
+        verify(store, retry, url="https://another.crm.dynamics.com", organization_id=OTHER_ORG)
+    with pytest.raises(FlowError, match="already connected to https://org.crm.dynamics.com"):
+        verify(store, retry, url=URL, organization_id=OTHER_ORG)
+    assert verify(store, retry, url="https://crm.org.example", organization_id=ORG.upper()).state == FlowState.fields
 
 
 def test_cancel_a_draft_lets_a_new_one_start(store: Store) -> None:

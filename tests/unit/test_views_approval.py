@@ -10,6 +10,7 @@ from tests.unit.test_views_kit import blocks_of, elements, message_dict, text_of
 CONNECTION = Connection(
     team_id="T1", requester="U1REQ", dynamics_url="https://contoso.crm4.dynamics.com",
     username="sync@contoso.com", sync_user_name="Marketo Sync", duplicate_count=42,
+    duplicate_records=97,
 )
 APPROVAL = Approval(id="ap1", team_id="T1", connection_id=CONNECTION.id, requester="U1REQ",
                     required=2, approvers=["U2LEAD"], expires_at=1_800_000_000)
@@ -30,7 +31,8 @@ def test_request_has_whole_plan_and_buttons():
     dumped = text_of(data)
     for expected in ["https://contoso.crm4.dynamics.com", "Marketo Sync (sync@contoso.com)", "<@U1REQ>",
                      "<!date^1800000000^", "1 of 2: <@U2LEAD>", "*Leads*", "1,500 records", "900 records",
-                     "filter `new_synctomkto` applied", "`dynLeadF1` (currency)", "Duplicate emails in Dynamics:* 42"]:
+                     "filter `new_synctomkto` applied", "`dynLeadF1` (currency)",
+                     "Duplicate emails in Dynamics:* 42 addresses shared by 97 records"]:
         assert expected in dumped, expected
     approve, reject = elements(data)
     assert (approve["action_id"], approve["value"], approve["style"]) == (ids.APPROVE_ACTION, "ap1", "primary")

@@ -35,11 +35,18 @@ def test_no_duplicates():
     assert "Duplicate emails:* none" in text_of(data)
 
 
-def test_summary_from_connection():
+def test_summary_from_connection_shows_the_stored_total_not_the_examples_sum():
     conn = Connection(team_id="T1", requester="U1")
     assert DuplicateSummary.from_connection(conn) is None
-    conn.duplicate_count = 2
-    conn.duplicate_examples = [("a@x.com", 3), ("b@x.com", 2)]
+    examples = [("a@x.com", 3), ("b@x.com", 2), ("c@x.com", 2), ("d@x.com", 2), ("e@x.com", 2)]
+    conn.duplicate_count, conn.duplicate_records, conn.duplicate_examples = 22, 47, examples
     summary = DuplicateSummary.from_connection(conn)
-    assert summary == DuplicateSummary(total_duplicate_emails=2, records_involved=5,
-                                       examples=[("a@x.com", 3), ("b@x.com", 2)])
+    assert summary == DuplicateSummary(total_duplicate_emails=22, records_involved=47, examples=examples)
+    dumped = text_of(view_dict(enable_sync_modal("c42", summary, None)))
+    assert "22 addresses are shared by more than one Dynamics record (47 records)" in dumped
+
+
+def test_a_report_saved_without_its_record_total_shows_no_record_count():
+    conn = Connection(team_id="T1", requester="U1", duplicate_count=22, duplicate_examples=[("a@x.com", 3)])
+    dumped = text_of(view_dict(enable_sync_modal("c42", DuplicateSummary.from_connection(conn), None)))
+    assert "22 addresses are shared by more than one Dynamics record." in dumped and "3 records)" not in dumped
