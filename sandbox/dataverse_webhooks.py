@@ -198,6 +198,11 @@ class WebhookRegistry:
                 self.steps = {k: s for k, s in self.steps.items() if s.endpoint_id != row_id.lower()}
 
     # -- delivery ---------------------------------------------------------------------------------
+    def listens(self, entity: str, message: str) -> bool:
+        """Is any step registered for `message` on `entity`?"""
+        with self._lock:
+            return any(s.entity == entity and s.message == message for s in self.steps.values())
+
     def publish(self, change: Change, lookups: dict[str, str]) -> None:
         """Queues one delivery per step registered for this change (after the write committed)."""
         with self._lock:

@@ -44,6 +44,8 @@ _EDM = {"StringType": "Edm.String", "MemoType": "Edm.String", "BooleanType": "Ed
         "IntegerType": "Edm.Int32", "PicklistType": "Edm.Int32", "MoneyType": "Edm.Decimal",
         "DateTimeType": "Edm.DateTimeOffset", "UniqueidentifierType": "Edm.Guid"}
 _BIND = re.compile(r"/?(\w+)\(([0-9a-fA-F-]{36})\)")
+_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found",
+            412: "Precondition Failed", 429: "Too Many Requests"}
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -207,6 +209,3 @@ def batch_response(boundary: str, responses: Iterable[tuple[str | None, int, dic
     chunks.append(f"--{boundary}--\r\n".encode())
     return b"".join(chunks)
 
-
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 404: "Not Found",
-            412: "Precondition Failed", 429: "Too Many Requests"}

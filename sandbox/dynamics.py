@@ -433,13 +433,19 @@ class DynamicsEmulator(Emulator):
             self._commit(commit)
 
     def create_records(self, entity: str, n: int) -> range:
-        """Appends `n` generated records; returns their indexes."""
+        """Appends `n` generated records (made by people in Dynamics); returns their indexes."""
         with self._lock:
             state = self._entities[entity]
             created = range(state.count, state.count + n)
             state.count += n
             for index in created:
                 self._log(entity, index)
+            if self.webhooks.listens(entity, "Create"):
+                for index in created:
+                    values = self._row_values(entity, index)
+                    self.webhooks.publish(Change("Create", entity, self.record_id(entity, index), values,
+                                                 values.get("createdby", self.person_user_id)),
+                                          self._lookup_targets(entity))
             return created
 
     def record_id(self, entity: str, index: int) -> str:
@@ -958,8 +964,6 @@ class DynamicsEmulator(Emulator):
         state = self._entities[entity]
         index = state.count
         record_id = values.pop(f"{entity}id", None) or self.record_id(entity, index)
-        if values.get("ownerid") is None:
-            values.pop("ownerid", None)
         if self.index_of(entity, record_id) is not None:
             raise ODataError(412, "0x80040237", "A record with matching key values already exists.")
         now = _iso(datetime.now(UTC))
@@ -1096,6 +1100,7 @@ class DynamicsEmulator(Emulator):
         if index is None:
             self._create_row(commit, entity, values | {f"{entity}id": record_id}, user_id)
         else:
+            values.pop(f"{entity}id", None)  # the URL names the row; the key is not changed
             self._update_row(commit, entity, index, values, user_id)
         if representation:
             return self._representation(entity, record_id, params, 201 if created else 200)

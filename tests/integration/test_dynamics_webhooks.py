@@ -83,8 +83,13 @@ def test_a_registered_webhook_receives_creates_updates_and_deletes(
     _, deleted = delivery(receiver, 4)
     assert (deleted.message_name, deleted.primary_entity_id) == ("Delete", emulator.record_id("lead", 4))
     assert deleted.target_attributes == {}
+
+    (index,) = emulator.create_records("lead", 1)
+    _, generated = delivery(receiver, 5)
+    assert (generated.message_name, generated.primary_entity_id) == ("Create", emulator.record_id("lead", index))
+    assert not generated.made_by(me) and generated.target_attributes["emailaddress1"]
     client.unregister_webhook(registration)
-    assert len(receiver.bodies) == 4  # the contact table was not registered
+    assert len(receiver.bodies) == 5  # the contact table was not registered
 
 
 def test_unregister_stops_deliveries(emulator: DynamicsEmulator, client: DataverseClient, receiver: Listener) -> None:
