@@ -5,6 +5,9 @@ Dataverse as documented: WhoAmI, systemusers, roles, solutions, entity and attri
 (with the cast segments), record reads with `$select` / `$filter` (`sandbox.odata`) / `$count`,
 `odata.maxpagesize` paging with an opaque `$skiptoken`, formatted-value annotations, change
 tracking with delta links and `$deletedEntity` rows, service-protection 429s and fault injection.
+Writes (create, update, delete, CreateMultiple / UpdateMultiple / UpsertMultiple, `$batch`) are
+validated by `sandbox.dataverse_writes`, stamp `createdby` / `modifiedby` with the caller, and
+notify the webhooks registered through the Web API (`sandbox.dataverse_webhooks`).
 
 Records are never held in memory: record i of an entity is computed from (seed, entity, i).
 Only the small change log (updates, deletes, creates) is kept.
@@ -42,6 +45,17 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.dynamics.auth import PUBLIC_CLIENT_ID
+from sandbox.dataverse_webhooks import Change, WebhookRegistry
+from sandbox.dataverse_writes import (
+    LOOKUP_TYPES,
+    NOT_FOUND,
+    SYNTAX,
+    batch_parts,
+    batch_response,
+    max_length,
+    required_level,
+    validated_values,
+)
 from sandbox.entra import EntraTenant
 from sandbox.odata import FilterParser, ODataError, Predicate, unknown_property
 from sandbox.server import Emulator, ServerThread
@@ -190,6 +204,8 @@ def _common_attrs(entity: str) -> list[AttrSpec]:
         AttrSpec("modifiedon", "Modified On", "DateTimeType", behavior="UserLocal"),
         AttrSpec("createdon", "Created On", "DateTimeType", behavior="UserLocal"),
         AttrSpec("ownerid", "Owner", "OwnerType"),
+        AttrSpec("createdby", "Created By", "LookupType"),
+        AttrSpec("modifiedby", "Modified By", "LookupType"),
         AttrSpec("owneridname", None, "StringType", attribute_of="ownerid"),
         AttrSpec("owneridyominame", None, "StringType", attribute_of="ownerid"),
         AttrSpec("new_internalnote", "Internal Note", "MemoType", custom=True, readable=False),
@@ -199,6 +215,7 @@ def _common_attrs(entity: str) -> list[AttrSpec]:
 _ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
     "lead": _common_attrs("lead") + _person_attrs() + [
         AttrSpec("companyname", "Company Name", "StringType", format="Text"),
+        AttrSpec("subject", "Topic", "StringType", format="Text"),
         AttrSpec("revenue", "Annual Revenue", "MoneyType"),
         AttrSpec("estimatedclosedate", "Est. Close Date", "DateTimeType", behavior="DateOnly"),
         AttrSpec("leadsourcecode", "Lead Source", "PicklistType"),
@@ -285,6 +302,16 @@ class _Query:
     filter_names: set[str]
 
 
+@dataclass
+class _Commit:
+    """The writes of one request or change set: applied at once, undone together on an error, and
+    seen by change tracking and webhooks only once committed."""
+
+    undo: list[Callable[[], None]] = field(default_factory=list)
+    logged: list[tuple[str, int]] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+
+
 class DynamicsEmulator(Emulator):
     """`DynamicsEmulator(records={"lead": 1000}, ...)` or `DynamicsEmulator(config)`; a context manager."""
 
@@ -318,9 +345,11 @@ class DynamicsEmulator(Emulator):
         self._dir: Path | None = None
         self._server: ServerThread | None = None
         self.ca_path = ""
+        self._row_ids: dict[str, dict[str, int]] = {e: {} for e in ENTITY_SETS}
+        self.webhooks = WebhookRegistry(organization="localhost")  # the org's host, as deliveries name it
         self.app = Starlette(routes=[
             *self.entra.routes,
-            Route(API + "/{path:path}", self._dataverse),
+            Route(API + "/{path:path}", self._dataverse, methods=["GET", "POST", "PATCH", "DELETE"]),
         ])
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -338,6 +367,7 @@ class DynamicsEmulator(Emulator):
         return self
 
     def stop(self) -> None:
+        self.webhooks.close()
         if self._server:
             self._server.stop()
             self._server = None
@@ -389,26 +419,35 @@ class DynamicsEmulator(Emulator):
             self._min_delta_version = self._version + 1
 
     def update_record(self, entity: str, index: int, **fields: Any) -> None:
+        """A change made in Dynamics by a person (`person_user_id`), not by the sync user."""
         with self._lock:
             state = self._entities[entity]
             if not 0 <= index < state.count or index in state.deleted:
                 raise KeyError(f"{entity} {index} does not exist")
-            state.overrides.setdefault(index, {}).update(fields, modifiedon=_iso(datetime.now(UTC)))
-            self._log(entity, index)
+            commit = _Commit()
+            self._update_row(commit, entity, index, fields, self.person_user_id)
+            self._commit(commit)
 
     def delete_record(self, entity: str, index: int) -> None:
         with self._lock:
-            self._entities[entity].deleted.add(index)
-            self._log(entity, index)
+            commit = _Commit()
+            self._delete_row(commit, entity, index, self.person_user_id)
+            self._commit(commit)
 
     def create_records(self, entity: str, n: int) -> range:
-        """Appends `n` generated records; returns their indexes."""
+        """Appends `n` generated records (made by people in Dynamics); returns their indexes."""
         with self._lock:
             state = self._entities[entity]
             created = range(state.count, state.count + n)
             state.count += n
             for index in created:
                 self._log(entity, index)
+            if self.webhooks.listens(entity, "Create"):
+                for index in created:
+                    values = self._row_values(entity, index)
+                    self.webhooks.publish(Change("Create", entity, self.record_id(entity, index), values,
+                                                 values.get("createdby", self.person_user_id)),
+                                          self._lookup_targets(entity))
             return created
 
     def record_id(self, entity: str, index: int) -> str:
@@ -522,7 +561,7 @@ class DynamicsEmulator(Emulator):
             fixed = {"createdon": 0, "modifiedon": 30}.get(name)
 
             return lambda i, h: _moment(i + (fixed if fixed is not None else h[13] * 7))
-        if kind == "OwnerType":
+        if kind == "OwnerType" or name in {"createdby", "modifiedby"}:
             owners = [_guid(seed, "owner", k) for k in range(len(_OWNERS))]
             return lambda i, h: (owners[h[14] % len(_OWNERS)], _OWNERS[h[14] % len(_OWNERS)])
         if kind == "CustomerType":
@@ -665,7 +704,9 @@ class DynamicsEmulator(Emulator):
             if self.config.latency:
                 await asyncio.sleep(self.config.latency)
             try:
-                return self._route(request, user)
+                if request.method == "GET":
+                    return self._route(request, user)
+                return self._write_request(request, user, await request.body())
             except ODataError as exc:
                 return self._error(exc.status, exc.code, exc.message)
         finally:
@@ -700,6 +741,9 @@ class DynamicsEmulator(Emulator):
             return self._collection(solutions, params, None, "solution")
         if match := re.fullmatch(r"EntityDefinitions\(LogicalName='(\w+)'\)(/Attributes(?:/Microsoft\.Dynamics\.CRM\.(\w+))?)?", path):
             return self._metadata(match.group(1), bool(match.group(2)), match.group(3))
+        if (table := self.webhooks.table(path)) is not None:
+            rows, columns = table
+            return self._collection(rows, params, columns, path.removesuffix("s"))
         entity = next((e for e, s in ENTITY_SETS.items() if path in {s, f"{s}/$count"}), None)
         if entity is None:
             raise ODataError(404, "0x80060888", f"Resource not found for the segment '{path.split('/')[0]}'.")
@@ -720,7 +764,7 @@ class DynamicsEmulator(Emulator):
     def _collection(self, rows: list[dict[str, Any]], params: dict[str, str], known: set[str] | None,
                     type_name: str) -> Response:
         if "$filter" in params:
-            names = known or {k for k in rows[0] if not k.startswith("_")} if rows else set()
+            names = known if known is not None else {k for k in rows[0] if not k.startswith("_")} if rows else set()
             parser = FilterParser(params["$filter"], names, f"Microsoft.Dynamics.CRM.{type_name}")
             rows = [r for r in rows if parser.predicate(r)]
         return self._odata({"value": [self._project(r, params, type_name) for r in rows]})
@@ -747,6 +791,7 @@ class DynamicsEmulator(Emulator):
             if cast == "StringAttributeMetadata":
                 row["Format"] = spec.format
                 row["FormatName"] = {"Value": spec.format}
+                row["MaxLength"] = max_length(spec)
             elif cast == "DateTimeAttributeMetadata":
                 row["Format"] = "DateOnly" if spec.behavior == "DateOnly" else "DateAndTime"
                 row["DateTimeBehavior"] = {"Value": spec.behavior}
@@ -755,7 +800,7 @@ class DynamicsEmulator(Emulator):
                     "SchemaName": spec.logical_name.title().replace("_", ""), "AttributeOf": spec.attribute_of,
                     "AttributeType": _TYPE_CODES[spec.type_name], "AttributeTypeName": {"Value": spec.type_name},
                     "IsValidForRead": spec.readable, "IsCustomAttribute": spec.custom,
-                    "RequiredLevel": {"Value": "None", "CanBeChanged": True},
+                    "RequiredLevel": {"Value": required_level(entity, spec), "CanBeChanged": True},
                     "DisplayName": _label(spec.display_name),
                 })
             rows.append(row)
@@ -900,7 +945,7 @@ class DynamicsEmulator(Emulator):
         for index in changed[offset:offset + page_size]:
             if index in self._entities[entity].deleted:
                 rows.append({"@odata.context": f"{self.url}{API}/$metadata#{set_name}/$deletedEntity",
-                             "id": self.record_id(entity, index), "reason": "deleted"})
+                             "id": self.record_id_at(entity, index), "reason": "deleted"})
             else:
                 rows.append(self._record(entity, index, query.select, annotate=annotate))
         body: dict[str, Any] = {"@odata.context": f"{self.url}{API}/$metadata#{set_name}({','.join(query.select)})/$delta",
@@ -912,6 +957,286 @@ class DynamicsEmulator(Emulator):
         else:
             body["@odata.deltaLink"] = self._link(entity, params, **{"$deltatoken": _delta_token(upto)})
         return self._odata(body, headers=_applied(prefer, True))
+
+    # -- Dataverse: writes --------------------------------------------------------------------------
+    @property
+    def person_user_id(self) -> str:
+        """The systemuser id of a person in Dynamics (not the sync user): who `update_record` and
+        `delete_record` write as."""
+        return _guid(self.config.seed, "owner", 0)
+
+    def without_bulk_messages(self, entity: str) -> None:
+        """The org lacks CreateMultiple/UpdateMultiple/UpsertMultiple for `entity` (not every table has them)."""
+        self.webhooks.bulk_entities.discard(entity)
+
+    def index_of(self, entity: str, record_id: str) -> int | None:
+        """The index of a live record by id. Generated ids are a hash of the index, so they are
+        found by a scan (remembered afterwards)."""
+        record_id = record_id.lower()
+        state = self._entities[entity]
+        index = self._row_ids[entity].get(record_id)
+        if index is None:
+            index = next((i for i in range(state.count) if self.record_id(entity, i) == record_id), None)
+            if index is None:
+                return None
+            self._row_ids[entity][record_id] = index
+        return None if index in state.deleted else index
+
+    def _row_values(self, entity: str, index: int) -> dict[str, Any]:
+        """Record `index` by logical name, without annotations (what a webhook's Create Target holds)."""
+        readable = self._readable[entity]
+        record = self._record(entity, index, list(readable), annotate=False)
+        return {readable[k].logical_name: v for k, v in record.items() if v is not None}
+
+    def _lookup_targets(self, entity: str) -> dict[str, str]:
+        return {a.logical_name: "account" if a.type_name == "CustomerType" else "systemuser"
+                for a in self._attributes[entity] if a.type_name in LOOKUP_TYPES}
+
+    def _create_row(self, commit: _Commit, entity: str, values: dict[str, Any], user_id: str) -> str:
+        state = self._entities[entity]
+        index = state.count
+        record_id = values.pop(f"{entity}id", None) or self.record_id(entity, index)
+        if self.index_of(entity, record_id) is not None:
+            raise ODataError(412, "0x80040237", "A record with matching key values already exists.")
+        now = _iso(datetime.now(UTC))
+        row = {a.logical_name: None for a in self._attributes[entity]} | {
+            f"{entity}id": record_id, "ownerid": user_id, "createdby": user_id, "modifiedby": user_id,
+            "createdon": now, "modifiedon": now} | values
+        state.count += 1
+        state.overrides[index] = row
+        self._row_ids[entity][record_id] = index
+
+        def undo() -> None:
+            state.overrides.pop(index, None)
+            state.count = index
+            self._row_ids[entity].pop(record_id, None)
+
+        commit.undo.append(undo)
+        commit.logged.append((entity, index))
+        commit.changes.append(Change("Create", entity, record_id, {k: v for k, v in row.items() if v is not None},
+                                    user_id))
+        return record_id
+
+    def _update_row(self, commit: _Commit, entity: str, index: int, values: dict[str, Any], user_id: str) -> None:
+        state = self._entities[entity]
+        before = dict(state.overrides[index]) if index in state.overrides else None
+        changed = values | {"modifiedon": _iso(datetime.now(UTC)), "modifiedby": user_id}
+        state.overrides.setdefault(index, {}).update(changed)
+
+        def undo() -> None:
+            if before is None:
+                state.overrides.pop(index, None)
+            else:
+                state.overrides[index] = before
+
+        commit.undo.append(undo)
+        commit.logged.append((entity, index))
+        commit.changes.append(Change("Update", entity, self.record_id_at(entity, index), changed, user_id))
+
+    def _delete_row(self, commit: _Commit, entity: str, index: int, user_id: str) -> None:
+        state = self._entities[entity]
+        record_id = self.record_id_at(entity, index)
+        state.deleted.add(index)
+        commit.undo.append(lambda: state.deleted.discard(index))
+        commit.logged.append((entity, index))
+        commit.changes.append(Change("Delete", entity, record_id, {}, user_id))
+
+    def record_id_at(self, entity: str, index: int) -> str:
+        """The id of record `index`: generated, or the one given when it was created."""
+        override = self._entities[entity].overrides.get(index) or {}
+        return override.get(f"{entity}id") or self.record_id(entity, index)
+
+    def _commit(self, commit: _Commit) -> None:
+        for entity, index in commit.logged:
+            self._log(entity, index)
+        for change in commit.changes:
+            self.webhooks.publish(change, self._lookup_targets(change.entity))
+
+    @staticmethod
+    def _rollback(commit: _Commit) -> None:
+        for undo in reversed(commit.undo):
+            undo()
+
+    def _entity_of(self, entity_set: str) -> str:
+        entity = next((e for e, s in ENTITY_SETS.items() if s == entity_set), None)
+        if entity is None:
+            raise ODataError(404, SYNTAX, f"Resource not found for the segment '{entity_set}'.")
+        return entity
+
+    def _entity_url(self, entity_set: str, record_id: str) -> str:
+        return f"{self.url}{API}/{entity_set}({record_id})"
+
+    def _write_request(self, request: Request, user: dict[str, Any], body: bytes) -> Response:
+        path = request.path_params["path"]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if path == "$batch" and request.method == "POST":
+            return self._batch(headers, body, user)
+        with self._lock:
+            commit = _Commit()
+            try:
+                response = self._write(request.method, path, dict(request.query_params), headers, body, user, commit)
+            except ODataError:
+                self._rollback(commit)
+                raise
+            self._commit(commit)
+        return response
+
+    @staticmethod
+    def _json_body(body: bytes) -> dict[str, Any]:
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            raise ODataError(400, SYNTAX, "The request body is not valid JSON.") from None
+        if not isinstance(payload, dict):
+            raise ODataError(400, SYNTAX, "The request body must be a JSON object.")
+        return payload
+
+    def _write(self, method: str, path: str, params: dict[str, str], headers: dict[str, str], body: bytes,
+               user: dict[str, Any], commit: _Commit) -> Response:
+        """One write (POST, PATCH or DELETE) inside `commit`."""
+        user_id = user["systemuserid"]
+        if path in {"serviceendpoints", "sdkmessageprocessingsteps"} and method == "POST":
+            payload = self._json_body(body)
+            create = self.webhooks.create_endpoint if path == "serviceendpoints" else self.webhooks.create_step
+            return self._odata_empty(204, {"OData-EntityId": self._entity_url(path, create(payload))})
+        if (match := re.fullmatch(r"(serviceendpoints|sdkmessageprocessingsteps)\(([0-9a-fA-F-]{36})\)", path)) \
+                and method == "DELETE":
+            self.webhooks.delete(match.group(1), match.group(2))
+            return self._odata_empty(204)
+        if (match := re.fullmatch(r"(\w+)/Microsoft\.Dynamics\.CRM\.(\w+Multiple)", path)) and method == "POST":
+            return self._multiple(self._entity_of(match.group(1)), match.group(2), self._json_body(body), user_id,
+                                  commit)
+        representation = _prefer(headers.get("prefer", "")).get("return") == "representation"
+        if re.fullmatch(r"\w+", path) and method == "POST":
+            entity = self._entity_of(path)
+            values = validated_values(entity, self._attributes_by_name(entity), self._json_body(body))
+            record_id = self._create_row(commit, entity, values, user_id)
+            if representation:
+                return self._representation(entity, record_id, params, 201)
+            return self._odata_empty(204, {"OData-EntityId": self._entity_url(path, record_id)})
+        match = re.fullmatch(r"(\w+)\(([0-9a-fA-F-]{36})\)", path)
+        if match is None or method not in {"PATCH", "DELETE"}:
+            raise ODataError(405 if match else 404, SYNTAX, f"{method} is not supported on '{path}'.")
+        entity, record_id = self._entity_of(match.group(1)), match.group(2).lower()
+        index = self.index_of(entity, record_id)
+        if (method == "DELETE" or headers.get("if-match")) and index is None:
+            raise ODataError(404, NOT_FOUND, f"{entity} With Id = {record_id} Does Not Exist")
+        if method == "DELETE":
+            assert index is not None
+            self._delete_row(commit, entity, index, user_id)
+            return self._odata_empty(204)
+        if index is not None and headers.get("if-none-match") == "*":
+            raise ODataError(412, "0x80040237", "A record with matching key values already exists.")
+        values = validated_values(entity, self._attributes_by_name(entity), self._json_body(body))
+        created = index is None
+        if index is None:
+            self._create_row(commit, entity, values | {f"{entity}id": record_id}, user_id)
+        else:
+            values.pop(f"{entity}id", None)  # the URL names the row; the key is not changed
+            self._update_row(commit, entity, index, values, user_id)
+        if representation:
+            return self._representation(entity, record_id, params, 201 if created else 200)
+        return self._odata_empty(204, {"OData-EntityId": self._entity_url(match.group(1), record_id)})
+
+    def _attributes_by_name(self, entity: str) -> dict[str, AttrSpec]:
+        return {a.logical_name: a for a in self._attributes[entity]}
+
+    def _multiple(self, entity: str, message: str, payload: dict[str, Any], user_id: str,
+                  commit: _Commit) -> Response:
+        """CreateMultiple / UpdateMultiple / UpsertMultiple: all-or-nothing, as for standard tables."""
+        if message not in {"CreateMultiple", "UpdateMultiple", "UpsertMultiple"} or \
+                entity not in self.webhooks.bulk_entities:
+            raise ODataError(400, "0x80040203", f"The message '{message}' is not supported for the entity '{entity}'.")
+        targets = payload.get("Targets")
+        if not isinstance(targets, list) or not targets:
+            raise ODataError(400, "0x80040203", "Targets must be a non-empty list of entities.")
+        attributes = self._attributes_by_name(entity)
+        primary = f"{entity}id"
+        ids: list[str] = []
+        for item in targets:
+            if not isinstance(item, dict) or item.get("@odata.type") != f"Microsoft.Dynamics.CRM.{entity}":
+                raise ODataError(400, "0x80040203", f"Every target needs \"@odata.type\": "
+                                                    f"\"Microsoft.Dynamics.CRM.{entity}\".")
+            odata_id = re.fullmatch(r"\w+\(([0-9a-fA-F-]{36})\)", str(item.get("@odata.id", "")))
+            values = validated_values(entity, attributes, item)
+            record_id = values.get(primary) or (odata_id.group(1).lower() if odata_id else None)
+            index = self.index_of(entity, record_id) if record_id else None
+            if message == "CreateMultiple" or (message == "UpsertMultiple" and index is None):
+                ids.append(self._create_row(commit, entity, values | ({primary: record_id} if record_id else {}),
+                                            user_id))
+            elif index is None:
+                raise ODataError(404, NOT_FOUND, f"{entity} With Id = {record_id} Does Not Exist")
+            else:
+                values.pop(primary, None)
+                self._update_row(commit, entity, index, values, user_id)
+        if message == "CreateMultiple":
+            return self._odata({"@odata.context": f"{self.url}{API}/$metadata#Microsoft.Dynamics.CRM."
+                                                  "CreateMultipleResponse", "Ids": ids})
+        return self._odata_empty(204)
+
+    def _representation(self, entity: str, record_id: str, params: dict[str, str], status: int) -> Response:
+        index = self.index_of(entity, record_id)
+        assert index is not None
+        query = self._parse_query(entity, {"$select": params["$select"]} if "$select" in params else {})
+        record = self._record(entity, index, query.select, annotate=True)
+        return self._odata({"@odata.context": f"{self.url}{API}/$metadata#{ENTITY_SETS[entity]}/$entity", **record},
+                           status)
+
+    @staticmethod
+    def _odata_empty(status: int, headers: dict[str, str] | None = None) -> Response:
+        return Response(status_code=status, headers={"OData-Version": "4.0", **(headers or {})})
+
+    def _batch(self, headers: dict[str, str], body: bytes, user: dict[str, Any]) -> Response:
+        """`$batch`: parts run in order; a change set is atomic; the batch stops at the first
+        failure unless `Prefer: odata.continue-on-error`."""
+        parts = batch_parts(headers.get("content-type", ""), body)
+        keep_going = "odata.continue-on-error" in _prefer(headers.get("prefer", ""))
+        answers: list[tuple[str | None, int, dict[str, str], bytes]] = []
+        groups = [list(group) for _, group in itertools.groupby(
+            enumerate(parts), key=lambda item: item[1].changeset or f"single-{item[0]}")]
+        for group in groups:
+            references: dict[str, str] = {}
+            group_answers: list[tuple[str | None, int, dict[str, str], bytes]] = []
+            with self._lock:
+                commit = _Commit()
+                try:
+                    for _, part in group:
+                        path = self._batch_path(part.path, references)
+                        target, _, query = path.partition("?")
+                        params = dict(p.partition("=")[::2] for p in query.split("&") if p)
+                        response = self._write(part.method, target, params, part.headers, part.body, user, commit)
+                        entity_id = response.headers.get("OData-EntityId")
+                        if part.content_id and entity_id:
+                            references[f"${part.content_id}"] = entity_id
+                        group_answers.append((part.content_id, response.status_code, dict(
+                            (k, v) for k, v in response.headers.items() if k.lower() in {"odata-entityid",
+                                                                                      "content-type"}),
+                            bytes(response.body)))
+                except ODataError as exc:
+                    self._rollback(commit)
+                    error = pydantic_core.to_json({"error": {"code": exc.code, "message": exc.message}})
+                    answers.append((None, exc.status, {"Content-Type": "application/json; odata.metadata=minimal"},
+                                    error))
+                    if keep_going:
+                        continue
+                    break
+                self._commit(commit)
+            answers.extend(group_answers)
+        boundary = f"batchresponse_{uuid.uuid4()}"
+        return Response(batch_response(boundary, answers), status_code=200,
+                        media_type=f"multipart/mixed; boundary={boundary}", headers={"OData-Version": "4.0"})
+
+    def _batch_path(self, target: str, references: dict[str, str]) -> str:
+        """A part's request target relative to the API root; `$n` refers to an earlier part."""
+        if target.startswith("$"):
+            head, _, rest = target.partition("/")
+            if head not in references:
+                raise ODataError(400, SYNTAX, f"Content-ID Reference: '{head}' does not exist in the batch context.")
+            target = references[head] + (f"/{rest}" if rest else "")
+        for prefix in (f"{self.url}{API}/", f"{API}/"):
+            if target.startswith(prefix):
+                return target[len(prefix):]
+        return target
 
 
 def _label(text: str | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ a time, so memory does not grow with the table.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -33,6 +34,7 @@ from bot.dynamics.errors import (
     OffOriginLink,
     RepeatedLink,
 )
+from bot.dynamics.writes import DataverseWrites
 from bot.models import AttributeMeta, Entity, EntityMetadata
 from bot.tls import ssl_context
 
@@ -200,7 +202,7 @@ def _is_tls_failure(exc: Exception) -> bool:
     return "certificate" in text or "ssl" in text or "tls" in text
 
 
-class DataverseClient:
+class DataverseClient(DataverseWrites):
     def __init__(
         self,
         base_url: str,
@@ -259,7 +261,27 @@ class DataverseClient:
 
     def get(self, url: str, prefer: list[str] | None = None) -> httpx.Response:
         """GET with the retry rules in the module docstring; raises the typed errors."""
-        headers = {"Prefer": ",".join(prefer)} if prefer else {}
+        return self.send("GET", url, prefer=prefer)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        prefer: list[str] | None = None,
+        body: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        idempotent: bool = True,
+    ) -> httpx.Response:
+        """One request (`body` as JSON, or raw `content`) with the retry rules in the module docstring;
+        raises the typed errors.
+        A request that is not `idempotent` (a create) is retried only when the server cannot have
+        run it (401, 429), never after a 5xx or a broken connection."""
+        headers = {**(headers or {}), **({"Prefer": ",".join(prefer)} if prefer else {})}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            content = json.dumps(body).encode()
         attempt = 0
         reauthenticated = False
         waited_for_throttle = 0.0
@@ -267,9 +289,9 @@ class DataverseClient:
             headers["Authorization"] = f"Bearer {self._tokens.token()}"
             self._count_call()
             try:
-                response = self._http.get(url, headers=headers)
+                response = self._http.request(method, url, headers=headers, content=content)
             except _TRANSIENT as exc:
-                if _is_tls_failure(exc) or attempt >= self.max_retries:
+                if _is_tls_failure(exc) or attempt >= self.max_retries or not idempotent:
                     raise DynamicsUnreachable(self.base_url, f"{type(exc).__name__}: {exc}") from None
                 self._sleep(_backoff(attempt))
                 attempt += 1
@@ -291,7 +313,7 @@ class DataverseClient:
                     raise DataverseThrottled(status, detail.code, detail.message)
                 self._sleep(wait)
                 continue
-            if status in _RETRYABLE_STATUS and attempt < self.max_retries:
+            if status in _RETRYABLE_STATUS and attempt < self.max_retries and idempotent:
                 wait = _retry_after(response)
                 self._sleep(_backoff(attempt) if wait is None else min(wait, 60.0))
                 attempt += 1

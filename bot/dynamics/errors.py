@@ -229,6 +229,51 @@ class ChangeTokenExpired(DataverseError):
     fix = "A full re-sync of this table is needed to catch up."
 
 
+class RecordMissing(DataverseNotFound):
+    problem = "The Dynamics record no longer exists."
+    fix = "It was probably deleted in Dynamics; the next sync marks the Marketo person as deleted."
+
+
+class DataverseValidationError(DataverseBadRequest):
+    """Dynamics refused the values of a write. `attribute` names the column at fault (None when the
+    answer does not say); `problem` and `fix` name it in plain words."""
+
+    problem_template = "Dynamics refused a value of the {entity}: {attribute}."
+    fix_template = "Correct {attribute} in Marketo, then sync again."
+
+    def __init__(
+        self, status: int, code: str = "", message: str = "", *, entity: str, attribute: str | None = None
+    ) -> None:
+        self.entity = entity
+        self.attribute = attribute
+        names = {"entity": entity, "attribute": f"'{attribute}'" if attribute else "one of the fields"}
+        super().__init__(status, code, message, problem=self.problem_template.format(**names),
+                         fix=self.fix_template.format(**names))
+
+
+class RequiredAttributeMissing(DataverseValidationError):
+    """A required column (`SystemRequired` or `ApplicationRequired`) has no value; `missing` lists
+    every such column of the record."""
+
+    problem_template = "The {entity} has no value for {attribute}, which Dynamics requires."
+    fix_template = "Fill in {attribute} in Marketo (or map a Marketo field to it), then sync again."
+
+    def __init__(self, entity: str, missing: list[str], status: int = 0, code: str = "", message: str = "") -> None:
+        self.missing = list(missing)
+        super().__init__(status, code, message or f"missing: {', '.join(missing)}", entity=entity,
+                         attribute=", ".join(missing))
+
+
+class InvalidValue(DataverseValidationError):
+    problem_template = "Dynamics refused the value of {attribute} for the {entity} (wrong type or too long)."
+    fix_template = "Correct {attribute} in Marketo so it fits the Dynamics column, then sync again."
+
+
+class UnknownAttribute(DataverseValidationError):
+    problem_template = "Dynamics has no column {attribute} on the {entity} table."
+    fix_template = "The column may have been deleted or renamed in Dynamics: re-open the field selection."
+
+
 # -- where the bot may connect ----------------------------------------------------------------------
 
 

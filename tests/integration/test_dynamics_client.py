@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from bot.config import Settings
 from bot.dynamics import errors
-from bot.dynamics.auth import sign_in
 from bot.dynamics.client import DataverseClient
-from bot.dynamics.egress import HostAllowlist
-from bot.models import Credentials, Entity
+from bot.models import Entity
 from sandbox.dynamics import DynamicsEmulator
+from tests.support.dataverse import Sleeps, sync_user_client
 from tests.support.listener import listener
 
 SELECT = ["emailaddress1", "firstname", "revenue", "_ownerid_value", "leadsourcecode"]
@@ -32,17 +29,6 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[DynamicsEmulator]:
     em.stop()
 
 
-class Sleeps:
-    """The client's injectable sleep: records the waits asked for and sleeps a tiny real time."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        time.sleep(min(seconds, 0.05))
-
-
 @pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
@@ -50,10 +36,7 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def client(emulator: DynamicsEmulator, sleeps: Sleeps) -> Iterator[DataverseClient]:
-    settings = Settings(ENTRA_AUTHORITY_HOST=emulator.authority_host, CA_BUNDLE=emulator.ca_path)
-    provider = sign_in(Credentials(username="sync@contoso.com", password="Passw0rd!", url=emulator.url), settings)
-    with DataverseClient(emulator.url, provider, ca_bundle=emulator.ca_path, page_size=500, sleep=sleeps,
-                         host_allowlist=HostAllowlist(["localhost"])) as dv:
+    with sync_user_client(emulator, sleeps) as dv:
         yield dv
 
 

@@ -1,4 +1,4 @@
-"""A loopback HTTP server that only counts what reaches it: the proof that nothing was sent."""
+"""A loopback HTTP server that records what reaches it: the proof that nothing (or what) was sent."""
 
 from __future__ import annotations
 
@@ -19,19 +19,27 @@ class Listener:
     port: int = 0
     requests: list[str] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    status: int = 401  # what it answers; 401 comes with a Bearer challenge, as Dataverse's
 
 
 @contextmanager
-def listener() -> Iterator[Listener]:
-    """Answers every request 401 with a Bearer challenge, as Dataverse does, and records it."""
-    seen = Listener()
+def listener(status: int = 401) -> Iterator[Listener]:
+    """Answers every request `status` (by default 401 with a Bearer challenge, as Dataverse does)
+    and records it; `status` may be changed while it runs."""
+    seen = Listener(status=status)
 
     async def answer(request: Request) -> Response:
+        seen.bodies.append(await request.body())
+        seen.headers.append(dict(request.headers))
         seen.requests.append(str(request.url))
         seen.authorizations.append(request.headers.get("authorization", ""))
-        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer authorization_uri=x"})
+        challenge = {"WWW-Authenticate": "Bearer authorization_uri=x"} if seen.status == 401 else {}
+        return Response(status_code=seen.status, headers=challenge)
 
-    server = ServerThread(Starlette(routes=[Route("/{path:path}", answer)])).start()
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    server = ServerThread(Starlette(routes=[Route("/{path:path}", answer, methods=methods)])).start()
     seen.port = server.port
     try:
         yield seen

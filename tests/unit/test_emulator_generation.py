@@ -17,6 +17,9 @@ GOLDEN = {
     "contact": "c6b72c7afdb572f4c03355c55aa8c737c8a4bc1ad097530f65e4a09b0807bb32",
     "account": "e903b8544b47154daa3e43d345d84652076126e22e92ea593eeb68a9f42d90cd",
 }
+# Columns added after the digests were taken (who changed a row, the lead's Topic): the digests cover
+# the columns that existed then, which must stay byte-identical.
+COLUMNS_ADDED_SINCE = {"_createdby_value", "_modifiedby_value", "subject"}
 
 
 def emulator() -> DynamicsEmulator:
@@ -27,7 +30,7 @@ def emulator() -> DynamicsEmulator:
 def test_records_are_unchanged_for_a_seed():
     dynamics = emulator()
     for entity, digest in GOLDEN.items():
-        names = list(dynamics._readable[entity])
+        names = [n for n in dynamics._readable[entity] if n not in COLUMNS_ADDED_SINCE]
         indexes = (0, 1, 2, 5, 1439, 1440, 4321, dynamics.config.records[entity] - 1)
         records = [dynamics._record(entity, i, names, annotate=True) for i in indexes]
         assert hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest() == digest, entity
