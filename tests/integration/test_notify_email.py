@@ -13,13 +13,13 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-from bot.sandbox.server import free_port
 from slack_sdk import WebClient
 
 from bot.cli import _settings
 from bot.config import Settings
 from bot.notify import CredentialsNeedTls, Notifier
 from bot.store import Store
+from sandbox.server import free_port
 
 
 @dataclass
