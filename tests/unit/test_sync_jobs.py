@@ -14,7 +14,7 @@ from rq.job import Job, JobStatus
 from bot.config import Settings
 from bot.marketo.errors import DailyQuotaExceeded
 from bot.models import Connection, Entity, FieldPlan, FlowState, RunStatus
-from bot.store import Store
+from bot.store import Lease, Store
 from bot.sync import entity_job, entry, runs
 from bot.sync.checkpoint import EntityState, RunState
 from bot.sync.ports import SyncServices
@@ -195,19 +195,17 @@ def test_sweeper_revives_a_job_whose_worker_died(world: World) -> None:
     assert lead.done and lead.written == len(world.kept("lead"))
 
 
-def test_a_job_that_waited_for_the_lease_does_not_rerun_an_entity_finished_meanwhile(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A revived job checks its entity before waiting for the lease; the job holding the lease finishes
-    the entity meanwhile. Once the lease is free the revived job must stop, not sync the entity again."""
-    run = world.start()
-    state = RunState(world.store, "T1", run.id)
+def _revived_job_waiting_for_the_lease(world: World, monkeypatch: pytest.MonkeyPatch, run_id: str,
+                                        ended: list[str]) -> tuple[threading.Thread, Lease]:
+    """A revived lead job that checked its entity and now waits for the lease another job holds."""
+    state = RunState(world.store, "T1", run_id)
     job_id = state.load(Entity.lead).job_id
     holder = state.lease(world.connection.id, Entity.lead, ttl=30, owner="the-older-job")
     assert holder.take()
     waiting = threading.Event()
     make_lease = world.store.sync_lease
 
-    def announced_lease(*args: object, **kwargs: object):
+    def announced_lease(*args: object, **kwargs: object) -> Lease:
         lease = make_lease(*args, **kwargs)
         take = lease.take
 
@@ -219,11 +217,21 @@ def test_a_job_that_waited_for_the_lease_does_not_rerun_an_entity_finished_meanw
         return lease
 
     monkeypatch.setattr(world.store, "sync_lease", announced_lease)
-    ended: list[str] = []
     revived = threading.Thread(target=lambda: ended.append(
-        entity_job.run_entity(world.services, "T1", run.id, Entity.lead, job_id=job_id)))
+        entity_job.run_entity(world.services, "T1", run_id, Entity.lead, job_id=job_id)))
     revived.start()
     assert waiting.wait(10), "the revived job never asked for the lease"
+    return revived, holder
+
+
+def test_a_job_that_waited_for_the_lease_does_not_rerun_an_entity_finished_meanwhile(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job holding the lease finishes the entity while the revived one waits: once the lease is
+    free the revived job must stop, not sync the entity again."""
+    run = world.start()
+    state = RunState(world.store, "T1", run.id)
+    ended: list[str] = []
+    revived, holder = _revived_job_waiting_for_the_lease(world, monkeypatch, run.id, ended)
     state.set_state(Entity.contact, EntityState.done)
     settle(world.store, world.notifier, state.set_state(Entity.lead, EntityState.done, lease=holder))
     holder.release()
@@ -233,3 +241,17 @@ def test_a_job_that_waited_for_the_lease_does_not_rerun_an_entity_finished_meanw
     assert world.marketo.calls_made == 0
     assert world.store.get_run("T1", run.id).status == RunStatus.finished
     assert world.notifier.count("completed") == 1
+
+
+def test_a_job_that_waited_for_the_lease_stops_when_a_newer_job_took_the_entity(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = world.start()
+    ended: list[str] = []
+    revived, holder = _revived_job_waiting_for_the_lease(world, monkeypatch, run.id, ended)
+    newer = runs.enqueue_entity(world.store, world.queue, "T1", run.id, Entity.lead)
+    holder.release()
+    revived.join(timeout=30)
+
+    assert ended == ["superseded"]
+    assert world.marketo.calls_made == 0
+    assert RunState(world.store, "T1", run.id).load(Entity.lead).job_id == newer
