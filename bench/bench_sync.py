@@ -26,7 +26,6 @@ from pathlib import Path
 
 import psutil
 import redis
-from rq import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -90,6 +89,8 @@ def _cpu(pids: list[int]) -> float:
 
 
 def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
+    from rq import Worker  # here, after `bot`: importing bot first gives RQ its key prefix, as in the workers
+
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     harness = SyncHarness(
         REDIS_URL, prefix, {"lead": leads, "contact": contacts},

@@ -62,12 +62,12 @@ class ApprovalEffects:
             raise SchemaNotApplied(f"Marketo refused to create some fields: {names}. Nothing was synced; "
                                    "fix the plan or ask Marketo support, then retry the approval.")
         self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SCHEMA_APPLIED,
-                                  connection.id, f"{len(result.created)} fields created, "
-                                  f"{len(result.existing)} already existed")
+                          connection.id, f"{len(result.created)} fields created, "
+                          f"{len(result.existing)} already existed")
         self.update_messages(approval)
         run = start_initial_sync(self.store, self.queue, connection, self.notifier)
         self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SYNC_STARTED,
-                                  connection.id, f"run {run.id}")
+                          connection.id, f"run {run.id}")
         self._tell(approval.requester, approved_notice(approval))
 
     def on_rejected(self, approval: Approval) -> None:
