@@ -26,12 +26,11 @@ from pathlib import Path
 
 import psutil
 import redis
-from rq import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.models import Entity, RunStatus  # noqa: E402
-from bot.sync import jobs  # noqa: E402
+from bot.sync import runs  # noqa: E402
 from bot.sync.checkpoint import RunState  # noqa: E402
 from tests.integration.sync_harness import SyncHarness  # noqa: E402
 
@@ -90,6 +89,8 @@ def _cpu(pids: list[int]) -> float:
 
 
 def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
+    from rq import Worker  # here, after `bot`: importing bot first gives RQ its key prefix, as in the workers
+
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     harness = SyncHarness(
         REDIS_URL, prefix, {"lead": leads, "contact": contacts},
@@ -100,7 +101,7 @@ def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
     ).start()
     sampler = RssSampler()
     sampler.start()
-    queue = harness.services.queue()
+    queue = harness.container.queue
     try:
         workers = [harness.spawn_worker(), harness.spawn_worker()]
         sampler.pids.update(w.pid for w in workers)
@@ -109,7 +110,7 @@ def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
                  "marketo_emulator_and_bench": [os.getpid()]}
         cpu_before = {kind: _cpu(pids) for kind, pids in kinds.items()}
         started = time.monotonic()
-        run = jobs.start_initial_sync(harness.store, queue, harness.connection)
+        run = runs.start_initial_sync(harness.store, queue, harness.connection)
         state = RunState(harness.store, "T1", run.id)
         if kill:
             def lead() -> int:

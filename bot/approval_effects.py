@@ -9,14 +9,20 @@ and tell the requester.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
+from rq import Queue
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import audit, flow
+from bot.audit import AuditLog
 from bot.errors import BotError, FlowError
+from bot.marketo.client import MarketoClient
 from bot.models import Approval, ApprovalStatus
-from bot.sync.jobs import start_initial_sync
+from bot.notify import Notifier
+from bot.store import Store
+from bot.sync.runs import start_initial_sync
 from bot.views.approval import (
     approval_decided_message,
     approval_request_message,
@@ -26,9 +32,6 @@ from bot.views.approval import (
 )
 from bot.views.kit import Message
 
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
-
 log = logging.getLogger(__name__)
 
 
@@ -37,27 +40,32 @@ class SchemaNotApplied(BotError):
 
 
 class ApprovalEffects:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.store = runtime.store
+    def __init__(self, *, store: Store, slack: WebClient, notifier: Notifier, marketo: Callable[[], MarketoClient],
+                 queue: Queue, audit: AuditLog) -> None:
+        self.store = store
+        self.slack = slack
+        self.notifier = notifier
+        self.marketo = marketo
+        self.queue = queue
+        self.audit = audit
 
     def on_approved(self, approval: Approval) -> None:
         connection = self.store.get_connection(approval.team_id, approval.connection_id)
         if connection is None or connection.plan is None or connection.dynamics_url is None:
             raise FlowError("The connection or its plan is gone; nothing was changed.")
         flow.lock_dynamics_org(self.store, connection, connection.dynamics_url)
-        result = self.runtime.services.marketo().create_lead_fields(connection.plan.fields_to_create)
+        result = self.marketo().create_lead_fields(connection.plan.fields_to_create)
         if result.skipped:
             names = ", ".join(f"{name} ({reason})" for name, reason in result.skipped[:5])
             raise SchemaNotApplied(f"Marketo refused to create some fields: {names}. Nothing was synced; "
                                    "fix the plan or ask Marketo support, then retry the approval.")
-        self.runtime.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SCHEMA_APPLIED,
-                                  connection.id, f"{len(result.created)} fields created, "
-                                  f"{len(result.existing)} already existed")
+        self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SCHEMA_APPLIED,
+                          connection.id, f"{len(result.created)} fields created, "
+                          f"{len(result.existing)} already existed")
         self.update_messages(approval)
-        run = start_initial_sync(self.store, self.runtime.services.queue(), connection, self.runtime.notifier)
-        self.runtime.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SYNC_STARTED,
-                                  connection.id, f"run {run.id}")
+        run = start_initial_sync(self.store, self.queue, connection, self.notifier)
+        self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SYNC_STARTED,
+                          connection.id, f"run {run.id}")
         self._tell(approval.requester, approved_notice(approval))
 
     def on_rejected(self, approval: Approval) -> None:
@@ -77,12 +85,12 @@ class ApprovalEffects:
         message = build(approval, connection, connection.plan)
         for channel, ts in approval.messages:
             try:
-                self.runtime.services.slack.chat_update(channel=channel, ts=ts, **message.to_dict())
+                self.slack.chat_update(channel=channel, ts=ts, **message.to_dict())
             except SlackApiError as exc:
                 log.warning("could not update approval message in %s: %s", channel, exc.response.get("error"))
 
     def _tell(self, user: str, message: Message) -> None:
         try:
-            self.runtime.notifier.direct_message(user, message)
+            self.notifier.direct_message(user, message)
         except SlackApiError as exc:
             log.warning("could not DM %s: %s", user, exc.response.get("error"))

@@ -5,6 +5,7 @@ Every status change is one WATCH/MULTI transaction on the approval record
 follows it (connection state, audit entry, `effects`), so a double click or twenty leads
 clicking at once produce one decision and one `effects.on_approved` call.
 
+The connection moves only through `bot.flow`; what the clicker is told is in `approval_texts`.
 Approve/reject answer with a `Decision` (an outcome and a plain message) rather than
 raising, because a stale or refused click is normal in Slack; `request` and `cancel`
 raise `PermissionDenied` / `FlowError` like the rest of the flow.
@@ -16,44 +17,19 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol
 
 from bot import audit, flow
-from bot.config import Settings
-from bot.errors import BotError, FlowError, PermissionDenied
-from bot.models import Approval, ApprovalStatus, Connection, EffectsState, FlowState
+from bot.approval_outcome import Decision, Outcome
+from bot.approval_texts import decision_message, safe_error
+from bot.errors import FlowError, PermissionDenied
+from bot.models import Approval, ApprovalStatus, EffectsState, FlowState
 from bot.roles import Roles
 from bot.store import Store
 
 log = logging.getLogger(__name__)
 
 EFFECTS_STALE_SECONDS = 15 * 60
-
-
-class Outcome(StrEnum):
-    pending = "pending"  # nothing changed; still waiting (expiry sweep of a request not yet due)
-    recorded = "recorded"  # a vote counted; more approvals needed
-    approved = "approved"  # this call completed the approval (or re-ran failed effects)
-    rejected = "rejected"
-    cancelled = "cancelled"
-    already_decided = "already_decided"
-    expired = "expired"
-    not_found = "not_found"
-    self_approval = "self_approval"  # the requester tried to decide on their own request
-    not_lead = "not_lead"
-    duplicate_vote = "duplicate_vote"
-
-
-@dataclass(frozen=True)
-class Decision:
-    outcome: Outcome
-    approval: Approval | None
-    message: str  # plain language for the person who clicked
-
-    @property
-    def effects_failed(self) -> bool:
-        return self.approval is not None and self.approval.effects_state == EffectsState.failed
 
 
 class ApprovalEffects(Protocol):
@@ -73,45 +49,6 @@ Rule = Callable[[Approval, float], tuple[Outcome, Approval | None]]
 class _Step:
     outcome: Outcome = Outcome.not_found
     moved: bool = False  # this call's transaction changed the status
-
-
-def _safe_error(exc: BaseException) -> str:
-    """An effect's failure in words fit for Slack and the audit log (no raw exception text)."""
-    if isinstance(exc, BotError):
-        return exc.user_message
-    return f"an unexpected error ({type(exc).__name__}); see the bot's logs"
-
-
-def _message(outcome: Outcome, approval: Approval | None) -> str:
-    if outcome == Outcome.approved and approval is not None and approval.effects_state == EffectsState.failed:
-        return (
-            f"Approved, but starting the sync failed: {approval.effects_error} "
-            "Fix the cause, then press Retry."
-        )
-    if outcome == Outcome.recorded and approval is not None:
-        missing = approval.required - len(approval.approvers)
-        return f"Your approval is recorded ({len(approval.approvers)} of {approval.required}); {missing} more needed."
-    if outcome == Outcome.duplicate_vote and approval is not None:
-        missing = approval.required - len(approval.approvers)
-        return f"You have already approved this request; it needs {missing} more approval(s) from other team leads."
-    if outcome == Outcome.already_decided and approval is not None:
-        if approval.status == ApprovalStatus.approved and approval.effects_state == EffectsState.done:
-            return "This request has already been approved and the sync has been started."
-        return f"This request has already been {approval.status.value}."
-    return {
-        Outcome.pending: "This request is still waiting for a decision.",
-        Outcome.approved: "Approved. The Marketo fields are being created and the sync is starting.",
-        Outcome.rejected: "Rejected. The requester has been told why.",
-        Outcome.cancelled: "The approval request was withdrawn; the connection can be edited again.",
-        Outcome.already_decided: "This request has already been decided.",
-        Outcome.expired: "This request expired before it was approved. The requester can send it again from Step 3.",
-        Outcome.not_found: "This request no longer exists (the button may be from an old message). "
-        "Run /connect-dynamics status to see where things stand.",
-        Outcome.self_approval: "You can't approve your own request; another team lead has to. "
-        "To withdraw it, use /connect-dynamics cancel.",
-        Outcome.not_lead: "Only team leads can approve or reject a sync request.",
-        Outcome.duplicate_vote: "You have already approved this request.",
-    }[outcome]
 
 
 class ApprovalService:
@@ -136,19 +73,6 @@ class ApprovalService:
         self.clock = clock
         self.effects_stale_after = effects_stale_after
         self.audit = audit.AuditLog(store, clock)
-
-    @classmethod
-    def from_settings(
-        cls, store: Store, settings: Settings, effects: ApprovalEffects, *, clock: Callable[[], float] = time.time
-    ) -> ApprovalService:
-        return cls(
-            store,
-            required=settings.APPROVALS_REQUIRED,
-            ttl_hours=settings.APPROVAL_TTL_HOURS,
-            roles=Roles.from_settings(settings),
-            effects=effects,
-            clock=clock,
-        )
 
     # -- reading -----------------------------------------------------------------------------------
     def get(self, team_id: str, approval_id: str) -> Approval | None:
@@ -186,10 +110,7 @@ class ApprovalService:
             created_at=created,
             expires_at=created + self.ttl_hours * 3600,
         )
-        flow.transition(
-            self.store, team_id, connection_id, {FlowState.confirm}, FlowState.awaiting_approval,
-            approval_id=approval.id, error=None,
-        )
+        flow.request_approval(self.store, team_id, connection_id, approval.id)
         self.store.save_approval(approval)
         self.store.add_pending_approval(team_id, approval.id, approval.expires_at)
         detail = f"needs {self.required} team-lead approval(s); expires in {self.ttl_hours:g} h"
@@ -209,7 +130,7 @@ class ApprovalService:
     # -- deciding ----------------------------------------------------------------------------------
     def approve(self, team_id: str, approval_id: str, user: str) -> Decision:
         if not self.roles.is_lead(user):
-            return Decision(Outcome.not_lead, self.get(team_id, approval_id), _message(Outcome.not_lead, None))
+            return Decision(Outcome.not_lead, self.get(team_id, approval_id), decision_message(Outcome.not_lead, None))
 
         def rule(current: Approval, at: float) -> tuple[Outcome, Approval | None]:
             if user == current.requester:
@@ -235,10 +156,10 @@ class ApprovalService:
     def reject(self, team_id: str, approval_id: str, user: str, reason: str) -> Decision:
         """A lead turns the request down. Raises FlowError when `reason` is empty."""
         if not self.roles.is_lead(user):
-            return Decision(Outcome.not_lead, self.get(team_id, approval_id), _message(Outcome.not_lead, None))
+            return Decision(Outcome.not_lead, self.get(team_id, approval_id), decision_message(Outcome.not_lead, None))
         existing = self.get(team_id, approval_id)
         if existing is None:
-            return Decision(Outcome.not_found, None, _message(Outcome.not_found, None))
+            return Decision(Outcome.not_found, None, decision_message(Outcome.not_found, None))
         if existing.requester == user:
             return Decision(
                 Outcome.self_approval,
@@ -269,8 +190,8 @@ class ApprovalService:
         if approval is None:
             if connection is not None and connection.state == FlowState.awaiting_approval:
                 self.roles.require_admin(user)
-                self._release_connection(connection_id, team_id, connection.approval_id)
-            return Decision(Outcome.not_found, None, _message(Outcome.not_found, None))
+                flow.release_to_confirm(self.store, team_id, connection_id, connection.approval_id)
+            return Decision(Outcome.not_found, None, decision_message(Outcome.not_found, None))
         if user != approval.requester and not self.roles.is_admin(user):
             raise PermissionDenied("Only the person who asked for approval, or a Marketo admin, can withdraw it.")
 
@@ -298,7 +219,7 @@ class ApprovalService:
         Effects that succeeded are never run again (outcome already_decided).
         """
         if not self.roles.is_lead(user):
-            return Decision(Outcome.not_lead, self.get(team_id, approval_id), _message(Outcome.not_lead, None))
+            return Decision(Outcome.not_lead, self.get(team_id, approval_id), decision_message(Outcome.not_lead, None))
         claimed = False
 
         def change(current: Approval) -> Approval | None:
@@ -317,12 +238,12 @@ class ApprovalService:
 
         approval = self.store.update_approval(team_id, approval_id, change)
         if approval is None or approval.status != ApprovalStatus.approved:
-            return Decision(Outcome.not_found, None, _message(Outcome.not_found, None))
+            return Decision(Outcome.not_found, None, decision_message(Outcome.not_found, None))
         if not claimed:
-            return Decision(Outcome.already_decided, approval, _message(Outcome.already_decided, approval))
+            return Decision(Outcome.already_decided, approval, decision_message(Outcome.already_decided, approval))
         self.audit.record(team_id, user, audit.EFFECTS_RETRIED, approval.connection_id, f"approval {approval.id}")
         approval = self._run_effects(approval)
-        return Decision(Outcome.approved, approval, _message(Outcome.approved, approval))
+        return Decision(Outcome.approved, approval, decision_message(Outcome.approved, approval))
 
     # -- internals ---------------------------------------------------------------------------------
     def _transact(self, team_id: str, approval_id: str, rule: Rule) -> tuple[_Step, Approval | None]:
@@ -353,18 +274,18 @@ class ApprovalService:
             elif step.outcome == Outcome.recorded:
                 detail = f"{len(approval.approvers)} of {approval.required} approvals"
                 self.audit.record(team_id, user, audit.APPROVAL_RECORDED, approval.connection_id, detail)
-        return Decision(step.outcome, approval, _message(step.outcome, approval))
+        return Decision(step.outcome, approval, decision_message(step.outcome, approval))
 
     def _after(self, step: _Step, approval: Approval, actor: str) -> Approval:
         """What follows a status change, run only by the call whose transaction made it."""
         team_id, connection_id = approval.team_id, approval.connection_id
         self.store.remove_pending_approval(team_id, approval.id)
         if approval.status == ApprovalStatus.approved:
-            self._connection_approved(approval)
+            flow.approve(self.store, team_id, connection_id, approval.id)
             detail = f"{len(approval.approvers)} of {approval.required} approvals: {', '.join(approval.approvers)}"
             self.audit.record(team_id, actor, audit.APPROVED, connection_id, detail)
             return self._run_effects(approval)
-        self._release_connection(connection_id, team_id, approval.id)
+        flow.release_to_confirm(self.store, team_id, connection_id, approval.id)
         if approval.status == ApprovalStatus.expired:
             self.audit.record(team_id, audit.SYSTEM, audit.EXPIRED, connection_id, f"approval {approval.id}")
             self._notify(self.effects.on_expired, approval)
@@ -381,14 +302,14 @@ class ApprovalService:
             self.effects.on_approved(approval)
         except Exception as exc:  # any failure is recorded and retryable
             log.exception("on_approved failed for approval %s", approval.id)
-            error = _safe_error(exc)
-            self._set_connection_error(approval, error)
+            error = safe_error(exc)
+            flow.note_approval_error(self.store, approval.team_id, approval.connection_id, approval.id, error)
             self.audit.record(
                 approval.team_id, audit.SYSTEM, audit.EFFECTS_FAILED, approval.connection_id,
                 f"starting the sync failed: {error}",
             )
             return self._set_effects(approval, EffectsState.failed, error)
-        self._set_connection_error(approval, None)
+        flow.note_approval_error(self.store, approval.team_id, approval.connection_id, approval.id, None)
         return self._set_effects(approval, EffectsState.done, None)
 
     def _notify(self, effect: Callable[[Approval], None], approval: Approval) -> None:
@@ -399,7 +320,7 @@ class ApprovalService:
             log.exception("approval notification failed for approval %s", approval.id)
             self.audit.record(
                 approval.team_id, audit.SYSTEM, audit.EFFECTS_FAILED, approval.connection_id,
-                f"notification failed: {_safe_error(exc)}",
+                f"notification failed: {safe_error(exc)}",
             )
 
     def _set_effects(self, approval: Approval, state: EffectsState, error: str | None) -> Approval:
@@ -407,31 +328,3 @@ class ApprovalService:
             return current.model_copy(update={"effects_state": state, "effects_error": error})
 
         return self.store.update_approval(approval.team_id, approval.id, change) or change(approval)
-
-    def _connection_approved(self, approval: Approval) -> None:
-        def change(current: Connection) -> Connection | None:
-            if current.approval_id != approval.id or current.state != FlowState.awaiting_approval:
-                return None
-            return current.model_copy(update={"state": FlowState.approved, "updated_at": self.clock()})
-
-        self.store.update_connection(approval.team_id, approval.connection_id, change)
-
-    def _set_connection_error(self, approval: Approval, error: str | None) -> None:
-        def change(current: Connection) -> Connection | None:
-            if current.approval_id != approval.id or current.error == error:
-                return None
-            return current.model_copy(update={"error": error, "updated_at": self.clock()})
-
-        self.store.update_connection(approval.team_id, approval.connection_id, change)
-
-    def _release_connection(self, connection_id: str, team_id: str, approval_id: str | None) -> None:
-        """Back to Step 3 (editable) if the connection still waits on this approval."""
-
-        def change(current: Connection) -> Connection | None:
-            if current.state != FlowState.awaiting_approval or current.approval_id != approval_id:
-                return None
-            return current.model_copy(
-                update={"state": FlowState.confirm, "approval_id": None, "updated_at": self.clock()}
-            )
-
-        self.store.update_connection(team_id, connection_id, change)

@@ -35,12 +35,11 @@ def _settings(required: tuple[str, ...]) -> Settings:
 def web_factory() -> Starlette:
     """The web app, built in each uvicorn worker process."""
     from bot.app import build_app
-    from bot.runtime import Runtime
-    from bot.services import Services
+    from bot.container import Container
     from bot.web import create_web_app
 
-    runtime = Runtime(Services(_settings(WEB_REQUIRED)))
-    return create_web_app(build_app(runtime), runtime)
+    container = Container(_settings(WEB_REQUIRED))
+    return create_web_app(build_app(container), container)
 
 
 def serve() -> None:
@@ -62,20 +61,19 @@ def socket() -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     from bot.app import build_app
-    from bot.runtime import Runtime
-    from bot.services import Services
+    from bot.container import Container
 
     settings = _settings(SOCKET_REQUIRED)
-    runtime = Runtime(Services(settings))
-    app = build_app(runtime)
-    SocketModeHandler(app, settings.secret("SLACK_APP_TOKEN"), web_client=runtime.services.slack).start()
+    container = Container(settings)
+    app = build_app(container)
+    SocketModeHandler(app, settings.secret("SLACK_APP_TOKEN"), web_client=container.slack).start()
 
 
 def worker() -> None:
-    settings = _settings(WORKER_REQUIRED)
+    from bot.container import Container
     from bot.worker import run_worker
 
-    run_worker(settings)
+    run_worker(Container(_settings(WORKER_REQUIRED)))
 
 
 ROTATE_KEY_REQUIRED = ("REDIS_URL", "ENCRYPTION_KEY")

@@ -118,7 +118,3 @@ class Settings(BaseSettings):
         if value is None:
             return ""
         return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-
-
-def load_settings(**overrides: object) -> Settings:
-    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,14 +1,14 @@
-"""The connection state machine: Step 1 (credentials) -> Step 2 (fields) -> Step 3 (confirm) -> approval.
+"""The connection's life: Step 1 (credentials) -> Step 2 (fields) -> Step 3 (confirm) -> approval -> sync.
 
-Plain functions over the `Store`, so Slack handlers stay thin and every rule is testable
-without Slack. Every state change goes through one atomic read-modify-write
-(`store.update_connection`), and every step appends an audit entry. Role checks
-(admins only) belong to the caller (`bot.roles`); these functions check state.
+The only writer of `Connection.state`. The allowed moves are one table (`TRANSITIONS`, by name);
+each named function makes one of them in one atomic read-modify-write (`store.update_connection`),
+so two clicks at once move a connection once. The user's steps append an audit entry; role
+checks (admins only) belong to the caller (`bot.roles`); these functions check state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,28 +17,76 @@ from email_validator import EmailNotValidError, validate_email
 
 from bot import audit
 from bot.errors import FlowError
-from bot.models import CheckResult, Connection, Credentials, DynamicsLock, Entity, FieldPlan, FlowState, now
+from bot.models import (
+    CheckResult,
+    Connection,
+    Credentials,
+    DynamicsLock,
+    Entity,
+    FieldPlan,
+    FlowState,
+    RunStatus,
+    SyncRun,
+    now,
+)
 from bot.store import Store
 
 EDITABLE: frozenset[FlowState] = frozenset({FlowState.credentials, FlowState.fields, FlowState.confirm})
 CONNECTED: frozenset[FlowState] = frozenset(
     {FlowState.approved, FlowState.syncing, FlowState.paused, FlowState.synced}
 )
+# The states a connection with a sync run can be in; the run's status decides which comes next.
+WITH_RUN: frozenset[FlowState] = frozenset({*CONNECTED, FlowState.failed, FlowState.cancelled})
 
+# Every allowed move of `Connection.state`, by name: (the states it may start from, the state it ends in).
+TRANSITIONS: dict[str, tuple[frozenset[FlowState], FlowState]] = {
+    "verify_credentials": (EDITABLE, FlowState.fields),
+    "select_fields": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.fields),
+    "save_plan": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.confirm),
+    "set_notify_email": (frozenset({FlowState.confirm}), FlowState.confirm),
+    "cancel": (EDITABLE, FlowState.cancelled),
+    "request_approval": (frozenset({FlowState.confirm}), FlowState.awaiting_approval),
+    "approve": (frozenset({FlowState.awaiting_approval}), FlowState.approved),
+    "release_to_confirm": (frozenset({FlowState.awaiting_approval}), FlowState.confirm),
+    "start_sync": (CONNECTED | {FlowState.failed}, FlowState.syncing),
+    "sync_running": (WITH_RUN, FlowState.syncing),
+    "sync_paused": (WITH_RUN, FlowState.paused),
+    "sync_finished": (WITH_RUN, FlowState.synced),
+    "sync_failed": (WITH_RUN, FlowState.failed),
+    "sync_cancelled": (WITH_RUN, FlowState.cancelled),
+}
+
+# The connection follows its sync run: the run's status names the move.
+RUN_MOVES: dict[RunStatus, str] = {
+    RunStatus.queued: "sync_running",
+    RunStatus.running: "sync_running",
+    RunStatus.paused: "sync_paused",
+    RunStatus.finished: "sync_finished",
+    RunStatus.cancelled: "sync_cancelled",
+    RunStatus.failed: "sync_failed",
+}
+
+# What each state means, in words for Slack (status, App Home, refusals).
 STATE_TEXT: dict[FlowState, str] = {
-    FlowState.credentials: "still at Step 1 (credentials)",
-    FlowState.fields: "at Step 2 (fields to sync)",
-    FlowState.confirm: "at Step 3 (ready to ask for approval)",
-    FlowState.awaiting_approval: "waiting for a team lead's approval",
-    FlowState.approved: "approved and about to sync",
-    FlowState.syncing: "syncing",
-    FlowState.paused: "paused",
-    FlowState.synced: "synced",
-    FlowState.failed: "stopped after a failure",
-    FlowState.cancelled: "cancelled",
+    FlowState.credentials: "Step 1 of 3: entering the Dynamics credentials.",
+    FlowState.fields: "Step 2 of 3: credentials verified; choosing the fields to sync.",
+    FlowState.confirm: "Step 3 of 3: plan saved; ready to ask a team lead for approval.",
+    FlowState.awaiting_approval: "Waiting for a team lead to approve the sync.",
+    FlowState.approved: "Approved: creating the Marketo fields and starting the sync.",
+    FlowState.syncing: "The initial sync is running.",
+    FlowState.paused: "The sync is paused.",
+    FlowState.synced: "Connected: changes in Dynamics sync to Marketo every few minutes.",
+    FlowState.failed: "The connection failed; see the last message for why.",
+    FlowState.cancelled: "The connection was cancelled.",
 }
 
 START_LOCK_SECONDS = 10
+
+
+def allowed(move: str, state: FlowState) -> bool:
+    """True when the named move may start from `state`."""
+    sources, _ = TRANSITIONS[move]
+    return state in sources
 
 
 def locked_message(url: str) -> str:
@@ -104,7 +152,7 @@ def can_edit(connection: Connection) -> bool:
 
 def _refusal(connection: Connection) -> FlowError:
     return FlowError(
-        f"That can't be done now: this connection is {STATE_TEXT[connection.state]}. "
+        f"That can't be done now. {STATE_TEXT[connection.state]} "
         "Run /connect-dynamics status to see where things stand."
     )
 
@@ -113,26 +161,24 @@ def _gone() -> FlowError:
     return FlowError("That connection no longer exists. Run /connect-dynamics to start again.")
 
 
-def _apply(
-    store: Store,
-    team_id: str,
-    connection_id: str,
-    from_states: Collection[FlowState],
-    to_state: FlowState,
-    update: Callable[[Connection], Mapping[str, Any]],
-) -> Connection:
-    """Atomically move a connection from one of `from_states` to `to_state` with `update`'s changes."""
+Changes = Callable[[Connection], Mapping[str, Any]]
+
+
+def _moved(current: Connection, move: str, changes: Mapping[str, Any]) -> Connection:
+    unknown = set(changes) - set(Connection.model_fields)
+    if unknown:
+        raise ValueError(f"not Connection fields: {sorted(unknown)}")
+    _, target = TRANSITIONS[move]
+    return Connection.model_validate({**current.model_dump(), **changes, "state": target, "updated_at": now()})
+
+
+def _apply(store: Store, team_id: str, connection_id: str, move: str, update: Changes) -> Connection:
+    """Atomically make the named move with `update`'s changes; FlowError when it is not allowed now."""
 
     def change(current: Connection) -> Connection:
-        if current.state not in from_states:
+        if not allowed(move, current.state):
             raise _refusal(current)
-        changes = dict(update(current))
-        unknown = set(changes) - set(Connection.model_fields)
-        if unknown:
-            raise ValueError(f"not Connection fields: {sorted(unknown)}")
-        return Connection.model_validate(
-            {**current.model_dump(), **changes, "state": to_state, "updated_at": now()}
-        )
+        return _moved(current, move, update(current))
 
     stored = store.update_connection(team_id, connection_id, change)
     if stored is None:
@@ -140,19 +186,67 @@ def _apply(
     return stored
 
 
-def transition(
-    store: Store,
-    team_id: str,
-    connection_id: str,
-    from_states: Collection[FlowState],
-    to_state: FlowState,
-    **changes: Any,
-) -> Connection:
-    """Atomically move a connection to `to_state` and apply `changes` (Connection fields).
+def _apply_if(
+    store: Store, team_id: str, connection_id: str, move: str, when: Callable[[Connection], bool], **changes: Any
+) -> Connection | None:
+    """Atomically make the named move when it is allowed and `when` holds; otherwise change nothing.
 
-    Raises FlowError (plain message) when the connection is missing or not in `from_states`.
+    For moves that follow another record (an approval, a run): a connection that has moved on is left
+    as it is. Returns the moved connection, None when nothing moved.
     """
-    return _apply(store, team_id, connection_id, from_states, to_state, lambda _: changes)
+    moved = False
+
+    def change(current: Connection) -> Connection | None:
+        nonlocal moved
+        moved = allowed(move, current.state) and when(current)
+        return _moved(current, move, changes) if moved else None
+
+    stored = store.update_connection(team_id, connection_id, change)
+    return stored if moved else None
+
+
+# -- moves that follow an approval ------------------------------------------------------------------------
+
+
+def request_approval(store: Store, team_id: str, connection_id: str, approval_id: str) -> Connection:
+    """Step 3's Begin sync: at most one pending request per connection. FlowError when not at Step 3."""
+    return _apply(store, team_id, connection_id, "request_approval",
+                  lambda _: {"approval_id": approval_id, "error": None})
+
+
+def approve(store: Store, team_id: str, connection_id: str, approval_id: str) -> Connection | None:
+    """The connection's pending request was approved."""
+    return _apply_if(store, team_id, connection_id, "approve", lambda c: c.approval_id == approval_id)
+
+
+def release_to_confirm(store: Store, team_id: str, connection_id: str, approval_id: str | None) -> Connection | None:
+    """Back to Step 3 (editable) if the connection still waits on this approval (rejected, expired, withdrawn)."""
+    return _apply_if(store, team_id, connection_id, "release_to_confirm",
+                     lambda c: c.approval_id == approval_id, approval_id=None)
+
+
+def note_approval_error(store: Store, team_id: str, connection_id: str, approval_id: str, error: str | None) -> None:
+    """Why starting the sync of an approved request failed (None once it worked); the state stays."""
+
+    def change(current: Connection) -> Connection | None:
+        if current.approval_id != approval_id or current.error == error:
+            return None
+        return current.model_copy(update={"error": error, "updated_at": now()})
+
+    store.update_connection(team_id, connection_id, change)
+
+
+# -- moves that follow a sync run -------------------------------------------------------------------------
+
+
+def start_sync(store: Store, team_id: str, connection_id: str, run_id: str) -> Connection:
+    """A sync run starts (initial, or a re-read of some entities): the connection follows it from now on."""
+    return _apply(store, team_id, connection_id, "start_sync", lambda _: {"run_id": run_id})
+
+
+def follow_run(store: Store, run: SyncRun) -> Connection | None:
+    """The connection takes the state its current run's status names; a connection on another run stays."""
+    return _apply_if(store, run.team_id, run.connection_id, RUN_MOVES[run.status], lambda c: c.run_id == run.id)
 
 
 def _record(store: Store, team_id: str, actor: str, action: str, connection_id: str, detail: str = "") -> None:
@@ -254,7 +348,7 @@ def record_credentials(
             changes.update(selected={}, plan=None, duplicate_count=None, duplicate_records=None, duplicate_examples=[])
         return changes
 
-    connection = _apply(store, team_id, connection_id, EDITABLE, FlowState.fields, update)
+    connection = _apply(store, team_id, connection_id, "verify_credentials", update)
     if credentials is not None:
         store.save_credentials(team_id, connection_id, credentials)
     _record(store, team_id, user, audit.CREDENTIALS_VERIFIED, connection_id, f"checklist passed for {url}")
@@ -268,10 +362,7 @@ def save_selection(
     clean = {Entity(entity).value: list(dict.fromkeys(names)) for entity, names in selected.items()}
     if not any(clean.values()):
         raise FlowError("Select at least one field to sync.")
-    connection = transition(
-        store, team_id, connection_id, {FlowState.fields, FlowState.confirm}, FlowState.fields,
-        selected=clean, plan=None,
-    )
+    connection = _apply(store, team_id, connection_id, "select_fields", lambda _: {"selected": clean, "plan": None})
     counts = ", ".join(f"{entity} {len(names)}" for entity, names in clean.items())
     _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id, f"fields selected: {counts}")
     return connection
@@ -289,11 +380,9 @@ def save_plan(
     duplicate_examples: list[tuple[str, int]] | None = None,
 ) -> Connection:
     """End of Step 2: the plan (fields to create, record counts); moves to Step 3."""
-    connection = transition(
-        store, team_id, connection_id, {FlowState.fields, FlowState.confirm}, FlowState.confirm,
-        plan=plan, duplicate_count=duplicate_count, duplicate_records=duplicate_records,
-        duplicate_examples=duplicate_examples or [],
-    )
+    changes = {"plan": plan, "duplicate_count": duplicate_count, "duplicate_records": duplicate_records,
+               "duplicate_examples": duplicate_examples or []}
+    connection = _apply(store, team_id, connection_id, "save_plan", lambda _: changes)
     counts = ", ".join(
         f"{p.entity.value} {p.record_count if p.record_count is not None else '?'}" for p in plan.entities
     )
@@ -308,15 +397,13 @@ def set_notify_email(store: Store, team_id: str, connection_id: str, user: str, 
         address = validate_email(email.strip(), check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise FlowError("That doesn't look like an email address. Enter one like name@example.com.") from exc
-    connection = transition(
-        store, team_id, connection_id, {FlowState.confirm}, FlowState.confirm, notify_email=address
-    )
+    connection = _apply(store, team_id, connection_id, "set_notify_email", lambda _: {"notify_email": address})
     _record(store, team_id, user, audit.NOTIFY_EMAIL_SET, connection_id, "completion email address set")
     return connection
 
 
 def cancel_connection(store: Store, team_id: str, connection_id: str, user: str) -> Connection:
     """Abandon a draft (Steps 1-3). A pending approval is withdrawn with ApprovalService.cancel."""
-    connection = transition(store, team_id, connection_id, EDITABLE, FlowState.cancelled)
+    connection = _apply(store, team_id, connection_id, "cancel", lambda _: {})
     _record(store, team_id, user, audit.CONNECTION_CANCELLED, connection_id, "draft cancelled")
     return connection

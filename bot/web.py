@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.runtime import Runtime
+from bot.container import Container
 from bot.slack_payloads import Rejected, guard_request
 
 log = logging.getLogger(__name__)
@@ -67,8 +67,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def create_web_app(bolt: App, runtime: Runtime) -> Starlette:
-    signing_secret = runtime.settings.secret("SLACK_SIGNING_SECRET")
+def create_web_app(bolt: App, container: Container) -> Starlette:
+    signing_secret = container.settings.secret("SLACK_SIGNING_SECRET")
     metrics = Metrics()
 
     async def slack_events(request: Request) -> Response:
@@ -97,7 +97,7 @@ def create_web_app(bolt: App, runtime: Runtime) -> Starlette:
 
     async def healthz(_: Request) -> Response:
         try:
-            await run_in_threadpool(runtime.store.ping)
+            await run_in_threadpool(container.store.ping)
         except Exception as exc:  # noqa: BLE001
             return JSONResponse({"ok": False, "redis": f"unreachable: {type(exc).__name__}"}, status_code=503)
         return JSONResponse({"ok": True, "redis": "ok"})

@@ -13,11 +13,10 @@ import threading
 
 from bot.approvals import ApprovalService
 from bot.config import WORKER_REQUIRED, Settings
-from bot.runtime import Runtime
-from bot.services import Services
+from bot.container import Container
 from bot.store import jobs
-from bot.sync import incremental
-from bot.sync.jobs import SyncContext, install_context
+from bot.sync import entry, incremental
+from bot.sync.ports import SyncServices
 from bot.sync.sweeper import sweep
 
 log = logging.getLogger(__name__)
@@ -27,23 +26,23 @@ class Maintenance(threading.Thread):
     """Every `SYNC_SWEEP_SECONDS`: revive sync jobs whose worker died; enqueue due incremental syncs;
     expire approval requests past their TTL even when nobody clicks (messages updated, requester told)."""
 
-    def __init__(self, context: SyncContext, approvals: ApprovalService | None = None) -> None:
+    def __init__(self, services: SyncServices, approvals: ApprovalService | None = None) -> None:
         super().__init__(daemon=True, name="sync-maintenance")
-        self.context = context
+        self.services = services
         self.approvals = approvals
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        settings = self.context.settings
+        settings = self.services.settings
         while not self.stopped.wait(settings.SYNC_SWEEP_SECONDS):
             self.tick()
 
     def tick(self) -> None:
-        context = self.context
+        services = self.services
         try:
-            sweep(context.store, context.queue, lease_seconds=context.settings.SYNC_LEASE_SECONDS,
-                  notifier=context.notifier)
-            incremental.schedule_due(context.store, context.queue, context.settings)
+            sweep(services.store, services.queue, lease_seconds=services.settings.SYNC_LEASE_SECONDS,
+                  notifier=services.notifier)
+            incremental.schedule_due(services.store, services.queue, services.settings)
         except Exception:
             log.exception("sync maintenance failed; trying again next round")
         try:
@@ -54,20 +53,19 @@ class Maintenance(threading.Thread):
     def expire_approvals(self) -> None:
         if self.approvals is None:
             return
-        for team_id in self.context.store.teams_with_pending_approvals():
+        for team_id in self.services.store.teams_with_pending_approvals():
             self.approvals.expire_due(team_id)
 
 
-def run_worker(settings: Settings, *, burst: bool = False, services: Services | None = None) -> bool:
-    """Work the sync queue until stopped (or, with `burst`, until it is empty)."""
-    settings.require(WORKER_REQUIRED)
-    services = services or Services(settings)
-    context = SyncContext.from_services(services)
-    install_context(context)
-    maintenance = Maintenance(context, Runtime(services).approvals)
+def run_worker(container: Container, *, burst: bool = False) -> bool:
+    """Work the sync queue until stopped (or, with `burst`, until it is empty). The container's sync
+    services are installed for this process's jobs before the first job runs."""
+    container.settings.require(WORKER_REQUIRED)
+    entry.install(container.sync)
+    maintenance = Maintenance(container.sync, container.approvals)
     maintenance.tick()
     maintenance.start()
-    worker = jobs.worker([context.queue], services.redis)
+    worker = jobs.worker([container.queue], container.redis)
     try:
         return worker.work(burst=burst, logging_level="INFO")
     finally:
@@ -76,7 +74,7 @@ def run_worker(settings: Settings, *, burst: bool = False, services: Services | 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker(Settings())
+    run_worker(Container(Settings()))
 
 
 if __name__ == "__main__":

@@ -12,35 +12,35 @@ from handlers.context import Ctx, Route
 
 def on_plan_submit(ctx: Ctx[ViewPayload]) -> None:
     """The plan is accepted: Step 3, its duplicate report computed after the ack when not saved yet."""
-    runtime = ctx.runtime
-    step3 = confirm.open_step3(runtime.store, ctx.team_id, ViewMetadata.parse(ctx.payload.view.private_metadata)
+    container = ctx.container
+    step3 = confirm.open_step3(container.store, ctx.team_id, ViewMetadata.parse(ctx.payload.view.private_metadata)
                                .connection_id)
     ctx.ack(response_action="update", view=step3.view)
     if step3.report_pending:
-        ctx.fill_modal(confirm.duplicate_report, runtime.store, runtime.services.dataverse, ctx.team_id,
+        ctx.fill_modal(confirm.duplicate_report, container.store, container.dataverse, ctx.team_id,
                        step3.connection_id)
 
 
 def on_begin_sync(ctx: Ctx[ViewPayload]) -> None:
     """Begin sync asks for approval; it starts nothing."""
-    runtime = ctx.runtime
+    container = ctx.container
     view = ctx.payload.view
-    channel = runtime.settings.APPROVAL_CHANNEL
-    requested = confirm.begin_sync(runtime.store, runtime.approvals, channel, ctx.team_id, ctx.user_id,
+    channel = container.settings.APPROVAL_CHANNEL
+    requested = confirm.begin_sync(container.store, container.approvals, channel, ctx.team_id, ctx.user_id,
                                    ViewMetadata.parse(view.private_metadata).connection_id,
                                    view.value(ids.NOTIFY_EMAIL_BLOCK, ids.NOTIFY_EMAIL_ACTION) or "")
     if requested.approval is None:
         ctx.ack(response_action="errors", errors=requested.errors)
         return
     ctx.ack(response_action="update", view=requested.view)
-    ctx.later(confirm.post_request, runtime.store, runtime.approvals, runtime.approvals.effects, ctx.client, channel,
-              runtime.roles.leads, requested.approval)
+    ctx.later(confirm.post_request, container.store, container.approvals, container.approvals.effects, ctx.client, channel,
+              container.roles.leads, requested.approval)
 
 
 def on_approve(ctx: Ctx[ActionPayload]) -> None:
     ctx.ack()
-    runtime = ctx.runtime
-    ctx.tell_later(decide.approve, runtime.approvals, runtime.approvals.effects, ctx.team_id, ctx.user_id,
+    container = ctx.container
+    ctx.tell_later(decide.approve, container.approvals, container.approvals.effects, ctx.team_id, ctx.user_id,
                    ctx.payload.action.value or "")
 
 
@@ -51,7 +51,7 @@ def on_reject(ctx: Ctx[ActionPayload]) -> None:
 
 
 def _ask_reason(ctx: Ctx[ActionPayload], approval_id: str) -> None:
-    form = decide.reason_form(ctx.runtime.approvals, ctx.team_id, ctx.user_id, approval_id)
+    form = decide.reason_form(ctx.container.approvals, ctx.team_id, ctx.user_id, approval_id)
     if isinstance(form, str):
         ctx.tell(form)
     else:
@@ -66,7 +66,7 @@ def on_reject_reason(ctx: Ctx[ViewPayload]) -> None:
         ctx.ack(response_action="errors", errors=errors)
         return
     ctx.ack()
-    ctx.tell_later(decide.reject, ctx.runtime.approvals, ctx.team_id, ctx.user_id,
+    ctx.tell_later(decide.reject, ctx.container.approvals, ctx.team_id, ctx.user_id,
                    ViewMetadata.parse(view.private_metadata).approval_id or "", reason)
 
 

@@ -21,8 +21,8 @@ def connect(ctx: Ctx[SlashCommand]) -> None:
     opened after it, while the trigger is fresh, so that under a burst of admins no ack waits on
     Redis. A refusal (a request awaiting approval, a locked org) is told."""
     ctx.ack()
-    runtime = ctx.runtime
-    ctx.later(start.open_flow, runtime.store, runtime.metadata, runtime.services.dataverse, ctx.client,
+    container = ctx.container
+    ctx.later(start.open_flow, container.store, container.metadata, container.dataverse, ctx.client,
               ctx.team_id, ctx.user_id, ctx.payload.trigger_id)
 
 
@@ -31,24 +31,24 @@ def show_help(ctx: Ctx[SlashCommand]) -> None:
 
 
 def status(ctx: Ctx[SlashCommand]) -> None:
-    ctx.ack(**status_step.status(ctx.runtime.store, ctx.team_id).to_dict())
+    ctx.ack(**status_step.status(ctx.container.store, ctx.team_id).to_dict())
 
 
 def audit(ctx: Ctx[SlashCommand]) -> None:
-    ctx.ack(**status_step.audit_log(ctx.runtime.audit, ctx.team_id).to_dict())
+    ctx.ack(**status_step.audit_log(ctx.container.audit, ctx.team_id).to_dict())
 
 
 def cancel(ctx: Ctx[SlashCommand]) -> None:
     """Cancel what is in progress: a running sync, a pending approval, or a draft."""
-    runtime = ctx.runtime
-    said = control.cancel_current(runtime.store, runtime.approvals, runtime.approvals.effects, runtime.audit,
-                                  runtime.notifier, ctx.team_id, ctx.user_id)
+    container = ctx.container
+    said = control.cancel_current(container.store, container.approvals, container.approvals.effects, container.audit,
+                                  container.notifier, ctx.team_id, ctx.user_id)
     ctx.ack(text=escape(said))
 
 
 def resume(ctx: Ctx[SlashCommand]) -> None:
-    runtime = ctx.runtime
-    said = control.resume_current(runtime.store, runtime.services.queue(), runtime.audit, ctx.team_id, ctx.user_id)
+    container = ctx.container
+    said = control.resume_current(container.store, container.queue, container.audit, ctx.team_id, ctx.user_id)
     ctx.ack(text=escape(said))
 
 

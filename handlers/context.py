@@ -17,9 +17,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.views import View
 
+from bot.container import Container
 from bot.errors import BotError
 from bot.roles import ANYONE, Permission
-from bot.runtime import Runtime
 from bot.slack_payloads import Payload
 from bot.views.common import error_modal
 from bot.views.kit import Message, escape
@@ -37,7 +37,7 @@ def user_message(exc: BaseException) -> str:
 
 @dataclass
 class Ctx(Generic[P]):
-    runtime: Runtime
+    container: Container
     ack: Ack
     client: WebClient
     payload: P
@@ -65,14 +65,14 @@ class Ctx(Generic[P]):
             if self.payload.channel_id:
                 self.client.chat_postEphemeral(channel=self.payload.channel_id, user=self.user_id, text=text)
             else:
-                self.runtime.notifier.direct_message(self.user_id, Message(text=text))
+                self.container.notifier.direct_message(self.user_id, Message(text=text))
         except SlackApiError:
             log.warning("could not tell user %s: %s", self.user_id, text)
 
     def tell_after_ack(self, text: str) -> None:
         """`tell` on the background pool. Listeners run before Bolt sends the ack
         (process_before_response), so a Slack call made in one delays the ack itself."""
-        self.runtime.background.submit(self.tell, text)
+        self.container.background.submit(self.tell, text)
 
     def later(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         """Run `fn` after the ack; an error becomes a message in the modal (if any) or an ephemeral."""
@@ -85,7 +85,7 @@ class Ctx(Generic[P]):
             else:
                 self.tell(text)
 
-        self.runtime.background.submit(fn, *args, on_error=report, **kwargs)
+        self.container.background.submit(fn, *args, on_error=report, **kwargs)
 
     def fill_modal(self, build: Callable[..., View], *args: Any, **kwargs: Any) -> None:
         """After the ack, build the modal's next view (the slow part of a step) and show it."""

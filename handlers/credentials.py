@@ -26,27 +26,27 @@ def _form(view: SlackView) -> CredentialsForm:
 
 def on_submit(ctx: Ctx[ViewPayload]) -> None:
     view = ctx.payload.view
-    runtime = ctx.runtime
-    allowlist = HostAllowlist(runtime.settings.DYNAMICS_HOST_ALLOWLIST)
-    checked = credentials.submit_form(runtime.store, allowlist, ctx.team_id, ctx.user_id, _form(view))
+    container = ctx.container
+    allowlist = HostAllowlist(container.settings.DYNAMICS_HOST_ALLOWLIST)
+    checked = credentials.submit_form(container.store, allowlist, ctx.team_id, ctx.user_id, _form(view))
     if checked.errors:
         ctx.ack(response_action="errors", errors=checked.errors)
         return
     ctx.ack(response_action="update", view=checked.view)
-    ctx.fill_modal(credentials.check_credentials, runtime.store, runtime.settings, ctx.team_id, ctx.user_id,
+    ctx.fill_modal(credentials.check_credentials, container.store, container.settings, ctx.team_id, ctx.user_id,
                    ViewMetadata.parse(view.private_metadata).connection_id, checked.credentials)
 
 
 def on_back_to_form(ctx: Ctx[ActionPayload]) -> None:
     ctx.ack()
-    ctx.fill_modal(credentials.back_to_form, ctx.runtime.store, ctx.team_id, ctx.user_id, ctx.payload.action.value)
+    ctx.fill_modal(credentials.back_to_form, ctx.container.store, ctx.team_id, ctx.user_id, ctx.payload.action.value)
 
 
 def on_checklist_continue(ctx: Ctx[ViewPayload]) -> None:
     """The checklist passed and the user pressed Continue: on to Step 2."""
-    runtime = ctx.runtime
+    container = ctx.container
     ctx.ack(response_action="update", view=fields.reading_fields())
-    ctx.fill_modal(fields.load_fields, runtime.store, runtime.metadata, runtime.services.dataverse, ctx.team_id,
+    ctx.fill_modal(fields.load_fields, container.store, container.metadata, container.dataverse, ctx.team_id,
                    ViewMetadata.parse(ctx.payload.view.private_metadata).connection_id)
 
 

@@ -26,7 +26,7 @@ def _selection(view: SlackView | None) -> dict[str, list[str]]:
 
 def on_options(ctx: Ctx[SuggestionPayload]) -> None:
     suggestion = ctx.payload
-    ctx.ack(options=fields.field_options(ctx.runtime.store, ctx.runtime.metadata, ctx.team_id,
+    ctx.ack(options=fields.field_options(ctx.container.store, ctx.container.metadata, ctx.team_id,
                                          _connection_id(suggestion.view), suggestion.action_id, suggestion.value))
 
 
@@ -38,20 +38,20 @@ def on_select(ctx: Ctx[ActionPayload]) -> None:
 def on_refresh(ctx: Ctx[ActionPayload]) -> None:
     view = ctx.payload.view
     connection_id = ctx.payload.action.value or _connection_id(view)
-    runtime = ctx.runtime
+    container = ctx.container
     ctx.ack()
-    ctx.fill_modal(fields.refresh_fields, runtime.store, runtime.metadata, runtime.services.dataverse, ctx.team_id,
+    ctx.fill_modal(fields.refresh_fields, container.store, container.metadata, container.dataverse, ctx.team_id,
                    ctx.user_id, connection_id, _selection(view))
 
 
 def on_submit(ctx: Ctx[ViewPayload]) -> None:
     view = ctx.payload.view
-    runtime = ctx.runtime
+    container = ctx.container
     connection_id = _connection_id(view)
     ctx.ack(response_action="update",
-            view=fields.choose_fields(runtime.store, ctx.team_id, ctx.user_id, connection_id, _selection(view)))
-    ctx.fill_modal(fields.build_the_plan, runtime.store, runtime.metadata, runtime.services.dataverse,
-                   runtime.services.marketo, ctx.team_id, ctx.user_id, connection_id)
+            view=fields.choose_fields(container.store, ctx.team_id, ctx.user_id, connection_id, _selection(view)))
+    ctx.fill_modal(fields.build_the_plan, container.store, container.metadata, container.dataverse,
+                   container.marketo, ctx.team_id, ctx.user_id, connection_id)
 
 
 OPTIONS = {ids.fields_action_id(entity): Route(on_options, CONNECT) for entity in Entity}

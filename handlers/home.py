@@ -7,8 +7,8 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.container import Container
 from bot.roles import CONNECT
-from bot.runtime import Runtime
 from bot.slack_payloads import ActionPayload
 from bot.steps import start, status
 from bot.views import ids
@@ -18,13 +18,13 @@ from handlers.context import Ctx, Route
 log = logging.getLogger(__name__)
 
 
-def publish(runtime: Runtime, client: WebClient, body: dict) -> None:
+def publish(container: Container, client: WebClient, body: dict) -> None:
     event = body.get("event") or {}
     team_id, user = body.get("team_id"), event.get("user")
     if not team_id or not user or event.get("tab", "home") != "home":
         return
     try:
-        client.views_publish(user_id=user, view=status.home(runtime.store, team_id))
+        client.views_publish(user_id=user, view=status.home(container.store, team_id))
     except SlackApiError as exc:
         log.warning("could not publish App Home: %s", exc.response.get("error"))
 
@@ -32,8 +32,8 @@ def publish(runtime: Runtime, client: WebClient, body: dict) -> None:
 def on_connect(ctx: Ctx[ActionPayload]) -> None:
     """The App Home "Connect" button: the same as `/connect-dynamics`."""
     ctx.ack()
-    runtime = ctx.runtime
-    ctx.later(start.open_flow, runtime.store, runtime.metadata, runtime.services.dataverse, ctx.client,
+    container = ctx.container
+    ctx.later(start.open_flow, container.store, container.metadata, container.dataverse, ctx.client,
               ctx.team_id, ctx.user_id, ctx.payload.trigger_id)
 
 

@@ -16,8 +16,8 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
+from bot.container import Container
 from bot.errors import BotError
-from bot.runtime import Runtime
 from bot.slack_payloads import ActionPayload, SlashCommand, SuggestionPayload, ViewPayload
 from bot.steps.status import unknown_subcommand
 from bot.views.common import error_modal, info_modal
@@ -60,7 +60,7 @@ def _dispatch(route: Route[P], ctx: Ctx[P], refuse: Refuse) -> None:
     """Check the route's permission, run its handler; a BotError becomes its plain message, anything
     else a generic one (and a log line)."""
     try:
-        ctx.runtime.roles.check(ctx.user_id, route.permission)
+        ctx.container.roles.check(ctx.user_id, route.permission)
         route.handler(ctx)
     except Exception as exc:  # noqa: BLE001 - the user gets a plain message, never a trace
         if not isinstance(exc, BotError):
@@ -72,10 +72,10 @@ def _dispatch(route: Route[P], ctx: Ctx[P], refuse: Refuse) -> None:
             refuse(ctx, text)
 
 
-def register(app: App, runtime: Runtime) -> None:
+def register(app: App, container: Container) -> None:
     @app.command(re.compile(r"^/"))
     def on_command(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = Ctx(runtime, ack, client, SlashCommand.model_validate(body))
+        ctx = Ctx(container, ack, client, SlashCommand.model_validate(body))
         name = commands.subcommand(ctx.payload.text)
         route = commands.SUBCOMMANDS.get(name)
         if route is None:
@@ -85,7 +85,7 @@ def register(app: App, runtime: Runtime) -> None:
 
     @app.action(re.compile(r".*"))
     def on_action(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = Ctx(runtime, ack, client, ActionPayload.model_validate(body))
+        ctx = Ctx(container, ack, client, ActionPayload.model_validate(body))
         action_id = ctx.payload.action.action_id
         route = ACTIONS.get(action_id)
         if route is None:
@@ -97,7 +97,7 @@ def register(app: App, runtime: Runtime) -> None:
 
     @app.view(re.compile(r".*"))
     def on_view(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = Ctx(runtime, ack, client, ViewPayload.model_validate(body))
+        ctx = Ctx(container, ack, client, ViewPayload.model_validate(body))
         route = VIEWS.get(ctx.payload.view.callback_id)
         if route is None:
             ack(response_action="update", view=info_modal("No longer valid", STALE_BUTTON))
@@ -110,7 +110,7 @@ def register(app: App, runtime: Runtime) -> None:
 
     @app.options(re.compile(r".*"))
     def on_options(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = Ctx(runtime, ack, client, SuggestionPayload.model_validate(body))
+        ctx = Ctx(container, ack, client, SuggestionPayload.model_validate(body))
         route = OPTIONS.get(ctx.payload.action_id)
         if route is None:
             ack(options=[])
@@ -119,7 +119,7 @@ def register(app: App, runtime: Runtime) -> None:
 
     @app.event("app_home_opened")
     def on_home(body: dict, client: WebClient) -> None:
-        home.publish(runtime, client, body)
+        home.publish(container, client, body)
 
     @app.error
     def on_error(error: Exception) -> None:

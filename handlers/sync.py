@@ -11,15 +11,15 @@ from handlers.context import Ctx, Route
 
 def on_cancel_button(ctx: Ctx[ActionPayload]) -> None:
     ctx.ack()
-    runtime = ctx.runtime
-    ctx.tell_later(control.cancel_current, runtime.store, runtime.approvals, runtime.approvals.effects, runtime.audit,
-                   runtime.notifier, ctx.team_id, ctx.user_id)
+    container = ctx.container
+    ctx.tell_later(control.cancel_current, container.store, container.approvals, container.approvals.effects, container.audit,
+                   container.notifier, ctx.team_id, ctx.user_id)
 
 
 def on_resume_button(ctx: Ctx[ActionPayload]) -> None:
     ctx.ack()
-    runtime = ctx.runtime
-    ctx.tell_later(control.resume_current, runtime.store, runtime.services.queue(), runtime.audit, ctx.team_id,
+    container = ctx.container
+    ctx.tell_later(control.resume_current, container.store, container.queue, container.audit, ctx.team_id,
                    ctx.user_id, ctx.payload.action.value)
 
 

@@ -15,7 +15,7 @@ import time
 import fakeredis
 
 from bot.config import Settings
-from bot.services import Services
+from bot.container import Container
 from sandbox.driver import SlackDriver
 from sandbox.polling import wait_for
 from sandbox.server import ServerThread
@@ -24,7 +24,7 @@ from sandbox.stack import SIGNING_SECRET, build_stack
 from sandbox.story import Story
 
 RULE = "═" * 96
-# The store is an in-process fakeredis server whose client is handed to `Services`; this URL only
+# The store is an in-process fakeredis server whose client is handed to each `Container`; this URL only
 # satisfies the settings that name REDIS_URL as required, nothing connects to it.
 EMBEDDED_REDIS_URL = "fakeredis://"
 
@@ -35,7 +35,6 @@ def _show(title: str, text: str) -> None:
 
 def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int:
     from bot.app import build_app
-    from bot.runtime import Runtime
     from bot.web import create_web_app
     from bot.worker import run_worker
     from sandbox.verify import verify_sync
@@ -49,24 +48,24 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
         env = stack.env(REDIS_URL=EMBEDDED_REDIS_URL, PROGRESS_UPDATE_SECONDS=1, SMTP_URL=smtp_url)
         settings = Settings(**env)
         store = fakeredis.FakeServer()
-        runtime = Runtime(Services(settings, redis_client=fakeredis.FakeRedis(server=store)))
-        web = ServerThread(create_web_app(build_app(runtime), runtime)).start()
+        # Two containers, as the web and worker processes of a deployment each build their own.
+        container = Container(settings, redis_client=fakeredis.FakeRedis(server=store))
+        web = ServerThread(create_web_app(build_app(container), container)).start()
         try:
             with SlackDriver(web.url, SIGNING_SECRET, emulator=stack.slack) as driver:
                 story = Story(driver, stack.slack, stack.dynamics.url, show=_show)
                 story.request_and_approve()
-                queue = runtime.services.queue()
+                queue = container.queue
                 wait_for(lambda: queue.count > 0, "the sync jobs to be enqueued")
                 _show("a worker picks up the sync", f"  {queue.count} jobs queued (one per entity); running them now…")
-                run_worker(settings, burst=True,
-                           services=Services(settings, redis_client=fakeredis.FakeRedis(server=store)))
+                run_worker(Container(settings, redis_client=fakeredis.FakeRedis(server=store)), burst=True)
                 story.completion(timeout=120)
         finally:
             web.stop()
         for email in inbox.messages[:1]:
             body = email.get_body(("plain",)).get_content().strip()
             _show(f"email to {email['To']}: {email['Subject']}", "  " + body.replace("\n", "\n  "))
-        connection = runtime.store.active_connection(stack.slack.team_id)
+        connection = container.store.active_connection(stack.slack.team_id)
         report = verify_sync(stack.dynamics, stack.marketo, connection.plan)
     print()
     print(RULE)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from rq import Queue
 
 from bot import audit, flow
-from bot.approvals import ApprovalService, Outcome
+from bot.approval_outcome import Outcome
+from bot.approvals import ApprovalService
 from bot.audit import AuditLog
 from bot.models import FlowState, RunStatus
 from bot.notify import Notifier
 from bot.steps.ports import ApprovalMessages
 from bot.store import Store
-from bot.sync.jobs import request_cancel, resume_run
+from bot.sync.runs import request_cancel, resume_run
 
 CANCELLING = ("Cancelling: the sync stops at the next batch boundary. Everything written so far stays in "
               "Marketo; /connect-dynamics resume is not possible after a cancel.")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from slack_sdk.models.views import View
 
-from bot.approvals import ApprovalService, Outcome
+from bot.approval_outcome import Outcome
+from bot.approvals import ApprovalService
 from bot.steps.ports import ApprovalMessages
 from bot.views import ids
 from bot.views.approval import reject_reason_modal

@@ -1,4 +1,4 @@
-"""Checkpoints, exact counters and the per-entity lock of a sync run, all in Redis.
+"""Checkpoints and exact counters of a sync run, in Redis.
 
 Batches are numbered in read order (`seq`) and written by several threads, so they finish out
 of order. A finished batch is *booked* in one transaction that (a) adds its counters to the
@@ -9,23 +9,21 @@ Batch boundaries are a pure function of the resume point, so a resumed read cuts
 batches with the same numbers: only batches in flight when the worker died are written again,
 and booking is idempotent per `seq`, so counters stay exact.
 
-Every booking also checks the entity lock (a lease renewed by the running job): a job that lost
-its lease (stalled past the lease, another job took over) can no longer change anything.
+Every booking also checks the entity lock (a lease renewed by the running job, see `lease.py`): a
+job that lost its lease (stalled past the lease, another job took over) can no longer change anything.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from bot.errors import BotError
 from bot.models import Counts, Entity, RunStatus, SyncRun, now
-from bot.store import Lease, RedisError, RunTx, Store
+from bot.store import Lease, RunTx, Store
+from bot.sync.lease import LeaseLost
 from bot.sync.ledger import Ledger, LedgerEntry
 
 
@@ -40,10 +38,6 @@ class EntityState(StrEnum):
 
 LIVE_STATES = frozenset({EntityState.queued, EntityState.running})
 TERMINAL_RUN = frozenset({RunStatus.finished, RunStatus.cancelled, RunStatus.failed})
-
-
-class LeaseLost(BotError):
-    user_message = "Another worker took over this part of the sync; this one stopped without changing anything."
 
 
 class BatchMark(BaseModel):
@@ -85,43 +79,6 @@ class Transition:
     @property
     def changed(self) -> bool:
         return self.run.status != self.before
-
-
-class Heartbeat(threading.Thread):
-    """Renews a lease and watches for a cancel request; sets `stop` when either says to stop."""
-
-    def __init__(self, lease: Lease, interval: float, cancelled: Callable[[], bool]) -> None:
-        super().__init__(daemon=True, name="sync-heartbeat")
-        self.lease = lease
-        self.interval = interval
-        self.cancelled = cancelled
-        self.stop = threading.Event()
-        self.reason: str | None = None
-        self._quit = threading.Event()
-
-    def run(self) -> None:
-        renew_every = max(self.lease.ttl_ms / 3000, 0.05)
-        last_renew = time.monotonic()
-        while not self._quit.wait(self.interval):
-            try:
-                if time.monotonic() - last_renew >= renew_every:
-                    if not self.lease.renew():
-                        self._halt("lease")
-                        return
-                    last_renew = time.monotonic()
-                if self.cancelled():
-                    self._halt("cancel")
-            except RedisError:
-                continue  # a blip: the lease has slack, try again next tick
-
-    def _halt(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-        self.stop.set()
-
-    def close(self) -> None:
-        self._quit.set()
-        self.join(timeout=5)
 
 
 class RunState:

@@ -6,8 +6,9 @@ so the whole takes about as long as the slower side, and memory is one page plus
 however large the table. Each written batch is booked in Redis (see `checkpoint.py`); the
 pipeline itself keeps no state that a crash could lose.
 
-The engine knows its collaborators only by shape (`PageSource.iter_pages`, a `write` callable),
-so it runs the same against the real clients, the emulators and small in-memory fakes.
+The engine knows its collaborators only by shape (`PageSource.iter_pages`, a `MarketoTarget` of
+callables, a `Booking`), so it runs the same against the real clients, the emulators and small
+in-memory fakes.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from typing import Any, Protocol
 
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan
-from bot.sync.checkpoint import BatchOutcome, Checkpoint, Lease, LeaseLost, RunState
+from bot.store import Lease
+from bot.sync.checkpoint import BatchOutcome, Checkpoint, RunState
 from bot.sync.convert import ConversionError, RecordConverter
+from bot.sync.lease import LeaseLost
 from bot.sync.ledger import LedgerEntry
 from bot.sync.mapping import passes_sync_filter
 
@@ -70,15 +73,58 @@ class Outcome:
 
 
 @dataclass
-class _Batch:
-    seq: int
+class Prepared:
+    """Records read from Dataverse made ready for Marketo, and what was left out (filtered) or failed (conversion).
+
+    The one preparation of records, shared by the initial sync's batches and incremental pages."""
+
+    plan: EntityPlan
+    convert: RecordConverter
     records: list[dict] = field(default_factory=list)
     keys: list[tuple[str, str | None]] = field(default_factory=list)  # (Dataverse id, email) per record
     read: int = 0
     filtered_out: int = 0
     failures: list[LedgerEntry] = field(default_factory=list)
+
+    def add(self, record: dict) -> None:
+        self.read += 1
+        prepared = prepare(record, self.plan, self.convert)
+        if prepared is None:
+            self.filtered_out += 1
+        elif isinstance(prepared, LedgerEntry):
+            self.failures.append(prepared)
+        else:
+            self.records.append(prepared)
+            self.keys.append(record_key(record, self.plan.entity))
+
+
+@dataclass
+class _Batch(Prepared):
+    seq: int = 0
     end_link: str | None = None
     end_offset: int = 0
+
+
+@dataclass(frozen=True)
+class MarketoTarget:
+    """Where an entity's batches go. `lookup(ids, fields)` reads records back by their Dynamics id; with it,
+    a batch a dead job left in flight is checked before it is sent again (see `EntitySync._unapplied`)."""
+
+    write: Writer
+    lookup: Lookup | None = None
+    calls_made: Callable[[], int] = lambda: 0
+
+
+@dataclass(frozen=True)
+class Booking:
+    """Where progress is booked: the run's checkpoints under this job's lease, until `stop` is set.
+    `started_at` is the run's start: a person Marketo created after it was created by this run."""
+
+    state: RunState
+    lease: Lease
+    stop: threading.Event
+    started_at: float = 0.0
+    on_progress: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -97,43 +143,26 @@ def is_content_error(exc: BotError) -> bool:
 class EntitySync:
     """Runs one entity's initial sync from its checkpoint until done, stopped or paused."""
 
-    def __init__(
-        self,
-        plan: EntityPlan,
-        source: PageSource,
-        write: Writer,
-        state: RunState,
-        lease: Lease,
-        stop: threading.Event,
-        *,
-        writers: int = 5,
-        batch_size: int = BATCH_SIZE,
-        calls_made: Callable[[], int] = lambda: 0,
-        on_progress: Callable[[], None] = lambda: None,
-        lookup: Lookup | None = None,
-        started_at: float = 0.0,
-    ) -> None:
-        """`lookup(ids, fields)` reads records back from Marketo by their Dynamics id; with it, a batch a
-        dead job left in flight is checked before it is sent again (see `_unapplied`). `started_at` is
-        the run's start: a person Marketo created after it was created by this run."""
+    def __init__(self, plan: EntityPlan, source: PageSource, target: MarketoTarget, booking: Booking, *,
+                 writers: int = 5, batch_size: int = BATCH_SIZE) -> None:
         self.plan = plan
         self.entity = plan.entity
         self.source = source
-        self.write = write
-        self.state = state
-        self.lease = lease
-        self.stop = stop
+        self.write = target.write
+        self.lookup = target.lookup
+        self.calls_made = target.calls_made
+        self.state = booking.state
+        self.lease = booking.lease
+        self.stop = booking.stop
+        self.started_at = booking.started_at
+        self.on_progress = booking.on_progress
         self.writers = max(1, writers)
         self.batch_size = batch_size
-        self.calls_made = calls_made
-        self.on_progress = on_progress
-        self.lookup = lookup
-        self.started_at = started_at
         self._convert = RecordConverter(plan)
         self._queue: queue.Queue[_Batch | _End] = queue.Queue(maxsize=self.writers * 2)
         self._suspect: set[int] = set()
         self._lock = threading.Lock()
-        self._calls_booked = calls_made()
+        self._calls_booked = self.calls_made()
         self._failure: Outcome | None = None
         self._delta_link: str | None = None
 
@@ -189,7 +218,7 @@ class EntitySync:
     def _batches(self, ckpt: Checkpoint) -> Iterator[_Batch]:
         """Cut batches from the resume point; the cut depends only on the records, so it is repeatable."""
         plan, seq = self.plan, ckpt.seq
-        batch = _Batch(seq)
+        batch = self._batch(seq)
         pages = self.source.iter_pages(self.entity.value, plan.select, track_changes=plan.change_tracking,
                                        start_link=ckpt.link)
         skip = ckpt.offset
@@ -200,12 +229,12 @@ class EntitySync:
             last = page
             records = page.records
             for index in range(skip, len(records)):
-                self._take(batch, records[index])
+                batch.add(records[index])
                 if len(batch.records) == self.batch_size:
                     batch.end_link, batch.end_offset = _position(page, index + 1)
                     yield batch
                     seq += 1
-                    batch = _Batch(seq)
+                    batch = self._batch(seq)
             skip = 0
             if page.delta_link:
                 self._delta_link = page.delta_link
@@ -213,16 +242,8 @@ class EntitySync:
             batch.end_link, batch.end_offset = last.link, len(last.records)
             yield batch
 
-    def _take(self, batch: _Batch, record: dict) -> None:
-        batch.read += 1
-        prepared = prepare(record, self.plan, self._convert)
-        if prepared is None:
-            batch.filtered_out += 1
-        elif isinstance(prepared, LedgerEntry):
-            batch.failures.append(prepared)
-        else:
-            batch.records.append(prepared)
-            batch.keys.append(record_key(record, self.entity))
+    def _batch(self, seq: int) -> _Batch:
+        return _Batch(self.plan, self._convert, seq=seq)
 
     def _put(self, item: _Batch | _End) -> bool:
         while not self.stop.is_set():

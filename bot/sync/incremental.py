@@ -30,15 +30,18 @@ from bot.dynamics.errors import ChangeTokenExpired
 from bot.errors import BotError
 from bot.models import Connection, Counts, Entity, EntityPlan, FlowState
 from bot.store import Store, Watermark
-from bot.sync.checkpoint import BatchOutcome, Heartbeat
+from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
-from bot.sync.engine import BATCH_SIZE, fail_all, is_content_error, prepare, record_key, tally
-from bot.sync.jobs import JOB_TIMEOUT, RESULT_TTL, SyncContext, current_context, start_initial_sync
-from bot.sync.ledger import Ledger, LedgerEntry
+from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, tally
+from bot.sync.lease import Heartbeat
+from bot.sync.ledger import Ledger
 from bot.sync.mapping import DELETED_FIELD
+from bot.sync.ports import SyncServices
+from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
 
 log = logging.getLogger(__name__)
 
+INCREMENTAL_JOB = "bot.sync.entry.incremental_entity_job"
 # The first watermark is the initial run's start, this much earlier in case the clocks of this
 # server and Dataverse differ; the few records changed in between are written once more (harmless).
 CLOCK_SKEW_SECONDS = 300
@@ -75,42 +78,37 @@ def schedule_due(store: Store, queue: Queue, settings: Settings, now: float | No
             store.incremental.unschedule(team_id, connection_id)
             continue
         for plan in connection.plan.entities:
-            job = queue.enqueue(incremental_entity_job, team_id, connection_id, plan.entity.value,
+            job = queue.enqueue(INCREMENTAL_JOB, team_id, connection_id, plan.entity.value,
                                 job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                                 description=f"incremental {plan.entity.value} for {connection_id}")
             enqueued.append(job.id)
     return enqueued
 
 
-def incremental_entity_job(team_id: str, connection_id: str, entity: str) -> str:
-    """The RQ entry point (ids only)."""
-    return run_incremental(current_context(), team_id, connection_id, Entity(entity))
-
-
-def run_incremental(context: SyncContext, team_id: str, connection_id: str, entity: Entity) -> str:
+def run_incremental(services: SyncServices, team_id: str, connection_id: str, entity: Entity) -> str:
     """Apply the changes since the stored delta link; returns how it ended."""
-    store = context.store
+    store = services.store
     connection = store.get_connection(team_id, connection_id)
     plan = connection.plan.for_entity(entity) if connection and connection.plan else None
     link = store.delta_links.get(team_id, connection_id, entity.value)
     if connection is None or plan is None or connection.state != FlowState.synced or (plan.change_tracking and not link):
         return "skipped"
-    lease = store.sync_lease(team_id, connection_id, entity.value, context.settings.SYNC_LEASE_SECONDS,
+    lease = store.sync_lease(team_id, connection_id, entity.value, services.settings.SYNC_LEASE_SECONDS,
                              owner=f"incremental-{connection_id}")
     if not lease.take():
         return "busy"
     heartbeat = Heartbeat(lease, 1.0, lambda: False)
     heartbeat.start()
     try:
-        source = context.dataverse(team_id, connection_id)
+        source = services.dataverse(team_id, connection_id)
         try:
             if not plan.change_tracking:
-                return _sync_modified_since(context, connection, plan, source, heartbeat)
-            outcome, new_link = _apply_changes(context, plan, source, link, connection_id)
+                return _sync_modified_since(services, connection, plan, source, heartbeat)
+            outcome, new_link = _apply_changes(services, plan, source, link, connection_id)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
-            start_initial_sync(store, context.queue, connection, context.notifier, entities=[entity], kind="resync")
+            start_initial_sync(store, services.queue, connection, services.notifier, entities=[entity], kind="resync")
             return "resync"
         finally:
             if hasattr(source, "close"):
@@ -126,28 +124,28 @@ def run_incremental(context: SyncContext, team_id: str, connection_id: str, enti
         lease.release()
 
 
-def _apply_changes(context: SyncContext, plan: EntityPlan, source: Any, link: str,
+def _apply_changes(services: SyncServices, plan: EntityPlan, source: Any, link: str,
                    connection_id: str) -> tuple[BatchOutcome, str | None]:
-    marketo = context.marketo()
+    marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
     for page in source.iter_changes(link, plan.select):
         _upsert(marketo, plan, convert, page.records, outcome)
-        _mark_deleted(context, marketo, plan, page.deleted_ids, outcome)
+        _mark_deleted(services, marketo, plan, page.deleted_ids, outcome)
         new_link = page.delta_link or new_link
     return outcome, new_link
 
 
-def _sync_modified_since(context: SyncContext, connection: Connection, plan: EntityPlan, source: Any,
+def _sync_modified_since(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
                          heartbeat: Heartbeat) -> str:
     """One cycle for a table without change tracking: upsert what was modified since the watermark,
     then keep the new watermark (only after everything was written, like the delta link)."""
-    store, team_id, entity = context.store, connection.team_id, plan.entity.value
+    store, team_id, entity = services.store, connection.team_id, plan.entity.value
     start = store.watermarks.get(team_id, connection.id, entity) or _first_watermark(store, connection)
     if start is None:
         return "skipped"
-    marketo = context.marketo()
+    marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     mark = start.model_copy(deep=True)
@@ -191,19 +189,14 @@ def _advance(mark: Watermark, records: list[dict], entity: Entity) -> Watermark:
 def _upsert(marketo: Any, plan: EntityPlan, convert: RecordConverter, rows: list[dict],
             outcome: BatchOutcome) -> None:
     """New and changed Dataverse records to Marketo (same filter and conversion as the initial sync)."""
-    outcome.read += len(rows)
-    records, keys = [], []
+    prepared = Prepared(plan, convert)
     for record in rows:
-        prepared = prepare(record, plan, convert)
-        if prepared is None:
-            outcome.filtered_out += 1
-        elif isinstance(prepared, LedgerEntry):
-            outcome.failed += 1
-            outcome.failures.append(prepared)
-        else:
-            records.append(prepared)
-            keys.append(record_key(record, plan.entity))
-    _write(marketo, plan, records, keys, outcome)
+        prepared.add(record)
+    outcome.read += prepared.read
+    outcome.filtered_out += prepared.filtered_out
+    outcome.failed += len(prepared.failures)
+    outcome.failures.extend(prepared.failures)
+    _write(marketo, plan, prepared.records, prepared.keys, outcome)
 
 
 def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple[str, str | None]],
@@ -223,12 +216,12 @@ def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple
         tally(outcome, plan.entity, chunk_keys, results)
 
 
-def _mark_deleted(context: SyncContext, marketo: Any, plan: EntityPlan, deleted_ids: list[str],
+def _mark_deleted(services: SyncServices, marketo: Any, plan: EntityPlan, deleted_ids: list[str],
                   outcome: BatchOutcome) -> None:
     """Deleted in Dynamics: set `dynamicsDeleted` on the person (updateOnly; never delete or create)."""
     if not deleted_ids or plan.entity == Entity.account:
         return  # Marketo companies have no such field; a deleted account's company stays as it was
-    _ensure_deleted_field(context, marketo)
+    _ensure_deleted_field(services, marketo)
     records = [{plan.id_field: record_id, DELETED_FIELD.name: True} for record_id in deleted_ids]
     keys = [(record_id, None) for record_id in deleted_ids]
     marks = BatchOutcome(seq=0, end_link=None, end_offset=0)
@@ -239,11 +232,11 @@ def _mark_deleted(context: SyncContext, marketo: Any, plan: EntityPlan, deleted_
     outcome.skipped += sum(1 for f in marks.failures if f.code != "1004")
 
 
-def _ensure_deleted_field(context: SyncContext, marketo: Any) -> None:
-    if context.store.marketo_deleted_field_created():
+def _ensure_deleted_field(services: SyncServices, marketo: Any) -> None:
+    if services.store.marketo_deleted_field_created():
         return
     marketo.create_lead_fields([DELETED_FIELD])  # idempotent: the client never re-creates a field
-    context.store.mark_marketo_deleted_field_created()
+    services.store.mark_marketo_deleted_field_created()
 
 
 def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outcome: BatchOutcome) -> None:

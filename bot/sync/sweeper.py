@@ -4,7 +4,7 @@ RQ (3.x, `StartedJobRegistry.cleanup`) notices a dead worker only when the job's
 heartbeat expires (job monitoring interval + 60 s for a forking worker, the job timeout + 60 s
 for a `SimpleWorker`), and then moves the job to the `FailedJobRegistry` as abandoned without
 running it again unless it has retries left. We do not wait for that: each running entity holds
-a lease renewed every few seconds (see `checkpoint.Heartbeat`), so an entity whose checkpoint says
+a lease renewed every few seconds (see `lease.Heartbeat`), so an entity whose checkpoint says
 it is running but whose lease has lapsed, or that is queued but whose job is neither waiting in
 the queue nor just starting, has lost its worker. The sweeper enqueues a fresh job for it, which continues
 from the checkpoint. It also runs RQ's own registry cleanup so abandoned jobs are recorded as
@@ -23,9 +23,11 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
+from bot.notify import Notifier
 from bot.store import Store
 from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, EntityState, RunState
-from bot.sync.jobs import enqueue_entity, settle
+from bot.sync.runs import enqueue_entity
+from bot.sync.settle import settle
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ def job_is_pending(queue: Queue, job_id: str | None, grace: float) -> bool:
     return False
 
 
-def sweep(store: Store, queue: Queue, *, lease_seconds: float, notifier: object | None = None) -> list[str]:
+def sweep(store: Store, queue: Queue, *, lease_seconds: float, notifier: Notifier | None = None) -> list[str]:
     """One pass over the active runs; returns the ids of the jobs it enqueued."""
     lock = store.sweep_lease(max(lease_seconds, 1.0))
     if not lock.take():
@@ -67,7 +69,7 @@ def sweep(store: Store, queue: Queue, *, lease_seconds: float, notifier: object 
 
 
 def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seconds: float,
-               notifier: object | None) -> list[str]:
+               notifier: Notifier | None) -> list[str]:
     state = RunState(store, team_id, run_id)
     run = state.run()
     if run is None or run.status in TERMINAL_RUN:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock
 from slack_sdk.models.views import View
 
+from bot.flow import STATE_TEXT
 from bot.models import AuditEntry, Connection, FlowState, RunStatus, SyncRun
 from bot.views import ids
 from bot.views.fields import WATERMARK_FALLBACK, plan_summary_lines
@@ -26,19 +27,6 @@ from bot.views.kit import (
 from bot.views.progress import elapsed_seconds, entity_line, entity_summary
 
 COMMAND = "/connect-dynamics"
-
-STATE_TEXT: dict[FlowState, str] = {
-    FlowState.credentials: "Step 1 of 3: entering the Dynamics credentials.",
-    FlowState.fields: "Step 2 of 3: credentials verified; choosing the fields to sync.",
-    FlowState.confirm: "Step 3 of 3: plan saved; ready to ask a team lead for approval.",
-    FlowState.awaiting_approval: "Waiting for a team lead to approve the sync.",
-    FlowState.approved: "Approved: creating the Marketo fields and starting the sync.",
-    FlowState.syncing: "The initial sync is running.",
-    FlowState.paused: "The sync is paused.",
-    FlowState.synced: "Connected: changes in Dynamics sync to Marketo every few minutes.",
-    FlowState.failed: "The connection failed; see the last message for why.",
-    FlowState.cancelled: "The connection was cancelled.",
-}
 
 NEXT_STEP: dict[FlowState, str] = {
     FlowState.credentials: f"Run `{COMMAND}` to continue.",

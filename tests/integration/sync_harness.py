@@ -19,8 +19,8 @@ import redis
 from cryptography.fernet import Fernet
 
 from bot.config import Settings
+from bot.container import Container
 from bot.models import Connection, Credentials, Entity, FlowState, SyncRun
-from bot.services import Services
 from bot.sync.convert import convert_record
 from bot.sync.mapping import build_plan, default_selection
 from bot.sync.planning import count_records
@@ -93,8 +93,8 @@ class SyncHarness:
             **{k: str(v) for k, v in self._settings_overrides.items()},
         }
         self.settings = Settings(**self.env)
-        self.services = Services(self.settings, redis.Redis.from_url(self.redis_url))
-        self.store = self.services.store
+        self.container = Container(self.settings, redis.Redis.from_url(self.redis_url))
+        self.store = self.container.store
         self.connection = self._connect()
         return self
 
@@ -104,10 +104,10 @@ class SyncHarness:
         self.store.save_credentials("T1", connection.id, Credentials(username=USERNAME, password=PASSWORD,
                                                                      url=self.dynamics.url))
         self.store.save_connection(connection)
-        with self.services.dataverse("T1", connection.id) as client:
+        with self.container.dataverse("T1", connection.id) as client:
             metadata = {Entity(e): client.entity_metadata(Entity(e)) for e in self.records}
             counts = count_records(client, metadata)  # Step 2 counts them, before the approval
-        marketo = self.services.marketo()
+        marketo = self.container.marketo()
         existing = {f.name for f in marketo.list_lead_fields()}
         plan = build_plan(metadata, {e: default_selection(m) for e, m in metadata.items()}, existing, counts)
         marketo.create_lead_fields(plan.fields_to_create)
@@ -119,7 +119,7 @@ class SyncHarness:
     def stop(self) -> None:
         for worker in self.workers:
             self.kill(worker)
-        self.services.queue().delete(delete_jobs=True)
+        self.container.queue.delete(delete_jobs=True)
         for emulator in (self.dynamics, self.marketo, self.slack):
             emulator.stop()
 
@@ -156,7 +156,7 @@ class SyncHarness:
         from a plain read (the read brings the formatted labels that picklists and lookups sync as)."""
         plan = self.connection.plan.for_entity(entity)
         wanted = {rec[entity.primary_id] for rec in self.dynamics.expected_records(entity.value, plan.select)}
-        with self.services.dataverse("T1", self.connection.id) as client:
+        with self.container.dataverse("T1", self.connection.id) as client:
             return {rec[entity.primary_id]: convert_record(rec, plan)
                     for page in client.iter_pages(entity, plan.select, track_changes=False)
                     for rec in page.records if rec[entity.primary_id] in wanted}

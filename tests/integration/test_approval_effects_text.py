@@ -6,11 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.approval_effects import ApprovalEffects
 from bot.config import Settings
+from bot.container import Container
 from bot.models import Approval, ApprovalStatus, Connection
-from bot.runtime import Runtime
-from bot.services import Services
 from sandbox.slack import SlackEmulator
 from tests.conftest import REDIS_URL
 
@@ -26,12 +24,12 @@ def slack() -> Iterator[SlackEmulator]:
 def test_the_reject_dm_shows_the_reason_escaped(slack: SlackEmulator, key_prefix: str, encryption_key: str) -> None:
     settings = Settings(REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=key_prefix, ENCRYPTION_KEY=encryption_key,
                         SLACK_BOT_TOKEN=slack.bot_token, SLACK_API_URL=slack.api_url)
-    runtime = Runtime(Services(settings))
+    container = Container(settings)
     connection = Connection(team_id="T1", requester="U0REQ")
-    runtime.store.save_connection(connection)
+    container.store.save_connection(connection)
     approval = Approval(team_id="T1", connection_id=connection.id, requester="U0REQ", status=ApprovalStatus.rejected,
                         decided_by="U0LEAD", reason=EVIL, expires_at=1_800_000_000)
-    ApprovalEffects(runtime).on_rejected(approval)
+    container.approvals.effects.on_rejected(approval)
     [dm] = slack.messages(slack.dm_channel("U0REQ"))
     assert "<!channel>" not in dm.text and "<https://evil" not in dm.text and "<@U1>" not in dm.text
     assert "<!here>" not in dm.text and "<@U0LEAD>" in dm.text

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bot import audit, flow
-from bot.approvals import ApprovalService, Outcome
+from bot.approval_outcome import Outcome
+from bot.approvals import ApprovalService
 from bot.errors import BotError, FlowError, PermissionDenied
 from bot.models import (
     Approval,
@@ -117,7 +118,7 @@ def test_request_moves_the_connection_and_allows_one_pending(store: Store, servi
     stored = store.get_connection(TEAM, connection.id)
     assert (stored.state, stored.approval_id) == (FlowState.awaiting_approval, approval.id)
     assert service.pending_for(TEAM, connection.id) == approval
-    with pytest.raises(FlowError, match="waiting for a team lead"):
+    with pytest.raises(FlowError, match="Waiting for a team lead"):
         service.request(TEAM, connection.id, ADMIN)
 
 

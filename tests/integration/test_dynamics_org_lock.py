@@ -12,11 +12,11 @@ import redis
 
 from bot import flow
 from bot.config import Settings
+from bot.container import Container
 from bot.crypto import SecretBox
 from bot.dynamics.preflight import Preflight, run_preflight
 from bot.errors import FlowError
 from bot.models import CheckResult, Connection, Credentials, FlowState
-from bot.services import Services
 from bot.store import Store
 from sandbox.dynamics import DynamicsEmulator
 from tests.conftest import REDIS_URL
@@ -129,7 +129,7 @@ def test_other_marketo_instances_have_their_own_lock(marketo_store: Store, redis
 
 def test_two_spellings_of_one_marketo_base_url_share_one_lock(key_prefix: str, encryption_key: str) -> None:
     def store_for(base_url: str) -> Store:
-        return Services(Settings(REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=key_prefix, ENCRYPTION_KEY=encryption_key,
+        return Container(Settings(REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=key_prefix, ENCRYPTION_KEY=encryption_key,
                                  MARKETO_BASE_URL=base_url)).store
 
     one, two = store_for("https://123-ABC-456.mktorest.com"), store_for("https://123-abc-456.MKTOREST.com/")

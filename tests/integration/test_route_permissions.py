@@ -15,10 +15,9 @@ from slack_bolt import App, BoltRequest
 from slack_bolt.authorization import AuthorizeResult
 
 from bot.config import Settings
+from bot.container import Container
 from bot.models import AttributeMeta, Entity, EntityMetadata, FlowState
 from bot.roles import CONTROL, READ_AUDIT
-from bot.runtime import Runtime
-from bot.services import Services
 from bot.views import ids
 from handlers.router import register
 from tests.support.connections import at_confirm
@@ -29,22 +28,22 @@ LEAD = "ULEAD"
 
 
 @pytest.fixture
-def runtime(redis_client: redis.Redis, key_prefix: str, encryption_key: str) -> Iterator[Runtime]:
+def container(redis_client: redis.Redis, key_prefix: str, encryption_key: str) -> Iterator[Container]:
     settings = Settings(ENCRYPTION_KEY=encryption_key, REDIS_KEY_PREFIX=key_prefix,
                         ADMIN_USER_IDS=ADMIN, TEAM_LEAD_USER_IDS=LEAD, SLACK_API_URL="http://127.0.0.1:9/api/")
-    running = Runtime(Services(settings, redis_client))
+    running = Container(settings, redis_client)
     yield running
     running.background.shutdown()
 
 
 @pytest.fixture
-def app(runtime: Runtime) -> App:
+def app(container: Container) -> App:
     def authorize(**_: Any) -> AuthorizeResult:
         return AuthorizeResult(enterprise_id=None, team_id=TEAM, bot_token="xoxb-test", bot_user_id="UBOT")
 
     bolt = App(signing_secret="unused", authorize=authorize, request_verification_enabled=False,
                process_before_response=True)
-    register(bolt, runtime)
+    register(bolt, container)
     return bolt
 
 
@@ -75,8 +74,8 @@ def test_anyone_may_ask_for_help_and_status(app: App) -> None:
     assert command(app, "UNOBODY", "status")[1]["text"] == "connect-dynamics status"
 
 
-def test_a_non_admin_submitting_step3_is_refused_before_anything_is_written(app: App, runtime: Runtime) -> None:
-    connection = at_confirm(runtime.store, TEAM, ADMIN)
+def test_a_non_admin_submitting_step3_is_refused_before_anything_is_written(app: App, container: Container) -> None:
+    connection = at_confirm(container.store, TEAM, ADMIN)
     view = {"id": "V1", "type": "modal", "callback_id": ids.ENABLE_SYNC_CALLBACK,
             "private_metadata": json.dumps({"connection_id": connection.id}),
             "state": {"values": {ids.NOTIFY_EMAIL_BLOCK: {ids.NOTIFY_EMAIL_ACTION: {
@@ -84,7 +83,7 @@ def test_a_non_admin_submitting_step3_is_refused_before_anything_is_written(app:
     status, answer = interactive(app, {"type": "view_submission", "user": LEAD, "view": view})
     assert status == 200 and answer["response_action"] == "update"
     assert "Only Marketo admins" in json.dumps(answer["view"])
-    stored = runtime.store.get_connection(TEAM, connection.id)
+    stored = container.store.get_connection(TEAM, connection.id)
     assert stored.state == FlowState.confirm and stored.notify_email is None
 
 
@@ -96,9 +95,9 @@ class OneLeadAttribute:
             AttributeMeta(logical_name="firstname", display_name="First Name", attribute_type="StringType")])
 
 
-def test_field_search_is_served_to_admins_only(app: App, runtime: Runtime) -> None:
-    connection = at_confirm(runtime.store, TEAM, ADMIN)
-    runtime.metadata.get(TEAM, connection.id, OneLeadAttribute(), Entity.lead)
+def test_field_search_is_served_to_admins_only(app: App, container: Container) -> None:
+    connection = at_confirm(container.store, TEAM, ADMIN)
+    container.metadata.get(TEAM, connection.id, OneLeadAttribute(), Entity.lead)
     payload = {"type": "block_suggestion", "action_id": ids.fields_action_id(Entity.lead), "value": "first",
                "view": {"id": "V1", "type": "modal", "private_metadata": json.dumps({"connection_id": connection.id})}}
     status, answer = interactive(app, {**payload, "user": ADMIN})

@@ -10,22 +10,20 @@ import pytest
 from rq import SimpleWorker
 
 from bot.models import Entity, RunStatus
-from bot.sync import incremental, jobs
+from bot.sync import entry, incremental, runs
 from tests.conftest import REDIS_URL
 from tests.integration.sync_harness import SyncHarness
 
 
 def synced_world(key_prefix: str, records: dict[str, int], **dynamics: Any) -> Iterator[SyncHarness]:
     harness = SyncHarness(REDIS_URL, key_prefix, records, dynamics={"filter_false_fraction": 0.0, **dynamics}).start()
-    context = jobs.SyncContext.from_services(harness.services)
-    jobs.install_context(context)
-    run = jobs.start_initial_sync(harness.store, context.queue, harness.connection)
-    SimpleWorker([context.queue], connection=harness.store.redis).work(burst=True)
+    entry.install(harness.container.sync)
+    run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
+    SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
     assert harness.store.get_run("T1", run.id).status == RunStatus.finished
-    harness.context = context
     yield harness
     incremental.unschedule(harness.store, "T1", harness.connection.id)
-    jobs.install_context(None)
+    entry.install(None)
     harness.stop()
 
 
@@ -48,7 +46,7 @@ def test_changes_creates_and_deletes_reach_marketo(world: SyncHarness) -> None:
     new = world.dynamics.create_records("lead", 5)
     before = world.store.delta_links.get("T1", world.connection.id, Entity.lead.value)
 
-    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert incremental.run_incremental(world.container.sync, "T1", world.connection.id, Entity.lead) == "done"
     assert world.marketo.lead_by("dynamicsLeadId", lead_id)["firstName"] == "Renamed"
     deleted = world.marketo.lead_by("dynamicsLeadId", deleted_id)
     assert deleted is not None and deleted["dynamicsDeleted"] is True  # marked, never deleted
@@ -61,7 +59,7 @@ def test_changes_creates_and_deletes_reach_marketo(world: SyncHarness) -> None:
 
     # Nothing changed since: a second pass writes nothing.
     calls = len(world.marketo.calls("/rest/v1/leads.json"))
-    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert incremental.run_incremental(world.container.sync, "T1", world.connection.id, Entity.lead) == "done"
     assert len(world.marketo.calls("/rest/v1/leads.json")) == calls
 
 
@@ -69,12 +67,12 @@ def test_a_finished_initial_sync_is_scheduled_and_due_jobs_run(world: SyncHarnes
     due = world.store.incremental.due_at("T1", world.connection.id)
     minutes = world.settings.INCREMENTAL_SYNC_MINUTES
     assert due == pytest.approx(time.time() + minutes * 60, abs=60)
-    assert incremental.schedule_due(world.store, world.context.queue, world.settings, now=due - 1) == []
-    enqueued = incremental.schedule_due(world.store, world.context.queue, world.settings, now=due + 1)
+    assert incremental.schedule_due(world.store, world.container.queue, world.settings, now=due - 1) == []
+    enqueued = incremental.schedule_due(world.store, world.container.queue, world.settings, now=due + 1)
     assert len(enqueued) == 2  # one per entity
-    assert incremental.schedule_due(world.store, world.context.queue, world.settings, now=due + 1) == []
+    assert incremental.schedule_due(world.store, world.container.queue, world.settings, now=due + 1) == []
     world.dynamics.update_record("contact", 1, firstname="Later")
-    SimpleWorker([world.context.queue], connection=world.store.redis).work(burst=True)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
     contact = world.marketo.lead_by("dynamicsContactId", world.dynamics.record_id("contact", 1))
     assert contact["firstName"] == "Later"
 
@@ -82,9 +80,9 @@ def test_a_finished_initial_sync_is_scheduled_and_due_jobs_run(world: SyncHarnes
 def test_an_expired_change_token_falls_back_to_a_full_reread(world: SyncHarness) -> None:
     world.dynamics.expire_change_tokens()
     world.dynamics.update_record("lead", 7, firstname="AfterExpiry")
-    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "resync"
+    assert incremental.run_incremental(world.container.sync, "T1", world.connection.id, Entity.lead) == "resync"
     resync_id = world.store.get_connection("T1", world.connection.id).run_id
-    SimpleWorker([world.context.queue], connection=world.store.redis).work(burst=True)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
     resync = world.store.get_run("T1", resync_id)
     assert resync.kind == "resync" and resync.status == RunStatus.finished
     assert [p.entity for p in resync.entities] == [Entity.lead]
@@ -98,7 +96,7 @@ def test_a_value_cleared_in_dynamics_is_cleared_in_marketo(world: SyncHarness) -
     assert before["phone"] and before["unsubscribed"] is not None  # the initial sync wrote both
 
     world.dynamics.update_record("lead", 5, telephone1=None, donotbulkemail=None)
-    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert incremental.run_incremental(world.container.sync, "T1", world.connection.id, Entity.lead) == "done"
     after = world.marketo.lead_by("dynamicsLeadId", lead_id)
     assert after["phone"] is None  # cleared
     assert after["unsubscribed"] == before["unsubscribed"]  # a boolean has no empty value: kept
@@ -115,7 +113,7 @@ def test_a_table_without_change_tracking_is_synced_by_modifiedon(untracked_world
     untouched = world.marketo.lead_by("dynamicsLeadId", unmodified)
     world.dynamics.update_record("lead", 3, firstname="Watermarked", telephone1=None)
 
-    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert incremental.run_incremental(world.container.sync, "T1", world.connection.id, Entity.lead) == "done"
     lead = world.marketo.lead_by("dynamicsLeadId", modified)
     assert lead["firstName"] == "Watermarked" and lead["phone"] is None
     assert world.marketo.lead_by("dynamicsLeadId", unmodified)["updatedAt"] == untouched["updatedAt"]
@@ -125,10 +123,10 @@ def test_a_table_without_change_tracking_is_synced_by_modifiedon(untracked_world
 
     # Nothing modified since: a second cycle writes nothing.
     calls = len(world.marketo.calls("/rest/v1/leads.json"))
-    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert incremental.run_incremental(world.container.sync, "T1", world.connection.id, Entity.lead) == "done"
     assert len(world.marketo.calls("/rest/v1/leads.json")) == calls
 
     world.dynamics.update_record("lead", 4, firstname="Later")
-    assert incremental.run_incremental(world.context, "T1", world.connection.id, Entity.lead) == "done"
+    assert incremental.run_incremental(world.container.sync, "T1", world.connection.id, Entity.lead) == "done"
     assert world.marketo.lead_by("dynamicsLeadId", unmodified)["firstName"] == "Later"
     assert int(world.store.incremental.stats("T1", world.connection.id)["lead:read"]) == 2

@@ -11,7 +11,7 @@ from rq import SimpleWorker
 
 from bot.dynamics.client import DataverseClient
 from bot.models import Entity, RunStatus
-from bot.sync import jobs
+from bot.sync import entry, runs
 from bot.sync.checkpoint import RunState
 from tests.conftest import REDIS_URL
 from tests.integration.sync_harness import CHANNEL, SyncHarness
@@ -21,20 +21,20 @@ from tests.integration.sync_harness import CHANNEL, SyncHarness
 def world(key_prefix: str) -> Iterator[SyncHarness]:
     harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 2000, "contact": 1000},
                           marketo={"calls_per_window": 100, "window_seconds": 2}).start()
-    context = jobs.SyncContext.from_services(harness.services)
-    jobs.install_context(context)
+    context = harness.container.sync
+    entry.install(context)
     yield harness
-    jobs.install_context(None)
+    entry.install(None)
     harness.stop()
 
 
 def work(world: SyncHarness) -> None:
-    SimpleWorker([world.services.queue()], connection=world.store.redis).work(burst=True)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
 
 
 def test_initial_sync_lands_exactly_the_expected_records(world: SyncHarness) -> None:
-    run = jobs.start_initial_sync(world.store, world.services.queue(), world.connection,
-                                  notifier=world.services.notifier())
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection,
+                                  notifier=world.container.notifier)
     work(world)
     run = world.store.get_run("T1", run.id)
     assert run.status == RunStatus.finished
@@ -53,12 +53,12 @@ def test_initial_sync_lands_exactly_the_expected_records(world: SyncHarness) -> 
 
 def test_daily_quota_pauses_and_resume_finishes(world: SyncHarness) -> None:
     world.marketo.fail_next(1, 607, path="/rest/v1/leads.json")
-    queue = world.services.queue()
-    run = jobs.start_initial_sync(world.store, queue, world.connection)
+    queue = world.container.queue
+    run = runs.start_initial_sync(world.store, queue, world.connection)
     work(world)
     paused = world.store.get_run("T1", run.id)
     assert paused.status == RunStatus.paused and "daily API quota" in (paused.message or "")
-    jobs.resume_run(world.store, queue, "T1", run.id)
+    runs.resume_run(world.store, queue, "T1", run.id)
     work(world)
     assert world.store.get_run("T1", run.id).status == RunStatus.finished
     assert world.mismatches(Entity.lead) == [] and world.mismatches(Entity.contact) == []
@@ -67,7 +67,7 @@ def test_daily_quota_pauses_and_resume_finishes(world: SyncHarness) -> None:
 def test_skipped_records_are_kept_with_their_reason(world: SyncHarness) -> None:
     """Marketo refuses a non-ASCII email: the record shows up in the ledger (and so in the CSV)."""
     world.dynamics.update_record("lead", 5, emailaddress1="zoë@exämple.com", new_synctomkto=True)
-    run = jobs.start_initial_sync(world.store, world.services.queue(), world.connection)
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
     work(world)
     skips = list(RunState(world.store, "T1", run.id).ledger)
     lead_id = world.dynamics.record_id("lead", 5)
@@ -79,14 +79,14 @@ def test_skipped_records_are_kept_with_their_reason(world: SyncHarness) -> None:
 
 def test_an_off_origin_next_link_pauses_the_run_and_writes_nothing_more(world: SyncHarness) -> None:
     def small_pages(team_id: str, connection_id: str) -> DataverseClient:
-        client = world.services.dataverse(team_id, connection_id)
+        client = world.container.dataverse(team_id, connection_id)
         client.page_size = 500
         return client
 
-    jobs.install_context(dataclasses.replace(jobs.current_context(), dataverse=small_pages))
+    entry.install(dataclasses.replace(entry.installed(), dataverse=small_pages))
     first_page = {r["leadid"] for r in itertools.islice(world.dynamics.expected_records("lead", ["leadid"]), 500)}
     world.dynamics.send_next_link(f"https://127.0.0.1:{world.dynamics.port}/api/data/v9.2/leads?$skiptoken=x")
-    run = jobs.start_initial_sync(world.store, world.services.queue(), world.connection)
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
     work(world)
     run = world.store.get_run("T1", run.id)
     assert run.status == RunStatus.paused
@@ -95,7 +95,7 @@ def test_an_off_origin_next_link_pauses_the_run_and_writes_nothing_more(world: S
     written = {person["dynamicsLeadId"] for person in world.marketo.leads() if person.get("dynamicsLeadId")}
     assert written <= first_page  # at most the page read before the bad link
     world.dynamics.send_next_link(None)
-    jobs.resume_run(world.store, world.services.queue(), "T1", run.id)
+    runs.resume_run(world.store, world.container.queue, "T1", run.id)
     work(world)
     assert world.store.get_run("T1", run.id).status == RunStatus.finished
     assert world.mismatches(Entity.lead) == []

@@ -11,7 +11,7 @@ import pytest
 from rq import Worker
 
 from bot.models import Entity, RunStatus
-from bot.sync import jobs
+from bot.sync import runs
 from bot.sync.checkpoint import RunState
 from tests.conftest import REDIS_URL
 from tests.integration.sync_harness import SyncHarness
@@ -37,13 +37,13 @@ def lead_progress(world: SyncHarness, run_id: str):
 
 def test_sigkilled_worker_resumes_from_checkpoint_and_ends_exact(world: SyncHarness) -> None:
     workers = [world.spawn_worker(), world.spawn_worker()]
-    run = jobs.start_initial_sync(world.store, world.services.queue(), world.connection)
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
     expected_leads = len(world.expected(Entity.lead))
     world.wait_run(run.id, lambda r: 0.25 * expected_leads < lead_progress(world, run.id).written, timeout=60)
 
     state = RunState(world.store, "T1", run.id)
     lead_job = state.load(Entity.lead).job_id
-    busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=world.services.queue())}
+    busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=world.container.queue)}
     victim = next(p for p in workers if busy.get(p.pid) == lead_job)
     world.kill(victim)
     killed_at = lead_progress(world, run.id).written

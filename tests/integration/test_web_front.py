@@ -13,8 +13,7 @@ import pytest
 
 from bot.app import build_app
 from bot.config import Settings
-from bot.runtime import Runtime
-from bot.services import Services
+from bot.container import Container
 from bot.web import MAX_BODY_BYTES, create_web_app
 from sandbox.server import ServerThread
 from sandbox.slack import SlackEmulator
@@ -31,8 +30,8 @@ def web(key_prefix: str, encryption_key: str) -> Iterator[str]:
         settings = Settings(SLACK_SIGNING_SECRET=SECRET, REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=key_prefix,
                             ENCRYPTION_KEY=encryption_key, SLACK_BOT_TOKEN=slack.bot_token,
                             SLACK_API_URL=slack.api_url)
-        runtime = Runtime(Services(settings))
-        server = ServerThread(create_web_app(build_app(runtime), runtime)).start()
+        container = Container(settings)
+        server = ServerThread(create_web_app(build_app(container), container)).start()
         yield f"{server.url}/slack/events"
         server.stop()
 

@@ -19,6 +19,8 @@ from bot.models import (
     FieldPlan,
     FlowState,
     MarketoField,
+    RunStatus,
+    SyncRun,
 )
 from bot.store import Store
 
@@ -149,7 +151,7 @@ def test_an_action_that_does_not_fit_the_state_is_refused_plainly(store: Store) 
         flow.save_plan(store, TEAM, connection.id, ADMIN, PLAN)
     assert "Step 1" in raised.value.user_message and "/connect-dynamics status" in raised.value.user_message
     with pytest.raises(FlowError, match="no longer exists"):
-        flow.transition(store, TEAM, "nope", {FlowState.confirm}, FlowState.awaiting_approval)
+        flow.request_approval(store, TEAM, "nope", "a1")
     with pytest.raises(FlowError, match="email address"):
         flow.set_notify_email(store, TEAM, at_confirm(store).id, ADMIN, "not-an-email")
 
@@ -161,9 +163,7 @@ def test_transition_is_atomic_under_concurrency(store: Store) -> None:
     def move(i: int) -> bool:
         barrier.wait()
         try:
-            flow.transition(
-                store, TEAM, connection.id, {FlowState.confirm}, FlowState.awaiting_approval, approval_id=f"a{i}"
-            )
+            flow.request_approval(store, TEAM, connection.id, f"a{i}")
         except FlowError:
             return False
         return True
@@ -178,21 +178,27 @@ def test_transition_is_atomic_under_concurrency(store: Store) -> None:
 
 def test_start_is_refused_while_awaiting_approval(store: Store) -> None:
     connection = at_confirm(store)
-    flow.transition(store, TEAM, connection.id, {FlowState.confirm}, FlowState.awaiting_approval)
+    flow.request_approval(store, TEAM, connection.id, "a1")
     with pytest.raises(FlowError, match="waiting for a team lead"):
         flow.start_connection(store, TEAM, ADMIN)
 
 
 def test_locked_org_refuses_a_new_connection_and_another_org(store: Store) -> None:
     connection = verify(store, flow.start_connection(store, TEAM, ADMIN), organization_id=ORG)
+    flow.save_selection(store, TEAM, connection.id, ADMIN, {"lead": ["firstname", "lastname"]})
+    connection = flow.save_plan(store, TEAM, connection.id, ADMIN, PLAN)
+    flow.request_approval(store, TEAM, connection.id, "a1")
+    flow.approve(store, TEAM, connection.id, "a1")
     flow.lock_dynamics_org(store, connection, URL)
-    flow.transition(store, TEAM, connection.id, {FlowState.fields}, FlowState.synced)
+    flow.start_sync(store, TEAM, connection.id, "r1")
+    run = SyncRun(id="r1", team_id=TEAM, connection_id=connection.id, requester=ADMIN, status=RunStatus.finished)
+    assert flow.follow_run(store, run).state == FlowState.synced
     with pytest.raises(FlowError) as raised:
         flow.start_connection(store, TEAM, ADMIN)
     assert raised.value.user_message == flow.locked_message(URL)
     assert "cannot be re-pointed to another org without a new subscription" in raised.value.user_message
 
-    flow.transition(store, TEAM, connection.id, {FlowState.synced}, FlowState.failed)
+    flow.follow_run(store, run.model_copy(update={"status": RunStatus.failed}))
     retry = flow.start_connection(store, TEAM, ADMIN)
     assert retry.id != connection.id and retry.dynamics_url == URL
     with pytest.raises(FlowError, match="already connected to https://org.crm.dynamics.com"):
@@ -207,3 +213,65 @@ def test_cancel_a_draft_lets_a_new_one_start(store: Store) -> None:
     assert flow.cancel_connection(store, TEAM, connection.id, ADMIN).state == FlowState.cancelled
     assert flow.start_connection(store, TEAM, ADMIN).id != connection.id
     assert actions(store)[1] == (ADMIN, audit.CONNECTION_CANCELLED)
+
+
+# -- the transition table ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("move", "state"), [
+    ("verify_credentials", FlowState.credentials),
+    ("request_approval", FlowState.confirm),
+    ("approve", FlowState.awaiting_approval),
+    ("release_to_confirm", FlowState.awaiting_approval),
+    ("start_sync", FlowState.approved),
+    ("start_sync", FlowState.synced),  # a re-read after an expired change token
+    ("sync_paused", FlowState.syncing),
+    ("sync_running", FlowState.paused),
+    ("sync_finished", FlowState.syncing),
+    ("cancel", FlowState.confirm),
+])
+def test_allowed_moves(move: str, state: FlowState) -> None:
+    assert flow.allowed(move, state)
+
+
+@pytest.mark.parametrize(("move", "state"), [
+    ("verify_credentials", FlowState.awaiting_approval),
+    ("save_plan", FlowState.credentials),
+    ("request_approval", FlowState.fields),
+    ("approve", FlowState.confirm),
+    ("release_to_confirm", FlowState.approved),
+    ("start_sync", FlowState.confirm),
+    ("start_sync", FlowState.cancelled),
+    ("sync_finished", FlowState.confirm),
+    ("cancel", FlowState.syncing),
+    ("cancel", FlowState.awaiting_approval),
+])
+def test_refused_moves(move: str, state: FlowState) -> None:
+    assert not flow.allowed(move, state)
+
+
+def test_every_state_has_a_text_and_every_run_status_names_a_move() -> None:
+    assert set(flow.STATE_TEXT) == set(FlowState)
+    assert set(flow.RUN_MOVES) == set(RunStatus)
+    assert set(flow.RUN_MOVES.values()) <= set(flow.TRANSITIONS)
+
+
+def test_a_refused_move_changes_nothing(store: Store) -> None:
+    connection = at_confirm(store)
+    with pytest.raises(FlowError, match="Step 3 of 3"):
+        flow.start_sync(store, TEAM, connection.id, "r1")
+    stored = store.get_connection(TEAM, connection.id)
+    assert (stored.state, stored.run_id) == (FlowState.confirm, None)
+
+
+def test_a_connection_follows_only_its_own_run(store: Store) -> None:
+    connection = at_confirm(store)
+    flow.request_approval(store, TEAM, connection.id, "a1")
+    assert flow.approve(store, TEAM, connection.id, "another approval") is None
+    assert flow.approve(store, TEAM, connection.id, "a1").state == FlowState.approved
+    flow.start_sync(store, TEAM, connection.id, "r2")
+    old = SyncRun(id="r1", team_id=TEAM, connection_id=connection.id, requester=ADMIN, status=RunStatus.failed)
+    assert flow.follow_run(store, old) is None
+    current = old.model_copy(update={"id": "r2", "status": RunStatus.paused})
+    assert flow.follow_run(store, current).state == FlowState.paused
+    assert flow.follow_run(store, current.model_copy(update={"status": RunStatus.running})).state == FlowState.syncing

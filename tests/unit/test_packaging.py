@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import MissingSetting, Settings
-from bot.services import Services
+from bot.container import Container
 
 ROOT = Path(__file__).resolve().parents[2]
 EMULATOR_ONLY = {"fakeredis", "trustme", "aiosmtpd", "websockets"}
@@ -118,4 +118,4 @@ def test_the_demo_without_the_sandbox_says_how_to_install_it() -> None:
 def test_production_has_no_embedded_store() -> None:
     """Without REDIS_URL (and no client handed in) the bot stops with one line; it never falls back."""
     with pytest.raises(MissingSetting, match="REDIS_URL"):
-        Services(Settings(REDIS_URL=None))
+        Container(Settings(REDIS_URL=None))

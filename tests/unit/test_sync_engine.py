@@ -12,8 +12,9 @@ from bot.dynamics.errors import DataverseAccessDenied
 from bot.marketo.errors import DailyQuotaExceeded, MarketoFatal
 from bot.models import Entity, EntityPlan, EntityProgress, FieldMapping, RunStatus, SyncRun
 from bot.store import Store
-from bot.sync.checkpoint import BatchOutcome, Checkpoint, LeaseLost, RunState
-from bot.sync.engine import EntitySync
+from bot.sync.checkpoint import BatchOutcome, Checkpoint, RunState
+from bot.sync.engine import Booking, EntitySync, MarketoTarget
+from bot.sync.lease import LeaseLost
 from bot.sync.ledger import LedgerEntry
 
 FILTER = "new_synctomkto"
@@ -146,9 +147,10 @@ def run_engine(state: RunState, source: FakeDataverse, marketo: FakeMarketo, *, 
     lease = state.lease("c1", entity, ttl=10)
     assert lease.take()
     try:
-        sync = EntitySync(lead_plan(entity), source, lambda recs: marketo.sync_leads(recs, entity.marketo_id_field),
-                          state, lease, threading.Event(), writers=writers, batch_size=batch_size,
-                          calls_made=lambda: marketo.calls_made, lookup=lookup, started_at=state.run().started_at)
+        target = MarketoTarget(lambda recs: marketo.sync_leads(recs, entity.marketo_id_field), lookup,
+                               calls_made=lambda: marketo.calls_made)
+        booking = Booking(state, lease, threading.Event(), started_at=state.run().started_at)
+        sync = EntitySync(lead_plan(entity), source, target, booking, writers=writers, batch_size=batch_size)
         return sync.run()
     finally:
         lease.release()
@@ -257,8 +259,8 @@ def _crash_after_applying(state: RunState, records: list[dict], marketo: FakeMar
 
     lease = state.lease("c1", Entity.lead, ttl=10)
     assert lease.take()
-    sync = EntitySync(lead_plan(), FakeDataverse(records), apply_then_die, state, lease, threading.Event(),
-                      writers=1, batch_size=20)
+    sync = EntitySync(lead_plan(), FakeDataverse(records), MarketoTarget(apply_then_die),
+                      Booking(state, lease, threading.Event()), writers=1, batch_size=20)
     assert sync.run().kind == "failed"
     lease.release()
     assert state.inflight(Entity.lead) == {4}
@@ -350,8 +352,8 @@ def test_conversion_errors_are_reported_not_dropped(store: Store) -> None:
     marketo = FakeMarketo()
     lease = state.lease("c1", Entity.lead, ttl=10)
     assert lease.take()
-    sync = EntitySync(plan, FakeDataverse(records), lambda r: marketo.sync_leads(r, "dynamicsLeadId"), state, lease,
-                      threading.Event(), writers=2, batch_size=10)
+    sync = EntitySync(plan, FakeDataverse(records), MarketoTarget(lambda r: marketo.sync_leads(r, "dynamicsLeadId")),
+                      Booking(state, lease, threading.Event()), writers=2, batch_size=10)
     assert sync.run().kind == "done"
     entries = {e.id: e for e in state.ledger}
     assert entries["lead-000008"].code == "conversion"

@@ -14,9 +14,11 @@ from rq.job import Job, JobStatus
 from bot.config import Settings
 from bot.marketo.errors import DailyQuotaExceeded
 from bot.models import Connection, Entity, FieldPlan, FlowState, RunStatus
-from bot.store import Store
-from bot.sync import jobs
+from bot.store import Lease, Store
+from bot.sync import entity_job, entry, runs
 from bot.sync.checkpoint import EntityState, RunState
+from bot.sync.ports import SyncServices
+from bot.sync.settle import settle
 from bot.sync.sweeper import sweep
 from tests.unit.test_sync_engine import FakeDataverse, FakeMarketo, expected_kept, lead_plan, make_records
 
@@ -54,7 +56,7 @@ def queue(redis_client: redis.Redis, key_prefix: str) -> Iterator[Queue]:
 
 
 class World:
-    """A connection with a lead + contact plan, fakes for both services, and the job context."""
+    """A connection with a lead + contact plan, fakes for both services, and the sync services the jobs run with."""
 
     def __init__(self, store: Store, queue: Queue, leads: int = 3000, contacts: int = 700) -> None:
         self.store, self.queue = store, queue
@@ -66,13 +68,13 @@ class World:
                                      plan=FieldPlan(entities=[lead_plan(Entity.lead), lead_plan(Entity.contact)]))
         store.save_connection(self.connection)
         settings = Settings(SYNC_LEASE_SECONDS=1, MARKETO_MAX_CONCURRENCY=3, PROGRESS_UPDATE_SECONDS=0)
-        self.context = jobs.SyncContext(settings=settings, store=store, queue=queue,
-                                        dataverse=lambda team, conn: _Router(self.sources),
-                                        marketo=lambda: self.marketo, notifier=self.notifier)
-        jobs.install_context(self.context)
+        self.services = SyncServices(settings=settings, store=store, queue=queue,
+                                     dataverse=lambda team, conn: _Router(self.sources),
+                                     marketo=lambda: self.marketo, notifier=self.notifier)
+        entry.install(self.services)
 
     def start(self):
-        return jobs.start_initial_sync(self.store, self.queue, self.store.get_connection("T1", self.connection.id))
+        return runs.start_initial_sync(self.store, self.queue, self.store.get_connection("T1", self.connection.id))
 
     def work(self) -> None:
         SimpleWorker([self.queue], connection=self.store.redis).work(burst=True)
@@ -98,7 +100,7 @@ class _Router:
 def world(store: Store, queue: Queue) -> Iterator[World]:
     w = World(store, queue)
     yield w
-    jobs.install_context(None)
+    entry.install(None)
 
 
 def test_a_run_enqueues_one_job_per_entity_and_finishes_exactly(world: World) -> None:
@@ -137,7 +139,7 @@ def test_quota_pauses_the_run_and_resume_finishes_it(world: World) -> None:
     assert world.store.get_connection("T1", world.connection.id).state == FlowState.paused
 
     world.marketo.before_call = lambda n: None
-    jobs.resume_run(world.store, world.queue, "T1", run.id)
+    runs.resume_run(world.store, world.queue, "T1", run.id)
     world.work()
     done = world.store.get_run("T1", run.id)
     assert done.status == RunStatus.finished and done.message is None
@@ -152,7 +154,7 @@ def test_cancel_stops_running_jobs_at_a_batch_boundary(world: World) -> None:
 
     def cancel_on_third(number: int) -> None:
         if number == 3:
-            jobs.request_cancel(world.store, "T1", run_id)
+            runs.request_cancel(world.store, "T1", run_id)
         if number > 3:
             stopped.wait(0.3)  # slow writes, so the cancel lands mid-run
 
@@ -165,7 +167,7 @@ def test_cancel_stops_running_jobs_at_a_batch_boundary(world: World) -> None:
     assert 0 < lead.written < len(world.kept("lead"))
     assert world.notifier.count("completed") == 1
     with pytest.raises(Exception, match="only a paused or failed"):
-        jobs.resume_run(world.store, world.queue, "T1", run_id)
+        runs.resume_run(world.store, world.queue, "T1", run_id)
 
 
 def test_sweeper_revives_a_job_whose_worker_died(world: World) -> None:
@@ -191,3 +193,65 @@ def test_sweeper_revives_a_job_whose_worker_died(world: World) -> None:
     world.work()
     lead = next(p for p in world.store.get_run("T1", run.id).entities if p.entity == Entity.lead)
     assert lead.done and lead.written == len(world.kept("lead"))
+
+
+def _revived_job_waiting_for_the_lease(world: World, monkeypatch: pytest.MonkeyPatch, run_id: str,
+                                        ended: list[str]) -> tuple[threading.Thread, Lease]:
+    """A revived lead job that checked its entity and now waits for the lease another job holds."""
+    state = RunState(world.store, "T1", run_id)
+    job_id = state.load(Entity.lead).job_id
+    holder = state.lease(world.connection.id, Entity.lead, ttl=30, owner="the-older-job")
+    assert holder.take()
+    waiting = threading.Event()
+    make_lease = world.store.sync_lease
+
+    def announced_lease(*args: object, **kwargs: object) -> Lease:
+        lease = make_lease(*args, **kwargs)
+        take = lease.take
+
+        def take_announced(wait: float = 0.0) -> bool:
+            waiting.set()
+            return take(wait=wait)
+
+        lease.take = take_announced
+        return lease
+
+    monkeypatch.setattr(world.store, "sync_lease", announced_lease)
+    revived = threading.Thread(target=lambda: ended.append(
+        entity_job.run_entity(world.services, "T1", run_id, Entity.lead, job_id=job_id)))
+    revived.start()
+    assert waiting.wait(10), "the revived job never asked for the lease"
+    return revived, holder
+
+
+def test_a_job_that_waited_for_the_lease_does_not_rerun_an_entity_finished_meanwhile(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job holding the lease finishes the entity while the revived one waits: once the lease is
+    free the revived job must stop, not sync the entity again."""
+    run = world.start()
+    state = RunState(world.store, "T1", run.id)
+    ended: list[str] = []
+    revived, holder = _revived_job_waiting_for_the_lease(world, monkeypatch, run.id, ended)
+    state.set_state(Entity.contact, EntityState.done)
+    settle(world.store, world.notifier, state.set_state(Entity.lead, EntityState.done, lease=holder))
+    holder.release()
+    revived.join(timeout=30)
+
+    assert ended == ["gone"]  # the run finished while it waited
+    assert world.marketo.calls_made == 0
+    assert world.store.get_run("T1", run.id).status == RunStatus.finished
+    assert world.notifier.count("completed") == 1
+
+
+def test_a_job_that_waited_for_the_lease_stops_when_a_newer_job_took_the_entity(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = world.start()
+    ended: list[str] = []
+    revived, holder = _revived_job_waiting_for_the_lease(world, monkeypatch, run.id, ended)
+    newer = runs.enqueue_entity(world.store, world.queue, "T1", run.id, Entity.lead)
+    holder.release()
+    revived.join(timeout=30)
+
+    assert ended == ["superseded"]
+    assert world.marketo.calls_made == 0
+    assert RunState(world.store, "T1", run.id).load(Entity.lead).job_id == newer

@@ -1,7 +1,9 @@
-"""Builds the clients every process needs from the settings, once per process.
+"""The one composition root: everything a process holds, built once by its entry point and passed down.
 
-Web processes and workers share nothing in memory; whatever must be shared (the Marketo
-limiter, the Marketo token, state) lives in Redis, so any number of them can run.
+`serve`, `socket`, `worker` and `demo` each build one `Container` from their settings; nothing
+else builds clients or reads the environment. Web processes and workers share nothing in memory;
+whatever must be shared (the Marketo limiter, the Marketo token, state) lives in Redis, so any
+number of them can run. Clients are built on first use, so a process pays only for what it uses.
 """
 
 from __future__ import annotations
@@ -13,17 +15,24 @@ from rq import Queue
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
+from bot.approval_effects import ApprovalEffects
+from bot.approvals import ApprovalService
+from bot.audit import AuditLog
+from bot.background import Background
 from bot.config import Settings
 from bot.crypto import SecretBox
 from bot.dynamics.auth import sign_in
 from bot.dynamics.client import DataverseClient
 from bot.dynamics.egress import HostAllowlist
+from bot.dynamics.metadata import MetadataCache
 from bot.errors import FlowError
 from bot.marketo.client import MarketoClient
 from bot.marketo.instance import instance_id
 from bot.marketo.limiter import SharedLimiter
 from bot.notify import Notifier
+from bot.roles import Roles
 from bot.store import Redis, Store, connect, jobs
+from bot.sync.ports import SyncServices
 from bot.tls import ssl_context
 
 SYNC_QUEUE = "sync"
@@ -32,18 +41,13 @@ SYNC_QUEUE = "sync"
 MARKETO_SLOT_LEASE_SECONDS = 45.0
 
 
-class Services:
+class Container:
     def __init__(self, settings: Settings, redis_client: Redis | None = None) -> None:
         self.settings = settings
         self.redis = redis_client or connect(settings.require(("REDIS_URL",)).REDIS_URL)
         self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX,
                            marketo_instance=instance_id(settings.MARKETO_BASE_URL) if settings.MARKETO_BASE_URL else "")
-        self._lock = threading.Lock()
-        self._marketo: MarketoClient | None = None
-
-    @classmethod
-    def from_env(cls) -> Services:
-        return cls(Settings())
+        self._marketo_lock = threading.Lock()
 
     # -- Slack -------------------------------------------------------------------------------------
     @functools.cached_property
@@ -55,6 +59,10 @@ class Services:
             timeout=15,
             retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=2), RateLimitErrorRetryHandler(max_retry_count=3)],
         )
+
+    @functools.cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(self.slack, self.settings, self.store, limiter=self.marketo_limiter())
 
     # -- Marketo -------------------------------------------------------------------------------------
     def marketo_limiter(self) -> SharedLimiter:
@@ -69,19 +77,21 @@ class Services:
 
     def marketo(self) -> MarketoClient:
         """One Marketo client per process (thread-safe), sharing limiter and token through Redis."""
-        with self._lock:
-            if self._marketo is None:
-                s = self.settings
-                self._marketo = MarketoClient(
-                    s.MARKETO_BASE_URL or "",
-                    s.MARKETO_CLIENT_ID or "",
-                    s.secret("MARKETO_CLIENT_SECRET"),
-                    limiter=self.marketo_limiter(),
-                    token_cache=self.store.marketo_token(s.MARKETO_BASE_URL or "", s.MARKETO_CLIENT_ID or ""),
-                    ca_bundle=s.CA_BUNDLE,
-                    daily_quota=s.MARKETO_DAILY_QUOTA,
-                )
+        with self._marketo_lock:
             return self._marketo
+
+    @functools.cached_property
+    def _marketo(self) -> MarketoClient:
+        s = self.settings
+        return MarketoClient(
+            s.MARKETO_BASE_URL or "",
+            s.MARKETO_CLIENT_ID or "",
+            s.secret("MARKETO_CLIENT_SECRET"),
+            limiter=self.marketo_limiter(),
+            token_cache=self.store.marketo_token(s.MARKETO_BASE_URL or "", s.MARKETO_CLIENT_ID or ""),
+            ca_bundle=s.CA_BUNDLE,
+            daily_quota=s.MARKETO_DAILY_QUOTA,
+        )
 
     # -- Dynamics ------------------------------------------------------------------------------------
     def dataverse(self, team_id: str, connection_id: str) -> DataverseClient:
@@ -92,9 +102,39 @@ class Services:
         return DataverseClient(credentials.url, sign_in(credentials, self.settings), ca_bundle=self.settings.CA_BUNDLE,
                                host_allowlist=HostAllowlist(self.settings.DYNAMICS_HOST_ALLOWLIST))
 
-    # -- jobs ----------------------------------------------------------------------------------------
-    def queue(self, name: str = SYNC_QUEUE) -> Queue:
-        return jobs.queue(self.redis, self.settings.REDIS_KEY_PREFIX, name)
+    @functools.cached_property
+    def metadata(self) -> MetadataCache:
+        return MetadataCache(self.store)
 
-    def notifier(self) -> Notifier:
-        return Notifier(self.slack, self.settings, self.store, limiter=self.marketo_limiter())
+    # -- jobs ----------------------------------------------------------------------------------------
+    @functools.cached_property
+    def queue(self) -> Queue:
+        """The sync queue (RQ keys under the store's prefix)."""
+        return jobs.queue(self.redis, self.settings.REDIS_KEY_PREFIX, SYNC_QUEUE)
+
+    @functools.cached_property
+    def sync(self) -> SyncServices:
+        """What sync jobs in this process run with."""
+        return SyncServices(settings=self.settings, store=self.store, queue=self.queue,
+                            dataverse=self.dataverse, marketo=self.marketo, notifier=self.notifier)
+
+    @functools.cached_property
+    def background(self) -> Background:
+        """Slow work after a Slack ack."""
+        return Background()
+
+    # -- people and decisions ------------------------------------------------------------------------
+    @functools.cached_property
+    def roles(self) -> Roles:
+        return Roles.from_settings(self.settings)
+
+    @functools.cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.store)
+
+    @functools.cached_property
+    def approvals(self) -> ApprovalService:
+        effects = ApprovalEffects(store=self.store, slack=self.slack, notifier=self.notifier, marketo=self.marketo,
+                                  queue=self.queue, audit=self.audit)
+        return ApprovalService(self.store, required=self.settings.APPROVALS_REQUIRED,
+                               ttl_hours=self.settings.APPROVAL_TTL_HOURS, roles=self.roles, effects=effects)

@@ -1,0 +1,164 @@
+"""One entity of a run, as a worker executes it: take the entity's lease, run the pipeline, conclude.
+
+The job's state is re-read once the lease is taken: while it waited, the job that held the lease may
+have finished the entity, or the sweeper may have given it to a newer job; either way this one stops.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from bot.errors import BotError
+from bot.models import Entity, EntityPlan, RunStatus, SyncRun
+from bot.store import Lease, Store
+from bot.sync import incremental
+from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
+from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
+from bot.sync.lease import Heartbeat, LeaseLost
+from bot.sync.ports import SyncServices
+from bot.sync.settle import quietly, settle
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_POLL = 0.25
+
+
+def _stale(state: RunState, entity: Entity, job_id: str | None) -> str | None:
+    """"gone" or "superseded" when this job must not run the entity (any more); None when it may."""
+    run = state.run()
+    if run is None or run.status in TERMINAL_RUN:
+        return "gone"
+    ckpt = state.load(entity)
+    if ckpt.state not in LIVE_STATES or (job_id and ckpt.job_id and ckpt.job_id != job_id):
+        return "superseded"
+    return None
+
+
+def run_entity(services: SyncServices, team_id: str, run_id: str, entity: Entity, *,
+               job_id: str | None = None) -> str:
+    """Run one entity's initial sync from its checkpoint. Returns how it ended (for logs and tests)."""
+    store, settings = services.store, services.settings
+    state = RunState(store, team_id, run_id)
+    stale = _stale(state, entity, job_id)
+    if stale:
+        return stale
+    if state.cancel_requested():
+        settle(store, services.notifier, state.set_state(entity, EntityState.cancelled, "Cancelled."))
+        return "cancelled"
+    run = state.run()
+    if run is None:
+        return "gone"
+    connection = store.get_connection(team_id, run.connection_id)
+    plan = connection.plan.for_entity(entity) if connection and connection.plan else None
+    if plan is None:
+        settle(store, services.notifier,
+               state.set_state(entity, EntityState.failed, "The field plan for this sync is gone."))
+        return "failed"
+    lease = state.lease(run.connection_id, entity, settings.SYNC_LEASE_SECONDS, owner=job_id or "")
+    if not lease.take(wait=settings.SYNC_LEASE_SECONDS * 1.5):
+        return "busy"  # a live job holds this entity; the sweeper keeps watching it
+    heartbeat = Heartbeat(lease, HEARTBEAT_POLL, state.cancel_requested)
+    heartbeat.start()  # from here on: sign-in and counting can take longer than the lease
+    try:
+        stale = _stale(state, entity, job_id)  # decided again: the lease holder may have finished meanwhile
+        if stale:
+            return stale
+        return _run_locked(services, state, state.run() or run, plan, lease, heartbeat, job_id)
+    except LeaseLost:
+        return "lost"
+    finally:
+        heartbeat.close()
+        lease.release()
+
+
+def _run_locked(services: SyncServices, state: RunState, run: SyncRun, plan: EntityPlan, lease: Lease,
+                heartbeat: Heartbeat, job_id: str | None) -> str:
+    entity = plan.entity
+
+    def started(ckpt: Checkpoint) -> None:
+        ckpt.job_id = job_id or ckpt.job_id
+
+    state.set_state(entity, EntityState.running, change=started, lease=lease)
+    try:
+        source = services.dataverse(run.team_id, run.connection_id)
+        marketo = services.marketo()
+        with contextlib.closing(source) if hasattr(source, "close") else contextlib.nullcontext():
+            _estimate(services.store, run, plan, source)
+            outcome = _pipeline(services, state, plan, lease, heartbeat, source, marketo)
+    except LeaseLost:
+        raise
+    except BotError as exc:
+        outcome = Outcome("paused", exc.user_message)
+    except Exception:
+        log.exception("sync of %s for run %s failed", entity.value, run.id)
+        outcome = Outcome("failed", UNEXPECTED)
+    return _conclude(services, state, run, entity, lease, outcome)
+
+
+def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: Lease, heartbeat: Heartbeat,
+              source: Any, marketo: Any) -> Outcome:
+    notifier = services.notifier
+    settings = services.settings
+    run = state.run()
+    booking = Booking(
+        state, lease, heartbeat.stop, started_at=run.started_at if run else 0.0,
+        on_progress=(lambda: quietly(notifier.progress, state.team_id, state.run_id)) if notifier else (lambda: None),
+    )
+    target = MarketoTarget(_writer(marketo, plan), _lookup(marketo, plan),
+                           calls_made=lambda: int(getattr(marketo, "calls_made", 0)))
+    sync = EntitySync(plan, source, target, booking,
+                      writers=settings.SYNC_WRITERS or settings.MARKETO_MAX_CONCURRENCY)
+    outcome = sync.run()
+    if outcome.kind == "stopped" and heartbeat.reason == "cancel":
+        return Outcome("cancelled", "Cancelled.")
+    if outcome.kind == "stopped":
+        raise LeaseLost()
+    return outcome
+
+
+def _writer(marketo: Any, plan: EntityPlan) -> Callable[[list[dict]], list]:
+    if plan.entity == Entity.account:
+        return marketo.sync_companies
+    return lambda records: marketo.sync_leads(records, plan.id_field)
+
+
+def _lookup(marketo: Any, plan: EntityPlan) -> Callable[[list[str], list[str]], list[dict]] | None:
+    """Reads persons back by their Dynamics id (companies cannot be read back: those batches are resent)."""
+    if plan.entity == Entity.account:
+        return None
+    return lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields)
+
+
+def _estimate(store: Store, run: SyncRun, plan: EntityPlan, source: Any) -> None:
+    progress = next(p for p in run.entities if p.entity == plan.entity)
+    if progress.estimated:
+        return
+    estimated = int(source.count(plan.entity.value, filter_attribute=plan.filter_attribute))
+
+    def put(current: SyncRun) -> SyncRun:
+        next(p for p in current.entities if p.entity == plan.entity).estimated = estimated
+        return current
+
+    store.update_run(run.team_id, run.id, put)
+
+
+def _conclude(services: SyncServices, state: RunState, run: SyncRun, entity: Entity, lease: Lease,
+              outcome: Outcome) -> str:
+    store = services.store
+    if outcome.kind == "done":
+        def finish(ckpt: Checkpoint) -> None:
+            ckpt.delta_link = outcome.delta_link
+
+        transition = state.set_state(entity, EntityState.done, change=finish, lease=lease)
+        if outcome.delta_link:
+            store.delta_links.put(run.team_id, run.connection_id, entity.value, outcome.delta_link)
+    else:
+        target = {"cancelled": EntityState.cancelled, "paused": EntityState.paused}.get(outcome.kind, EntityState.failed)
+        transition = state.set_state(entity, target, outcome.message, lease=lease)
+    settle(store, services.notifier, transition)
+    if transition.changed and transition.run.status == RunStatus.finished:
+        incremental.schedule(store, run.team_id, run.connection_id, services.settings)
+    return outcome.kind

@@ -1,0 +1,43 @@
+"""The RQ job functions (ids only) and the worker's `SyncServices` they run with.
+
+Jobs are enqueued by dotted name (`bot.sync.entry.sync_entity_job`), so nothing that starts a sync
+imports this module. The worker process installs its services once at start-up (`run_worker`);
+a job that runs in a process that installed none fails loudly instead of building clients from
+the environment.
+"""
+
+from __future__ import annotations
+
+from rq import get_current_job
+
+from bot.models import Entity
+from bot.sync.entity_job import run_entity
+from bot.sync.incremental import run_incremental
+from bot.sync.ports import SyncServices
+
+_installed: SyncServices | None = None
+
+
+class NoSyncServices(RuntimeError):
+    """A sync job ran in a process whose worker did not install its services."""
+
+
+def install(services: SyncServices | None) -> None:
+    """Set what this process's jobs run with (the worker, once at start-up; tests, around a test)."""
+    global _installed
+    _installed = services
+
+
+def installed() -> SyncServices:
+    if _installed is None:
+        raise NoSyncServices("sync jobs run only in a worker started by run_worker, which installs their services")
+    return _installed
+
+
+def sync_entity_job(team_id: str, run_id: str, entity: str) -> str:
+    job = get_current_job()
+    return run_entity(installed(), team_id, run_id, Entity(entity), job_id=job.id if job else None)
+
+
+def incremental_entity_job(team_id: str, connection_id: str, entity: str) -> str:
+    return run_incremental(installed(), team_id, connection_id, Entity(entity))

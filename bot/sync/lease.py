@@ -1,0 +1,51 @@
+"""Holding an entity's sync lease while a job runs: the heartbeat that renews it, the error when it is lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from bot.errors import BotError
+from bot.store import Lease, RedisError
+
+
+class LeaseLost(BotError):
+    user_message = "Another worker took over this part of the sync; this one stopped without changing anything."
+
+
+class Heartbeat(threading.Thread):
+    """Renews a lease and watches for a cancel request; sets `stop` when either says to stop."""
+
+    def __init__(self, lease: Lease, interval: float, cancelled: Callable[[], bool]) -> None:
+        super().__init__(daemon=True, name="sync-heartbeat")
+        self.lease = lease
+        self.interval = interval
+        self.cancelled = cancelled
+        self.stop = threading.Event()
+        self.reason: str | None = None
+        self._quit = threading.Event()
+
+    def run(self) -> None:
+        renew_every = max(self.lease.ttl_ms / 3000, 0.05)
+        last_renew = time.monotonic()
+        while not self._quit.wait(self.interval):
+            try:
+                if time.monotonic() - last_renew >= renew_every:
+                    if not self.lease.renew():
+                        self._halt("lease")
+                        return
+                    last_renew = time.monotonic()
+                if self.cancelled():
+                    self._halt("cancel")
+            except RedisError:
+                continue  # a blip: the lease has slack, try again next tick
+
+    def _halt(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.stop.set()
+
+    def close(self) -> None:
+        self._quit.set()
+        self.join(timeout=5)

@@ -1,0 +1,104 @@
+"""Starting, resuming and cancelling sync runs; each entity of a run is one RQ job.
+
+A run has one RQ job per entity, so entities run on different workers at once; the run record
+aggregates them. Job arguments are ids only (team, run, entity): the worker loads and decrypts
+what it needs. Which job is responsible for an entity is recorded in its checkpoint, so the
+sweeper can tell a dead job from a slow one and re-enqueue it (see `sweeper.py`). Jobs are
+enqueued by the dotted name of their entry point (`bot.sync.entry`), which the worker resolves.
+"""
+
+from __future__ import annotations
+
+from rq import Queue
+
+from bot import flow
+from bot.errors import FlowError
+from bot.models import Connection, Entity, EntityProgress, RunStatus, SyncRun
+from bot.notify import Notifier
+from bot.store import Store
+from bot.sync.checkpoint import TERMINAL_RUN, Checkpoint, EntityState, RunState
+from bot.sync.settle import quietly, settle
+
+JOB_TIMEOUT = 24 * 3600  # an initial sync of millions of records takes hours, not days
+RESULT_TTL = 24 * 3600
+ENTITY_JOB = "bot.sync.entry.sync_entity_job"
+
+
+def start_initial_sync(store: Store, queue: Queue, connection: Connection, notifier: Notifier | None = None, *,
+                       entities: list[Entity] | None = None, kind: str = "initial") -> SyncRun:
+    """Create the run for an approved connection and enqueue one job per planned entity.
+
+    `entities` limits a run to some entities (a full re-read after a change token expired: kind "resync").
+    """
+    if connection.plan is None or not connection.plan.entities:
+        raise FlowError("There is no field plan to sync yet. Finish Step 2 first.")
+    plans = [p for p in connection.plan.entities if entities is None or p.entity in entities]
+    run = SyncRun(
+        team_id=connection.team_id,
+        connection_id=connection.id,
+        requester=connection.requester,
+        kind=kind,
+        status=RunStatus.running,
+        entities=[EntityProgress(entity=p.entity, estimated=p.record_count or 0) for p in plans],
+    )
+    store.save_run(run)
+    state = RunState(store, run.team_id, run.id)
+    for progress in run.entities:
+        state.save(Checkpoint(entity=progress.entity))
+    flow.start_sync(store, connection.team_id, connection.id, run.id)
+    store.active_runs.add(run.team_id, run.id)
+    if notifier is not None:
+        quietly(notifier.progress, run.team_id, run.id, force=True)
+    for progress in run.entities:
+        enqueue_entity(store, queue, run.team_id, run.id, progress.entity)
+    return store.get_run(run.team_id, run.id) or run
+
+
+def enqueue_entity(store: Store, queue: Queue, team_id: str, run_id: str, entity: Entity) -> str:
+    """Make a new job responsible for `entity` (recorded in its checkpoint), then enqueue it."""
+    state = RunState(store, team_id, run_id)
+    job_id = ""
+
+    def assign(ckpt: Checkpoint) -> None:
+        nonlocal job_id
+        ckpt.attempts += 1
+        job_id = f"sync-{run_id}-{entity.value}-{ckpt.attempts}"
+        ckpt.job_id = job_id
+
+    state.set_state(entity, EntityState.queued, change=assign)
+    queue.enqueue(ENTITY_JOB, team_id, run_id, entity.value, job_id=job_id,
+                  job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+                  description=f"sync {entity.value} for run {run_id}")
+    return job_id
+
+
+def resume_run(store: Store, queue: Queue, team_id: str, run_id: str) -> SyncRun:
+    """Re-enqueue every paused or failed entity of a run; each continues from its checkpoint."""
+    state = RunState(store, team_id, run_id)
+    run = state.run()
+    if run is None:
+        raise FlowError("That sync run no longer exists.")
+    if run.status not in (RunStatus.paused, RunStatus.failed):
+        raise FlowError(f"This sync is {run.status.value}; only a paused or failed sync can be resumed.")
+    store.active_runs.add(team_id, run_id)
+    for progress in run.entities:
+        if state.load(progress.entity).state in (EntityState.paused, EntityState.failed):
+            enqueue_entity(store, queue, team_id, run_id, progress.entity)
+    resumed = state.run() or run
+    flow.follow_run(store, resumed)
+    return resumed
+
+
+def request_cancel(store: Store, team_id: str, run_id: str, notifier: Notifier | None = None) -> SyncRun:
+    """Ask the run to stop. Running entities stop at their next batch boundary; idle ones at once."""
+    state = RunState(store, team_id, run_id)
+    run = state.run()
+    if run is None:
+        raise FlowError("That sync run no longer exists.")
+    if run.status in TERMINAL_RUN:
+        return run
+    state.request_cancel()
+    for progress in run.entities:
+        if state.load(progress.entity).state in (EntityState.paused, EntityState.failed):
+            settle(store, notifier, state.set_state(progress.entity, EntityState.cancelled, "Cancelled."))
+    return state.run() or run
