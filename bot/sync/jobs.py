@@ -20,7 +20,7 @@ from rq import Queue, get_current_job
 from bot.config import Settings
 from bot.errors import BotError, FlowError
 from bot.models import Connection, Entity, EntityPlan, EntityProgress, FlowState, RunStatus, SyncRun
-from bot.store import Store
+from bot.store import REDIS_UNAVAILABLE, Store
 from bot.sync.checkpoint import (
     LIVE_STATES,
     TERMINAL_RUN,
@@ -231,6 +231,8 @@ def _run_locked(context: SyncContext, state: RunState, run: SyncRun, plan: Entit
             outcome = _pipeline(context, state, plan, lease, heartbeat, source, marketo)
     except LeaseLost:
         raise
+    except REDIS_UNAVAILABLE:
+        raise  # not the sync's fault: the entity stays running, its lease lapses, the sweeper re-enqueues it
     except BotError as exc:
         outcome = Outcome("paused", exc.user_message)
     except Exception:
