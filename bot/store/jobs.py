@@ -7,6 +7,7 @@ prefix still keep their queues apart.
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from bot.store.connection import REDIS_UNAVAILABLE
 from bot.store.persistence import warn_without_persistence
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def queue(client: redis.Redis, prefix: str, name: str) -> Queue:
@@ -28,8 +30,23 @@ def queue(client: redis.Redis, prefix: str, name: str) -> Queue:
 
 
 def worker(queues: list[Queue], client: redis.Redis) -> PatientWorker:
-    """The job runs in the worker process (no fork per job): see `bot.worker`."""
-    return PatientWorker(queues, connection=client)
+    """The job runs in the worker process (no fork per job): see `bot.worker`. Made once Redis
+    answers (RQ asks Redis for the worker's address as it builds one)."""
+    return patiently(lambda: PatientWorker(queues, connection=client), log, "worker start-up")
+
+
+def patiently(step: Callable[[], T], logger: logging.Logger, what: str, *, first_wait: float = 0.5,
+              factor: float = 2.0, max_wait: float = 60.0) -> T:
+    """Run `step` until Redis lets it finish, waiting `factor` times longer after each failure, up
+    to `max_wait` seconds."""
+    wait = first_wait
+    while True:
+        try:
+            return step()
+        except REDIS_UNAVAILABLE as exc:
+            logger.error("%s: Redis is unreachable (%s); retrying in %.1f s", what, exc, wait)
+            time.sleep(wait)
+            wait = min(wait * factor, max_wait)
 
 
 class PatientWorker(SimpleWorker):
@@ -50,7 +67,13 @@ class PatientWorker(SimpleWorker):
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         self._patiently(lambda: warn_without_persistence(self.connection))
-        self._patiently(lambda: super(PatientWorker, self).bootstrap(*args, **kwargs))
+        super().bootstrap(*args, **kwargs)
+
+    def register_birth(self) -> None:
+        self._patiently(super().register_birth)
+
+    def subscribe(self) -> None:
+        self._patiently(super().subscribe)
 
     def check_for_suspension(self, burst: bool) -> None:
         self._patiently(lambda: super(PatientWorker, self).check_for_suspension(burst))
@@ -92,12 +115,5 @@ class PatientWorker(SimpleWorker):
         self.set_state(WorkerStatus.IDLE)
 
     def _patiently(self, step: Callable[[], T]) -> T:
-        """Run `step` until Redis lets it finish, waiting longer after each failure (capped)."""
-        wait = self.first_connection_wait
-        while True:
-            try:
-                return step()
-            except REDIS_UNAVAILABLE as exc:
-                self.log.error("Worker %s: Redis is unreachable (%s); retrying in %.1f s", self.name, exc, wait)
-                time.sleep(wait)
-                wait = min(wait * self.exponential_backoff_factor, self.max_connection_wait_time)
+        return patiently(step, self.log, f"Worker {self.name}", first_wait=self.first_connection_wait,
+                         factor=self.exponential_backoff_factor, max_wait=self.max_connection_wait_time)

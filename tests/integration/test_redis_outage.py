@@ -7,6 +7,7 @@ outage (redis-py gave up and raised), then started again on the same port.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,11 +42,15 @@ def world(own_redis: RedisServer, key_prefix: str) -> Iterator[SyncHarness]:
     harness.stop()
 
 
-def _wait_for(what: str, predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+def _until_it_waits_for_redis(worker: subprocess.Popen, log: Path, timeout: float = 60) -> str:
+    """Poll the worker's log until it has waited for Redis twice (backing off); its output so far."""
     deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+    while worker.poll() is None and "retrying in 1.0 s" not in log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, "timed out waiting for the worker to wait for Redis"
         time.sleep(0.1)
+    output = log.read_text(errors="replace")
+    assert worker.poll() is None, f"the worker died:\n{output[-3000:]}"
+    return output
 
 
 def test_a_worker_outlives_a_redis_outage_and_the_run_resumes_from_its_checkpoint(
@@ -60,12 +65,7 @@ def test_a_worker_outlives_a_redis_outage_and_the_run_resumes_from_its_checkpoin
 
     world.wait_run(run.id, lambda r: leads_written() > 0.2 * expected_leads, timeout=60)
     own_redis.stop()
-    # Down until the worker has met the outage in its job and waited for Redis twice (backing off).
-    _wait_for("the worker to wait for Redis", lambda: worker.poll() is not None or "retrying in 1.0 s" in log.read_text(
-        errors="replace"), timeout=60)
-    output = log.read_text(errors="replace")
-    assert worker.poll() is None, f"the worker died:\n{output[-3000:]}"
-    assert "Redis became unreachable during job" in output
+    assert "Redis became unreachable during job" in _until_it_waits_for_redis(worker, log)
     own_redis.start()
 
     finished = world.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=120)
@@ -77,3 +77,17 @@ def test_a_worker_outlives_a_redis_outage_and_the_run_resumes_from_its_checkpoin
     for progress in finished.entities:
         assert progress.written == len(world.expected(progress.entity)) and progress.failed == 0
     assert RunState(world.store, "T1", run.id).load(Entity.lead).attempts == 2  # resumed once, from its checkpoint
+
+
+def test_a_worker_started_while_redis_is_down_waits_for_it_then_resumes_the_run(
+        world: SyncHarness, own_redis: RedisServer, tmp_path: Path) -> None:
+    run = jobs.start_initial_sync(world.store, world.services.queue(), world.connection)  # no worker alive yet
+    own_redis.stop()
+    log = tmp_path / "worker.log"
+    worker = world.spawn_worker(str(log))
+    _until_it_waits_for_redis(worker, log)
+    own_redis.start()
+
+    finished = world.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=120)
+    assert finished.status == RunStatus.finished and worker.poll() is None
+    assert world.mismatches(Entity.lead) == [] and world.mismatches(Entity.contact) == []
