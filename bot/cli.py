@@ -49,7 +49,7 @@ def serve() -> None:
     uvicorn.run(
         "bot.cli:web_factory",
         factory=True,
-        host="0.0.0.0",
+        host=settings.HOST,
         port=settings.PORT,
         workers=settings.WEB_CONCURRENCY,
         log_level="info",

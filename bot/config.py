@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     MARKETO_DAILY_QUOTA: int = Field(default=50_000, ge=1)
     SMTP_URL: str | None = None
     SMTP_FROM: str = "connect-dynamics@localhost"
+    # The web process serves Slack and webhooks from outside its container: it listens on every
+    # interface unless told otherwise (a host with a local proxy in front sets 127.0.0.1), hence
+    # the B104 exception on this one line.
+    HOST: str = "0.0.0.0"  # nosec B104
     PORT: int = 3000
     WEB_CONCURRENCY: int = Field(default=1, ge=1)
     INCREMENTAL_SYNC_MINUTES: float = Field(default=5, gt=0)

@@ -135,8 +135,8 @@ class MarketoClient:
     ) -> None:
         """`token_cache` shares the access token between workers. `batch_size` (≤ 300) is for tests.
         With `daily_quota` and a limiter, no call is made once the subscription's calls today (counted
-        in Redis by every process) reach it: DailyQuotaExceeded, as Marketo's own 607 would say. Calls
-        already in flight finish, so the count may pass the quota by up to the concurrency cap."""
+        in Redis by every process) reach it: DailyQuotaExceeded, as Marketo's own 607 would say. The
+        limiter reserves the quota with the slot, so the count never passes it."""
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc or self.base_url
         self._client_id = client_id
@@ -243,39 +243,43 @@ class MarketoClient:
         headers = {"Accept": "application/json"}
         if content is not None:
             headers["Content-Type"] = "application/json"
-        if self.daily_quota and self.limiter and self.limiter.calls_today() >= self.daily_quota:
-            raise error_for("607", f"the daily quota of {self.daily_quota} calls (MARKETO_DAILY_QUOTA) is used up")
-        with self.limiter.slot() if self.limiter else nullcontext():
+        with self.limiter.slot(quota=self.daily_quota) if self.limiter else nullcontext() as quota_day:
             token = self._access_token()
             headers["Authorization"] = f"Bearer {token}"
             try:
                 response = self._http.request(method, path, params=params, content=content, data=form,
                                               headers=headers)
             except httpx.TransportError as exc:
+                if isinstance(exc, httpx.ConnectError):
+                    self._give_back(quota_day)  # never sent: Marketo did not count it
                 raise connection_error(self.host, type(exc).__name__) from None
         if response.status_code != 200:
-            self._count(str(response.status_code))
+            self._count()
             raise http_error(response.status_code, self.host)
         try:
             envelope = Envelope.model_validate_json(response.content)
         except ValueError:
-            self._count(None)
+            self._count()
             raise MarketoFatal("invalid-response", "Marketo answered with something that is not its JSON "
                                                    "envelope") from None
+        self._count()
         if envelope.success:
-            self._count(None)
             return envelope
         first = envelope.errors[0] if envelope.errors else Reason(code="unknown", message="no error given")
-        self._count(first.code)
+        if first.code in UNCOUNTED_CODES:
+            self._give_back(quota_day)
         if first.code in TOKEN_CODES:
             self._drop_token(token)
         raise error_for(first.code, first.message)
 
-    def _count(self, code: str | None) -> None:
+    def _count(self) -> None:
         with self._count_lock:
             self.calls_made += 1
-        if self.limiter and code not in UNCOUNTED_CODES:
-            self.limiter.record_call()
+
+    def _give_back(self, quota_day: str | None) -> None:
+        """The limiter counted this call on the quota when it granted the slot; Marketo did not."""
+        if self.limiter and quota_day:
+            self.limiter.give_back(quota_day)
 
     def _wait(self, error: MarketoError, attempt: int) -> None:
         if error.code in RATE_CODES:

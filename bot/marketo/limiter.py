@@ -1,5 +1,5 @@
-"""The Marketo limits, shared in Redis by every process: a sliding-window call limiter and a
-concurrency semaphore with leases, plus a daily usage counter.
+"""The Marketo limits, shared in Redis by every process: a sliding-window call limiter, a
+concurrency semaphore with leases, and the daily quota.
 
 Why a call occupies the window from the moment it starts until it *finishes*: Marketo counts a
 call when it arrives, which is somewhere between our start and our finish. Counting each call
@@ -11,6 +11,17 @@ A process killed mid-call cannot hold a slot forever: an in-flight entry carries
 deadline and is dropped (from the semaphore) or aged out (from the window) after it. All
 timestamps are Redis server time, so processes on different machines agree. The Redis side
 (scripts, keys, counters) is `bot.store.limiter`'s; this module holds the policy.
+
+The daily quota is reserved in the same atomic step that grants the slot: a slot is granted only
+with a unit of today's quota, so however many threads and processes wait, no more calls than the
+quota are ever sent in a day. A call that then never reaches Marketo (no connection), or that
+Marketo does not count (601, 602 and the like), gives its unit back.
+
+Marketo's quota day starts at midnight US Central time (America/Chicago, with daylight saving
+time). Lua inside Redis has no time-zone database, and the day must come from Redis' clock, not
+a worker's: so Python (`zoneinfo`) computes when the days around now begin in that zone, and the
+script picks the day Redis' `TIME` falls in. A worker clock off by less than a day still gives
+a table that covers Redis' now; the table's midnights are exact across DST changes.
 """
 
 from __future__ import annotations
@@ -20,13 +31,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from bot.errors import BotError
-from bot.store import LimiterState
+from bot.marketo.errors import DailyQuotaExceeded
+from bot.store import Attempt, DayStart, LimiterState
 
-# Marketo resets the daily quota at 00:00 CST (reference C4).
-CST = timezone(timedelta(hours=-6), "CST")
+# Marketo resets the daily quota at midnight US Central time.
+QUOTA_ZONE = ZoneInfo("America/Chicago")
+
 
 class LimiterTimeout(BotError):
     user_message = (
@@ -59,33 +73,40 @@ class SharedLimiter:
         self.max_poll = max_poll
         self._sleep = sleep
 
-    def try_acquire(self, call_id: str) -> float:
-        """Take a slot for `call_id` if both limits allow; else how long to wait (-1: unknown)."""
+    def try_acquire(self, call_id: str, *, quota: int | None = None, now: float | None = None) -> Attempt:
+        """Take a slot for `call_id` if the limits allow, counting the call on today's quota; with a
+        `quota`, only while today's calls are fewer. `now` stands in for Redis' clock in tests of the
+        day boundary."""
         return self.state.try_acquire(call_id, self.calls_per_window, self.window_seconds, self.max_concurrency,
-                                      self.lease_seconds)
+                                      self.lease_seconds, quota=quota or 0,
+                                      days=quota_days(time.time() if now is None else now), now=now)
 
     def release(self, call_id: str) -> None:
         self.state.release(call_id, self.window_seconds)
 
     @contextmanager
-    def slot(self, timeout: float | None = None) -> Iterator[None]:
-        """Block until the window and the semaphore both allow one more call.
+    def slot(self, timeout: float | None = None, *, quota: int | None = None) -> Iterator[str]:
+        """Block until the window and the semaphore both allow one more call and a unit of today's
+        quota is reserved for it; yields the quota day the call is counted on (see `give_back`).
 
-        Waits are jittered and never shorter than a few milliseconds, so many waiters
-        do not spin on Redis; `timeout` raises LimiterTimeout.
+        Waits are jittered and never shorter than a few milliseconds, so many waiters do not spin
+        on Redis; `timeout` raises LimiterTimeout, a used-up `quota` DailyQuotaExceeded at once.
         """
         call_id = uuid.uuid4().hex
         deadline = None if timeout is None else time.monotonic() + timeout
-        while (wait := self.try_acquire(call_id)) != 0:
+        while (attempt := self.try_acquire(call_id, quota=quota)).wait != 0 or attempt.quota_exhausted:
+            if attempt.quota_exhausted:
+                raise DailyQuotaExceeded("607", f"the daily quota of {quota} calls (MARKETO_DAILY_QUOTA) "
+                                                "is used up")
             if deadline is not None and time.monotonic() > deadline:
                 raise LimiterTimeout(detail=f"no Marketo slot within {timeout} s")
-            if wait < 0:  # concurrency cap: no known free time, poll
+            if attempt.wait < 0:  # concurrency cap: no known free time, poll
                 delay = random.uniform(0.005, 0.03)
             else:
-                delay = min(wait, self.max_poll) + random.uniform(0.001, 0.01)
+                delay = min(attempt.wait, self.max_poll) + random.uniform(0.001, 0.01)
             self._sleep(delay)
         try:
-            yield
+            yield attempt.day
         finally:
             self.release(call_id)
 
@@ -94,21 +115,22 @@ class SharedLimiter:
         self.state.back_off(seconds)
 
     # -- daily usage ------------------------------------------------------------------------
-    @staticmethod
-    def _day(at: float | None = None) -> str:
-        """The quota's day (CST) as YYYYMMDD."""
-        return f"{datetime.fromtimestamp(time.time() if at is None else at, UTC).astimezone(CST):%Y%m%d}"
-
-    def record_call(self, n: int = 1) -> int:
-        """Count `n` calls against today's (CST) quota; returns today's total."""
-        return self.state.add_calls(self._day(), n)
+    def give_back(self, day: str) -> None:
+        """Return the quota unit of a call that never reached Marketo or that Marketo did not count."""
+        self.state.give_back(day)
 
     def calls_today(self) -> int:
-        return self.state.calls_on(self._day())
+        """Calls counted on today's quota (today by Redis' clock, in Marketo's time zone)."""
+        return self.state.calls_today(quota_days(time.time()))[1]
 
-    @staticmethod
-    def quota_resets_at(now: float | None = None) -> float:
-        """Epoch seconds of the next 00:00 CST, when Marketo's daily quota resets."""
-        local = datetime.fromtimestamp(time.time() if now is None else now, UTC).astimezone(CST)
-        midnight = (local + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        return midnight.timestamp()
+
+def quota_days(around: float, margin: int = 2) -> list[DayStart]:
+    """The quota days from `margin` days before to `margin` days after the local date of `around`
+    (epoch seconds), each with the instant its midnight falls in Marketo's time zone."""
+    today = datetime.fromtimestamp(around, QUOTA_ZONE).date()
+    return [_day_start(today + timedelta(days=shift)) for shift in range(-margin, margin + 1)]
+
+
+def _day_start(day: date) -> DayStart:
+    midnight = datetime(day.year, day.month, day.day, tzinfo=QUOTA_ZONE)
+    return DayStart(midnight.timestamp(), f"{day:%Y%m%d}")

@@ -4,13 +4,13 @@ workers (`jobs`) and the connection (`connection`). Nothing outside it imports `
 
 from redis import Redis, RedisError
 
-from bot.store.connection import connect
+from bot.store.connection import REDIS_UNAVAILABLE, connect
 from bot.store.keys import Keys
-from bot.store.limiter import LimiterState
+from bot.store.limiter import Attempt, DayStart, LimiterState
 from bot.store.locks import Lease
 from bot.store.records import Store
 from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
 
-__all__ = ["Keys", "Lease", "LimiterState", "Redis", "RedisError", "RunTx", "SealedValue", "Store",
-           "Watermark", "connect"]
+__all__ = ["REDIS_UNAVAILABLE", "Attempt", "DayStart", "Keys", "Lease", "LimiterState", "Redis", "RedisError",
+           "RunTx", "SealedValue", "Store", "Watermark", "connect"]

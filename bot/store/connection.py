@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import redis
 
+# What redis-py raises when Redis cannot be reached or does not answer in time: a blip, a restart,
+# a failover. (Its own retries, a few seconds' worth, have already been spent by then.)
+REDIS_UNAVAILABLE: tuple[type[redis.RedisError], ...] = (redis.ConnectionError, redis.TimeoutError)
+
 
 def connect(url: str, *, decode_responses: bool = False) -> redis.Redis:
     """A Redis client for `url` (`redis://`, `rediss://` or `unix://`)."""

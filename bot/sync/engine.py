@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan
-from bot.store import Lease
+from bot.store import REDIS_UNAVAILABLE, Lease
 from bot.sync.checkpoint import BatchOutcome, Checkpoint, RunState
 from bot.sync.convert import ConversionError, RecordConverter
 from bot.sync.lease import LeaseLost
@@ -164,10 +164,13 @@ class EntitySync:
         self._lock = threading.Lock()
         self._calls_booked = self.calls_made()
         self._failure: Outcome | None = None
+        self._redis_error: Exception | None = None
         self._delta_link: str | None = None
 
     # -- the run --------------------------------------------------------------------------------------
     def run(self) -> Outcome:
+        """Raises redis' ConnectionError or TimeoutError, after every thread stopped, when Redis became
+        unreachable: an outage is not the sync's failure, and what was booked before it stands."""
         ckpt = self.state.load(self.entity)
         self._suspect = {seq for seq in self.state.inflight(self.entity) if seq >= ckpt.seq and seq not in ckpt.done}
         reader = threading.Thread(target=self._guard, args=(self._read, ckpt), name="sync-reader", daemon=True)
@@ -181,6 +184,8 @@ class EntitySync:
         reader.join()
         for thread in pool:
             thread.join()
+        if self._redis_error is not None:
+            raise self._redis_error  # nothing can be booked: the job ends, a new one resumes from the checkpoint
         if self._failure is not None:
             return self._failure
         if self.stop.is_set():
@@ -193,6 +198,11 @@ class EntitySync:
             target(*args)
         except LeaseLost:
             self._halt(Outcome("stopped", "lease lost"))
+        except REDIS_UNAVAILABLE as exc:
+            log.warning("sync %s stops: Redis is unreachable (%s)", self.entity, exc)
+            with self._lock:
+                self._redis_error = self._redis_error or exc
+            self.stop.set()
         except BotError as exc:
             log.warning("sync %s paused: %s", self.entity, exc)
             self._halt(Outcome("paused", exc.user_message))

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan, RunStatus, SyncRun
-from bot.store import Lease, Store
+from bot.store import REDIS_UNAVAILABLE, Lease, Store
 from bot.sync import incremental
 from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
@@ -90,6 +90,8 @@ def _run_locked(services: SyncServices, state: RunState, run: SyncRun, plan: Ent
             outcome = _pipeline(services, state, plan, lease, heartbeat, source, marketo)
     except LeaseLost:
         raise
+    except REDIS_UNAVAILABLE:
+        raise  # not the sync's fault: the entity stays running, its lease lapses, the sweeper re-enqueues it
     except BotError as exc:
         outcome = Outcome("paused", exc.user_message)
     except Exception:

@@ -153,7 +153,7 @@ def _camel(logical_name: str) -> str:
 
 
 def _short_hash(*parts: str) -> str:
-    return hashlib.sha1("\x00".join(parts).encode()).hexdigest()[:6]
+    return hashlib.sha1("\x00".join(parts).encode(), usedforsecurity=False).hexdigest()[:6]
 
 
 def _fit(base: str, suffix: str, limit: int = MAX_FIELD_NAME) -> str:

@@ -124,10 +124,11 @@ class SyncHarness:
             emulator.stop()
 
     # -- workers -----------------------------------------------------------------------------------
-    def spawn_worker(self) -> subprocess.Popen:
-        """`python -m bot.worker` in its own process group (SIGKILL takes the whole worker down)."""
+    def spawn_worker(self, log_path: str | None = None) -> subprocess.Popen:
+        """`python -m bot.worker` in its own process group (SIGKILL takes the whole worker down); its
+        output goes to `log_path`, else to `$SYNC_WORKER_LOG`, else nowhere."""
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
-        log = open(os.environ.get("SYNC_WORKER_LOG", os.devnull), "ab")  # noqa: SIM115 - the child owns it
+        log = open(log_path or os.environ.get("SYNC_WORKER_LOG", os.devnull), "ab")  # noqa: SIM115 - the child owns it
         worker = subprocess.Popen([sys.executable, "-m", "bot.worker"], cwd=ROOT, env=env, start_new_session=True,
                                   stdout=log, stderr=log)
         log.close()

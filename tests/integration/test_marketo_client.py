@@ -199,6 +199,30 @@ def test_daily_quota_raises_and_is_counted(env) -> None:
     assert marketo.limiter.calls_today() == 3
 
 
+def test_the_daily_quota_is_reserved_with_the_slot_so_no_thread_overshoots(env) -> None:
+    emulator, marketo = env(latency=0.05, limiter={"max_concurrency": 2}, client={"daily_quota": 5})
+    def call(_: int) -> str:
+        try:
+            marketo.describe_leads()
+        except DailyQuotaExceeded:
+            return "quota"
+        return "sent"
+
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(call, range(20)))
+    assert outcomes.count("sent") == 5 and outcomes.count("quota") == 15
+    assert len(emulator.calls("/rest/v1/leads/describe2.json")) == 5
+    assert marketo.limiter.calls_today() == 5
+
+
+def test_a_call_marketo_does_not_count_gives_its_quota_unit_back(env) -> None:
+    emulator, marketo = env(client={"daily_quota": 5})
+    marketo.describe_leads()
+    emulator.fail_next(1, "611")  # system error: retried, and not counted against the quota (C5)
+    marketo.describe_leads()
+    assert marketo.calls_made == 3 and marketo.limiter.calls_today() == 2
+
+
 def test_bad_credentials_raise_auth_error_without_the_secret(env) -> None:
     _, marketo = env(client={"secret": "s3cr3t-value"})
     with pytest.raises(MarketoAuthError) as info:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
-from bot.marketo.limiter import CST, SharedLimiter
+from bot.marketo.errors import DailyQuotaExceeded
+from bot.marketo.limiter import SharedLimiter, quota_days
 from bot.store import Keys, LimiterState
 
 
@@ -28,37 +30,37 @@ def _wait_until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-unt
 def test_window_refuses_the_call_over_the_limit_until_the_oldest_ages_out(redis_client, key_prefix) -> None:
     limiter = _limiter(redis_client, key_prefix, max_concurrency=10)
     for i in range(5):
-        assert limiter.try_acquire(f"c{i}") == 0
+        assert limiter.try_acquire(f"c{i}").wait == 0
         limiter.release(f"c{i}")
-    wait = limiter.try_acquire("c5")
+    wait = limiter.try_acquire("c5").wait
     assert 0 < wait <= 0.5
-    _wait_until(lambda: limiter.try_acquire("c5") == 0)
+    _wait_until(lambda: limiter.try_acquire("c5").wait == 0)
 
 
 def test_an_in_flight_call_counts_in_the_window_until_it_finishes(redis_client, key_prefix) -> None:
     limiter = _limiter(redis_client, key_prefix, calls_per_window=1, window_seconds=0.05, max_concurrency=10)
-    assert limiter.try_acquire("slow") == 0
+    assert limiter.try_acquire("slow").wait == 0
     time.sleep(0.1)  # longer than the window, while the call is still in flight
-    assert limiter.try_acquire("next") > 0
+    assert limiter.try_acquire("next").wait > 0
     limiter.release("slow")
-    assert limiter.try_acquire("next") > 0  # now counted from its finish
-    _wait_until(lambda: limiter.try_acquire("next") == 0)
+    assert limiter.try_acquire("next").wait > 0  # now counted from its finish
+    _wait_until(lambda: limiter.try_acquire("next").wait == 0)
 
 
 def test_concurrency_cap_and_release(redis_client, key_prefix) -> None:
     limiter = _limiter(redis_client, key_prefix, calls_per_window=100)
-    assert limiter.try_acquire("a") == 0
-    assert limiter.try_acquire("b") == 0
-    assert limiter.try_acquire("c") == -1
+    assert limiter.try_acquire("a").wait == 0
+    assert limiter.try_acquire("b").wait == 0
+    assert limiter.try_acquire("c").wait == -1
     limiter.release("a")
-    assert limiter.try_acquire("c") == 0
+    assert limiter.try_acquire("c").wait == 0
 
 
 def test_a_killed_holder_loses_its_slot_after_the_lease(redis_client, key_prefix) -> None:
     limiter = _limiter(redis_client, key_prefix, calls_per_window=100, max_concurrency=1, lease_seconds=0.2)
-    assert limiter.try_acquire("dead-process") == 0  # never released, as after SIGKILL
-    assert limiter.try_acquire("survivor") == -1
-    _wait_until(lambda: limiter.try_acquire("survivor") == 0)
+    assert limiter.try_acquire("dead-process").wait == 0  # never released, as after SIGKILL
+    assert limiter.try_acquire("survivor").wait == -1
+    _wait_until(lambda: limiter.try_acquire("survivor").wait == 0)
 
 
 def test_backoff_holds_everyone_and_never_shortens(redis_client, key_prefix) -> None:
@@ -66,7 +68,7 @@ def test_backoff_holds_everyone_and_never_shortens(redis_client, key_prefix) -> 
     other_process = _limiter(redis_client, key_prefix)
     limiter.backoff(0.4)
     limiter.backoff(0.05)
-    wait = other_process.try_acquire("x")
+    wait = other_process.try_acquire("x").wait
     assert 0.3 < wait <= 0.4
     started = time.monotonic()
     with other_process.slot():
@@ -105,22 +107,60 @@ def test_slot_timeout(redis_client, key_prefix) -> None:
     from bot.marketo.limiter import LimiterTimeout
 
     limiter = _limiter(redis_client, key_prefix, max_concurrency=1)
-    assert limiter.try_acquire("holder") == 0
+    assert limiter.try_acquire("holder").wait == 0
     with pytest.raises(LimiterTimeout), limiter.slot(timeout=0.1):
         pass
 
 
-def test_daily_counter_and_reset_time(redis_client, key_prefix) -> None:
-    limiter = _limiter(redis_client, key_prefix)
+CHICAGO = ZoneInfo("America/Chicago")
+
+
+def _chicago(*fields: int) -> float:
+    return datetime(*fields, tzinfo=CHICAGO).timestamp()
+
+
+@pytest.mark.parametrize(("midnight", "utc_hour"), [((2026, 1, 15), 6), ((2026, 7, 15), 5)],
+                         ids=["winter-CST", "summer-CDT"])
+def test_the_quota_day_turns_at_midnight_in_chicago_by_the_clock_given(redis_client, key_prefix, midnight,
+                                                                      utc_hour) -> None:
+    limiter = _limiter(redis_client, key_prefix, calls_per_window=100, max_concurrency=10)
+    turn = _chicago(*midnight)
+    assert datetime.fromtimestamp(turn, UTC).hour == utc_hour
+    before = limiter.try_acquire("late", quota=1, now=turn - 0.5)
+    after = limiter.try_acquire("early", quota=1, now=turn + 0.5)
+    assert (before.wait, after.wait) == (0, 0)
+    assert int(after.day) == int(before.day) + 1 and after.day == f"{midnight[0]}{midnight[1]:02}{midnight[2]:02}"
+    refused = limiter.try_acquire("same-day", quota=1, now=turn + 3600)
+    assert refused.quota_exhausted and refused.day == after.day
+
+
+def test_quota_days_follow_daylight_saving_time() -> None:
+    days = quota_days(_chicago(2026, 3, 8, 12))  # DST starts that night at 02:00
+    starts = {d.day: d.at for d in days}
+    assert starts["20260309"] - starts["20260308"] == 23 * 3600
+    assert starts["20260308"] - starts["20260307"] == 24 * 3600
+
+
+def test_calls_today_counts_granted_calls_and_given_back_units(redis_client, key_prefix) -> None:
+    limiter = _limiter(redis_client, key_prefix, calls_per_window=100, max_concurrency=10)
     assert limiter.calls_today() == 0
-    limiter.record_call()
-    assert limiter.record_call(2) == 3
-    assert _limiter(redis_client, key_prefix).calls_today() == 3
-    now = time.time()
-    resets = SharedLimiter.quota_resets_at(now)
-    assert 0 < resets - now <= 86400
-    local = datetime.fromtimestamp(resets, UTC).astimezone(CST)
-    assert (local.hour, local.minute, local.second) == (0, 0, 0)
+    with limiter.slot() as day:
+        pass
+    with limiter.slot():
+        pass
+    assert _limiter(redis_client, key_prefix).calls_today() == 2
+    limiter.give_back(day)
+    assert limiter.calls_today() == 1
+
+
+def test_a_used_up_quota_refuses_at_once_without_taking_a_slot(redis_client, key_prefix) -> None:
+    limiter = _limiter(redis_client, key_prefix, max_concurrency=1)
+    with limiter.slot(quota=1):
+        pass
+    with pytest.raises(DailyQuotaExceeded), limiter.slot(quota=1):
+        pass
+    assert limiter.calls_today() == 1
+    assert limiter.try_acquire("other").wait == 0  # no slot was left taken
 
 
 def test_concurrency_above_marketo_cap_is_refused(redis_client, key_prefix) -> None:

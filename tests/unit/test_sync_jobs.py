@@ -170,6 +170,29 @@ def test_cancel_stops_running_jobs_at_a_batch_boundary(world: World) -> None:
         runs.resume_run(world.store, world.queue, "T1", run_id)
 
 
+def test_a_redis_outage_ends_the_job_without_failing_the_run_and_a_sweep_resumes_it(world: World) -> None:
+    def redis_gone_at_the_5th_call(number: int) -> None:
+        if number == 5:  # as the Marketo limiter's script call raises when Redis is unreachable
+            raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    world.marketo.before_call = redis_gone_at_the_5th_call
+    run = world.start()
+    state = RunState(world.store, "T1", run.id)
+    with pytest.raises(redis.ConnectionError):
+        entity_job.run_entity(world.services, "T1", run.id, Entity.lead, job_id=state.load(Entity.lead).job_id)
+    interrupted = state.load(Entity.lead)
+    assert interrupted.state == EntityState.running and interrupted.message is None
+    assert world.store.get_run("T1", run.id).status == RunStatus.running
+    assert not world.store.sync_leased("T1", world.connection.id, Entity.lead.value)
+
+    assert sweep(world.store, world.queue, lease_seconds=1) == [f"sync-{run.id}-lead-2"]
+    world.work()
+    finished = world.store.get_run("T1", run.id)
+    assert finished.status == RunStatus.finished
+    for progress in finished.entities:
+        assert progress.written == len(world.kept(progress.entity.value)) and progress.failed == 0
+
+
 def test_sweeper_revives_a_job_whose_worker_died(world: World) -> None:
     run = world.start()
     state = RunState(world.store, "T1", run.id)
