@@ -14,7 +14,13 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PURPOSE: dict[str, str] = {
-    "SLACK_BOT_TOKEN": "the bot token (xoxb-...) from the Slack app's OAuth page",
+    "SLACK_BOT_TOKEN": "the bot token (xoxb-...) from the Slack app's OAuth page, for one workspace "
+    "(or set SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_STATE_SECRET to install in any workspace)",
+    "SLACK_CLIENT_ID": "the client id from the Slack app's Basic Information page, for installs through /slack/install",
+    "SLACK_CLIENT_SECRET": "the client secret from the Slack app's Basic Information page, "
+    "for installs through /slack/install",
+    "SLACK_STATE_SECRET": "a random secret that signs the OAuth state of installs through /slack/install "
+    "(make one: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
     "SLACK_SIGNING_SECRET": "the signing secret from the Slack app's Basic Information page; verifies requests",
     "SLACK_APP_TOKEN": "an app-level token (xapp-...) with connections:write, for Socket Mode",
     "REDIS_URL": "where flows, approvals, sync state and job queues live",
@@ -31,6 +37,10 @@ SOCKET_REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "REDIS_URL", "ENCRYPTIO
                    "MARKETO_BASE_URL", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET")
 WORKER_REQUIRED = ("SLACK_BOT_TOKEN", "REDIS_URL", "ENCRYPTION_KEY",
                    "MARKETO_BASE_URL", "MARKETO_CLIENT_ID", "MARKETO_CLIENT_SECRET")
+
+# Any of these switches the bot to installs through Slack OAuth (then all three are needed, and
+# the bot tokens come from the installations instead of SLACK_BOT_TOKEN).
+OAUTH_SETTINGS = ("SLACK_CLIENT_ID", "SLACK_CLIENT_SECRET", "SLACK_STATE_SECRET")
 
 
 class MissingSetting(SystemExit):
@@ -52,6 +62,10 @@ class Settings(BaseSettings):
     SLACK_SIGNING_SECRET: SecretStr | None = None
     SLACK_APP_TOKEN: SecretStr | None = None
     SLACK_API_URL: str = "https://slack.com/api/"
+    SLACK_CLIENT_ID: str | None = None
+    SLACK_CLIENT_SECRET: SecretStr | None = None
+    SLACK_STATE_SECRET: SecretStr | None = None
+    SLACK_TOKEN_ROTATION_MINUTES: int = Field(default=120, ge=1)  # refresh a rotating bot token this long before expiry
     REDIS_URL: str | None = None
     REDIS_KEY_PREFIX: str = "cd"
     ENCRYPTION_KEY: SecretStr | None = None
@@ -110,8 +124,16 @@ class Settings(BaseSettings):
             raise ValueError("SMTP_URL must look like smtp://host:port or smtps://user:password@host:port")
         return value
 
+    @property
+    def oauth_enabled(self) -> bool:
+        """Installs through Slack OAuth (any workspace) rather than one workspace's SLACK_BOT_TOKEN."""
+        return any(getattr(self, name) not in (None, "") for name in OAUTH_SETTINGS)
+
     def require(self, names: tuple[str, ...]) -> Settings:
-        """Exit with one line naming the first missing setting and what it is for."""
+        """Exit with one line naming the first missing setting and what it is for. With Slack OAuth on,
+        the three OAuth settings stand in for SLACK_BOT_TOKEN."""
+        if self.oauth_enabled and "SLACK_BOT_TOKEN" in names:
+            names = tuple(name for name in names if name != "SLACK_BOT_TOKEN") + OAUTH_SETTINGS
         for name in names:
             if getattr(self, name) in (None, ""):
                 raise MissingSetting(f"connect-dynamics: missing setting {name}: {PURPOSE[name]}.")

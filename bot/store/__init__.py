@@ -11,6 +11,7 @@ from bot.store.locks import Lease
 from bot.store.records import Store
 from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
+from bot.store.team_settings import TeamSettings
 
 __all__ = ["REDIS_UNAVAILABLE", "Attempt", "DayStart", "Keys", "Lease", "LimiterState", "Redis", "RedisError",
-           "RunTx", "SealedValue", "Store", "Watermark", "connect"]
+           "RunTx", "SealedValue", "Store", "TeamSettings", "Watermark", "connect"]

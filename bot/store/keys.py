@@ -152,6 +152,30 @@ class Keys:
     def marketo_deleted_field(self) -> str:
         return self._global("marketo", "deleted-field")
 
+    # -- Slack installations (multi-workspace OAuth) ---------------------------------------------
+    def installation(self, owner: str, *parts: str) -> str:
+        """`owner` is `team:{T}` for a workspace install, `enterprise:{E}` for an org-wide one."""
+        return self._global("slack", "install", owner, *parts)
+
+    def installations_pattern(self) -> str:
+        """SCAN pattern for every installation key (latest, per user, bot and history)."""
+        return _glob_escape(self._global("slack", "install")) + ":*"
+
+    def team_enterprise(self, team_id: str) -> str:
+        """The enterprise whose org-wide install serves this workspace."""
+        return self._global("slack", "team-enterprise", team_id)
+
+    def oauth_state(self, state: str) -> str:
+        return self._global("slack", "oauth-state", state)
+
+    def token_rotation(self, owner: str) -> str:
+        """Held while one process refreshes an installation's bot token."""
+        return self._global("slack", "token-rotation", owner)
+
+    # -- per-workspace settings --------------------------------------------------------------------
+    def team_settings(self, team_id: str) -> str:
+        return self._team(team_id, "settings")
+
     # -- RQ --------------------------------------------------------------------------------------
     @property
     def rq_prefix(self) -> str:

@@ -28,11 +28,13 @@ from bot.models import (
     SyncRun,
     now,
 )
+from bot.store.installations import RedisInstallationStore, RedisOAuthStateStore
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
 from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
 from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
+from bot.store.team_settings import TeamSettings, TeamSettingsRecords
 from bot.store.transaction import transact
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,9 +44,10 @@ AUDIT_MAX_ENTRIES = 10_000
 
 class Store:
     def __init__(self, client: redis.Redis, secret_box: SecretBox, prefix: str = "cd", *,
-                 marketo_instance: str = "") -> None:
+                 marketo_instance: str = "", team_defaults: TeamSettings | None = None) -> None:
         """`marketo_instance` (`bot.marketo.instance.instance_id`) names the Marketo instance the
-        Dynamics org lock belongs to; every Slack team of the deployment shares it."""
+        Dynamics org lock belongs to; every Slack team of the deployment shares it. `team_defaults`
+        are the settings of a workspace that never saved its own."""
         self.redis = client
         self._box = secret_box
         self.keys = Keys(prefix)
@@ -53,6 +56,11 @@ class Store:
         self.delta_links = DeltaLinks(client, self.keys)
         self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
+        self.installations = RedisInstallationStore(client, self.keys, secret_box)
+        self.team_settings = TeamSettingsRecords(client, self.keys, team_defaults or TeamSettings())
+
+    def oauth_states(self, secret: str, expiration_seconds: int) -> RedisOAuthStateStore:
+        return RedisOAuthStateStore(self.redis, self.keys, secret, expiration_seconds)
 
     @property
     def prefix(self) -> str:

@@ -38,6 +38,7 @@ class SealedValue:
 
 
 MARKETO_TOKEN = "the cached Marketo access token"
+SLACK_INSTALLATION = "a Slack installation"
 
 
 @dataclass
@@ -54,7 +55,8 @@ def _text(raw: bytes | str) -> str:
 
 def sealed_keys(client: redis.Redis, keys: Keys) -> Iterator[tuple[str, str]]:
     """(Redis key, what it holds) for every sealed secret, found by SCAN: the Dynamics credentials of
-    every connection of every team, and the cached Marketo token of every instance."""
+    every connection of every team, the cached Marketo token of every instance, and the latest Slack
+    installations (the install history, a list, keeps the key it was written with)."""
     for raw in client.scan_iter(match=keys.credentials_pattern(), count=1000):
         key = _text(raw)
         owner = keys.credentials_of(key)
@@ -62,6 +64,8 @@ def sealed_keys(client: redis.Redis, keys: Keys) -> Iterator[tuple[str, str]]:
             yield key, "/".join(owner)
     for raw in client.scan_iter(match=keys.marketo_tokens_pattern(), count=1000):
         yield _text(raw), MARKETO_TOKEN
+    for raw in client.scan_iter(match=keys.installations_pattern(), count=1000, _type="string"):
+        yield _text(raw), SLACK_INSTALLATION
 
 
 def rotate_secrets(client: redis.Redis, keys: Keys, box: SecretBox) -> RotationReport:

@@ -52,3 +52,16 @@ def test_a_bad_encryption_key_is_one_line() -> None:
                             timeout=60)
     assert result.returncode != 0
     assert "ENCRYPTION_KEY" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_oauth_settings_stand_in_for_the_bot_token() -> None:
+    base = {"SLACK_SIGNING_SECRET": "s", "REDIS_URL": "redis://x", "ENCRYPTION_KEY": "k", "MARKETO_BASE_URL": "m",
+            "MARKETO_CLIENT_ID": "i", "MARKETO_CLIENT_SECRET": "s"}
+    oauth = {"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "c", "SLACK_STATE_SECRET": "st"}
+    assert Settings(**base, **oauth).require(WEB_REQUIRED).oauth_enabled
+    with pytest.raises(MissingSetting) as raised:
+        Settings(**base, SLACK_CLIENT_ID="1.2", SLACK_CLIENT_SECRET="c").require(WEB_REQUIRED)
+    assert str(raised.value).startswith("connect-dynamics: missing setting SLACK_STATE_SECRET")
+    with pytest.raises(MissingSetting) as raised:
+        Settings(**base).require(WEB_REQUIRED)
+    assert "SLACK_CLIENT_ID, SLACK_CLIENT_SECRET and SLACK_STATE_SECRET" in str(raised.value)
