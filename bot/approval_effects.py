@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 
 from rq import Queue
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import audit, flow
@@ -21,6 +20,7 @@ from bot.errors import BotError, FlowError
 from bot.marketo.client import MarketoClient
 from bot.models import Approval, ApprovalStatus
 from bot.notify import Notifier
+from bot.slack_clients import SlackClients
 from bot.store import Store
 from bot.sync.runs import start_initial_sync
 from bot.views.approval import (
@@ -40,10 +40,10 @@ class SchemaNotApplied(BotError):
 
 
 class ApprovalEffects:
-    def __init__(self, *, store: Store, slack: WebClient, notifier: Notifier, marketo: Callable[[], MarketoClient],
-                 queue: Queue, audit: AuditLog) -> None:
+    def __init__(self, *, store: Store, clients: SlackClients, notifier: Notifier,
+                 marketo: Callable[[], MarketoClient], queue: Queue, audit: AuditLog) -> None:
         self.store = store
-        self.slack = slack
+        self.clients = clients
         self.notifier = notifier
         self.marketo = marketo
         self.queue = queue
@@ -66,15 +66,15 @@ class ApprovalEffects:
         run = start_initial_sync(self.store, self.queue, connection, self.notifier)
         self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SYNC_STARTED,
                           connection.id, f"run {run.id}")
-        self._tell(approval.requester, approved_notice(approval))
+        self._tell(approval.team_id, approval.requester, approved_notice(approval))
 
     def on_rejected(self, approval: Approval) -> None:
         self.update_messages(approval)
-        self._tell(approval.requester, rejected_notice(approval))
+        self._tell(approval.team_id, approval.requester, rejected_notice(approval))
 
     def on_expired(self, approval: Approval) -> None:
         self.update_messages(approval)
-        self._tell(approval.requester, expired_notice(approval))
+        self._tell(approval.team_id, approval.requester, expired_notice(approval))
 
     def update_messages(self, approval: Approval) -> None:
         """Every copy of the request, in place: buttons while pending, the decision after."""
@@ -83,14 +83,15 @@ class ApprovalEffects:
             return
         build = approval_request_message if approval.status == ApprovalStatus.pending else approval_decided_message
         message = build(approval, connection, connection.plan)
+        slack = self.clients.for_team(approval.team_id)
         for channel, ts in approval.messages:
             try:
-                self.slack.chat_update(channel=channel, ts=ts, **message.to_dict())
+                slack.chat_update(channel=channel, ts=ts, **message.to_dict())
             except SlackApiError as exc:
                 log.warning("could not update approval message in %s: %s", channel, exc.response.get("error"))
 
-    def _tell(self, user: str, message: Message) -> None:
+    def _tell(self, team_id: str, user: str, message: Message) -> None:
         try:
-            self.notifier.direct_message(user, message)
+            self.notifier.direct_message(team_id, user, message)
         except SlackApiError as exc:
             log.warning("could not DM %s: %s", user, exc.response.get("error"))

@@ -24,7 +24,7 @@ from bot.approval_outcome import Decision, Outcome
 from bot.approval_texts import decision_message, safe_error
 from bot.errors import FlowError, PermissionDenied
 from bot.models import Approval, ApprovalStatus, EffectsState, FlowState
-from bot.roles import Roles
+from bot.roles import RoleBook
 from bot.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class ApprovalService:
         *,
         required: int = 1,
         ttl_hours: float = 24.0,
-        roles: Roles,
+        roles: RoleBook,
         effects: ApprovalEffects,
         clock: Callable[[], float] = time.time,
         effects_stale_after: float = EFFECTS_STALE_SECONDS,
@@ -93,8 +93,9 @@ class ApprovalService:
 
         Raises PermissionDenied (not an admin), FlowError (wrong state, or too few leads to ever approve).
         """
-        self.roles.require_admin(requester)
-        eligible = self.roles.leads - {requester}
+        roles = self.roles.for_team(team_id)
+        roles.require_admin(requester)
+        eligible = roles.leads - {requester}
         if len(eligible) < self.required:
             raise FlowError(
                 f"This request needs {self.required} team-lead approval(s), but only {len(eligible)} team "
@@ -129,7 +130,7 @@ class ApprovalService:
 
     # -- deciding ----------------------------------------------------------------------------------
     def approve(self, team_id: str, approval_id: str, user: str) -> Decision:
-        if not self.roles.is_lead(user):
+        if not self.roles.for_team(team_id).is_lead(user):
             return Decision(Outcome.not_lead, self.get(team_id, approval_id), decision_message(Outcome.not_lead, None))
 
         def rule(current: Approval, at: float) -> tuple[Outcome, Approval | None]:
@@ -155,7 +156,7 @@ class ApprovalService:
 
     def reject(self, team_id: str, approval_id: str, user: str, reason: str) -> Decision:
         """A lead turns the request down. Raises FlowError when `reason` is empty."""
-        if not self.roles.is_lead(user):
+        if not self.roles.for_team(team_id).is_lead(user):
             return Decision(Outcome.not_lead, self.get(team_id, approval_id), decision_message(Outcome.not_lead, None))
         existing = self.get(team_id, approval_id)
         if existing is None:
@@ -189,10 +190,10 @@ class ApprovalService:
         )
         if approval is None:
             if connection is not None and connection.state == FlowState.awaiting_approval:
-                self.roles.require_admin(user)
+                self.roles.for_team(team_id).require_admin(user)
                 flow.release_to_confirm(self.store, team_id, connection_id, connection.approval_id)
             return Decision(Outcome.not_found, None, decision_message(Outcome.not_found, None))
-        if user != approval.requester and not self.roles.is_admin(user):
+        if user != approval.requester and not self.roles.for_team(team_id).is_admin(user):
             raise PermissionDenied("Only the person who asked for approval, or a Marketo admin, can withdraw it.")
 
         def rule(current: Approval, at: float) -> tuple[Outcome, Approval | None]:
@@ -218,7 +219,7 @@ class ApprovalService:
 
         Effects that succeeded are never run again (outcome already_decided).
         """
-        if not self.roles.is_lead(user):
+        if not self.roles.for_team(team_id).is_lead(user):
             return Decision(Outcome.not_lead, self.get(team_id, approval_id), decision_message(Outcome.not_lead, None))
         claimed = False
 

@@ -30,10 +30,12 @@ from bot.marketo.client import MarketoClient
 from bot.marketo.instance import instance_id
 from bot.marketo.limiter import SharedLimiter
 from bot.notify import Notifier
-from bot.roles import Roles
+from bot.roles import TeamRoles
+from bot.slack_clients import InstalledWorkspaces, OneWorkspace, SlackClients
 from bot.store import Redis, Store, connect, jobs
 from bot.sync.ports import SyncServices
 from bot.tls import ssl_context
+from bot.workspace_settings import WorkspaceSettings
 
 SYNC_QUEUE = "sync"
 # A concurrency slot held by a process that died is freed after this long: longer than a Marketo
@@ -50,10 +52,10 @@ class Container:
         self._marketo_lock = threading.Lock()
 
     # -- Slack -------------------------------------------------------------------------------------
-    @functools.cached_property
-    def slack(self) -> WebClient:
+    def slack_client(self, token: str | None) -> WebClient:
+        """A Web API client on SLACK_API_URL, trusting CA_BUNDLE, with retries."""
         return WebClient(
-            token=self.settings.secret("SLACK_BOT_TOKEN"),
+            token=token,
             base_url=self.settings.SLACK_API_URL,
             ssl=ssl_context(self.settings.CA_BUNDLE),
             timeout=15,
@@ -61,8 +63,28 @@ class Container:
         )
 
     @functools.cached_property
+    def slack(self) -> WebClient:
+        """Bolt's client: SLACK_BOT_TOKEN's, or token-less with Slack OAuth (Bolt then gives each request
+        a copy with its installation's token)."""
+        return self.slack_client(None if self.settings.oauth_enabled else self.settings.secret("SLACK_BOT_TOKEN"))
+
+    @functools.cached_property
+    def slack_clients(self) -> SlackClients:
+        """Each workspace's client, for calls made outside a Slack request."""
+        s = self.settings
+        if not s.oauth_enabled:
+            return OneWorkspace(self.slack)
+        return InstalledWorkspaces(self.store.installations, self.slack_client, client_id=s.SLACK_CLIENT_ID or "",
+                                   client_secret=s.secret("SLACK_CLIENT_SECRET"),
+                                   rotate_minutes_before=s.SLACK_TOKEN_ROTATION_MINUTES)
+
+    @functools.cached_property
+    def workspaces(self) -> WorkspaceSettings:
+        return WorkspaceSettings(self.store, self.settings)
+
+    @functools.cached_property
     def notifier(self) -> Notifier:
-        return Notifier(self.slack, self.settings, self.store, limiter=self.marketo_limiter())
+        return Notifier(self.slack_clients, self.settings, self.store, limiter=self.marketo_limiter())
 
     # -- Marketo -------------------------------------------------------------------------------------
     def marketo_limiter(self) -> SharedLimiter:
@@ -125,8 +147,8 @@ class Container:
 
     # -- people and decisions ------------------------------------------------------------------------
     @functools.cached_property
-    def roles(self) -> Roles:
-        return Roles.from_settings(self.settings)
+    def roles(self) -> TeamRoles:
+        return TeamRoles(self.workspaces)
 
     @functools.cached_property
     def audit(self) -> AuditLog:
@@ -134,7 +156,7 @@ class Container:
 
     @functools.cached_property
     def approvals(self) -> ApprovalService:
-        effects = ApprovalEffects(store=self.store, slack=self.slack, notifier=self.notifier, marketo=self.marketo,
+        effects = ApprovalEffects(store=self.store, clients=self.slack_clients, notifier=self.notifier, marketo=self.marketo,
                                   queue=self.queue, audit=self.audit)
         return ApprovalService(self.store, required=self.settings.APPROVALS_REQUIRED,
                                ttl_hours=self.settings.APPROVAL_TTL_HOURS, roles=self.roles, effects=effects)

@@ -15,16 +15,16 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from slack_sdk import WebClient
-
 from bot.config import Settings
 from bot.errors import BotError
 from bot.models import SyncRun
+from bot.slack_clients import SlackClients
 from bot.store import Store
 from bot.sync.report import failure_csv_file, summary_text
 from bot.tls import ssl_context
 from bot.views.kit import Message
 from bot.views.progress import paused_message, progress_message, summary_message
+from bot.workspace_settings import WorkspaceSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +48,12 @@ class CredentialsNeedTls(BotError):
 
 
 class Notifier:
-    def __init__(self, web_client: WebClient, settings: Settings, store: Store, *, limiter: Any | None = None) -> None:
-        self.slack = web_client
+    def __init__(self, clients: SlackClients, settings: Settings, store: Store, *, limiter: Any | None = None) -> None:
+        """`clients` gives each workspace's Slack client; its channels come from its settings."""
+        self.clients = clients
         self.settings = settings
         self.store = store
+        self.workspaces = WorkspaceSettings(store, settings)
         self.limiter = limiter  # bot.marketo.limiter.SharedLimiter, for the daily quota left
 
     # -- the live progress message -------------------------------------------------------------------------
@@ -71,7 +73,7 @@ class Notifier:
 
     def progress(self, team_id: str, run_id: str, *, force: bool = False) -> bool:
         """Post or update the progress message; False when throttled. `force` waits for the slot."""
-        channel = self.settings.NOTIFY_CHANNEL
+        channel = self.workspaces.get(team_id).notify_channel
         run = self.store.get_run(team_id, run_id)
         if not channel or run is None:
             return False
@@ -81,13 +83,14 @@ class Notifier:
             return False
         run = self.store.get_run(team_id, run_id) or run  # the freshest counts, read after the wait
         msg_channel, ts = run.progress_message
-        self.slack.chat_update(channel=msg_channel, ts=ts, **progress_message(run).to_dict())
+        self.clients.for_team(team_id).chat_update(channel=msg_channel, ts=ts, **progress_message(run).to_dict())
         return True
 
     def _post_progress(self, run: SyncRun, channel: str) -> bool:
         if not self.store.claim_progress_post(run.team_id, run.id):
             return False  # another worker is posting it right now
-        response = self.slack.chat_postMessage(channel=channel, **progress_message(run).to_dict())
+        response = self.clients.for_team(run.team_id).chat_postMessage(channel=channel,
+                                                                       **progress_message(run).to_dict())
         self.store.take_progress_slot(run.team_id, run.id,
                                       int(self.settings.PROGRESS_UPDATE_SECONDS * 1000) + THROTTLE_MARGIN_MS)
 
@@ -106,9 +109,10 @@ class Notifier:
             return
         self.progress(team_id, run_id, force=True)
         message = paused_message(run)
-        if self.settings.NOTIFY_CHANNEL:
-            self.slack.chat_postMessage(channel=self.settings.NOTIFY_CHANNEL, **message.to_dict())
-        self.direct_message(run.requester, message)
+        channel = self.workspaces.get(team_id).notify_channel
+        if channel:
+            self.clients.for_team(team_id).chat_postMessage(channel=channel, **message.to_dict())
+        self.direct_message(team_id, run.requester, message)
 
     def quota_left(self) -> int | None:
         if self.limiter is None:
@@ -125,7 +129,7 @@ class Notifier:
         steps = [
             ("progress", lambda: self.progress(team_id, run_id, force=True)),
             ("summary", lambda: self._post_summary(run, summary)),
-            ("dm", lambda: self.direct_message(run.requester, summary)),
+            ("dm", lambda: self.direct_message(team_id, run.requester, summary)),
             ("email", lambda: self._email_summary(run, quota)),
         ]
         for name, step in steps:
@@ -135,10 +139,10 @@ class Notifier:
                 log.exception("completion notice %s for run %s failed", name, run_id)
 
     def _post_summary(self, run: SyncRun, summary: Message) -> None:
-        channel = self.settings.NOTIFY_CHANNEL
+        channel = self.workspaces.get(run.team_id).notify_channel
         if not channel:
             return
-        self.slack.chat_postMessage(channel=channel, **summary.to_dict())
+        self.clients.for_team(run.team_id).chat_postMessage(channel=channel, **summary.to_dict())
         self.upload_failures(run, channel)
 
     def upload_failures(self, run: SyncRun, channel: str) -> int:
@@ -146,7 +150,7 @@ class Notifier:
         path, rows = failure_csv_file(self.store, run.team_id, run.id)
         try:
             if rows:
-                self.slack.files_upload_v2(
+                self.clients.for_team(run.team_id).files_upload_v2(
                     channel=channel, file=path, filename=f"sync-{run.id}-failures.csv",
                     title=f"Records not synced ({rows})",
                     initial_comment=f"{rows} records were skipped or failed; each row says why.",
@@ -155,9 +159,10 @@ class Notifier:
             os.unlink(path)
         return rows
 
-    def direct_message(self, user_id: str, message: Message) -> None:
-        opened = self.slack.conversations_open(users=user_id)
-        self.slack.chat_postMessage(channel=opened["channel"]["id"], **message.to_dict())
+    def direct_message(self, team_id: str, user_id: str, message: Message) -> None:
+        slack = self.clients.for_team(team_id)
+        opened = slack.conversations_open(users=user_id)
+        slack.chat_postMessage(channel=opened["channel"]["id"], **message.to_dict())
 
     def _email_summary(self, run: SyncRun, quota: int | None) -> None:
         connection = self.store.get_connection(run.team_id, run.connection_id)

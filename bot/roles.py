@@ -1,9 +1,10 @@
-"""Who may do what: Marketo admins connect Dynamics, team leads approve.
+"""Who may do what: Marketo admins connect Dynamics, team leads approve — in each workspace.
 
-The lists come from settings (`ADMIN_USER_IDS`, `TEAM_LEAD_USER_IDS`); one person can be
-both, but `bot/approvals.py` still never lets anyone approve their own request. Every Slack
-route declares a `Permission`; the router checks it before the handler runs, so the refusal
-says what was refused.
+The lists are the workspace's own (`bot.workspace_settings`: set in the App Home, else
+`ADMIN_USER_IDS` and `TEAM_LEAD_USER_IDS`); one person can be both, but `bot/approvals.py`
+still never lets anyone approve their own request. Every Slack route declares a `Permission`;
+the router checks it for the request's team before the handler runs, so the refusal says what
+was refused. Someone who is an admin or lead in one workspace is nobody in another.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from bot.config import Settings
 from bot.errors import PermissionDenied
+from bot.workspace_settings import WorkspaceSettings
 
 ADMIN_ONLY = (
     "Only Marketo admins can connect Dynamics. "
@@ -44,7 +47,13 @@ CONTROL = Permission(Role.admin, "Only Marketo admins can cancel or resume a con
 DECIDE = Permission(Role.lead, LEAD_ONLY)
 
 
+class RoleBook(Protocol):
+    def for_team(self, team_id: str) -> Roles: ...
+
+
 class Roles:
+    """The admins and leads of one workspace (or of every workspace, as a fixed `RoleBook`)."""
+
     def __init__(self, admins: Iterable[str], leads: Iterable[str]) -> None:
         self.admins: frozenset[str] = frozenset(admins)
         self.leads: frozenset[str] = frozenset(leads)
@@ -52,6 +61,9 @@ class Roles:
     @classmethod
     def from_settings(cls, settings: Settings) -> Roles:
         return cls(settings.ADMIN_USER_IDS, settings.TEAM_LEAD_USER_IDS)
+
+    def for_team(self, team_id: str) -> Roles:
+        return self
 
     def is_admin(self, user: str) -> bool:
         return user in self.admins
@@ -73,3 +85,14 @@ class Roles:
 
     def require_lead(self, user: str) -> None:
         self.check(user, DECIDE)
+
+
+class TeamRoles:
+    """Each workspace's roles, read from its settings on every check (an App Home edit counts at once)."""
+
+    def __init__(self, workspaces: WorkspaceSettings) -> None:
+        self.workspaces = workspaces
+
+    def for_team(self, team_id: str) -> Roles:
+        chosen = self.workspaces.get(team_id)
+        return Roles(chosen.admins, chosen.leads)

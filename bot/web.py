@@ -6,6 +6,9 @@ signature, freshness and shape before Bolt sees the body (Bolt would answer a ga
 a 500); Bolt's dispatch runs on a worker thread, so the event loop keeps accepting other users'
 requests. The endpoint never answers 5xx.
 `GET /healthz` reports Redis reachability; `GET /metrics` is Prometheus text.
+`GET /slack/install` and `GET /slack/oauth_redirect` (only with Slack OAuth on) are Bolt's OAuth
+flow: a browser, not Slack, calls them, so they carry no Slack signature and skip the guard; the
+flow checks its own one-time state instead.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.app import INSTALL_PATH, REDIRECT_PATH
 from bot.container import Container
 from bot.slack_payloads import Rejected, guard_request
 
@@ -105,10 +109,25 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
     async def metrics_endpoint(_: Request) -> Response:
         return PlainTextResponse(metrics.render())
 
-    return Starlette(
-        routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ]
-    )
+    routes = [
+        Route("/slack/events", slack_events, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
+    routes += oauth_routes(bolt)
+    return Starlette(routes=routes)
+
+
+def oauth_routes(bolt: App) -> list[Route]:
+    """The install page and the redirect back from Slack, when the app installs through OAuth."""
+    flow = bolt.oauth_flow
+    if flow is None:
+        return []
+
+    async def install(request: Request) -> Response:
+        return to_starlette_response(await run_in_threadpool(flow.handle_installation, to_bolt_request(request, b"")))
+
+    async def oauth_redirect(request: Request) -> Response:
+        return to_starlette_response(await run_in_threadpool(flow.handle_callback, to_bolt_request(request, b"")))
+
+    return [Route(INSTALL_PATH, install, methods=["GET"]), Route(REDIRECT_PATH, oauth_redirect, methods=["GET"])]

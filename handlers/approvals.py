@@ -25,7 +25,7 @@ def on_begin_sync(ctx: Ctx[ViewPayload]) -> None:
     """Begin sync asks for approval; it starts nothing."""
     container = ctx.container
     view = ctx.payload.view
-    channel = container.settings.APPROVAL_CHANNEL
+    channel = container.workspaces.get(ctx.team_id).approval_channel
     requested = confirm.begin_sync(container.store, container.approvals, channel, ctx.team_id, ctx.user_id,
                                    ViewMetadata.parse(view.private_metadata).connection_id,
                                    view.value(ids.NOTIFY_EMAIL_BLOCK, ids.NOTIFY_EMAIL_ACTION) or "")
@@ -34,7 +34,7 @@ def on_begin_sync(ctx: Ctx[ViewPayload]) -> None:
         return
     ctx.ack(response_action="update", view=requested.view)
     ctx.later(confirm.post_request, container.store, container.approvals, container.approvals.effects, ctx.client, channel,
-              container.roles.leads, requested.approval)
+              container.roles.for_team(ctx.team_id).leads, requested.approval)
 
 
 def on_approve(ctx: Ctx[ActionPayload]) -> None:

@@ -65,7 +65,7 @@ class Ctx(Generic[P]):
             if self.payload.channel_id:
                 self.client.chat_postEphemeral(channel=self.payload.channel_id, user=self.user_id, text=text)
             else:
-                self.container.notifier.direct_message(self.user_id, Message(text=text))
+                self.container.notifier.direct_message(self.team_id, self.user_id, Message(text=text))
         except SlackApiError:
             log.warning("could not tell user %s: %s", self.user_id, text)
 

@@ -32,7 +32,7 @@ STALE_BUTTON = "This button is no longer valid (it belongs to an older message o
 ACTIONS: dict[str, Route[ActionPayload]] = {
     **credentials.ACTIONS, **fields.ACTIONS, **approvals.ACTIONS, **sync.ACTIONS, **home.ACTIONS,
 }
-VIEWS: dict[str, Route[ViewPayload]] = {**credentials.VIEWS, **fields.VIEWS, **approvals.VIEWS}
+VIEWS: dict[str, Route[ViewPayload]] = {**credentials.VIEWS, **fields.VIEWS, **approvals.VIEWS, **home.VIEWS}
 OPTIONS: dict[str, Route[SuggestionPayload]] = {**fields.OPTIONS}
 
 Refuse = Callable[[Ctx[Any], str], None]
@@ -60,7 +60,7 @@ def _dispatch(route: Route[P], ctx: Ctx[P], refuse: Refuse) -> None:
     """Check the route's permission, run its handler; a BotError becomes its plain message, anything
     else a generic one (and a log line)."""
     try:
-        ctx.container.roles.check(ctx.user_id, route.permission)
+        ctx.container.roles.for_team(ctx.team_id).check(ctx.user_id, route.permission)
         route.handler(ctx)
     except Exception as exc:  # noqa: BLE001 - the user gets a plain message, never a trace
         if not isinstance(exc, BotError):

@@ -5,7 +5,9 @@ enforces what the real platform enforces and `slack_sdk` does not check locally 
 once and expiring, the modal stack limit, view hashes, block and size limits, per-method rate
 limits with HTTP 429 + Retry-After) and records every call so tests can inspect what the bot did.
 Blocks and views are checked by `sandbox.blockkit`.
-State lives in memory (one workspace per emulator); every access holds one lock, so the bot may
+State lives in memory (one workspace per emulator, plus the workspaces that installed the app
+through OAuth: `/oauth/v2/authorize` and `oauth.v2.access` issue each its own bot token, and every
+recorded call names the team whose token made it); every access holds one lock, so the bot may
 call it from any number of threads while a test inspects it.
 """
 
@@ -21,15 +23,16 @@ import math
 import secrets
 import threading
 import time
+from base64 import b64decode
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -61,6 +64,7 @@ class UserProfile:
     email: str
     tz: str = "America/Los_Angeles"
     real_name: str = ""
+    is_admin: bool = False  # a workspace admin (users.info `is_admin`)
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,7 @@ class ApiCall:
     time: float
     status: int
     response: dict[str, Any]
+    team: str = ""  # the team whose token made the call
 
     @property
     def ok(self) -> bool:
@@ -142,6 +147,17 @@ class _Trigger:
     user: str
     issued: float
     used: bool = False
+
+
+@dataclass
+class _Install:
+    """A workspace that installed the app through OAuth: its current bot token and refresh token."""
+
+    team_id: str
+    team_name: str
+    installer: str
+    bot_user_id: str
+    refresh_token: str | None = None
 
 
 @dataclass
@@ -225,6 +241,10 @@ class SlackEmulator(Emulator):
         rate_limits: dict[str, RateLimit] | None = None,
         min_update_interval: float = 0.0,
         users: dict[str, UserProfile] | None = None,
+        client_id: str = "1111.2222",
+        client_secret: str = "emulator-client-secret",
+        token_rotation: bool = False,
+        token_lifetime: int = 43_200,
     ) -> None:
         self.bot_token = bot_token
         self.app_token = app_token
@@ -234,6 +254,9 @@ class SlackEmulator(Emulator):
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
         self.trigger_ttl = trigger_ttl
+        self.client_id, self.client_secret = client_id, client_secret
+        self.token_rotation, self.token_lifetime = token_rotation, token_lifetime
+        self.oauth_redirect_url = ""  # the app's configured redirect URL (used when a request names none)
         self.min_update_interval = min_update_interval
         self._rate_limits = dict(DEFAULT_RATE_LIMITS if rate_limits is None else rate_limits)
         self._users = dict(users or {})
@@ -254,12 +277,14 @@ class SlackEmulator(Emulator):
             "apps.connections.open": self._apps_connections_open,
         }
         self._ts_counter = itertools.count(1)
+        self._current_token: str | None = None
         self._reset_state()
         self._server: ServerThread | None = None
         self._socket = _SocketHub()
         self.app = Starlette(
             routes=[
                 Route("/api/{method}", self._endpoint, methods=["GET", "POST"]),
+                Route("/oauth/v2/authorize", self._authorize_endpoint, methods=["GET"]),
                 Route("/upload/{file_id}", self._upload_endpoint, methods=["POST"]),
                 Route("/respond/{key}", self._respond_endpoint, methods=["POST"]),
                 WebSocketRoute("/socket", self._socket_endpoint),
@@ -282,6 +307,9 @@ class SlackEmulator(Emulator):
         self._last_update: dict[tuple[str, str], float] = {}
         self._socket_tickets: set[str] = set()
         self._response_urls: dict[str, tuple[str, str]] = {}
+        self._codes: dict[str, _Install] = {}
+        self._installs: dict[str, _Install] = {}  # bot token -> install
+        self._refresh_tokens: dict[str, _Install] = {}
 
     # ------------------------------------------------------------ lifecycle
 
@@ -455,17 +483,24 @@ class SlackEmulator(Emulator):
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
         with self._cond:
+            team = self._team_of(token)
             try:
-                status, body = 200, self._call(method, token, args)
+                if method == "oauth.v2.access":
+                    status, body = 200, self._oauth_v2_access(args, auth)
+                    args = {k: v for k, v in args.items() if k not in ("client_secret", "code", "refresh_token")}
+                else:
+                    status, body = 200, self._call(method, token, args)
             except _Fail as fail:
-                return self._finish(method, args, fail.status, fail.body(), fail.retry_after)
-            return self._finish(method, args, status, body, None)
+                return self._finish(method, args, fail.status, fail.body(), fail.retry_after, team)
+            return self._finish(method, args, status, body, None, team)
 
     def _finish(
-        self, method: str, args: dict[str, Any], status: int, body: dict[str, Any], retry_after: int | None
+        self, method: str, args: dict[str, Any], status: int, body: dict[str, Any], retry_after: int | None,
+        team: str = "",
     ) -> Response:
         with self._cond:
-            self._calls.append(ApiCall(method, copy.deepcopy(args), time.time(), status, copy.deepcopy(body)))
+            recorded = {k: v for k, v in body.items() if k not in ("access_token", "refresh_token")}
+            self._calls.append(ApiCall(method, copy.deepcopy(args), time.time(), status, copy.deepcopy(recorded), team))
             self._cond.notify_all()
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
         return JSONResponse(body, status_code=status, headers=headers)
@@ -477,10 +512,11 @@ class SlackEmulator(Emulator):
         if not token:
             raise _Fail("not_authed")
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
-        if token != expected:
+        if token != expected and not (token in self._installs and method != "apps.connections.open"):
             other = self.bot_token if method == "apps.connections.open" else self.app_token
             raise _Fail("not_allowed_token_type" if token == other else "invalid_auth")
         self._admit(method, method)
+        self._current_token = token  # the caller, for methods that answer per workspace (auth.test)
         return handler(args)
 
     def _admit(self, key: str, method: str) -> None:
@@ -526,11 +562,75 @@ class SlackEmulator(Emulator):
     # ------------------------------------------------------------ methods
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        install = self._installs.get(self._current_token)
+        team_id, domain = (install.team_id, install.team_name) if install else (self.team_id, self.team_domain)
         return {
-            "ok": True, "url": f"https://{self.team_domain}.slack.com/", "team": self.team_domain,
-            "user": "connect-dynamics", "team_id": self.team_id, "user_id": self.bot_user_id,
+            "ok": True, "url": f"https://{domain}.slack.com/", "team": domain,
+            "user": "connect-dynamics", "team_id": team_id,
+            "user_id": install.bot_user_id if install else self.bot_user_id,
             "bot_id": self.bot_id, "is_enterprise_install": False,
         }
+
+    # ------------------------------------------------------------ installing through OAuth
+
+    def _team_of(self, token: str | None) -> str:
+        install = self._installs.get(token or "")
+        return install.team_id if install else (self.team_id if token == self.bot_token else "")
+
+    def installed_token(self, team_id: str) -> str | None:
+        """The current bot token of a workspace that installed the app through OAuth."""
+        with self._cond:
+            return next((t for t, i in self._installs.items() if i.team_id == team_id), None)
+
+    async def _authorize_endpoint(self, request: Request) -> Response:
+        """slack.com/oauth/v2/authorize after the user pressed Allow: back to the app with a code.
+
+        `team` (Slack's own parameter) picks the workspace; `user` (the emulator's) is who installs."""
+        query = request.query_params
+        if query.get("client_id") != self.client_id:
+            return PlainTextResponse("invalid_client_id", status_code=400)
+        redirect = query.get("redirect_uri") or self.oauth_redirect_url
+        if not redirect:
+            return PlainTextResponse("no redirect url configured", status_code=400)
+        team_id = query.get("team") or self.team_id
+        code = secrets.token_hex(12)
+        with self._cond:
+            self._codes[code] = _Install(team_id=team_id, team_name=f"workspace-{team_id.lower()}",
+                                         installer=query.get("user") or "U0INSTALLER", bot_user_id=f"UBOT{team_id}")
+        return RedirectResponse(f"{redirect}?{urlencode({'code': code, 'state': query.get('state', '')})}",
+                                status_code=302)
+
+    def _oauth_v2_access(self, args: dict[str, Any], auth: str) -> dict[str, Any]:
+        client_id, client_secret = args.get("client_id"), args.get("client_secret")
+        if auth.lower().startswith("basic "):
+            client_id, _, client_secret = b64decode(auth[6:]).decode().partition(":")
+        if client_id != self.client_id or client_secret != self.client_secret:
+            raise _Fail("invalid_client_id" if client_id != self.client_id else "bad_client_secret")
+        if args.get("grant_type") == "refresh_token":
+            install = self._refresh_tokens.pop(str(args.get("refresh_token") or ""), None)
+            if install is None:
+                raise _Fail("invalid_refresh_token")
+            for old in [t for t, i in self._installs.items() if i is install]:
+                del self._installs[old]
+        else:
+            install = self._codes.pop(str(args.get("code") or ""), None)
+            if install is None:
+                raise _Fail("invalid_code")
+            for old in [t for t, i in self._installs.items() if i.team_id == install.team_id]:
+                del self._installs[old]  # a new install replaces the workspace's token
+        token = f"xoxb-{install.team_id}-{secrets.token_hex(8)}"
+        self._installs[token] = install
+        body: dict[str, Any] = {
+            "ok": True, "app_id": self.app_id, "access_token": token, "token_type": "bot",
+            "scope": "commands,chat:write,im:write,files:write,users:read", "bot_user_id": install.bot_user_id,
+            "team": {"id": install.team_id, "name": install.team_name}, "enterprise": None,
+            "authed_user": {"id": install.installer}, "is_enterprise_install": False,
+        }
+        if self.token_rotation:
+            install.refresh_token = f"xoxe-1-{secrets.token_hex(8)}"
+            self._refresh_tokens[install.refresh_token] = install
+            body.update(refresh_token=install.refresh_token, expires_in=self.token_lifetime)
+        return body
 
     def _use_trigger(self, args: dict[str, Any]) -> str:
         trigger = self._triggers.get(str(args.get("trigger_id") or ""))
@@ -560,12 +660,13 @@ class SlackEmulator(Emulator):
         return view
 
     def _view_object(self, view: dict[str, Any], view_id: str, root: str, previous: str | None) -> dict[str, Any]:
+        team = self._team_of(self._current_token) or self.team_id  # the workspace whose bot opened it
         obj = {
-            "id": view_id, "team_id": self.team_id, "type": view["type"], "blocks": [], "private_metadata": "",
+            "id": view_id, "team_id": team, "type": view["type"], "blocks": [], "private_metadata": "",
             "callback_id": "", "state": {"values": {}}, "hash": f"{time.time():.6f}.{secrets.token_hex(4)}",
             "title": None, "clear_on_close": False, "notify_on_close": False, "close": None, "submit": None,
             "previous_view_id": previous, "root_view_id": root, "app_id": self.app_id, "external_id": "",
-            "app_installed_team_id": self.team_id, "bot_id": self.bot_id,
+            "app_installed_team_id": team, "bot_id": self.bot_id,
         }
         obj.update(copy.deepcopy(view))
         obj.update(id=view_id, previous_view_id=previous, root_view_id=root)
@@ -729,7 +830,7 @@ class SlackEmulator(Emulator):
             "ok": True,
             "user": {
                 "id": user_id, "team_id": self.team_id, "name": profile.name, "real_name": real_name,
-                "deleted": False, "is_bot": False, "is_admin": False, "tz": profile.tz, "tz_label": profile.tz,
+                "deleted": False, "is_bot": False, "is_admin": profile.is_admin, "tz": profile.tz, "tz_label": profile.tz,
                 "tz_offset": 0,
                 "profile": {
                     "email": profile.email, "real_name": real_name, "display_name": profile.name,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.audit import AuditLog
@@ -27,8 +30,8 @@ def audit_log(audit: AuditLog, team_id: str) -> Message:
     return Message(text="Recent audit log", blocks=audit_blocks(audit.recent(team_id, AUDIT_ENTRIES)))
 
 
-def home(store: Store, team_id: str) -> View:
-    return home_view(*_current(store, team_id))
+def home(store: Store, team_id: str, more: Sequence[Block] = ()) -> View:
+    return home_view(*_current(store, team_id), more=more)
 
 
 def unknown_subcommand(name: str) -> str:

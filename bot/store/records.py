@@ -34,7 +34,7 @@ from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
 from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
 from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
-from bot.store.team_settings import TeamSettings, TeamSettingsRecords
+from bot.store.team_settings import TeamSettingsRecords
 from bot.store.transaction import transact
 
 M = TypeVar("M", bound=BaseModel)
@@ -44,10 +44,9 @@ AUDIT_MAX_ENTRIES = 10_000
 
 class Store:
     def __init__(self, client: redis.Redis, secret_box: SecretBox, prefix: str = "cd", *,
-                 marketo_instance: str = "", team_defaults: TeamSettings | None = None) -> None:
+                 marketo_instance: str = "") -> None:
         """`marketo_instance` (`bot.marketo.instance.instance_id`) names the Marketo instance the
-        Dynamics org lock belongs to; every Slack team of the deployment shares it. `team_defaults`
-        are the settings of a workspace that never saved its own."""
+        Dynamics org lock belongs to; every Slack team of the deployment shares it."""
         self.redis = client
         self._box = secret_box
         self.keys = Keys(prefix)
@@ -57,7 +56,7 @@ class Store:
         self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
         self.installations = RedisInstallationStore(client, self.keys, secret_box)
-        self.team_settings = TeamSettingsRecords(client, self.keys, team_defaults or TeamSettings())
+        self.team_settings = TeamSettingsRecords(client, self.keys)
 
     def oauth_states(self, secret: str, expiration_seconds: int) -> RedisOAuthStateStore:
         return RedisOAuthStateStore(self.redis, self.keys, secret, expiration_seconds)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock
 from slack_sdk.models.views import View
 
@@ -104,8 +106,10 @@ def audit_blocks(entries: list[AuditEntry], limit: int = 40) -> list[Block]:
     return fit(sections(lines, "*Recent activity*"), MAX_MESSAGE_BLOCKS)
 
 
-def home_view(connection: Connection | None, run: SyncRun | None, now: float | None = None) -> View:
-    """The App Home tab: status, what to do next, and buttons to start or get help."""
+def home_view(connection: Connection | None, run: SyncRun | None, now: float | None = None,
+              more: Sequence[Block] = ()) -> View:
+    """The App Home tab: status, what to do next, and buttons to start or get help; then `more`
+    (the workspace settings section)."""
     can_start = connection is None or connection.state in (
         FlowState.credentials, FlowState.fields, FlowState.confirm, FlowState.cancelled, FlowState.failed)
     buttons = [button("Help", ids.HOME_HELP_ACTION)]
@@ -120,5 +124,6 @@ def home_view(connection: Connection | None, run: SyncRun | None, now: float | N
         ActionsBlock(block_id=ids.HOME_ACTIONS_BLOCK, elements=buttons),
         DividerBlock(),
         section(help_text()),
+        *more,
     ]
     return View(type="home", blocks=fit(blocks, MAX_VIEW_BLOCKS))

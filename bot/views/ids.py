@@ -81,9 +81,18 @@ RESUME_SYNC_ACTION = "cd_resume_sync"  # value = run id
 HOME_ACTIONS_BLOCK = "home_actions"
 HOME_CONNECT_ACTION = "cd_home_connect"  # opens Step 1 (admins only)
 HOME_HELP_ACTION = "cd_home_help"
+HOME_SETTINGS_ACTION = "cd_home_settings"  # opens the workspace settings modal
+
+# -- workspace settings (App Home) ---------------------------------------------------------------------
+SETTINGS_CALLBACK = "cd_workspace_settings"
+HOME_SETTINGS_BLOCK = "home_settings"
+SETTINGS_ADMINS_BLOCK, SETTINGS_ADMINS_ACTION = "settings_admins", "cd_settings_admins"
+SETTINGS_LEADS_BLOCK, SETTINGS_LEADS_ACTION = "settings_leads", "cd_settings_leads"
+SETTINGS_APPROVAL_BLOCK, SETTINGS_APPROVAL_ACTION = "settings_approval_channel", "cd_settings_approval_channel"
+SETTINGS_NOTIFY_BLOCK, SETTINGS_NOTIFY_ACTION = "settings_notify_channel", "cd_settings_notify_channel"
 
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     BACK_TO_FORM_ACTION, REFRESH_FIELDS_ACTION, APPROVE_ACTION, REJECT_ACTION, CANCEL_SYNC_ACTION,
-    RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION,
+    RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION, HOME_SETTINGS_ACTION,
     *(fields_action_id(e) for e in Entity),
 })

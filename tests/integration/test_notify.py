@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.models import Connection, Entity, EntityProgress, FlowState, RunStatus, SyncRun
 from bot.notify import Notifier
+from bot.slack_clients import OneWorkspace
 from bot.store import Store
 from bot.sync.checkpoint import BatchOutcome, Checkpoint, RunState
 from bot.sync.ledger import LedgerEntry
@@ -52,7 +53,7 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 def notifier(slack: SlackEmulator, store: Store, **settings: object) -> Notifier:
     client = WebClient(token=slack.bot_token, base_url=slack.api_url)
-    return Notifier(client, Settings(NOTIFY_CHANNEL=CHANNEL, PROGRESS_UPDATE_SECONDS=0.4, **settings), store)
+    return Notifier(OneWorkspace(client), Settings(NOTIFY_CHANNEL=CHANNEL, PROGRESS_UPDATE_SECONDS=0.4, **settings), store)
 
 
 def saved_run(store: Store, email: str | None = "ops@example.com") -> SyncRun:

@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from bot.cli import _settings
 from bot.config import Settings
 from bot.notify import CredentialsNeedTls, Notifier
+from bot.slack_clients import OneWorkspace
 from bot.store import Store
 from sandbox.server import free_port
 
@@ -77,7 +78,7 @@ def mail_server(request: pytest.FixtureRequest, ca: trustme.CA) -> Iterator[Mail
 
 def _notifier(store: Store, smtp_url: str, ca_bundle: str) -> Notifier:
     settings = Settings(SMTP_URL=smtp_url, SMTP_FROM="bot@example.com", CA_BUNDLE=ca_bundle)
-    return Notifier(WebClient(token="xoxb-unused"), settings, store)
+    return Notifier(OneWorkspace(WebClient(token="xoxb-unused")), settings, store)
 
 
 @pytest.mark.parametrize("mail_server", ["starttls"], indirect=True)

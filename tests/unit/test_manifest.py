@@ -52,8 +52,17 @@ def test_the_one_command_and_its_usage_hint() -> None:
 def test_events_and_interactivity_match_the_listeners() -> None:
     router = (ROOT / "handlers" / "router.py").read_text()
     events = set(re.findall(r'app\.event\("(\w+)"\)', router))
+    if "enable_token_revocation_listeners()" in (ROOT / "bot" / "app.py").read_text():
+        events |= {"app_uninstalled", "tokens_revoked"}
     assert set(MANIFEST["settings"]["event_subscriptions"]["bot_events"]) == events
     interactivity = MANIFEST["settings"]["interactivity"]
     assert interactivity["is_enabled"] is True
     assert interactivity["message_menu_options_url"].endswith("/slack/events")  # external selects (Step 2)
     assert MANIFEST["features"]["app_home"]["home_tab_enabled"] is True
+
+
+def test_oauth_redirect_and_the_scopes_the_install_asks_for() -> None:
+    from bot.app import BOT_SCOPES, REDIRECT_PATH
+
+    assert [url.endswith(REDIRECT_PATH) for url in MANIFEST["oauth_config"]["redirect_urls"]] == [True]
+    assert set(BOT_SCOPES) == set(MANIFEST["oauth_config"]["scopes"]["bot"])
