@@ -5,9 +5,10 @@ admins, and nobody from another workspace can touch it."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from slack_sdk import WebClient
 from slack_sdk.models.views import View
 
@@ -16,11 +17,12 @@ from bot.roles import RoleBook
 from bot.steps import status
 from bot.store import Store, TeamSettings
 from bot.views import ids
-from bot.views.workspace_settings import settings_blocks, settings_modal
+from bot.views.workspace_settings import CHANNEL_ID, settings_blocks, settings_modal
 from bot.workspace_settings import WorkspaceSettings
 
 NOT_ALLOWED = ("Only an admin or owner of this Slack workspace, or one of its Marketo admins, "
                "can change its settings.")
+USER_ID = re.compile(r"[UW][A-Z0-9]+")
 SAVED = "Workspace settings saved. They apply to the next request and the next sync notice."
 
 
@@ -31,6 +33,20 @@ class SettingsForm(BaseModel):
     leads: list[str] = Field(default_factory=list)
     approval_channel: str | None = None
     notify_channel: str | None = None
+
+    @field_validator("admins", "leads")
+    @classmethod
+    def _user_ids(cls, users: list[str]) -> list[str]:
+        if not all(USER_ID.fullmatch(user) for user in users):
+            raise ValueError("not a Slack user id")
+        return list(dict.fromkeys(users))
+
+    @field_validator("approval_channel", "notify_channel")
+    @classmethod
+    def _channel_id(cls, channel: str | None) -> str | None:
+        if channel is not None and not CHANNEL_ID.fullmatch(channel):
+            raise ValueError("not a Slack channel id")
+        return channel
 
     @classmethod
     def of(cls, values: dict[str, dict[str, Any]]) -> SettingsForm:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -16,9 +18,10 @@ from slack_sdk.models.views import View
 
 from bot.store import TeamSettings
 from bot.views import ids
-from bot.views.kit import button, context, mention, modal, section
+from bot.views.kit import button, context, escape, mention, modal, section
 
 MAX_PEOPLE = 100  # users in one multi-select
+CHANNEL_ID = re.compile(r"[CG][A-Z0-9]+")
 
 
 def _people(users: list[str]) -> str:
@@ -26,7 +29,10 @@ def _people(users: list[str]) -> str:
 
 
 def _channel(channel: str | None, missing: str) -> str:
-    return f"<#{channel}>" if channel else missing
+    """`<#C…>` for a channel id; anything else as escaped text."""
+    if not channel:
+        return missing
+    return f"<#{channel}>" if CHANNEL_ID.fullmatch(channel) else escape(channel)
 
 
 def settings_blocks(chosen: TeamSettings) -> list[Block]:
