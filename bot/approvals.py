@@ -100,7 +100,7 @@ class ApprovalService:
             raise FlowError(
                 f"This request needs {self.required} team-lead approval(s), but only {len(eligible)} team "
                 "lead(s) other than you are configured. Ask whoever runs the bot to add leads to "
-                "TEAM_LEAD_USER_IDS or lower APPROVALS_REQUIRED."
+                "the App Home's workspace settings (or TEAM_LEAD_USER_IDS) or lower APPROVALS_REQUIRED."
             )
         created = self.clock()
         approval = Approval(

@@ -20,7 +20,7 @@ from bot.workspace_settings import WorkspaceSettings
 
 ADMIN_ONLY = (
     "Only Marketo admins can connect Dynamics. "
-    "Ask an admin (listed in ADMIN_USER_IDS) to run /connect-dynamics."
+    "Ask an admin (listed in the App Home's workspace settings, or ADMIN_USER_IDS) to run /connect-dynamics."
 )
 LEAD_ONLY = "Only team leads can approve or reject a sync request."
 
