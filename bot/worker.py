@@ -15,7 +15,7 @@ from bot.approvals import ApprovalService
 from bot.config import WORKER_REQUIRED, Settings
 from bot.runtime import Runtime
 from bot.services import Services
-from bot.store import jobs
+from bot.store import RedisError, jobs
 from bot.sync import incremental
 from bot.sync.jobs import SyncContext, install_context
 from bot.sync.sweeper import sweep
@@ -23,9 +23,14 @@ from bot.sync.sweeper import sweep
 log = logging.getLogger(__name__)
 
 
+HEARTBEAT_TICKS = 3
+"""The heartbeat outlives this many maintenance rounds: one slow round does not fail the probe."""
+
+
 class Maintenance(threading.Thread):
-    """Every `SYNC_SWEEP_SECONDS`: revive sync jobs whose worker died; enqueue due incremental syncs;
-    expire approval requests past their TTL even when nobody clicks (messages updated, requester told)."""
+    """Every `SYNC_SWEEP_SECONDS`: say this worker is alive (`connect-dynamics probe worker` reads it);
+    revive sync jobs whose worker died; enqueue due incremental syncs; expire approval requests past
+    their TTL even when nobody clicks (messages updated, requester told)."""
 
     def __init__(self, context: SyncContext, approvals: ApprovalService | None = None) -> None:
         super().__init__(daemon=True, name="sync-maintenance")
@@ -40,6 +45,11 @@ class Maintenance(threading.Thread):
 
     def tick(self) -> None:
         context = self.context
+        try:
+            context.store.health.beat(context.settings.WORKER_NAME,
+                                      HEARTBEAT_TICKS * context.settings.SYNC_SWEEP_SECONDS)
+        except Exception:
+            log.exception("heartbeat failed; trying again next round")
         try:
             sweep(context.store, context.queue, lease_seconds=context.settings.SYNC_LEASE_SECONDS,
                   notifier=context.notifier)
@@ -72,6 +82,11 @@ def run_worker(settings: Settings, *, burst: bool = False, services: Services | 
         return worker.work(burst=burst, logging_level="INFO")
     finally:
         maintenance.stopped.set()
+        maintenance.join(timeout=settings.SYNC_SWEEP_SECONDS)
+        try:
+            context.store.health.stop(settings.WORKER_NAME)
+        except RedisError:
+            log.warning("could not remove this worker's heartbeat; it expires by itself")
 
 
 def main() -> None:
