@@ -7,7 +7,7 @@ DEPLOY_STAMP := $(VENV)/.deploy-tools
 CONSTRAINTS := $(VENV)/constraints.txt
 # Only the tests, benchmarks and lint get a default Redis: run, worker and socket must be told
 # REDIS_URL, and stop naming it when it is missing.
-test bench lint deploy-check: export REDIS_URL ?= redis://127.0.0.1:6379/15
+test bench lint: export REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: demo test bench lint run worker socket clean lock deploy-check
 
@@ -41,8 +41,11 @@ socket: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/connect-dynamics worker
 
-# requirements.lock: the production dependencies of pyproject.toml, pinned with their hashes (the image installs it).
-lock: $(STAMP)
+# requirements.lock: the production dependencies of pyproject.toml, pinned with their hashes (the image
+# installs it). Independent of $(STAMP), which installs with the lock as constraints.
+lock:
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
 	  --output-file requirements.lock pyproject.toml
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from bot import probes
 from bot.app import build_app
 from bot.config import Settings
 from bot.runtime import Runtime
@@ -89,3 +91,20 @@ def test_a_heartbeat_is_fresh_until_its_ttl_or_a_stop(store: Store, key_prefix: 
     store.health.stop("w1")
     assert not health.beating("w1")
     health.close()
+
+
+@pytest.mark.parametrize(("command", "healthy"), [
+    (b"/usr/local/bin/python\0/usr/local/bin/connect-dynamics\0serve\0", True),
+    (b"/usr/local/bin/python\0/usr/local/bin/connect-dynamics\0socket\0", True),
+    (b"/usr/local/bin/python\0/usr/local/bin/connect-dynamics\0worker\0", False),  # no heartbeat
+    (b"sleep\0infinity\0", False),
+])
+def test_probe_auto_runs_the_probe_of_the_container_s_process(
+        serve, key_prefix: str, tmp_path, monkeypatch: pytest.MonkeyPatch, command: bytes, healthy: bool) -> None:
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(command)
+    monkeypatch.setattr(probes, "FIRST_PROCESS", cmdline)
+    monkeypatch.setenv("PORT", str(urlsplit(serve()).port))
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("REDIS_KEY_PREFIX", key_prefix)
+    assert probes.probe("auto")[0] is healthy
