@@ -1,8 +1,11 @@
-"""`/connect-dynamics [status | cancel | resume | audit | help]`: one route per subcommand."""
+"""`/connect-dynamics [status | cancel | resume | audit | help]`: one handler per subcommand of
+`bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
 
 from __future__ import annotations
 
-from bot.roles import CONNECT, CONTROL, READ_AUDIT
+from collections.abc import Callable
+
+from bot.commands import by_name
 from bot.slack_payloads import SlashCommand
 from bot.steps import control, start
 from bot.steps import status as status_step
@@ -52,12 +55,15 @@ def resume(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(text=escape(said))
 
 
+HANDLERS: dict[str, Callable[[Ctx[SlashCommand]], None]] = {
+    "": connect,
+    "status": status,
+    "cancel": cancel,
+    "resume": resume,
+    "audit": audit,
+    "help": show_help,
+}
+
 SUBCOMMANDS: dict[str, Route[SlashCommand]] = {
-    "": Route(connect, CONNECT),
-    "connect": Route(connect, CONNECT),
-    "help": Route(show_help),
-    "status": Route(status),
-    "audit": Route(audit, READ_AUDIT),
-    "cancel": Route(cancel, CONTROL),
-    "resume": Route(resume, CONTROL),
+    name: Route(HANDLERS[sub.name], sub.permission) for name, sub in by_name().items()
 }

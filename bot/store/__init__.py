@@ -1,10 +1,11 @@
 """Redis has one room: this package. Every key name (`keys`), the one optimistic transaction
 (`transaction`), the one lease/lock (`locks`), the records (`records`), the RQ queues and
-workers (`jobs`) and the connection (`connection`). Nothing outside it imports `redis`."""
+workers (`jobs`), the connection (`connection`) and what probes ask (`health`). Nothing outside it imports `redis`."""
 
 from redis import Redis, RedisError
 
 from bot.store.connection import REDIS_UNAVAILABLE, connect
+from bot.store.health import Health
 from bot.store.keys import Keys
 from bot.store.limiter import Attempt, DayStart, LimiterState
 from bot.store.locks import Lease
@@ -12,5 +13,5 @@ from bot.store.records import Store
 from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
 
-__all__ = ["REDIS_UNAVAILABLE", "Attempt", "DayStart", "Keys", "Lease", "LimiterState", "Redis", "RedisError",
-           "RunTx", "SealedValue", "Store", "Watermark", "connect"]
+__all__ = ["REDIS_UNAVAILABLE", "Attempt", "DayStart", "Health", "Keys", "Lease", "LimiterState", "Redis",
+           "RedisError", "RunTx", "SealedValue", "Store", "Watermark", "connect"]

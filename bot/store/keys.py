@@ -133,6 +133,11 @@ class Keys:
     def sweeping(self) -> str:
         return self._global("sync", "sweeping")
 
+    # -- workers ---------------------------------------------------------------------------------
+    def worker_heartbeat(self, worker: str) -> str:
+        """Exists while the worker named `worker` (`WORKER_NAME`) runs its maintenance thread."""
+        return self._global("workers", worker, "heartbeat")
+
     # -- Marketo (one subscription, shared by every team) ------------------------------------------
     def marketo_limiter(self, part: str) -> str:
         """`window`, `slots`, `backoff` or `day:YYYYMMDD` of the shared Marketo limiter."""

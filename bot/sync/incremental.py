@@ -1,4 +1,4 @@
-"""Incremental sync (DESIGN step 6): after the initial sync, follow Dataverse change tracking.
+"""Incremental sync: after the initial sync, follow Dataverse change tracking.
 
 Every `INCREMENTAL_SYNC_MINUTES` each synced connection gets one job per entity. The job reads
 the stored delta link (`iter_changes`), upserts new and changed records (same filter and

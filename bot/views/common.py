@@ -5,6 +5,7 @@ from __future__ import annotations
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock
 from slack_sdk.models.views import View
 
+from bot.commands import COMMAND, SUBCOMMANDS, WHO
 from bot.flow import STATE_TEXT
 from bot.models import AuditEntry, Connection, FlowState, RunStatus, SyncRun
 from bot.views import ids
@@ -26,8 +27,6 @@ from bot.views.kit import (
 )
 from bot.views.progress import elapsed_seconds, entity_line, entity_summary
 
-COMMAND = "/connect-dynamics"
-
 NEXT_STEP: dict[FlowState, str] = {
     FlowState.credentials: f"Run `{COMMAND}` to continue.",
     FlowState.fields: f"Run `{COMMAND}` to continue.",
@@ -47,12 +46,11 @@ def info_modal(title: str, text: str) -> View:
 
 
 def help_text() -> str:
+    """One line per subcommand of `bot.commands`, with who may use it."""
+    lines = [f"• `{sub.usage}` — {sub.summary} ({WHO[sub.permission.role]})." for sub in SUBCOMMANDS]
     return "\n".join([
         f"*{COMMAND}* connects Microsoft Dynamics 365 to Marketo and runs the sync.",
-        f"• `{COMMAND}` — start (or continue) connecting: credentials, fields, then approval. Marketo admins only.",
-        f"• `{COMMAND} status` — where the connection and the sync stand.",
-        f"• `{COMMAND} cancel` — withdraw a pending approval request or stop a running sync.",
-        f"• `{COMMAND} help` — this help.",
+        *lines,
         "A team lead approves each sync before anything changes in Marketo; custom Marketo fields "
         "cannot be deleted once created.",
     ])

@@ -1,0 +1,44 @@
+"""The subcommands of `/connect-dynamics`: one table that the router, the help text and the README follow.
+
+Adding a command is one line here plus its handler in `handlers/commands.py`; who may use it
+(`Permission`) and what `help` says about it come from this line only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.roles import ANYONE, CONNECT, CONTROL, READ_AUDIT, Permission, Role
+
+COMMAND = "/connect-dynamics"
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    """What follows the command (`""` for the bare command)."""
+    permission: Permission
+    summary: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def usage(self) -> str:
+        return f"{COMMAND} {self.name}".strip()
+
+
+SUBCOMMANDS: tuple[Subcommand, ...] = (
+    Subcommand("", CONNECT, "start (or continue) connecting: credentials, fields, then approval", ("connect",)),
+    Subcommand("status", ANYONE, "where the connection and the sync stand"),
+    Subcommand("cancel", CONTROL, "withdraw a pending approval request, stop a running sync or drop a draft"),
+    Subcommand("resume", CONTROL, "resume a sync paused by Marketo's daily quota or an access error"),
+    Subcommand("audit", READ_AUDIT, "the latest entries of the audit log: who did what, and when"),
+    Subcommand("help", ANYONE, "this help"),
+)
+
+WHO: dict[Role, str] = {Role.anyone: "anyone", Role.admin: "admins", Role.lead: "team leads"}
+"""How the help text and the README's command table name each role."""
+
+
+def by_name() -> dict[str, Subcommand]:
+    """Every name a user may type (aliases included) to its subcommand."""
+    return {name: sub for sub in SUBCOMMANDS for name in (sub.name, *sub.aliases)}
