@@ -1,10 +1,10 @@
-"""`/connect-dynamics [status | cancel | resume | audit | help]`: one route per subcommand."""
+"""`/connect-dynamics [status | disable | enable | cancel | resume | audit | help]`: one route per subcommand."""
 
 from __future__ import annotations
 
-from bot.roles import CONNECT, CONTROL, READ_AUDIT
+from bot.roles import CONNECT, CONTROL, READ_AUDIT, SWITCH_ONGOING
 from bot.slack_payloads import SlashCommand
-from bot.steps import control, start
+from bot.steps import control, ongoing, start
 from bot.steps import status as status_step
 from bot.views.common import help_text
 from bot.views.kit import escape
@@ -38,6 +38,16 @@ def audit(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(**status_step.audit_log(ctx.container.audit, ctx.team_id).to_dict())
 
 
+def disable(ctx: Ctx[SlashCommand]) -> None:
+    container = ctx.container
+    ctx.ack(**ongoing.disable(container.store, container.audit, ctx.team_id, ctx.user_id).to_dict())
+
+
+def enable(ctx: Ctx[SlashCommand]) -> None:
+    container = ctx.container
+    ctx.ack(**ongoing.enable(container.store, container.settings, container.audit, ctx.team_id, ctx.user_id).to_dict())
+
+
 def cancel(ctx: Ctx[SlashCommand]) -> None:
     """Cancel what is in progress: a running sync, a pending approval, or a draft."""
     container = ctx.container
@@ -57,6 +67,8 @@ SUBCOMMANDS: dict[str, Route[SlashCommand]] = {
     "connect": Route(connect, CONNECT),
     "help": Route(show_help),
     "status": Route(status),
+    "disable": Route(disable, SWITCH_ONGOING),
+    "enable": Route(enable, SWITCH_ONGOING),
     "audit": Route(audit, READ_AUDIT),
     "cancel": Route(cancel, CONTROL),
     "resume": Route(resume, CONTROL),

@@ -8,9 +8,11 @@ from bot.store.connection import REDIS_UNAVAILABLE, connect
 from bot.store.keys import Keys
 from bot.store.limiter import Attempt, DayStart, LimiterState
 from bot.store.locks import Lease
+from bot.store.ongoing import ChangeTime, EntityFigures, OngoingFigures, OngoingSwitch
 from bot.store.records import Store
 from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
 
-__all__ = ["REDIS_UNAVAILABLE", "Attempt", "DayStart", "Keys", "Lease", "LimiterState", "Redis", "RedisError",
-           "RunTx", "SealedValue", "Store", "Watermark", "connect"]
+__all__ = ["REDIS_UNAVAILABLE", "Attempt", "ChangeTime", "DayStart", "EntityFigures", "Keys", "Lease", "LimiterState",
+           "OngoingFigures", "OngoingSwitch", "Redis", "RedisError", "RunTx", "SealedValue", "Store", "Watermark",
+           "connect"]
