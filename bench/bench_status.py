@@ -86,8 +86,7 @@ def fill_written(store: Store, connection: Connection, records: int) -> None:
         base, extra = divmod(per_entity, DAY_MINUTES)
         for minute in range(DAY_MINUTES):
             written = base + (1 if minute < extra else 0)
-            store.ongoing.page_done(TEAM, connection.id, entity.value, changes=0, written=written,
-                                    at=now - minute * 60)
+            store.ongoing.page_done(TEAM, connection.id, entity.value, written=written, at=now - minute * 60)
         store.incremental.record(TEAM, connection.id, entity.value, {"read": per_entity, "updated": per_entity},
                                  ledger_run_id(connection.id), [])
     store.incremental.schedule(TEAM, connection.id, now + 120)

@@ -3,7 +3,7 @@
 Per connection and entity, a small hash of figures (last successful cycle, the time Marketo is
 caught up to, the newest change applied, the backlog of the cycle running now) and a time series of
 records written per minute: a hash of minute → count whose fields older than a day are dropped at
-the end of each cycle (and the whole key expires a day after its last write), so "last hour" and
+the end of each cycle (and the whole key expires 25 hours after its last write), so "last hour" and
 "last 24 h" are sums of at most 1,440 small fields. Status reads everything in one pipeline.
 """
 
@@ -103,21 +103,21 @@ class OngoingRecords:
 
     # -- what the cycles record ----------------------------------------------------------------------------
     def clear_backlog(self, team_id: str, connection_id: str, entity: str) -> None:
-        """Nothing in flight: a cycle begins (what an interrupted one left is read again by it), or one
-        stopped before applying all it read (switched off, lost its lease, failed; its changes are read
-        again from the kept delta link or watermark)."""
+        """Nothing in flight: the cycle stopped before applying all it read (switched off, lost its lease,
+        failed); its changes are read again from the kept delta link or watermark."""
         self._redis.hset(self._keys.ongoing_figures(team_id, connection_id, entity), "backlog", 0)
 
     def page_read(self, team_id: str, connection_id: str, entity: str, changes: int) -> None:
-        self._redis.hincrby(self._keys.ongoing_figures(team_id, connection_id, entity), "backlog", changes)
+        """A cycle read a page of `changes`: its backlog until written (a cycle reads the next page only
+        after writing this one)."""
+        self._redis.hset(self._keys.ongoing_figures(team_id, connection_id, entity), "backlog", changes)
 
-    def page_done(self, team_id: str, connection_id: str, entity: str, changes: int, written: int,
-                  at: float) -> bool:
-        """A page's `changes` are handled, `written` of them written to Marketo at `at`; in the same
+    def page_done(self, team_id: str, connection_id: str, entity: str, written: int, at: float) -> bool:
+        """The page read last is handled, `written` of its records written to Marketo at `at`; in the same
         round trip, says whether the ongoing sync is still on (a cycle stops after the page when not)."""
         series = self._keys.ongoing_written(team_id, connection_id, entity)
         with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(self._keys.ongoing_figures(team_id, connection_id, entity), "backlog", -changes)
+            pipe.hset(self._keys.ongoing_figures(team_id, connection_id, entity), "backlog", 0)
             if written:
                 pipe.hincrby(series, str(minute_of(at)), written)
                 pipe.expire(series, SERIES_TTL_SECONDS)

@@ -35,29 +35,27 @@ class CycleFigures:
         self._clock = clock
         self.read_at = clock()
         self.stopped = False  # turned off during the cycle: it stopped after a page
-        self._in_flight = 0
         self._written = 0
         self._newest_modified: float | None = None
         self._changes = 0
         self._closed = False
-        self._records.clear_backlog(team_id, connection_id, entity)
 
     def page_read(self, records: list[dict], deleted: int = 0) -> None:
         """A page of changes read, about to be written."""
-        self._in_flight = len(records) + deleted
-        self._changes += self._in_flight
+        changes = len(records) + deleted
+        self._changes += changes
         for record in records:
             stamp = parse_modified_on(record.get(MODIFIED_ON))
             if stamp is not None and (self._newest_modified is None or stamp > self._newest_modified):
                 self._newest_modified = stamp
-        self._records.page_read(self._team, self._connection, self._entity, self._in_flight)
+        self._records.page_read(self._team, self._connection, self._entity, changes)
 
     def page_done(self, totals: Counts) -> bool:
         """The page is handled (`totals`: the cycle's counts so far); False when the cycle must stop here."""
         written = totals.created + totals.updated
-        still_on = self._records.page_done(self._team, self._connection, self._entity, self._in_flight,
-                                           written - self._written, self._clock())
-        self._in_flight, self._written = 0, written
+        still_on = self._records.page_done(self._team, self._connection, self._entity, written - self._written,
+                                           self._clock())
+        self._written = written
         self.stopped = not still_on
         return still_on
 
@@ -65,8 +63,7 @@ class CycleFigures:
         """Every change read is handled: unless it stopped early, Marketo holds every change made before `read_at`."""
         self._closed = True
         if self.stopped:
-            self._records.clear_backlog(self._team, self._connection, self._entity)
-            return
+            return  # not a successful cycle; its last page left no backlog
         newest, source = self._newest_modified, ChangeTime.modified_on
         if newest is None and self._changes:
             newest, source = self.read_at, ChangeTime.read_time

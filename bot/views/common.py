@@ -13,6 +13,7 @@ from bot.store import OngoingFigures
 from bot.views import ids
 from bot.views.fields import WATERMARK_FALLBACK, plan_summary_lines
 from bot.views.kit import (
+    COMMAND,
     ENTITY_PLURAL,
     MAX_MESSAGE_BLOCKS,
     MAX_VIEW_BLOCKS,
@@ -29,8 +30,6 @@ from bot.views.kit import (
 )
 from bot.views.progress import elapsed_seconds, entity_line, entity_summary
 from bot.views.status import ongoing_blocks
-
-COMMAND = "/connect-dynamics"
 
 NEXT_STEP: dict[FlowState, str] = {
     FlowState.credentials: f"Run `{COMMAND}` to continue.",

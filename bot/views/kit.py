@@ -39,6 +39,8 @@ MAX_SECTION_TEXT = 3000
 MAX_CONTEXT_TEXT = 2000  # per context element; kept well under Slack's per-message total
 MAX_MESSAGE_TEXT = 3000  # the notification `text`, far below chat.update's 4000
 
+COMMAND = "/connect-dynamics"
+
 _USER_ID = re.compile(r"[UW][A-Z0-9]+")
 
 ENTITY_PLURAL = {Entity.lead: "Leads", Entity.contact: "Contacts", Entity.account: "Accounts"}

@@ -5,9 +5,7 @@ from __future__ import annotations
 from slack_sdk.models.blocks import Block
 
 from bot.store import ChangeTime, EntityFigures, OngoingFigures, OngoingSwitch
-from bot.views.kit import ENTITY_PLURAL, Message, escape, mention, number, section, when
-
-COMMAND = "/connect-dynamics"
+from bot.views.kit import COMMAND, ENTITY_PLURAL, Message, escape, mention, number, section, when
 
 CHANGE_TIME_TEXT = {ChangeTime.modified_on: "its modifiedon in Dynamics",
                     ChangeTime.read_time: "when its cycle read it"}

@@ -24,7 +24,7 @@ class Clock:
 
 
 def written_at(store: Store, at: float, count: int) -> None:
-    assert store.ongoing.page_done(TEAM, CONNECTION, LEAD, changes=0, written=count, at=at)
+    assert store.ongoing.page_done(TEAM, CONNECTION, LEAD, written=count, at=at)
 
 
 def figures(store: Store, now: float = NOW):  # noqa: ANN201
