@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.roles import ANYONE, CONNECT, CONTROL, READ_AUDIT, Permission, Role
+from bot.roles import ANYONE, CONNECT, CONTROL, READ_AUDIT, SWITCH_ONGOING, Permission, Role
 
 COMMAND = "/connect-dynamics"
 
@@ -28,7 +28,9 @@ class Subcommand:
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("", CONNECT, "start (or continue) connecting: credentials, fields, then approval", ("connect",)),
-    Subcommand("status", ANYONE, "where the connection and the sync stand"),
+    Subcommand("status", ANYONE, "where the connection and the sync stand, and the ongoing sync's figures"),
+    Subcommand("disable", SWITCH_ONGOING, "stop the ongoing sync (nothing is missed: `enable` catches up)"),
+    Subcommand("enable", SWITCH_ONGOING, "start the ongoing sync again; it catches up from where it stopped"),
     Subcommand("cancel", CONTROL, "withdraw a pending approval request, stop a running sync or drop a draft"),
     Subcommand("resume", CONTROL, "resume a sync paused by Marketo's daily quota or an access error"),
     Subcommand("audit", READ_AUDIT, "the latest entries of the audit log: who did what, and when"),

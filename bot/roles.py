@@ -42,6 +42,8 @@ READ_AUDIT = Permission(Role.admin, "Only Marketo admins can read the audit log 
 CONTROL = Permission(Role.admin, "Only Marketo admins can cancel or resume a connection or its sync "
                                  "(admins are listed in ADMIN_USER_IDS).")
 DECIDE = Permission(Role.lead, LEAD_ONLY)
+SWITCH_ONGOING = Permission(Role.admin, "Only Marketo admins can disable or enable the ongoing sync "
+                                        "(admins are listed in ADMIN_USER_IDS).")
 
 
 class Roles:

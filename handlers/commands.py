@@ -1,5 +1,5 @@
-"""`/connect-dynamics [status | cancel | resume | audit | help]`: one handler per subcommand of
-`bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
+"""`/connect-dynamics [status | disable | enable | cancel | resume | audit | help]`: one handler per
+subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from bot.commands import by_name
 from bot.slack_payloads import SlashCommand
-from bot.steps import control, start
+from bot.steps import control, ongoing, start
 from bot.steps import status as status_step
 from bot.views.common import help_text
 from bot.views.kit import escape
@@ -41,6 +41,16 @@ def audit(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(**status_step.audit_log(ctx.container.audit, ctx.team_id).to_dict())
 
 
+def disable(ctx: Ctx[SlashCommand]) -> None:
+    container = ctx.container
+    ctx.ack(**ongoing.disable(container.store, container.audit, ctx.team_id, ctx.user_id).to_dict())
+
+
+def enable(ctx: Ctx[SlashCommand]) -> None:
+    container = ctx.container
+    ctx.ack(**ongoing.enable(container.store, container.settings, container.audit, ctx.team_id, ctx.user_id).to_dict())
+
+
 def cancel(ctx: Ctx[SlashCommand]) -> None:
     """Cancel what is in progress: a running sync, a pending approval, or a draft."""
     container = ctx.container
@@ -58,6 +68,8 @@ def resume(ctx: Ctx[SlashCommand]) -> None:
 HANDLERS: dict[str, Callable[[Ctx[SlashCommand]], None]] = {
     "": connect,
     "status": status,
+    "disable": disable,
+    "enable": enable,
     "cancel": cancel,
     "resume": resume,
     "audit": audit,

@@ -9,9 +9,11 @@ from bot.store.health import Health
 from bot.store.keys import Keys
 from bot.store.limiter import Attempt, DayStart, LimiterState
 from bot.store.locks import Lease
+from bot.store.ongoing import ChangeTime, EntityFigures, OngoingFigures, OngoingSwitch
 from bot.store.records import Store
 from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
 
-__all__ = ["REDIS_UNAVAILABLE", "Attempt", "DayStart", "Health", "Keys", "Lease", "LimiterState", "Redis",
-           "RedisError", "RunTx", "SealedValue", "Store", "Watermark", "connect"]
+__all__ = ["REDIS_UNAVAILABLE", "Attempt", "ChangeTime", "DayStart", "EntityFigures", "Health", "Keys", "Lease",
+           "LimiterState", "OngoingFigures", "OngoingSwitch", "Redis", "RedisError", "RunTx", "SealedValue", "Store",
+           "Watermark", "connect"]

@@ -122,6 +122,17 @@ class Keys:
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 
+    # -- the ongoing sync's status: figures, records written per minute, the on/off switch ----------
+    def ongoing_figures(self, team_id: str, connection_id: str, entity: str) -> str:
+        return self._team(team_id, "ongoing", connection_id, entity, "figures")
+
+    def ongoing_written(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Hash of minute (Unix time // 60) → records written then, for the last day."""
+        return self._team(team_id, "ongoing", connection_id, entity, "written")
+
+    def ongoing_switch(self, team_id: str, connection_id: str) -> str:
+        return self._team(team_id, "ongoing", connection_id, "switch")
+
     def active_runs(self) -> str:
         """Set of `team:run` members the sweeper watches."""
         return self._global("sync", "active-runs")

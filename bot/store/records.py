@@ -32,6 +32,7 @@ from bot.store.health import Health
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
+from bot.store.ongoing import OngoingFigures, OngoingRecords
 from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
 from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
 from bot.store.transaction import transact
@@ -55,6 +56,7 @@ class Store:
         self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
         self.health = Health(client, self.keys)
+        self.ongoing = OngoingRecords(client, self.keys)
 
     @property
     def prefix(self) -> str:
@@ -232,6 +234,18 @@ class Store:
     def claim_progress_post(self, team_id: str, run_id: str) -> bool:
         """True for the one caller that gets to post the run's progress message."""
         return bool(self.redis.set(self.keys.progress_post(team_id, run_id), "1", nx=True))
+
+    # -- the ongoing sync's status ----------------------------------------------------------------------
+    def pending_failures(self, team_id: str, connection_id: str, entity: str) -> int:
+        """Records of `entity` the incremental cycles could not write and that wait in their ledger."""
+        return self.incremental.ledgered(team_id, connection_id, entity)
+
+    def ongoing_figures(self, team_id: str, connection_id: str, entities: list[str], now: float) -> OngoingFigures:
+        """The status of the ongoing sync: the cycles' figures (one round trip) and each entity's failures."""
+        figures = self.ongoing.figures(team_id, connection_id, entities, now)
+        for row in figures.entities:
+            row.pending_failures = self.pending_failures(team_id, connection_id, row.entity)
+        return figures
 
     # -- Dataverse metadata cache ------------------------------------------------------------------------
     def cache_metadata(self, team_id: str, connection_id: str, entity: str, document: Any, ttl: int) -> None:

@@ -21,6 +21,7 @@ from bot.store.locks import Lease
 from bot.store.transaction import transact
 
 C = TypeVar("C", bound=BaseModel)
+LEDGERED = "ledgered"  # the field of the incremental totals counting an entity's entries in the failure ledger
 T = TypeVar("T")
 
 
@@ -217,7 +218,12 @@ class IncrementalSchedule:
                 pipe.hincrby(key, f"{entity}:{name}", value)
             if skip_rows:
                 pipe.rpush(self._keys.skips(team_id, skips_run_id), *skip_rows)
+                pipe.hincrby(key, f"{entity}:{LEDGERED}", len(skip_rows))
             pipe.execute()
+
+    def ledgered(self, team_id: str, connection_id: str, entity: str) -> int:
+        """How many of the ledger's entries are `entity`'s (counted as they are added)."""
+        return int(self._redis.hget(self._keys.incremental_stats(team_id, connection_id), f"{entity}:{LEDGERED}") or 0)
 
     def stats(self, team_id: str, connection_id: str) -> dict[str, str]:
         raw = self._redis.hgetall(self._keys.incremental_stats(team_id, connection_id))

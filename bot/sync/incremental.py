@@ -33,6 +33,7 @@ from bot.store import Store, Watermark
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, tally
+from bot.sync.figures import CycleFigures
 from bot.sync.lease import Heartbeat
 from bot.sync.ledger import Ledger
 from bot.sync.mapping import DELETED_FIELD
@@ -77,6 +78,9 @@ def schedule_due(store: Store, queue: Queue, settings: Settings, now: float | No
         if connection is None or connection.plan is None:
             store.incremental.unschedule(team_id, connection_id)
             continue
+        if not store.ongoing.enabled(team_id, connection_id):
+            unschedule(store, team_id, connection_id)  # rescheduled while off (a resync ended): `enable` puts it back
+            continue
         for plan in connection.plan.entities:
             job = queue.enqueue(INCREMENTAL_JOB, team_id, connection_id, plan.entity.value,
                                 job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
@@ -93,18 +97,21 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
     link = store.delta_links.get(team_id, connection_id, entity.value)
     if connection is None or plan is None or connection.state != FlowState.synced or (plan.change_tracking and not link):
         return "skipped"
+    if not store.ongoing.enabled(team_id, connection_id):
+        return "disabled"  # turned off after this job was enqueued
     lease = store.sync_lease(team_id, connection_id, entity.value, services.settings.SYNC_LEASE_SECONDS,
                              owner=f"incremental-{connection_id}")
     if not lease.take():
         return "busy"
     heartbeat = Heartbeat(lease, 1.0, lambda: False)
     heartbeat.start()
+    cycle = CycleFigures(store, team_id, connection_id, entity.value)
     try:
         source = services.dataverse(team_id, connection_id)
         try:
             if not plan.change_tracking:
-                return _sync_modified_since(services, connection, plan, source, heartbeat)
-            outcome, new_link = _apply_changes(services, plan, source, link, connection_id)
+                return _sync_modified_since(services, connection, plan, source, heartbeat, cycle)
+            outcome, new_link = _apply_changes(services, plan, source, link, connection_id, cycle)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
@@ -116,29 +123,36 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         if heartbeat.stop.is_set():
             return "lost"  # another job owns the entity now; its delta link stands
         _record(store, team_id, connection_id, entity, outcome)
+        cycle.finished()
         if new_link:
             store.delta_links.put(team_id, connection_id, entity.value, new_link)
-        return "done"
+        return "disabled" if cycle.stopped else "done"
     finally:
+        cycle.close()
         heartbeat.close()
         lease.release()
 
 
 def _apply_changes(services: SyncServices, plan: EntityPlan, source: Any, link: str,
-                   connection_id: str) -> tuple[BatchOutcome, str | None]:
+                   connection_id: str, cycle: CycleFigures) -> tuple[BatchOutcome, str | None]:
+    """The changes since `link`, page by page; the new delta link only when every page was applied
+    (switched off meanwhile, the cycle stops after a page and the next one starts from `link` again)."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
     for page in source.iter_changes(link, plan.select):
+        cycle.page_read(page.records, len(page.deleted_ids))
         _upsert(marketo, plan, convert, page.records, outcome)
         _mark_deleted(services, marketo, plan, page.deleted_ids, outcome)
         new_link = page.delta_link or new_link
+        if not cycle.page_done(outcome):
+            break
     return outcome, new_link
 
 
 def _sync_modified_since(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
-                         heartbeat: Heartbeat) -> str:
+                         heartbeat: Heartbeat, cycle: CycleFigures) -> str:
     """One cycle for a table without change tracking: upsert what was modified since the watermark,
     then keep the new watermark (only after everything was written, like the delta link)."""
     store, team_id, entity = services.store, connection.team_id, plan.entity.value
@@ -151,13 +165,17 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     mark = start.model_copy(deep=True)
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
         fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
+        cycle.page_read(fresh)
         _upsert(marketo, plan, convert, fresh, outcome)
         mark = _advance(mark, fresh, plan.entity)
+        if not cycle.page_done(outcome):
+            break  # turned off: the watermark keeps what was applied
     if heartbeat.stop.is_set():
         return "lost"  # another job owns the entity now; its watermark stands
     _record(store, team_id, connection.id, plan.entity, outcome)
+    cycle.finished()
     store.watermarks.put(team_id, connection.id, entity, mark)
-    return "done"
+    return "disabled" if cycle.stopped else "done"
 
 
 def _first_watermark(store: Store, connection: Connection) -> Watermark | None:
