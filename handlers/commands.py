@@ -1,10 +1,13 @@
-"""`/connect-dynamics [status | cancel | resume | audit | help]`: one route per subcommand."""
+"""`/connect-dynamics [status | cancel | resume | audit | errors | help]`: one route per subcommand."""
 
 from __future__ import annotations
 
-from bot.roles import CONNECT, CONTROL, READ_AUDIT
+import time
+
+from bot.roles import CONNECT, CONTROL, READ_AUDIT, READ_ERRORS
 from bot.slack_payloads import SlashCommand
 from bot.steps import control, start
+from bot.steps import errors as errors_step
 from bot.steps import status as status_step
 from bot.views.common import help_text
 from bot.views.kit import escape
@@ -52,6 +55,17 @@ def resume(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(text=escape(said))
 
 
+def errors(ctx: Ctx[SlashCommand]) -> None:
+    """The newest failures in the answer; the full list as a CSV file after the ack."""
+    container, settings = ctx.container, ctx.container.settings
+    query = errors_step.parse_query(ctx.payload.text.split()[1:], time.time())
+    answer = errors_step.list_errors(container.store, settings.SYNC_RETRY_ATTEMPTS, ctx.team_id, query)
+    ctx.ack(**answer.message.to_dict())
+    if answer.total and answer.connection_id:
+        ctx.later(errors_step.upload_errors, container.store, ctx.client, settings.SYNC_RETRY_ATTEMPTS, ctx.team_id,
+                  answer.connection_id, ctx.payload.channel_id, query)
+
+
 SUBCOMMANDS: dict[str, Route[SlashCommand]] = {
     "": Route(connect, CONNECT),
     "connect": Route(connect, CONNECT),
@@ -60,4 +74,5 @@ SUBCOMMANDS: dict[str, Route[SlashCommand]] = {
     "audit": Route(audit, READ_AUDIT),
     "cancel": Route(cancel, CONTROL),
     "resume": Route(resume, CONTROL),
+    "errors": Route(errors, READ_ERRORS),
 }

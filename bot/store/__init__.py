@@ -4,6 +4,7 @@ workers (`jobs`) and the connection (`connection`). Nothing outside it imports `
 
 from redis import Redis, RedisError
 
+from bot.store.alert_states import AlertState, Level
 from bot.store.connection import REDIS_UNAVAILABLE, connect
 from bot.store.keys import Keys
 from bot.store.limiter import Attempt, DayStart, LimiterState
@@ -11,6 +12,8 @@ from bot.store.locks import Lease
 from bot.store.records import Store
 from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
+from bot.store.sync_errors import FailedRecord, Resolution, SyncError
 
-__all__ = ["REDIS_UNAVAILABLE", "Attempt", "DayStart", "Keys", "Lease", "LimiterState", "Redis", "RedisError",
-           "RunTx", "SealedValue", "Store", "Watermark", "connect"]
+__all__ = ["REDIS_UNAVAILABLE", "AlertState", "Attempt", "DayStart", "FailedRecord", "Keys", "Lease", "Level",
+           "LimiterState", "Redis", "RedisError", "Resolution", "RunTx", "SealedValue", "Store", "SyncError",
+           "Watermark", "connect"]

@@ -28,11 +28,13 @@ from bot.models import (
     SyncRun,
     now,
 )
+from bot.store.alert_states import AlertStates
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
 from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
 from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
+from bot.store.sync_errors import SyncErrors
 from bot.store.transaction import transact
 
 M = TypeVar("M", bound=BaseModel)
@@ -53,6 +55,8 @@ class Store:
         self.delta_links = DeltaLinks(client, self.keys)
         self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
+        self.sync_errors = SyncErrors(client, self.keys)
+        self.alert_states = AlertStates(client, self.keys)
 
     @property
     def prefix(self) -> str:
@@ -230,6 +234,11 @@ class Store:
     def claim_progress_post(self, team_id: str, run_id: str) -> bool:
         """True for the one caller that gets to post the run's progress message."""
         return bool(self.redis.set(self.keys.progress_post(team_id, run_id), "1", nx=True))
+
+    # -- the ongoing sync's error list ----------------------------------------------------------------
+    def pending_failures(self, team_id: str, connection_id: str, entity: str) -> int:
+        """Records of `entity` on the connection's error list (being retried or kept as errors)."""
+        return self.sync_errors.pending_failures(team_id, connection_id, entity)
 
     # -- Dataverse metadata cache ------------------------------------------------------------------------
     def cache_metadata(self, team_id: str, connection_id: str, entity: str, document: Any, ttl: int) -> None:

@@ -52,6 +52,8 @@ def help_text() -> str:
         f"• `{COMMAND}` — start (or continue) connecting: credentials, fields, then approval. Marketo admins only.",
         f"• `{COMMAND} status` — where the connection and the sync stand.",
         f"• `{COMMAND} cancel` — withdraw a pending approval request or stop a running sync.",
+        f"• `{COMMAND} errors [lead|contact|account] [2h|3d|2026-01-31]` — the ongoing sync's failed records, "
+        "newest first, and the full list as a CSV file. Marketo admins only.",
         f"• `{COMMAND} help` — this help.",
         "A team lead approves each sync before anything changes in Marketo; custom Marketo fields "
         "cannot be deleted once created.",
