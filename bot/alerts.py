@@ -23,6 +23,7 @@ from bot.crypto import SecretUnreadable
 from bot.dynamics.errors import DataverseAccessDenied, DataverseUnauthorized, SignInError, SignInUnreachable
 from bot.marketo.errors import DailyQuotaExceeded
 from bot.marketo.limiter import QUOTA_ZONE
+from bot.models import Connection, FlowState
 from bot.store import Level, Store
 
 log = logging.getLogger(__name__)
@@ -150,22 +151,24 @@ def apply(store: Store, poster: Poster | None, team_id: str, connection_id: str,
 
 
 def check_overdue(store: Store, poster: Poster | None, minutes: float, now: float | None = None) -> None:
-    """For every scheduled connection: is its last good cycle overdue? (The maintenance tick's check.)"""
+    """For every scheduled, synced connection: is its last good cycle overdue? (The maintenance tick's check.)"""
     now = time.time() if now is None else now
     for team_id, connection_id in store.incremental.due(float("inf")):
+        connection = store.get_connection(team_id, connection_id)
+        if connection is None or connection.state != FlowState.synced:
+            continue
         states = store.alert_states.all(team_id, connection_id)
         if any(states.get(c.value) and states[c.value].level == Level.alerting for c in EXPLAINED_DELAY):
             continue  # already told why cycles do not finish
-        seen = overdue_observation(last_good_cycle(store, team_id, connection_id), now, minutes)
+        seen = overdue_observation(last_good_cycle(store, connection), now, minutes)
         if seen is not None:
             apply(store, poster, team_id, connection_id, [seen], now)
 
 
-def last_good_cycle(store: Store, team_id: str, connection_id: str) -> float | None:
+def last_good_cycle(store: Store, connection: Connection) -> float | None:
     """When the connection last synced: its last finished incremental cycle, else its initial run."""
-    last = store.incremental.stats(team_id, connection_id).get("last_at")
+    last = store.incremental.stats(connection.team_id, connection.id).get("last_at")
     if last:
         return float(last)
-    connection = store.get_connection(team_id, connection_id)
-    run = store.get_run(team_id, connection.run_id) if connection and connection.run_id else None
+    run = store.get_run(connection.team_id, connection.run_id) if connection.run_id else None
     return run.finished_at if run and run.finished_at else None

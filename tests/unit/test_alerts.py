@@ -12,6 +12,7 @@ from bot.crypto import SecretUnreadable
 from bot.dynamics.errors import DataverseAccessDenied, SignInUnreachable, WrongPassword
 from bot.marketo.errors import DailyQuotaExceeded
 from bot.marketo.limiter import QUOTA_ZONE
+from bot.models import Connection, FlowState
 from bot.store import Level, Store
 
 
@@ -102,19 +103,21 @@ def test_conditions_and_connections_are_independent(store: Store) -> None:
 
 def test_overdue_is_checked_for_scheduled_connections_unless_explained(store: Store) -> None:
     poster = Poster()
-    store.incremental.schedule("T1", "c1", 0)
-    store.incremental.schedule("T1", "c2", 0)
-    for connection_id in ("c1", "c2"):
-        store.incremental.record("T1", connection_id, "lead", {"read": 1})
-    last = float(store.incremental.stats("T1", "c1")["last_at"])
+    synced = [Connection(team_id="T1", requester="U1", state=FlowState.synced) for _ in range(2)]
+    draft = Connection(team_id="T1", requester="U1", state=FlowState.cancelled)
+    for connection in (*synced, draft):
+        store.save_connection(connection)
+        store.incremental.schedule("T1", connection.id, 0)
+        store.incremental.record("T1", connection.id, "lead", {"read": 1})
+    last = float(store.incremental.stats("T1", synced[0].id)["last_at"])
     credentials = alerts.failure_observation(WrongPassword("invalid_grant", 50126), 0)
     assert credentials is not None
-    alerts.apply(store, poster, "T1", "c2", [credentials], last)
+    alerts.apply(store, poster, "T1", synced[1].id, [credentials], last)
     alerts.check_overdue(store, poster, minutes=1, now=last + 10)
     assert len(poster.alerts) == 1
     alerts.check_overdue(store, poster, minutes=1, now=last + 181)
     alerts.check_overdue(store, poster, minutes=1, now=last + 240)
     overdue = [c for c in poster.alerts if c.condition == Condition.overdue]
-    assert len(overdue) == 1 and overdue[0].last_ok_at == last  # c1 only: c2's delay is explained
-    store.incremental.unschedule("T1", "c1")
-    store.incremental.unschedule("T1", "c2")
+    assert len(overdue) == 1  # the first only: the second's delay is explained, the third is not synced
+    assert store.alert_states.get("T1", synced[0].id, Condition.overdue.value).level == Level.alerting
+    assert store.alert_states.get("T1", draft.id, Condition.overdue.value).level == Level.ok
