@@ -63,7 +63,7 @@ def errors(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(**answer.message.to_dict())
     if answer.total and answer.connection_id:
         ctx.later(errors_step.upload_errors, container.store, ctx.client, settings.SYNC_RETRY_ATTEMPTS, ctx.team_id,
-                  answer.connection_id, ctx.payload.channel_id, query)
+                  answer.connection_id, ctx.user_id, query)
 
 
 SUBCOMMANDS: dict[str, Route[SlashCommand]] = {

@@ -98,8 +98,9 @@ def _utc(ts: float) -> str:
 
 
 def upload_errors(store: Store, client: WebClient, max_attempts: int, team_id: str, connection_id: str,
-                  channel: str, query: ErrorsQuery) -> int:
-    """Write every failure of `query` to a CSV file (streamed from Redis) and upload it; returns rows."""
+                  user_id: str, query: ErrorsQuery) -> int:
+    """Write every failure of `query` to a CSV file (streamed from Redis) and upload it to the admin's DM
+    with the bot, not to the channel the command came from (it lists people's emails); returns rows."""
     handle, path = tempfile.mkstemp(prefix="sync-errors-", suffix=".csv")
     try:
         with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
@@ -113,6 +114,7 @@ def upload_errors(store: Store, client: WebClient, max_attempts: int, team_id: s
                                  _utc(e.first_failed_at), _utc(e.last_failed_at)))
                 rows += 1
         if rows:
+            channel = client.conversations_open(users=user_id)["channel"]["id"]
             client.files_upload_v2(channel=channel, file=path, filename="sync-errors.csv",
                                    title=f"Sync errors ({rows})",
                                    initial_comment=f"{rows} records the ongoing sync could not write; each row says why.")

@@ -21,7 +21,7 @@ from bot.bounded_text import BoundedText
 from bot.store.keys import Keys
 from bot.store.transaction import transact
 
-READ_CHUNK = 500
+READ_CHUNK = 500  # entries read, or ids settled, per Redis round trip
 
 
 class SyncError(BaseModel):
@@ -71,10 +71,13 @@ class SyncErrors:
     def book(self, team_id: str, connection_id: str, entity: str, failures: Sequence[FailedRecord],
              now: float) -> None:
         """Add new failures, or count one more attempt on records already listed."""
-        if not failures:
-            return
+        latest = list({failure.id: failure for failure in failures}.values())  # listed twice: its last reason
+        for start in range(0, len(latest), READ_CHUNK):
+            self._book(team_id, connection_id, entity, latest[start:start + READ_CHUNK], now)
+
+    def _book(self, team_id: str, connection_id: str, entity: str, failures: list[FailedRecord], now: float) -> None:
         entries_key, by_time, retry = self._names(team_id, connection_id, entity)
-        latest = {failure.id: failure for failure in failures}  # a record listed twice: its last reason
+        latest = {failure.id: failure for failure in failures}
 
         def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], None]:
             ids = list(latest)
@@ -103,11 +106,14 @@ class SyncErrors:
     def resolve(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str],
                 resolution: Resolution) -> int:
         """Take the listed ones of `ids` off the list, counted under `resolution`; returns how many."""
-        if not ids:
-            return 0
+        unique = list(dict.fromkeys(ids))
+        return sum(self._resolve(team_id, connection_id, entity, unique[start:start + READ_CHUNK], resolution)
+                   for start in range(0, len(unique), READ_CHUNK))
+
+    def _resolve(self, team_id: str, connection_id: str, entity: str, unique: list[str],
+                 resolution: Resolution) -> int:
         entries_key, by_time, retry = self._names(team_id, connection_id, entity)
         counters = self._keys.sync_errors_resolved(team_id, connection_id)
-        unique = list(dict.fromkeys(ids))
 
         def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, int]:
             listed = [i for i, raw in zip(unique, pipe.hmget(entries_key, unique), strict=True) if raw is not None]

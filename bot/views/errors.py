@@ -28,7 +28,7 @@ def errors_message(entries: list[SyncError], total: int, scope: str, max_attempt
     notes = ["Failed records are re-read from Dynamics and written again on the next cycles, "
              f"up to {max_attempts} attempts; then they stay here as errors until the record changes."]
     if csv_follows:
-        notes.append("The full list follows as a CSV file.")
+        notes.append("The full list follows as a CSV file in your direct messages with the bot.")
     blocks.append(context(" ".join(notes)))
     return Message(text=f"Sync errors: {number(total)}", blocks=fit(blocks, MAX_MESSAGE_BLOCKS, "errors"))
 

@@ -68,7 +68,7 @@ def test_errors_retries_and_alerts(driver: SlackDriver, worker: BotProcess, stac
         assert record_id in answer.text
     assert "not updateable" in answer.text
     upload = wait_for(lambda: [f for f in stack.slack.files() if f.name == "sync-errors.csv"], what="the CSV")[0]
-    assert upload.channel == "C0001"
+    assert upload.channel == stack.slack.dm_channel(ADMIN)  # emails: not in the channel
     rows = list(csv.DictReader(io.StringIO(upload.content.decode())))
     assert sorted(r["id"] for r in rows) == sorted(failing)
     assert all(r["state"] == "retrying" and "not updateable" in r["reason"] for r in rows)

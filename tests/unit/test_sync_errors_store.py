@@ -41,6 +41,10 @@ def test_iterating_streams_every_entry_in_chunks(store: Store) -> None:
     ids = [f"r{i:04d}" for i in range(1203)]
     store.sync_errors.book("T1", "c1", "lead", [FailedRecord(i, None, "1003", "bad") for i in ids], 5.0)
     assert sorted(e.id for e in store.sync_errors.iter_errors("T1", "c1", ["lead", "account"])) == ids
+    store.sync_errors.book("T1", "c1", "lead", [FailedRecord(i, None, "1003", "bad") for i in ids], 6.0)
+    assert {e.attempts for e in store.sync_errors.iter_errors("T1", "c1", ["lead"])} == {2}
+    assert store.sync_errors.resolve("T1", "c1", "lead", ids, Resolution.retried_ok) == len(ids)
+    assert store.pending_failures("T1", "c1", "lead") == 0
 
 
 def test_retry_candidates_stop_at_the_bound_and_resolving_counts_why(store: Store) -> None:
