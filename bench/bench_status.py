@@ -6,8 +6,8 @@
 Fills a fresh key prefix in real Redis with a synced connection (leads, contacts, accounts) whose
 ongoing sync wrote N records over the last 24 hours, stored as the cycles store them (per entity a
 series of records written per minute, filled through the store's own `page_done`, plus the running
-totals), and N failures in the incremental failure ledger (its JSON entries and counters, written
-through the store's `record` in pipelined chunks). Then renders the status 20 times through the real
+totals), and N failed records on the ongoing sync's error list (booked through the store in chunks,
+as the cycles book them). Then renders the status 20 times through the real
 step (Redis reads and Block Kit, serialised as Slack gets it) and prints `name: value` lines:
 - `status_render_p95_ratio_to_slack_limit`: p95 render time / Slack's 3 s (status must render in under 1 s);
 - `redis_bytes_per_1000_errors`: what the stored errors take in Redis (MEMORY USAGE of the prefix's
@@ -41,9 +41,7 @@ from bot.models import (  # noqa: E402
     SyncRun,
 )
 from bot.steps.status import status  # noqa: E402
-from bot.store import Store  # noqa: E402
-from bot.sync.incremental import ledger_run_id  # noqa: E402
-from bot.sync.ledger import Ledger, LedgerEntry  # noqa: E402
+from bot.store import FailedRecord, Store  # noqa: E402
 
 SLACK_LIMIT_SECONDS = 3.0
 RENDERS = 20
@@ -87,20 +85,19 @@ def fill_written(store: Store, connection: Connection, records: int) -> None:
         for minute in range(DAY_MINUTES):
             written = base + (1 if minute < extra else 0)
             store.ongoing.page_done(TEAM, connection.id, entity.value, written=written, at=now - minute * 60)
-        store.incremental.record(TEAM, connection.id, entity.value, {"read": per_entity, "updated": per_entity},
-                                 ledger_run_id(connection.id), [])
+        store.incremental.record(TEAM, connection.id, entity.value, {"read": per_entity, "updated": per_entity})
     store.incremental.schedule(TEAM, connection.id, now + 120)
 
 
 def fill_errors(store: Store, connection: Connection, errors: int) -> None:
-    """`errors` failure-ledger entries, in pipelined chunks (one MULTI per chunk, as a cycle books them)."""
+    """`errors` records on the ongoing sync's error list, booked in chunks as a cycle books them."""
+    now = time.time()
     for start in range(0, errors, ERROR_CHUNK):
         entity = ENTITIES[(start // ERROR_CHUNK) % len(ENTITIES)]
-        entries = [LedgerEntry(entity=entity.value, id=f"{i:08x}-0000-4000-8000-{i:012x}", email=f"person{i}@example.com",
-                               code="1003", message="Invalid email address: 'person@' is not an email address")
-                   for i in range(start, min(start + ERROR_CHUNK, errors))]
-        store.incremental.record(TEAM, connection.id, entity.value, {"failed": len(entries)},
-                                 ledger_run_id(connection.id), Ledger.rows(entries))
+        failures = [FailedRecord(id=f"{i:08x}-0000-4000-8000-{i:012x}", email=f"person{i}@example.com", code="1003",
+                                 reason="Invalid email address: 'person@' is not an email address")
+                    for i in range(start, min(start + ERROR_CHUNK, errors))]
+        store.sync_errors.book(TEAM, connection.id, entity.value, failures, now)
 
 
 def prefix_bytes(client: redis.Redis, prefix: str) -> int:

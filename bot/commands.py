@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.roles import ANYONE, CONNECT, CONTROL, READ_AUDIT, SWITCH_ONGOING, Permission, Role
+from bot.roles import ANYONE, CONNECT, CONTROL, READ_AUDIT, READ_ERRORS, SWITCH_ONGOING, Permission, Role
 
 COMMAND = "/connect-dynamics"
 
@@ -20,15 +20,19 @@ class Subcommand:
     permission: Permission
     summary: str
     aliases: tuple[str, ...] = ()
+    arguments: str = ""
+    """What may follow the name, as `help` and the README show it (e.g. `[entity] [since]`)."""
 
     @property
     def usage(self) -> str:
-        return f"{COMMAND} {self.name}".strip()
+        return " ".join(part for part in (COMMAND, self.name, self.arguments) if part)
 
 
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("", CONNECT, "start (or continue) connecting: credentials, fields, then approval", ("connect",)),
     Subcommand("status", ANYONE, "where the connection and the sync stand, and the ongoing sync's figures"),
+    Subcommand("errors", READ_ERRORS, "the ongoing sync's failed records, newest first, and the full list as a CSV file",
+               arguments="[entity] [since]"),
     Subcommand("disable", SWITCH_ONGOING, "stop the ongoing sync (nothing is missed: `enable` catches up)"),
     Subcommand("enable", SWITCH_ONGOING, "start the ongoing sync again; it catches up from where it stopped"),
     Subcommand("cancel", CONTROL, "withdraw a pending approval request, stop a running sync or drop a draft"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from bot import alerts
 from bot.approvals import ApprovalService
 from bot.config import WORKER_REQUIRED, Settings
 from bot.container import Container
@@ -28,8 +29,9 @@ HEARTBEAT_TICKS = 3
 
 class Maintenance(threading.Thread):
     """Every `SYNC_SWEEP_SECONDS`: say this worker is alive (`connect-dynamics probe worker` reads it);
-    revive sync jobs whose worker died; enqueue due incremental syncs; expire approval requests past
-    their TTL even when nobody clicks (messages updated, requester told)."""
+    revive sync jobs whose worker died; enqueue due incremental syncs and alert when their cycles are
+    overdue; expire approval requests past their TTL even when nobody clicks (messages updated,
+    requester told)."""
 
     def __init__(self, services: SyncServices, approvals: ApprovalService | None = None) -> None:
         super().__init__(daemon=True, name="sync-maintenance")
@@ -53,6 +55,7 @@ class Maintenance(threading.Thread):
             sweep(services.store, services.queue, lease_seconds=services.settings.SYNC_LEASE_SECONDS,
                   notifier=services.notifier)
             incremental.schedule_due(services.store, services.queue, services.settings)
+            alerts.check_overdue(services.store, services.notifier, services.settings.INCREMENTAL_SYNC_MINUTES)
         except Exception:
             log.exception("sync maintenance failed; trying again next round")
         try:

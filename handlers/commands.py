@@ -1,13 +1,15 @@
-"""`/connect-dynamics [status | disable | enable | cancel | resume | audit | help]`: one handler per
-subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
+"""`/connect-dynamics [status | errors | disable | enable | cancel | resume | audit | help]`: one
+handler per subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from bot.commands import by_name
 from bot.slack_payloads import SlashCommand
 from bot.steps import control, ongoing, start
+from bot.steps import errors as errors_step
 from bot.steps import status as status_step
 from bot.views.common import help_text
 from bot.views.kit import escape
@@ -65,9 +67,21 @@ def resume(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(text=escape(said))
 
 
+def errors(ctx: Ctx[SlashCommand]) -> None:
+    """The newest failures in the answer; the full list as a CSV file after the ack."""
+    container, settings = ctx.container, ctx.container.settings
+    query = errors_step.parse_query(ctx.payload.text.split()[1:], time.time())
+    answer = errors_step.list_errors(container.store, settings.SYNC_RETRY_ATTEMPTS, ctx.team_id, query)
+    ctx.ack(**answer.message.to_dict())
+    if answer.total and answer.connection_id:
+        ctx.later(errors_step.upload_errors, container.store, ctx.client, settings.SYNC_RETRY_ATTEMPTS, ctx.team_id,
+                  answer.connection_id, ctx.user_id, query)
+
+
 HANDLERS: dict[str, Callable[[Ctx[SlashCommand]], None]] = {
     "": connect,
     "status": status,
+    "errors": errors,
     "disable": disable,
     "enable": enable,
     "cancel": cancel,

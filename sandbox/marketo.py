@@ -435,6 +435,11 @@ class MarketoEmulator(Emulator):
         with self._lock:
             self._faults.extend(_Fault(str(code), path) for _ in range(n))
 
+    def lock_field(self, name: str, locked: bool = True) -> None:
+        """Make a lead field read-only (every record writing it is skipped with 1003), or writable again."""
+        with self._lock:
+            self._lead_fields[name].updateable = not locked
+
     def expire_tokens(self) -> None:
         """Make every issued token expired now (the next call gets 602)."""
         with self._lock:

@@ -4,6 +4,7 @@ workers (`jobs`), the connection (`connection`) and what probes ask (`health`). 
 
 from redis import Redis, RedisError
 
+from bot.store.alert_states import AlertState, Level
 from bot.store.connection import REDIS_UNAVAILABLE, connect
 from bot.store.health import Health
 from bot.store.keys import Keys
@@ -13,7 +14,9 @@ from bot.store.ongoing import ChangeTime, EntityFigures, OngoingFigures, Ongoing
 from bot.store.records import Store
 from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
+from bot.store.sync_errors import FailedRecord, Resolution, SyncError
 
-__all__ = ["REDIS_UNAVAILABLE", "Attempt", "ChangeTime", "DayStart", "EntityFigures", "Health", "Keys", "Lease",
-           "LimiterState", "OngoingFigures", "OngoingSwitch", "Redis", "RedisError", "RunTx", "SealedValue", "Store",
+__all__ = ["REDIS_UNAVAILABLE", "AlertState", "Attempt", "ChangeTime", "DayStart", "EntityFigures", "FailedRecord",
+           "Health", "Keys", "Lease", "Level", "LimiterState", "OngoingFigures", "OngoingSwitch", "Redis", "RedisError",
+           "Resolution", "RunTx", "SealedValue", "Store", "SyncError",
            "Watermark", "connect"]

@@ -133,6 +133,26 @@ class Keys:
     def ongoing_switch(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "ongoing", connection_id, "switch")
 
+    def sync_errors(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Hash of the ongoing sync's failed records of one entity: record id -> `SyncError` JSON."""
+        return self._team(team_id, "errors", connection_id, entity)
+
+    def sync_errors_by_time(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Sorted set of the failed record ids by their last failure time."""
+        return self._team(team_id, "errors", connection_id, entity, "at")
+
+    def sync_errors_retry(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Sorted set of the failed record ids by attempts made (the retry queue)."""
+        return self._team(team_id, "errors", connection_id, entity, "attempts")
+
+    def sync_errors_resolved(self, team_id: str, connection_id: str) -> str:
+        """Hash of counters: `{entity}:retried_ok`, `{entity}:deleted` (errors resolved by retries)."""
+        return self._team(team_id, "errors", connection_id, "resolved")
+
+    def alert_state(self, team_id: str, connection_id: str) -> str:
+        """Hash of the connection's alert conditions: condition -> `AlertState` JSON."""
+        return self._team(team_id, "alerts", connection_id)
+
     def active_runs(self) -> str:
         """Set of `team:run` members the sweeper watches."""
         return self._global("sync", "active-runs")

@@ -28,6 +28,7 @@ from bot.models import (
     SyncRun,
     now,
 )
+from bot.store.alert_states import AlertStates
 from bot.store.health import Health
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
@@ -35,6 +36,7 @@ from bot.store.locks import Lease
 from bot.store.ongoing import OngoingFigures, OngoingRecords
 from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
 from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
+from bot.store.sync_errors import SyncErrors
 from bot.store.transaction import transact
 
 M = TypeVar("M", bound=BaseModel)
@@ -57,6 +59,8 @@ class Store:
         self.incremental = IncrementalSchedule(client, self.keys)
         self.health = Health(client, self.keys)
         self.ongoing = OngoingRecords(client, self.keys)
+        self.sync_errors = SyncErrors(client, self.keys)
+        self.alert_states = AlertStates(client, self.keys)
 
     @property
     def prefix(self) -> str:
@@ -235,10 +239,10 @@ class Store:
         """True for the one caller that gets to post the run's progress message."""
         return bool(self.redis.set(self.keys.progress_post(team_id, run_id), "1", nx=True))
 
-    # -- the ongoing sync's status ----------------------------------------------------------------------
+    # -- the ongoing sync's error list and status ---------------------------------------------------------
     def pending_failures(self, team_id: str, connection_id: str, entity: str) -> int:
-        """Records of `entity` the incremental cycles could not write and that wait in their ledger."""
-        return self.incremental.ledgered(team_id, connection_id, entity)
+        """Records of `entity` on the connection's error list (being retried or kept as errors)."""
+        return self.sync_errors.pending_failures(team_id, connection_id, entity)
 
     def ongoing_figures(self, team_id: str, connection_id: str, entities: list[str], now: float) -> OngoingFigures:
         """The status of the ongoing sync: the cycles' figures (one round trip) and each entity's failures."""

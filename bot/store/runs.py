@@ -21,7 +21,6 @@ from bot.store.locks import Lease
 from bot.store.transaction import transact
 
 C = TypeVar("C", bound=BaseModel)
-LEDGERED = "ledgered"  # the field of the incremental totals counting an entity's entries in the failure ledger
 T = TypeVar("T")
 
 
@@ -208,22 +207,14 @@ class IncrementalSchedule:
         """Move the slot forward; atomic (ZADD GT CH), so of several workers only one sees True."""
         return bool(self._redis.zadd(self._key, {f"{team_id}:{connection_id}": next_due}, gt=True, ch=True))
 
-    def record(self, team_id: str, connection_id: str, entity: str, counts: dict[str, int],
-               skips_run_id: str, skip_rows: list[str]) -> None:
-        """Add one job's counts to the connection's totals and its failures to the ledger, in one MULTI."""
+    def record(self, team_id: str, connection_id: str, entity: str, counts: dict[str, int]) -> None:
+        """Add one job's counts to the connection's totals, in one MULTI."""
         key = self._keys.incremental_stats(team_id, connection_id)
         with self._redis.pipeline() as pipe:
             pipe.hset(key, mapping={"last_at": time.time()})
             for name, value in counts.items():
                 pipe.hincrby(key, f"{entity}:{name}", value)
-            if skip_rows:
-                pipe.rpush(self._keys.skips(team_id, skips_run_id), *skip_rows)
-                pipe.hincrby(key, f"{entity}:{LEDGERED}", len(skip_rows))
             pipe.execute()
-
-    def ledgered(self, team_id: str, connection_id: str, entity: str) -> int:
-        """How many of the ledger's entries are `entity`'s (counted as they are added)."""
-        return int(self._redis.hget(self._keys.incremental_stats(team_id, connection_id), f"{entity}:{LEDGERED}") or 0)
 
     def stats(self, team_id: str, connection_id: str) -> dict[str, str]:
         raw = self._redis.hgetall(self._keys.incremental_stats(team_id, connection_id))

@@ -82,6 +82,10 @@ HOME_ACTIONS_BLOCK = "home_actions"
 HOME_CONNECT_ACTION = "cd_home_connect"  # opens Step 1 (admins only)
 HOME_HELP_ACTION = "cd_home_help"
 
+# -- alerts --------------------------------------------------------------------------------------------
+ALERT_ACTIONS_BLOCK = "alert_actions"
+RENEW_CREDENTIALS_ACTION = "renew_credentials"  # opens the new-credentials modal of the active connection
+
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     BACK_TO_FORM_ACTION, REFRESH_FIELDS_ACTION, APPROVE_ACTION, REJECT_ACTION, CANCEL_SYNC_ACTION,
     RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION,

@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from bot.models import Counts
-from bot.store import ChangeTime, OngoingSwitch, Store
+from bot.store import ChangeTime, FailedRecord, OngoingSwitch, Store
 from bot.sync.figures import CycleFigures, parse_modified_on
 
 TEAM, CONNECTION, LEAD = "T1", "c1", "lead"
@@ -122,9 +122,9 @@ def test_the_switch_changes_once(store: Store) -> None:
 
 def test_next_cycle_and_failures_waiting_for_retry(store: Store) -> None:
     store.incremental.schedule(TEAM, CONNECTION, NOW + 120)
-    rows = ['{"entity":"lead"}'] * 3
-    store.incremental.record(TEAM, CONNECTION, LEAD, {"failed": 3}, "incremental-c1", rows)
-    store.incremental.record(TEAM, CONNECTION, "contact", {"failed": 1}, "incremental-c1", rows[:1])
+    failed = [FailedRecord(id=f"id-{n}", email=None, code="1003", reason="refused") for n in range(3)]
+    store.sync_errors.book(TEAM, CONNECTION, LEAD, failed, NOW)
+    store.sync_errors.book(TEAM, CONNECTION, "contact", failed[:1], NOW)
     state = store.ongoing_figures(TEAM, CONNECTION, [LEAD, "contact"], NOW)
     assert state.next_cycle_at == NOW + 120
     assert [row.pending_failures for row in state.entities] == [3, 1]
