@@ -42,6 +42,9 @@ READ_AUDIT = Permission(Role.admin, "Only Marketo admins can read the audit log 
 CONTROL = Permission(Role.admin, "Only Marketo admins can cancel or resume a connection or its sync "
                                  "(admins are listed in ADMIN_USER_IDS).")
 DECIDE = Permission(Role.lead, LEAD_ONLY)
+RENEW = Permission(Role.admin, "Only Marketo admins can enter new Dynamics credentials "
+                               "(admins are listed in ADMIN_USER_IDS).")
+RETRY = Permission(Role.lead, "Only team leads can retry starting an approved sync.")
 
 
 class Roles:

@@ -1,10 +1,10 @@
-"""`/connect-dynamics [status | cancel | resume | audit | help]`: one route per subcommand."""
+"""`/connect-dynamics [status | cancel | resume | audit | credentials | help]`: one route per subcommand."""
 
 from __future__ import annotations
 
-from bot.roles import CONNECT, CONTROL, READ_AUDIT
+from bot.roles import CONNECT, CONTROL, READ_AUDIT, RENEW
 from bot.slack_payloads import SlashCommand
-from bot.steps import control, start
+from bot.steps import control, renew, start
 from bot.steps import status as status_step
 from bot.views.common import help_text
 from bot.views.kit import escape
@@ -52,6 +52,12 @@ def resume(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(text=escape(said))
 
 
+def credentials(ctx: Ctx[SlashCommand]) -> None:
+    """New credentials for the connected org: the form opens after the ack, or a plain refusal."""
+    ctx.ack()
+    ctx.later(renew.open_form, ctx.container.store, ctx.client, ctx.team_id, ctx.payload.trigger_id)
+
+
 SUBCOMMANDS: dict[str, Route[SlashCommand]] = {
     "": Route(connect, CONNECT),
     "connect": Route(connect, CONNECT),
@@ -60,4 +66,5 @@ SUBCOMMANDS: dict[str, Route[SlashCommand]] = {
     "audit": Route(audit, READ_AUDIT),
     "cancel": Route(cancel, CONTROL),
     "resume": Route(resume, CONTROL),
+    "credentials": Route(credentials, RENEW),
 }
