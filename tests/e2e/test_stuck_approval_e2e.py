@@ -106,8 +106,9 @@ def test_retry_runs_only_what_is_left(driver: SlackDriver, stack: Stack, store: 
 
     assert stack.marketo.fields_asked() == [*names, names[-1]], "fields created the first time are not asked again"
     assert {field["name"] for field in stack.marketo.fields()} >= set(names)
-    record = approval(store, approval_id)
-    assert record.effects_state == EffectsState.done and record.fields_created == names
+    record = wait_for(lambda: (a := approval(store, approval_id)).effects_state == EffectsState.done and a,
+                      what="the effects to be recorded as done")
+    assert record.fields_created == names
     assert record.effects_done == list(EffectStep)
     assert audit_actions(store, "effects_retried") == [LEADS[1]]
     assert len(run_ids(store)) == 1 and connection(store).state == FlowState.syncing
