@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.roles import ANYONE, CONNECT, CONTROL, READ_AUDIT, READ_ERRORS, SWITCH_ONGOING, Permission, Role
+from bot.roles import (
+    ANYONE,
+    CONNECT,
+    CONTROL,
+    READ_AUDIT,
+    READ_ERRORS,
+    RENEW,
+    SWITCH_ONGOING,
+    Permission,
+    Role,
+)
 
 COMMAND = "/connect-dynamics"
 
@@ -35,6 +45,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
                arguments="[entity] [since]"),
     Subcommand("disable", SWITCH_ONGOING, "stop the ongoing sync (nothing is missed: `enable` catches up)"),
     Subcommand("enable", SWITCH_ONGOING, "start the ongoing sync again; it catches up from where it stopped"),
+    Subcommand("credentials", RENEW, "enter new credentials for the connected org (the sync user's password or "
+               "client secret changed); the sync goes on where it stopped"),
     Subcommand("cancel", CONTROL, "withdraw a pending approval request, stop a running sync or drop a draft"),
     Subcommand("resume", CONTROL, "resume a sync paused by Marketo's daily quota or an access error"),
     Subcommand("audit", READ_AUDIT, "the latest entries of the audit log: who did what, and when"),

@@ -46,6 +46,9 @@ READ_ERRORS = Permission(Role.admin, "Only Marketo admins can read the sync erro
 DECIDE = Permission(Role.lead, LEAD_ONLY)
 SWITCH_ONGOING = Permission(Role.admin, "Only Marketo admins can disable or enable the ongoing sync "
                                         "(admins are listed in ADMIN_USER_IDS).")
+RENEW = Permission(Role.admin, "Only Marketo admins can enter new Dynamics credentials "
+                               "(admins are listed in ADMIN_USER_IDS).")
+RETRY = Permission(Role.lead, "Only team leads can retry starting an approved sync.")
 
 
 class Roles:

@@ -1,5 +1,5 @@
-"""`/connect-dynamics [status | errors | disable | enable | cancel | resume | audit | help]`: one
-handler per subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
+"""`/connect-dynamics [status | errors | disable | enable | credentials | cancel | resume | audit | help]`:
+one handler per subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from bot.commands import by_name
 from bot.slack_payloads import SlashCommand
-from bot.steps import control, ongoing, start
+from bot.steps import control, ongoing, renew, start
 from bot.steps import errors as errors_step
 from bot.steps import status as status_step
 from bot.views.common import help_text
@@ -78,12 +78,19 @@ def errors(ctx: Ctx[SlashCommand]) -> None:
                   answer.connection_id, ctx.user_id, query)
 
 
+def credentials(ctx: Ctx[SlashCommand]) -> None:
+    """New credentials for the connected org: the form opens after the ack, or a plain refusal."""
+    ctx.ack()
+    ctx.later(renew.open_form, ctx.container.store, ctx.client, ctx.team_id, ctx.payload.trigger_id)
+
+
 HANDLERS: dict[str, Callable[[Ctx[SlashCommand]], None]] = {
     "": connect,
     "status": status,
     "errors": errors,
     "disable": disable,
     "enable": enable,
+    "credentials": credentials,
     "cancel": cancel,
     "resume": resume,
     "audit": audit,

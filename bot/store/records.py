@@ -158,6 +158,20 @@ class Store:
             return lock
         return DynamicsLock.model_validate_json(self.redis.get(key))
 
+    def release_dynamics_lock(self, team_id: str, connection_id: str) -> bool:
+        """Unlock the Marketo instance if this connection holds its lock (before any Marketo field was
+        created for it); True when released. Checked and deleted in one transaction."""
+        key = self.keys.dynamics_lock(self.marketo_instance)
+
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, bool]:
+            held = pipe.get(key)
+            lock = DynamicsLock.model_validate_json(held) if held else None
+            if lock is None or (lock.team_id, lock.connection_id) != (team_id, connection_id):
+                return None, False
+            return (lambda p: p.delete(key)), True
+
+        return transact(self.redis, [key], body)
+
     def dynamics_locks(self, team_id: str) -> list[DynamicsLock]:
         """Every lock a connection of `team_id` must satisfy: the Marketo instance's, then the team's
         own URL lock from before locks were kept per instance (no organization id: still honoured,
