@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from bot.alerts import Cause
 from bot.config import Settings
 from bot.errors import BotError
 from bot.models import SyncRun
@@ -22,6 +23,7 @@ from bot.slack_clients import SlackClients
 from bot.store import Store
 from bot.sync.report import failure_csv_file, summary_text
 from bot.tls import ssl_context
+from bot.views.alerts import alert_message, recovery_message
 from bot.views.kit import Message
 from bot.views.progress import paused_message, progress_message, summary_message
 from bot.workspace_settings import WorkspaceSettings
@@ -158,6 +160,21 @@ class Notifier:
         finally:
             os.unlink(path)
         return rows
+
+    # -- alerts about the ongoing sync -------------------------------------------------------------------
+    def alert(self, team_id: str, cause: Cause) -> str | None:
+        """Post an alert in the workspace's notify channel; returns its ts (None without a channel)."""
+        return self._post_notice(team_id, alert_message(cause))
+
+    def recovered(self, team_id: str, cause: Cause, since: float) -> None:
+        self._post_notice(team_id, recovery_message(cause, since, time.time()))
+
+    def _post_notice(self, team_id: str, message: Message) -> str | None:
+        channel = self.workspaces.get(team_id).notify_channel
+        if not channel:
+            log.warning("no notify channel is set: notice not posted: %s", message.text)
+            return None
+        return self.clients.for_team(team_id).chat_postMessage(channel=channel, **message.to_dict())["ts"]
 
     def direct_message(self, team_id: str, user_id: str, message: Message) -> None:
         slack = self.clients.for_team(team_id)
