@@ -7,7 +7,7 @@ with one line that names it and says what it is for.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     SYNC_LEASE_SECONDS: float = Field(default=30, gt=0)  # a dead worker's sync resumes after about this
     SYNC_SWEEP_SECONDS: float = Field(default=10, gt=0)  # how often workers look for dead sync jobs
     SYNC_WRITERS: int | None = Field(default=None, ge=1, le=10)  # writer threads per entity job (default: MARKETO_MAX_CONCURRENCY)
+    METRICS_PORT: int = Field(default=9100, ge=0, le=65535)  # each worker's Prometheus port; 0: none
+    LOG_FORMAT: Literal["text", "json"] = "text"  # json: one object per line, with run, entity and team ids
 
     @field_validator("ADMIN_USER_IDS", "TEAM_LEAD_USER_IDS", "DYNAMICS_HOST_ALLOWLIST", mode="before")
     @classmethod

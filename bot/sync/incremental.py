@@ -24,6 +24,7 @@ from typing import Any
 
 from rq import Queue
 
+from bot import metrics
 from bot.config import Settings
 from bot.dynamics.client import MODIFIED_ON
 from bot.dynamics.errors import ChangeTokenExpired
@@ -243,3 +244,4 @@ def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outc
     counts = {name: getattr(outcome, name) for name in Counts.model_fields}
     store.incremental.record(team_id, connection_id, entity.value, counts, ledger_run_id(connection_id),
                              Ledger.rows(outcome.failures))
+    metrics.count_booked(entity.value, outcome.read, outcome.created + outcome.updated, outcome.failed + outcome.skipped)
