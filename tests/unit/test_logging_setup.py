@@ -7,6 +7,10 @@ import json
 import logging
 import threading
 
+import pytest
+from pydantic import ValidationError
+
+from bot.config import Settings
 from bot.logging_setup import ContextFilter, JsonFormatter, carried, sync_context
 
 
@@ -57,3 +61,10 @@ def test_an_exception_stays_inside_its_json_line() -> None:
     (line,) = stream.getvalue().splitlines()
     parsed = json.loads(line)
     assert parsed["message"] == "failed" and "ValueError: boom" in parsed["exception"]
+
+
+def test_log_format_is_text_or_json_and_the_metrics_port_may_be_off() -> None:
+    assert Settings().LOG_FORMAT == "text" and Settings().METRICS_PORT == 9100
+    assert Settings(LOG_FORMAT="json", METRICS_PORT=0).METRICS_PORT == 0
+    with pytest.raises(ValidationError):
+        Settings(LOG_FORMAT="xml")

@@ -12,7 +12,7 @@ from bot.config import Settings
 
 
 def test_several_workers_get_a_temporary_directory_removed_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    monkeypatch.setenv(MULTIPROC_ENV, "")  # unset, and restored after the test (the CLI sets it)
     with multiprocess_metrics(Settings(WEB_CONCURRENCY=2)):
         path = Path(os.environ[MULTIPROC_ENV])
         assert path.is_dir()
@@ -29,6 +29,6 @@ def test_a_given_directory_is_emptied_of_old_samples_and_kept(monkeypatch: pytes
 
 
 def test_one_worker_without_a_directory_stays_in_single_process_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    monkeypatch.setenv(MULTIPROC_ENV, "")
     with multiprocess_metrics(Settings(WEB_CONCURRENCY=1)):
-        assert MULTIPROC_ENV not in os.environ
+        assert not os.environ[MULTIPROC_ENV]
