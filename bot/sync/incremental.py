@@ -1,4 +1,4 @@
-"""Incremental sync (DESIGN step 6): after the initial sync, follow Dataverse change tracking.
+"""Incremental sync: after the initial sync, follow Dataverse change tracking.
 
 Every `INCREMENTAL_SYNC_MINUTES` each synced connection gets one job per entity. The job reads
 the stored delta link (`iter_changes`), upserts new and changed records (same filter and
@@ -10,6 +10,11 @@ checkpoints and notices). It takes the same per-entity lock as the initial sync,
 never overlap. The schedule is a Redis sorted set (connection → next due time) that any worker's
 maintenance thread serves.
 
+Records that fail go on the connection's error list (`bot.store.sync_errors`); each cycle first
+re-reads up to `RETRY_LIMIT` of them by id and writes them again (`_retry_failures`) until they
+succeed or reach `SYNC_RETRY_ATTEMPTS`; a record written, deleted or excluded leaves the list
+(`_settle_errors`). What a cycle saw feeds the alerts (`bot.alerts`).
+
 Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
 A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`):
 what changed since the newest `modifiedon` applied. Deletes are not visible that way.
@@ -19,23 +24,27 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
 
-from bot import metrics
+from bot import alerts, metrics
 from bot.config import Settings
+from bot.crypto import SecretUnreadable
 from bot.dynamics.client import MODIFIED_ON
-from bot.dynamics.errors import ChangeTokenExpired
+from bot.dynamics.errors import ChangeTokenExpired, DataverseAccessDenied, DataverseUnauthorized, SignInError
 from bot.errors import BotError
+from bot.marketo.errors import DailyQuotaExceeded
 from bot.models import Connection, Counts, Entity, EntityPlan, FlowState
-from bot.store import Store, Watermark
+from bot.store import FailedRecord, Resolution, Store, Watermark
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
-from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, tally
+from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, record_key, tally
+from bot.sync.figures import CycleFigures
 from bot.sync.lease import Heartbeat
-from bot.sync.ledger import Ledger
+from bot.sync.ledger import LedgerEntry
 from bot.sync.mapping import DELETED_FIELD
 from bot.sync.ports import SyncServices
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
@@ -46,15 +55,27 @@ INCREMENTAL_JOB = "bot.sync.entry.incremental_entity_job"
 # The first watermark is the initial run's start, this much earlier in case the clocks of this
 # server and Dataverse differ; the few records changed in between are written once more (harmless).
 CLOCK_SKEW_SECONDS = 300
+RETRY_LIMIT = BATCH_SIZE  # failed records retried per entity and cycle, the least tried first
+# Errors a cycle stops on that an alert explains (the cycle ends "failed" instead of raising).
+ALERTED_ERRORS = (SecretUnreadable, SignInError, DataverseAccessDenied, DataverseUnauthorized, DailyQuotaExceeded)
 
 
-def ledger_run_id(connection_id: str) -> str:
-    return f"incremental-{connection_id}"
+@dataclass
+class Seen:
+    """Ids a cycle read (written, or failed and booked) and saw deleted: they settle the error list."""
+
+    read: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
 
-def ledger(store: Store, team_id: str, connection_id: str) -> Ledger:
-    """Records incremental syncs could not write, kept like an initial run's (one list per connection)."""
-    return Ledger(store, team_id, ledger_run_id(connection_id))
+@dataclass
+class Retried:
+    """What retrying the error list did in one cycle."""
+
+    tried: int = 0
+    ok: int = 0
+    failures: list[LedgerEntry] = field(default_factory=list)
+    wrote: bool = False
 
 
 def schedule(store: Store, team_id: str, connection_id: str, settings: Settings, at: float | None = None) -> None:
@@ -78,6 +99,9 @@ def schedule_due(store: Store, queue: Queue, settings: Settings, now: float | No
         if connection is None or connection.plan is None:
             store.incremental.unschedule(team_id, connection_id)
             continue
+        if not store.ongoing.enabled(team_id, connection_id):
+            unschedule(store, team_id, connection_id)  # rescheduled while off (a resync ended): `enable` puts it back
+            continue
         for plan in connection.plan.entities:
             job = queue.enqueue(INCREMENTAL_JOB, team_id, connection_id, plan.entity.value,
                                 job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
@@ -94,18 +118,23 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
     link = store.delta_links.get(team_id, connection_id, entity.value)
     if connection is None or plan is None or connection.state != FlowState.synced or (plan.change_tracking and not link):
         return "skipped"
+    if not store.ongoing.enabled(team_id, connection_id):
+        return "disabled"  # turned off after this job was enqueued
     lease = store.sync_lease(team_id, connection_id, entity.value, services.settings.SYNC_LEASE_SECONDS,
                              owner=f"incremental-{connection_id}")
     if not lease.take():
         return "busy"
     heartbeat = Heartbeat(lease, 1.0, lambda: False)
     heartbeat.start()
+    cycle = CycleFigures(store, team_id, connection_id, entity.value)
     try:
         source = services.dataverse(team_id, connection_id)
         try:
+            retried = _retry_failures(services, connection, plan, source)
             if not plan.change_tracking:
-                return _sync_modified_since(services, connection, plan, source, heartbeat)
-            outcome, new_link = _apply_changes(services, plan, source, link, connection_id)
+                return _sync_modified_since(services, connection, plan, source, heartbeat, cycle, retried)
+            seen = Seen()
+            outcome, new_link = _apply_changes(services, plan, source, link, connection_id, cycle, seen)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
@@ -117,29 +146,41 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         if heartbeat.stop.is_set():
             return "lost"  # another job owns the entity now; its delta link stands
         _record(store, team_id, connection_id, entity, outcome)
+        cycle.finished()
+        _settle_errors(services, connection, entity, outcome, seen, retried)
         if new_link:
             store.delta_links.put(team_id, connection_id, entity.value, new_link)
-        return "done"
+        return "disabled" if cycle.stopped else "done"
+    except ALERTED_ERRORS as exc:
+        return _cycle_failed(services, connection, exc)
     finally:
+        cycle.close()
         heartbeat.close()
         lease.release()
 
 
 def _apply_changes(services: SyncServices, plan: EntityPlan, source: Any, link: str,
-                   connection_id: str) -> tuple[BatchOutcome, str | None]:
+                   connection_id: str, cycle: CycleFigures, seen: Seen) -> tuple[BatchOutcome, str | None]:
+    """The changes since `link`, page by page; the new delta link only when every page was applied
+    (switched off meanwhile, the cycle stops after a page and the next one starts from `link` again)."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
     for page in source.iter_changes(link, plan.select):
+        cycle.page_read(page.records, len(page.deleted_ids))
+        seen.read.extend(record_key(r, plan.entity)[0] for r in page.records)
+        seen.deleted.extend(page.deleted_ids)
         _upsert(marketo, plan, convert, page.records, outcome)
         _mark_deleted(services, marketo, plan, page.deleted_ids, outcome)
         new_link = page.delta_link or new_link
+        if not cycle.page_done(outcome):
+            break
     return outcome, new_link
 
 
 def _sync_modified_since(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
-                         heartbeat: Heartbeat) -> str:
+                         heartbeat: Heartbeat, cycle: CycleFigures, retried: Retried) -> str:
     """One cycle for a table without change tracking: upsert what was modified since the watermark,
     then keep the new watermark (only after everything was written, like the delta link)."""
     store, team_id, entity = services.store, connection.team_id, plan.entity.value
@@ -150,15 +191,22 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     mark = start.model_copy(deep=True)
+    seen = Seen()
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
         fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
+        cycle.page_read(fresh)
+        seen.read.extend(record_key(r, plan.entity)[0] for r in fresh)
         _upsert(marketo, plan, convert, fresh, outcome)
         mark = _advance(mark, fresh, plan.entity)
+        if not cycle.page_done(outcome):
+            break  # turned off: the watermark keeps what was applied
     if heartbeat.stop.is_set():
         return "lost"  # another job owns the entity now; its watermark stands
     _record(store, team_id, connection.id, plan.entity, outcome)
+    cycle.finished()
+    _settle_errors(services, connection, plan.entity, outcome, seen, retried)
     store.watermarks.put(team_id, connection.id, entity, mark)
-    return "done"
+    return "disabled" if cycle.stopped else "done"
 
 
 def _first_watermark(store: Store, connection: Connection) -> Watermark | None:
@@ -242,6 +290,76 @@ def _ensure_deleted_field(services: SyncServices, marketo: Any) -> None:
 
 def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outcome: BatchOutcome) -> None:
     counts = {name: getattr(outcome, name) for name in Counts.model_fields}
-    store.incremental.record(team_id, connection_id, entity.value, counts, ledger_run_id(connection_id),
-                             Ledger.rows(outcome.failures))
+    store.incremental.record(team_id, connection_id, entity.value, counts)
     metrics.count_booked(entity.value, outcome.read, outcome.created + outcome.updated, outcome.failed + outcome.skipped)
+
+
+# -- the error list: retries, booking, alerts ---------------------------------------------------------------
+def _retry_failures(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any) -> Retried:
+    """Re-read the listed failures below the attempt bound from Dynamics by id and write them again.
+
+    A record gone from Dynamics leaves the list as deleted, one no longer passing the sync filter as
+    excluded; one written leaves it as retried; one failing again counts an attempt."""
+    store, team_id, entity = services.store, connection.team_id, plan.entity
+    candidates = store.sync_errors.retry_candidates(team_id, connection.id, entity.value,
+                                                    services.settings.SYNC_RETRY_ATTEMPTS, RETRY_LIMIT)
+    retried = Retried(tried=len(candidates))
+    if not candidates:
+        return retried
+    ids = [c.id for c in candidates]
+    found = {record_key(r, entity)[0]: r for r in source.read_by_ids(entity, ids, plan.select)}
+    gone = [i for i in ids if i not in found]
+    store.sync_errors.resolve(team_id, connection.id, entity.value, gone, Resolution.deleted)
+    prepared = Prepared(plan, RecordConverter(plan, send_nulls=True))
+    for record in found.values():
+        prepared.add(record)
+    kept = {record_id for record_id, _ in prepared.keys} | {f.id for f in prepared.failures}
+    store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in found if i not in kept],
+                              Resolution.excluded)
+    outcome = BatchOutcome(seq=0, end_link=None, end_offset=0, failures=list(prepared.failures))
+    if prepared.records:
+        _write(services.marketo(), plan, prepared.records, prepared.keys, outcome)
+        retried.wrote = True
+    failed = {f.id for f in outcome.failures}
+    written = [record_id for record_id, _ in prepared.keys if record_id not in failed]
+    retried.ok = store.sync_errors.resolve(team_id, connection.id, entity.value, written, Resolution.retried_ok)
+    retried.failures = outcome.failures
+    store.sync_errors.book(team_id, connection.id, entity.value, _failed_records(outcome.failures), time.time())
+    if gone or retried.ok or failed:
+        log.info("retried %d failed %s records of %s: %d written, %d deleted in Dynamics, %d failed again",
+                 len(ids), entity.value, connection.id, retried.ok, len(gone), len(failed))
+    return retried
+
+
+def _failed_records(failures: list[LedgerEntry]) -> list[FailedRecord]:
+    return [FailedRecord(f.id, f.email, f.code, f.message) for f in failures]
+
+
+def _settle_errors(services: SyncServices, connection: Connection, entity: Entity, outcome: BatchOutcome,
+                   seen: Seen, retried: Retried) -> None:
+    """Book the cycle's failures on the error list, take off what it wrote or saw deleted, and tell the
+    alerts what the cycle showed."""
+    store, team_id = services.store, connection.team_id
+    failed = {f.id for f in outcome.failures}
+    store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in seen.read if i not in failed],
+                              Resolution.retried_ok)
+    store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in seen.deleted if i not in failed],
+                              Resolution.deleted)
+    store.sync_errors.book(team_id, connection.id, entity.value, _failed_records(outcome.failures), time.time())
+    read = outcome.read + retried.tried
+    failures = len(outcome.failures) + len(retried.failures)
+    wrote = retried.wrote or outcome.created + outcome.updated > 0
+    observations = alerts.cycle_observations(entity.value, read, failures, wrote,
+                                             services.settings.ALERT_FAILURE_RATE)
+    alerts.apply(store, services.notifier, team_id, connection.id, observations)
+
+
+def _cycle_failed(services: SyncServices, connection: Connection, exc: BaseException) -> str:
+    """A cycle stopped on an error an alert explains: raise the alert (once), end the job as failed."""
+    seen = alerts.failure_observation(exc, time.time())
+    if seen is None:
+        raise exc
+    log.warning("incremental sync of %s stopped: %s", connection.id, seen.cause.condition.value)
+    alerts.apply(services.store, services.notifier, connection.team_id, connection.id, [seen])
+    return "failed"
+

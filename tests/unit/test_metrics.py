@@ -38,9 +38,9 @@ def test_gauges_read_queue_quota_and_the_oldest_lag_per_entity_from_redis(store:
     schedule = store.incremental
     for connection in ("C1", "C2"):
         schedule.schedule("T1", connection, time.time() + 300)
-    schedule.record("T1", "C1", "lead", {"read": 1}, "incremental-C1", [])
-    schedule.record("T1", "C2", "lead", {"read": 1}, "incremental-C2", [])
-    schedule.record("T1", "C2", "contact", {"read": 1}, "incremental-C2", [])
+    schedule.record("T1", "C1", "lead", {"read": 1})
+    schedule.record("T1", "C2", "lead", {"read": 1})
+    schedule.record("T1", "C2", "contact", {"read": 1})
     cycles = schedule.last_cycles()
     assert set(cycles) == {"lead", "contact"}
     now = max(cycles.values()) + 30
