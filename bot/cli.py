@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 from starlette.applications import Starlette
 
+from bot import logging_setup
 from bot.config import SOCKET_REQUIRED, WEB_REQUIRED, WORKER_REQUIRED, Settings
+
+# prometheus_client's multiprocess mode (bot.metrics): read when its first metric is made, so set early
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _settings(required: tuple[str, ...]) -> Settings:
@@ -32,29 +41,63 @@ def _settings(required: tuple[str, ...]) -> Settings:
     return settings
 
 
+def _log_format() -> str:
+    """LOG_FORMAT before the command reads its settings; an invalid setting is named by that check."""
+    try:
+        return Settings().LOG_FORMAT
+    except (ValidationError, SettingsError):
+        return "text"
+
+
 def web_factory() -> Starlette:
     """The web app, built in each uvicorn worker process."""
     from bot.app import build_app
     from bot.container import Container
     from bot.web import create_web_app
 
-    container = Container(_settings(WEB_REQUIRED))
+    settings = _settings(WEB_REQUIRED)
+    logging_setup.configure(settings.LOG_FORMAT)  # a uvicorn worker process starts with no logging set up
+    container = Container(settings)
     return create_web_app(build_app(container), container)
+
+
+@contextlib.contextmanager
+def multiprocess_metrics(settings: Settings) -> Iterator[None]:
+    """With several uvicorn workers, each keeps its metrics in files under `PROMETHEUS_MULTIPROC_DIR`
+    and a scrape of any worker sums them. The directory (a temporary one unless set, removed at the
+    end) is made and emptied of an earlier run's files, and the variable set, before any worker starts."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if not given and settings.WEB_CONCURRENCY == 1:
+        yield
+        return
+    path = given or tempfile.mkdtemp(prefix="connect-dynamics-metrics-")
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.unlink(os.path.join(path, name))
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def serve() -> None:
     import uvicorn
 
     settings = _settings(WEB_REQUIRED)
-    uvicorn.run(
-        "bot.cli:web_factory",
-        factory=True,
-        host=settings.HOST,
-        port=settings.PORT,
-        workers=settings.WEB_CONCURRENCY,
-        log_level="info",
-        access_log=False,
-    )
+    with multiprocess_metrics(settings):
+        uvicorn.run(
+            "bot.cli:web_factory",
+            factory=True,
+            host=settings.HOST,
+            port=settings.PORT,
+            workers=settings.WEB_CONCURRENCY,
+            log_level="info",
+            log_config=None,  # uvicorn's loggers go to the root handler, in LOG_FORMAT
+            access_log=False,
+        )
 
 
 def socket() -> None:
@@ -134,9 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     probe_parser.add_argument("target", choices=["web", "worker", "auto"])
     args = parser.parse_args(argv)
     quiet = args.command == "demo"  # the demo prints a transcript; logs would drown it
-    logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs URLs at INFO
+    logging_setup.configure(_log_format(), level=logging.WARNING if quiet else logging.INFO)
     {"serve": serve, "socket": socket, "worker": worker, "rotate-key": rotate_key,
      "probe": lambda: probe(args)}.get(args.command, lambda: demo(args))()
 

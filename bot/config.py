@@ -8,7 +8,7 @@ with one line that names it and says what it is for.
 from __future__ import annotations
 
 import socket
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
@@ -106,6 +106,8 @@ class Settings(BaseSettings):
     SYNC_RETRY_ATTEMPTS: int = Field(default=5, ge=1)  # attempts per failed record before it stays an error
     ALERT_FAILURE_RATE: float = Field(default=0.05, gt=0, le=1)  # share of a cycle's records failing that alerts
     SYNC_WRITERS: int | None = Field(default=None, ge=1, le=10)  # writer threads per entity job (default: MARKETO_MAX_CONCURRENCY)
+    METRICS_PORT: int = Field(default=9100, ge=0, le=65535)  # each worker's Prometheus port; 0: none
+    LOG_FORMAT: Literal["text", "json"] = "text"  # json: one object per line, with run, entity and team ids
 
     @field_validator("ADMIN_USER_IDS", "TEAM_LEAD_USER_IDS", "DYNAMICS_HOST_ALLOWLIST", mode="before")
     @classmethod

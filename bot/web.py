@@ -9,7 +9,7 @@ requests. The endpoint never answers 5xx.
 web process); `GET /readyz` answers 200 when Redis answers within `READY_TIMEOUT_SECONDS` and the
 settings `serve` needs are valid, else 503 with the reason in JSON (readiness: take it out of the
 load balancer); `GET /healthz` is the older name of `/readyz`, kept for existing load balancers.
-`GET /metrics` is Prometheus text.
+`GET /metrics` is Prometheus' exposition (`bot.metrics`).
 `GET /slack/install` and `GET /slack/oauth_redirect` (only with Slack OAuth on) are Bolt's OAuth
 flow: a browser, not Slack, calls them, so they carry no Slack signature and skip the guard; the
 flow checks its own one-time state instead.
@@ -18,9 +18,7 @@ flow checks its own one-time state instead.
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import Counter
 
 from pydantic import BaseModel
 from slack_bolt import App
@@ -31,10 +29,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot import metrics
 from bot.app import INSTALL_PATH, REDIRECT_PATH
 from bot.config import WEB_REQUIRED, MissingSetting, Settings
 from bot.container import Container
-from bot.slack_payloads import Rejected, guard_request
+from bot.slack_payloads import Rejected, SlashCommand, guard_request
 from bot.store import Health, RedisError
 
 log = logging.getLogger(__name__)
@@ -65,24 +64,17 @@ def readiness(settings: Settings, health: Health) -> Readiness:
     return Readiness(ok=settings_state == redis_state == "ok", redis=redis_state, settings=settings_state)
 
 
-class Metrics:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: Counter[str] = Counter()
-        self.ack_seconds_total = 0.0
+def request_kind(payload: BaseModel) -> str:
+    """The `kind` label of a request: `command`, or the payload's own type (`block_actions`,
+    `view_submission`, `block_suggestion`, `event_callback` ...)."""
+    if isinstance(payload, SlashCommand):
+        return "command"
+    return str(getattr(payload, "type", "") or "unknown")
 
-    def count(self, outcome: str, seconds: float = 0.0) -> None:
-        with self._lock:
-            self.requests[outcome] += 1
-            self.ack_seconds_total += seconds
 
-    def render(self) -> str:
-        with self._lock:
-            lines = ["# TYPE connect_dynamics_requests_total counter"]
-            lines += [f'connect_dynamics_requests_total{{outcome="{k}"}} {v}' for k, v in sorted(self.requests.items())]
-            lines += ["# TYPE connect_dynamics_ack_seconds_total counter",
-                      f"connect_dynamics_ack_seconds_total {self.ack_seconds_total:.6f}"]
-        return "\n".join(lines) + "\n"
+def _counted(kind: str, outcome: str, started: float) -> None:
+    metrics.SLACK_REQUESTS.labels(kind, outcome).inc()
+    metrics.SLACK_ACK_SECONDS.labels(kind).observe(time.perf_counter() - started)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -103,7 +95,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def create_web_app(bolt: App, container: Container) -> Starlette:
     signing_secret = container.settings.secret("SLACK_SIGNING_SECRET")
-    metrics = Metrics()
+    gauges = metrics.SyncGauges(container.queue, container.marketo_limiter(), container.settings.MARKETO_DAILY_QUOTA,
+                                container.store.incremental)
     health = Health.connect(container.settings.REDIS_URL or "", container.settings.REDIS_KEY_PREFIX,
                             timeout=READY_TIMEOUT_SECONDS)
 
@@ -111,9 +104,10 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
         started = time.perf_counter()
         try:
             body = await read_body(request, MAX_BODY_BYTES)
-            guard_request(body, {k.lower(): v for k, v in request.headers.items()}, signing_secret)
+            kind = request_kind(guard_request(body, {k.lower(): v for k, v in request.headers.items()},
+                                              signing_secret))
         except Rejected as rejected:
-            metrics.count("rejected")
+            _counted("rejected", "rejected", started)
             # After a 413 the rest of the body is still on its way: closing the connection stops the
             # server from reading (and discarding) it all.
             headers = {"Connection": "close"} if rejected.status == 413 else None
@@ -122,14 +116,15 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
             bolt_response = await run_in_threadpool(bolt.dispatch, to_bolt_request(request, body))
         except Exception:  # noqa: BLE001 - never a 5xx to Slack
             log.exception("dispatch failed")
-            metrics.count("error")
+            _counted(kind, "error", started)
             return Response(status_code=200)
         if bolt_response.status >= 500:
             log.error("bolt answered %s", bolt_response.status)
-            metrics.count("error")
+            _counted(kind, "error", started)
             return Response(status_code=200)
-        metrics.count("ok", time.perf_counter() - started)
-        return to_starlette_response(bolt_response)
+        response = to_starlette_response(bolt_response)
+        _counted(kind, "ok", started)
+        return response
 
     async def livez(_: Request) -> Response:
         return JSONResponse({"ok": True})
@@ -139,7 +134,8 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
         return JSONResponse(report.model_dump(), status_code=200 if report.ok else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
-        return PlainTextResponse(metrics.render())
+        body, content_type = await run_in_threadpool(metrics.exposition, gauges)
+        return Response(body, headers={"Content-Type": content_type})
 
     routes = [
         Route("/slack/events", slack_events, methods=["POST"]),

@@ -4,14 +4,19 @@ The worker is RQ's `SimpleWorker` (the job runs in the worker process, no fork p
 job is one long job with its own threads, and the maintenance thread below (the sweeper that
 revives jobs of dead workers, and the incremental-sync scheduler) must not be forked mid-call.
 Run as many workers as you like, on as many machines; they share everything through Redis.
+
+Each worker serves its Prometheus metrics on `METRICS_PORT` (`bot.metrics`). SIGTERM is safe at any
+time: a worker running a sync job stops it at the next batch boundary and hands the entity over to
+another worker (`bot.sync.entity_job`), then exits (RQ's warm shutdown); a second SIGTERM stops at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
-from bot import alerts
+from bot import alerts, logging_setup, metrics, shutdown
 from bot.approvals import ApprovalService
 from bot.config import WORKER_REQUIRED, Settings
 from bot.container import Container
@@ -75,10 +80,11 @@ def run_worker(container: Container, *, burst: bool = False) -> bool:
     services are installed for this process's jobs before the first job runs."""
     container.settings.require(WORKER_REQUIRED)
     entry.install(container.sync)
+    metrics_server = serve_metrics(container)
     maintenance = Maintenance(container.sync, container.approvals)
     maintenance.tick()
     maintenance.start()
-    worker = jobs.worker([container.queue], container.redis)
+    worker = jobs.worker([container.queue], container.redis, on_warm_shutdown=shutdown.request)
     try:
         return worker.work(burst=burst, logging_level="INFO")
     finally:
@@ -88,11 +94,30 @@ def run_worker(container: Container, *, burst: bool = False) -> bool:
             container.store.health.stop(container.settings.WORKER_NAME)
         except RedisError:
             log.warning("could not remove this worker's heartbeat; it expires by itself")
+        if metrics_server is not None:
+            metrics_server.shutdown()
+
+
+def serve_metrics(container: Container) -> Any:
+    """This worker's metrics on `METRICS_PORT` (0: none). A port already taken (several workers on
+    one host with the same settings) costs this worker its metrics, not its work."""
+    settings = container.settings
+    if not settings.METRICS_PORT:
+        return None
+    gauges = metrics.SyncGauges(container.queue, container.marketo_limiter(), settings.MARKETO_DAILY_QUOTA,
+                                container.store.incremental)
+    try:
+        return metrics.serve_worker_metrics(settings.METRICS_PORT, gauges)
+    except OSError as exc:
+        log.error("metrics: cannot listen on METRICS_PORT %s (%s); this worker serves no metrics",
+                  settings.METRICS_PORT, exc.strerror or exc)
+        return None
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_worker(Container(Settings()))
+    settings = Settings()
+    logging_setup.configure(settings.LOG_FORMAT)
+    run_worker(Container(settings))
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ class Stack:
             "MARKETO_WINDOW_SECONDS": str(self.marketo.window_seconds),
             "MARKETO_MAX_CONCURRENCY": "5",
             "PROGRESS_UPDATE_SECONDS": "1",
+            "METRICS_PORT": "0",  # a worker here opens no port; a test that scrapes one sets it
         }
         settings.update({key: str(value) for key, value in overrides.items()})
         return settings

@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot import metrics
 from bot.dynamics.egress import GuardedTransport, HostAllowlist, url_origin
 from bot.dynamics.errors import (
     ChangeTokenExpired,
@@ -312,6 +313,7 @@ class DataverseClient(DataverseWrites):
                 continue
             if status == 429:
                 self.throttled += 1
+                metrics.DATAVERSE_THROTTLED.inc()
                 wait = _retry_after(response)
                 wait = _backoff(attempt) if wait is None else wait
                 waited_for_throttle += wait

@@ -23,6 +23,7 @@ import httpx
 import pydantic_core
 from pydantic import BaseModel, TypeAdapter
 
+from bot import metrics
 from bot.marketo.activities import (
     ActivitiesPage,
     Activity,
@@ -226,6 +227,8 @@ class MarketoClient:
             try:
                 envelope = self._send(method, path, params, content, form)
             except MarketoError as error:
+                # the limiter's own refusal of a used-up quota counts as the 607 Marketo would answer
+                metrics.MARKETO_CALLS.labels(metrics.marketo_outcome(error.code)).inc()
                 if error.code in TOKEN_CODES and not reauthorised:
                     reauthorised = True
                     continue
@@ -234,6 +237,7 @@ class MarketoClient:
                 attempt += 1
                 self._wait(error, attempt)
                 continue
+            metrics.MARKETO_CALLS.labels("ok").inc()
             return envelope
 
     def _send(self, method: str, path: str, params: dict[str, Any] | None,

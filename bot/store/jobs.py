@@ -29,10 +29,19 @@ def queue(client: redis.Redis, prefix: str, name: str) -> Queue:
     return Queue(f"{prefix}-{name}", connection=client)
 
 
-def worker(queues: list[Queue], client: redis.Redis) -> PatientWorker:
+def worker(queues: list[Queue], client: redis.Redis, *,
+           on_warm_shutdown: Callable[[], None] | None = None) -> PatientWorker:
     """The job runs in the worker process (no fork per job): see `bot.worker`. Made once Redis
-    answers (RQ asks Redis for the worker's address as it builds one)."""
-    return patiently(lambda: PatientWorker(queues, connection=client), log, "worker start-up")
+    answers (RQ asks Redis for the worker's address as it builds one). `on_warm_shutdown` is called
+    when the worker is asked to stop (SIGTERM or SIGINT) while RQ lets the running job finish."""
+
+    def build() -> PatientWorker:
+        made = PatientWorker(queues, connection=client)
+        if on_warm_shutdown is not None:
+            made.on_warm_shutdown = on_warm_shutdown
+        return made
+
+    return patiently(build, log, "worker start-up")
 
 
 def patiently(step: Callable[[], T], logger: logging.Logger, what: str, *, first_wait: float = 0.5,
@@ -64,6 +73,11 @@ class PatientWorker(SimpleWorker):
     """
 
     first_connection_wait = 0.5
+    on_warm_shutdown: Callable[[], None] = staticmethod(lambda: None)
+
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()
+        self.on_warm_shutdown()
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
         self._patiently(lambda: warn_without_persistence(self.connection))

@@ -211,10 +211,26 @@ class IncrementalSchedule:
         """Add one job's counts to the connection's totals, in one MULTI."""
         key = self._keys.incremental_stats(team_id, connection_id)
         with self._redis.pipeline() as pipe:
-            pipe.hset(key, mapping={"last_at": time.time()})
+            now = time.time()
+            pipe.hset(key, mapping={"last_at": now, f"{entity}:last_at": now})
             for name, value in counts.items():
                 pipe.hincrby(key, f"{entity}:{name}", value)
             pipe.execute()
+
+    def last_cycles(self) -> dict[str, float]:
+        """Per entity, the oldest of its scheduled connections' newest successful cycle times."""
+        members = [_text(m).split(":", 1) for m in self._redis.zrange(self._key, 0, -1)]
+        with self._redis.pipeline(transaction=False) as pipe:
+            for team_id, connection_id in members:
+                pipe.hgetall(self._keys.incremental_stats(team_id, connection_id))
+            rows = pipe.execute()
+        oldest: dict[str, float] = {}
+        for row in rows:
+            for field, value in row.items():
+                entity, _, name = _text(field).rpartition(":")
+                if entity and name == "last_at":
+                    oldest[entity] = min(oldest.get(entity, float("inf")), float(value))
+        return oldest
 
     def stats(self, team_id: str, connection_id: str) -> dict[str, str]:
         raw = self._redis.hgetall(self._keys.incremental_stats(team_id, connection_id))

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from bot import metrics
 from bot.errors import BotError
+from bot.logging_setup import carried
 from bot.models import Entity, EntityPlan
 from bot.store import REDIS_UNAVAILABLE, Lease
 from bot.sync.checkpoint import BatchOutcome, Checkpoint, RunState
@@ -173,9 +175,11 @@ class EntitySync:
         unreachable: an outage is not the sync's failure, and what was booked before it stands."""
         ckpt = self.state.load(self.entity)
         self._suspect = {seq for seq in self.state.inflight(self.entity) if seq >= ckpt.seq and seq not in ckpt.done}
-        reader = threading.Thread(target=self._guard, args=(self._read, ckpt), name="sync-reader", daemon=True)
+        reader = threading.Thread(target=carried(self._guard), args=(self._read, ckpt), name="sync-reader",
+                                  daemon=True)
         pool = [
-            threading.Thread(target=self._guard, args=(self._write_loop,), name=f"sync-writer-{i}", daemon=True)
+            threading.Thread(target=carried(self._guard), args=(self._write_loop,), name=f"sync-writer-{i}",
+                             daemon=True)
             for i in range(self.writers)
         ]
         reader.start()
@@ -218,6 +222,7 @@ class EntitySync:
 
     # -- reading ----------------------------------------------------------------------------------------
     def _read(self, ckpt: Checkpoint) -> None:
+        log.info("sync %s: reading from batch %d", self.entity.value, ckpt.seq)
         for batch in self._batches(ckpt):
             if batch.seq in ckpt.done:
                 continue  # booked before a crash: already counted, not written again
@@ -338,7 +343,9 @@ class EntitySync:
         with self._lock:
             calls = self.calls_made()
             outcome.api_calls, self._calls_booked = calls - self._calls_booked, calls
-        self.state.book(self.entity, outcome, self.lease)
+        if self.state.book(self.entity, outcome, self.lease):
+            metrics.count_booked(self.entity.value, outcome.read, outcome.created + outcome.updated,
+                                 outcome.failed + outcome.skipped)
 
 
 def prepare(record: dict, plan: EntityPlan, convert: RecordConverter | None = None) -> dict | LedgerEntry | None:

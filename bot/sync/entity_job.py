@@ -2,6 +2,10 @@
 
 The job's state is re-read once the lease is taken: while it waited, the job that held the lease may
 have finished the entity, or the sweeper may have given it to a newer job; either way this one stops.
+
+A worker asked to stop (SIGTERM, `bot.shutdown`) does not wait for the whole entity, which can take
+hours: the pipeline stops at its next batch boundary (what was written is booked), a fresh job for the
+entity is enqueued and the lease released, so another worker continues from the checkpoint at once.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from bot import metrics, shutdown
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan, RunStatus, SyncRun
 from bot.store import REDIS_UNAVAILABLE, Lease, Store
@@ -19,6 +24,7 @@ from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, Checkpoint, EntitySta
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
 from bot.sync.lease import Heartbeat, LeaseLost
 from bot.sync.ports import SyncServices
+from bot.sync.runs import enqueue_entity
 from bot.sync.settle import quietly, settle
 
 log = logging.getLogger(__name__)
@@ -60,13 +66,15 @@ def run_entity(services: SyncServices, team_id: str, run_id: str, entity: Entity
     lease = state.lease(run.connection_id, entity, settings.SYNC_LEASE_SECONDS, owner=job_id or "")
     if not lease.take(wait=settings.SYNC_LEASE_SECONDS * 1.5):
         return "busy"  # a live job holds this entity; the sweeper keeps watching it
-    heartbeat = Heartbeat(lease, HEARTBEAT_POLL, state.cancel_requested)
+    heartbeat = Heartbeat(lease, HEARTBEAT_POLL, state.cancel_requested, interrupted=shutdown.requested)
     heartbeat.start()  # from here on: sign-in and counting can take longer than the lease
     try:
         stale = _stale(state, entity, job_id)  # decided again: the lease holder may have finished meanwhile
         if stale:
             return stale
-        return _run_locked(services, state, state.run() or run, plan, lease, heartbeat, job_id)
+        ended = _run_locked(services, state, state.run() or run, plan, lease, heartbeat, job_id)
+        log.info("sync of %s ended: %s", entity.value, ended)
+        return ended
     except LeaseLost:
         return "lost"
     finally:
@@ -97,7 +105,19 @@ def _run_locked(services: SyncServices, state: RunState, run: SyncRun, plan: Ent
     except Exception:
         log.exception("sync of %s for run %s failed", entity.value, run.id)
         outcome = Outcome("failed", UNEXPECTED)
+    if outcome.kind == "handed over":
+        return _hand_over(services, state, entity)
     return _conclude(services, state, run, entity, lease, outcome)
+
+
+def _hand_over(services: SyncServices, state: RunState, entity: Entity) -> str:
+    """The worker is stopping: a fresh job continues the entity from its checkpoint (as the sweeper
+    revives one), enqueued while this job still holds the lease, so nothing else revives it meanwhile."""
+    job_id = enqueue_entity(services.store, services.queue, state.team_id, state.run_id, entity)
+    metrics.SYNC_JOBS_HANDED_OVER.inc()
+    log.info("worker stopping: %s of run %s handed over to job %s at its checkpoint", entity.value,
+             state.run_id, job_id)
+    return "handed over"
 
 
 def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: Lease, heartbeat: Heartbeat,
@@ -116,6 +136,8 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     outcome = sync.run()
     if outcome.kind == "stopped" and heartbeat.reason == "cancel":
         return Outcome("cancelled", "Cancelled.")
+    if outcome.kind == "stopped" and heartbeat.reason == "shutdown":
+        return Outcome("handed over")
     if outcome.kind == "stopped":
         raise LeaseLost()
     return outcome

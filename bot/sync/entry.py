@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from rq import get_current_job
 
+from bot import metrics
+from bot.logging_setup import sync_context
 from bot.models import Entity
 from bot.sync.entity_job import run_entity
 from bot.sync.incremental import run_incremental
@@ -36,8 +38,12 @@ def installed() -> SyncServices:
 
 def sync_entity_job(team_id: str, run_id: str, entity: str) -> str:
     job = get_current_job()
-    return run_entity(installed(), team_id, run_id, Entity(entity), job_id=job.id if job else None)
+    with sync_context(team_id=team_id, run_id=run_id, entity=entity), \
+            metrics.SYNC_JOBS_RUNNING.labels("initial").track_inprogress():
+        return run_entity(installed(), team_id, run_id, Entity(entity), job_id=job.id if job else None)
 
 
 def incremental_entity_job(team_id: str, connection_id: str, entity: str) -> str:
-    return run_incremental(installed(), team_id, connection_id, Entity(entity))
+    with sync_context(team_id=team_id, connection_id=connection_id, entity=entity), \
+            metrics.SYNC_JOBS_RUNNING.labels("incremental").track_inprogress():
+        return run_incremental(installed(), team_id, connection_id, Entity(entity))

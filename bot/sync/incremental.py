@@ -30,7 +30,7 @@ from typing import Any
 
 from rq import Queue
 
-from bot import alerts
+from bot import alerts, metrics
 from bot.config import Settings
 from bot.crypto import SecretUnreadable
 from bot.dynamics.client import MODIFIED_ON
@@ -291,6 +291,7 @@ def _ensure_deleted_field(services: SyncServices, marketo: Any) -> None:
 def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outcome: BatchOutcome) -> None:
     counts = {name: getattr(outcome, name) for name in Counts.model_fields}
     store.incremental.record(team_id, connection_id, entity.value, counts)
+    metrics.count_booked(entity.value, outcome.read, outcome.created + outcome.updated, outcome.failed + outcome.skipped)
 
 
 # -- the error list: retries, booking, alerts ---------------------------------------------------------------

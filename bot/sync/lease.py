@@ -15,13 +15,16 @@ class LeaseLost(BotError):
 
 
 class Heartbeat(threading.Thread):
-    """Renews a lease and watches for a cancel request; sets `stop` when either says to stop."""
+    """Renews a lease and watches for a cancel request and for the process being asked to stop
+    (`interrupted`); sets `stop` when any says to stop, and `reason` to "lease", "cancel" or "shutdown"."""
 
-    def __init__(self, lease: Lease, interval: float, cancelled: Callable[[], bool]) -> None:
+    def __init__(self, lease: Lease, interval: float, cancelled: Callable[[], bool],
+                 interrupted: Callable[[], bool] = lambda: False) -> None:
         super().__init__(daemon=True, name="sync-heartbeat")
         self.lease = lease
         self.interval = interval
         self.cancelled = cancelled
+        self.interrupted = interrupted
         self.stop = threading.Event()
         self.reason: str | None = None
         self._quit = threading.Event()
@@ -38,6 +41,8 @@ class Heartbeat(threading.Thread):
                     last_renew = time.monotonic()
                 if self.cancelled():
                     self._halt("cancel")
+                elif self.interrupted():
+                    self._halt("shutdown")
             except RedisError:
                 continue  # a blip: the lease has slack, try again next tick
 

@@ -23,6 +23,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
+from bot import metrics
 from bot.notify import Notifier
 from bot.store import Store
 from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, EntityState, RunState
@@ -94,4 +95,5 @@ def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seco
         log.warning("sync job %s for %s of run %s lost its worker; re-enqueueing", ckpt.job_id,
                     progress.entity.value, run_id)
         enqueued.append(enqueue_entity(store, queue, team_id, run_id, progress.entity))
+        metrics.SYNC_JOBS_REVIVED.inc()
     return enqueued

@@ -90,6 +90,7 @@ class SyncHarness:
             "MARKETO_CALLS_PER_WINDOW": str(self.marketo.calls_per_window),
             "MARKETO_WINDOW_SECONDS": str(self.marketo.window_seconds),
             "PROGRESS_UPDATE_SECONDS": "0.5", "SYNC_LEASE_SECONDS": "2", "SYNC_SWEEP_SECONDS": "0.5",
+            "METRICS_PORT": "0",  # workers of several tests share this host; a test that scrapes sets a free port
             **{k: str(v) for k, v in self._settings_overrides.items()},
         }
         self.settings = Settings(**self.env)

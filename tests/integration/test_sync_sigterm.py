@@ -1,0 +1,71 @@
+"""SIGTERM a worker mid-sync: it stops the entity at a batch boundary, hands it over and exits within
+seconds; another worker continues at once (long before the lease would lapse) and the sync ends exact.
+
+Workers are real `python -m bot.worker` subprocesses; the victim gets a plain SIGTERM, as an orchestrator sends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+from rq import Worker
+
+from bot.models import Entity, RunStatus
+from bot.sync import runs
+from bot.sync.checkpoint import RunState
+from tests.conftest import REDIS_URL
+from tests.integration.sync_harness import SyncHarness
+
+pytestmark = pytest.mark.e2e
+LEASE_SECONDS = 60
+
+
+@pytest.fixture
+def world(key_prefix: str) -> Iterator[SyncHarness]:
+    # 5 calls/s of 300 records: about 6 s for the leads, time to stop a worker in the middle. The lease is
+    # long: a hand-over that waited for it (as after a SIGKILL) would miss every deadline below.
+    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 6000},
+                          marketo={"calls_per_window": 10, "window_seconds": 2},
+                          settings={"MARKETO_MAX_CONCURRENCY": 4, "SYNC_WRITERS": 2,
+                                    "SYNC_LEASE_SECONDS": LEASE_SECONDS}).start()
+    yield harness
+    harness.stop()
+
+
+def test_sigterm_mid_sync_hands_the_entity_over_at_a_batch_boundary(world: SyncHarness) -> None:
+    workers = [world.spawn_worker(), world.spawn_worker()]
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    expected = len(world.expected(Entity.lead))
+    state = RunState(world.store, "T1", run.id)
+
+    def written() -> int:
+        return next(p for p in world.store.get_run("T1", run.id).entities if p.entity == Entity.lead).written
+
+    world.wait_run(run.id, lambda r: 0.2 * expected < written(), timeout=60)
+    first_job = state.load(Entity.lead).job_id
+    busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=world.container.queue)}
+    victim = next(p for p in workers if busy.get(p.pid) == first_job)
+    other = next(p for p in workers if p is not victim)
+
+    stopped_at = time.monotonic()
+    os.kill(victim.pid, signal.SIGTERM)
+    assert victim.wait(timeout=10) == 0  # a warm shutdown within seconds, not after the whole entity
+    ckpt = state.load(Entity.lead)
+    assert ckpt.job_id != first_job and ckpt.attempts == 2  # a fresh job, enqueued by the stopping worker
+
+    finished = world.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=LEASE_SECONDS)
+    # the other worker took the entity at once: had it waited for the lease to lapse, 60 s would have passed
+    assert time.monotonic() - stopped_at < LEASE_SECONDS / 4
+    assert finished.status == RunStatus.finished
+    assert other.poll() is None
+    assert world.mismatches(Entity.lead) == []
+    assert written() == expected
+    ckpt = state.load(Entity.lead)
+    # every batch the stopping worker sent was booked before it let go: nothing was in flight to resend
+    assert ckpt.rewritten_batches == 0 and ckpt.rewritten_records == 0
+    writes = [c for c in world.marketo.calls("/rest/v1/leads.json") if c.admitted and c.method == "POST"]
+    assert len(writes) == -(-expected // 300)
