@@ -288,6 +288,38 @@ class SyncRun(BaseModel):
     progress_message: tuple[str, str] | None = None  # (channel, ts) of the live progress post
 
 
+class BrakeStatus(StrEnum):
+    held = "held"  # waiting for a team lead; cycles of the entity write nothing
+    approved = "approved"  # the next cycle writes the held changes past the brake, once
+    discarded = "discarded"  # the next cycle skips the held changes and advances past them
+
+
+class HeldChange(BaseModel):
+    """One example of what a braked cycle would have done to a Marketo person."""
+
+    id: str
+    email: str | None = None
+    fields: list[str] = Field(default_factory=list)  # the fields whose values change; empty for a delete
+    deleted: bool = False
+
+
+class MassChangeHold(BaseModel):
+    """An incremental cycle of one entity that stopped before writing a mass change (the brake)."""
+
+    team_id: str
+    connection_id: str
+    entity: Entity
+    status: BrakeStatus = BrakeStatus.held
+    limit: int
+    deletes: int = 0
+    overwrites: int = 0
+    examples: list[HeldChange] = Field(default_factory=list)
+    held_at: float = Field(default_factory=now)
+    decided_by: str | None = None
+    decided_at: float | None = None
+    messages: list[tuple[str, str]] = Field(default_factory=list)  # (channel, ts) of the request posts
+
+
 class AuditEntry(BaseModel):
     at: float = Field(default_factory=now)
     actor: str

@@ -7,8 +7,9 @@ from slack_sdk.models.views import View
 from bot.audit import AuditLog
 from bot.models import Connection, SyncRun
 from bot.store import Store
+from bot.views.brake import held_lines
 from bot.views.common import audit_blocks, help_text, home_view, status_blocks
-from bot.views.kit import Message, escape
+from bot.views.kit import MAX_MESSAGE_BLOCKS, Message, escape, fit, sections
 
 AUDIT_ENTRIES = 20
 
@@ -20,7 +21,13 @@ def _current(store: Store, team_id: str) -> tuple[Connection | None, SyncRun | N
 
 
 def status(store: Store, team_id: str) -> Message:
-    return Message(text="connect-dynamics status", blocks=status_blocks(*_current(store, team_id)))
+    """Where things stand, with the entities the mass-change brake holds."""
+    connection, run = _current(store, team_id)
+    blocks = status_blocks(connection, run)
+    holds = store.holds.of_connection(team_id, connection.id) if connection else []
+    if holds:
+        blocks = fit([*blocks, *sections(held_lines(holds))], MAX_MESSAGE_BLOCKS)
+    return Message(text="connect-dynamics status", blocks=blocks)
 
 
 def audit_log(audit: AuditLog, team_id: str) -> Message:

@@ -119,6 +119,14 @@ class Keys:
         """How far a table without change tracking was synced (by `modifiedon`)."""
         return self._team(team_id, "watermark", connection_id, entity)
 
+    def mass_change_hold(self, team_id: str, connection_id: str, entity: str) -> str:
+        """An entity's incremental cycle held by the mass-change brake (a `MassChangeHold`)."""
+        return self._team(team_id, "brake", connection_id, entity)
+
+    def mass_change_ids(self, team_id: str, connection_id: str, entity: str) -> str:
+        """The set of record ids a mass-change hold holds."""
+        return self._team(team_id, "brake", connection_id, entity, "ids")
+
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 

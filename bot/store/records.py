@@ -28,6 +28,7 @@ from bot.models import (
     SyncRun,
     now,
 )
+from bot.store.brakes import MassChangeHolds
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
@@ -53,6 +54,7 @@ class Store:
         self.delta_links = DeltaLinks(client, self.keys)
         self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
+        self.holds = MassChangeHolds(client, self.keys)
 
     @property
     def prefix(self) -> str:

@@ -323,7 +323,7 @@ class EntitySync:
         records, keys = [], []
         for record, key in zip(batch.records, batch.keys, strict=True):
             row = rows.get(key[0])
-            if row is not None and all(_same(row.get(name), value) for name, value in record.items()):
+            if row is not None and all(same_value(row.get(name), value) for name, value in record.items()):
                 if _created_after(row.get("createdAt"), self.started_at):
                     outcome.created += 1
                 else:
@@ -381,7 +381,7 @@ def fail_all(outcome: BatchOutcome, entity: Entity, keys: Sequence[tuple[str, st
                             for record_id, email in keys)
 
 
-def _same(stored: Any, sent: Any) -> bool:
+def same_value(stored: Any, sent: Any) -> bool:
     """Marketo may echo a value in another form (case of an email, 5 vs 5.0, date formats)."""
     if stored == sent:
         return True

@@ -28,8 +28,9 @@ from bot.config import Settings
 from bot.dynamics.client import MODIFIED_ON
 from bot.dynamics.errors import ChangeTokenExpired
 from bot.errors import BotError
-from bot.models import Connection, Counts, Entity, EntityPlan, FlowState
+from bot.models import BrakeStatus, Connection, Counts, Entity, EntityPlan, FlowState, MassChangeHold
 from bot.store import Store, Watermark
+from bot.sync import brake
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, tally
@@ -93,6 +94,9 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
     link = store.delta_links.get(team_id, connection_id, entity.value)
     if connection is None or plan is None or connection.state != FlowState.synced or (plan.change_tracking and not link):
         return "skipped"
+    decision = store.holds.get(team_id, connection_id, entity.value)
+    if decision is not None and decision.status == BrakeStatus.held:
+        return "held"  # a team lead decides first; the delta link waits
     lease = store.sync_lease(team_id, connection_id, entity.value, services.settings.SYNC_LEASE_SECONDS,
                              owner=f"incremental-{connection_id}")
     if not lease.take():
@@ -104,7 +108,8 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         try:
             if not plan.change_tracking:
                 return _sync_modified_since(services, connection, plan, source, heartbeat)
-            outcome, new_link = _apply_changes(services, plan, source, link, connection_id)
+            screen = _screen(services, connection, plan, decision)
+            outcome, new_link = _apply_changes(services, plan, source, link, screen)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
@@ -116,25 +121,51 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         if heartbeat.stop.is_set():
             return "lost"  # another job owns the entity now; its delta link stands
         _record(store, team_id, connection_id, entity, outcome)
+        if screen.tripped:
+            brake.hold(store, services.notifier, services.settings, connection, plan, screen)
+            return "held"  # the delta link stays: the held changes are read again after the decision
         if new_link:
             store.delta_links.put(team_id, connection_id, entity.value, new_link)
+        if decision is not None:
+            store.holds.clear(decision)
         return "done"
     finally:
         heartbeat.close()
         lease.release()
 
 
+def _screen(services: SyncServices, connection: Connection, plan: EntityPlan,
+            decision: MassChangeHold | None) -> brake.Screen:
+    limit = brake.limit_for(services.settings.MASS_CHANGE_LIMIT, brake.entity_count(services.store, connection, plan))
+    marketo = services.marketo()
+    lookup = (lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields)) \
+        if plan.entity != Entity.account else None
+    held_ids = services.store.holds.held_ids(decision) if decision is not None else frozenset()
+    return brake.Screen(plan, limit, lookup, decision, held_ids)
+
+
 def _apply_changes(services: SyncServices, plan: EntityPlan, source: Any, link: str,
-                   connection_id: str) -> tuple[BatchOutcome, str | None]:
+                   screen: brake.Screen) -> tuple[BatchOutcome, str | None]:
+    """Each page's changes through the mass-change brake, then written; the new delta link, unless held."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
     for page in source.iter_changes(link, plan.select):
-        _upsert(marketo, plan, convert, page.records, outcome)
-        _mark_deleted(services, marketo, plan, page.deleted_ids, outcome)
+        prepared = _prepare(plan, convert, page.records, outcome)
+        _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, page.deleted_ids),
+                     outcome)
         new_link = page.delta_link or new_link
-    return outcome, new_link
+    _write_ready(services, marketo, plan, screen.finish(), outcome)
+    return outcome, (None if screen.tripped else new_link)
+
+
+def _write_ready(services: SyncServices, marketo: Any, plan: EntityPlan, ready: brake.Ready,
+                 outcome: BatchOutcome) -> None:
+    _write(marketo, plan, ready.records, ready.keys, outcome)
+    _mark_deleted(services, marketo, plan, ready.deleted_ids, outcome)
+    outcome.skipped += len(ready.discarded)
+    outcome.failures.extend(ready.discarded)
 
 
 def _sync_modified_since(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
@@ -186,9 +217,8 @@ def _advance(mark: Watermark, records: list[dict], entity: Entity) -> Watermark:
     return mark
 
 
-def _upsert(marketo: Any, plan: EntityPlan, convert: RecordConverter, rows: list[dict],
-            outcome: BatchOutcome) -> None:
-    """New and changed Dataverse records to Marketo (same filter and conversion as the initial sync)."""
+def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outcome: BatchOutcome) -> Prepared:
+    """New and changed Dataverse records made ready for Marketo (same filter and conversion as the initial sync)."""
     prepared = Prepared(plan, convert)
     for record in rows:
         prepared.add(record)
@@ -196,6 +226,12 @@ def _upsert(marketo: Any, plan: EntityPlan, convert: RecordConverter, rows: list
     outcome.filtered_out += prepared.filtered_out
     outcome.failed += len(prepared.failures)
     outcome.failures.extend(prepared.failures)
+    return prepared
+
+
+def _upsert(marketo: Any, plan: EntityPlan, convert: RecordConverter, rows: list[dict],
+            outcome: BatchOutcome) -> None:
+    prepared = _prepare(plan, convert, rows, outcome)
     _write(marketo, plan, prepared.records, prepared.keys, outcome)
 
 

@@ -72,6 +72,11 @@ APPROVE_ACTION = "cd_approve"  # value = approval id
 REJECT_ACTION = "cd_reject"  # value = approval id; opens reject_reason_modal
 REJECT_REASON_BLOCK, REJECT_REASON_ACTION = "reject_reason", "reject_reason_input"
 
+# -- the mass-change brake ----------------------------------------------------------------------------
+BRAKE_ACTIONS_BLOCK = "brake_actions"
+BRAKE_APPROVE_ACTION = "cd_brake_approve"  # value = "connection id:entity"
+BRAKE_DISCARD_ACTION = "cd_brake_discard"  # value = "connection id:entity"
+
 # -- sync progress -------------------------------------------------------------------------------------
 RUN_ACTIONS_BLOCK = "run_actions"
 CANCEL_SYNC_ACTION = "cd_cancel_sync"  # value = run id
@@ -84,6 +89,6 @@ HOME_HELP_ACTION = "cd_home_help"
 
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     BACK_TO_FORM_ACTION, REFRESH_FIELDS_ACTION, APPROVE_ACTION, REJECT_ACTION, CANCEL_SYNC_ACTION,
-    RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION,
+    RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION, BRAKE_APPROVE_ACTION, BRAKE_DISCARD_ACTION,
     *(fields_action_id(e) for e in Entity),
 })
