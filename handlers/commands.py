@@ -1,10 +1,11 @@
-"""`/connect-dynamics [status | cancel | resume | audit | help]`: one route per subcommand."""
+"""`/connect-dynamics [status | cancel | resume | audit | fields | help]`: one route per subcommand."""
 
 from __future__ import annotations
 
 from bot.roles import CONNECT, CONTROL, READ_AUDIT
 from bot.slack_payloads import SlashCommand
 from bot.steps import control, start
+from bot.steps import fields as fields_step
 from bot.steps import status as status_step
 from bot.views.common import help_text
 from bot.views.kit import escape
@@ -24,6 +25,14 @@ def connect(ctx: Ctx[SlashCommand]) -> None:
     container = ctx.container
     ctx.later(start.open_flow, container.store, container.metadata, container.dataverse, ctx.client,
               ctx.team_id, ctx.user_id, ctx.payload.trigger_id)
+
+
+def change_fields(ctx: Ctx[SlashCommand]) -> None:
+    """Reopen Step 2 on a synced connection: a change of fields goes through a plan and approval."""
+    ctx.ack()
+    container = ctx.container
+    ctx.later(fields_step.open_change, container.store, container.metadata, container.dataverse, ctx.client,
+              ctx.team_id, ctx.payload.trigger_id)
 
 
 def show_help(ctx: Ctx[SlashCommand]) -> None:
@@ -60,4 +69,5 @@ SUBCOMMANDS: dict[str, Route[SlashCommand]] = {
     "audit": Route(audit, READ_AUDIT),
     "cancel": Route(cancel, CONTROL),
     "resume": Route(resume, CONTROL),
+    "fields": Route(change_fields, CONNECT),
 }

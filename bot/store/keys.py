@@ -115,6 +115,10 @@ class Keys:
     def delta_link(self, team_id: str, connection_id: str, entity: str) -> str:
         return self._team(team_id, "delta", connection_id, entity)
 
+    def delta_offer(self, team_id: str, connection_id: str, entity: str) -> str:
+        """A delta link a finished backfill offers the incremental cycles (it covers the added columns)."""
+        return self._team(team_id, "delta-offer", connection_id, entity)
+
     def watermark(self, team_id: str, connection_id: str, entity: str) -> str:
         """How far a table without change tracking was synced (by `modifiedon`)."""
         return self._team(team_id, "watermark", connection_id, entity)

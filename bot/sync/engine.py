@@ -144,8 +144,11 @@ class EntitySync:
     """Runs one entity's initial sync from its checkpoint until done, stopped or paused."""
 
     def __init__(self, plan: EntityPlan, source: PageSource, target: MarketoTarget, booking: Booking, *,
-                 writers: int = 5, batch_size: int = BATCH_SIZE) -> None:
+                 writers: int = 5, batch_size: int = BATCH_SIZE, select: list[str] | None = None) -> None:
+        """`select`: the columns to read, when more than `plan` writes (a backfill reads the whole plan,
+        so that its delta link covers every column)."""
         self.plan = plan
+        self.select = select or plan.select
         self.entity = plan.entity
         self.source = source
         self.write = target.write
@@ -229,7 +232,7 @@ class EntitySync:
         """Cut batches from the resume point; the cut depends only on the records, so it is repeatable."""
         plan, seq = self.plan, ckpt.seq
         batch = self._batch(seq)
-        pages = self.source.iter_pages(self.entity.value, plan.select, track_changes=plan.change_tracking,
+        pages = self.source.iter_pages(self.entity.value, self.select, track_changes=plan.change_tracking,
                                        start_link=ckpt.link)
         skip = ckpt.offset
         last: Page | None = None

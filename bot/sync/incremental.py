@@ -10,6 +10,10 @@ checkpoints and notices). It takes the same per-entity lock as the initial sync,
 never overlap. The schedule is a Redis sorted set (connection → next due time) that any worker's
 maintenance thread serves.
 
+Before a cycle writes, the mass-change brake (`brake.py`) screens its changes: too many deletes or
+overwrites hold the entity for a team lead, the delta link unchanged. While a backfill of added columns
+runs, a cycle writes what its link covers and then takes the backfill's offered link (`backfill.py`).
+
 Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
 A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`):
 what changed since the newest `modifiedon` applied. Deletes are not visible that way.
@@ -30,7 +34,7 @@ from bot.dynamics.errors import ChangeTokenExpired
 from bot.errors import BotError
 from bot.models import BrakeStatus, Connection, Counts, Entity, EntityPlan, FlowState, MassChangeHold
 from bot.store import Store, Watermark
-from bot.sync import brake
+from bot.sync import backfill, brake
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, tally
@@ -101,6 +105,9 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
                              owner=f"incremental-{connection_id}")
     if not lease.take():
         return "busy"
+    offered = store.delta_links.offered(team_id, connection_id, entity.value)
+    if plan.change_tracking and link:
+        plan = backfill.covered_plan(store, connection, plan, link, offered=offered is not None)
     heartbeat = Heartbeat(lease, 1.0, lambda: False)
     heartbeat.start()
     try:
@@ -124,7 +131,9 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         if screen.tripped:
             brake.hold(store, services.notifier, services.settings, connection, plan, screen)
             return "held"  # the delta link stays: the held changes are read again after the decision
-        if new_link:
+        if offered:  # this cycle started after the backfill ended: it caught up, its link may go
+            store.delta_links.accept(team_id, connection_id, entity.value, offered)
+        elif new_link:
             store.delta_links.put(team_id, connection_id, entity.value, new_link)
         if decision is not None:
             store.holds.clear(decision)

@@ -52,6 +52,8 @@ def help_text() -> str:
         f"• `{COMMAND}` — start (or continue) connecting: credentials, fields, then approval. Marketo admins only.",
         f"• `{COMMAND} status` — where the connection and the sync stand.",
         f"• `{COMMAND} cancel` — withdraw a pending approval request or stop a running sync.",
+        f"• `{COMMAND} fields` — change the fields synced after go-live: added fields are backfilled after a "
+        "team lead approves. Marketo admins only.",
         f"• `{COMMAND} help` — this help.",
         "A team lead approves each sync before anything changes in Marketo; custom Marketo fields "
         "cannot be deleted once created.",
