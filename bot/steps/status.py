@@ -12,6 +12,7 @@ from bot.views.common import audit_blocks, help_text, home_view, status_blocks
 from bot.views.kit import MAX_MESSAGE_BLOCKS, Message, escape, fit, sections
 
 AUDIT_ENTRIES = 20
+CHANGE_WAITING = ":hourglass_flowing_sand: A change of fields is waiting for a team lead's approval."
 
 
 def _current(store: Store, team_id: str) -> tuple[Connection | None, SyncRun | None]:
@@ -25,8 +26,11 @@ def status(store: Store, team_id: str) -> Message:
     connection, run = _current(store, team_id)
     blocks = status_blocks(connection, run)
     holds = store.holds.of_connection(team_id, connection.id) if connection else []
-    if holds:
-        blocks = fit([*blocks, *sections(held_lines(holds))], MAX_MESSAGE_BLOCKS)
+    lines = held_lines(holds)
+    if connection is not None and connection.change_approval_id:
+        lines.append(CHANGE_WAITING)
+    if lines:
+        blocks = fit([*blocks, *sections(lines)], MAX_MESSAGE_BLOCKS)
     return Message(text="connect-dynamics status", blocks=blocks)
 
 

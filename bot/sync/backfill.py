@@ -60,9 +60,11 @@ def written_plan(plan: EntityPlan, added: list[str]) -> EntityPlan:
 def covered_plan(store: Store, connection: Connection, plan: EntityPlan, link: str, *, offered: bool) -> EntityPlan:
     """While the connection's backfill runs (or has `offered` its link), the incremental cycles write what
     their delta link covers (a link made before the change lacks the added columns); otherwise the plan."""
-    run = store.get_run(connection.team_id, connection.backfill_run_id) if connection.backfill_run_id else None
-    if not offered and (run is None or run.status in TERMINAL_RUN):
+    if not offered and connection.backfill_run_id is None:
         return plan
+    run = store.get_run(connection.team_id, connection.backfill_run_id) if connection.backfill_run_id else None
+    if not offered and run is not None and run.status in TERMINAL_RUN:
+        return plan  # (a run not saved yet is about to start)
     columns = delta_link_columns(link)
     if all(name in columns for name in plan.select):
         return plan

@@ -5,10 +5,24 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import FlowError
-from bot.models import Entity, EntityPlan, FieldMapping, FieldPlan, FieldsChange, MarketoField
+from bot.models import (
+    Approval,
+    ApprovalKind,
+    Connection,
+    Entity,
+    EntityPlan,
+    FieldMapping,
+    FieldPlan,
+    FieldsChange,
+    FlowState,
+    MarketoField,
+    SyncRun,
+)
 from bot.sync.backfill import written_plan
 from bot.sync.fields_change import plan_change
+from bot.views.approval import approval_request_message
 from bot.views.fields import change_plan_modal
+from bot.views.progress import summary_message
 
 
 def _mapping(source: str) -> FieldMapping:
@@ -49,3 +63,18 @@ def test_the_change_plan_says_what_is_new_and_that_it_is_irreversible() -> None:
     text = str(change_plan_modal("c1", change).to_dict())
     assert "new_&lt;b&gt;" in text and "(new)" in text and "Irreversible" in text and "B &amp; co" in text
     assert "nothing is deleted in Marketo" in text
+
+
+def test_the_approval_request_shows_a_change_of_fields() -> None:
+    connection = Connection(team_id="T", requester="UADMIN", state=FlowState.synced, dynamics_url="https://org.crm")
+    change = FieldsChange(added={"lead": ["new_b"]}, removed={"contact": ["<!here>"]},
+                          fields_to_create=[MarketoField(name="newB", display_name="B", data_type="string")])
+    approval = Approval(team_id="T", connection_id=connection.id, requester="UADMIN", expires_at=0,
+                        kind=ApprovalKind.fields_change, fields_change=change)
+    message = approval_request_message(approval, connection, None)
+    text = str(message.to_dict())
+    assert message.text.startswith("Approval needed: Change of fields")
+    assert "`new_b`" in text and "`newB`" in text and "irreversible" in text and "&lt;!here&gt;" in text
+    summary = summary_message(SyncRun(team_id="T", connection_id="c", requester="U", kind="backfill",
+                                      backfill_fields={"lead": ["new_b"]}))
+    assert "not created" in str(summary.to_dict())
