@@ -15,7 +15,7 @@ overwrites hold the entity for a team lead, the delta link unchanged. While a ba
 runs, a cycle writes what its link covers and then takes the backfill's offered link (`backfill.py`).
 
 Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
-A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`):
+A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`, braked too):
 what changed since the newest `modifiedon` applied. Deletes are not visible that way.
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,10 +114,14 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
     try:
         source = services.dataverse(team_id, connection_id)
         try:
-            if not plan.change_tracking:
-                return _sync_modified_since(services, connection, plan, source, heartbeat)
             screen = _screen(services, connection, plan, decision)
-            outcome, new_link = _apply_changes(services, plan, source, link, screen)
+            if plan.change_tracking:
+                outcome, advance = _apply_changes(services, connection, plan, source, link, screen, offered)
+            else:
+                start = store.watermarks.get(team_id, connection_id, entity.value) or _first_watermark(store, connection)
+                if start is None:
+                    return "skipped"
+                outcome, advance = _sync_modified_since(services, connection, plan, source, start, screen)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
@@ -126,15 +131,12 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
             if hasattr(source, "close"):
                 source.close()
         if heartbeat.stop.is_set():
-            return "lost"  # another job owns the entity now; its delta link stands
+            return "lost"  # another job owns the entity now; its delta link (or watermark) stands
         _record(store, team_id, connection_id, entity, outcome)
         if screen.tripped:
             brake.hold(store, services.notifier, services.settings, connection, plan, screen)
-            return "held"  # the delta link stays: the held changes are read again after the decision
-        if offered:  # this cycle started after the backfill ended: it caught up, its link may go
-            store.delta_links.accept(team_id, connection_id, entity.value, offered)
-        elif new_link:
-            store.delta_links.put(team_id, connection_id, entity.value, new_link)
+            return "held"  # the position stays: the held changes are read again after the decision
+        advance()
         if decision is not None:
             store.holds.clear(decision)
         return "done"
@@ -153,9 +155,10 @@ def _screen(services: SyncServices, connection: Connection, plan: EntityPlan,
     return brake.Screen(plan, limit, lookup, decision, held_ids)
 
 
-def _apply_changes(services: SyncServices, plan: EntityPlan, source: Any, link: str,
-                   screen: brake.Screen) -> tuple[BatchOutcome, str | None]:
-    """Each page's changes through the mass-change brake, then written; the new delta link, unless held."""
+def _apply_changes(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any, link: str,
+                   screen: brake.Screen, offered: str | None) -> tuple[BatchOutcome, Callable[[], None]]:
+    """Each page's changes through the mass-change brake, then written; and how to keep the new delta link
+    (a backfill's `offered` one, when there is one: this cycle started after it ended, so it caught up)."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
@@ -166,7 +169,15 @@ def _apply_changes(services: SyncServices, plan: EntityPlan, source: Any, link: 
                      outcome)
         new_link = page.delta_link or new_link
     _write_ready(services, marketo, plan, screen.finish(), outcome)
-    return outcome, (None if screen.tripped else new_link)
+    links, team_id, entity = services.store.delta_links, connection.team_id, plan.entity.value
+
+    def advance() -> None:
+        if offered:
+            links.accept(team_id, connection.id, entity, offered)
+        elif new_link:
+            links.put(team_id, connection.id, entity, new_link)
+
+    return outcome, advance
 
 
 def _write_ready(services: SyncServices, marketo: Any, plan: EntityPlan, ready: brake.Ready,
@@ -178,26 +189,20 @@ def _write_ready(services: SyncServices, marketo: Any, plan: EntityPlan, ready: 
 
 
 def _sync_modified_since(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
-                         heartbeat: Heartbeat) -> str:
-    """One cycle for a table without change tracking: upsert what was modified since the watermark,
-    then keep the new watermark (only after everything was written, like the delta link)."""
-    store, team_id, entity = services.store, connection.team_id, plan.entity.value
-    start = store.watermarks.get(team_id, connection.id, entity) or _first_watermark(store, connection)
-    if start is None:
-        return "skipped"
+                         start: Watermark, screen: brake.Screen) -> tuple[BatchOutcome, Callable[[], None]]:
+    """One cycle for a table without change tracking: upsert what was modified since the watermark (through
+    the brake); and how to keep the new watermark (only after everything was written, like the delta link)."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     mark = start.model_copy(deep=True)
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
         fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
-        _upsert(marketo, plan, convert, fresh, outcome)
+        prepared = _prepare(plan, convert, fresh, outcome)
+        _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome)
         mark = _advance(mark, fresh, plan.entity)
-    if heartbeat.stop.is_set():
-        return "lost"  # another job owns the entity now; its watermark stands
-    _record(store, team_id, connection.id, plan.entity, outcome)
-    store.watermarks.put(team_id, connection.id, entity, mark)
-    return "done"
+    _write_ready(services, marketo, plan, screen.finish(), outcome)
+    return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
 
 
 def _first_watermark(store: Store, connection: Connection) -> Watermark | None:
@@ -236,12 +241,6 @@ def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outco
     outcome.failed += len(prepared.failures)
     outcome.failures.extend(prepared.failures)
     return prepared
-
-
-def _upsert(marketo: Any, plan: EntityPlan, convert: RecordConverter, rows: list[dict],
-            outcome: BatchOutcome) -> None:
-    prepared = _prepare(plan, convert, rows, outcome)
-    _write(marketo, plan, prepared.records, prepared.keys, outcome)
 
 
 def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple[str, str | None]],

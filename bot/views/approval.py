@@ -176,18 +176,26 @@ def fields_change_approved_notice(approval: Approval) -> Message:
                         "the added columns are being written into existing records; the sync goes on meanwhile.")
 
 
+def _request_words(approval: Approval) -> tuple[str, str]:
+    """What the request was, and the command that makes a new one."""
+    if approval.kind == ApprovalKind.fields_change:
+        return "change of fields", "/connect-dynamics fields"
+    return "Dynamics → Marketo sync request", "/connect-dynamics"
+
+
 def rejected_notice(approval: Approval) -> Message:
     """The DM telling the requester who rejected their request, and why (the lead's own words)."""
-    return Message(text=f":x: Your Dynamics → Marketo sync request was rejected by "
+    what, again = _request_words(approval)
+    return Message(text=f":x: Your {what} was rejected by "
                         f"{mention(approval.decided_by or 'a team lead')}.\n"
                         f"{quote(approval.reason or 'no reason given')}\n"
-                        "Run /connect-dynamics to change the plan and ask again.")
+                        f"Run {again} to change it and ask again.")
 
 
 def expired_notice(approval: Approval) -> Message:
     """The DM telling the requester their request expired undecided."""
-    return Message(text=":hourglass: Your Dynamics → Marketo sync request expired without a decision. "
-                        "Run /connect-dynamics to send it again.")
+    what, again = _request_words(approval)
+    return Message(text=f":hourglass: Your {what} expired without a decision. Run {again} to send it again.")
 
 
 def reject_reason_modal(approval_id: str) -> View:

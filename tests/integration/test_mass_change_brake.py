@@ -102,3 +102,24 @@ def test_creates_and_small_changes_pass(world: SyncHarness) -> None:
         world.dynamics.update_record("lead", i, firstname=f"Small{i}")
     assert _cycle(world) == "done"
     assert world.store.holds.get("T1", world.connection.id, Entity.lead.value) is None
+
+
+@pytest.fixture
+def untracked(key_prefix: str) -> Iterator[SyncHarness]:
+    """Leads without change tracking: synced by `modifiedon`, braked the same way."""
+    yield from synced_world(key_prefix, {"lead": 40}, settings={"MASS_CHANGE_LIMIT": 5}, untracked_entities={"lead"})
+
+
+def test_a_table_without_change_tracking_is_braked_too(untracked: SyncHarness) -> None:
+    world = untracked
+    assert _cycle(world) == "done"  # the first cycle sets the watermark
+    mark = world.store.watermarks.get("T1", world.connection.id, Entity.lead.value)
+    for i in range(8):
+        world.dynamics.update_record("lead", i, firstname=f"Bulk{i}")
+    assert _cycle(world) == "held"
+    assert world.store.watermarks.get("T1", world.connection.id, Entity.lead.value) == mark
+    assert world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", 0))["firstName"] != "Bulk0"
+    assert world.store.holds.get("T1", world.connection.id, Entity.lead.value).overwrites == 8
+    assert _decide(world, approve=True).startswith("Approved")
+    assert _cycle(world) == "done"
+    assert world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", 0))["firstName"] == "Bulk0"
