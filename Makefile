@@ -3,15 +3,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export REDIS_URL ?= redis://127.0.0.1:6379/15
+DEPLOY_STAMP := $(VENV)/.deploy-tools
+CONSTRAINTS := $(VENV)/constraints.txt
+# Only the tests, benchmarks and lint get a default Redis: run, worker and socket must be told
+# REDIS_URL, and stop naming it when it is missing.
+test bench lint: export REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: demo test bench lint audit lock run worker socket clean
+.PHONY: demo test bench lint audit lock deploy-check run worker socket clean
 
 # The bot and, beside it, the emulators and the demo (their own distribution: sandbox/pyproject.toml).
-$(STAMP): pyproject.toml sandbox/pyproject.toml
+# The versions requirements.lock pins (the image's) constrain the bot's dependencies here too.
+$(STAMP): pyproject.toml sandbox/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]' -e ./sandbox
+	sed -e '/^ *--hash/d' -e 's/ *\\$$//' requirements.lock > $(CONSTRAINTS)
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test,bench]' -e ./sandbox
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -40,11 +46,6 @@ audit: $(STAMP)
 	fi
 	$(BIN)/bandit -ll -q -r bot handlers
 
-# requirements.lock: the production dependencies of pyproject.toml, pinned with hashes.
-lock: $(STAMP)
-	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
-		--output-file requirements.lock pyproject.toml
-
 run: $(STAMP)
 	$(BIN)/connect-dynamics serve
 
@@ -53,6 +54,24 @@ socket: $(STAMP)
 
 worker: $(STAMP)
 	$(BIN)/connect-dynamics worker
+
+# requirements.lock: the production dependencies of pyproject.toml, pinned with their hashes (the image
+# installs it). Independent of $(STAMP), which installs with the lock as constraints.
+lock:
+	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements.lock pyproject.toml
+
+# The deployment files: docker-compose.yml against the Compose spec, deploy/kubernetes/ against Kubernetes' schemas.
+$(DEPLOY_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[deploy]'
+	touch $(DEPLOY_STAMP)
+
+deploy-check: $(DEPLOY_STAMP)
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/kubernetes-validate --strict --quiet deploy/kubernetes/*.yaml
+	if docker compose version >/dev/null 2>&1; then REDIS_PASSWORD=check docker compose config --quiet; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info sandbox/build sandbox/*.egg-info .pytest_cache .ruff_cache

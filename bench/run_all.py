@@ -53,6 +53,8 @@ GOALS: tuple[Goal, ...] = (
          lambda v: v <= 2),
     Goal("Ack p99 < 100 ms (goal)", "bench_ack", r"ack_p99_ratio_to_goal", lambda v: v < 1.0),
     Goal("Ack p99 < 3 s (Slack's limit)", "bench_ack", r"ack_p99_ratio_to_slack_limit", lambda v: v < 1.0),
+    Goal("Status render p95 < 1 s with 1M synced records and 1M errors (ratio to Slack's 3 s)", "bench_status",
+         r"status_render_p95_ratio_to_slack_limit", lambda v: v < 1 / 3),
 )
 
 

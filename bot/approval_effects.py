@@ -1,9 +1,10 @@
 """What an approval decision does outside the approval record (the ApprovalEffects protocol).
 
-Approved (the last needed vote): create the plan's Marketo fields (irreversible — the reason
-for the gate), lock the Dynamics URL for this Marketo instance, enqueue the initial sync, and
-update every copy of the request message in place. Rejected / expired: update the messages
-and tell the requester.
+Approved (the last needed vote): lock the Dynamics org for this Marketo instance, create the
+plan's Marketo fields (irreversible — the reason for the gate), enqueue the initial sync, and
+update every copy of the request message in place; each step is recorded on the approval as it
+is done (`EffectStep`). When one fails the messages show why, with a Retry button. Rejected /
+expired: update the messages and tell the requester.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bot import audit, flow
 from bot.audit import AuditLog
 from bot.errors import BotError, FlowError
 from bot.marketo.client import MarketoClient
-from bot.models import Approval, ApprovalKind, ApprovalStatus, FieldPlan, new_id
+from bot.models import Approval, ApprovalKind, ApprovalStatus, EffectStep, MarketoField, new_id
 from bot.notify import Notifier
 from bot.store import Store
 from bot.sync.backfill import start_backfill
@@ -56,16 +57,51 @@ class ApprovalEffects:
         if approval.kind == ApprovalKind.fields_change:
             self.on_fields_change_approved(approval)
             return
+        """Each step runs only when the approval does not record it as done (a Retry after a failure
+        resumes where the last attempt stopped); each is recorded as soon as it is done."""
         connection = self.store.get_connection(approval.team_id, approval.connection_id)
         if connection is None or connection.plan is None or connection.dynamics_url is None:
             raise FlowError("The connection or its plan is gone; nothing was changed.")
-        flow.lock_dynamics_org(self.store, connection, connection.dynamics_url)
-        self._create_fields(approval, connection.id, connection.plan)
+        actor = approval.decided_by or audit.SYSTEM
+        if not approval.done(EffectStep.org_locked):
+            flow.lock_dynamics_org(self.store, connection, connection.dynamics_url)
+            approval = self._record(approval, lambda a: a.with_step(EffectStep.org_locked))
+        if not approval.done(EffectStep.fields_created):
+            approval = self._create_fields(approval, connection.plan.fields_to_create, actor)
+        if not approval.done(EffectStep.sync_started):
+            if connection.run_id is None:  # a run started by an attempt that could not record it is kept
+                run = start_initial_sync(self.store, self.queue, connection, self.notifier)
+                self.audit.record(approval.team_id, actor, audit.SYNC_STARTED, connection.id, f"run {run.id}")
+            approval = self._record(approval, lambda a: a.with_step(EffectStep.sync_started))
+        if not approval.done(EffectStep.messages_updated):
+            self.update_messages(approval)
+            approval = self._record(approval, lambda a: a.with_step(EffectStep.messages_updated))
+        if not approval.done(EffectStep.requester_told):
+            self._tell(approval.requester, approved_notice(approval))
+            self._record(approval, lambda a: a.with_step(EffectStep.requester_told))
+
+    def on_effects_failed(self, approval: Approval) -> None:
+        """Every copy of the request shows why starting the sync failed, with a Retry button."""
         self.update_messages(approval)
-        run = start_initial_sync(self.store, self.queue, connection, self.notifier)
-        self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SYNC_STARTED,
-                          connection.id, f"run {run.id}")
-        self._tell(approval.requester, approved_notice(approval))
+
+    def _create_fields(self, approval: Approval, planned: list[MarketoField], actor: str) -> Approval:
+        """The plan's Marketo fields not created yet; what Marketo created is recorded even when it
+        refused some, so a retry asks only for the rest."""
+        wanted = [f for f in planned if f.name not in approval.fields_created]
+        approval = self._record(approval, lambda a: a.sending_fields([f.name for f in wanted]))
+        result = self.marketo().create_lead_fields(wanted)
+        approval = self._record(approval, lambda a: a.fields_answered(result.created))
+        if result.skipped:
+            names = ", ".join(f"{name} ({reason})" for name, reason in result.skipped[:5])
+            raise SchemaNotApplied(f"Marketo refused to create some fields: {names}. Nothing was synced; "
+                                   "fix the cause, then a team lead presses Retry on the approval request.")
+        self.audit.record(approval.team_id, actor, audit.SCHEMA_APPLIED, approval.connection_id,
+                          f"{len(result.created)} fields created, {len(result.existing)} already existed")
+        return self._record(approval, lambda a: a.with_step(EffectStep.fields_created))
+
+    def _record(self, approval: Approval, change: Callable[[Approval], Approval]) -> Approval:
+        """One piece of bookkeeping on the approval record, in the store's transaction."""
+        return self.store.update_approval(approval.team_id, approval.id, change) or change(approval)
 
     def on_fields_change_approved(self, approval: Approval) -> None:
         """A change of fields: create the new Marketo fields, switch the connection to the new plan, and
@@ -74,7 +110,7 @@ class ApprovalEffects:
         if connection is None or connection.plan is None or connection.pending_plan is None:
             raise FlowError("The connection or its proposed change of fields is gone; nothing was changed.")
         change = plan_change(connection.plan, connection.pending_plan)
-        self._create_fields(approval, connection.id, connection.pending_plan)
+        self._create_fields(approval, connection.pending_plan.fields_to_create, approval.decided_by or audit.SYSTEM)
         fields = change.backfill_fields()
         run_id = new_id() if fields else None
         switched = flow.apply_fields_change(self.store, approval.team_id, connection.id, approval.id, run_id)
@@ -87,16 +123,6 @@ class ApprovalEffects:
                               connection.id, f"run {run.id}: " + ", ".join(
                                   f"{entity} +{len(names)}" for entity, names in fields.items()))
         self._tell(approval.requester, fields_change_approved_notice(approval))
-
-    def _create_fields(self, approval: Approval, connection_id: str, plan: FieldPlan) -> None:
-        result = self.marketo().create_lead_fields(plan.fields_to_create)
-        if result.skipped:
-            names = ", ".join(f"{name} ({reason})" for name, reason in result.skipped[:5])
-            raise SchemaNotApplied(f"Marketo refused to create some fields: {names}. Nothing was synced; "
-                                   "fix the plan or ask Marketo support, then retry the approval.")
-        self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.SCHEMA_APPLIED,
-                          connection_id, f"{len(result.created)} fields created, "
-                          f"{len(result.existing)} already existed")
 
     def on_rejected(self, approval: Approval) -> None:
         self.update_messages(approval)

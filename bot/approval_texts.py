@@ -44,3 +44,15 @@ def decision_message(outcome: Outcome, approval: Approval | None) -> str:
         Outcome.not_lead: "Only team leads can approve or reject a sync request.",
         Outcome.duplicate_vote: "You have already approved this request.",
     }[outcome]
+
+
+def withdrawn_message(approval: Approval, lock_released: bool) -> str:
+    """What the person who withdrew an approved request whose sync never started is told."""
+    if lock_released:
+        lock = "No Marketo field was created, so this Marketo instance is no longer locked to the Dynamics org."
+    elif approval.may_have_created_fields:
+        lock = (f"{len(approval.fields_created) or 'Some'} Marketo field(s) were already created and cannot be "
+                "deleted, so this Marketo instance stays locked to the Dynamics org.")
+    else:
+        lock = "The Dynamics org lock of this Marketo instance stays as it was."
+    return f"The approved request was withdrawn before its sync started; the connection can be edited again. {lock}"

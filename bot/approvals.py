@@ -21,7 +21,7 @@ from typing import Protocol
 
 from bot import audit, flow
 from bot.approval_outcome import Decision, Outcome
-from bot.approval_texts import decision_message, safe_error
+from bot.approval_texts import decision_message, safe_error, withdrawn_message
 from bot.errors import FlowError, PermissionDenied
 from bot.models import Approval, ApprovalKind, ApprovalStatus, EffectsState, FieldsChange, FlowState
 from bot.roles import Roles
@@ -40,6 +40,8 @@ class ApprovalEffects(Protocol):
     def on_rejected(self, approval: Approval) -> None: ...
 
     def on_expired(self, approval: Approval) -> None: ...
+
+    def on_effects_failed(self, approval: Approval) -> None: ...
 
 
 Rule = Callable[[Approval, float], tuple[Outcome, Approval | None]]
@@ -214,6 +216,10 @@ class ApprovalService:
             return Decision(Outcome.not_found, None, decision_message(Outcome.not_found, None))
         if user != approval.requester and not self.roles.is_admin(user):
             raise PermissionDenied("Only the person who asked for approval, or a Marketo admin, can withdraw it.")
+        if approval.status == ApprovalStatus.approved:
+            if connection is None or connection.state != FlowState.approved:
+                return Decision(Outcome.already_decided, approval, decision_message(Outcome.already_decided, approval))
+            return self._withdraw_stuck(approval, user)
 
         def rule(current: Approval, at: float) -> tuple[Outcome, Approval | None]:
             return Outcome.cancelled, current.model_copy(
@@ -236,7 +242,8 @@ class ApprovalService:
     def retry_effects(self, team_id: str, approval_id: str, user: str) -> Decision:
         """Re-run `on_approved` after it failed (or after a run that never finished). Leads only.
 
-        Effects that succeeded are never run again (outcome already_decided).
+        Effects that succeeded are never run again (outcome already_decided), and a retry skips the
+        steps the approval records as done.
         """
         if not self.roles.is_lead(user):
             return Decision(Outcome.not_lead, self.get(team_id, approval_id), decision_message(Outcome.not_lead, None))
@@ -244,26 +251,59 @@ class ApprovalService:
 
         def change(current: Approval) -> Approval | None:
             nonlocal claimed
-            at = self.clock()
-            stale = (
-                current.effects_state == EffectsState.running
-                and at - (current.effects_started_at or 0) >= self.effects_stale_after
-            )
-            claimed = current.status == ApprovalStatus.approved and (
-                current.effects_state == EffectsState.failed or stale
-            )
+            claimed = self.stuck(current)
             if not claimed:
                 return None
-            return current.model_copy(update={"effects_state": EffectsState.running, "effects_started_at": at})
+            return current.model_copy(update={"effects_state": EffectsState.running, "effects_started_at": self.clock()})
 
         approval = self.store.update_approval(team_id, approval_id, change)
-        if approval is None or approval.status != ApprovalStatus.approved:
+        if approval is None or approval.status == ApprovalStatus.pending:
             return Decision(Outcome.not_found, None, decision_message(Outcome.not_found, None))
         if not claimed:
             return Decision(Outcome.already_decided, approval, decision_message(Outcome.already_decided, approval))
         self.audit.record(team_id, user, audit.EFFECTS_RETRIED, approval.connection_id, f"approval {approval.id}")
         approval = self._run_effects(approval)
         return Decision(Outcome.approved, approval, decision_message(Outcome.approved, approval))
+
+    def stuck_for(self, team_id: str, connection_id: str) -> Approval | None:
+        """The connection's approved request whose effects failed (or died mid-way), if any."""
+        connection = self.store.get_connection(team_id, connection_id)
+        approval = self.get(team_id, connection.approval_id) if connection and connection.approval_id else None
+        return approval if approval is not None and self.stuck(approval) else None
+
+    def stuck(self, approval: Approval) -> bool:
+        """Approved, but what follows failed (or its run died mid-way): Retry or cancel may take it."""
+        stale = (approval.effects_state == EffectsState.running
+                 and self.clock() - (approval.effects_started_at or 0) >= self.effects_stale_after)
+        return approval.status == ApprovalStatus.approved and (approval.effects_state == EffectsState.failed or stale)
+
+    def _withdraw_stuck(self, approval: Approval, user: str) -> Decision:
+        """Withdraw an approved request whose effects failed before its sync started (the connection is
+        still `approved`): the connection goes back to Step 3 (editable), and the Marketo instance is
+        unlocked again when no Marketo field was created for it. Claimed in one transaction, so a
+        concurrent Retry and cancel never both run."""
+        withdrawn = False
+
+        def change(current: Approval) -> Approval | None:
+            nonlocal withdrawn
+            withdrawn = self.stuck(current)
+            if not withdrawn:
+                return None
+            return current.model_copy(update={"status": ApprovalStatus.cancelled, "decided_by": user,
+                                              "decided_at": self.clock()})
+
+        stored = self.store.update_approval(approval.team_id, approval.id, change)
+        if stored is None or not withdrawn:
+            return Decision(Outcome.already_decided, stored, decision_message(Outcome.already_decided, stored))
+        team_id, connection_id = stored.team_id, stored.connection_id
+        flow.withdraw_approved(self.store, team_id, connection_id, stored.id)
+        released = not stored.may_have_created_fields and self.store.release_dynamics_lock(team_id, connection_id)
+        lock = ("the Dynamics org lock was released" if released else
+                "the Dynamics org lock stays" + (" (Marketo fields were created for it)"
+                                                 if stored.may_have_created_fields else ""))
+        self.audit.record(team_id, user, audit.APPROVAL_CANCELLED, connection_id,
+                          f"approval {stored.id} withdrawn after its effects failed; {lock}")
+        return Decision(Outcome.cancelled, stored, withdrawn_message(stored, released))
 
     # -- internals ---------------------------------------------------------------------------------
     def _transact(self, team_id: str, approval_id: str, rule: Rule) -> tuple[_Step, Approval | None]:
@@ -336,7 +376,9 @@ class ApprovalService:
                 approval.team_id, audit.SYSTEM, audit.EFFECTS_FAILED, approval.connection_id,
                 f"starting the sync failed: {error}",
             )
-            return self._set_effects(approval, EffectsState.failed, error)
+            failed = self._set_effects(approval, EffectsState.failed, error)
+            self._notify(self.effects.on_effects_failed, failed)
+            return failed
         flow.note_approval_error(self.store, approval.team_id, approval.connection_id, approval.id, None)
         return self._set_effects(approval, EffectsState.done, None)
 

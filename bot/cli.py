@@ -1,4 +1,4 @@
-"""`connect-dynamics serve | socket | worker | demo | rotate-key`."""
+"""`connect-dynamics serve | socket | worker | demo | rotate-key | probe`."""
 
 from __future__ import annotations
 
@@ -110,10 +110,19 @@ def demo(args: argparse.Namespace) -> None:
     sys.exit(run_demo(leads=args.leads, contacts=args.contacts, accounts=args.accounts))
 
 
+def probe(args: argparse.Namespace) -> None:
+    """A container probe: one line, exit 0 when this container's process is healthy, 1 otherwise."""
+    from bot.probes import probe as run_probe
+
+    healthy, said = run_probe(args.target)
+    print(f"connect-dynamics probe {args.target}: {said}")
+    sys.exit(0 if healthy else 1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="connect-dynamics", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="the web process: Slack requests over HTTP, /healthz, /metrics")
+    sub.add_parser("serve", help="the web process: Slack requests over HTTP, /livez, /readyz, /metrics")
     sub.add_parser("socket", help="the same app over Socket Mode (no public URL needed)")
     sub.add_parser("worker", help="an RQ worker running sync jobs")
     demo_parser = sub.add_parser("demo", help="the whole flow against the built-in emulators, in one process")
@@ -121,12 +130,15 @@ def main(argv: list[str] | None = None) -> None:
     demo_parser.add_argument("--contacts", type=int, default=600)
     demo_parser.add_argument("--accounts", type=int, default=150)
     sub.add_parser("rotate-key", help="re-encrypt every stored secret with the newest key of ENCRYPTION_KEY")
+    probe_parser = sub.add_parser("probe", help="exit 0 when this container's web or worker process is healthy")
+    probe_parser.add_argument("target", choices=["web", "worker", "auto"])
     args = parser.parse_args(argv)
     quiet = args.command == "demo"  # the demo prints a transcript; logs would drown it
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs URLs at INFO
-    {"serve": serve, "socket": socket, "worker": worker, "rotate-key": rotate_key}.get(args.command, lambda: demo(args))()
+    {"serve": serve, "socket": socket, "worker": worker, "rotate-key": rotate_key,
+     "probe": lambda: probe(args)}.get(args.command, lambda: demo(args))()
 
 
 if __name__ == "__main__":

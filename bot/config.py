@@ -1,12 +1,13 @@
 """Settings, read from the environment by pydantic-settings.
 
-The names are the ones in DESIGN.md; every process reads the same class and asks
-`require()` for the settings it cannot run without, so a missing one stops start-up
+The names are the same everywhere (code, README, manifest, Dockerfile); every process reads the
+same class and asks `require()` for the settings it cannot run without, so a missing one stops start-up
 with one line that names it and says what it is for.
 """
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -83,6 +84,7 @@ class Settings(BaseSettings):
     HOST: str = "0.0.0.0"  # nosec B104
     PORT: int = 3000
     WEB_CONCURRENCY: int = Field(default=1, ge=1)
+    WORKER_NAME: str = Field(default_factory=socket.gethostname, min_length=1)  # whose heartbeat `probe worker` checks
     INCREMENTAL_SYNC_MINUTES: float = Field(default=5, gt=0)
     PROGRESS_UPDATE_SECONDS: float = Field(default=10, ge=0)
     SYNC_LEASE_SECONDS: float = Field(default=30, gt=0)  # a dead worker's sync resumes after about this
@@ -90,6 +92,8 @@ class Settings(BaseSettings):
     # An incremental cycle that would mark deleted, or overwrite, more records of an entity than this
     # holds for a team lead; unset: max(1000, 10% of the entity's records) (`bot.sync.brake.limit_for`).
     MASS_CHANGE_LIMIT: int | None = Field(default=None, ge=1)
+    SYNC_RETRY_ATTEMPTS: int = Field(default=5, ge=1)  # attempts per failed record before it stays an error
+    ALERT_FAILURE_RATE: float = Field(default=0.05, gt=0, le=1)  # share of a cycle's records failing that alerts
     SYNC_WRITERS: int | None = Field(default=None, ge=1, le=10)  # writer threads per entity job (default: MARKETO_MAX_CONCURRENCY)
 
     @field_validator("ADMIN_USER_IDS", "TEAM_LEAD_USER_IDS", "DYNAMICS_HOST_ALLOWLIST", mode="before")

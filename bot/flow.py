@@ -35,6 +35,8 @@ EDITABLE: frozenset[FlowState] = frozenset({FlowState.credentials, FlowState.fie
 CONNECTED: frozenset[FlowState] = frozenset(
     {FlowState.approved, FlowState.syncing, FlowState.paused, FlowState.synced}
 )
+# The states in which the sync user's credentials may be entered again (the sync exists and goes on).
+RENEWABLE: frozenset[FlowState] = frozenset({FlowState.syncing, FlowState.paused, FlowState.synced})
 # The states a connection with a sync run can be in; the run's status decides which comes next.
 WITH_RUN: frozenset[FlowState] = frozenset({*CONNECTED, FlowState.failed, FlowState.cancelled})
 
@@ -48,6 +50,7 @@ TRANSITIONS: dict[str, tuple[frozenset[FlowState], FlowState]] = {
     "request_approval": (frozenset({FlowState.confirm}), FlowState.awaiting_approval),
     "approve": (frozenset({FlowState.awaiting_approval}), FlowState.approved),
     "release_to_confirm": (frozenset({FlowState.awaiting_approval}), FlowState.confirm),
+    "withdraw_approved": (frozenset({FlowState.approved}), FlowState.confirm),
     "start_sync": (CONNECTED | {FlowState.failed}, FlowState.syncing),
     "sync_running": (WITH_RUN, FlowState.syncing),
     "sync_paused": (WITH_RUN, FlowState.paused),
@@ -228,6 +231,12 @@ def release_to_confirm(store: Store, team_id: str, connection_id: str, approval_
     """Back to Step 3 (editable) if the connection still waits on this approval (rejected, expired, withdrawn)."""
     return _apply_if(store, team_id, connection_id, "release_to_confirm",
                      lambda c: c.approval_id == approval_id, approval_id=None)
+
+
+def withdraw_approved(store: Store, team_id: str, connection_id: str, approval_id: str) -> Connection | None:
+    """Back to Step 3 (editable) from an approval whose effects failed before the sync started."""
+    return _apply_if(store, team_id, connection_id, "withdraw_approved",
+                     lambda c: c.approval_id == approval_id, approval_id=None, error=None)
 
 
 def note_approval_error(store: Store, team_id: str, connection_id: str, approval_id: str, error: str | None) -> None:
@@ -411,6 +420,36 @@ def cancel_connection(store: Store, team_id: str, connection_id: str, user: str)
     """Abandon a draft (Steps 1-3). A pending approval is withdrawn with ApprovalService.cancel."""
     connection = _apply(store, team_id, connection_id, "cancel", lambda _: {})
     _record(store, team_id, user, audit.CONNECTION_CANCELLED, connection_id, "draft cancelled")
+    return connection
+
+
+def renew_credentials(
+    store: Store, team_id: str, connection_id: str, user: str, *, organization_id: str | None,
+    sync_user_id: str | None, credentials: Credentials,
+) -> Connection:
+    """New credentials for the connected org (its sync user's password or client secret changed), kept
+    encrypted when they reached the same Dataverse organization (by OrganizationId, whatever the
+    URL's spelling) as the same sync user. They keep the connection's URL: its change-tracking links
+    and the org lock were made with it. The state stays; FlowError when there is no sync to renew."""
+    typed = credentials.url.strip().rstrip("/")
+
+    def change(current: Connection) -> Connection:
+        if current.state not in RENEWABLE:
+            raise _refusal(current)
+        if not same_org(current.organization_id, current.dynamics_url or "", organization_id, typed):
+            raise FlowError(f"{typed} is another Dynamics organization than the connected one "
+                            f"({current.dynamics_url}). New credentials must be for the same org; nothing was changed.")
+        if current.sync_user_id and sync_user_id != current.sync_user_id:
+            raise FlowError("These credentials sign in as another Dynamics user than the connection's sync user; "
+                            "nothing was changed.")
+        return current.model_copy(update={"error": None, "updated_at": now()})
+
+    connection = store.update_connection(team_id, connection_id, change)
+    if connection is None:
+        raise _gone()
+    url = connection.dynamics_url or typed
+    store.save_credentials(team_id, connection_id, credentials.model_copy(update={"url": url}))
+    _record(store, team_id, user, audit.CREDENTIALS_RENEWED, connection_id, f"new credentials checked for {url}")
     return connection
 
 

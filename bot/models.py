@@ -247,6 +247,17 @@ class FieldsChange(BaseModel):
         return {entity: names for entity, names in self.added.items() if names}
 
 
+class EffectStep(StrEnum):
+    """One piece of the work an approval triggers, recorded on the approval once done so that a
+    retry after a failure runs only what is left."""
+
+    org_locked = "org_locked"  # the Marketo instance is locked to the connection's Dynamics org
+    fields_created = "fields_created"  # every planned Marketo field exists
+    sync_started = "sync_started"  # the initial run is created and its jobs enqueued
+    messages_updated = "messages_updated"  # every copy of the request shows the decision
+    requester_told = "requester_told"
+
+
 class Approval(BaseModel):
     id: str = Field(default_factory=new_id)
     kind: ApprovalKind = ApprovalKind.sync
@@ -266,6 +277,35 @@ class Approval(BaseModel):
     effects_state: EffectsState = EffectsState.pending
     effects_error: str | None = None
     effects_started_at: float | None = None
+    effects_done: list[EffectStep] = Field(default_factory=list)
+    fields_created: list[str] = Field(default_factory=list)  # Marketo fields this approval created
+    fields_sent: list[str] = Field(default_factory=list)  # asked of Marketo, its answer not recorded yet
+    fields_unknown: bool = False  # an attempt's answer was lost: fields may exist because of it
+
+    def done(self, step: EffectStep) -> bool:
+        return step in self.effects_done
+
+    def with_step(self, step: EffectStep) -> Approval:
+        """This approval with `step` recorded as done (once)."""
+        if self.done(step):
+            return self
+        return self.model_copy(update={"effects_done": [*self.effects_done, step]})
+
+    def sending_fields(self, names: list[str]) -> Approval:
+        """About to ask Marketo to create `names`: until the answer is recorded they may exist. Names
+        still recorded as sent belong to an attempt whose answer was lost (it died mid-way)."""
+        return self.model_copy(update={"fields_sent": list(names),
+                                       "fields_unknown": self.fields_unknown or bool(self.fields_sent)})
+
+    def fields_answered(self, created: list[str]) -> Approval:
+        """Marketo answered: it created `created`."""
+        return self.model_copy(update={"fields_created": list(dict.fromkeys([*self.fields_created, *created])),
+                                       "fields_sent": []})
+
+    @property
+    def may_have_created_fields(self) -> bool:
+        """True once a Marketo field may exist because of this approval (they cannot be deleted)."""
+        return bool(self.fields_created or self.fields_sent or self.fields_unknown)
 
 
 class RunStatus(StrEnum):

@@ -17,12 +17,14 @@ from urllib.parse import unquote, urlsplit
 
 from slack_sdk import WebClient
 
+from bot.alerts import Cause
 from bot.config import Settings
 from bot.errors import BotError
 from bot.models import SyncRun
 from bot.store import Store
 from bot.sync.report import failure_csv_file, summary_text
 from bot.tls import ssl_context
+from bot.views.alerts import alert_message, recovery_message
 from bot.views.kit import Message
 from bot.views.progress import paused_message, progress_message, summary_message
 
@@ -154,6 +156,21 @@ class Notifier:
         finally:
             os.unlink(path)
         return rows
+
+    # -- alerts about the ongoing sync -------------------------------------------------------------------
+    def alert(self, cause: Cause) -> str | None:
+        """Post an alert in NOTIFY_CHANNEL; returns its ts (None without a channel)."""
+        return self._post_notice(alert_message(cause))
+
+    def recovered(self, cause: Cause, since: float) -> None:
+        self._post_notice(recovery_message(cause, since, time.time()))
+
+    def _post_notice(self, message: Message) -> str | None:
+        channel = self.settings.NOTIFY_CHANNEL
+        if not channel:
+            log.warning("NOTIFY_CHANNEL is not set: notice not posted: %s", message.text)
+            return None
+        return self.slack.chat_postMessage(channel=channel, **message.to_dict())["ts"]
 
     def direct_message(self, user_id: str, message: Message) -> None:
         opened = self.slack.conversations_open(users=user_id)

@@ -41,7 +41,14 @@ CONNECT = Permission(Role.admin, ADMIN_ONLY)
 READ_AUDIT = Permission(Role.admin, "Only Marketo admins can read the audit log (admins are listed in ADMIN_USER_IDS).")
 CONTROL = Permission(Role.admin, "Only Marketo admins can cancel or resume a connection or its sync "
                                  "(admins are listed in ADMIN_USER_IDS).")
+READ_ERRORS = Permission(Role.admin, "Only Marketo admins can read the sync errors: they show people's emails "
+                                     "(admins are listed in ADMIN_USER_IDS).")
 DECIDE = Permission(Role.lead, LEAD_ONLY)
+SWITCH_ONGOING = Permission(Role.admin, "Only Marketo admins can disable or enable the ongoing sync "
+                                        "(admins are listed in ADMIN_USER_IDS).")
+RENEW = Permission(Role.admin, "Only Marketo admins can enter new Dynamics credentials "
+                               "(admins are listed in ADMIN_USER_IDS).")
+RETRY = Permission(Role.lead, "Only team leads can retry starting an approved sync.")
 
 
 class Roles:

@@ -5,7 +5,11 @@ whose `Content-Length` says more is refused before any of it is read); the guard
 signature, freshness and shape before Bolt sees the body (Bolt would answer a garbage body with
 a 500); Bolt's dispatch runs on a worker thread, so the event loop keeps accepting other users'
 requests. The endpoint never answers 5xx.
-`GET /healthz` reports Redis reachability; `GET /metrics` is Prometheus text.
+`GET /livez` answers 200 while the process serves (liveness: a Redis outage must not restart every
+web process); `GET /readyz` answers 200 when Redis answers within `READY_TIMEOUT_SECONDS` and the
+settings `serve` needs are valid, else 503 with the reason in JSON (readiness: take it out of the
+load balancer); `GET /healthz` is the older name of `/readyz`, kept for existing load balancers.
+`GET /metrics` is Prometheus text.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 import time
 from collections import Counter
 
+from pydantic import BaseModel
 from slack_bolt import App
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from starlette.applications import Starlette
@@ -23,12 +28,37 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.config import WEB_REQUIRED, MissingSetting, Settings
 from bot.container import Container
 from bot.slack_payloads import Rejected, guard_request
+from bot.store import Health, RedisError
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
+READY_TIMEOUT_SECONDS = 2.0
+
+
+class Readiness(BaseModel):
+    """The body of `/readyz`: each part "ok" or why not (never a setting's value)."""
+
+    ok: bool
+    redis: str
+    settings: str
+
+
+def readiness(settings: Settings, health: Health) -> Readiness:
+    try:
+        settings.require(WEB_REQUIRED)
+        settings_state = "ok"
+    except MissingSetting as missing:
+        settings_state = str(missing)
+    try:
+        health.ping()
+        redis_state = "ok"
+    except RedisError as exc:
+        redis_state = f"unreachable: {type(exc).__name__}"
+    return Readiness(ok=settings_state == redis_state == "ok", redis=redis_state, settings=settings_state)
 
 
 class Metrics:
@@ -70,6 +100,8 @@ async def read_body(request: Request, limit: int) -> bytes:
 def create_web_app(bolt: App, container: Container) -> Starlette:
     signing_secret = container.settings.secret("SLACK_SIGNING_SECRET")
     metrics = Metrics()
+    health = Health.connect(container.settings.REDIS_URL or "", container.settings.REDIS_KEY_PREFIX,
+                            timeout=READY_TIMEOUT_SECONDS)
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()
@@ -95,12 +127,12 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
         metrics.count("ok", time.perf_counter() - started)
         return to_starlette_response(bolt_response)
 
-    async def healthz(_: Request) -> Response:
-        try:
-            await run_in_threadpool(container.store.ping)
-        except Exception as exc:  # noqa: BLE001
-            return JSONResponse({"ok": False, "redis": f"unreachable: {type(exc).__name__}"}, status_code=503)
-        return JSONResponse({"ok": True, "redis": "ok"})
+    async def livez(_: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def readyz(_: Request) -> Response:
+        report = await run_in_threadpool(readiness, container.settings, health)
+        return JSONResponse(report.model_dump(), status_code=200 if report.ok else 503)
 
     async def metrics_endpoint(_: Request) -> Response:
         return PlainTextResponse(metrics.render())
@@ -108,7 +140,9 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
     return Starlette(
         routes=[
             Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route("/livez", livez, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/healthz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ]
     )

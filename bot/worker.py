@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 
+from bot import alerts
 from bot.approvals import ApprovalService
 from bot.config import WORKER_REQUIRED, Settings
 from bot.container import Container
-from bot.store import jobs
+from bot.store import RedisError, jobs
 from bot.sync import entry, incremental
 from bot.sync.ports import SyncServices
 from bot.sync.sweeper import sweep
@@ -22,9 +23,15 @@ from bot.sync.sweeper import sweep
 log = logging.getLogger(__name__)
 
 
+HEARTBEAT_TICKS = 3
+"""The heartbeat outlives this many maintenance rounds: one slow round does not fail the probe."""
+
+
 class Maintenance(threading.Thread):
-    """Every `SYNC_SWEEP_SECONDS`: revive sync jobs whose worker died; enqueue due incremental syncs;
-    expire approval requests past their TTL even when nobody clicks (messages updated, requester told)."""
+    """Every `SYNC_SWEEP_SECONDS`: say this worker is alive (`connect-dynamics probe worker` reads it);
+    revive sync jobs whose worker died; enqueue due incremental syncs and alert when their cycles are
+    overdue; expire approval requests past their TTL even when nobody clicks (messages updated,
+    requester told)."""
 
     def __init__(self, services: SyncServices, approvals: ApprovalService | None = None) -> None:
         super().__init__(daemon=True, name="sync-maintenance")
@@ -40,9 +47,15 @@ class Maintenance(threading.Thread):
     def tick(self) -> None:
         services = self.services
         try:
+            services.store.health.beat(services.settings.WORKER_NAME,
+                                       HEARTBEAT_TICKS * services.settings.SYNC_SWEEP_SECONDS)
+        except Exception:
+            log.exception("heartbeat failed; trying again next round")
+        try:
             sweep(services.store, services.queue, lease_seconds=services.settings.SYNC_LEASE_SECONDS,
                   notifier=services.notifier)
             incremental.schedule_due(services.store, services.queue, services.settings)
+            alerts.check_overdue(services.store, services.notifier, services.settings.INCREMENTAL_SYNC_MINUTES)
         except Exception:
             log.exception("sync maintenance failed; trying again next round")
         try:
@@ -70,6 +83,11 @@ def run_worker(container: Container, *, burst: bool = False) -> bool:
         return worker.work(burst=burst, logging_level="INFO")
     finally:
         maintenance.stopped.set()
+        maintenance.join(timeout=container.settings.SYNC_SWEEP_SECONDS)
+        try:
+            container.store.health.stop(container.settings.WORKER_NAME)
+        except RedisError:
+            log.warning("could not remove this worker's heartbeat; it expires by itself")
 
 
 def main() -> None:

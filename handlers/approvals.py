@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.roles import CONNECT, DECIDE
+from bot.roles import CONNECT, DECIDE, RETRY
 from bot.slack_payloads import ActionPayload, ViewPayload
 from bot.steps import confirm, decide
 from bot.views import ids
@@ -44,6 +44,13 @@ def on_approve(ctx: Ctx[ActionPayload]) -> None:
                    ctx.payload.action.value or "")
 
 
+def on_retry(ctx: Ctx[ActionPayload]) -> None:
+    """Retry starting an approved sync whose effects failed: only what was not done yet runs."""
+    ctx.ack()
+    container = ctx.container
+    ctx.tell_later(decide.retry, container.approvals, ctx.team_id, ctx.user_id, ctx.payload.action.value or "")
+
+
 def on_reject(ctx: Ctx[ActionPayload]) -> None:
     """Ask for a reason in a modal (not for one's own request)."""
     ctx.ack()
@@ -70,7 +77,8 @@ def on_reject_reason(ctx: Ctx[ViewPayload]) -> None:
                    ViewMetadata.parse(view.private_metadata).approval_id or "", reason)
 
 
-ACTIONS = {ids.APPROVE_ACTION: Route(on_approve, DECIDE), ids.REJECT_ACTION: Route(on_reject, DECIDE)}
+ACTIONS = {ids.APPROVE_ACTION: Route(on_approve, DECIDE), ids.REJECT_ACTION: Route(on_reject, DECIDE),
+           ids.RETRY_APPROVAL_ACTION: Route(on_retry, RETRY)}
 VIEWS = {ids.PLAN_CALLBACK: Route(on_plan_submit, CONNECT),
          ids.ENABLE_SYNC_CALLBACK: Route(on_begin_sync, CONNECT),
          ids.REJECT_REASON_CALLBACK: Route(on_reject_reason, DECIDE)}

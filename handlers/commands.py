@@ -1,10 +1,15 @@
-"""`/connect-dynamics [status | cancel | resume | audit | fields | help]`: one route per subcommand."""
+"""`/connect-dynamics [status | errors | disable | enable | credentials | fields | cancel | resume | audit |
+help]`: one handler per subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
 
 from __future__ import annotations
 
-from bot.roles import CONNECT, CONTROL, READ_AUDIT
+import time
+from collections.abc import Callable
+
+from bot.commands import by_name
 from bot.slack_payloads import SlashCommand
-from bot.steps import control, start
+from bot.steps import control, ongoing, renew, start
+from bot.steps import errors as errors_step
 from bot.steps import fields as fields_step
 from bot.steps import status as status_step
 from bot.views.common import help_text
@@ -47,6 +52,16 @@ def audit(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(**status_step.audit_log(ctx.container.audit, ctx.team_id).to_dict())
 
 
+def disable(ctx: Ctx[SlashCommand]) -> None:
+    container = ctx.container
+    ctx.ack(**ongoing.disable(container.store, container.audit, ctx.team_id, ctx.user_id).to_dict())
+
+
+def enable(ctx: Ctx[SlashCommand]) -> None:
+    container = ctx.container
+    ctx.ack(**ongoing.enable(container.store, container.settings, container.audit, ctx.team_id, ctx.user_id).to_dict())
+
+
 def cancel(ctx: Ctx[SlashCommand]) -> None:
     """Cancel what is in progress: a running sync, a pending approval, or a draft."""
     container = ctx.container
@@ -61,13 +76,37 @@ def resume(ctx: Ctx[SlashCommand]) -> None:
     ctx.ack(text=escape(said))
 
 
+def errors(ctx: Ctx[SlashCommand]) -> None:
+    """The newest failures in the answer; the full list as a CSV file after the ack."""
+    container, settings = ctx.container, ctx.container.settings
+    query = errors_step.parse_query(ctx.payload.text.split()[1:], time.time())
+    answer = errors_step.list_errors(container.store, settings.SYNC_RETRY_ATTEMPTS, ctx.team_id, query)
+    ctx.ack(**answer.message.to_dict())
+    if answer.total and answer.connection_id:
+        ctx.later(errors_step.upload_errors, container.store, ctx.client, settings.SYNC_RETRY_ATTEMPTS, ctx.team_id,
+                  answer.connection_id, ctx.user_id, query)
+
+
+def credentials(ctx: Ctx[SlashCommand]) -> None:
+    """New credentials for the connected org: the form opens after the ack, or a plain refusal."""
+    ctx.ack()
+    ctx.later(renew.open_form, ctx.container.store, ctx.client, ctx.team_id, ctx.payload.trigger_id)
+
+
+HANDLERS: dict[str, Callable[[Ctx[SlashCommand]], None]] = {
+    "": connect,
+    "status": status,
+    "errors": errors,
+    "disable": disable,
+    "enable": enable,
+    "credentials": credentials,
+    "fields": change_fields,
+    "cancel": cancel,
+    "resume": resume,
+    "audit": audit,
+    "help": show_help,
+}
+
 SUBCOMMANDS: dict[str, Route[SlashCommand]] = {
-    "": Route(connect, CONNECT),
-    "connect": Route(connect, CONNECT),
-    "help": Route(show_help),
-    "status": Route(status),
-    "audit": Route(audit, READ_AUDIT),
-    "cancel": Route(cancel, CONTROL),
-    "resume": Route(resume, CONTROL),
-    "fields": Route(change_fields, CONNECT),
+    name: Route(HANDLERS[sub.name], sub.permission) for name, sub in by_name().items()
 }

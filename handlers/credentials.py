@@ -1,11 +1,12 @@
-"""Step 1: the credentials form, the pre-flight checklist, and the way back to the form."""
+"""Step 1: the credentials form, the pre-flight checklist, and the way back to the form; and new
+credentials for the connected org (the alert's button and the form it opens)."""
 
 from __future__ import annotations
 
 from bot.dynamics.egress import HostAllowlist
-from bot.roles import CONNECT
+from bot.roles import CONNECT, RENEW
 from bot.slack_payloads import ActionPayload, SlackView, ViewPayload
-from bot.steps import credentials, fields
+from bot.steps import credentials, fields, renew
 from bot.steps.credentials import CredentialsForm
 from bot.views import ids
 from bot.views.kit import ViewMetadata
@@ -50,6 +51,29 @@ def on_checklist_continue(ctx: Ctx[ViewPayload]) -> None:
                    ViewMetadata.parse(ctx.payload.view.private_metadata).connection_id)
 
 
+def on_renew_button(ctx: Ctx[ActionPayload]) -> None:
+    """The "credentials rejected" alert's button: the same form as `/connect-dynamics credentials`."""
+    ctx.ack()
+    ctx.later(renew.open_form, ctx.container.store, ctx.client, ctx.team_id, ctx.payload.trigger_id)
+
+
+def on_renew_submit(ctx: Ctx[ViewPayload]) -> None:
+    """Format errors inline; else a "checking" view at once and the pre-flight after the ack."""
+    view = ctx.payload.view
+    container = ctx.container
+    connection_id = ViewMetadata.parse(view.private_metadata).connection_id
+    checked = renew.submit_form(container.store, HostAllowlist(container.settings.DYNAMICS_HOST_ALLOWLIST),
+                                ctx.team_id, connection_id, _form(view))
+    if checked.errors:
+        ctx.ack(response_action="errors", errors=checked.errors)
+        return
+    ctx.ack(response_action="update", view=checked.view)
+    ctx.fill_modal(renew.check_renewal, container.store, container.queue, container.settings, container.audit,
+                   ctx.team_id, ctx.user_id, connection_id, checked.credentials)
+
+
 VIEWS = {ids.CREDENTIALS_CALLBACK: Route(on_submit, CONNECT),
-         ids.CHECKLIST_CALLBACK: Route(on_checklist_continue, CONNECT)}
-ACTIONS = {ids.BACK_TO_FORM_ACTION: Route(on_back_to_form, CONNECT)}
+         ids.CHECKLIST_CALLBACK: Route(on_checklist_continue, CONNECT),
+         ids.RENEW_CALLBACK: Route(on_renew_submit, RENEW)}
+ACTIONS = {ids.BACK_TO_FORM_ACTION: Route(on_back_to_form, CONNECT),
+           ids.RENEW_CREDENTIALS_ACTION: Route(on_renew_button, RENEW)}

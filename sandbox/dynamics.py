@@ -405,6 +405,14 @@ class DynamicsEmulator(Emulator):
         """Every access token issued so far expires now (Dataverse then answers 401)."""
         self.entra.expire_tokens()
 
+    def change_password(self, username: str, password: str) -> None:
+        """The user's password is changed (by an admin or a password policy): sign-ins with the old one
+        fail with AADSTS50126 from now on, and the tokens issued so far expire."""
+        with self._lock:
+            user = next(u for u in self.config.users if u.username.lower() == username.lower())
+            user.password = password
+        self.entra.expire_tokens()
+
     @property
     def token_requests(self) -> int:
         return self.entra.token_requests

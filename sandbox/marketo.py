@@ -400,6 +400,8 @@ class MarketoEmulator(Emulator):
         self._in_flight = 0
         self._quota_used = 0
         self._faults: deque[_Fault] = deque()
+        self._refused_fields: dict[str, str] = {}
+        self._fields_asked: list[str] = []
         self._state = _State()
         self._lead_fields: dict[str, FieldDef] = {f.name: replace(f) for f in LEAD_FIELDS}
         self._company_fields: dict[str, FieldDef] = {f.name: replace(f) for f in COMPANY_FIELDS}
@@ -434,6 +436,20 @@ class MarketoEmulator(Emulator):
         others Marketo error codes in a `success:false` envelope."""
         with self._lock:
             self._faults.extend(_Fault(str(code), path) for _ in range(n))
+
+    def lock_field(self, name: str, locked: bool = True) -> None:
+        """Make a lead field read-only (every record writing it is skipped with 1003), or writable again."""
+        with self._lock:
+            self._lead_fields[name].updateable = not locked
+
+    def refuse_field(self, name: str, message: str | None = None) -> None:
+        """Creating the lead field `name` is skipped with code 1003 and `message` (None: allowed again),
+        as when a subscription's policy or a reserved name refuses it."""
+        with self._lock:
+            if message is None:
+                self._refused_fields.pop(name.lower(), None)
+            else:
+                self._refused_fields[name.lower()] = message
 
     def expire_tokens(self) -> None:
         """Make every issued token expired now (the next call gets 602)."""
@@ -470,6 +486,11 @@ class MarketoEmulator(Emulator):
     def fields(self) -> list[dict[str, Any]]:
         with self._lock:
             return [f.schema() for f in self._lead_fields.values()]
+
+    def fields_asked(self) -> list[str]:
+        """The name of every lead field a create request asked for, in order (refused ones too)."""
+        with self._lock:
+            return list(self._fields_asked)
 
     def calls(self, path: str | None = None) -> list[CallRecord]:
         with self._lock:
@@ -679,6 +700,7 @@ class MarketoEmulator(Emulator):
 
     def _create_field(self, item: Any) -> dict[str, Any]:
         name = item.get("name") if isinstance(item, dict) else None
+        self._fields_asked.append(str(name))
         try:
             if not isinstance(item, dict) or not all(item.get(k) for k in ("name", "displayName", "dataType")):
                 raise RecordSkip("1002", "displayName, name and dataType are required")
@@ -690,6 +712,8 @@ class MarketoEmulator(Emulator):
                 raise RecordSkip("1003", f"Invalid display name '{display}': no special characters")
             if data_type not in CREATABLE_TYPES:
                 raise RecordSkip("1003", f"Invalid dataType '{data_type}'")
+            if name.lower() in self._refused_fields:
+                raise RecordSkip("1003", self._refused_fields[name.lower()])
             lowered = {f.name.lower() for f in self._lead_fields.values()}
             if name.lower() in lowered:
                 raise RecordSkip("1017", f"Field '{name}' already exists")

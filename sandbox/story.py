@@ -80,7 +80,8 @@ class Story:
         if not view.get("submit"):
             raise StoryError("the pre-flight checklist did not pass")
 
-    def choose_fields(self) -> None:
+    def choose_fields(self, custom_fields: int = 1) -> None:
+        """Marketo's defaults and `custom_fields` custom lead attributes (the plan creates a Marketo field for each)."""
         self._submit({})
         view = self._wait_view(ids.FIELDS_CALLBACK, "Step 2: fields to sync (Marketo's defaults pre-selected)")
         lead_action = ids.fields_action_id(Entity.lead)
@@ -91,7 +92,7 @@ class Story:
             if element.get("type") == "multi_external_select":
                 chosen = list(element.get("initial_options") or [])
                 if element["action_id"] == lead_action:
-                    chosen += custom[:1]  # one custom attribute: the plan creates a Marketo field for it
+                    chosen += custom[:custom_fields]
                 values[block["block_id"]] = {element["action_id"]: {
                     "type": "multi_external_select", "selected_options": chosen}}
         self._submit(values)

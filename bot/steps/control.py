@@ -8,7 +8,7 @@ from bot import audit, flow
 from bot.approval_outcome import Outcome
 from bot.approvals import ApprovalService
 from bot.audit import AuditLog
-from bot.models import FlowState, RunStatus
+from bot.models import EffectsState, FlowState, RunStatus
 from bot.notify import Notifier
 from bot.steps.ports import ApprovalMessages
 from bot.store import Store
@@ -18,6 +18,9 @@ CANCELLING = ("Cancelling: the sync stops at the next batch boundary. Everything
               "Marketo; /connect-dynamics resume is not possible after a cancel.")
 DRAFT_CANCELLED = "The draft connection was cancelled. Nothing was written to Marketo."
 RESUMED = "Resumed: the sync continues from its last checkpoint."
+STUCK_APPROVAL = ("Nothing to resume yet: the request was approved, but starting the sync failed (the approval "
+                  "request says why). Fix the cause, then a team lead presses Retry on the approval request; "
+                  "or withdraw it with /connect-dynamics cancel.")
 
 
 def cancel_current(
@@ -28,7 +31,8 @@ def cancel_current(
     connection = store.active_connection(team_id)
     if connection is None:
         return "Nothing to cancel: no connection is in progress."
-    if connection.state == FlowState.awaiting_approval:
+    if connection.state == FlowState.awaiting_approval or (
+            connection.state == FlowState.approved and approvals.stuck_for(team_id, connection.id)):
         decision = approvals.cancel(team_id, connection.id, user)
         if decision.outcome == Outcome.cancelled and decision.approval is not None:
             messages.update_messages(decision.approval)
@@ -49,6 +53,10 @@ def resume_current(
     """Resume the given run (a button on it), else the active connection's last run."""
     connection = store.active_connection(team_id)
     run_id = run_id or (connection.run_id if connection else None)
+    if not run_id and connection is not None and connection.approval_id and connection.state == FlowState.approved:
+        approval = store.get_approval(team_id, connection.approval_id)
+        if approval is not None and approval.effects_state == EffectsState.failed:
+            return STUCK_APPROVAL
     if not run_id:
         return "Nothing to resume: no sync has run yet."
     run = resume_run(store, queue, team_id, run_id)

@@ -47,3 +47,12 @@ def reason_errors(reason: str) -> dict[str, str]:
 
 def reject(approvals: ApprovalService, team_id: str, user: str, approval_id: str, reason: str) -> str:
     return approvals.reject(team_id, approval_id, user, reason.strip()).message
+
+
+def retry(approvals: ApprovalService, team_id: str, user: str, approval_id: str) -> str | None:
+    """Re-run what an approval's failed effects left undone. Returns what to tell the lead, or None when
+    the updated request says it all (the sync started)."""
+    decision = approvals.retry_effects(team_id, approval_id, user)
+    if decision.outcome == Outcome.approved and not decision.effects_failed:
+        return None
+    return decision.message

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 from slack_sdk.models.views import View
 
 from bot.audit import AuditLog
 from bot.models import Connection, SyncRun
-from bot.store import Store
+from bot.store import OngoingFigures, Store
 from bot.views.brake import held_lines
 from bot.views.common import audit_blocks, help_text, home_view, status_blocks
 from bot.views.kit import MAX_MESSAGE_BLOCKS, Message, escape, fit, sections
@@ -21,10 +23,19 @@ def _current(store: Store, team_id: str) -> tuple[Connection | None, SyncRun | N
     return connection, run
 
 
+def _ongoing(store: Store, connection: Connection | None, now: float) -> OngoingFigures | None:
+    """The ongoing sync's figures, read from Redis only (no API call), once a sync was started."""
+    if connection is None or connection.plan is None or connection.run_id is None:
+        return None
+    entities = [plan.entity.value for plan in connection.plan.entities]
+    return store.ongoing_figures(connection.team_id, connection.id, entities, now)
+
+
 def status(store: Store, team_id: str) -> Message:
-    """Where things stand, with the entities the mass-change brake holds."""
+    """Where things stand, with the ongoing sync's figures and the entities the mass-change brake holds."""
+    now = time.time()
     connection, run = _current(store, team_id)
-    blocks = status_blocks(connection, run)
+    blocks = status_blocks(connection, run, now, ongoing=_ongoing(store, connection, now))
     holds = store.holds.of_connection(team_id, connection.id) if connection else []
     lines = held_lines(holds)
     if connection is not None and connection.change_approval_id:
@@ -39,7 +50,9 @@ def audit_log(audit: AuditLog, team_id: str) -> Message:
 
 
 def home(store: Store, team_id: str) -> View:
-    return home_view(*_current(store, team_id))
+    now = time.time()
+    connection, run = _current(store, team_id)
+    return home_view(connection, run, now, ongoing=_ongoing(store, connection, now))
 
 
 def unknown_subcommand(name: str) -> str:

@@ -9,6 +9,8 @@ import redis
 REDIS_UNAVAILABLE: tuple[type[redis.RedisError], ...] = (redis.ConnectionError, redis.TimeoutError)
 
 
-def connect(url: str, *, decode_responses: bool = False) -> redis.Redis:
-    """A Redis client for `url` (`redis://`, `rediss://` or `unix://`)."""
-    return redis.Redis.from_url(url, decode_responses=decode_responses, health_check_interval=30)
+def connect(url: str, *, decode_responses: bool = False, timeout: float | None = None) -> redis.Redis:
+    """A Redis client for `url` (`redis://`, `rediss://` or `unix://`); with `timeout`, connecting and
+    every command give up after that many seconds."""
+    return redis.Redis.from_url(url, decode_responses=decode_responses, health_check_interval=30,
+                                socket_timeout=timeout, socket_connect_timeout=timeout)

@@ -59,7 +59,7 @@ class PatientWorker(SimpleWorker):
     backoff (RQ's own `exponential_backoff_factor` and `max_connection_wait_time`) and carries on.
 
     A job that meets the outage ends there (a sync job stops at its batch boundary; see
-    `bot.sync.jobs`); once Redis answers again it is recorded as failed, and its work continues
+    `bot.sync.entity_job`); once Redis answers again it is recorded as failed, and its work continues
     from its checkpoint in a new job (the sweeper re-enqueues an entity whose lease lapsed).
     """
 

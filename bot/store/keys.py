@@ -134,6 +134,37 @@ class Keys:
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 
+    # -- the ongoing sync's status: figures, records written per minute, the on/off switch ----------
+    def ongoing_figures(self, team_id: str, connection_id: str, entity: str) -> str:
+        return self._team(team_id, "ongoing", connection_id, entity, "figures")
+
+    def ongoing_written(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Hash of minute (Unix time // 60) → records written then, for the last day."""
+        return self._team(team_id, "ongoing", connection_id, entity, "written")
+
+    def ongoing_switch(self, team_id: str, connection_id: str) -> str:
+        return self._team(team_id, "ongoing", connection_id, "switch")
+
+    def sync_errors(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Hash of the ongoing sync's failed records of one entity: record id -> `SyncError` JSON."""
+        return self._team(team_id, "errors", connection_id, entity)
+
+    def sync_errors_by_time(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Sorted set of the failed record ids by their last failure time."""
+        return self._team(team_id, "errors", connection_id, entity, "at")
+
+    def sync_errors_retry(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Sorted set of the failed record ids by attempts made (the retry queue)."""
+        return self._team(team_id, "errors", connection_id, entity, "attempts")
+
+    def sync_errors_resolved(self, team_id: str, connection_id: str) -> str:
+        """Hash of counters: `{entity}:retried_ok`, `{entity}:deleted` (errors resolved by retries)."""
+        return self._team(team_id, "errors", connection_id, "resolved")
+
+    def alert_state(self, team_id: str, connection_id: str) -> str:
+        """Hash of the connection's alert conditions: condition -> `AlertState` JSON."""
+        return self._team(team_id, "alerts", connection_id)
+
     def active_runs(self) -> str:
         """Set of `team:run` members the sweeper watches."""
         return self._global("sync", "active-runs")
@@ -144,6 +175,11 @@ class Keys:
 
     def sweeping(self) -> str:
         return self._global("sync", "sweeping")
+
+    # -- workers ---------------------------------------------------------------------------------
+    def worker_heartbeat(self, worker: str) -> str:
+        """Exists while the worker named `worker` (`WORKER_NAME`) runs its maintenance thread."""
+        return self._global("workers", worker, "heartbeat")
 
     # -- Marketo (one subscription, shared by every team) ------------------------------------------
     def marketo_limiter(self, part: str) -> str:

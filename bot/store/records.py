@@ -28,12 +28,16 @@ from bot.models import (
     SyncRun,
     now,
 )
+from bot.store.alert_states import AlertStates
 from bot.store.brakes import MassChangeHolds
+from bot.store.health import Health
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
+from bot.store.ongoing import OngoingFigures, OngoingRecords
 from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
 from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
+from bot.store.sync_errors import SyncErrors
 from bot.store.transaction import transact
 
 M = TypeVar("M", bound=BaseModel)
@@ -55,6 +59,10 @@ class Store:
         self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
         self.holds = MassChangeHolds(client, self.keys)
+        self.health = Health(client, self.keys)
+        self.ongoing = OngoingRecords(client, self.keys)
+        self.sync_errors = SyncErrors(client, self.keys)
+        self.alert_states = AlertStates(client, self.keys)
 
     @property
     def prefix(self) -> str:
@@ -152,6 +160,20 @@ class Store:
             return lock
         return DynamicsLock.model_validate_json(self.redis.get(key))
 
+    def release_dynamics_lock(self, team_id: str, connection_id: str) -> bool:
+        """Unlock the Marketo instance if this connection holds its lock (before any Marketo field was
+        created for it); True when released. Checked and deleted in one transaction."""
+        key = self.keys.dynamics_lock(self.marketo_instance)
+
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, bool]:
+            held = pipe.get(key)
+            lock = DynamicsLock.model_validate_json(held) if held else None
+            if lock is None or (lock.team_id, lock.connection_id) != (team_id, connection_id):
+                return None, False
+            return (lambda p: p.delete(key)), True
+
+        return transact(self.redis, [key], body)
+
     def dynamics_locks(self, team_id: str) -> list[DynamicsLock]:
         """Every lock a connection of `team_id` must satisfy: the Marketo instance's, then the team's
         own URL lock from before locks were kept per instance (no organization id: still honoured,
@@ -232,6 +254,18 @@ class Store:
     def claim_progress_post(self, team_id: str, run_id: str) -> bool:
         """True for the one caller that gets to post the run's progress message."""
         return bool(self.redis.set(self.keys.progress_post(team_id, run_id), "1", nx=True))
+
+    # -- the ongoing sync's error list and status ---------------------------------------------------------
+    def pending_failures(self, team_id: str, connection_id: str, entity: str) -> int:
+        """Records of `entity` on the connection's error list (being retried or kept as errors)."""
+        return self.sync_errors.pending_failures(team_id, connection_id, entity)
+
+    def ongoing_figures(self, team_id: str, connection_id: str, entities: list[str], now: float) -> OngoingFigures:
+        """The status of the ongoing sync: the cycles' figures (one round trip) and each entity's failures."""
+        figures = self.ongoing.figures(team_id, connection_id, entities, now)
+        for row in figures.entities:
+            row.pending_failures = self.pending_failures(team_id, connection_id, row.entity)
+        return figures
 
     # -- Dataverse metadata cache ------------------------------------------------------------------------
     def cache_metadata(self, team_id: str, connection_id: str, entity: str, document: Any, ttl: int) -> None:

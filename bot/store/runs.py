@@ -222,16 +222,13 @@ class IncrementalSchedule:
         """Move the slot forward; atomic (ZADD GT CH), so of several workers only one sees True."""
         return bool(self._redis.zadd(self._key, {f"{team_id}:{connection_id}": next_due}, gt=True, ch=True))
 
-    def record(self, team_id: str, connection_id: str, entity: str, counts: dict[str, int],
-               skips_run_id: str, skip_rows: list[str]) -> None:
-        """Add one job's counts to the connection's totals and its failures to the ledger, in one MULTI."""
+    def record(self, team_id: str, connection_id: str, entity: str, counts: dict[str, int]) -> None:
+        """Add one job's counts to the connection's totals, in one MULTI."""
         key = self._keys.incremental_stats(team_id, connection_id)
         with self._redis.pipeline() as pipe:
             pipe.hset(key, mapping={"last_at": time.time()})
             for name, value in counts.items():
                 pipe.hincrby(key, f"{entity}:{name}", value)
-            if skip_rows:
-                pipe.rpush(self._keys.skips(team_id, skips_run_id), *skip_rows)
             pipe.execute()
 
     def stats(self, team_id: str, connection_id: str) -> dict[str, str]:

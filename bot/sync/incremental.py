@@ -1,4 +1,4 @@
-"""Incremental sync (DESIGN step 6): after the initial sync, follow Dataverse change tracking.
+"""Incremental sync: after the initial sync, follow Dataverse change tracking.
 
 Every `INCREMENTAL_SYNC_MINUTES` each synced connection gets one job per entity. The job reads
 the stored delta link (`iter_changes`), upserts new and changed records (same filter and
@@ -13,6 +13,10 @@ maintenance thread serves.
 Before a cycle writes, the mass-change brake (`brake.py`) screens its changes: too many deletes or
 overwrites hold the entity for a team lead, the delta link unchanged. While a backfill of added columns
 runs, a cycle writes what its link covers and then takes the backfill's offered link (`backfill.py`).
+Records that fail go on the connection's error list (`bot.store.sync_errors`); each cycle first
+re-reads up to `RETRY_LIMIT` of them by id and writes them again (`_retry_failures`) until they
+succeed or reach `SYNC_RETRY_ATTEMPTS`; a record written, deleted or excluded leaves the list
+(`_settle_errors`). What a cycle saw feeds the alerts (`bot.alerts`).
 
 Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
 A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`, braked too):
@@ -24,23 +28,28 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
 
+from bot import alerts
 from bot.config import Settings
+from bot.crypto import SecretUnreadable
 from bot.dynamics.client import MODIFIED_ON
-from bot.dynamics.errors import ChangeTokenExpired
+from bot.dynamics.errors import ChangeTokenExpired, DataverseAccessDenied, DataverseUnauthorized, SignInError
 from bot.errors import BotError
+from bot.marketo.errors import DailyQuotaExceeded
 from bot.models import BrakeStatus, Connection, Counts, Entity, EntityPlan, FlowState, MassChangeHold
-from bot.store import Store, Watermark
+from bot.store import FailedRecord, Resolution, Store, Watermark
 from bot.sync import backfill, brake
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
-from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, tally
+from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, record_key, tally
+from bot.sync.figures import CycleFigures
 from bot.sync.lease import Heartbeat
-from bot.sync.ledger import Ledger
+from bot.sync.ledger import LedgerEntry
 from bot.sync.mapping import DELETED_FIELD
 from bot.sync.ports import SyncServices
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
@@ -51,15 +60,27 @@ INCREMENTAL_JOB = "bot.sync.entry.incremental_entity_job"
 # The first watermark is the initial run's start, this much earlier in case the clocks of this
 # server and Dataverse differ; the few records changed in between are written once more (harmless).
 CLOCK_SKEW_SECONDS = 300
+RETRY_LIMIT = BATCH_SIZE  # failed records retried per entity and cycle, the least tried first
+# Errors a cycle stops on that an alert explains (the cycle ends "failed" instead of raising).
+ALERTED_ERRORS = (SecretUnreadable, SignInError, DataverseAccessDenied, DataverseUnauthorized, DailyQuotaExceeded)
 
 
-def ledger_run_id(connection_id: str) -> str:
-    return f"incremental-{connection_id}"
+@dataclass
+class Seen:
+    """Ids a cycle read (written, or failed and booked) and saw deleted: they settle the error list."""
+
+    read: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
 
 
-def ledger(store: Store, team_id: str, connection_id: str) -> Ledger:
-    """Records incremental syncs could not write, kept like an initial run's (one list per connection)."""
-    return Ledger(store, team_id, ledger_run_id(connection_id))
+@dataclass
+class Retried:
+    """What retrying the error list did in one cycle."""
+
+    tried: int = 0
+    ok: int = 0
+    failures: list[LedgerEntry] = field(default_factory=list)
+    wrote: bool = False
 
 
 def schedule(store: Store, team_id: str, connection_id: str, settings: Settings, at: float | None = None) -> None:
@@ -83,6 +104,9 @@ def schedule_due(store: Store, queue: Queue, settings: Settings, now: float | No
         if connection is None or connection.plan is None:
             store.incremental.unschedule(team_id, connection_id)
             continue
+        if not store.ongoing.enabled(team_id, connection_id):
+            unschedule(store, team_id, connection_id)  # rescheduled while off (a resync ended): `enable` puts it back
+            continue
         for plan in connection.plan.entities:
             job = queue.enqueue(INCREMENTAL_JOB, team_id, connection_id, plan.entity.value,
                                 job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
@@ -99,6 +123,8 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
     link = store.delta_links.get(team_id, connection_id, entity.value)
     if connection is None or plan is None or connection.state != FlowState.synced or (plan.change_tracking and not link):
         return "skipped"
+    if not store.ongoing.enabled(team_id, connection_id):
+        return "disabled"  # turned off after this job was enqueued
     decision = store.holds.get(team_id, connection_id, entity.value)
     if decision is not None and decision.status == BrakeStatus.held:
         return "held"  # a team lead decides first; the delta link waits
@@ -111,17 +137,20 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         plan = backfill.covered_plan(store, connection, plan, link, offered=offered is not None)
     heartbeat = Heartbeat(lease, 1.0, lambda: False)
     heartbeat.start()
+    cycle = CycleFigures(store, team_id, connection_id, entity.value)
     try:
         source = services.dataverse(team_id, connection_id)
         try:
+            retried = _retry_failures(services, connection, plan, source)
             screen = _screen(services, connection, plan, decision)
+            seen = Seen()
             if plan.change_tracking:
-                outcome, advance = _apply_changes(services, connection, plan, source, link, screen, offered)
+                outcome, advance = _apply_changes(services, connection, plan, source, link, screen, offered, cycle, seen)
             else:
                 start = store.watermarks.get(team_id, connection_id, entity.value) or _first_watermark(store, connection)
                 if start is None:
                     return "skipped"
-                outcome, advance = _sync_modified_since(services, connection, plan, source, start, screen)
+                outcome, advance = _sync_modified_since(services, connection, plan, source, start, screen, cycle, seen)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
@@ -133,14 +162,19 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         if heartbeat.stop.is_set():
             return "lost"  # another job owns the entity now; its delta link (or watermark) stands
         _record(store, team_id, connection_id, entity, outcome)
+        _settle_errors(services, connection, entity, outcome, seen, retried)
         if screen.tripped:
             brake.hold(store, services.notifier, services.settings, connection, plan, screen)
             return "held"  # the position stays: the held changes are read again after the decision
+        cycle.finished()
         advance()
         if decision is not None:
             store.holds.clear(decision)
-        return "done"
+        return "disabled" if cycle.stopped else "done"
+    except ALERTED_ERRORS as exc:
+        return _cycle_failed(services, connection, exc)
     finally:
+        cycle.close()
         heartbeat.close()
         lease.release()
 
@@ -156,22 +190,31 @@ def _screen(services: SyncServices, connection: Connection, plan: EntityPlan,
 
 
 def _apply_changes(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any, link: str,
-                   screen: brake.Screen, offered: str | None) -> tuple[BatchOutcome, Callable[[], None]]:
+                   screen: brake.Screen, offered: str | None, cycle: CycleFigures,
+                   seen: Seen) -> tuple[BatchOutcome, Callable[[], None]]:
     """Each page's changes through the mass-change brake, then written; and how to keep the new delta link
-    (a backfill's `offered` one, when there is one: this cycle started after it ended, so it caught up)."""
+    (a backfill's `offered` one, when there is one: this cycle started after it ended, so it caught up).
+    Switched off meanwhile, the cycle stops after a page and the next one starts from `link` again."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
     for page in source.iter_changes(link, plan.select):
+        cycle.page_read(page.records, len(page.deleted_ids))
+        seen.read.extend(record_key(r, plan.entity)[0] for r in page.records)
+        seen.deleted.extend(page.deleted_ids)
         prepared = _prepare(plan, convert, page.records, outcome)
         _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, page.deleted_ids),
                      outcome)
         new_link = page.delta_link or new_link
+        if not cycle.page_done(outcome):
+            break
     _write_ready(services, marketo, plan, screen.finish(), outcome)
     links, team_id, entity = services.store.delta_links, connection.team_id, plan.entity.value
 
     def advance() -> None:
+        if cycle.stopped:
+            return
         if offered:
             links.accept(team_id, connection.id, entity, offered)
         elif new_link:
@@ -189,18 +232,25 @@ def _write_ready(services: SyncServices, marketo: Any, plan: EntityPlan, ready: 
 
 
 def _sync_modified_since(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
-                         start: Watermark, screen: brake.Screen) -> tuple[BatchOutcome, Callable[[], None]]:
+                         start: Watermark, screen: brake.Screen, cycle: CycleFigures,
+                         seen: Seen) -> tuple[BatchOutcome, Callable[[], None]]:
     """One cycle for a table without change tracking: upsert what was modified since the watermark (through
-    the brake); and how to keep the new watermark (only after everything was written, like the delta link)."""
+    the brake); and how to keep the new watermark (only after everything was written, like the delta link;
+    switched off meanwhile, the watermark keeps what was applied)."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     mark = start.model_copy(deep=True)
+    seen = Seen()
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
         fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
+        cycle.page_read(fresh)
+        seen.read.extend(record_key(r, plan.entity)[0] for r in fresh)
         prepared = _prepare(plan, convert, fresh, outcome)
         _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome)
         mark = _advance(mark, fresh, plan.entity)
+        if not cycle.page_done(outcome):
+            break
     _write_ready(services, marketo, plan, screen.finish(), outcome)
     return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
 
@@ -285,5 +335,75 @@ def _ensure_deleted_field(services: SyncServices, marketo: Any) -> None:
 
 def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outcome: BatchOutcome) -> None:
     counts = {name: getattr(outcome, name) for name in Counts.model_fields}
-    store.incremental.record(team_id, connection_id, entity.value, counts, ledger_run_id(connection_id),
-                             Ledger.rows(outcome.failures))
+    store.incremental.record(team_id, connection_id, entity.value, counts)
+
+
+# -- the error list: retries, booking, alerts ---------------------------------------------------------------
+def _retry_failures(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any) -> Retried:
+    """Re-read the listed failures below the attempt bound from Dynamics by id and write them again.
+
+    A record gone from Dynamics leaves the list as deleted, one no longer passing the sync filter as
+    excluded; one written leaves it as retried; one failing again counts an attempt."""
+    store, team_id, entity = services.store, connection.team_id, plan.entity
+    candidates = store.sync_errors.retry_candidates(team_id, connection.id, entity.value,
+                                                    services.settings.SYNC_RETRY_ATTEMPTS, RETRY_LIMIT)
+    retried = Retried(tried=len(candidates))
+    if not candidates:
+        return retried
+    ids = [c.id for c in candidates]
+    found = {record_key(r, entity)[0]: r for r in source.read_by_ids(entity, ids, plan.select)}
+    gone = [i for i in ids if i not in found]
+    store.sync_errors.resolve(team_id, connection.id, entity.value, gone, Resolution.deleted)
+    prepared = Prepared(plan, RecordConverter(plan, send_nulls=True))
+    for record in found.values():
+        prepared.add(record)
+    kept = {record_id for record_id, _ in prepared.keys} | {f.id for f in prepared.failures}
+    store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in found if i not in kept],
+                              Resolution.excluded)
+    outcome = BatchOutcome(seq=0, end_link=None, end_offset=0, failures=list(prepared.failures))
+    if prepared.records:
+        _write(services.marketo(), plan, prepared.records, prepared.keys, outcome)
+        retried.wrote = True
+    failed = {f.id for f in outcome.failures}
+    written = [record_id for record_id, _ in prepared.keys if record_id not in failed]
+    retried.ok = store.sync_errors.resolve(team_id, connection.id, entity.value, written, Resolution.retried_ok)
+    retried.failures = outcome.failures
+    store.sync_errors.book(team_id, connection.id, entity.value, _failed_records(outcome.failures), time.time())
+    if gone or retried.ok or failed:
+        log.info("retried %d failed %s records of %s: %d written, %d deleted in Dynamics, %d failed again",
+                 len(ids), entity.value, connection.id, retried.ok, len(gone), len(failed))
+    return retried
+
+
+def _failed_records(failures: list[LedgerEntry]) -> list[FailedRecord]:
+    return [FailedRecord(f.id, f.email, f.code, f.message) for f in failures]
+
+
+def _settle_errors(services: SyncServices, connection: Connection, entity: Entity, outcome: BatchOutcome,
+                   seen: Seen, retried: Retried) -> None:
+    """Book the cycle's failures on the error list, take off what it wrote or saw deleted, and tell the
+    alerts what the cycle showed."""
+    store, team_id = services.store, connection.team_id
+    failed = {f.id for f in outcome.failures}
+    store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in seen.read if i not in failed],
+                              Resolution.retried_ok)
+    store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in seen.deleted if i not in failed],
+                              Resolution.deleted)
+    store.sync_errors.book(team_id, connection.id, entity.value, _failed_records(outcome.failures), time.time())
+    read = outcome.read + retried.tried
+    failures = len(outcome.failures) + len(retried.failures)
+    wrote = retried.wrote or outcome.created + outcome.updated > 0
+    observations = alerts.cycle_observations(entity.value, read, failures, wrote,
+                                             services.settings.ALERT_FAILURE_RATE)
+    alerts.apply(store, services.notifier, team_id, connection.id, observations)
+
+
+def _cycle_failed(services: SyncServices, connection: Connection, exc: BaseException) -> str:
+    """A cycle stopped on an error an alert explains: raise the alert (once), end the job as failed."""
+    seen = alerts.failure_observation(exc, time.time())
+    if seen is None:
+        raise exc
+    log.warning("incremental sync of %s stopped: %s", connection.id, seen.cause.condition.value)
+    alerts.apply(services.store, services.notifier, connection.team_id, connection.id, [seen])
+    return "failed"
+

@@ -14,7 +14,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.models import Approval, ApprovalKind, ApprovalStatus, Connection, FieldPlan
+from bot.bounded_text import cut
+from bot.models import Approval, ApprovalKind, ApprovalStatus, Connection, EffectsState, FieldPlan
 from bot.views import ids
 from bot.views.fields import fields_change_lines, fields_to_create_lines, plan_summary_lines
 from bot.views.kit import (
@@ -137,6 +138,8 @@ def decision_text(approval: Approval) -> str:
             who = ", ".join(mention(u) for u in approval.approvers) or mention(approval.decided_by or "unknown")
             if approval.kind == ApprovalKind.fields_change:
                 return f":white_check_mark: *Approved* by {who} {at}. The new fields are created and backfilled."
+            if approval.effects_state == EffectsState.failed:
+                return f":white_check_mark: *Approved* by {who} {at}, but the sync has not started."
             return f":white_check_mark: *Approved* by {who} {at}. The sync is starting."
         case ApprovalStatus.rejected:
             return (f":x: *Rejected* by {mention(approval.decided_by or 'unknown')} {at}.\n"
@@ -145,16 +148,35 @@ def decision_text(approval: Approval) -> str:
             return (f":hourglass: *Expired* {when(approval.expires_at)} without a decision. "
                     "The requester can send it again.")
         case ApprovalStatus.cancelled:
-            return f":no_entry_sign: *Withdrawn* by {mention(approval.requester)} {at}."
+            return f":no_entry_sign: *Withdrawn* by {mention(approval.decided_by or approval.requester)} {at}."
         case _:
             return f":hourglass_flowing_sand: *Waiting* for approval ({len(approval.approvers)} of {approval.required})."
 
 
+def _effects_failed_blocks(approval: Approval) -> list[Block]:
+    """Why starting the sync failed (outside text: escaped and bounded) and the Retry button (leads)."""
+    retry = button(
+        "Retry", ids.RETRY_APPROVAL_ACTION, approval.id, style="primary",
+        confirm_with=confirm("Retry starting the sync?",
+                             "Only what has not been done yet runs again: Marketo fields already created are "
+                             "not created twice.", "Retry"),
+    )
+    return [
+        section(f":warning: *Starting the sync failed:* {escape(cut(approval.effects_error or 'unknown cause'))}\n"
+                "Fix the cause, then a team lead presses *Retry*. To give up, the requester or an admin runs "
+                "`/connect-dynamics cancel`."),
+        ActionsBlock(block_id=ids.RETRY_APPROVAL_BLOCK, elements=[retry]),
+    ]
+
+
 def approval_decided_message(approval: Approval, connection: Connection, plan: FieldPlan | None) -> Message:
-    """The request after a decision (approved / rejected with reason / expired / withdrawn): no buttons."""
+    """The request after a decision (approved / rejected with reason / expired / withdrawn): no buttons,
+    except Retry when the approval's effects failed."""
     status = decision_text(approval)
+    failed = approval.status == ApprovalStatus.approved and approval.effects_state == EffectsState.failed
     blocks: list[Block] = [
         section(status),
+        *(_effects_failed_blocks(approval) if failed else []),
         section(f"*{_header(connection, approval)}*"),
         *_body(approval, connection, plan),
     ]

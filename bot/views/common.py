@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from slack_sdk.models.blocks import ActionsBlock, Block, DividerBlock, HeaderBlock
 from slack_sdk.models.views import View
 
+from bot.commands import COMMAND, SUBCOMMANDS, WHO
 from bot.flow import STATE_TEXT
 from bot.models import AuditEntry, Connection, FlowState, RunStatus, SyncRun
+from bot.store import OngoingFigures
 from bot.views import ids
 from bot.views.fields import WATERMARK_FALLBACK, plan_summary_lines
 from bot.views.kit import (
@@ -25,8 +29,7 @@ from bot.views.kit import (
     when,
 )
 from bot.views.progress import elapsed_seconds, entity_line, entity_summary
-
-COMMAND = "/connect-dynamics"
+from bot.views.status import ongoing_blocks
 
 NEXT_STEP: dict[FlowState, str] = {
     FlowState.credentials: f"Run `{COMMAND}` to continue.",
@@ -47,14 +50,11 @@ def info_modal(title: str, text: str) -> View:
 
 
 def help_text() -> str:
+    """One line per subcommand of `bot.commands`, with who may use it."""
+    lines = [f"• `{sub.usage}` — {sub.summary} ({WHO[sub.permission.role]})." for sub in SUBCOMMANDS]
     return "\n".join([
         f"*{COMMAND}* connects Microsoft Dynamics 365 to Marketo and runs the sync.",
-        f"• `{COMMAND}` — start (or continue) connecting: credentials, fields, then approval. Marketo admins only.",
-        f"• `{COMMAND} status` — where the connection and the sync stand.",
-        f"• `{COMMAND} cancel` — withdraw a pending approval request or stop a running sync.",
-        f"• `{COMMAND} fields` — change the fields synced after go-live: added fields are backfilled after a "
-        "team lead approves. Marketo admins only.",
-        f"• `{COMMAND} help` — this help.",
+        *lines,
         "A team lead approves each sync before anything changes in Marketo; custom Marketo fields "
         "cannot be deleted once created.",
     ])
@@ -72,8 +72,15 @@ def _run_blocks(run: SyncRun, now: float | None) -> list[Block]:
     return blocks
 
 
-def status_blocks(connection: Connection | None, run: SyncRun | None, now: float | None = None) -> list[Block]:
-    """Where things stand, for `/connect-dynamics status` and the Home tab (≤ 50 blocks)."""
+def _shows_ongoing(connection: Connection, ongoing: OngoingFigures | None) -> bool:
+    return ongoing is not None and (connection.state == FlowState.synced or not ongoing.enabled
+                                    or any(row.last_cycle_at is not None for row in ongoing.entities))
+
+
+def status_blocks(connection: Connection | None, run: SyncRun | None, now: float | None = None,
+                  ongoing: OngoingFigures | None = None) -> list[Block]:
+    """Where things stand, for `/connect-dynamics status` and the Home tab (≤ 50 blocks): the connection,
+    the ongoing sync once there is one (`ongoing`), the plan and the last initial sync (or resync) run."""
     if connection is None:
         return [section(f"Dynamics is not connected yet. A Marketo admin can run `{COMMAND}` to start.")]
     facts = [f"*Dynamics org:* {escape(connection.dynamics_url or 'not entered yet')}",
@@ -81,6 +88,8 @@ def status_blocks(connection: Connection | None, run: SyncRun | None, now: float
     if connection.username:
         facts.insert(1, f"*Sync user:* {escape(connection.sync_user_name or connection.username)}")
     blocks: list[Block] = [section(f"*{STATE_TEXT[connection.state]}*\n" + "\n".join(facts))]
+    if _shows_ongoing(connection, ongoing):
+        blocks += ongoing_blocks(ongoing, now if now is not None else time.time())
     if connection.plan is not None:
         blocks += sections(plan_summary_lines(connection.plan), "*Plan*")
         untracked = [ENTITY_PLURAL[ep.entity] for ep in connection.plan.entities if not ep.change_tracking]
@@ -106,7 +115,8 @@ def audit_blocks(entries: list[AuditEntry], limit: int = 40) -> list[Block]:
     return fit(sections(lines, "*Recent activity*"), MAX_MESSAGE_BLOCKS)
 
 
-def home_view(connection: Connection | None, run: SyncRun | None, now: float | None = None) -> View:
+def home_view(connection: Connection | None, run: SyncRun | None, now: float | None = None,
+              ongoing: OngoingFigures | None = None) -> View:
     """The App Home tab: status, what to do next, and buttons to start or get help."""
     can_start = connection is None or connection.state in (
         FlowState.credentials, FlowState.fields, FlowState.confirm, FlowState.cancelled, FlowState.failed)
@@ -118,7 +128,7 @@ def home_view(connection: Connection | None, run: SyncRun | None, now: float | N
                                  style="primary"))
     blocks: list[Block] = [
         HeaderBlock(text="Dynamics → Marketo"),
-        *status_blocks(connection, run, now),
+        *status_blocks(connection, run, now, ongoing),
         ActionsBlock(block_id=ids.HOME_ACTIONS_BLOCK, elements=buttons),
         DividerBlock(),
         section(help_text()),

@@ -73,6 +73,12 @@ APPROVAL_ACTIONS_BLOCK = "approval_actions"
 APPROVE_ACTION = "cd_approve"  # value = approval id
 REJECT_ACTION = "cd_reject"  # value = approval id; opens reject_reason_modal
 REJECT_REASON_BLOCK, REJECT_REASON_ACTION = "reject_reason", "reject_reason_input"
+RETRY_APPROVAL_BLOCK = "retry_approval_actions"
+RETRY_APPROVAL_ACTION = "retry_approval"  # value = approval id; re-runs the effects not yet applied
+
+# -- new credentials for the connected org --------------------------------------------------------------
+RENEW_CREDENTIALS_ACTION = "renew_credentials"  # opens renew_credentials_modal (the value is not used)
+RENEW_CALLBACK = "cd_renew_credentials"
 
 # -- the mass-change brake ----------------------------------------------------------------------------
 BRAKE_ACTIONS_BLOCK = "brake_actions"
@@ -89,8 +95,13 @@ HOME_ACTIONS_BLOCK = "home_actions"
 HOME_CONNECT_ACTION = "cd_home_connect"  # opens Step 1 (admins only)
 HOME_HELP_ACTION = "cd_home_help"
 
+# -- alerts --------------------------------------------------------------------------------------------
+ALERT_ACTIONS_BLOCK = "alert_actions"
+RENEW_CREDENTIALS_ACTION = "renew_credentials"  # opens the new-credentials modal of the active connection
+
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     BACK_TO_FORM_ACTION, REFRESH_FIELDS_ACTION, APPROVE_ACTION, REJECT_ACTION, CANCEL_SYNC_ACTION,
     RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION, BRAKE_APPROVE_ACTION, BRAKE_DISCARD_ACTION,
+    RETRY_APPROVAL_ACTION, RENEW_CREDENTIALS_ACTION,
     *(fields_action_id(e) for e in Entity),
 })

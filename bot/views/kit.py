@@ -1,8 +1,7 @@
 """Small shared helpers for the view builders: text limits, escaping, formatting, metadata.
 
 Slack rejects a whole view or message when one limit is exceeded, so every builder goes
-through these helpers, which cut text and block counts to the documented limits
-(reference: slack-platform.md section 2).
+through these helpers, which cut text and block counts to Slack's documented limits.
 """
 
 from __future__ import annotations

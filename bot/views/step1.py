@@ -89,7 +89,7 @@ def checking_modal(url: str) -> View:
     )
 
 
-def _check_line(check: CheckResult) -> str:
+def check_line(check: CheckResult) -> str:
     line = f"{':white_check_mark:' if check.ok else ':x:'} *{escape(check.name)}*"
     if check.detail:
         line += f" — {escape(check.detail)}"
@@ -107,7 +107,7 @@ def checklist_modal(checks: list[CheckResult], ok: bool, connection_id: str) -> 
     verdict = (":white_check_mark: *All checks passed.* Continue to choose the fields to sync."
                if ok else ":x: *Some checks failed.* Fix them (see below), then go back to the form and try again.")
     blocks: list[Block] = [section(verdict), DividerBlock()]
-    blocks += [section(_check_line(c)) for c in checks[:90]]
+    blocks += [section(check_line(c)) for c in checks[:90]]
     if not ok:
         blocks.append(ActionsBlock(block_id=ids.CHECKLIST_ACTIONS_BLOCK, elements=[
             button("Back to the form", ids.BACK_TO_FORM_ACTION, connection_id, style="primary"),

@@ -281,7 +281,7 @@ def test_bad_input_is_acked_or_refused_never_5xx(driver: SlackDriver, stack: Sta
     oversized = urlencode({"payload": json.dumps({"type": "block_actions", "pad": "x" * MAX_BODY_BYTES})}).encode()
     assert driver.send(oversized).status == 413
 
-    assert httpx.get(f"{web.url}/healthz").json() == {"ok": True, "redis": "ok"}
+    assert httpx.get(f"{web.url}/readyz").json() == {"ok": True, "redis": "ok", "settings": "ok"}
     metrics = httpx.get(f"{web.url}/metrics").text
     assert 'outcome="error"' not in metrics, metrics
     assert driver.command(ADMIN).status == 200

@@ -75,11 +75,12 @@ def test_unknown_subcommand_gets_help(driver: SlackDriver) -> None:
     assert "frobnicate" in response.text and "status" in response.text
 
 
-def test_healthz_reports_redis(web) -> None:  # noqa: ANN001
+def test_the_probes_of_serve(web) -> None:  # noqa: ANN001
     import httpx
 
-    body = httpx.get(f"{web.url}/healthz").json()
-    assert body == {"ok": True, "redis": "ok"}
+    assert httpx.get(f"{web.url}/livez").json() == {"ok": True}
+    for path in ("/readyz", "/healthz"):
+        assert httpx.get(f"{web.url}{path}").json() == {"ok": True, "redis": "ok", "settings": "ok"}, path
 
 
 def test_app_home_shows_status_and_its_buttons_work(driver: SlackDriver, stack: Stack) -> None:

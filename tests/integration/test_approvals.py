@@ -64,6 +64,9 @@ class Effects:
     def on_expired(self, approval: Approval) -> None:
         self._note("expired", approval)
 
+    def on_effects_failed(self, approval: Approval) -> None:
+        self._note("effects_failed", approval)
+
     def count(self, kind: str) -> int:
         return sum(1 for k, _ in self.calls if k == kind)
 

@@ -20,6 +20,7 @@ from bot.models import CheckResult, Connection, Credentials, FlowState
 from bot.store import Store
 from sandbox.dynamics import DynamicsEmulator
 from tests.conftest import REDIS_URL
+from tests.support.connections import synced
 
 ADMIN = "UADMIN"
 INSTANCE = "123-ABC-456"
@@ -65,8 +66,7 @@ def checked(store: Store, team_id: str, url: str, organization_id: str | None) -
 
 def approved(store: Store, connection: Connection) -> Connection:
     """What approval does to the lock, and the connection then counts as connected."""
-    flow.lock_dynamics_org(store, connection, connection.dynamics_url or "")
-    return flow.transition(store, connection.team_id, connection.id, {FlowState.fields}, FlowState.synced)
+    return synced(store, connection, ADMIN, lock=True)
 
 
 def test_whoami_gives_the_same_org_under_both_urls_and_another_for_another_org(

@@ -65,7 +65,7 @@ class WebProcess(BotProcess):
             if self.process.poll() is not None:
                 raise RuntimeError(f"serve exited early:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -1,4 +1,4 @@
-"""Settings: the DESIGN names, comma lists, and one clear line for a missing setting."""
+"""Settings: the documented names, comma lists, and one clear line for a missing setting."""
 
 from __future__ import annotations
 

@@ -40,6 +40,9 @@ class Effects:
     def on_expired(self, approval: Approval) -> None:
         self.decided.append("expired")
 
+    def on_effects_failed(self, approval: Approval) -> None:
+        self.updated.append(approval)
+
 
 @pytest.fixture
 def effects() -> Effects:

@@ -31,6 +31,8 @@ class NoEffects:
 
     def on_expired(self, approval: Approval) -> None: ...
 
+    def on_effects_failed(self, approval: Approval) -> None: ...
+
 
 @pytest.fixture
 def approvals(store: Store) -> ApprovalService:

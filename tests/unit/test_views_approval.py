@@ -2,7 +2,16 @@ import json
 
 import pytest
 
-from bot.models import Approval, ApprovalStatus, Connection, Entity, EntityPlan, FieldPlan, MarketoField
+from bot.models import (
+    Approval,
+    ApprovalStatus,
+    Connection,
+    EffectsState,
+    Entity,
+    EntityPlan,
+    FieldPlan,
+    MarketoField,
+)
 from bot.views import ids
 from bot.views.approval import approval_decided_message, approval_request_message, reject_reason_modal
 from tests.unit.test_views_kit import blocks_of, elements, message_dict, text_of, view_dict
@@ -64,6 +73,19 @@ def test_decided_message_has_no_buttons(changes, expected):
     assert "https://contoso.crm4.dynamics.com" in dumped
     if approval.reason:
         assert "Wrong org &lt;prod&gt;" in dumped
+
+
+def test_failed_effects_show_the_cause_bounded_and_a_retry_button():
+    approval = APPROVAL.model_copy(update={"status": ApprovalStatus.approved, "decided_by": "U2LEAD",
+                                           "effects_state": EffectsState.failed, "effects_error": "x" * 5000})
+    data = message_dict(approval_decided_message(approval, CONNECTION, plan()))
+    dumped = text_of(data)
+    assert "Starting the sync failed" in dumped and "has not started" in dumped
+    assert "x" * 500 not in dumped and "x" * 400 in dumped
+    [retry] = elements(data)
+    assert (retry["action_id"], retry["value"]) == (ids.RETRY_APPROVAL_ACTION, "ap1") and retry["confirm"]
+    started = approval.model_copy(update={"effects_state": EffectsState.done})
+    assert not blocks_of(message_dict(approval_decided_message(started, CONNECTION, plan())), "actions")
 
 
 def test_decided_without_plan():

@@ -18,6 +18,7 @@ from bot.models import (
     AuditEntry,
     CheckResult,
     Connection,
+    EffectsState,
     Entity,
     EntityPlan,
     EntityProgress,
@@ -27,6 +28,7 @@ from bot.models import (
     RunStatus,
     SyncRun,
 )
+from bot.store import EntityFigures, OngoingFigures, OngoingSwitch
 from bot.sync.mapping import SyncFilterStatus
 from bot.views.approval import (
     approval_decided_message,
@@ -39,6 +41,8 @@ from bot.views.common import audit_blocks, error_modal, home_view, status_blocks
 from bot.views.fields import EntityFieldsView, fields_modal, plan_modal
 from bot.views.kit import Message, escape
 from bot.views.progress import paused_message, progress_message, summary_message
+from bot.views.renew import Asked, renew_credentials_modal, renewed_modal
+from bot.views.status import ongoing_blocks, unchanged_message
 from bot.views.step1 import checking_modal, checklist_modal, credentials_modal
 from bot.views.step3 import DuplicateSummary, enable_sync_modal
 
@@ -94,6 +98,12 @@ BUILT: dict[str, tuple[Callable[[], Any], int]] = {
     **{f"approval_decided_message[{status.value}]": (
         lambda status=status: approval_decided_message(APPROVAL.model_copy(update={"status": status}), CONNECTION,
                                                        PLAN), 8) for status in ApprovalStatus},
+    "approval_decided_message[effects failed]": (lambda: approval_decided_message(APPROVAL.model_copy(update={
+        "status": ApprovalStatus.approved, "effects_state": EffectsState.failed, "effects_error": EVIL}),
+        CONNECTION, PLAN), 9),
+    "renew_credentials_modal": (lambda: renew_credentials_modal(
+        CONNECTION, Asked(unknown=True), message=EVIL, checks=[CheckResult(name=EVIL, ok=False, detail=EVIL)]), 4),
+    "renewed_modal": (lambda: renewed_modal([EVIL]), 1),
     "rejected_notice": (lambda: rejected_notice(REJECTED), 1),
     "approved_notice": (lambda: approved_notice(APPROVAL), 0),
     "expired_notice": (lambda: expired_notice(APPROVAL), 0),
@@ -112,6 +122,9 @@ BUILT: dict[str, tuple[Callable[[], Any], int]] = {
     "fields_modal": (lambda: fields_modal("c1", [FIELDS_VIEW]), 1),
     "plan_modal": (lambda: plan_modal("c1", PLAN), 5),
     "enable_sync_modal": (lambda: enable_sync_modal("c1", DuplicateSummary.from_connection(CONNECTION), None), 1),
+    "ongoing_blocks": (lambda: ongoing_blocks(OngoingFigures(switch=OngoingSwitch(enabled=False, by=EVIL, at=1000),
+                                                             entities=[EntityFigures(entity=EVIL)]), now=2000), 2),
+    "unchanged_message": (lambda: unchanged_message(OngoingSwitch(enabled=True, by=EVIL, at=1000)), 1),
 }
 
 

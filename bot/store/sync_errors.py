@@ -1,0 +1,188 @@
+"""The error list of the ongoing sync: one entry per failed record, like Marketo's Sync Errors tab.
+
+Entries are keyed by (entity, record id), so a record that fails again updates its entry (reason,
+last failure, attempts) instead of adding one. Per connection and entity there is a hash of the
+entries, a sorted set by last failure time ("most recent first", `since`) and one by attempts made
+(the retry queue: what is below the bound is retried by the next cycle). Nothing leaves the list
+except through `resolve`, which counts why it left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from enum import StrEnum
+from typing import NamedTuple
+
+import redis
+from pydantic import BaseModel
+from redis.client import Pipeline
+
+from bot.bounded_text import BoundedText
+from bot.store.keys import Keys
+from bot.store.transaction import transact
+
+READ_CHUNK = 500  # entries read, or ids settled, per Redis round trip
+
+
+class SyncError(BaseModel):
+    """One record the ongoing sync could not write (texts from Dynamics and Marketo are bounded)."""
+
+    entity: str
+    id: BoundedText
+    email: BoundedText | None = None
+    code: BoundedText = ""
+    reason: BoundedText
+    first_failed_at: float
+    last_failed_at: float
+    attempts: int = 1
+
+
+class FailedRecord(NamedTuple):
+    """What a cycle learned about one record that failed."""
+
+    id: str
+    email: str | None
+    code: str
+    reason: str
+
+
+class Resolution(StrEnum):
+    """Why an entry left the error list."""
+
+    retried_ok = "retried_ok"  # written on a later attempt (a retry or a new change)
+    deleted = "deleted"  # deleted in Dynamics: nothing left to write
+    excluded = "excluded"  # no longer passes the sync filter: not synced any more
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+class SyncErrors:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis, self._keys = client, keys
+
+    def _names(self, team_id: str, connection_id: str, entity: str) -> tuple[str, str, str]:
+        k = self._keys
+        return (k.sync_errors(team_id, connection_id, entity), k.sync_errors_by_time(team_id, connection_id, entity),
+                k.sync_errors_retry(team_id, connection_id, entity))
+
+    # -- writes ---------------------------------------------------------------------------------------
+    def book(self, team_id: str, connection_id: str, entity: str, failures: Sequence[FailedRecord],
+             now: float) -> None:
+        """Add new failures, or count one more attempt on records already listed."""
+        latest = list({failure.id: failure for failure in failures}.values())  # listed twice: its last reason
+        for start in range(0, len(latest), READ_CHUNK):
+            self._book(team_id, connection_id, entity, latest[start:start + READ_CHUNK], now)
+
+    def _book(self, team_id: str, connection_id: str, entity: str, failures: list[FailedRecord], now: float) -> None:
+        entries_key, by_time, retry = self._names(team_id, connection_id, entity)
+        latest = {failure.id: failure for failure in failures}
+
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], None]:
+            ids = list(latest)
+            current = dict(zip(ids, pipe.hmget(entries_key, ids), strict=True))
+            entries = [self._next(entity, latest[record_id], current[record_id], now) for record_id in ids]
+
+            def writes(p: Pipeline) -> None:
+                p.hset(entries_key, mapping={e.id: e.model_dump_json() for e in entries})
+                p.zadd(by_time, {e.id: e.last_failed_at for e in entries})
+                p.zadd(retry, {e.id: e.attempts for e in entries})
+
+            return writes, None
+
+        transact(self._redis, [entries_key], body)
+
+    @staticmethod
+    def _next(entity: str, failure: FailedRecord, raw: bytes | None, now: float) -> SyncError:
+        """The entry after one more failure of its record (a new entry on the first)."""
+        first, attempts, email = now, 1, failure.email
+        if raw is not None:
+            entry = SyncError.model_validate_json(raw)
+            first, attempts, email = entry.first_failed_at, entry.attempts + 1, failure.email or entry.email
+        return SyncError(entity=entity, id=failure.id, email=email, code=failure.code, reason=failure.reason,
+                         first_failed_at=first, last_failed_at=now, attempts=attempts)
+
+    def resolve(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str],
+                resolution: Resolution) -> int:
+        """Take the listed ones of `ids` off the list, counted under `resolution`; returns how many."""
+        unique = list(dict.fromkeys(ids))
+        return sum(self._resolve(team_id, connection_id, entity, unique[start:start + READ_CHUNK], resolution)
+                   for start in range(0, len(unique), READ_CHUNK))
+
+    def _resolve(self, team_id: str, connection_id: str, entity: str, unique: list[str],
+                 resolution: Resolution) -> int:
+        entries_key, by_time, retry = self._names(team_id, connection_id, entity)
+        counters = self._keys.sync_errors_resolved(team_id, connection_id)
+
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, int]:
+            listed = [i for i, raw in zip(unique, pipe.hmget(entries_key, unique), strict=True) if raw is not None]
+            if not listed:
+                return None, 0
+
+            def writes(p: Pipeline) -> None:
+                p.hdel(entries_key, *listed)
+                p.zrem(by_time, *listed)
+                p.zrem(retry, *listed)
+                p.hincrby(counters, f"{entity}:{resolution.value}", len(listed))
+
+            return writes, len(listed)
+
+        return transact(self._redis, [entries_key], body)
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def _entries(self, entries_key: str, ids: list[bytes]) -> list[SyncError]:
+        if not ids:
+            return []
+        return [SyncError.model_validate_json(raw) for raw in self._redis.hmget(entries_key, ids) if raw]
+
+    def retry_candidates(self, team_id: str, connection_id: str, entity: str, max_attempts: int,
+                         limit: int) -> list[SyncError]:
+        """Up to `limit` entries with fewer than `max_attempts` attempts, the least tried first."""
+        entries_key, _, retry = self._names(team_id, connection_id, entity)
+        ids = self._redis.zrangebyscore(retry, "-inf", max_attempts - 1, start=0, num=limit)
+        return self._entries(entries_key, ids)
+
+    def pending_failures(self, team_id: str, connection_id: str, entity: str) -> int:
+        """Records of `entity` on the error list (still retried or kept as permanent errors)."""
+        return int(self._redis.hlen(self._keys.sync_errors(team_id, connection_id, entity)))
+
+    def count(self, team_id: str, connection_id: str, entities: Sequence[str], since: float | None = None) -> int:
+        low = "-inf" if since is None else since
+        return sum(int(self._redis.zcount(self._keys.sync_errors_by_time(team_id, connection_id, e), low, "+inf"))
+                   for e in entities)
+
+    def permanent(self, team_id: str, connection_id: str, entity: str, max_attempts: int) -> int:
+        """Records past the retry bound (kept as errors, no longer retried)."""
+        retry = self._keys.sync_errors_retry(team_id, connection_id, entity)
+        return int(self._redis.zcount(retry, max_attempts, "+inf"))
+
+    def recent(self, team_id: str, connection_id: str, entities: Sequence[str], since: float | None,
+               limit: int) -> list[SyncError]:
+        """The `limit` most recent failures over `entities`, newest first."""
+        found: list[SyncError] = []
+        for entity in entities:
+            found.extend(self._newest(team_id, connection_id, entity, since, 0, limit))
+        return sorted(found, key=lambda e: e.last_failed_at, reverse=True)[:limit]
+
+    def _newest(self, team_id: str, connection_id: str, entity: str, since: float | None, start: int,
+                size: int) -> list[SyncError]:
+        entries_key, by_time, _ = self._names(team_id, connection_id, entity)
+        ids = self._redis.zrevrangebyscore(by_time, "+inf", "-inf" if since is None else since, start=start, num=size)
+        return self._entries(entries_key, ids)
+
+    def iter_errors(self, team_id: str, connection_id: str, entities: Sequence[str],
+                    since: float | None = None) -> Iterator[SyncError]:
+        """Every entry of `entities`, entity by entity and newest first, read in chunks (flat memory)."""
+        for entity in entities:
+            start = 0
+            while True:
+                chunk = self._newest(team_id, connection_id, entity, since, start, READ_CHUNK)
+                yield from chunk
+                if len(chunk) < READ_CHUNK:
+                    break
+                start += READ_CHUNK
+
+    def resolved_counts(self, team_id: str, connection_id: str) -> dict[str, int]:
+        raw = self._redis.hgetall(self._keys.sync_errors_resolved(team_id, connection_id))
+        return {_text(k): int(v) for k, v in raw.items()}
