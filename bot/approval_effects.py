@@ -19,16 +19,19 @@ from bot import audit, flow
 from bot.audit import AuditLog
 from bot.errors import BotError, FlowError
 from bot.marketo.client import MarketoClient
-from bot.models import Approval, ApprovalStatus, EffectStep, MarketoField
+from bot.models import Approval, ApprovalKind, ApprovalStatus, EffectStep, MarketoField, new_id
 from bot.notify import Notifier
 from bot.slack_clients import SlackClients
 from bot.store import Store
+from bot.sync.backfill import start_backfill
+from bot.sync.fields_change import plan_change
 from bot.sync.runs import start_initial_sync
 from bot.views.approval import (
     approval_decided_message,
     approval_request_message,
     approved_notice,
     expired_notice,
+    fields_change_approved_notice,
     rejected_notice,
 )
 from bot.views.kit import Message
@@ -51,6 +54,9 @@ class ApprovalEffects:
         self.audit = audit
 
     def on_approved(self, approval: Approval) -> None:
+        if approval.kind == ApprovalKind.fields_change:
+            self.on_fields_change_approved(approval)
+            return
         """Each step runs only when the approval does not record it as done (a Retry after a failure
         resumes where the last attempt stopped); each is recorded as soon as it is done."""
         connection = self.store.get_connection(approval.team_id, approval.connection_id)
@@ -96,6 +102,27 @@ class ApprovalEffects:
     def _record(self, approval: Approval, change: Callable[[Approval], Approval]) -> Approval:
         """One piece of bookkeeping on the approval record, in the store's transaction."""
         return self.store.update_approval(approval.team_id, approval.id, change) or change(approval)
+
+    def on_fields_change_approved(self, approval: Approval) -> None:
+        """A change of fields: create the new Marketo fields, switch the connection to the new plan, and
+        backfill the added columns into existing records (the incremental cycles go on meanwhile)."""
+        connection = self.store.get_connection(approval.team_id, approval.connection_id)
+        if connection is None or connection.plan is None or connection.pending_plan is None:
+            raise FlowError("The connection or its proposed change of fields is gone; nothing was changed.")
+        change = plan_change(connection.plan, connection.pending_plan)
+        self._create_fields(approval, connection.pending_plan.fields_to_create, approval.decided_by or audit.SYSTEM)
+        fields = change.backfill_fields()
+        run_id = new_id() if fields else None
+        switched = flow.apply_fields_change(self.store, approval.team_id, connection.id, approval.id, run_id)
+        if switched is None:
+            raise FlowError("The connection is no longer synced; the change of fields was not applied.")
+        self.update_messages(approval)
+        if run_id is not None:
+            run = start_backfill(self.store, self.queue, switched, fields, approval.requester, run_id, self.notifier)
+            self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.BACKFILL_STARTED,
+                              connection.id, f"run {run.id}: " + ", ".join(
+                                  f"{entity} +{len(names)}" for entity, names in fields.items()))
+        self._tell(approval.team_id, approval.requester, fields_change_approved_notice(approval))
 
     def on_rejected(self, approval: Approval) -> None:
         self.update_messages(approval)

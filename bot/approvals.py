@@ -23,7 +23,7 @@ from bot import audit, flow
 from bot.approval_outcome import Decision, Outcome
 from bot.approval_texts import decision_message, safe_error, withdrawn_message
 from bot.errors import FlowError, PermissionDenied
-from bot.models import Approval, ApprovalStatus, EffectsState, FlowState
+from bot.models import Approval, ApprovalKind, ApprovalStatus, EffectsState, FieldsChange, FlowState
 from bot.roles import RoleBook
 from bot.store import Store
 
@@ -95,15 +95,8 @@ class ApprovalService:
 
         Raises PermissionDenied (not an admin), FlowError (wrong state, or too few leads to ever approve).
         """
-        roles = self.roles.for_team(team_id)
-        roles.require_admin(requester)
-        eligible = roles.leads - {requester}
-        if len(eligible) < self.required:
-            raise FlowError(
-                f"This request needs {self.required} team-lead approval(s), but only {len(eligible)} team "
-                "lead(s) other than you are configured. Ask whoever runs the bot to add leads to "
-                "the App Home's workspace settings (or TEAM_LEAD_USER_IDS) or lower APPROVALS_REQUIRED."
-            )
+        self.roles.for_team(team_id).require_admin(requester)
+        self._enough_leads(team_id, requester)
         created = self.clock()
         approval = Approval(
             team_id=team_id,
@@ -119,6 +112,32 @@ class ApprovalService:
         detail = f"needs {self.required} team-lead approval(s); expires in {self.ttl_hours:g} h"
         self.audit.record(team_id, requester, audit.APPROVAL_REQUESTED, connection_id, detail)
         return approval
+
+    def request_fields_change(self, team_id: str, connection_id: str, requester: str,
+                              change: FieldsChange) -> Approval:
+        """A change of fields after go-live goes to the leads (the same rules as a sync request); the
+        connection keeps syncing and holds the change beside its plan until they decide."""
+        self.roles.for_team(team_id).require_admin(requester)
+        self._enough_leads(team_id, requester)
+        created = self.clock()
+        approval = Approval(team_id=team_id, connection_id=connection_id, requester=requester,
+                            kind=ApprovalKind.fields_change, fields_change=change, required=self.required,
+                            created_at=created, expires_at=created + self.ttl_hours * 3600)
+        flow.request_fields_change(self.store, team_id, connection_id, approval.id)
+        self.store.save_approval(approval)
+        self.store.add_pending_approval(team_id, approval.id, approval.expires_at)
+        detail = f"change of fields; needs {self.required} team-lead approval(s)"
+        self.audit.record(team_id, requester, audit.FIELDS_CHANGE_REQUESTED, connection_id, detail)
+        return approval
+
+    def _enough_leads(self, team_id: str, requester: str) -> None:
+        eligible = self.roles.for_team(team_id).leads - {requester}
+        if len(eligible) < self.required:
+            raise FlowError(
+                f"This request needs {self.required} team-lead approval(s), but only {len(eligible)} team "
+                "lead(s) other than you are configured. Ask whoever runs the bot to add leads to "
+                "the App Home's workspace settings (or TEAM_LEAD_USER_IDS) or lower APPROVALS_REQUIRED."
+            )
 
     def add_message(self, team_id: str, approval_id: str, channel: str, ts: str) -> Approval | None:
         """Remember where a copy of the approval message was posted, so every copy can be updated."""
@@ -322,11 +341,12 @@ class ApprovalService:
         team_id, connection_id = approval.team_id, approval.connection_id
         self.store.remove_pending_approval(team_id, approval.id)
         if approval.status == ApprovalStatus.approved:
-            flow.approve(self.store, team_id, connection_id, approval.id)
+            if approval.kind == ApprovalKind.sync:
+                flow.approve(self.store, team_id, connection_id, approval.id)
             detail = f"{len(approval.approvers)} of {approval.required} approvals: {', '.join(approval.approvers)}"
             self.audit.record(team_id, actor, audit.APPROVED, connection_id, detail)
             return self._run_effects(approval)
-        flow.release_to_confirm(self.store, team_id, connection_id, approval.id)
+        self._release(approval)
         if approval.status == ApprovalStatus.expired:
             self.audit.record(team_id, audit.SYSTEM, audit.EXPIRED, connection_id, f"approval {approval.id}")
             self._notify(self.effects.on_expired, approval)
@@ -336,6 +356,13 @@ class ApprovalService:
         elif approval.status == ApprovalStatus.cancelled:
             self.audit.record(team_id, actor, audit.APPROVAL_CANCELLED, connection_id, f"approval {approval.id}")
         return approval
+
+    def _release(self, approval: Approval) -> None:
+        """Not approved: a sync request goes back to Step 3; a change of fields is dropped."""
+        if approval.kind == ApprovalKind.fields_change:
+            flow.drop_fields_change(self.store, approval.team_id, approval.connection_id, approval.id)
+        else:
+            flow.release_to_confirm(self.store, approval.team_id, approval.connection_id, approval.id)
 
     def _run_effects(self, approval: Approval) -> Approval:
         """Run `on_approved` for an approval this call has claimed (effects_state running)."""

@@ -47,6 +47,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("enable", SWITCH_ONGOING, "start the ongoing sync again; it catches up from where it stopped"),
     Subcommand("credentials", RENEW, "enter new credentials for the connected org (the sync user's password or "
                "client secret changed); the sync goes on where it stopped"),
+    Subcommand("fields", CONNECT, "change the fields synced after go-live: a team lead approves, then the added "
+               "fields are backfilled"),
     Subcommand("cancel", CONTROL, "withdraw a pending approval request, stop a running sync or drop a draft"),
     Subcommand("resume", CONTROL, "resume a sync paused by Marketo's daily quota or an access error"),
     Subcommand("audit", READ_AUDIT, "the latest entries of the audit log: who did what, and when"),

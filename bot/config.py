@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     PROGRESS_UPDATE_SECONDS: float = Field(default=10, ge=0)
     SYNC_LEASE_SECONDS: float = Field(default=30, gt=0)  # a dead worker's sync resumes after about this
     SYNC_SWEEP_SECONDS: float = Field(default=10, gt=0)  # how often workers look for dead sync jobs
+    # An incremental cycle that would mark deleted, or overwrite, more records of an entity than this
+    # holds for a team lead; unset: max(1000, 10% of the entity's records) (`bot.sync.brake.limit_for`).
+    MASS_CHANGE_LIMIT: int | None = Field(default=None, ge=1)
     SYNC_RETRY_ATTEMPTS: int = Field(default=5, ge=1)  # attempts per failed record before it stays an error
     ALERT_FAILURE_RATE: float = Field(default=0.05, gt=0, le=1)  # share of a cycle's records failing that alerts
     SYNC_WRITERS: int | None = Field(default=None, ge=1, le=10)  # writer threads per entity job (default: MARKETO_MAX_CONCURRENCY)

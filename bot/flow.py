@@ -57,6 +57,11 @@ TRANSITIONS: dict[str, tuple[frozenset[FlowState], FlowState]] = {
     "sync_finished": (WITH_RUN, FlowState.synced),
     "sync_failed": (WITH_RUN, FlowState.failed),
     "sync_cancelled": (WITH_RUN, FlowState.cancelled),
+    # A change of fields after go-live: a pending change beside the synced connection, which keeps syncing.
+    "propose_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
+    "request_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
+    "apply_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
+    "drop_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
 }
 
 # The connection follows its sync run: the run's status names the move.
@@ -446,3 +451,67 @@ def renew_credentials(
     store.save_credentials(team_id, connection_id, credentials.model_copy(update={"url": url}))
     _record(store, team_id, user, audit.CREDENTIALS_RENEWED, connection_id, f"new credentials checked for {url}")
     return connection
+
+
+# -- a change of fields after go-live ---------------------------------------------------------------------
+
+CHANGE_PENDING = ("A change of fields is already waiting for a team lead's approval. Ask a lead to decide, "
+                  "or wait for it to expire.")
+
+
+def propose_fields_change(store: Store, team_id: str, connection_id: str, user: str,
+                          selection: Mapping[str, Iterable[str]], plan: FieldPlan) -> Connection:
+    """The change's selection and plan, kept beside the connection's own until a lead approves."""
+    clean = {Entity(entity).value: list(dict.fromkeys(names)) for entity, names in selection.items()}
+
+    def update(current: Connection) -> dict[str, Any]:
+        if current.change_approval_id:
+            raise FlowError(CHANGE_PENDING)
+        return {"pending_selection": clean, "pending_plan": plan}
+
+    connection = _apply(store, team_id, connection_id, "propose_fields_change", update)
+    counts = ", ".join(f"{entity} {len(names)}" for entity, names in clean.items())
+    _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id, f"change of fields proposed: {counts}")
+    return connection
+
+
+def request_fields_change(store: Store, team_id: str, connection_id: str, approval_id: str) -> Connection:
+    """The proposed change goes to the leads: at most one pending change per connection."""
+
+    def update(current: Connection) -> dict[str, Any]:
+        if current.change_approval_id:
+            raise FlowError(CHANGE_PENDING)
+        if current.pending_plan is None:
+            raise FlowError("There is no change of fields to approve. Run /connect-dynamics fields first.")
+        return {"change_approval_id": approval_id}
+
+    return _apply(store, team_id, connection_id, "request_fields_change", update)
+
+
+def apply_fields_change(store: Store, team_id: str, connection_id: str, approval_id: str,
+                        backfill_run_id: str | None) -> Connection | None:
+    """Approved: the proposed plan becomes the connection's (incremental cycles write it from now on)."""
+
+    def change(current: Connection) -> dict[str, Any]:
+        return {"selected": current.pending_selection, "plan": current.pending_plan, "pending_selection": {},
+                "pending_plan": None, "change_approval_id": None, "backfill_run_id": backfill_run_id}
+
+    moved: Connection | None = None
+
+    def update(current: Connection) -> Connection | None:
+        nonlocal moved
+        if not allowed("apply_fields_change", current.state) or current.change_approval_id != approval_id \
+                or current.pending_plan is None:
+            return None
+        moved = _moved(current, "apply_fields_change", change(current))
+        return moved
+
+    store.update_connection(team_id, connection_id, update)
+    return moved
+
+
+def drop_fields_change(store: Store, team_id: str, connection_id: str, approval_id: str) -> Connection | None:
+    """Rejected, expired or withdrawn: the proposed change is dropped; the connection syncs as before."""
+    return _apply_if(store, team_id, connection_id, "drop_fields_change",
+                     lambda c: c.change_approval_id == approval_id,
+                     pending_selection={}, pending_plan=None, change_approval_id=None)

@@ -186,6 +186,12 @@ class Connection(BaseModel):
     approval_id: str | None = None
     run_id: str | None = None
     error: str | None = None  # plain-language reason the last step failed (e.g. approval effects)
+    # A change of fields after go-live: the proposed selection and plan, its approval, and the run that
+    # writes the added columns into existing records (the connection keeps syncing meanwhile).
+    pending_selection: dict[str, list[str]] = Field(default_factory=dict)
+    pending_plan: FieldPlan | None = None
+    change_approval_id: str | None = None
+    backfill_run_id: str | None = None
     created_at: float = Field(default_factory=now)
     updated_at: float = Field(default_factory=now)
 
@@ -220,6 +226,27 @@ class EffectsState(StrEnum):
     failed = "failed"  # a lead may retry
 
 
+class ApprovalKind(StrEnum):
+    sync = "sync"  # Step 3's Begin sync: the initial sync
+    fields_change = "fields_change"  # a change of the field selection after go-live
+
+
+class FieldsChange(BaseModel):
+    """What a change of fields after go-live adds and removes, per entity (Dataverse logical names)."""
+
+    added: dict[str, list[str]] = Field(default_factory=dict)
+    removed: dict[str, list[str]] = Field(default_factory=dict)
+    fields_to_create: list[MarketoField] = Field(default_factory=list)  # irreversible
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.added.values()) and not any(self.removed.values())
+
+    def backfill_fields(self) -> dict[str, list[str]]:
+        """The entities with added columns, and those columns: what the backfill writes."""
+        return {entity: names for entity, names in self.added.items() if names}
+
+
 class EffectStep(StrEnum):
     """One piece of the work an approval triggers, recorded on the approval once done so that a
     retry after a failure runs only what is left."""
@@ -233,6 +260,8 @@ class EffectStep(StrEnum):
 
 class Approval(BaseModel):
     id: str = Field(default_factory=new_id)
+    kind: ApprovalKind = ApprovalKind.sync
+    fields_change: FieldsChange | None = None  # kind fields_change: what it changes
     team_id: str
     connection_id: str
     requester: str
@@ -326,6 +355,39 @@ class SyncRun(BaseModel):
     api_calls: int = 0
     message: str | None = None  # why it paused/failed, in plain language
     progress_message: tuple[str, str] | None = None  # (channel, ts) of the live progress post
+    backfill_fields: dict[str, list[str]] = Field(default_factory=dict)  # kind "backfill": entity -> added columns
+
+
+class BrakeStatus(StrEnum):
+    held = "held"  # waiting for a team lead; cycles of the entity write nothing
+    approved = "approved"  # the next cycle writes the held changes past the brake, once
+    discarded = "discarded"  # the next cycle skips the held changes and advances past them
+
+
+class HeldChange(BaseModel):
+    """One example of what a braked cycle would have done to a Marketo person."""
+
+    id: str
+    email: str | None = None
+    fields: list[str] = Field(default_factory=list)  # the fields whose values change; empty for a delete
+    deleted: bool = False
+
+
+class MassChangeHold(BaseModel):
+    """An incremental cycle of one entity that stopped before writing a mass change (the brake)."""
+
+    team_id: str
+    connection_id: str
+    entity: Entity
+    status: BrakeStatus = BrakeStatus.held
+    limit: int
+    deletes: int = 0
+    overwrites: int = 0
+    examples: list[HeldChange] = Field(default_factory=list)
+    held_at: float = Field(default_factory=now)
+    decided_by: str | None = None
+    decided_at: float | None = None
+    messages: list[tuple[str, str]] = Field(default_factory=list)  # (channel, ts) of the request posts
 
 
 class AuditEntry(BaseModel):

@@ -1,5 +1,5 @@
-"""`/connect-dynamics [status | errors | disable | enable | credentials | cancel | resume | audit | help]`:
-one handler per subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
+"""`/connect-dynamics [status | errors | disable | enable | credentials | fields | cancel | resume | audit |
+help]`: one handler per subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from bot.commands import by_name
 from bot.slack_payloads import SlashCommand
 from bot.steps import control, ongoing, renew, start
 from bot.steps import errors as errors_step
+from bot.steps import fields as fields_step
 from bot.steps import status as status_step
 from bot.views.common import help_text
 from bot.views.kit import escape
@@ -29,6 +30,14 @@ def connect(ctx: Ctx[SlashCommand]) -> None:
     container = ctx.container
     ctx.later(start.open_flow, container.store, container.metadata, container.dataverse, ctx.client,
               ctx.team_id, ctx.user_id, ctx.payload.trigger_id)
+
+
+def change_fields(ctx: Ctx[SlashCommand]) -> None:
+    """Reopen Step 2 on a synced connection: a change of fields goes through a plan and approval."""
+    ctx.ack()
+    container = ctx.container
+    ctx.later(fields_step.open_change, container.store, container.metadata, container.dataverse, ctx.client,
+              ctx.team_id, ctx.payload.trigger_id)
 
 
 def show_help(ctx: Ctx[SlashCommand]) -> None:
@@ -91,6 +100,7 @@ HANDLERS: dict[str, Callable[[Ctx[SlashCommand]], None]] = {
     "disable": disable,
     "enable": enable,
     "credentials": credentials,
+    "fields": change_fields,
     "cancel": cancel,
     "resume": resume,
     "audit": audit,

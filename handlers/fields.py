@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.models import Entity
 from bot.roles import CONNECT
 from bot.slack_payloads import ActionPayload, SlackView, SuggestionPayload, ViewPayload
-from bot.steps import fields
+from bot.steps import confirm, fields
 from bot.views import ids
 from bot.views.kit import ViewMetadata
 from handlers.context import Ctx, Route
@@ -54,7 +54,32 @@ def on_submit(ctx: Ctx[ViewPayload]) -> None:
                    container.marketo, ctx.team_id, ctx.user_id, connection_id)
 
 
+def on_change_submit(ctx: Ctx[ViewPayload]) -> None:
+    """A change of fields after go-live: its plan is built after the ack."""
+    view = ctx.payload.view
+    container = ctx.container
+    connection_id = _connection_id(view)
+    selection = _selection(view)
+    ctx.ack(response_action="update", view=fields.choose_change(container.store, ctx.team_id, connection_id,
+                                                                 selection))
+    ctx.fill_modal(fields.build_change_plan, container.store, container.metadata, container.dataverse,
+                   container.marketo, ctx.team_id, ctx.user_id, connection_id, selection)
+
+
+def on_change_plan_submit(ctx: Ctx[ViewPayload]) -> None:
+    """Ask for approval of the change; the request is posted after the ack."""
+    container = ctx.container
+    approval = fields.request_change(container.store, container.approvals, ctx.team_id, ctx.user_id,
+                                     _connection_id(ctx.payload.view))
+    ctx.ack(response_action="update", view=fields.change_sent())
+    channel = container.workspaces.get(ctx.team_id).approval_channel
+    ctx.later(confirm.post_request, container.store, container.approvals, container.approvals.effects, ctx.client,
+              channel, container.roles.for_team(ctx.team_id).leads, approval)
+
+
 OPTIONS = {ids.fields_action_id(entity): Route(on_options, CONNECT) for entity in Entity}
 ACTIONS = {ids.REFRESH_FIELDS_ACTION: Route(on_refresh, CONNECT),
            **{ids.fields_action_id(entity): Route(on_select) for entity in Entity}}
-VIEWS = {ids.FIELDS_CALLBACK: Route(on_submit, CONNECT)}
+VIEWS = {ids.FIELDS_CALLBACK: Route(on_submit, CONNECT),
+         ids.FIELDS_CHANGE_CALLBACK: Route(on_change_submit, CONNECT),
+         ids.FIELDS_CHANGE_PLAN_CALLBACK: Route(on_change_plan_submit, CONNECT)}

@@ -22,7 +22,7 @@ from bot.slack_payloads import ActionPayload, SlashCommand, SuggestionPayload, V
 from bot.steps.status import unknown_subcommand
 from bot.views.common import error_modal, info_modal
 from bot.views.kit import escape
-from handlers import approvals, commands, credentials, fields, home, sync
+from handlers import approvals, brake, commands, credentials, fields, home, sync
 from handlers.context import Ctx, P, Route, user_message
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ STALE_BUTTON = "This button is no longer valid (it belongs to an older message o
 
 ACTIONS: dict[str, Route[ActionPayload]] = {
     **credentials.ACTIONS, **fields.ACTIONS, **approvals.ACTIONS, **sync.ACTIONS, **home.ACTIONS,
+    **brake.ACTIONS,
 }
 VIEWS: dict[str, Route[ViewPayload]] = {**credentials.VIEWS, **fields.VIEWS, **approvals.VIEWS, **home.VIEWS}
 OPTIONS: dict[str, Route[SuggestionPayload]] = {**fields.OPTIONS}

@@ -506,8 +506,7 @@ class DataverseClient(DataverseWrites):
         Raises `ChangeTokenExpired` when the link is no longer valid or was made for fewer columns
         than `select` (the field selection grew): either way a full read is needed.
         """
-        query = parse_qs(urlsplit(delta_link).query)
-        linked = {name for value in query.get("$select", []) for name in value.split(",")}
+        linked = delta_link_columns(delta_link)
         missing = [name for name in select if name not in linked]
         if missing:
             raise ChangeTokenExpired(0, "", f"delta link lacks {', '.join(missing)}",
@@ -523,6 +522,12 @@ class DataverseClient(DataverseWrites):
                     records.append(row)
             yield ChangePage(records=records, deleted_ids=deleted, next_link=body.next_link,
                              delta_link=body.delta_link, link=link)
+
+
+def delta_link_columns(delta_link: str) -> set[str]:
+    """The columns a change-tracking link was made for (its `$select`)."""
+    query = parse_qs(urlsplit(delta_link).query)
+    return {name for value in query.get("$select", []) for name in value.split(",")}
 
 
 def probe_dataverse(

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from slack_sdk import WebClient
 from slack_sdk.models.blocks import Option
 from slack_sdk.models.views import View
 
 from bot import flow
+from bot.approvals import ApprovalService
 from bot.dynamics.metadata import MetadataCache
 from bot.errors import FlowError
-from bot.models import Entity, EntityMetadata
+from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, FlowState
 from bot.steps.ports import DataverseFactory, MarketoFactory
 from bot.store import Store
+from bot.sync.fields_change import plan_change
 from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, selectable
 from bot.sync.planning import count_records
 from bot.views import ids
 from bot.views.common import info_modal
-from bot.views.fields import EntityFieldsView, fields_modal, options_for, plan_modal
+from bot.views.fields import EntityFieldsView, change_plan_modal, fields_modal, options_for, plan_modal
 
 LOADING_FIELDS = ":hourglass_flowing_sand: Reading the fields of your Dynamics org…"
 BUILDING_PLAN = ":hourglass_flowing_sand: Building the plan: reading Marketo's fields and counting records…"
@@ -39,6 +44,11 @@ def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFacto
     connection = store.get_connection(team_id, connection_id) if connection_id else None
     if connection is None:
         raise FlowError(GONE)
+    return fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, refresh))
+
+
+def _entity_views(metadata: MetadataCache, dataverse: DataverseFactory, team_id: str, connection: Connection,
+                  refresh: bool) -> list[EntityFieldsView]:
     per_entity = []
     for entity, entity_metadata in _metadata(metadata, dataverse, team_id, connection.id, refresh).items():
         names = connection.selected.get(entity.value) or default_selection(entity_metadata)
@@ -47,7 +57,7 @@ def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFacto
             entity=entity, selected=chosen, filter_status=detect_sync_filter(entity_metadata),
             attribute_count=len(selectable(entity_metadata)),
         ))
-    return fields_modal(connection.id, per_entity)
+    return per_entity
 
 
 def field_options(store: Store, metadata: MetadataCache, team_id: str, connection_id: str | None, action_id: str,
@@ -79,17 +89,85 @@ def choose_fields(store: Store, team_id: str, user: str, connection_id: str | No
     return info_modal("Review the plan", BUILDING_PLAN)
 
 
+def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory, team_id: str,
+          connection_id: str, selection: Mapping[str, list[str]]) -> tuple[FieldPlan, dict[Entity, int]]:
+    """Plan = selection + Marketo's existing fields + filtered record counts. Writes nothing to Marketo."""
+    selected = {Entity(e): names for e, names in selection.items() if names}
+    existing = {field.name for field in marketo().list_lead_fields()}
+    with dataverse(team_id, connection_id) as client:
+        entity_metadata = {e: metadata.get(team_id, connection_id, client, e) for e in selected}
+        counts = count_records(client, entity_metadata)
+    return build_plan(entity_metadata, selected, existing, counts), counts
+
+
 def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,
                    team_id: str, user: str, connection_id: str) -> View:
     """Plan = selection + Marketo's existing fields + filtered record counts. Writes nothing to Marketo."""
     connection = store.get_connection(team_id, connection_id)
     if connection is None:
         raise FlowError(GONE)
-    selected = {Entity(e): names for e, names in connection.selected.items() if names}
-    existing = {field.name for field in marketo().list_lead_fields()}
-    with dataverse(team_id, connection_id) as client:
-        entity_metadata = {e: metadata.get(team_id, connection_id, client, e) for e in selected}
-        counts = count_records(client, entity_metadata)
-    plan = build_plan(entity_metadata, selected, existing, counts)
+    plan, counts = _plan(metadata, dataverse, marketo, team_id, connection_id, connection.selected)
     flow.save_plan(store, team_id, connection_id, user, plan)
     return plan_modal(connection_id, plan, counts)
+
+
+# -- a change of fields after go-live (`/connect-dynamics fields`) --------------------------------------------
+
+NOT_SYNCED = ("Fields can be changed once the connection is synced. Run /connect-dynamics status to see where "
+              "things stand.")
+NO_CHANGE = "That is the selection already synced: nothing to change."
+CHANGE_SENT = ("Your change of fields is sent to the team leads. Nothing changes in Marketo until one approves; "
+               "the sync goes on meanwhile.")
+
+
+def _synced(store: Store, team_id: str, connection_id: str | None) -> tuple[Connection, FieldPlan]:
+    """The synced connection (and its plan) whose fields may change now; FlowError otherwise."""
+    connection = store.get_connection(team_id, connection_id) if connection_id else store.active_connection(team_id)
+    if connection is None or connection.plan is None or connection.state != FlowState.synced:
+        raise FlowError(NOT_SYNCED)
+    if connection.change_approval_id:
+        raise FlowError(flow.CHANGE_PENDING)
+    return connection, connection.plan
+
+
+def open_change(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, slack: WebClient, team_id: str,
+                trigger_id: str) -> None:
+    """Reopen Step 2 on a synced connection, the current selection chosen, fields re-read from Dynamics."""
+    connection, _ = _synced(store, team_id, None)
+    opened = slack.views_open(trigger_id=trigger_id, view=reading_fields())
+    picker = fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, True), change=True)
+    slack.views_update(view_id=opened["view"]["id"], view=picker)
+
+
+def choose_change(store: Store, team_id: str, connection_id: str | None, selection: dict[str, list[str]]) -> View:
+    """The change's selection is checked; the returned modal stands while `build_change_plan` runs."""
+    _synced(store, team_id, connection_id)
+    if not any(selection.values()):
+        raise FlowError("Select at least one field to sync.")
+    return info_modal("Review the change", BUILDING_PLAN)
+
+
+def build_change_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,
+                      team_id: str, user: str, connection_id: str, selection: dict[str, list[str]]) -> View:
+    """The plan of the change (added, removed, Marketo fields to create), kept beside the connection's."""
+    connection, current = _synced(store, team_id, connection_id)
+    plan, _ = _plan(metadata, dataverse, marketo, team_id, connection.id, selection)
+    change = plan_change(current, plan)
+    if change.empty:
+        return info_modal("Change fields", NO_CHANGE)
+    flow.propose_fields_change(store, team_id, connection.id, user, selection, plan)
+    return change_plan_modal(connection.id, change)
+
+
+def request_change(store: Store, approvals: ApprovalService, team_id: str, user: str,
+                   connection_id: str | None) -> Approval:
+    """Ask the team leads to approve the proposed change (the same rules as a sync request)."""
+    connection, current = _synced(store, team_id, connection_id)
+    if connection.pending_plan is None:
+        raise FlowError("There is no change of fields to approve. Run /connect-dynamics fields again.")
+    change = plan_change(current, connection.pending_plan)
+    return approvals.request_fields_change(team_id, connection.id, user, change)
+
+
+def change_sent() -> View:
+    return info_modal("Sent for approval", CHANGE_SENT)

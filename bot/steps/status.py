@@ -11,10 +11,12 @@ from slack_sdk.models.views import View
 from bot.audit import AuditLog
 from bot.models import Connection, SyncRun
 from bot.store import OngoingFigures, Store
+from bot.views.brake import held_lines
 from bot.views.common import audit_blocks, help_text, home_view, status_blocks
-from bot.views.kit import Message, escape
+from bot.views.kit import MAX_MESSAGE_BLOCKS, Message, escape, fit, sections
 
 AUDIT_ENTRIES = 20
+CHANGE_WAITING = ":hourglass_flowing_sand: A change of fields is waiting for a team lead's approval."
 
 
 def _current(store: Store, team_id: str) -> tuple[Connection | None, SyncRun | None]:
@@ -32,9 +34,16 @@ def _ongoing(store: Store, connection: Connection | None, now: float) -> Ongoing
 
 
 def status(store: Store, team_id: str) -> Message:
+    """Where things stand, with the ongoing sync's figures and the entities the mass-change brake holds."""
     now = time.time()
     connection, run = _current(store, team_id)
     blocks = status_blocks(connection, run, now, ongoing=_ongoing(store, connection, now))
+    holds = store.holds.of_connection(team_id, connection.id) if connection else []
+    lines = held_lines(holds)
+    if connection is not None and connection.change_approval_id:
+        lines.append(CHANGE_WAITING)
+    if lines:
+        blocks = fit([*blocks, *sections(lines)], MAX_MESSAGE_BLOCKS)
     return Message(text="connect-dynamics status", blocks=blocks)
 
 

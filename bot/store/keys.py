@@ -115,9 +115,21 @@ class Keys:
     def delta_link(self, team_id: str, connection_id: str, entity: str) -> str:
         return self._team(team_id, "delta", connection_id, entity)
 
+    def delta_offer(self, team_id: str, connection_id: str, entity: str) -> str:
+        """A delta link a finished backfill offers the incremental cycles (it covers the added columns)."""
+        return self._team(team_id, "delta-offer", connection_id, entity)
+
     def watermark(self, team_id: str, connection_id: str, entity: str) -> str:
         """How far a table without change tracking was synced (by `modifiedon`)."""
         return self._team(team_id, "watermark", connection_id, entity)
+
+    def mass_change_hold(self, team_id: str, connection_id: str, entity: str) -> str:
+        """An entity's incremental cycle held by the mass-change brake (a `MassChangeHold`)."""
+        return self._team(team_id, "brake", connection_id, entity)
+
+    def mass_change_ids(self, team_id: str, connection_id: str, entity: str) -> str:
+        """The set of record ids a mass-change hold holds."""
+        return self._team(team_id, "brake", connection_id, entity, "ids")
 
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)

@@ -29,6 +29,7 @@ from bot.models import (
     now,
 )
 from bot.store.alert_states import AlertStates
+from bot.store.brakes import MassChangeHolds
 from bot.store.health import Health
 from bot.store.installations import RedisInstallationStore, RedisOAuthStateStore
 from bot.store.keys import GLOBAL, Keys
@@ -59,6 +60,7 @@ class Store:
         self.delta_links = DeltaLinks(client, self.keys)
         self.watermarks = Watermarks(client, self.keys)
         self.incremental = IncrementalSchedule(client, self.keys)
+        self.holds = MassChangeHolds(client, self.keys)
         self.health = Health(client, self.keys)
         self.ongoing = OngoingRecords(client, self.keys)
         self.sync_errors = SyncErrors(client, self.keys)

@@ -160,6 +160,21 @@ class DeltaLinks:
     def forget(self, team_id: str, connection_id: str, entity: str) -> None:
         self._redis.delete(self._keys.delta_link(team_id, connection_id, entity))
 
+    def offer(self, team_id: str, connection_id: str, entity: str, link: str) -> None:
+        """A link for the incremental cycles to switch to once they caught up (a finished backfill's)."""
+        self._redis.set(self._keys.delta_offer(team_id, connection_id, entity), link)
+
+    def offered(self, team_id: str, connection_id: str, entity: str) -> str | None:
+        raw = self._redis.get(self._keys.delta_offer(team_id, connection_id, entity))
+        return _text(raw) if raw else None
+
+    def accept(self, team_id: str, connection_id: str, entity: str, link: str) -> None:
+        """The offered link becomes the entity's delta link, in one MULTI."""
+        with self._redis.pipeline() as pipe:
+            pipe.set(self._keys.delta_link(team_id, connection_id, entity), link)
+            pipe.delete(self._keys.delta_offer(team_id, connection_id, entity))
+            pipe.execute()
+
 
 class Watermark(BaseModel):
     """Where the incremental sync of a table without change tracking resumes: the newest `modifiedon`

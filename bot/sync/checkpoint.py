@@ -36,6 +36,15 @@ class EntityState(StrEnum):
     failed = "failed"
 
 
+BACKFILL = "backfill"  # a run's kind: the columns added after go-live (`bot.sync.backfill`)
+
+
+def lease_part(kind: str, entity: Entity) -> str:
+    """The lease an entity of a run takes: the entity's sync lease, shared with the incremental cycles,
+    except a backfill's, which has its own so that the cycles go on while it runs."""
+    return f"{entity.value}-{BACKFILL}" if kind == BACKFILL else entity.value
+
+
 LIVE_STATES = frozenset({EntityState.queued, EntityState.running})
 TERMINAL_RUN = frozenset({RunStatus.finished, RunStatus.cancelled, RunStatus.failed})
 
@@ -91,9 +100,9 @@ class RunState:
         self.records = store.run_records(team_id, run_id, Checkpoint)
         self.ledger = Ledger(store, team_id, run_id)
 
-    def lease(self, connection_id: str, entity: Entity, ttl: float, owner: str = "") -> Lease:
-        """The per-entity sync lease (shared with incremental syncs of the same connection)."""
-        return self.store.sync_lease(self.team_id, connection_id, entity.value, ttl, owner=owner)
+    def lease(self, connection_id: str, entity: Entity, ttl: float, owner: str = "", kind: str = "initial") -> Lease:
+        """The per-entity lease of a run of this `kind` (see `lease_part`)."""
+        return self.store.sync_lease(self.team_id, connection_id, lease_part(kind, entity), ttl, owner=owner)
 
     # -- reads ----------------------------------------------------------------------------------------
     def run(self) -> SyncRun | None:

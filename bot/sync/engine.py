@@ -146,8 +146,11 @@ class EntitySync:
     """Runs one entity's initial sync from its checkpoint until done, stopped or paused."""
 
     def __init__(self, plan: EntityPlan, source: PageSource, target: MarketoTarget, booking: Booking, *,
-                 writers: int = 5, batch_size: int = BATCH_SIZE) -> None:
+                 writers: int = 5, batch_size: int = BATCH_SIZE, select: list[str] | None = None) -> None:
+        """`select`: the columns to read, when more than `plan` writes (a backfill reads the whole plan,
+        so that its delta link covers every column)."""
         self.plan = plan
+        self.select = select or plan.select
         self.entity = plan.entity
         self.source = source
         self.write = target.write
@@ -234,7 +237,7 @@ class EntitySync:
         """Cut batches from the resume point; the cut depends only on the records, so it is repeatable."""
         plan, seq = self.plan, ckpt.seq
         batch = self._batch(seq)
-        pages = self.source.iter_pages(self.entity.value, plan.select, track_changes=plan.change_tracking,
+        pages = self.source.iter_pages(self.entity.value, self.select, track_changes=plan.change_tracking,
                                        start_link=ckpt.link)
         skip = ckpt.offset
         last: Page | None = None
@@ -328,7 +331,7 @@ class EntitySync:
         records, keys = [], []
         for record, key in zip(batch.records, batch.keys, strict=True):
             row = rows.get(key[0])
-            if row is not None and all(_same(row.get(name), value) for name, value in record.items()):
+            if row is not None and all(same_value(row.get(name), value) for name, value in record.items()):
                 if _created_after(row.get("createdAt"), self.started_at):
                     outcome.created += 1
                 else:
@@ -388,7 +391,7 @@ def fail_all(outcome: BatchOutcome, entity: Entity, keys: Sequence[tuple[str, st
                             for record_id, email in keys)
 
 
-def _same(stored: Any, sent: Any) -> bool:
+def same_value(stored: Any, sent: Any) -> bool:
     """Marketo may echo a value in another form (case of an email, 5 vs 5.0, date formats)."""
     if stored == sent:
         return True

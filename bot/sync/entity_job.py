@@ -19,8 +19,9 @@ from bot import metrics, shutdown
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan, RunStatus, SyncRun
 from bot.store import REDIS_UNAVAILABLE, Lease, Store
-from bot.sync import incremental
-from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
+from bot.sync import backfill, incremental
+from bot.sync.backfill import UPDATE_ONLY
+from bot.sync.checkpoint import BACKFILL, LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
 from bot.sync.lease import Heartbeat, LeaseLost
 from bot.sync.ports import SyncServices
@@ -63,7 +64,7 @@ def run_entity(services: SyncServices, team_id: str, run_id: str, entity: Entity
         settle(store, services.notifier,
                state.set_state(entity, EntityState.failed, "The field plan for this sync is gone."))
         return "failed"
-    lease = state.lease(run.connection_id, entity, settings.SYNC_LEASE_SECONDS, owner=job_id or "")
+    lease = state.lease(run.connection_id, entity, settings.SYNC_LEASE_SECONDS, owner=job_id or "", kind=run.kind)
     if not lease.take(wait=settings.SYNC_LEASE_SECONDS * 1.5):
         return "busy"  # a live job holds this entity; the sweeper keeps watching it
     heartbeat = Heartbeat(lease, HEARTBEAT_POLL, state.cancel_requested, interrupted=shutdown.requested)
@@ -129,9 +130,12 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
         state, lease, heartbeat.stop, started_at=run.started_at if run else 0.0,
         on_progress=(lambda: quietly(notifier.progress, state.team_id, state.run_id)) if notifier else (lambda: None),
     )
-    target = MarketoTarget(_writer(marketo, plan), _lookup(marketo, plan),
+    written, action = plan, "createOrUpdate"
+    if run is not None and run.kind == BACKFILL:
+        written, action = backfill.written_plan(plan, run.backfill_fields.get(plan.entity.value, [])), UPDATE_ONLY
+    target = MarketoTarget(_writer(marketo, written, action), _lookup(marketo, written),
                            calls_made=lambda: int(getattr(marketo, "calls_made", 0)))
-    sync = EntitySync(plan, source, target, booking,
+    sync = EntitySync(written, source, target, booking, select=plan.select,
                       writers=settings.SYNC_WRITERS or settings.MARKETO_MAX_CONCURRENCY)
     outcome = sync.run()
     if outcome.kind == "stopped" and heartbeat.reason == "cancel":
@@ -143,10 +147,10 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     return outcome
 
 
-def _writer(marketo: Any, plan: EntityPlan) -> Callable[[list[dict]], list]:
+def _writer(marketo: Any, plan: EntityPlan, action: str) -> Callable[[list[dict]], list]:
     if plan.entity == Entity.account:
-        return marketo.sync_companies
-    return lambda records: marketo.sync_leads(records, plan.id_field)
+        return lambda records: marketo.sync_companies(records, action=action)
+    return lambda records: marketo.sync_leads(records, plan.id_field, action=action)
 
 
 def _lookup(marketo: Any, plan: EntityPlan) -> Callable[[list[str], list[str]], list[dict]] | None:
@@ -177,12 +181,14 @@ def _conclude(services: SyncServices, state: RunState, run: SyncRun, entity: Ent
             ckpt.delta_link = outcome.delta_link
 
         transition = state.set_state(entity, EntityState.done, change=finish, lease=lease)
-        if outcome.delta_link:
+        if outcome.delta_link and run.kind == BACKFILL:
+            store.delta_links.offer(run.team_id, run.connection_id, entity.value, outcome.delta_link)
+        elif outcome.delta_link:
             store.delta_links.put(run.team_id, run.connection_id, entity.value, outcome.delta_link)
     else:
         target = {"cancelled": EntityState.cancelled, "paused": EntityState.paused}.get(outcome.kind, EntityState.failed)
         transition = state.set_state(entity, target, outcome.message, lease=lease)
     settle(store, services.notifier, transition)
-    if transition.changed and transition.run.status == RunStatus.finished:
+    if transition.changed and transition.run.status == RunStatus.finished and run.kind != BACKFILL:
         incremental.schedule(store, run.team_id, run.connection_id, services.settings)
     return outcome.kind

@@ -10,13 +10,16 @@ checkpoints and notices). It takes the same per-entity lock as the initial sync,
 never overlap. The schedule is a Redis sorted set (connection → next due time) that any worker's
 maintenance thread serves.
 
+Before a cycle writes, the mass-change brake (`brake.py`) screens its changes: too many deletes or
+overwrites hold the entity for a team lead, the delta link unchanged. While a backfill of added columns
+runs, a cycle writes what its link covers and then takes the backfill's offered link (`backfill.py`).
 Records that fail go on the connection's error list (`bot.store.sync_errors`); each cycle first
 re-reads up to `RETRY_LIMIT` of them by id and writes them again (`_retry_failures`) until they
 succeed or reach `SYNC_RETRY_ATTEMPTS`; a record written, deleted or excluded leaves the list
 (`_settle_errors`). What a cycle saw feeds the alerts (`bot.alerts`).
 
 Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
-A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`):
+A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`, braked too):
 what changed since the newest `modifiedon` applied. Deletes are not visible that way.
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,8 +41,9 @@ from bot.dynamics.client import MODIFIED_ON
 from bot.dynamics.errors import ChangeTokenExpired, DataverseAccessDenied, DataverseUnauthorized, SignInError
 from bot.errors import BotError
 from bot.marketo.errors import DailyQuotaExceeded
-from bot.models import Connection, Counts, Entity, EntityPlan, FlowState
+from bot.models import BrakeStatus, Connection, Counts, Entity, EntityPlan, FlowState, MassChangeHold
 from bot.store import FailedRecord, Resolution, Store, Watermark
+from bot.sync import backfill, brake
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, record_key, tally
@@ -120,10 +125,16 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         return "skipped"
     if not store.ongoing.enabled(team_id, connection_id):
         return "disabled"  # turned off after this job was enqueued
+    decision = store.holds.get(team_id, connection_id, entity.value)
+    if decision is not None and decision.status == BrakeStatus.held:
+        return "held"  # a team lead decides first; the delta link waits
     lease = store.sync_lease(team_id, connection_id, entity.value, services.settings.SYNC_LEASE_SECONDS,
                              owner=f"incremental-{connection_id}")
     if not lease.take():
         return "busy"
+    offered = store.delta_links.offered(team_id, connection_id, entity.value)
+    if plan.change_tracking and link:
+        plan = backfill.covered_plan(store, connection, plan, link, offered=offered is not None)
     heartbeat = Heartbeat(lease, 1.0, lambda: False)
     heartbeat.start()
     cycle = CycleFigures(store, team_id, connection_id, entity.value)
@@ -131,10 +142,15 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         source = services.dataverse(team_id, connection_id)
         try:
             retried = _retry_failures(services, connection, plan, source)
-            if not plan.change_tracking:
-                return _sync_modified_since(services, connection, plan, source, heartbeat, cycle, retried)
+            screen = _screen(services, connection, plan, decision)
             seen = Seen()
-            outcome, new_link = _apply_changes(services, plan, source, link, connection_id, cycle, seen)
+            if plan.change_tracking:
+                outcome, advance = _apply_changes(services, connection, plan, source, link, screen, offered, cycle, seen)
+            else:
+                start = store.watermarks.get(team_id, connection_id, entity.value) or _first_watermark(store, connection)
+                if start is None:
+                    return "skipped"
+                outcome, advance = _sync_modified_since(services, connection, plan, source, start, screen, cycle, seen)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
@@ -144,12 +160,16 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
             if hasattr(source, "close"):
                 source.close()
         if heartbeat.stop.is_set():
-            return "lost"  # another job owns the entity now; its delta link stands
+            return "lost"  # another job owns the entity now; its delta link (or watermark) stands
         _record(store, team_id, connection_id, entity, outcome)
-        cycle.finished()
         _settle_errors(services, connection, entity, outcome, seen, retried)
-        if new_link:
-            store.delta_links.put(team_id, connection_id, entity.value, new_link)
+        if screen.tripped:
+            brake.hold(store, services.notifier, services.settings, connection, plan, screen)
+            return "held"  # the position stays: the held changes are read again after the decision
+        cycle.finished()
+        advance()
+        if decision is not None:
+            store.holds.clear(decision)
         return "disabled" if cycle.stopped else "done"
     except ALERTED_ERRORS as exc:
         return _cycle_failed(services, connection, exc)
@@ -159,10 +179,22 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         lease.release()
 
 
-def _apply_changes(services: SyncServices, plan: EntityPlan, source: Any, link: str,
-                   connection_id: str, cycle: CycleFigures, seen: Seen) -> tuple[BatchOutcome, str | None]:
-    """The changes since `link`, page by page; the new delta link only when every page was applied
-    (switched off meanwhile, the cycle stops after a page and the next one starts from `link` again)."""
+def _screen(services: SyncServices, connection: Connection, plan: EntityPlan,
+            decision: MassChangeHold | None) -> brake.Screen:
+    limit = brake.limit_for(services.settings.MASS_CHANGE_LIMIT, brake.entity_count(services.store, connection, plan))
+    marketo = services.marketo()
+    lookup = (lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields)) \
+        if plan.entity != Entity.account else None
+    held_ids = services.store.holds.held_ids(decision) if decision is not None else frozenset()
+    return brake.Screen(plan, limit, lookup, decision, held_ids)
+
+
+def _apply_changes(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any, link: str,
+                   screen: brake.Screen, offered: str | None, cycle: CycleFigures,
+                   seen: Seen) -> tuple[BatchOutcome, Callable[[], None]]:
+    """Each page's changes through the mass-change brake, then written; and how to keep the new delta link
+    (a backfill's `offered` one, when there is one: this cycle started after it ended, so it caught up).
+    Switched off meanwhile, the cycle stops after a page and the next one starts from `link` again."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
@@ -171,22 +203,40 @@ def _apply_changes(services: SyncServices, plan: EntityPlan, source: Any, link: 
         cycle.page_read(page.records, len(page.deleted_ids))
         seen.read.extend(record_key(r, plan.entity)[0] for r in page.records)
         seen.deleted.extend(page.deleted_ids)
-        _upsert(marketo, plan, convert, page.records, outcome)
-        _mark_deleted(services, marketo, plan, page.deleted_ids, outcome)
+        prepared = _prepare(plan, convert, page.records, outcome)
+        _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, page.deleted_ids),
+                     outcome)
         new_link = page.delta_link or new_link
         if not cycle.page_done(outcome):
             break
-    return outcome, new_link
+    _write_ready(services, marketo, plan, screen.finish(), outcome)
+    links, team_id, entity = services.store.delta_links, connection.team_id, plan.entity.value
+
+    def advance() -> None:
+        if cycle.stopped:
+            return
+        if offered:
+            links.accept(team_id, connection.id, entity, offered)
+        elif new_link:
+            links.put(team_id, connection.id, entity, new_link)
+
+    return outcome, advance
+
+
+def _write_ready(services: SyncServices, marketo: Any, plan: EntityPlan, ready: brake.Ready,
+                 outcome: BatchOutcome) -> None:
+    _write(marketo, plan, ready.records, ready.keys, outcome)
+    _mark_deleted(services, marketo, plan, ready.deleted_ids, outcome)
+    outcome.skipped += len(ready.discarded)
+    outcome.failures.extend(ready.discarded)
 
 
 def _sync_modified_since(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
-                         heartbeat: Heartbeat, cycle: CycleFigures, retried: Retried) -> str:
-    """One cycle for a table without change tracking: upsert what was modified since the watermark,
-    then keep the new watermark (only after everything was written, like the delta link)."""
-    store, team_id, entity = services.store, connection.team_id, plan.entity.value
-    start = store.watermarks.get(team_id, connection.id, entity) or _first_watermark(store, connection)
-    if start is None:
-        return "skipped"
+                         start: Watermark, screen: brake.Screen, cycle: CycleFigures,
+                         seen: Seen) -> tuple[BatchOutcome, Callable[[], None]]:
+    """One cycle for a table without change tracking: upsert what was modified since the watermark (through
+    the brake); and how to keep the new watermark (only after everything was written, like the delta link;
+    switched off meanwhile, the watermark keeps what was applied)."""
     marketo = services.marketo()
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
@@ -196,17 +246,13 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
         fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
         cycle.page_read(fresh)
         seen.read.extend(record_key(r, plan.entity)[0] for r in fresh)
-        _upsert(marketo, plan, convert, fresh, outcome)
+        prepared = _prepare(plan, convert, fresh, outcome)
+        _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome)
         mark = _advance(mark, fresh, plan.entity)
         if not cycle.page_done(outcome):
-            break  # turned off: the watermark keeps what was applied
-    if heartbeat.stop.is_set():
-        return "lost"  # another job owns the entity now; its watermark stands
-    _record(store, team_id, connection.id, plan.entity, outcome)
-    cycle.finished()
-    _settle_errors(services, connection, plan.entity, outcome, seen, retried)
-    store.watermarks.put(team_id, connection.id, entity, mark)
-    return "disabled" if cycle.stopped else "done"
+            break
+    _write_ready(services, marketo, plan, screen.finish(), outcome)
+    return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
 
 
 def _first_watermark(store: Store, connection: Connection) -> Watermark | None:
@@ -235,9 +281,8 @@ def _advance(mark: Watermark, records: list[dict], entity: Entity) -> Watermark:
     return mark
 
 
-def _upsert(marketo: Any, plan: EntityPlan, convert: RecordConverter, rows: list[dict],
-            outcome: BatchOutcome) -> None:
-    """New and changed Dataverse records to Marketo (same filter and conversion as the initial sync)."""
+def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outcome: BatchOutcome) -> Prepared:
+    """New and changed Dataverse records made ready for Marketo (same filter and conversion as the initial sync)."""
     prepared = Prepared(plan, convert)
     for record in rows:
         prepared.add(record)
@@ -245,7 +290,7 @@ def _upsert(marketo: Any, plan: EntityPlan, convert: RecordConverter, rows: list
     outcome.filtered_out += prepared.filtered_out
     outcome.failed += len(prepared.failures)
     outcome.failures.extend(prepared.failures)
-    _write(marketo, plan, prepared.records, prepared.keys, outcome)
+    return prepared
 
 
 def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple[str, str | None]],

@@ -26,7 +26,7 @@ from rq.registry import StartedJobRegistry
 from bot import metrics
 from bot.notify import Notifier
 from bot.store import Store
-from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, EntityState, RunState
+from bot.sync.checkpoint import LIVE_STATES, TERMINAL_RUN, EntityState, RunState, lease_part
 from bot.sync.runs import enqueue_entity
 from bot.sync.settle import settle
 
@@ -82,7 +82,7 @@ def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seco
         ckpt = state.load(progress.entity)
         if ckpt.state not in LIVE_STATES:
             continue
-        if store.sync_leased(team_id, run.connection_id, progress.entity.value):
+        if store.sync_leased(team_id, run.connection_id, lease_part(run.kind, progress.entity)):
             continue
         # Only a job holding the lease sets "running", so running without a lease means its job is gone;
         # a queued entity's job may still be waiting in the queue or just starting.

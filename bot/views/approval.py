@@ -15,9 +15,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.bounded_text import cut
-from bot.models import Approval, ApprovalStatus, Connection, EffectsState, FieldPlan
+from bot.models import Approval, ApprovalKind, ApprovalStatus, Connection, EffectsState, FieldPlan
 from bot.views import ids
-from bot.views.fields import fields_to_create_lines, plan_summary_lines
+from bot.views.fields import fields_change_lines, fields_to_create_lines, plan_summary_lines
 from bot.views.kit import (
     MAX_MESSAGE_BLOCKS,
     Message,
@@ -26,6 +26,7 @@ from bot.views.kit import (
     confirm,
     escape,
     fit,
+    limited_lines,
     mention,
     modal,
     number,
@@ -73,8 +74,33 @@ def _plan_blocks(approval: Approval, connection: Connection, plan: FieldPlan | N
     return blocks
 
 
-def _header(connection: Connection) -> str:
+def _change_blocks(approval: Approval, connection: Connection) -> list[Block]:
+    """A change of fields after go-live: added and removed columns, the Marketo fields to create."""
+    blocks: list[Block] = [_facts(approval, connection)]
+    change = approval.fields_change
+    if change is None:
+        return [*blocks, section(":warning: The change of fields is missing; ask the requester to run it again.")]
+    blocks += sections(fields_change_lines(change), "*Change of fields* (the sync goes on meanwhile)")
+    if change.fields_to_create:
+        blocks += sections(limited_lines((f"• `{escape(f.name)}` ({escape(f.data_type)}) — {escape(f.display_name)}"
+                                          for f in change.fields_to_create), MAX_FIELDS_LISTED, "fields"),
+                           f"*Marketo fields to create ({len(change.fields_to_create)})* — irreversible: "
+                           "they cannot be deleted later")
+    else:
+        blocks.append(section("*Marketo fields to create:* none"))
+    return blocks
+
+
+def _body(approval: Approval, connection: Connection, plan: FieldPlan | None) -> list[Block]:
+    if approval.kind == ApprovalKind.fields_change:
+        return _change_blocks(approval, connection)
+    return _plan_blocks(approval, connection, plan)
+
+
+def _header(connection: Connection, approval: Approval | None = None) -> str:
     """The request's title, mrkdwn-safe (it is also the notification text)."""
+    if approval is not None and approval.kind == ApprovalKind.fields_change:
+        return f"Change of fields synced from {escape(connection.dynamics_url or 'Dynamics')}"
     return f"Connect Dynamics to Marketo: {escape(connection.dynamics_url or 'Dynamics')}"
 
 
@@ -93,14 +119,14 @@ def approval_request_message(approval: Approval, connection: Connection, plan: F
     )
     blocks: list[Block] = [
         HeaderBlock(text=":raised_hand: Approval needed"),
-        section(f"*{_header(connection)}*\nRequested by {mention(approval.requester)}. Only team leads "
+        section(f"*{_header(connection, approval)}*\nRequested by {mention(approval.requester)}. Only team leads "
                 "can decide, and not the requester."),
-        *_plan_blocks(approval, connection, plan),
+        *_body(approval, connection, plan),
         DividerBlock(),
         ActionsBlock(block_id=ids.APPROVAL_ACTIONS_BLOCK, elements=[approve, reject]),
     ]
     return Message(
-        text=f"Approval needed: {_header(connection)} (requested by {mention(approval.requester)})",
+        text=f"Approval needed: {_header(connection, approval)} (requested by {mention(approval.requester)})",
         blocks=fit(blocks, MAX_MESSAGE_BLOCKS),
     )
 
@@ -110,6 +136,8 @@ def decision_text(approval: Approval) -> str:
     match approval.status:
         case ApprovalStatus.approved:
             who = ", ".join(mention(u) for u in approval.approvers) or mention(approval.decided_by or "unknown")
+            if approval.kind == ApprovalKind.fields_change:
+                return f":white_check_mark: *Approved* by {who} {at}. The new fields are created and backfilled."
             if approval.effects_state == EffectsState.failed:
                 return f":white_check_mark: *Approved* by {who} {at}, but the sync has not started."
             return f":white_check_mark: *Approved* by {who} {at}. The sync is starting."
@@ -149,11 +177,11 @@ def approval_decided_message(approval: Approval, connection: Connection, plan: F
     blocks: list[Block] = [
         section(status),
         *(_effects_failed_blocks(approval) if failed else []),
-        section(f"*{_header(connection)}*"),
-        *_plan_blocks(approval, connection, plan),
+        section(f"*{_header(connection, approval)}*"),
+        *_body(approval, connection, plan),
     ]
     first_line = status.split("\n", 1)[0].replace("*", "")
-    return Message(text=f"{_header(connection)}: {first_line}", blocks=fit(blocks, MAX_MESSAGE_BLOCKS))
+    return Message(text=f"{_header(connection, approval)}: {first_line}", blocks=fit(blocks, MAX_MESSAGE_BLOCKS))
 
 
 def approved_notice(approval: Approval) -> Message:
@@ -163,18 +191,33 @@ def approved_notice(approval: Approval) -> Message:
                         "progress is posted in the notifications channel.")
 
 
+def fields_change_approved_notice(approval: Approval) -> Message:
+    """The DM telling the requester their change of fields was approved."""
+    return Message(text=f":white_check_mark: Your change of fields was approved by "
+                        f"{mention(approval.decided_by or 'a team lead')}. The new Marketo fields are created and "
+                        "the added columns are being written into existing records; the sync goes on meanwhile.")
+
+
+def _request_words(approval: Approval) -> tuple[str, str]:
+    """What the request was, and the command that makes a new one."""
+    if approval.kind == ApprovalKind.fields_change:
+        return "change of fields", "/connect-dynamics fields"
+    return "Dynamics → Marketo sync request", "/connect-dynamics"
+
+
 def rejected_notice(approval: Approval) -> Message:
     """The DM telling the requester who rejected their request, and why (the lead's own words)."""
-    return Message(text=f":x: Your Dynamics → Marketo sync request was rejected by "
+    what, again = _request_words(approval)
+    return Message(text=f":x: Your {what} was rejected by "
                         f"{mention(approval.decided_by or 'a team lead')}.\n"
                         f"{quote(approval.reason or 'no reason given')}\n"
-                        "Run /connect-dynamics to change the plan and ask again.")
+                        f"Run {again} to change it and ask again.")
 
 
 def expired_notice(approval: Approval) -> Message:
     """The DM telling the requester their request expired undecided."""
-    return Message(text=":hourglass: Your Dynamics → Marketo sync request expired without a decision. "
-                        "Run /connect-dynamics to send it again.")
+    what, again = _request_words(approval)
+    return Message(text=f":hourglass: Your {what} expired without a decision. Run {again} to send it again.")
 
 
 def reject_reason_modal(approval_id: str) -> View:

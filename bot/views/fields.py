@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.models import AttributeMeta, Entity, FieldPlan
+from bot.models import AttributeMeta, Entity, FieldPlan, FieldsChange
 from bot.sync.mapping import (
     ACCOUNT_STANDARD_ONLY,
     DEFAULT_MAPPING,
@@ -109,14 +109,22 @@ def _entity_blocks(view: EntityFieldsView) -> list[Block]:
     ]
 
 
-def fields_modal(connection_id: str, per_entity: list[EntityFieldsView], refreshing: bool = False) -> View:
-    """Step 2: one searchable multi-select per entity (options served by `options_for`)."""
-    blocks: list[Block] = [section(
-        "*Step 2 of 3 — Select fields to sync*\nEvery field you pick is written to Marketo; fields Marketo "
-        "does not have yet are created as custom fields after approval. Leave an entity empty to skip it."
-    )]
+def fields_modal(connection_id: str, per_entity: list[EntityFieldsView], refreshing: bool = False,
+                 change: bool = False) -> View:
+    """Step 2: one searchable multi-select per entity (options served by `options_for`). With `change`,
+    the same picker for a change of fields after go-live (the metadata was just re-read: no refresh)."""
+    intro = ("*Step 2 of 3 — Select fields to sync*\nEvery field you pick is written to Marketo; fields Marketo "
+             "does not have yet are created as custom fields after approval. Leave an entity empty to skip it.")
+    if change:
+        intro = ("*Change the fields to sync*\nThe current selection is shown. Added fields are written into the "
+                 "records already in Marketo after a team lead approves; removed fields stop syncing (nothing is "
+                 "deleted in Marketo). The sync goes on meanwhile.")
+    blocks: list[Block] = [section(intro)]
     for view in per_entity:
         blocks += _entity_blocks(view)
+    if change:
+        return modal("Change fields", ids.FIELDS_CHANGE_CALLBACK, blocks, submit="Next",
+                     metadata=ViewMetadata(connection_id=connection_id))
     blocks.append(DividerBlock())
     if refreshing:
         blocks.append(context(":hourglass_flowing_sand: Refreshing fields from Dynamics…"))
@@ -195,3 +203,36 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
                            f"*Already in Marketo ({len(plan.fields_existing)})*")
     return modal("Review the plan", ids.PLAN_CALLBACK, blocks, submit="Next", close="Back",
                  metadata=ViewMetadata(connection_id=connection_id))
+
+
+def fields_change_lines(change: FieldsChange) -> list[str]:
+    """Per entity: the columns a change of fields adds (backfilled) and removes (no longer synced)."""
+    lines = []
+    for entity in Entity:
+        added, removed = change.added.get(entity.value, []), change.removed.get(entity.value, [])
+        if added:
+            lines.append(f"• *{ENTITY_PLURAL[entity]}* — new: " + ", ".join(f"`{escape(n)}`" for n in added)
+                         + " (written into existing records, update only)")
+        if removed:
+            lines.append(f"• *{ENTITY_PLURAL[entity]}* — removed: " + ", ".join(f"`{escape(n)}`" for n in removed)
+                         + " (stop syncing; nothing is deleted in Marketo)")
+    return lines or ["No change."]
+
+
+def change_plan_modal(connection_id: str, change: FieldsChange) -> View:
+    """The plan of a change of fields: added and removed columns, the Marketo fields to create (irreversible)."""
+    blocks: list[Block] = [HeaderBlock(text="The change of fields"),
+                           *sections(limited_lines(fields_change_lines(change), MAX_PLAN_LINES, "lines"))]
+    if change.fields_to_create:
+        blocks += sections(limited_lines((f"• `{escape(f.name)}` ({escape(f.data_type)}) — {escape(f.display_name)} "
+                                          "(new)" for f in change.fields_to_create), MAX_PLAN_LINES, "fields"),
+                           f"*Marketo fields to create ({len(change.fields_to_create)})*")
+        blocks.append(section(":warning: *Irreversible:* Marketo fields cannot be deleted once created (only "
+                              "hidden), and their type cannot be changed. They are created only after a team "
+                              "lead approves."))
+    else:
+        blocks.append(section("*No Marketo fields need to be created.*"))
+    blocks.append(context("The incremental sync goes on meanwhile; after approval only the added columns are "
+                          "written, into persons already in Marketo (none is created)."))
+    return modal("Review the change", ids.FIELDS_CHANGE_PLAN_CALLBACK, blocks, submit="Ask for approval",
+                 close="Back", metadata=ViewMetadata(connection_id=connection_id))

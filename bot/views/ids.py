@@ -16,6 +16,8 @@ CHECKING_CALLBACK = "cd_checking"
 CHECKLIST_CALLBACK = "cd_checklist"
 FIELDS_CALLBACK = "cd_fields"
 PLAN_CALLBACK = "cd_plan"
+FIELDS_CHANGE_CALLBACK = "cd_fields_change"  # the field picker of `/connect-dynamics fields`
+FIELDS_CHANGE_PLAN_CALLBACK = "cd_fields_change_plan"  # its plan: Ask for approval
 ENABLE_SYNC_CALLBACK = "cd_enable_sync"
 REJECT_REASON_CALLBACK = "cd_reject_reason"
 ERROR_CALLBACK = "cd_error"
@@ -78,6 +80,11 @@ RETRY_APPROVAL_ACTION = "retry_approval"  # value = approval id; re-runs the eff
 RENEW_CREDENTIALS_ACTION = "renew_credentials"  # opens renew_credentials_modal (the value is not used)
 RENEW_CALLBACK = "cd_renew_credentials"
 
+# -- the mass-change brake ----------------------------------------------------------------------------
+BRAKE_ACTIONS_BLOCK = "brake_actions"
+BRAKE_APPROVE_ACTION = "cd_brake_approve"  # value = "connection id:entity"
+BRAKE_DISCARD_ACTION = "cd_brake_discard"  # value = "connection id:entity"
+
 # -- sync progress -------------------------------------------------------------------------------------
 RUN_ACTIONS_BLOCK = "run_actions"
 CANCEL_SYNC_ACTION = "cd_cancel_sync"  # value = run id
@@ -103,7 +110,7 @@ RENEW_CREDENTIALS_ACTION = "renew_credentials"  # opens the new-credentials moda
 
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     BACK_TO_FORM_ACTION, REFRESH_FIELDS_ACTION, APPROVE_ACTION, REJECT_ACTION, CANCEL_SYNC_ACTION,
-    RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION, HOME_SETTINGS_ACTION, RETRY_APPROVAL_ACTION,
-    RENEW_CREDENTIALS_ACTION,
+    RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION, HOME_SETTINGS_ACTION, BRAKE_APPROVE_ACTION,
+    BRAKE_DISCARD_ACTION, RETRY_APPROVAL_ACTION, RENEW_CREDENTIALS_ACTION,
     *(fields_action_id(e) for e in Entity),
 })

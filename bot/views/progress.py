@@ -108,6 +108,10 @@ def entity_summary(p: EntityProgress) -> str:
     return line
 
 
+BACKFILL_NOTE = ("Backfill of the fields added after go-live: only those columns were written, into records "
+                 "already in Marketo; a person missing there was skipped, not created.")
+
+
 def summary_message(run: SyncRun, quota_left: int | None = None, now: float | None = None) -> Message:
     """The completion post: per-entity counts, duration, throughput, API calls, daily quota left."""
     elapsed = elapsed_seconds(run, now)
@@ -115,6 +119,8 @@ def summary_message(run: SyncRun, quota_left: int | None = None, now: float | No
     problems = sum(p.failed + p.skipped for p in run.entities)
     title = _SUMMARY_TITLE.get(run.status, f":information_source: Sync {run.status.value}")
     blocks: list[Block] = [HeaderBlock(text=title)]
+    if run.backfill_fields:
+        blocks.append(context(BACKFILL_NOTE))
     blocks += [section(entity_summary(p)) for p in run.entities]
     stats = [f"*Duration:* {duration(elapsed)}",
              f"*Throughput:* {number(written / elapsed if elapsed > 0 else written)} records/s",

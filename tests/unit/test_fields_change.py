@@ -1,0 +1,80 @@
+"""A change of fields after go-live: its diff against the plan in force, and how it is shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import FlowError
+from bot.models import (
+    Approval,
+    ApprovalKind,
+    Connection,
+    Entity,
+    EntityPlan,
+    FieldMapping,
+    FieldPlan,
+    FieldsChange,
+    FlowState,
+    MarketoField,
+    SyncRun,
+)
+from bot.sync.backfill import written_plan
+from bot.sync.fields_change import plan_change
+from bot.views.approval import approval_request_message
+from bot.views.fields import change_plan_modal
+from bot.views.progress import summary_message
+
+
+def _mapping(source: str) -> FieldMapping:
+    return FieldMapping(source=source, read_name=source, attribute_type="StringType", marketo_name=source,
+                        marketo_type="string", standard=False)
+
+
+def _plan(**entities: list[str]) -> FieldPlan:
+    return FieldPlan(entities=[EntityPlan(entity=Entity(e), mappings=[_mapping(s) for s in sources],
+                                          id_field=Entity(e).marketo_id_field) for e, sources in entities.items()])
+
+
+def test_added_and_removed_columns_per_entity() -> None:
+    current = _plan(lead=["firstname", "new_a"], contact=["firstname"])
+    proposed = _plan(lead=["firstname", "new_b"], contact=["firstname"])
+    proposed.fields_to_create = [MarketoField(name="newB", display_name="B", data_type="string")]
+    change = plan_change(current, proposed)
+    assert change.added == {"lead": ["new_b"], "contact": []}
+    assert change.removed == {"lead": ["new_a"], "contact": []}
+    assert change.backfill_fields() == {"lead": ["new_b"]}
+    assert [f.name for f in change.fields_to_create] == ["newB"] and not change.empty
+    assert plan_change(current, current).empty
+
+
+def test_an_entity_not_synced_yet_cannot_be_added() -> None:
+    with pytest.raises(FlowError, match="Contacts"):
+        plan_change(_plan(lead=["firstname"]), _plan(lead=["firstname"], contact=["firstname"]))
+
+
+def test_a_backfill_writes_only_the_added_columns() -> None:
+    plan = _plan(lead=["firstname", "new_b"]).entities[0]
+    assert [m.source for m in written_plan(plan, ["new_b"]).mappings] == ["new_b"]
+
+
+def test_the_change_plan_says_what_is_new_and_that_it_is_irreversible() -> None:
+    change = FieldsChange(added={"lead": ["new_<b>"]}, removed={"lead": ["new_a"]},
+                          fields_to_create=[MarketoField(name="newB", display_name="B & co", data_type="string")])
+    text = str(change_plan_modal("c1", change).to_dict())
+    assert "new_&lt;b&gt;" in text and "(new)" in text and "Irreversible" in text and "B &amp; co" in text
+    assert "nothing is deleted in Marketo" in text
+
+
+def test_the_approval_request_shows_a_change_of_fields() -> None:
+    connection = Connection(team_id="T", requester="UADMIN", state=FlowState.synced, dynamics_url="https://org.crm")
+    change = FieldsChange(added={"lead": ["new_b"]}, removed={"contact": ["<!here>"]},
+                          fields_to_create=[MarketoField(name="newB", display_name="B", data_type="string")])
+    approval = Approval(team_id="T", connection_id=connection.id, requester="UADMIN", expires_at=0,
+                        kind=ApprovalKind.fields_change, fields_change=change)
+    message = approval_request_message(approval, connection, None)
+    text = str(message.to_dict())
+    assert message.text.startswith("Approval needed: Change of fields")
+    assert "`new_b`" in text and "`newB`" in text and "irreversible" in text and "&lt;!here&gt;" in text
+    summary = summary_message(SyncRun(team_id="T", connection_id="c", requester="U", kind="backfill",
+                                      backfill_fields={"lead": ["new_b"]}))
+    assert "not created" in str(summary.to_dict())
