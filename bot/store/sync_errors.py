@@ -143,6 +143,12 @@ class SyncErrors:
         ids = self._redis.zrangebyscore(retry, "-inf", max_attempts - 1, start=0, num=limit)
         return self._entries(entries_key, ids)
 
+    def never_retry(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str], max_attempts: int) -> None:
+        """Keep these entries as errors without retrying them (a change a team lead discarded)."""
+        if ids:
+            _, _, retry = self._names(team_id, connection_id, entity)
+            self._redis.zadd(retry, dict.fromkeys(ids, max_attempts), xx=True)
+
     def pending_failures(self, team_id: str, connection_id: str, entity: str) -> int:
         """Records of `entity` on the error list (still retried or kept as permanent errors)."""
         return int(self._redis.hlen(self._keys.sync_errors(team_id, connection_id, entity)))

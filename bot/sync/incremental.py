@@ -210,6 +210,7 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
         if not cycle.page_done(outcome):
             break
     _write_ready(services, marketo, plan, screen.finish(), outcome)
+    cycle.page_done(outcome)  # the brake writes what it kept back (a cycle under its limit) only here
     links, team_id, entity = services.store.delta_links, connection.team_id, plan.entity.value
 
     def advance() -> None:
@@ -252,6 +253,7 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
         if not cycle.page_done(outcome):
             break
     _write_ready(services, marketo, plan, screen.finish(), outcome)
+    cycle.page_done(outcome)
     return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
 
 
@@ -391,6 +393,8 @@ def _settle_errors(services: SyncServices, connection: Connection, entity: Entit
     store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in seen.deleted if i not in failed],
                               Resolution.deleted)
     store.sync_errors.book(team_id, connection.id, entity.value, _failed_records(outcome.failures), time.time())
+    discarded = [f.id for f in outcome.failures if f.code == brake.DISCARDED_CODE]
+    store.sync_errors.never_retry(team_id, connection.id, entity.value, discarded, services.settings.SYNC_RETRY_ATTEMPTS)
     read = outcome.read + retried.tried
     failures = len(outcome.failures) + len(retried.failures)
     wrote = retried.wrote or outcome.created + outcome.updated > 0

@@ -67,9 +67,11 @@ def test_ten_deletes_are_held_then_discarded(world: SyncHarness) -> None:
     assert not any(_deleted(world, record_id) for record_id in ids)
     assert world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", 20))["firstName"] == "WhileHeld"
     assert world.store.holds.get("T1", world.connection.id, Entity.lead.value) is None
-    skipped = list(incremental.ledger(world.store, "T1", world.connection.id))
+    skipped = list(world.store.sync_errors.iter_errors("T1", world.connection.id, [Entity.lead.value]))
     assert {e.id for e in skipped if e.code == "discarded"} == set(ids)
-    assert all(f"<@{LEAD}>" in e.message for e in skipped if e.code == "discarded")
+    assert all(f"<@{LEAD}>" in e.reason for e in skipped if e.code == "discarded")
+    assert world.store.sync_errors.retry_candidates("T1", world.connection.id, Entity.lead.value,
+                                                    world.settings.SYNC_RETRY_ATTEMPTS, 100) == []
 
     world.dynamics.update_record("lead", 21, firstname="Flowing")
     assert _cycle(world) == "done"

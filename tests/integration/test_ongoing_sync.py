@@ -41,17 +41,19 @@ def lead_names(world: SyncHarness, indexes: range) -> list[str | None]:
             for i in indexes]
 
 
-class TurnsOffAfterFirstWrite:
-    """The process's Marketo client, except that an admin turns the ongoing sync off right after the
-    cycle's first write (while the cycle still has pages to go)."""
+class TurnsOffAfterFirstPage:
+    """The Dataverse client (pages of two), except that an admin turns the ongoing sync off while the
+    cycle reads its first page of changes (it still has pages to go)."""
 
     def __init__(self, client: Any, turn_off: Any) -> None:
         self._client, self._turn_off = client, turn_off
+        client.page_size = 2
 
-    def sync_leads(self, *args: Any, **kwargs: Any) -> Any:
-        results = self._client.sync_leads(*args, **kwargs)
-        self._turn_off()
-        return results
+    def iter_changes(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for number, page in enumerate(self._client.iter_changes(*args, **kwargs)):
+            if number == 0:
+                self._turn_off()
+            yield page
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -59,12 +61,9 @@ class TurnsOffAfterFirstWrite:
 
 def small_pages(world: SyncHarness, turn_off: Any) -> SyncServices:
     def dataverse(team_id: str, connection_id: str) -> Any:
-        client = world.container.dataverse(team_id, connection_id)
-        client.page_size = 2
-        return client
+        return TurnsOffAfterFirstPage(world.container.dataverse(team_id, connection_id), turn_off)
 
-    return dataclasses.replace(world.container.sync, dataverse=dataverse,
-                               marketo=lambda: TurnsOffAfterFirstWrite(world.container.marketo(), turn_off))
+    return dataclasses.replace(world.container.sync, dataverse=dataverse)
 
 
 def test_a_cycle_records_what_status_shows(world: SyncHarness) -> None:
