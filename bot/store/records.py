@@ -94,7 +94,7 @@ class Store:
         Returns the stored record, or None when the record does not exist. When `change`
         returns None the record is left as it was (and returned unchanged).
         """
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, M | None]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, M | None]:
             raw = pipe.get(key)
             if raw is None:
                 return None, None
@@ -163,7 +163,7 @@ class Store:
         created for it); True when released. Checked and deleted in one transaction."""
         key = self.keys.dynamics_lock(self.marketo_instance)
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, bool]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, bool]:
             held = pipe.get(key)
             lock = DynamicsLock.model_validate_json(held) if held else None
             if lock is None or (lock.team_id, lock.connection_id) != (team_id, connection_id):

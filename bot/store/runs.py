@@ -103,7 +103,7 @@ class RunRecords(Generic[C]):
         if lease is not None:
             keys.append(lease.key)
 
-        def on_pipe(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, T]:
+        def on_pipe(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, T]:
             tx = RunTx(pipe, self._keys, self._team, self._run, self._model)
             writes, result = body(tx)
             return (None if writes is None else (lambda _: writes(tx))), result

@@ -79,7 +79,7 @@ class SyncErrors:
         entries_key, by_time, retry = self._names(team_id, connection_id, entity)
         latest = {failure.id: failure for failure in failures}
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], None]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object], None]:
             ids = list(latest)
             current = dict(zip(ids, pipe.hmget(entries_key, ids), strict=True))
             entries = [self._next(entity, latest[record_id], current[record_id], now) for record_id in ids]
@@ -115,7 +115,7 @@ class SyncErrors:
         entries_key, by_time, retry = self._names(team_id, connection_id, entity)
         counters = self._keys.sync_errors_resolved(team_id, connection_id)
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, int]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, int]:
             listed = [i for i, raw in zip(unique, pipe.hmget(entries_key, unique), strict=True) if raw is not None]
             if not listed:
                 return None, 0

@@ -131,7 +131,7 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         source = services.dataverse(team_id, connection_id)
         try:
             retried = _retry_failures(services, connection, plan, source)
-            if not plan.change_tracking:
+            if not plan.change_tracking or link is None:
                 return _sync_modified_since(services, connection, plan, source, heartbeat, cycle, retried)
             seen = Seen()
             outcome, new_link = _apply_changes(services, plan, source, link, connection_id, cycle, seen)
@@ -272,7 +272,7 @@ def _mark_deleted(services: SyncServices, marketo: Any, plan: EntityPlan, delete
         return  # Marketo companies have no such field; a deleted account's company stays as it was
     _ensure_deleted_field(services, marketo)
     records = [{plan.id_field: record_id, DELETED_FIELD.name: True} for record_id in deleted_ids]
-    keys = [(record_id, None) for record_id in deleted_ids]
+    keys: list[tuple[str, str | None]] = [(record_id, None) for record_id in deleted_ids]
     marks = BatchOutcome(seq=0, end_link=None, end_offset=0)
     _write(marketo, plan, records, keys, marks, action="updateOnly")
     outcome.updated += marks.updated + marks.created
