@@ -154,7 +154,7 @@ class Store:
         """Lock the Marketo instance to `lock` unless it is locked already; returns the lock that holds.
 
         SET NX decides atomically who locks; the record is written once and never changed, so
-        reading it after a lost SET NX is safe."""
+        reading it after a lost SET NX is safe (released in between, SET NX is tried again)."""
         key = self.keys.dynamics_lock(self.marketo_instance)
         while True:
             if self.redis.set(key, lock.model_dump_json(), nx=True):
