@@ -31,6 +31,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bot handlers sandbox tests bench
+	$(BIN)/mypy
 
 # Known vulnerabilities in the locked production dependencies, and bandit on the product's code
 # (enforced). pip-audit asks PyPI's JSON API about each pinned version; where that does not answer

@@ -43,6 +43,8 @@ class ApprovalEffects(Protocol):
 
     def on_effects_failed(self, approval: Approval) -> None: ...
 
+    def update_messages(self, approval: Approval) -> None: ...
+
 
 Rule = Callable[[Approval, float], tuple[Outcome, Approval | None]]
 

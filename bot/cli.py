@@ -128,7 +128,7 @@ def rotate_key() -> None:
     from bot.store import Store, connect
 
     settings = _settings(ROTATE_KEY_REQUIRED)
-    store = Store(connect(settings.REDIS_URL), SecretBox(settings.secret("ENCRYPTION_KEY")),
+    store = Store(connect(settings.required("REDIS_URL")), SecretBox(settings.secret("ENCRYPTION_KEY")),
                   prefix=settings.REDIS_KEY_PREFIX)
     report = store.rotate_secrets()
     print(f"connect-dynamics: {report.rotated} secret(s) now sealed with the newest key.")

@@ -8,6 +8,7 @@ with one line that names it and says what it is for.
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -53,7 +54,9 @@ def _id_list(value: object) -> list[str]:
         return []
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
-    return list(value)  # type: ignore[arg-type]
+    if not isinstance(value, Iterable):
+        raise TypeError(f"not a list of ids: {value!r}")
+    return list(value)
 
 
 class Settings(BaseSettings):
@@ -147,6 +150,10 @@ class Settings(BaseSettings):
             if getattr(self, name) in (None, ""):
                 raise MissingSetting(f"connect-dynamics: missing setting {name}: {PURPOSE[name]}.")
         return self
+
+    def required(self, name: str) -> str:
+        """One setting that must be given, as text (a missing one exits as `require` does)."""
+        return self.require((name,)).secret(name)
 
     def secret(self, name: str) -> str:
         value = getattr(self, name)

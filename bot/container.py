@@ -46,7 +46,7 @@ MARKETO_SLOT_LEASE_SECONDS = 45.0
 class Container:
     def __init__(self, settings: Settings, redis_client: Redis | None = None) -> None:
         self.settings = settings
-        self.redis = redis_client or connect(settings.require(("REDIS_URL",)).REDIS_URL)
+        self.redis = redis_client or connect(settings.required("REDIS_URL"))
         self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX,
                            marketo_instance=instance_id(settings.MARKETO_BASE_URL) if settings.MARKETO_BASE_URL else "")
         self._marketo_lock = threading.Lock()

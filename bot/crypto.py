@@ -47,13 +47,13 @@ class SecretBox:
     def seal(self, plaintext: bytes) -> bytes:
         return self._fernet.encrypt(plaintext)
 
-    def open(self, token: bytes) -> bytes:
+    def open(self, token: bytes | str) -> bytes:
         try:
             return self._fernet.decrypt(token)
         except InvalidToken as exc:
             raise SecretUnreadable() from exc
 
-    def rotate(self, token: bytes) -> bytes:
+    def rotate(self, token: bytes | str) -> bytes:
         """`token` sealed again with the newest key (its original timestamp kept)."""
         try:
             return self._fernet.rotate(token)

@@ -81,10 +81,10 @@ class Notifier:
             return False
         if run.progress_message is None:
             return self._post_progress(run, channel)
+        msg_channel, ts = run.progress_message
         if not self._claim_update(team_id, run_id, wait=force):
             return False
         run = self.store.get_run(team_id, run_id) or run  # the freshest counts, read after the wait
-        msg_channel, ts = run.progress_message
         self.clients.for_team(team_id).chat_update(channel=msg_channel, ts=ts, **progress_message(run).to_dict())
         return True
 

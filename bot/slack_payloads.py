@@ -180,7 +180,7 @@ class EventCallback(_Loose):
     challenge: str | None = None
 
 
-INTERACTIVE = {
+INTERACTIVE: dict[str, type[_Interactive]] = {
     "block_actions": ActionPayload,
     "view_submission": ViewPayload,
     "view_closed": ViewPayload,

@@ -71,7 +71,7 @@ class PortRestoringSession(requests.Session):
             return url
         return urlunsplit(parts._replace(netloc=f"{parts.netloc}:{self._port}"))
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+    def request(self, method: str, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         # An explicit per-request verify: requests otherwise lets REQUESTS_CA_BUNDLE override the session's.
         kwargs.setdefault("verify", self.verify)

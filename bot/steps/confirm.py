@@ -54,7 +54,7 @@ def duplicate_report(store: Store, dataverse: DataverseFactory, team_id: str, co
     connection = store.get_connection(team_id, connection_id)
     if connection is None or connection.plan is None:
         raise FlowError(GONE)
-    people = {p.entity: p.filter_attribute for p in connection.plan.entities if p.entity in (Entity.lead, Entity.contact)}
+    people: dict[Entity, str | None] = {p.entity: p.filter_attribute for p in connection.plan.entities if p.entity in (Entity.lead, Entity.contact)}
     with dataverse(team_id, connection_id) as client:
         report = find_duplicate_emails(client, entities=tuple(people), filter_attributes=people)
 

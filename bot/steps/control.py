@@ -61,4 +61,4 @@ def resume_current(
         return "Nothing to resume: no sync has run yet."
     run = resume_run(store, queue, team_id, run_id)
     audit_log.record(team_id, user, audit.SYNC_RESUMED, run.connection_id, f"run {run.id}")
-    return RESUMED if run.status != RunStatus.paused else run.message
+    return RESUMED if run.status != RunStatus.paused else run.message or f"The sync is still {run.status.value}."

@@ -45,7 +45,7 @@ class AlertStates:
         """Move `condition` to `level`; returns the state it left, or None when it was there already."""
         key = self._keys.alert_state(team_id, connection_id)
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, AlertState | None]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, AlertState | None]:
             raw = pipe.hget(key, condition)
             current = AlertState.model_validate_json(raw) if raw else AlertState()
             if current.level == level:
@@ -59,7 +59,7 @@ class AlertStates:
         """Remember the alert's message (only while the condition is still alerting)."""
         key = self._keys.alert_state(team_id, connection_id)
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, None]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, None]:
             raw = pipe.hget(key, condition)
             current = AlertState.model_validate_json(raw) if raw else AlertState()
             if current.level != Level.alerting:

@@ -10,7 +10,7 @@ from redis.client import Pipeline
 
 from bot.models import Entity, MassChangeHold
 from bot.store.keys import Keys
-from bot.store.transaction import transact
+from bot.store.transaction import Writes, transact
 
 IDS_CHUNK = 1000
 
@@ -51,7 +51,7 @@ class MassChangeHolds:
         """Atomically change the record: (the stored record, whether `change` changed it)."""
         key = self._key(team_id, connection_id, entity)
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, tuple[MassChangeHold | None, bool]]:
+        def body(pipe: Pipeline) -> tuple[Writes | None, tuple[MassChangeHold | None, bool]]:
             raw = pipe.get(key)
             if raw is None:
                 return None, (None, False)
@@ -67,7 +67,7 @@ class MassChangeHolds:
         """Remove a decided record once a cycle acted on it; a newer record (held since) stays."""
         key = self._key(consumed.team_id, consumed.connection_id, consumed.entity.value)
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, bool]:
+        def body(pipe: Pipeline) -> tuple[Writes | None, bool]:
             raw = pipe.get(key)
             if raw is None or MassChangeHold.model_validate_json(raw) != consumed:
                 return None, False

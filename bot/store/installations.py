@@ -149,7 +149,8 @@ class RedisInstallationStore(InstallationStore):
         enterprise = self._redis.get(self._keys.team_enterprise(team_id))
         if enterprise is None:
             return None
-        return self.find_bot(enterprise_id=enterprise.decode(), team_id=None, is_enterprise_install=True)
+        enterprise_id = enterprise.decode() if isinstance(enterprise, bytes) else enterprise
+        return self.find_bot(enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True)
 
     def history(self, *, enterprise_id: str | None, team_id: str | None,
                 is_enterprise_install: bool | None = False) -> list[Installation]:

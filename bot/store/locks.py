@@ -31,14 +31,15 @@ class Lease(Lock):
     """A lock that expires unless renewed: a killed holder frees it within `ttl` seconds."""
 
     def __init__(self, client: redis.Redis, key: str, ttl: float, owner: str = "", poll: float = 0.1) -> None:
-        super().__init__(client, key, timeout=max(ttl, 0.1), sleep=poll, thread_local=False)
+        timeout = max(ttl, 0.1)
+        super().__init__(client, key, timeout=timeout, sleep=poll, thread_local=False)
         self.key = key
-        self.ttl_ms = int(self.timeout * 1000)
+        self.ttl_ms = int(timeout * 1000)
         self.token = f"{owner}:{uuid.uuid4().hex}".encode()
 
     def take(self, wait: float = 0.0) -> bool:
         """Acquire with this lease's token, waiting up to `wait` seconds."""
-        return self.acquire(blocking=wait > 0, blocking_timeout=wait, token=self.token)
+        return self.acquire(blocking=wait > 0, blocking_timeout=wait, token=self.token.decode())
 
     def renew(self) -> bool:
         """Extend the lease if it is ours; take it back if it lapsed and nobody took it."""
@@ -46,7 +47,7 @@ class Lease(Lock):
         try:
             return self.reacquire()
         except LockNotOwnedError:
-            return self.do_acquire(self.token)
+            return self.do_acquire(self.token.decode())
 
     def release(self) -> None:
         """Free the lease if it is still ours (an expired one may belong to someone else now)."""

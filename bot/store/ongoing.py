@@ -14,6 +14,7 @@ from enum import StrEnum
 import redis
 from pydantic import BaseModel
 from redis.client import Pipeline
+from redis.typing import EncodableT, FieldT
 
 from bot.store.keys import Keys
 from bot.store.transaction import Writes, transact
@@ -128,7 +129,7 @@ class OngoingRecords:
     def cycle_finished(self, team_id: str, connection_id: str, entity: str, *, at: float, read_at: float,
                        newest_change_at: float | None, newest_change_from: ChangeTime) -> None:
         """Every change the cycle read is applied: Marketo is caught up to `read_at`."""
-        figures = {"last_cycle_at": at, "caught_up_at": read_at, "backlog": 0}
+        figures: dict[FieldT, EncodableT] = {"last_cycle_at": at, "caught_up_at": read_at, "backlog": 0}
         if newest_change_at is not None:
             figures |= {"newest_change_at": newest_change_at, "newest_change_from": newest_change_from.value}
         self._redis.hset(self._keys.ongoing_figures(team_id, connection_id, entity), mapping=figures)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from pydantic import BaseModel
@@ -103,7 +103,7 @@ class Store:
         Returns the stored record, or None when the record does not exist. When `change`
         returns None the record is left as it was (and returned unchanged).
         """
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, M | None]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, M | None]:
             raw = pipe.get(key)
             if raw is None:
                 return None, None
@@ -133,7 +133,9 @@ class Store:
 
     def active_connection(self, team_id: str) -> Connection | None:
         connection_id = self.redis.get(self.keys.active_connection(team_id))
-        return self.get_connection(team_id, connection_id.decode()) if connection_id else None
+        if not connection_id:
+            return None
+        return self.get_connection(team_id, connection_id.decode() if isinstance(connection_id, bytes) else connection_id)
 
     # -- credentials (encrypted) -------------------------------------------------------------------
     def save_credentials(self, team_id: str, connection_id: str, credentials: Credentials) -> None:
@@ -161,18 +163,21 @@ class Store:
         """Lock the Marketo instance to `lock` unless it is locked already; returns the lock that holds.
 
         SET NX decides atomically who locks; the record is written once and never changed, so
-        reading it after a lost SET NX is safe."""
+        reading it after a lost SET NX is safe (released in between, SET NX is tried again)."""
         key = self.keys.dynamics_lock(self.marketo_instance)
-        if self.redis.set(key, lock.model_dump_json(), nx=True):
-            return lock
-        return DynamicsLock.model_validate_json(self.redis.get(key))
+        while True:
+            if self.redis.set(key, lock.model_dump_json(), nx=True):
+                return lock
+            held = self.redis.get(key)
+            if held is not None:  # else released between the two commands: try again
+                return DynamicsLock.model_validate_json(held)
 
     def release_dynamics_lock(self, team_id: str, connection_id: str) -> bool:
         """Unlock the Marketo instance if this connection holds its lock (before any Marketo field was
         created for it); True when released. Checked and deleted in one transaction."""
         key = self.keys.dynamics_lock(self.marketo_instance)
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, bool]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, bool]:
             held = pipe.get(key)
             lock = DynamicsLock.model_validate_json(held) if held else None
             if lock is None or (lock.team_id, lock.connection_id) != (team_id, connection_id):
@@ -191,7 +196,7 @@ class Store:
             locks.append(DynamicsLock.model_validate_json(held))
         legacy = self.redis.get(self.keys.locked_url(team_id))
         if legacy:
-            locks.append(DynamicsLock(url=legacy.decode(), team_id=team_id))
+            locks.append(DynamicsLock(url=legacy.decode() if isinstance(legacy, bytes) else legacy, team_id=team_id))
         return locks
 
     # -- approvals -------------------------------------------------------------------------------
@@ -225,7 +230,7 @@ class Store:
 
     def pending_approvals_due(self, team_id: str, at: float) -> list[str]:
         """Ids of the team's pending approvals whose `expires_at` is at or before `at`."""
-        due = self.redis.zrangebyscore(self.keys.pending_approvals(team_id), "-inf", at)
+        due = cast(list[bytes | str], self.redis.zrangebyscore(self.keys.pending_approvals(team_id), "-inf", at))
         return [raw.decode() if isinstance(raw, bytes) else raw for raw in due]
 
     # -- sync runs: checkpoints, leases, ledger, progress message ------------------------------------
@@ -310,5 +315,5 @@ class Store:
         )
 
     def audit_entries(self, team_id: str, count: int = 20) -> list[AuditEntry]:
-        rows = self.redis.xrevrange(self.keys.audit(team_id), count=count)
+        rows = cast(list[tuple[bytes, dict[bytes, bytes]]], self.redis.xrevrange(self.keys.audit(team_id), count=count))
         return [AuditEntry.model_validate_json(fields[b"entry"]) for _, fields in reversed(rows)]

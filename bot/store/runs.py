@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 import redis
 from pydantic import BaseModel, Field
@@ -37,7 +37,10 @@ class RunTx(Generic[C]):
 
     # -- reads --------------------------------------------------------------------------------------
     def run(self) -> SyncRun:
-        return SyncRun.model_validate_json(self._pipe.get(self._keys.run(self._team, self._run)))
+        raw = self._pipe.get(self._keys.run(self._team, self._run))
+        if raw is None:
+            raise LookupError(f"sync run {self._run} no longer exists")
+        return SyncRun.model_validate_json(raw)
 
     def checkpoint(self, entity: str) -> C | None:
         raw = self._pipe.get(self._keys.checkpoint(self._team, self._run, entity))
@@ -103,7 +106,7 @@ class RunRecords(Generic[C]):
         if lease is not None:
             keys.append(lease.key)
 
-        def on_pipe(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, T]:
+        def on_pipe(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, T]:
             tx = RunTx(pipe, self._keys, self._team, self._run, self._model)
             writes, result = body(tx)
             return (None if writes is None else (lambda _: writes(tx))), result
@@ -120,7 +123,7 @@ class SkipList:
     def count(self) -> int:
         return int(self._redis.llen(self._key))
 
-    def chunk(self, start: int, size: int) -> list[bytes]:
+    def chunk(self, start: int, size: int) -> list[bytes | str]:
         return self._redis.lrange(self._key, start, start + size - 1)
 
 
@@ -215,7 +218,8 @@ class IncrementalSchedule:
         return self._redis.zscore(self._key, f"{team_id}:{connection_id}")
 
     def due(self, now: float) -> list[tuple[str, str]]:
-        pairs = (_text(m).split(":", 1) for m in self._redis.zrangebyscore(self._key, "-inf", now))
+        members = cast(list[bytes | str], self._redis.zrangebyscore(self._key, "-inf", now))  # no WITHSCORES
+        pairs = (_text(m).split(":", 1) for m in members)
         return [(team, connection) for team, connection in pairs]
 
     def advance(self, team_id: str, connection_id: str, next_due: float) -> bool:
@@ -234,7 +238,8 @@ class IncrementalSchedule:
 
     def last_cycles(self) -> dict[str, float]:
         """Per entity, the oldest of its scheduled connections' newest successful cycle times."""
-        members = [_text(m).split(":", 1) for m in self._redis.zrange(self._key, 0, -1)]
+        scheduled = cast(list[bytes | str], self._redis.zrange(self._key, 0, -1))  # no WITHSCORES
+        members = [_text(m).split(":", 1) for m in scheduled]
         with self._redis.pipeline(transaction=False) as pipe:
             for team_id, connection_id in members:
                 pipe.hgetall(self._keys.incremental_stats(team_id, connection_id))

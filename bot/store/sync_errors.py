@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import redis
 from pydantic import BaseModel
@@ -79,7 +79,7 @@ class SyncErrors:
         entries_key, by_time, retry = self._names(team_id, connection_id, entity)
         latest = {failure.id: failure for failure in failures}
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None], None]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object], None]:
             ids = list(latest)
             current = dict(zip(ids, pipe.hmget(entries_key, ids), strict=True))
             entries = [self._next(entity, latest[record_id], current[record_id], now) for record_id in ids]
@@ -94,7 +94,7 @@ class SyncErrors:
         transact(self._redis, [entries_key], body)
 
     @staticmethod
-    def _next(entity: str, failure: FailedRecord, raw: bytes | None, now: float) -> SyncError:
+    def _next(entity: str, failure: FailedRecord, raw: bytes | str | None, now: float) -> SyncError:
         """The entry after one more failure of its record (a new entry on the first)."""
         first, attempts, email = now, 1, failure.email
         if raw is not None:
@@ -115,7 +115,7 @@ class SyncErrors:
         entries_key, by_time, retry = self._names(team_id, connection_id, entity)
         counters = self._keys.sync_errors_resolved(team_id, connection_id)
 
-        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], None] | None, int]:
+        def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, int]:
             listed = [i for i, raw in zip(unique, pipe.hmget(entries_key, unique), strict=True) if raw is not None]
             if not listed:
                 return None, 0
@@ -131,7 +131,7 @@ class SyncErrors:
         return transact(self._redis, [entries_key], body)
 
     # -- reads ----------------------------------------------------------------------------------------
-    def _entries(self, entries_key: str, ids: list[bytes]) -> list[SyncError]:
+    def _entries(self, entries_key: str, ids: list[bytes | str]) -> list[SyncError]:
         if not ids:
             return []
         return [SyncError.model_validate_json(raw) for raw in self._redis.hmget(entries_key, ids) if raw]
@@ -140,7 +140,7 @@ class SyncErrors:
                          limit: int) -> list[SyncError]:
         """Up to `limit` entries with fewer than `max_attempts` attempts, the least tried first."""
         entries_key, _, retry = self._names(team_id, connection_id, entity)
-        ids = self._redis.zrangebyscore(retry, "-inf", max_attempts - 1, start=0, num=limit)
+        ids = cast(list[bytes | str], self._redis.zrangebyscore(retry, "-inf", max_attempts - 1, start=0, num=limit))
         return self._entries(entries_key, ids)
 
     def never_retry(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str], max_attempts: int) -> None:
@@ -174,7 +174,8 @@ class SyncErrors:
     def _newest(self, team_id: str, connection_id: str, entity: str, since: float | None, start: int,
                 size: int) -> list[SyncError]:
         entries_key, by_time, _ = self._names(team_id, connection_id, entity)
-        ids = self._redis.zrevrangebyscore(by_time, "+inf", "-inf" if since is None else since, start=start, num=size)
+        ids = cast(list[bytes | str], self._redis.zrevrangebyscore(by_time, "+inf", "-inf" if since is None else since,
+                                                                   start=start, num=size))
         return self._entries(entries_key, ids)
 
     def iter_errors(self, team_id: str, connection_id: str, entities: Sequence[str],

@@ -15,7 +15,8 @@ from redis.client import Pipeline
 
 T = TypeVar("T")
 
-Writes = Callable[[Pipeline], None]
+# A write queues commands in MULTI; whatever it returns (a queued pipeline) is dropped.
+Writes = Callable[[Pipeline], object]
 
 
 def transact(client: redis.Redis, keys: list[str], body: Callable[[Pipeline], tuple[Writes | None, T]]) -> T:

@@ -144,7 +144,7 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
             retried = _retry_failures(services, connection, plan, source)
             screen = _screen(services, connection, plan, decision)
             seen = Seen()
-            if plan.change_tracking:
+            if plan.change_tracking and link is not None:
                 outcome, advance = _apply_changes(services, connection, plan, source, link, screen, offered, cycle, seen)
             else:
                 start = store.watermarks.get(team_id, connection_id, entity.value) or _first_watermark(store, connection)
@@ -319,7 +319,7 @@ def _mark_deleted(services: SyncServices, marketo: Any, plan: EntityPlan, delete
         return  # Marketo companies have no such field; a deleted account's company stays as it was
     _ensure_deleted_field(services, marketo)
     records = [{plan.id_field: record_id, DELETED_FIELD.name: True} for record_id in deleted_ids]
-    keys = [(record_id, None) for record_id in deleted_ids]
+    keys: list[tuple[str, str | None]] = [(record_id, None) for record_id in deleted_ids]
     marks = BatchOutcome(seq=0, end_link=None, end_offset=0)
     _write(marketo, plan, records, keys, marks, action="updateOnly")
     outcome.updated += marks.updated + marks.created

@@ -73,9 +73,9 @@ def _run_blocks(run: SyncRun, now: float | None) -> list[Block]:
     return blocks
 
 
-def _shows_ongoing(connection: Connection, ongoing: OngoingFigures | None) -> bool:
-    return ongoing is not None and (connection.state == FlowState.synced or not ongoing.enabled
-                                    or any(row.last_cycle_at is not None for row in ongoing.entities))
+def _shows_ongoing(connection: Connection, ongoing: OngoingFigures) -> bool:
+    return (connection.state == FlowState.synced or not ongoing.enabled
+            or any(row.last_cycle_at is not None for row in ongoing.entities))
 
 
 def status_blocks(connection: Connection | None, run: SyncRun | None, now: float | None = None,
@@ -89,7 +89,7 @@ def status_blocks(connection: Connection | None, run: SyncRun | None, now: float
     if connection.username:
         facts.insert(1, f"*Sync user:* {escape(connection.sync_user_name or connection.username)}")
     blocks: list[Block] = [section(f"*{STATE_TEXT[connection.state]}*\n" + "\n".join(facts))]
-    if _shows_ongoing(connection, ongoing):
+    if ongoing is not None and _shows_ongoing(connection, ongoing):
         blocks += ongoing_blocks(ongoing, now if now is not None else time.time())
     if connection.plan is not None:
         blocks += sections(plan_summary_lines(connection.plan), "*Plan*")

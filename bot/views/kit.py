@@ -40,7 +40,7 @@ MAX_MESSAGE_TEXT = 3000  # the notification `text`, far below chat.update's 4000
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]+")
 
-ENTITY_PLURAL = {Entity.lead: "Leads", Entity.contact: "Contacts", Entity.account: "Accounts"}
+ENTITY_PLURAL: dict[str, str] = {Entity.lead: "Leads", Entity.contact: "Contacts", Entity.account: "Accounts"}
 
 
 @dataclass
@@ -119,7 +119,7 @@ def section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=cut(text, MAX_SECTION_TEXT)))
 
 
-def sections(lines: Sequence[str], heading: str = "") -> list[SectionBlock]:
+def sections(lines: Sequence[str], heading: str = "") -> list[Block]:
     """Lines packed into as few sections as Slack's 3000-character limit allows (no line is split)."""
     chunks: list[str] = []
     current = heading
