@@ -24,9 +24,8 @@ from bot.errors import FlowError
 from bot.models import Connection, EntityPlan, EntityProgress, RunStatus, SyncRun
 from bot.notify import Notifier
 from bot.store import Store
-from bot.sync.checkpoint import BACKFILL, TERMINAL_RUN, Checkpoint, RunState
-from bot.sync.runs import enqueue_entity
-from bot.sync.settle import quietly
+from bot.sync.checkpoint import BACKFILL, TERMINAL_RUN
+from bot.sync.runs import launch_run
 
 UPDATE_ONLY = "updateOnly"
 
@@ -40,16 +39,7 @@ def start_backfill(store: Store, queue: Queue, connection: Connection, fields: d
     run = SyncRun(id=run_id, team_id=connection.team_id, connection_id=connection.id, requester=requester,
                   kind=BACKFILL, status=RunStatus.running, backfill_fields=fields,
                   entities=[EntityProgress(entity=p.entity, estimated=p.record_count or 0) for p in plans])
-    store.save_run(run)
-    state = RunState(store, run.team_id, run.id)
-    for progress in run.entities:
-        state.save(Checkpoint(entity=progress.entity))
-    store.active_runs.add(run.team_id, run.id)
-    if notifier is not None:
-        quietly(notifier.progress, run.team_id, run.id, force=True)
-    for progress in run.entities:
-        enqueue_entity(store, queue, run.team_id, run.id, progress.entity)
-    return store.get_run(run.team_id, run.id) or run
+    return launch_run(store, queue, run, notifier)
 
 
 def written_plan(plan: EntityPlan, added: list[str]) -> EntityPlan:

@@ -9,6 +9,8 @@ enqueued by the dotted name of their entry point (`bot.sync.entry`), which the w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rq import Queue
 
 from bot import flow
@@ -41,11 +43,19 @@ def start_initial_sync(store: Store, queue: Queue, connection: Connection, notif
         status=RunStatus.running,
         entities=[EntityProgress(entity=p.entity, estimated=p.record_count or 0) for p in plans],
     )
+    return launch_run(store, queue, run, notifier, before_jobs=lambda: flow.start_sync(
+        store, connection.team_id, connection.id, run.id))
+
+
+def launch_run(store: Store, queue: Queue, run: SyncRun, notifier: Notifier | None,
+               before_jobs: Callable[[], object] = lambda: None) -> SyncRun:
+    """Save a new run with a fresh checkpoint per entity, make it active, post its progress message and
+    enqueue one job per entity (after `before_jobs`, e.g. the connection following the run)."""
     store.save_run(run)
     state = RunState(store, run.team_id, run.id)
     for progress in run.entities:
         state.save(Checkpoint(entity=progress.entity))
-    flow.start_sync(store, connection.team_id, connection.id, run.id)
+    before_jobs()
     store.active_runs.add(run.team_id, run.id)
     if notifier is not None:
         quietly(notifier.progress, run.team_id, run.id, force=True)
