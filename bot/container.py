@@ -32,7 +32,7 @@ from bot.marketo.limiter import SharedLimiter
 from bot.notify import Notifier
 from bot.roles import TeamRoles
 from bot.slack_clients import InstalledWorkspaces, OneWorkspace, SlackClients
-from bot.store import Redis, Store, connect, jobs
+from bot.store import Health, Redis, Store, connect, jobs
 from bot.sync.ports import SyncServices
 from bot.tls import ssl_context
 from bot.workspace_settings import WorkspaceSettings
@@ -46,10 +46,18 @@ MARKETO_SLOT_LEASE_SECONDS = 45.0
 class Container:
     def __init__(self, settings: Settings, redis_client: Redis | None = None) -> None:
         self.settings = settings
+        self._own_redis = redis_client is None
         self.redis = redis_client or connect(settings.required("REDIS_URL"))
         self.store = Store(self.redis, SecretBox(settings.secret("ENCRYPTION_KEY")), prefix=settings.REDIS_KEY_PREFIX,
                            marketo_instance=instance_id(settings.MARKETO_BASE_URL) if settings.MARKETO_BASE_URL else "")
         self._marketo_lock = threading.Lock()
+
+    def probe_health(self, timeout: float) -> Health:
+        """Redis as the probes see it: a client of its own that gives up after `timeout` (a slow Redis
+        must not hang `/readyz`), or the client handed in (the demo's embedded store, tests)."""
+        if not self._own_redis:
+            return self.store.health
+        return Health.connect(self.settings.required("REDIS_URL"), self.settings.REDIS_KEY_PREFIX, timeout=timeout)
 
     # -- Slack -------------------------------------------------------------------------------------
     def slack_client(self, token: str | None) -> WebClient:

@@ -97,8 +97,7 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
     signing_secret = container.settings.secret("SLACK_SIGNING_SECRET")
     gauges = metrics.SyncGauges(container.queue, container.marketo_limiter(), container.settings.MARKETO_DAILY_QUOTA,
                                 container.store.incremental)
-    health = Health.connect(container.settings.REDIS_URL or "", container.settings.REDIS_KEY_PREFIX,
-                            timeout=READY_TIMEOUT_SECONDS)
+    health = container.probe_health(READY_TIMEOUT_SECONDS)
 
     async def slack_events(request: Request) -> Response:
         started = time.perf_counter()

@@ -26,7 +26,10 @@ class Persistence:
 
 
 def read_persistence(client: redis.Redis) -> Persistence:
-    aof = str(client.info("persistence").get("aof_enabled", 0)) == "1"
+    try:
+        aof = str(client.info("persistence").get("aof_enabled", 0)) == "1"
+    except redis.ResponseError:  # INFO refused (a restricted user, the demo's embedded store): cannot tell
+        return Persistence(aof=False, snapshots=None)
     try:
         save = client.config_get("save").get("save", "")
     except redis.ResponseError:  # CONFIG disabled or not allowed for this user
