@@ -14,3 +14,8 @@ def connect(url: str, *, decode_responses: bool = False, timeout: float | None =
     every command give up after that many seconds."""
     return redis.Redis.from_url(url, decode_responses=decode_responses, health_check_interval=30,
                                 socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+def as_text(raw: bytes | str) -> str:
+    """A Redis reply as text: the clients here do not decode responses, so replies come as bytes."""
+    return raw.decode() if isinstance(raw, bytes) else raw

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from redis.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
+from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.transaction import Writes, transact
 
@@ -25,9 +26,6 @@ DAY_MINUTES = 24 * 60
 # The series outlives its last write by a day and a little, so an idle connection's figures vanish by themselves.
 SERIES_TTL_SECONDS = (DAY_MINUTES + HOUR_MINUTES) * MINUTE
 
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def minute_of(at: float) -> int:
@@ -160,7 +158,7 @@ class OngoingRecords:
 
 
 def _entity_figures(entity: str, raw: dict, series: dict, current_minute: int) -> EntityFigures:
-    figures = {_text(k): _text(v) for k, v in raw.items()}
+    figures = {as_text(k): as_text(v) for k, v in raw.items()}
     hour = day = 0
     for field, count in series.items():
         age = current_minute - int(field)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
 from bot.models import SyncRun
+from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.locks import Lease
 from bot.store.transaction import transact
@@ -23,9 +24,6 @@ from bot.store.transaction import transact
 C = TypeVar("C", bound=BaseModel)
 T = TypeVar("T")
 
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class RunTx(Generic[C]):
@@ -143,7 +141,7 @@ class ActiveRuns:
         return bool(self._redis.sismember(self._key, ":".join(team_run)))
 
     def all(self) -> list[tuple[str, str]]:
-        pairs = (_text(m).split(":", 1) for m in self._redis.smembers(self._key))
+        pairs = (as_text(m).split(":", 1) for m in self._redis.smembers(self._key))
         return [(team, run) for team, run in pairs]
 
 
@@ -155,7 +153,7 @@ class DeltaLinks:
 
     def get(self, team_id: str, connection_id: str, entity: str) -> str | None:
         raw = self._redis.get(self._keys.delta_link(team_id, connection_id, entity))
-        return _text(raw) if raw else None
+        return as_text(raw) if raw else None
 
     def put(self, team_id: str, connection_id: str, entity: str, link: str) -> None:
         self._redis.set(self._keys.delta_link(team_id, connection_id, entity), link)
@@ -169,7 +167,7 @@ class DeltaLinks:
 
     def offered(self, team_id: str, connection_id: str, entity: str) -> str | None:
         raw = self._redis.get(self._keys.delta_offer(team_id, connection_id, entity))
-        return _text(raw) if raw else None
+        return as_text(raw) if raw else None
 
     def accept(self, team_id: str, connection_id: str, entity: str, link: str) -> None:
         """The offered link becomes the entity's delta link, in one MULTI."""
@@ -219,7 +217,7 @@ class IncrementalSchedule:
 
     def due(self, now: float) -> list[tuple[str, str]]:
         members = cast(list[bytes | str], self._redis.zrangebyscore(self._key, "-inf", now))  # no WITHSCORES
-        pairs = (_text(m).split(":", 1) for m in members)
+        pairs = (as_text(m).split(":", 1) for m in members)
         return [(team, connection) for team, connection in pairs]
 
     def advance(self, team_id: str, connection_id: str, next_due: float) -> bool:
@@ -239,7 +237,7 @@ class IncrementalSchedule:
     def last_cycles(self) -> dict[str, float]:
         """Per entity, the oldest of its scheduled connections' newest successful cycle times."""
         scheduled = cast(list[bytes | str], self._redis.zrange(self._key, 0, -1))  # no WITHSCORES
-        members = [_text(m).split(":", 1) for m in scheduled]
+        members = [as_text(m).split(":", 1) for m in scheduled]
         with self._redis.pipeline(transaction=False) as pipe:
             for team_id, connection_id in members:
                 pipe.hgetall(self._keys.incremental_stats(team_id, connection_id))
@@ -247,11 +245,11 @@ class IncrementalSchedule:
         oldest: dict[str, float] = {}
         for row in rows:
             for field, value in row.items():
-                entity, _, name = _text(field).rpartition(":")
+                entity, _, name = as_text(field).rpartition(":")
                 if entity and name == "last_at":
                     oldest[entity] = min(oldest.get(entity, float("inf")), float(value))
         return oldest
 
     def stats(self, team_id: str, connection_id: str) -> dict[str, str]:
         raw = self._redis.hgetall(self._keys.incremental_stats(team_id, connection_id))
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {as_text(k): as_text(v) for k, v in raw.items()}

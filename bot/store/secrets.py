@@ -10,6 +10,7 @@ import redis
 from redis.client import Pipeline
 
 from bot.crypto import SecretBox, SecretUnreadable
+from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.transaction import Writes, transact
 
@@ -49,23 +50,20 @@ class RotationReport:
     unreadable: list[str] = field(default_factory=list)  # "team/connection id", or MARKETO_TOKEN
 
 
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
-
 
 def sealed_keys(client: redis.Redis, keys: Keys) -> Iterator[tuple[str, str]]:
     """(Redis key, what it holds) for every sealed secret, found by SCAN: the Dynamics credentials of
     every connection of every team, the cached Marketo token of every instance, and the latest Slack
     installations (the install history, a list, keeps the key it was written with)."""
     for raw in client.scan_iter(match=keys.credentials_pattern(), count=1000):
-        key = _text(raw)
+        key = as_text(raw)
         owner = keys.credentials_of(key)
         if owner is not None:
             yield key, "/".join(owner)
     for raw in client.scan_iter(match=keys.marketo_tokens_pattern(), count=1000):
-        yield _text(raw), MARKETO_TOKEN
+        yield as_text(raw), MARKETO_TOKEN
     for raw in client.scan_iter(match=keys.installations_pattern(), count=1000, _type="string"):
-        yield _text(raw), SLACK_INSTALLATION
+        yield as_text(raw), SLACK_INSTALLATION
 
 
 def rotate_secrets(client: redis.Redis, keys: Keys, box: SecretBox) -> RotationReport:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from redis.client import Pipeline
 
 from bot.bounded_text import BoundedText
+from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.transaction import transact
 
@@ -53,9 +54,6 @@ class Resolution(StrEnum):
     deleted = "deleted"  # deleted in Dynamics: nothing left to write
     excluded = "excluded"  # no longer passes the sync filter: not synced any more
 
-
-def _text(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 class SyncErrors:
@@ -192,4 +190,4 @@ class SyncErrors:
 
     def resolved_counts(self, team_id: str, connection_id: str) -> dict[str, int]:
         raw = self._redis.hgetall(self._keys.sync_errors_resolved(team_id, connection_id))
-        return {_text(k): int(v) for k, v in raw.items()}
+        return {as_text(k): int(v) for k, v in raw.items()}
