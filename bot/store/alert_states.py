@@ -14,6 +14,7 @@ import redis
 from pydantic import BaseModel
 from redis.client import Pipeline
 
+from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.transaction import transact
 
@@ -39,7 +40,7 @@ class AlertStates:
 
     def all(self, team_id: str, connection_id: str) -> dict[str, AlertState]:
         raw = self._redis.hgetall(self._keys.alert_state(team_id, connection_id))
-        return {(k.decode() if isinstance(k, bytes) else k): AlertState.model_validate_json(v) for k, v in raw.items()}
+        return {as_text(k): AlertState.model_validate_json(v) for k, v in raw.items()}
 
     def change(self, team_id: str, connection_id: str, condition: str, level: Level, now: float) -> AlertState | None:
         """Move `condition` to `level`; returns the state it left, or None when it was there already."""

@@ -9,6 +9,7 @@ import redis
 from redis.client import Pipeline
 
 from bot.models import Entity, MassChangeHold
+from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.transaction import Writes, transact
 
@@ -43,7 +44,7 @@ class MassChangeHolds:
             pipe.execute()
 
     def held_ids(self, hold: MassChangeHold) -> frozenset[str]:
-        return frozenset(raw.decode() if isinstance(raw, bytes) else raw
+        return frozenset(as_text(raw)
                          for raw in self._redis.sscan_iter(self._ids_key(hold), count=IDS_CHUNK))
 
     def update(self, team_id: str, connection_id: str, entity: str,

@@ -23,6 +23,7 @@ from slack_sdk.oauth.installation_store import Bot, Installation, InstallationSt
 from slack_sdk.oauth.state_store import OAuthStateStore
 
 from bot.crypto import SecretBox, SecretUnreadable
+from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.locks import Lease
 
@@ -149,7 +150,7 @@ class RedisInstallationStore(InstallationStore):
         enterprise = self._redis.get(self._keys.team_enterprise(team_id))
         if enterprise is None:
             return None
-        enterprise_id = enterprise.decode() if isinstance(enterprise, bytes) else enterprise
+        enterprise_id = as_text(enterprise)
         return self.find_bot(enterprise_id=enterprise_id, team_id=None, is_enterprise_install=True)
 
     def history(self, *, enterprise_id: str | None, team_id: str | None,

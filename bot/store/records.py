@@ -30,6 +30,7 @@ from bot.models import (
 )
 from bot.store.alert_states import AlertStates
 from bot.store.brakes import MassChangeHolds
+from bot.store.connection import as_text
 from bot.store.health import Health
 from bot.store.installations import RedisInstallationStore, RedisOAuthStateStore
 from bot.store.keys import GLOBAL, Keys
@@ -83,7 +84,7 @@ class Store:
         pattern, head, tail = self.keys.teams_pattern(Keys.PENDING_APPROVALS)
         teams: set[str] = set()
         for raw in self.redis.scan_iter(match=pattern, count=1000):
-            key = raw.decode() if isinstance(raw, bytes) else raw
+            key = as_text(raw)
             team = key[len(head):-len(tail)]
             if team and team != GLOBAL and ":" not in team:
                 teams.add(team)
@@ -135,7 +136,7 @@ class Store:
         connection_id = self.redis.get(self.keys.active_connection(team_id))
         if not connection_id:
             return None
-        return self.get_connection(team_id, connection_id.decode() if isinstance(connection_id, bytes) else connection_id)
+        return self.get_connection(team_id, as_text(connection_id))
 
     # -- credentials (encrypted) -------------------------------------------------------------------
     def save_credentials(self, team_id: str, connection_id: str, credentials: Credentials) -> None:
@@ -196,7 +197,7 @@ class Store:
             locks.append(DynamicsLock.model_validate_json(held))
         legacy = self.redis.get(self.keys.locked_url(team_id))
         if legacy:
-            locks.append(DynamicsLock(url=legacy.decode() if isinstance(legacy, bytes) else legacy, team_id=team_id))
+            locks.append(DynamicsLock(url=as_text(legacy), team_id=team_id))
         return locks
 
     # -- approvals -------------------------------------------------------------------------------
@@ -231,7 +232,7 @@ class Store:
     def pending_approvals_due(self, team_id: str, at: float) -> list[str]:
         """Ids of the team's pending approvals whose `expires_at` is at or before `at`."""
         due = cast(list[bytes | str], self.redis.zrangebyscore(self.keys.pending_approvals(team_id), "-inf", at))
-        return [raw.decode() if isinstance(raw, bytes) else raw for raw in due]
+        return [as_text(raw) for raw in due]
 
     # -- sync runs: checkpoints, leases, ledger, progress message ------------------------------------
     def run_records(self, team_id: str, run_id: str, checkpoint_model: type[M]) -> RunRecords[M]:

@@ -12,7 +12,7 @@ from bot.dynamics import errors
 from bot.dynamics.client import DataverseClient
 from bot.models import Entity
 from sandbox.dynamics import DynamicsEmulator
-from tests.support.dataverse import Sleeps, sync_user_client
+from tests.support.dataverse import Sleeps
 from tests.support.listener import listener
 
 SELECT = ["emailaddress1", "firstname", "revenue", "_ownerid_value", "leadsourcecode"]
@@ -28,17 +28,6 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[DynamicsEmulator]:
     em = start(**{"records": {"lead": 1200, "contact": 300, "account": 50}, **knobs})
     yield em
     em.stop()
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def client(emulator: DynamicsEmulator, sleeps: Sleeps) -> Iterator[DataverseClient]:
-    with sync_user_client(emulator, sleeps) as dv:
-        yield dv
 
 
 def ids(pages: Iterator[Any], key: str = "leadid") -> list[str]:

@@ -13,7 +13,7 @@ from bot.dynamics.client import DataverseClient
 from bot.dynamics.writes import check_required
 from bot.models import Entity
 from sandbox.dynamics import DynamicsEmulator
-from tests.support.dataverse import Sleeps, sync_user_client
+from tests.support.dataverse import Sleeps
 
 WHO = ["lastname", "subject", "_createdby_value", "_modifiedby_value"]
 
@@ -23,17 +23,6 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[DynamicsEmulator]:
     em = DynamicsEmulator(**{"records": {"lead": 40, "contact": 10}, **getattr(request, "param", {})}).start()
     yield em
     em.stop()
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
-@pytest.fixture
-def client(emulator: DynamicsEmulator, sleeps: Sleeps) -> Iterator[DataverseClient]:
-    with sync_user_client(emulator, sleeps) as dv:
-        yield dv
 
 
 def rows_by_id(client: DataverseClient, entity: str, select: list[str]) -> dict[str, dict[str, Any]]:
