@@ -108,6 +108,21 @@ class MarketoField(BaseModel):
     description: str = ""
 
 
+class Direction(StrEnum):
+    """Which way one field syncs. Lead and contact fields sync both ways by default; accounts one way."""
+
+    both = "both"
+    to_marketo = "to_marketo"  # Dynamics → Marketo only
+    to_dynamics = "to_dynamics"  # Marketo → Dynamics only
+
+
+class Side(StrEnum):
+    """The system whose value wins a collision (the same field changed on both sides in one cycle)."""
+
+    marketo = "marketo"
+    dynamics = "dynamics"
+
+
 class FieldMapping(BaseModel):
     source: str  # Dataverse logical name
     read_name: str  # property name in the record JSON
@@ -116,6 +131,10 @@ class FieldMapping(BaseModel):
     marketo_name: str
     marketo_type: str
     standard: bool  # a Marketo standard field (default mapping) rather than one we create
+    # Plans approved before two-way sync existed were one way: that stays their meaning.
+    direction: Direction = Direction.to_marketo
+    winner: Side | None = None  # None: the entity's rule (`bot.sync.directions.winner`)
+    one_way_reason: str | None = None  # why Marketo cannot write this field to Dynamics, when it cannot
 
 
 class EntityPlan(BaseModel):

@@ -17,6 +17,7 @@ from bot.errors import BotError
 from bot.models import (
     SYNC_FILTER_ATTRIBUTE,
     AttributeMeta,
+    Direction,
     Entity,
     EntityMetadata,
     EntityPlan,
@@ -24,6 +25,7 @@ from bot.models import (
     FieldPlan,
     MarketoField,
 )
+from bot.sync.directions import TWO_WAY_ENTITIES
 
 _PERSON_MAPPING: dict[str, str] = {
     "emailaddress1": "email",
@@ -391,7 +393,7 @@ def build_plan(
             mappings.append(FieldMapping(
                 source=attr.logical_name, read_name=attr.read_name, attribute_type=attr.attribute_type,
                 datetime_behavior=attr.datetime_behavior, marketo_name=name, marketo_type=kind,
-                standard=standard,
+                standard=standard, direction=Direction.both if entity in TWO_WAY_ENTITIES else Direction.to_marketo,
             ))
         plans.append(EntityPlan(
             entity=entity, mappings=mappings, id_field=id_field,
