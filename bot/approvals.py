@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot import audit, flow
 from bot.approval_outcome import Decision, Outcome
@@ -249,16 +249,8 @@ class ApprovalService:
         """
         if not self.roles.for_team(team_id).is_lead(user):
             return Decision(Outcome.not_lead, self.get(team_id, approval_id), decision_message(Outcome.not_lead, None))
-        claimed = False
-
-        def change(current: Approval) -> Approval | None:
-            nonlocal claimed
-            claimed = self.stuck(current)
-            if not claimed:
-                return None
-            return current.model_copy(update={"effects_state": EffectsState.running, "effects_started_at": self.clock()})
-
-        approval = self.store.update_approval(team_id, approval_id, change)
+        claimed, approval = self._claim_stuck(team_id, approval_id, lambda: {
+            "effects_state": EffectsState.running, "effects_started_at": self.clock()})
         if approval is None or approval.status == ApprovalStatus.pending:
             return Decision(Outcome.not_found, None, decision_message(Outcome.not_found, None))
         if not claimed:
@@ -284,17 +276,8 @@ class ApprovalService:
         still `approved`): the connection goes back to Step 3 (editable), and the Marketo instance is
         unlocked again when no Marketo field was created for it. Claimed in one transaction, so a
         concurrent Retry and cancel never both run."""
-        withdrawn = False
-
-        def change(current: Approval) -> Approval | None:
-            nonlocal withdrawn
-            withdrawn = self.stuck(current)
-            if not withdrawn:
-                return None
-            return current.model_copy(update={"status": ApprovalStatus.cancelled, "decided_by": user,
-                                              "decided_at": self.clock()})
-
-        stored = self.store.update_approval(approval.team_id, approval.id, change)
+        withdrawn, stored = self._claim_stuck(approval.team_id, approval.id, lambda: {
+            "status": ApprovalStatus.cancelled, "decided_by": user, "decided_at": self.clock()})
         if stored is None or not withdrawn:
             return Decision(Outcome.already_decided, stored, decision_message(Outcome.already_decided, stored))
         team_id, connection_id = stored.team_id, stored.connection_id
@@ -308,6 +291,19 @@ class ApprovalService:
         return Decision(Outcome.cancelled, stored, withdrawn_message(stored, released))
 
     # -- internals ---------------------------------------------------------------------------------
+    def _claim_stuck(self, team_id: str, approval_id: str,
+                     update: Callable[[], dict[str, Any]]) -> tuple[bool, Approval | None]:
+        """Apply `update` to a stuck approval in one transaction; whether this call claimed it, and the record."""
+        claimed = False
+
+        def change(current: Approval) -> Approval | None:
+            nonlocal claimed
+            claimed = self.stuck(current)
+            return current.model_copy(update=update()) if claimed else None
+
+        stored = self.store.update_approval(team_id, approval_id, change)
+        return claimed, stored
+
     def _transact(self, team_id: str, approval_id: str, rule: Rule) -> tuple[_Step, Approval | None]:
         """One atomic decision on a pending approval; expiry wins over any rule once due."""
         step = _Step()
