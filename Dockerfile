@@ -18,11 +18,12 @@ COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 
 # Production code only: the emulators (sandbox/), tests/ and bench/ stay out (see .dockerignore).
-# --no-build-isolation builds with the base image's setuptools, so nothing unhashed is downloaded.
+# --no-build-isolation builds with the base image's setuptools, so nothing unhashed is downloaded;
+# --check-build-dependencies stops the build if that setuptools is older than pyproject.toml asks.
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
-RUN pip install --no-deps --no-build-isolation . \
+RUN pip install --no-deps --no-build-isolation --check-build-dependencies . \
  && rm -rf build ./*.egg-info \
  && useradd --create-home --uid 10001 connect
 
