@@ -5,7 +5,8 @@
 #
 # The base image is pinned by digest: python:3.11-slim-bookworm (Python 3.11.16) as listed by
 # docker-library/repo-info. To move to a newer build, pass or change PYTHON_IMAGE
-# (`docker buildx imagetools inspect python:3.11-slim-bookworm` prints the current digest).
+# (`docker buildx imagetools inspect python:3.11-slim-bookworm` prints the current digest). Where no
+# registry is reachable, `deploy/local-base.sh` builds a stand-in from Debian's packages (README).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 FROM ${PYTHON_IMAGE}
 
