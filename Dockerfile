@@ -5,7 +5,8 @@
 #
 # The base image is pinned by digest: python:3.11-slim-bookworm (Python 3.11.16) as listed by
 # docker-library/repo-info. To move to a newer build, pass or change PYTHON_IMAGE
-# (`docker buildx imagetools inspect python:3.11-slim-bookworm` prints the current digest).
+# (`docker buildx imagetools inspect python:3.11-slim-bookworm` prints the current digest). Where no
+# registry is reachable, `deploy/local-base.sh` builds a stand-in from Debian's packages (README).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:0bee7276f83efd4a1ee05bbbf4281d95ed28e079220a9457f25a93e3f1e3c31b
 FROM ${PYTHON_IMAGE}
 
@@ -18,11 +19,12 @@ COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 
 # Production code only: the emulators (sandbox/), tests/ and bench/ stay out (see .dockerignore).
-# --no-build-isolation builds with the base image's setuptools, so nothing unhashed is downloaded.
+# --no-build-isolation builds with the base image's setuptools, so nothing unhashed is downloaded;
+# --check-build-dependencies stops the build if that setuptools is older than pyproject.toml asks.
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
-RUN pip install --no-deps --no-build-isolation . \
+RUN pip install --no-deps --no-build-isolation --check-build-dependencies . \
  && rm -rf build ./*.egg-info \
  && useradd --create-home --uid 10001 connect
 

@@ -57,12 +57,15 @@ worker: $(STAMP)
 	$(BIN)/connect-dynamics worker
 
 # requirements.lock: the production dependencies of pyproject.toml, pinned with their hashes (the image
-# installs it). Independent of $(STAMP), which installs with the lock as constraints.
+# installs it). Resolved for every Python 3.11 (`--universal`: a dependency needed only on some, such as
+# redis's async-timeout below 3.11.3, Debian 12's Python, is pinned with its marker); the pins already
+# in the file are kept unless pyproject.toml asks otherwise. Independent of $(STAMP), which installs
+# with the lock as constraints.
 lock:
 	test -x $(BIN)/pip || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet pip-tools
-	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
-	  --output-file requirements.lock pyproject.toml
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --custom-compile-command "make lock" --output-file requirements.lock pyproject.toml
 
 # The deployment files: docker-compose.yml against the Compose spec, deploy/kubernetes/ against Kubernetes' schemas.
 $(DEPLOY_STAMP): $(STAMP)

@@ -122,7 +122,7 @@ def test_the_base_image_is_pinned_by_digest() -> None:
 def test_the_image_installs_the_hashed_lock_before_the_code_and_no_emulator() -> None:
     lock_install = DOCKERFILE.index("pip install --require-hashes -r requirements.lock")
     assert DOCKERFILE.index("COPY requirements.lock") < lock_install < DOCKERFILE.index("COPY bot")
-    assert "pip install --no-deps --no-build-isolation ." in DOCKERFILE
+    assert "pip install --no-deps --no-build-isolation --check-build-dependencies ." in DOCKERFILE
     assert not re.search(r"^COPY .*\b(sandbox|tests|bench)\b", DOCKERFILE, re.MULTILINE)
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {"sandbox", "tests", "bench", ".venv", ".env"} <= ignored
@@ -135,7 +135,7 @@ def test_the_image_healthcheck_fits_each_process() -> None:
 
 
 def _pins(lock: str) -> dict[str, list[str]]:
-    """name -> its hashes, for every pinned requirement of a pip-compile lock."""
+    """name -> its hashes, for every pinned requirement of the lock."""
     pins: dict[str, list[str]] = {}
     for block in re.split(r"\n(?=[A-Za-z0-9])", lock):
         pin = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==\S+", block)
