@@ -112,6 +112,11 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
     health = container.probe_health(READY_TIMEOUT_SECONDS)
 
     async def slack_events(request: Request) -> Response:
+        """Counted by the ack gate from arrival to ack: after-ack work waits for a burst's acks."""
+        with container.ack_gate.acking():
+            return await acked(request)
+
+    async def acked(request: Request) -> Response:
         started = time.perf_counter()
         headers = {k.lower(): v for k, v in request.headers.items()}
         try:
