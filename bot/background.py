@@ -7,7 +7,7 @@ long jobs (the sync, the duplicate scan of a big org) go to RQ instead.
 Python threads share one interpreter lock and have no priorities: after-ack work running while a
 burst of requests waits for its acks takes turns with them, and every ack of the burst waits for
 it. So each piece of work first waits until the web front is quiet (`AckGate`: no ack in flight
-and none for 30 ms), for at most `max_defer` seconds after it was submitted: well inside the 3 s
+and none for 100 ms), for at most `max_defer` seconds after it was submitted: well inside the 3 s
 a trigger id lives, so a modal opened after the ack still opens.
 """
 
@@ -24,7 +24,9 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_DEFER_SECONDS = 0.5
-SETTLE_SECONDS = 0.03
+# Longer than the gaps between the requests of one burst on a busy machine (bench_ack at load 10
+# on 2 cores showed gaps past 30 ms), short next to the round trip of the Slack call that follows.
+SETTLE_SECONDS = 0.1
 
 
 class AckGate:
