@@ -34,38 +34,40 @@ class AckGate:
 
     "Quiet" is no ack in flight and none for `settle` seconds: requests of a burst reach the
     handler one after another (the event loop reads them in turn), so a gap of zero in flight
-    between two of them is not the end of the burst."""
+    between two of them is not the end of the burst. Waiters look again every `settle` seconds
+    rather than being woken by each ack: waking every waiting thread at each ack of a burst would
+    cost the burst the very turns at the interpreter lock this gate saves."""
 
     def __init__(self, settle: float = SETTLE_SECONDS) -> None:
         self._settle = settle
         self._in_flight = 0
         self._last_ack = -settle
-        self._changed = threading.Condition()
+        self._lock = threading.Condition()
 
     @contextlib.contextmanager
     def acking(self) -> Iterator[None]:
-        with self._changed:
+        with self._lock:
             self._in_flight += 1
         try:
             yield
         finally:
-            with self._changed:
+            with self._lock:
                 self._in_flight -= 1
                 self._last_ack = time.monotonic()
-                self._changed.notify_all()
 
     def wait_quiet(self, timeout: float) -> bool:
         """Block until quiet (True) or until `timeout` seconds have passed (False)."""
         deadline = time.monotonic() + timeout
-        with self._changed:
+        with self._lock:
             while True:
                 now = time.monotonic()
                 if not self._in_flight and now - self._last_ack >= self._settle:
                     return True
                 if now >= deadline:
                     return False
-                settled = self._last_ack + self._settle if not self._in_flight else deadline
-                self._changed.wait(min(settled, deadline) - now)
+                # in flight: look again a settle time later (never spinning, even with settle 0)
+                quiet_at = now + max(self._settle, 0.01) if self._in_flight else self._last_ack + self._settle
+                self._lock.wait(min(quiet_at, deadline) - now)
 
 
 class Background:
