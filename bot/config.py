@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     APPROVAL_TTL_HOURS: float = Field(default=24, gt=0)
     APPROVAL_CHANNEL: str | None = None
     NOTIFY_CHANNEL: str | None = None
+    # how stale a web process's copy of a workspace's admins and leads may be (0: read Redis every time)
+    TEAM_SETTINGS_CACHE_SECONDS: float = Field(default=5, ge=0)
     ENTRA_AUTHORITY_HOST: str = "login.microsoftonline.com"
     ENTRA_TENANT: str | None = None
     DYNAMICS_SOLUTION_NAME: str = "Marketo Lead Management"

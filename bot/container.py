@@ -18,7 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 from bot.approval_effects import ApprovalEffects
 from bot.approvals import ApprovalService
 from bot.audit import AuditLog
-from bot.background import Background
+from bot.background import AckGate, Background
 from bot.config import Settings
 from bot.crypto import SecretBox
 from bot.dynamics.auth import sign_in
@@ -149,9 +149,14 @@ class Container:
                             dataverse=self.dataverse, marketo=self.marketo, notifier=self.notifier)
 
     @functools.cached_property
+    def ack_gate(self) -> AckGate:
+        """The Slack requests the web front is acking: after-ack work waits for them."""
+        return AckGate()
+
+    @functools.cached_property
     def background(self) -> Background:
         """Slow work after a Slack ack."""
-        return Background()
+        return Background(gate=self.ack_gate)
 
     # -- people and decisions ------------------------------------------------------------------------
     @functools.cached_property

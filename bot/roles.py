@@ -95,11 +95,12 @@ class Roles:
 
 
 class TeamRoles:
-    """Each workspace's roles, read from its settings on every check (an App Home edit counts at once)."""
+    """Each workspace's roles, from its settings as `WorkspaceSettings.recent` keeps them (an App Home
+    edit counts at once in the process that saved it, within `TEAM_SETTINGS_CACHE_SECONDS` elsewhere)."""
 
     def __init__(self, workspaces: WorkspaceSettings) -> None:
         self.workspaces = workspaces
 
     def for_team(self, team_id: str) -> Roles:
-        chosen = self.workspaces.get(team_id)
+        chosen = self.workspaces.recent(team_id)
         return Roles(chosen.admins, chosen.leads)

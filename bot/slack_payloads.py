@@ -2,7 +2,8 @@
 
 Bolt's adapters (and slack_sdk's SignatureVerifier) decode the body as UTF-8 before the
 signature is checked, so a garbage body gives a 500. The HMAC here is computed over the raw bytes. `guard_request` runs first: signature, freshness, then shape; anything that fails
-gets a 4xx and reaches nothing else.
+gets a 4xx and reaches nothing else. What it parsed is handed on (`Guarded`), so the body is
+parsed once per request: Bolt gets the dict, the listeners the model (`GUARDED_PAYLOAD`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import hmac
 import json
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_REQUEST_AGE_SECONDS = 300
+GUARDED_PAYLOAD = "guarded_payload"
+"""The key of the guard's model of the request in Bolt's context (absent in Socket Mode)."""
 # Checked before use: a non-ASCII signature would make `hmac.compare_digest` raise (a 500), and
 # `int()` takes signs, spaces, underscores and non-ASCII digits.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
@@ -195,7 +199,15 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def parse_body(body: bytes, content_type: str) -> BaseModel:
+@dataclass(frozen=True)
+class Guarded:
+    """A request that passed the guard: its body as Bolt reads it, and as the bot's model."""
+
+    body: dict[str, Any]
+    payload: BaseModel
+
+
+def parse_body(body: bytes, content_type: str) -> Guarded:
     """Parse a (signed) body into one of the payload models, or raise Rejected(400)."""
     try:
         text = body.decode("utf-8")
@@ -203,22 +215,23 @@ def parse_body(body: bytes, content_type: str) -> BaseModel:
         raise Rejected(400, "body is not UTF-8") from exc
     try:
         if content_type.startswith("application/json"):
-            return EventCallback.model_validate_json(text)
+            data = json.loads(text)
+            return Guarded(data, EventCallback.model_validate(data))
         form = {key: values[-1] for key, values in parse_qs(text, keep_blank_values=True).items()}
         if "payload" in form:
             data = json.loads(form["payload"])
             if not isinstance(data, dict) or data.get("type") not in INTERACTIVE:
                 raise Rejected(400, "unsupported payload")
-            return INTERACTIVE[data["type"]].model_validate(data)
-        return SlashCommand.model_validate(form)
-    except (ValidationError, ValueError) as exc:
+            return Guarded(data, INTERACTIVE[data["type"]].model_validate(data))
+        return Guarded(dict(form), SlashCommand.model_validate(form))
+    except (ValidationError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
         raise Rejected(400, "malformed Slack payload") from exc
 
 
 def guard_request(
     body: bytes, headers: dict[str, str], signing_secret: str, now: float | None = None
-) -> BaseModel:
-    """Verify signature and freshness, then shape. Returns the parsed payload."""
+) -> Guarded:
+    """Verify signature and freshness, then shape. Returns what was parsed."""
     timestamp = headers.get("x-slack-request-timestamp", "")
     signature = headers.get("x-slack-signature", "")
     if not timestamp or not signature:

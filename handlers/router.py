@@ -11,14 +11,15 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from slack_bolt import Ack, App
+from pydantic import BaseModel
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.container import Container
 from bot.errors import BotError
-from bot.slack_payloads import ActionPayload, SlashCommand, SuggestionPayload, ViewPayload
+from bot.slack_payloads import GUARDED_PAYLOAD, ActionPayload, SlashCommand, SuggestionPayload, ViewPayload
 from bot.steps.status import unknown_subcommand
 from bot.views.common import error_modal, info_modal
 from bot.views.kit import escape
@@ -35,6 +36,15 @@ ACTIONS: dict[str, Route[ActionPayload]] = {
 }
 VIEWS: dict[str, Route[ViewPayload]] = {**credentials.VIEWS, **fields.VIEWS, **approvals.VIEWS, **home.VIEWS}
 OPTIONS: dict[str, Route[SuggestionPayload]] = {**fields.OPTIONS}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _payload(model: type[M], context: BoltContext, body: dict) -> M:
+    """The web front's guard already parsed the request; Socket Mode (no guard) parses it here."""
+    guarded = context.get(GUARDED_PAYLOAD)
+    return guarded if isinstance(guarded, model) else model.model_validate(body)
+
 
 Refuse = Callable[[Ctx[Any], str], None]
 """How a request of one kind is answered with a message when nothing was acked yet."""
@@ -75,8 +85,8 @@ def _dispatch(route: Route[P], ctx: Ctx[P], refuse: Refuse) -> None:
 
 def register(app: App, container: Container) -> None:
     @app.command(re.compile(r"^/"))
-    def on_command(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = Ctx(container, ack, client, SlashCommand.model_validate(body))
+    def on_command(ack: Ack, body: dict, context: BoltContext, client: WebClient) -> None:
+        ctx = Ctx(container, ack, client, _payload(SlashCommand, context, body))
         name = commands.subcommand(ctx.payload.text)
         route = commands.SUBCOMMANDS.get(name)
         if route is None:
@@ -85,8 +95,8 @@ def register(app: App, container: Container) -> None:
         _dispatch(route, ctx, _refuse_command)
 
     @app.action(re.compile(r".*"))
-    def on_action(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = Ctx(container, ack, client, ActionPayload.model_validate(body))
+    def on_action(ack: Ack, body: dict, context: BoltContext, client: WebClient) -> None:
+        ctx = Ctx(container, ack, client, _payload(ActionPayload, context, body))
         action_id = ctx.payload.action.action_id
         route = ACTIONS.get(action_id)
         if route is None:
@@ -97,8 +107,8 @@ def register(app: App, container: Container) -> None:
         _dispatch(route, ctx, _refuse_action)
 
     @app.view(re.compile(r".*"))
-    def on_view(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = Ctx(container, ack, client, ViewPayload.model_validate(body))
+    def on_view(ack: Ack, body: dict, context: BoltContext, client: WebClient) -> None:
+        ctx = Ctx(container, ack, client, _payload(ViewPayload, context, body))
         route = VIEWS.get(ctx.payload.view.callback_id)
         if route is None:
             ack(response_action="update", view=info_modal("No longer valid", STALE_BUTTON))
@@ -110,8 +120,8 @@ def register(app: App, container: Container) -> None:
         ack()
 
     @app.options(re.compile(r".*"))
-    def on_options(ack: Ack, body: dict, client: WebClient) -> None:
-        ctx = Ctx(container, ack, client, SuggestionPayload.model_validate(body))
+    def on_options(ack: Ack, body: dict, context: BoltContext, client: WebClient) -> None:
+        ctx = Ctx(container, ack, client, _payload(SuggestionPayload, context, body))
         route = OPTIONS.get(ctx.payload.action_id)
         if route is None:
             ack(options=[])

@@ -40,8 +40,9 @@ BASE = {"team": {"id": "T1"}, "user": {"id": "U1"}}
 
 def test_command_parses() -> None:
     body = urlencode({"command": "/connect-dynamics", "team_id": "T1", "user_id": "U1", "text": "status"}).encode()
-    parsed = guard_request(body, _headers(body), SECRET)
-    assert isinstance(parsed, SlashCommand) and parsed.text == "status"
+    guarded = guard_request(body, _headers(body), SECRET)
+    assert isinstance(guarded.payload, SlashCommand) and guarded.payload.text == "status"
+    assert guarded.body == {"command": "/connect-dynamics", "team_id": "T1", "user_id": "U1", "text": "status"}
 
 
 @pytest.mark.parametrize(("data", "model"), [
@@ -51,7 +52,8 @@ def test_command_parses() -> None:
 ])
 def test_interactive_payloads_parse(data: dict, model: type) -> None:
     body = _payload(data)
-    assert isinstance(guard_request(body, _headers(body), SECRET), model)
+    guarded = guard_request(body, _headers(body), SECRET)
+    assert isinstance(guarded.payload, model) and guarded.body == data  # Bolt gets the dict it would have parsed
 
 
 def test_view_state_values_are_read_whatever_the_element() -> None:
@@ -59,7 +61,7 @@ def test_view_state_values_are_read_whatever_the_element() -> None:
         "b1": {"a1": {"type": "plain_text_input", "value": "hello"}},
         "b2": {"a2": {"type": "multi_external_select", "selected_options": [{"value": "x"}, {"value": "y"}]}},
     }}}})
-    view = guard_request(body, _headers(body), SECRET).view
+    view = guard_request(body, _headers(body), SECRET).payload.view
     assert view.value("b1", "a1") == "hello"
     assert view.value("b2", "a2") == ["x", "y"]
     assert view.value("missing", "a") is None
@@ -83,11 +85,26 @@ def test_unsigned_wrong_or_stale_is_401(headers_for) -> None:  # noqa: ANN001
     _payload({**BASE, "type": "view_submission", "view": {"id": "V1", "callback_id": "c"}}),
     _payload({**BASE, "type": "view_submission", "view": {"id": "V1", "type": "modal", "state": {"values": {"b": "x"}}}}),
     _payload({**BASE, "type": "block_actions", "actions": []}), b"\xff\xfe", b"", b"command=/x",
+    b"payload=" + b"%5B" * 5000,
 ])
 def test_malformed_signed_bodies_are_400(body: bytes) -> None:
     with pytest.raises(Rejected) as raised:
         guard_request(body, _headers(body), SECRET)
     assert raised.value.status == 400
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b"{", b"[" * 100_000, b'{"type": "reaction_added"}'])
+def test_malformed_signed_json_bodies_are_400(body: bytes) -> None:
+    with pytest.raises(Rejected) as raised:
+        guard_request(body, {**_headers(body), "content-type": "application/json"}, SECRET)
+    assert raised.value.status == 400
+
+
+def test_an_event_is_handed_on_as_parsed() -> None:
+    data = {"type": "event_callback", "team_id": "T1", "event": {"type": "app_home_opened", "user": "U1"}}
+    body = json.dumps(data).encode()
+    guarded = guard_request(body, {**_headers(body), "content-type": "application/json"}, SECRET)
+    assert guarded.body == data and guarded.payload.event == data["event"]
 
 
 @given(st.binary(max_size=300))
