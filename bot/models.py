@@ -75,6 +75,8 @@ class AttributeMeta(BaseModel):
     format: str | None = None  # String FormatName: Email, Text, TextArea, Url, Phone ...
     datetime_behavior: str | None = None  # UserLocal, DateOnly, TimeZoneIndependent
     is_custom: bool = False
+    valid_for_update: bool = True  # IsValidForUpdate: false for read-only columns
+    source_type: int | None = None  # SourceType: 0 simple, 1 calculated, 2 rollup
 
     @property
     def read_name(self) -> str:
@@ -197,6 +199,10 @@ class Connection(BaseModel):
     sync_user_name: str | None = None
     checklist: list[CheckResult] = Field(default_factory=list)
     selected: dict[str, list[str]] = Field(default_factory=dict)  # entity -> logical names
+    # The admin's choices for the next plan, per entity -> logical name; a field not named syncs both ways
+    # (lead, contact) and its collisions follow the entity's rule. A plan carries its own copy per field.
+    directions: dict[str, dict[str, Direction]] = Field(default_factory=dict)
+    winners: dict[str, dict[str, Side]] = Field(default_factory=dict)
     plan: FieldPlan | None = None
     duplicate_count: int | None = None  # addresses shared by more than one record
     duplicate_records: int | None = None  # records carrying one of those addresses
