@@ -42,7 +42,8 @@ def _entity_direction_lines(ep: EntityPlan, limit: int) -> list[str]:
     counts = {d: sum(m.direction == d for m in ep.mappings) for d in Direction}
     summary = ", ".join(f"{n} {MARKS[d]}" for d, n in counts.items() if n)
     lines = [f"• *{name}*: {summary or 'no fields'}; collisions: {rule_text(ep.entity)}"]
-    exceptions = (f"    `{escape(m.source)}` {mark(ep.entity, m)}" for m in ep.mappings if _is_exception(ep.entity, m))
+    differing = sorted((m for m in ep.mappings if _is_exception(ep.entity, m)), key=lambda m: bool(m.one_way_reason))
+    exceptions = (f"    `{escape(m.source)}` {mark(ep.entity, m)}" for m in differing)  # the admin's choices first
     return lines + limited_lines(exceptions, limit, "fields")
 
 
