@@ -256,16 +256,25 @@ class ApprovalKind(StrEnum):
     fields_change = "fields_change"  # a change of the field selection after go-live
 
 
+class DirectionChange(BaseModel):
+    """A synced field whose direction or collision winner a change of fields changes."""
+
+    before: FieldMapping
+    after: FieldMapping
+
+
 class FieldsChange(BaseModel):
-    """What a change of fields after go-live adds and removes, per entity (Dataverse logical names)."""
+    """What a change of fields after go-live adds and removes, per entity (Dataverse logical names), and
+    the kept fields whose direction or winner it changes."""
 
     added: dict[str, list[str]] = Field(default_factory=dict)
     removed: dict[str, list[str]] = Field(default_factory=dict)
+    redirected: dict[str, list[DirectionChange]] = Field(default_factory=dict)
     fields_to_create: list[MarketoField] = Field(default_factory=list)  # irreversible
 
     @property
     def empty(self) -> bool:
-        return not any(self.added.values()) and not any(self.removed.values())
+        return not any(self.added.values()) and not any(self.removed.values()) and not any(self.redirected.values())
 
     def backfill_fields(self) -> dict[str, list[str]]:
         """The entities with added columns, and those columns: what the backfill writes."""

@@ -27,7 +27,7 @@ from bot.sync.mapping import (
     search_attributes,
 )
 from bot.views import ids
-from bot.views.direction_text import direction_lines
+from bot.views.direction_text import direction_lines, mark
 from bot.views.kit import (
     ENTITY_PLURAL,
     MAX_OPTION_TEXT,
@@ -222,6 +222,9 @@ def fields_change_lines(change: FieldsChange) -> list[str]:
         if removed:
             lines.append(f"• *{ENTITY_PLURAL[entity]}* — removed: " + ", ".join(f"`{escape(n)}`" for n in removed)
                          + " (stop syncing; nothing is deleted in Marketo)")
+        if redirected := change.redirected.get(entity.value, []):
+            lines.append(f"• *{ENTITY_PLURAL[entity]}* — direction changed: " + ", ".join(
+                f"`{escape(r.after.source)}` {mark(entity, r.after)} (was {mark(entity, r.before)})" for r in redirected))
     return lines or ["No change."]
 
 
