@@ -14,7 +14,8 @@ from bot.store import Store
 from bot.views import ids
 from sandbox.driver import SlackDriver
 from sandbox.polling import wait_for
-from sandbox.stack import ADMIN, Stack
+from sandbox.stack import ADMIN, APPROVAL_CHANNEL, LEADS, Stack
+from sandbox.story import Story
 from tests.e2e.test_fields_e2e import _open_fields, _state, _submit_fields, _text
 
 LEAD = Entity.lead
@@ -92,3 +93,47 @@ def test_directions_chosen_in_step2_reach_the_plan_and_the_approval(
     assert "*Directions*" in approval_text and "`jobtitle` → Marketo" in approval_text
     assert "`firstname` ⇄ both ways, Dynamics wins" in approval_text
     assert "*Contacts*" in approval_text and "collisions: Dynamics wins" in approval_text
+
+
+def test_a_direction_changed_after_go_live_is_a_change_of_fields_a_lead_approves(
+    driver: SlackDriver, worker: object, stack: Stack, store: Store,
+) -> None:
+    story = Story(driver, stack.slack, stack.dynamics.url)
+    story.request_and_approve()
+    story.completion(timeout=240)
+    team = stack.slack.team_id
+    before = {m.source: m for m in store.active_connection(team).plan.for_entity(LEAD).mappings}
+    assert before["jobtitle"].direction == Direction.both
+
+    assert driver.command(ADMIN, text="fields").status == 200
+    opened = stack.slack.wait_for("views.open", lambda call: call.response["view"]["id"] != story.view_id, 30)
+    story.view_id = opened.response["view"]["id"]
+    picker = wait_for(lambda: (v := story._view()).get("callback_id") == ids.FIELDS_CHANGE_CALLBACK and v,
+                      "the field picker of the change", 60)
+    state = _state(picker)
+    pushed = _push_directions(driver, stack, picker, state)
+    assert not any(b["element"].get("initial_options") for b in pushed["blocks"] if b["type"] == "input"), \
+        "the plan in force syncs every field both ways by the rule"
+    assert driver.view_submission(ADMIN, pushed, _values(pushed, to_marketo=["jobtitle"])).status == 200
+
+    story._submit(state)
+    change = wait_for(lambda: (v := story._view()).get("callback_id") == ids.FIELDS_CHANGE_PLAN_CALLBACK and v,
+                      "the plan of the change", 60)
+    assert "`jobtitle` → Marketo (was ⇄ both ways)" in _text(change)
+    story._submit({})
+    request = wait_for(lambda: [m for m in stack.slack.messages(APPROVAL_CHANNEL) if "Change of fields" in m.text],
+                       "the change request", 60)[-1]
+    assert "`jobtitle` → Marketo (was ⇄ both ways)" in json.dumps(request.blocks, ensure_ascii=False)
+    approval_id = next(e["value"] for b in request.blocks if b.get("type") == "actions"
+                       for e in b["elements"] if e["action_id"] == ids.APPROVE_ACTION)
+    assert driver.block_action(LEADS[0], ids.APPROVE_ACTION, value=approval_id, message=request).status == 200
+
+    def switched() -> bool:
+        plan = store.active_connection(team).plan
+        return any(m.source == "jobtitle" and m.direction == Direction.to_marketo
+                   for m in plan.for_entity(LEAD).mappings)
+
+    wait_for(switched, "the plan in force to sync jobtitle one way", 60)
+    connection = store.active_connection(team)
+    assert connection.backfill_run_id is None, "a change of direction alone writes nothing to backfill"
+    assert connection.state.value == "synced"
