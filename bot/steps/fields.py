@@ -186,10 +186,11 @@ def _synced(store: Store, team_id: str, connection_id: str | None) -> tuple[Conn
 
 def open_change(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, slack: WebClient, team_id: str,
                 trigger_id: str) -> None:
-    """Reopen Step 2 on a synced connection, the current selection chosen, fields re-read from Dynamics."""
+    """Reopen Step 2 on a synced connection, the current selection and directions chosen, fields re-read from
+    Dynamics."""
     connection, current = _synced(store, team_id, None)
-    opened = slack.views_open(trigger_id=trigger_id, view=reading_fields())
     connection = flow.restore_directions(store, team_id, connection.id, current)
+    opened = slack.views_open(trigger_id=trigger_id, view=reading_fields())
     picker = fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, True), change=True)
     slack.views_update(view_id=opened["view"]["id"], view=picker)
 
