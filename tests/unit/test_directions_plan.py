@@ -15,6 +15,7 @@ from bot.models import (
     FieldPlan,
     Side,
 )
+from bot.sync.convert import RecordConverter
 from bot.sync.directions import DirectionChoices, DirectionError, one_way_reason, plan_choices, settle
 from bot.sync.mapping import build_plan
 from bot.views import ids
@@ -201,3 +202,11 @@ def test_plan_modal_and_approval_show_directions_within_50_blocks():
     text = json.dumps(blocks, ensure_ascii=False)
     assert "*Leads*: 40 ⇄ both ways, 62 → Marketo" in text and "more fields" in text
     assert len(text) < 13_000
+
+
+def test_a_field_synced_marketo_to_dynamics_only_is_never_written_to_marketo():
+    plan = build_plan(METADATA, ALL, set(), directions={"lead": {"jobtitle": Direction.to_dynamics}})
+    lead = plan.for_entity(Entity.lead)
+    assert lead is not None
+    out = RecordConverter(lead, send_nulls=True)({"leadid": "g1", "firstname": "Ann", "jobtitle": "CEO"})
+    assert out["firstName"] == "Ann" and "title" not in out
