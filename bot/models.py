@@ -257,24 +257,26 @@ class ApprovalKind(StrEnum):
 
 
 class DirectionChange(BaseModel):
-    """A synced field whose direction or collision winner a change of fields changes."""
+    """A field's direction and collision winner in a change of fields: an added field's (`before` None),
+    or a kept field's that changes."""
 
-    before: FieldMapping
+    before: FieldMapping | None = None
     after: FieldMapping
 
 
 class FieldsChange(BaseModel):
     """What a change of fields after go-live adds and removes, per entity (Dataverse logical names), and
-    the kept fields whose direction or winner it changes."""
+    the directions of the added fields and of the kept fields whose direction or winner it changes."""
 
     added: dict[str, list[str]] = Field(default_factory=dict)
     removed: dict[str, list[str]] = Field(default_factory=dict)
-    redirected: dict[str, list[DirectionChange]] = Field(default_factory=dict)
+    directions: dict[str, list[DirectionChange]] = Field(default_factory=dict)
     fields_to_create: list[MarketoField] = Field(default_factory=list)  # irreversible
 
     @property
     def empty(self) -> bool:
-        return not any(self.added.values()) and not any(self.removed.values()) and not any(self.redirected.values())
+        redirected = any(d.before is not None for changes in self.directions.values() for d in changes)
+        return not any(self.added.values()) and not any(self.removed.values()) and not redirected
 
     def backfill_fields(self) -> dict[str, list[str]]:
         """The entities with added columns, and those columns: what the backfill writes."""

@@ -212,19 +212,24 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
 
 
 def fields_change_lines(change: FieldsChange) -> list[str]:
-    """Per entity: the columns a change of fields adds (backfilled) and removes (no longer synced)."""
+    """Per entity: the columns a change of fields adds (backfilled) with their directions, removes (no longer
+    synced), and those whose direction or collision winner it changes."""
     lines = []
     for entity in Entity:
         added, removed = change.added.get(entity.value, []), change.removed.get(entity.value, [])
+        directions = change.directions.get(entity.value, [])
+        new = {d.after.source: f" {mark(entity, d.after)}" for d in directions if d.before is None}
         if added:
-            lines.append(f"• *{ENTITY_PLURAL[entity]}* — new: " + ", ".join(f"`{escape(n)}`" for n in added)
+            lines.append(f"• *{ENTITY_PLURAL[entity]}* — new: "
+                         + ", ".join(f"`{escape(n)}`{new.get(n, '')}" for n in added)
                          + " (written into existing records, update only)")
         if removed:
             lines.append(f"• *{ENTITY_PLURAL[entity]}* — removed: " + ", ".join(f"`{escape(n)}`" for n in removed)
                          + " (stop syncing; nothing is deleted in Marketo)")
-        if redirected := change.redirected.get(entity.value, []):
+        if changed := [(d.after, d.before) for d in directions if d.before is not None]:
             lines.append(f"• *{ENTITY_PLURAL[entity]}* — direction changed: " + ", ".join(
-                f"`{escape(r.after.source)}` {mark(entity, r.after)} (was {mark(entity, r.before)})" for r in redirected))
+                f"`{escape(after.source)}` {mark(entity, after)} (was {mark(entity, before)})"
+                for after, before in changed))
     return lines or ["No change."]
 
 

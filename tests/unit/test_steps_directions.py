@@ -93,11 +93,16 @@ def test_a_change_of_direction_alone_is_a_change_of_fields(store: Store) -> None
         _mapping("firstname", Direction.both, Side.dynamics), _mapping("jobtitle", Direction.to_marketo)])])
     change = plan_change(before, after)
     assert not change.empty and not change.backfill_fields()
-    assert [r.after.source for r in change.redirected["lead"]] == ["firstname", "jobtitle"]
+    assert [d.after.source for d in change.directions["lead"]] == ["firstname", "jobtitle"]
     text = str(change_plan_modal("c1", change).to_dict())
     assert "`jobtitle` → Marketo (was ⇄ both ways)" in text
     assert "`firstname` ⇄ both ways, Dynamics wins (was ⇄ both ways)" in text
     assert plan_change(after, after).empty
+    grown = after.model_copy(deep=True)
+    grown.entities[0].mappings.append(_mapping("new_region", Direction.to_dynamics))
+    added = plan_change(after, grown)
+    assert added.added == {"lead": ["new_region"]} and added.backfill_fields() == {"lead": ["new_region"]}
+    assert "new: `new_region` ← Dynamics (written into existing records" in str(change_plan_modal("c1", added).to_dict())
 
 
 def test_a_change_of_fields_starts_from_the_directions_in_force(store: Store) -> None:
