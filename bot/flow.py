@@ -21,15 +21,18 @@ from bot.models import (
     CheckResult,
     Connection,
     Credentials,
+    Direction,
     DynamicsLock,
     Entity,
     FieldPlan,
     FlowState,
     RunStatus,
+    Side,
     SyncRun,
     now,
 )
 from bot.store import Store
+from bot.sync.directions import plan_choices
 
 EDITABLE: frozenset[FlowState] = frozenset({FlowState.credentials, FlowState.fields, FlowState.confirm})
 CONNECTED: frozenset[FlowState] = frozenset(
@@ -44,6 +47,7 @@ WITH_RUN: frozenset[FlowState] = frozenset({*CONNECTED, FlowState.failed, FlowSt
 TRANSITIONS: dict[str, tuple[frozenset[FlowState], FlowState]] = {
     "verify_credentials": (EDITABLE, FlowState.fields),
     "select_fields": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.fields),
+    "choose_directions": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.fields),
     "save_plan": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.confirm),
     "set_notify_email": (frozenset({FlowState.confirm}), FlowState.confirm),
     "cancel": (EDITABLE, FlowState.cancelled),
@@ -59,6 +63,7 @@ TRANSITIONS: dict[str, tuple[frozenset[FlowState], FlowState]] = {
     "sync_cancelled": (WITH_RUN, FlowState.cancelled),
     # A change of fields after go-live: a pending change beside the synced connection, which keeps syncing.
     "propose_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
+    "choose_change_directions": (frozenset({FlowState.synced}), FlowState.synced),
     "request_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
     "apply_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
     "drop_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
@@ -380,6 +385,36 @@ def save_selection(
     counts = ", ".join(f"{entity} {len(names)}" for entity, names in clean.items())
     _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id, f"fields selected: {counts}")
     return connection
+
+
+def save_directions(
+    store: Store, team_id: str, connection_id: str, user: str, directions: Mapping[str, Mapping[str, Direction]],
+    winners: Mapping[str, Mapping[str, Side]], *, change: bool = False,
+) -> Connection:
+    """Step 2 (or a change of fields, with `change`): the admin's directions and collision winners for the
+    entities given, replacing their earlier choices. In Step 2 a saved plan is invalidated, as by a new
+    selection; the plan of a change is rebuilt when its picker is submitted."""
+
+    def update(current: Connection) -> dict[str, Any]:
+        if change and current.change_approval_id:
+            raise FlowError(CHANGE_PENDING)
+        chosen = {"directions": {**current.directions, **{Entity(e).value: dict(d) for e, d in directions.items()}},
+                  "winners": {**current.winners, **{Entity(e).value: dict(w) for e, w in winners.items()}}}
+        return chosen if change else {**chosen, "plan": None}
+
+    connection = _apply(store, team_id, connection_id, "choose_change_directions" if change else "choose_directions",
+                        update)
+    one_way = sum(len(d) for d in directions.values())
+    _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id,
+            f"directions chosen: {one_way} one-way, {sum(len(w) for w in winners.values())} winner exceptions")
+    return connection
+
+
+def restore_directions(store: Store, team_id: str, connection_id: str, plan: FieldPlan) -> Connection:
+    """A change of fields starts from the choices of the plan in force (not from one rejected earlier)."""
+    directions, winners = plan_choices(plan)
+    return _apply(store, team_id, connection_id, "choose_change_directions",
+                  lambda _: {"directions": directions, "winners": winners})
 
 
 def save_plan(

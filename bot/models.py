@@ -75,6 +75,8 @@ class AttributeMeta(BaseModel):
     format: str | None = None  # String FormatName: Email, Text, TextArea, Url, Phone ...
     datetime_behavior: str | None = None  # UserLocal, DateOnly, TimeZoneIndependent
     is_custom: bool = False
+    valid_for_update: bool = True  # IsValidForUpdate: false for read-only columns
+    source_type: int | None = None  # SourceType: 0 simple, 1 calculated, 2 rollup
 
     @property
     def read_name(self) -> str:
@@ -197,6 +199,10 @@ class Connection(BaseModel):
     sync_user_name: str | None = None
     checklist: list[CheckResult] = Field(default_factory=list)
     selected: dict[str, list[str]] = Field(default_factory=dict)  # entity -> logical names
+    # The admin's choices for the next plan, per entity -> logical name; a field not named syncs both ways
+    # (lead, contact) and its collisions follow the entity's rule. A plan carries its own copy per field.
+    directions: dict[str, dict[str, Direction]] = Field(default_factory=dict)
+    winners: dict[str, dict[str, Side]] = Field(default_factory=dict)
     plan: FieldPlan | None = None
     duplicate_count: int | None = None  # addresses shared by more than one record
     duplicate_records: int | None = None  # records carrying one of those addresses
@@ -250,16 +256,27 @@ class ApprovalKind(StrEnum):
     fields_change = "fields_change"  # a change of the field selection after go-live
 
 
+class DirectionChange(BaseModel):
+    """A field's direction and collision winner in a change of fields: an added field's (`before` None),
+    or a kept field's that changes."""
+
+    before: FieldMapping | None = None
+    after: FieldMapping
+
+
 class FieldsChange(BaseModel):
-    """What a change of fields after go-live adds and removes, per entity (Dataverse logical names)."""
+    """What a change of fields after go-live adds and removes, per entity (Dataverse logical names), and
+    the directions of the added fields and of the kept fields whose direction or winner it changes."""
 
     added: dict[str, list[str]] = Field(default_factory=dict)
     removed: dict[str, list[str]] = Field(default_factory=dict)
+    directions: dict[str, list[DirectionChange]] = Field(default_factory=dict)
     fields_to_create: list[MarketoField] = Field(default_factory=list)  # irreversible
 
     @property
     def empty(self) -> bool:
-        return not any(self.added.values()) and not any(self.removed.values())
+        redirected = any(d.before is not None for changes in self.directions.values() for d in changes)
+        return not any(self.added.values()) and not any(self.removed.values()) and not redirected
 
     def backfill_fields(self) -> dict[str, list[str]]:
         """The entities with added columns, and those columns: what the backfill writes."""

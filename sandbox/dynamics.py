@@ -171,6 +171,8 @@ class AttrSpec:
     custom: bool = False
     attribute_of: str | None = None
     readable: bool = True
+    updatable: bool = True  # IsValidForUpdate
+    source_type: int = 0  # SourceType: 0 simple, 1 calculated, 2 rollup
 
     @property
     def read_name(self) -> str:
@@ -185,7 +187,7 @@ def _person_attrs() -> list[AttrSpec]:
     return [
         AttrSpec("firstname", "First Name", "StringType", format="Text"),
         AttrSpec("lastname", "Last Name", "StringType", format="Text"),
-        AttrSpec("fullname", "Full Name", "StringType", format="Text"),
+        AttrSpec("fullname", "Full Name", "StringType", format="Text", updatable=False),
         AttrSpec("jobtitle", "Job Title", "StringType", format="Text"),
         AttrSpec("lastusedincampaign", "Last Date Included in Campaign", "DateTimeType", behavior="UserLocal"),
         AttrSpec("entityimage", "Entity Image", "ImageType"),
@@ -194,18 +196,19 @@ def _person_attrs() -> list[AttrSpec]:
 
 def _common_attrs(entity: str) -> list[AttrSpec]:
     return [
-        AttrSpec(f"{entity}id", None if entity == "account" else entity.title(), "UniqueidentifierType"),
+        AttrSpec(f"{entity}id", None if entity == "account" else entity.title(), "UniqueidentifierType",
+                 updatable=False),
         AttrSpec("emailaddress1", "Email", "StringType", format="Email"),
         AttrSpec("telephone1", "Business Phone", "StringType", format="Phone"),
         AttrSpec("websiteurl", "Website", "StringType", format="Url"),
         AttrSpec("address1_city", "Address 1: City", "StringType", format="Text"),
         AttrSpec("donotbulkemail", "Do not allow Bulk Emails", "BooleanType"),
         AttrSpec("numberofemployees", "No. of Employees", "IntegerType"),
-        AttrSpec("modifiedon", "Modified On", "DateTimeType", behavior="UserLocal"),
-        AttrSpec("createdon", "Created On", "DateTimeType", behavior="UserLocal"),
+        AttrSpec("modifiedon", "Modified On", "DateTimeType", behavior="UserLocal", updatable=False),
+        AttrSpec("createdon", "Created On", "DateTimeType", behavior="UserLocal", updatable=False),
         AttrSpec("ownerid", "Owner", "OwnerType"),
-        AttrSpec("createdby", "Created By", "LookupType"),
-        AttrSpec("modifiedby", "Modified By", "LookupType"),
+        AttrSpec("createdby", "Created By", "LookupType", updatable=False),
+        AttrSpec("modifiedby", "Modified By", "LookupType", updatable=False),
         AttrSpec("owneridname", None, "StringType", attribute_of="ownerid"),
         AttrSpec("owneridyominame", None, "StringType", attribute_of="ownerid"),
         AttrSpec("new_internalnote", "Internal Note", "MemoType", custom=True, readable=False),
@@ -219,6 +222,7 @@ _ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
         AttrSpec("revenue", "Annual Revenue", "MoneyType"),
         AttrSpec("estimatedclosedate", "Est. Close Date", "DateTimeType", behavior="DateOnly"),
         AttrSpec("leadsourcecode", "Lead Source", "PicklistType"),
+        AttrSpec("new_daysopen", "Days Open", "IntegerType", custom=True, updatable=False, source_type=1),
     ],
     "contact": _common_attrs("contact") + _person_attrs() + [
         AttrSpec("parentcustomerid", "Company Name", "CustomerType"),
@@ -226,6 +230,7 @@ _ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
         AttrSpec("annualincome", "Annual Income", "MoneyType"),
         AttrSpec("birthdate", "Birthday", "DateTimeType", behavior="DateOnly"),
         AttrSpec("leadsourcecode", "Lead Source", "PicklistType", custom=True),
+        AttrSpec("new_opendeals", "Open Deals", "IntegerType", custom=True, updatable=False, source_type=2),
     ],
     "account": _common_attrs("account") + [
         AttrSpec("name", "Account Name", "StringType", format="Text"),
@@ -807,7 +812,8 @@ class DynamicsEmulator(Emulator):
                 row.update({
                     "SchemaName": spec.logical_name.title().replace("_", ""), "AttributeOf": spec.attribute_of,
                     "AttributeType": _TYPE_CODES[spec.type_name], "AttributeTypeName": {"Value": spec.type_name},
-                    "IsValidForRead": spec.readable, "IsCustomAttribute": spec.custom,
+                    "IsValidForRead": spec.readable, "IsValidForUpdate": spec.updatable,
+                    "SourceType": spec.source_type, "IsCustomAttribute": spec.custom,
                     "RequiredLevel": {"Value": required_level(entity, spec), "CanBeChanged": True},
                     "DisplayName": _label(spec.display_name),
                 })

@@ -123,6 +123,8 @@ class _AttributeRow(_Model):
     attribute_type_name: _Value | None = Field(None, alias="AttributeTypeName")
     valid_for_read: bool | None = Field(None, alias="IsValidForRead")
     is_custom: bool | None = Field(None, alias="IsCustomAttribute")
+    valid_for_update: bool | None = Field(None, alias="IsValidForUpdate")
+    source_type: int | None = Field(None, alias="SourceType")
     display_name: _DisplayName | None = Field(None, alias="DisplayName")
     format_name: _Value | None = Field(None, alias="FormatName")
     format: str | None = Field(None, alias="Format")
@@ -380,7 +382,7 @@ class DataverseClient(DataverseWrites):
         definition = self._definition(entity)
         rows = _AttributeRows.model_validate_json(self._json(f"{definition_path}/Attributes", {
             "$select": "LogicalName,SchemaName,DisplayName,AttributeType,AttributeTypeName,IsValidForRead,"
-            "IsCustomAttribute,AttributeOf"})).value
+            "IsValidForUpdate,SourceType,IsCustomAttribute,AttributeOf"})).value
         formats = self._cast_values(definition_path, "StringAttributeMetadata", "FormatName")
         behaviors = self._cast_values(definition_path, "DateTimeAttributeMetadata", "DateTimeBehavior")
         attributes = [
@@ -391,6 +393,8 @@ class DataverseClient(DataverseWrites):
                 format=formats.get(row.logical_name),
                 datetime_behavior=behaviors.get(row.logical_name),
                 is_custom=bool(row.is_custom),
+                valid_for_update=row.valid_for_update is not False,
+                source_type=row.source_type,
             )
             for row in rows
             if row.attribute_of is None and row.valid_for_read is not False

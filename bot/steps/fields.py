@@ -15,11 +15,13 @@ from bot.errors import FlowError
 from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, FlowState
 from bot.steps.ports import DataverseFactory, MarketoFactory
 from bot.store import Store
+from bot.sync.directions import TWO_WAY_ENTITIES, DirectionChoices, DirectionError, settle
 from bot.sync.fields_change import plan_change
 from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, selectable
 from bot.sync.planning import count_records
 from bot.views import ids
 from bot.views.common import info_modal
+from bot.views.directions import EntityDirectionsView, directions_modal
 from bot.views.fields import EntityFieldsView, change_plan_modal, fields_modal, options_for, plan_modal
 
 LOADING_FIELDS = ":hourglass_flowing_sand: Reading the fields of your Dynamics org…"
@@ -89,15 +91,67 @@ def choose_fields(store: Store, team_id: str, user: str, connection_id: str | No
     return info_modal("Review the plan", BUILDING_PLAN)
 
 
+STALE_FIELDS = "The fields of your Dynamics org are no longer cached. Press “Refresh fields from Dynamics” first."
+
+
+def push_directions(store: Store, metadata: MetadataCache, slack: WebClient, team_id: str,
+                    connection_id: str | None, selection: Mapping[str, list[str]], trigger_id: str) -> None:
+    """Push the directions modal over the field picker (built from Redis only: the trigger lasts 3 s)."""
+    slack.views_push(trigger_id=trigger_id, view=directions_view(store, metadata, team_id, connection_id, selection))
+
+
+def directions_view(store: Store, metadata: MetadataCache, team_id: str, connection_id: str | None,
+                    selection: Mapping[str, list[str]]) -> View:
+    """The directions modal for the fields selected in the picker now, with the connection's saved choices."""
+    connection = store.get_connection(team_id, connection_id) if connection_id else None
+    if connection is None:
+        raise FlowError(GONE)
+    per_entity = []
+    for entity in Entity:
+        names = selection.get(entity.value) or []
+        cached = metadata.cached(team_id, connection.id, entity) if names else None
+        if names and cached is None:
+            raise FlowError(STALE_FIELDS)
+        chosen = [a for a in (cached.attribute(n) for n in names) if a is not None] if cached else []
+        per_entity.append(EntityDirectionsView(
+            entity=entity, fields=chosen, directions=connection.directions.get(entity.value, {}),
+            winners=connection.winners.get(entity.value, {})))
+    return directions_modal(connection.id, per_entity)
+
+
+def choose_directions(store: Store, team_id: str, user: str, connection_id: str | None,
+                      choices: Mapping[Entity, DirectionChoices]) -> dict[str, str]:
+    """Save the directions chosen; the inline errors (block id -> text) instead when a choice is refused."""
+    connection = store.get_connection(team_id, connection_id) if connection_id else None
+    if connection is None:
+        raise FlowError(GONE)
+    errors: dict[str, str] = {}
+    directions, winners = {}, {}
+    for entity, chosen in choices.items():
+        if entity not in TWO_WAY_ENTITIES:
+            continue
+        try:
+            directions[entity.value], winners[entity.value] = settle(entity, chosen)
+        except DirectionError as exc:
+            errors[ids.direction_block_id(entity, "to_dynamics")] = exc.user_message
+    if not errors:
+        flow.save_directions(store, team_id, connection.id, user, directions, winners,
+                             change=connection.state == FlowState.synced)
+    return errors
+
+
 def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory, team_id: str,
-          connection_id: str, selection: Mapping[str, list[str]]) -> tuple[FieldPlan, dict[Entity, int]]:
-    """Plan = selection + Marketo's existing fields + filtered record counts. Writes nothing to Marketo."""
+          connection: Connection, selection: Mapping[str, list[str]]) -> tuple[FieldPlan, dict[Entity, int]]:
+    """Plan = selection and directions + Marketo's existing fields + filtered record counts. Writes nothing
+    to Marketo."""
     selected = {Entity(e): names for e, names in selection.items() if names}
     existing = {field.name for field in marketo().list_lead_fields()}
-    with dataverse(team_id, connection_id) as client:
-        entity_metadata = {e: metadata.get(team_id, connection_id, client, e) for e in selected}
+    with dataverse(team_id, connection.id) as client:
+        entity_metadata = {e: metadata.get(team_id, connection.id, client, e) for e in selected}
         counts = count_records(client, entity_metadata)
-    return build_plan(entity_metadata, selected, existing, counts), counts
+    plan = build_plan(entity_metadata, selected, existing, counts, directions=connection.directions,
+                      winners=connection.winners)
+    return plan, counts
 
 
 def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,
@@ -106,7 +160,7 @@ def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFa
     connection = store.get_connection(team_id, connection_id)
     if connection is None:
         raise FlowError(GONE)
-    plan, counts = _plan(metadata, dataverse, marketo, team_id, connection_id, connection.selected)
+    plan, counts = _plan(metadata, dataverse, marketo, team_id, connection, connection.selected)
     flow.save_plan(store, team_id, connection_id, user, plan)
     return plan_modal(connection_id, plan, counts)
 
@@ -132,8 +186,10 @@ def _synced(store: Store, team_id: str, connection_id: str | None) -> tuple[Conn
 
 def open_change(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, slack: WebClient, team_id: str,
                 trigger_id: str) -> None:
-    """Reopen Step 2 on a synced connection, the current selection chosen, fields re-read from Dynamics."""
-    connection, _ = _synced(store, team_id, None)
+    """Reopen Step 2 on a synced connection, the current selection and directions chosen, fields re-read from
+    Dynamics."""
+    connection, current = _synced(store, team_id, None)
+    connection = flow.restore_directions(store, team_id, connection.id, current)
     opened = slack.views_open(trigger_id=trigger_id, view=reading_fields())
     picker = fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, True), change=True)
     slack.views_update(view_id=opened["view"]["id"], view=picker)
@@ -151,7 +207,7 @@ def build_change_plan(store: Store, metadata: MetadataCache, dataverse: Datavers
                       team_id: str, user: str, connection_id: str, selection: dict[str, list[str]]) -> View:
     """The plan of the change (added, removed, Marketo fields to create), kept beside the connection's."""
     connection, current = _synced(store, team_id, connection_id)
-    plan, _ = _plan(metadata, dataverse, marketo, team_id, connection.id, selection)
+    plan, _ = _plan(metadata, dataverse, marketo, team_id, connection, selection)
     change = plan_change(current, plan)
     if change.empty:
         return info_modal("Change fields", NO_CHANGE)

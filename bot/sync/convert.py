@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan, FieldMapping
+from bot.sync.directions import writes_to_marketo
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 STRING_LIMIT = 255
@@ -162,7 +163,8 @@ class RecordConverter:
     (a sync converts every record with the same plan, so building them per record is wasted work).
 
     `send_nulls`: empty values of `clearable` fields are sent as null (incremental cycles) instead
-    of being left out (the initial load); see the module docstring."""
+    of being left out (the initial load); see the module docstring. A field the admin set to
+    Marketo → Dynamics only is never written to Marketo."""
 
     def __init__(self, plan: EntityPlan, *, send_nulls: bool = False) -> None:
         self.plan = plan
@@ -170,7 +172,7 @@ class RecordConverter:
         self._primary_id = plan.entity.primary_id
         self._fields = [
             (mapping, mapping.marketo_name, field_converter(mapping), send_nulls and clearable(plan.entity, mapping))
-            for mapping in plan.mappings
+            for mapping in plan.mappings if writes_to_marketo(mapping)
         ]
 
     def __call__(self, record: dict) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
 from pydantic import BaseModel
 
@@ -24,8 +24,9 @@ from bot.models import (
     FieldMapping,
     FieldPlan,
     MarketoField,
+    Side,
 )
-from bot.sync.directions import TWO_WAY_ENTITIES
+from bot.sync.directions import choose
 
 _PERSON_MAPPING: dict[str, str] = {
     "emailaddress1": "email",
@@ -342,13 +343,20 @@ def build_plan(
     selected: dict[Entity, list[str]],
     existing_marketo_fields: set[str],
     counts: dict[Entity, int] | None = None,
+    *,
+    directions: Mapping[str, Mapping[str, Direction]] | None = None,
+    winners: Mapping[str, Mapping[str, Side]] | None = None,
 ) -> FieldPlan:
     """The plan for the entities with a non-empty selection (and metadata), in lead, contact, account order.
+
+    `directions` and `winners` (entity -> logical name) are the admin's choices; a field not named
+    syncs both ways (lead, contact) with the entity's collision rule, or one way when Marketo cannot
+    write it (`bot.sync.directions.one_way_reason`; asking for Marketo → Dynamics only is refused).
 
     Custom names are derived in logical-name order so the same selection always yields the same
     names; a custom field already in Marketo (any case) is reused under its Marketo spelling.
     Raises PlanError for a selected attribute that is missing, unsupported, or a non-standard
-    account attribute.
+    account attribute, DirectionError for a direction the field cannot have.
     """
     existing = {name.lower(): name for name in existing_marketo_fields}
     taken: set[str] = set()
@@ -376,6 +384,7 @@ def build_plan(
             taken.add(plan_field(DELETED_FIELD))  # created now, under approval, for the incremental sync
         taken.update({id_field, *defaults.values()})
         mappings = []
+        chosen_directions, chosen_winners = (directions or {}).get(entity, {}), (winners or {}).get(entity, {})
         for attr in sorted(_resolve(meta, selected[entity]), key=lambda a: a.logical_name):
             kind = marketo_type(attr)
             standard = attr.logical_name in defaults
@@ -390,10 +399,12 @@ def build_plan(
                     description=f"from Dynamics {entity.value}.{attr.logical_name}",
                 ))
             taken.add(name)
+            direction, winner, reason = choose(entity, attr, chosen_directions.get(attr.logical_name),
+                                               chosen_winners.get(attr.logical_name))
             mappings.append(FieldMapping(
                 source=attr.logical_name, read_name=attr.read_name, attribute_type=attr.attribute_type,
                 datetime_behavior=attr.datetime_behavior, marketo_name=name, marketo_type=kind,
-                standard=standard, direction=Direction.both if entity in TWO_WAY_ENTITIES else Direction.to_marketo,
+                standard=standard, direction=direction, winner=winner, one_way_reason=reason,
             ))
         plans.append(EntityPlan(
             entity=entity, mappings=mappings, id_field=id_field,

@@ -27,6 +27,7 @@ from bot.sync.mapping import (
     search_attributes,
 )
 from bot.views import ids
+from bot.views.direction_text import direction_lines, mark
 from bot.views.kit import (
     ENTITY_PLURAL,
     MAX_OPTION_TEXT,
@@ -45,6 +46,8 @@ from bot.views.kit import (
 )
 
 MAX_PLAN_LINES = 200  # per list in the plan modal; the rest is counted, not listed
+DIRECTIONS_HINT = ("Lead and contact fields sync both ways (Marketo's changes are written back to Dynamics); "
+                   "*Directions…* makes some one way or changes who wins a collision.")
 
 
 class EntityFieldsView(BaseModel):
@@ -122,7 +125,9 @@ def fields_modal(connection_id: str, per_entity: list[EntityFieldsView], refresh
     blocks: list[Block] = [section(intro)]
     for view in per_entity:
         blocks += _entity_blocks(view)
+    directions = button("Directions…", ids.DIRECTIONS_ACTION, connection_id)
     if change:
+        blocks += [ActionsBlock(block_id=ids.FIELDS_ACTIONS_BLOCK, elements=[directions]), context(DIRECTIONS_HINT)]
         return modal("Change fields", ids.FIELDS_CHANGE_CALLBACK, blocks, submit="Next",
                      metadata=ViewMetadata(connection_id=connection_id))
     blocks.append(DividerBlock())
@@ -130,9 +135,9 @@ def fields_modal(connection_id: str, per_entity: list[EntityFieldsView], refresh
         blocks.append(context(":hourglass_flowing_sand: Refreshing fields from Dynamics…"))
     else:
         blocks.append(ActionsBlock(block_id=ids.FIELDS_ACTIONS_BLOCK, elements=[
-            button("Refresh fields from Dynamics", ids.REFRESH_FIELDS_ACTION, connection_id),
+            directions, button("Refresh fields from Dynamics", ids.REFRESH_FIELDS_ACTION, connection_id),
         ]))
-        blocks.append(context("Added a field in Dynamics since? Refresh to see it."))
+        blocks.append(context(f"{DIRECTIONS_HINT} Added a field in Dynamics since? Refresh to see it."))
     return modal("Select fields", ids.FIELDS_CALLBACK, blocks, submit="Next",
                  metadata=ViewMetadata(connection_id=connection_id))
 
@@ -186,6 +191,7 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
     blocks: list[Block] = [
         HeaderBlock(text="The sync plan"),
         *sections(plan_summary_lines(plan, counts), "*Per entity*"),
+        *sections(direction_lines(plan), "*Directions*"),
         *sections(change_tracking_lines(plan), "*Keeping in step after the first sync*"),
     ]
     if any(ep.entity not in PERSON_ENTITIES for ep in plan.entities):
@@ -206,16 +212,24 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
 
 
 def fields_change_lines(change: FieldsChange) -> list[str]:
-    """Per entity: the columns a change of fields adds (backfilled) and removes (no longer synced)."""
+    """Per entity: the columns a change of fields adds (backfilled) with their directions, removes (no longer
+    synced), and those whose direction or collision winner it changes."""
     lines = []
     for entity in Entity:
         added, removed = change.added.get(entity.value, []), change.removed.get(entity.value, [])
+        directions = change.directions.get(entity.value, [])
+        new = {d.after.source: f" {mark(entity, d.after)}" for d in directions if d.before is None}
         if added:
-            lines.append(f"• *{ENTITY_PLURAL[entity]}* — new: " + ", ".join(f"`{escape(n)}`" for n in added)
+            lines.append(f"• *{ENTITY_PLURAL[entity]}* — new: "
+                         + ", ".join(f"`{escape(n)}`{new.get(n, '')}" for n in added)
                          + " (written into existing records, update only)")
         if removed:
             lines.append(f"• *{ENTITY_PLURAL[entity]}* — removed: " + ", ".join(f"`{escape(n)}`" for n in removed)
                          + " (stop syncing; nothing is deleted in Marketo)")
+        if changed := [(d.after, d.before) for d in directions if d.before is not None]:
+            lines.append(f"• *{ENTITY_PLURAL[entity]}* — direction changed: " + ", ".join(
+                f"`{escape(after.source)}` {mark(entity, after)} (was {mark(entity, before)})"
+                for after, before in changed))
     return lines or ["No change."]
 
 

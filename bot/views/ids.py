@@ -51,6 +51,20 @@ FIELDS_ACTIONS_BLOCK = "fields_actions"
 REFRESH_FIELDS_ACTION = "cd_refresh_fields"  # value = connection id
 
 
+DIRECTIONS_ACTION = "cd_directions_open"  # value = connection id; pushes the directions modal
+DIRECTIONS_CALLBACK = "cd_directions"
+# The directions modal's inputs, per two-way entity: which fields sync one way, and the collision exceptions.
+DIRECTION_INPUTS = ("to_marketo", "to_dynamics", "winner")
+
+
+def direction_block_id(entity: Entity, which: str) -> str:
+    return f"dir_{which}_{entity.value}"
+
+
+def direction_action_id(entity: Entity, which: str) -> str:
+    return f"cd_dir_{which}_{entity.value}"
+
+
 def fields_block_id(entity: Entity) -> str:
     return f"{FIELDS_BLOCK_PREFIX}{entity.value}"
 
@@ -111,6 +125,6 @@ RENEW_CREDENTIALS_ACTION = "renew_credentials"  # opens the new-credentials moda
 ALL_ACTION_IDS: frozenset[str] = frozenset({
     BACK_TO_FORM_ACTION, REFRESH_FIELDS_ACTION, APPROVE_ACTION, REJECT_ACTION, CANCEL_SYNC_ACTION,
     RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION, HOME_SETTINGS_ACTION, BRAKE_APPROVE_ACTION,
-    BRAKE_DISCARD_ACTION, RETRY_APPROVAL_ACTION, RENEW_CREDENTIALS_ACTION,
+    BRAKE_DISCARD_ACTION, RETRY_APPROVAL_ACTION, RENEW_CREDENTIALS_ACTION, DIRECTIONS_ACTION,
     *(fields_action_id(e) for e in Entity),
 })

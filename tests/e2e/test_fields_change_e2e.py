@@ -84,8 +84,8 @@ def test_a_field_added_after_go_live_is_backfilled(driver, worker, stack: Stack,
                           "the plan switch and the backfill", 60)
     mapping = next(m for m in connection.plan.for_entity(Entity.lead).mappings if m.source == added["value"])
     assert mapping.marketo_name in {f["name"] for f in stack.marketo.fields()}
-    run = wait_for(lambda: (r := store.get_run(team, connection.backfill_run_id)).status == RunStatus.finished and r,
-                   "the backfill to finish", 120)
+    run = wait_for(lambda: (r := store.get_run(team, connection.backfill_run_id)) is not None  # saved after the switch
+                   and r.status == RunStatus.finished and r, "the backfill to finish", 120)
     assert run.kind == "backfill" and all(p.created == 0 for p in run.entities)
     expected = {rec["leadid"]: rec.get(added["value"])
                 for rec in stack.dynamics.expected_records("lead", [added["value"]])}

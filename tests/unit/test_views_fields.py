@@ -64,8 +64,9 @@ def test_fields_modal():
     dumped = text_of(data)
     assert "Sync filter detected" in dumped and "No sync filter" in dumped
     assert "standard company fields" in dumped
-    (refresh,) = elements(data)
+    directions, refresh = elements(data)
     assert refresh["action_id"] == ids.REFRESH_FIELDS_ACTION and refresh["value"] == "c42"
+    assert directions["action_id"] == ids.DIRECTIONS_ACTION and directions["value"] == "c42"
 
 
 def test_fields_modal_refreshing_and_large_selection():
