@@ -161,6 +161,19 @@ class Keys:
         """Hash of counters: `{entity}:retried_ok`, `{entity}:deleted` (errors resolved by retries)."""
         return self._team(team_id, "errors", connection_id, "resolved")
 
+    # -- the Marketo → Dynamics write-back -----------------------------------------------------------
+    def write_back_token(self, team_id: str, connection_id: str) -> str:
+        """Marketo's paging token where the next write-back page starts (checkpointed per applied page)."""
+        return self._team(team_id, "write-back", connection_id, "token")
+
+    def write_back_stats(self, team_id: str, connection_id: str) -> str:
+        """Hash: the write-back's last run (`at`, `status`) and its counts."""
+        return self._team(team_id, "write-back", connection_id, "stats")
+
+    def conflicts(self, team_id: str, connection_id: str, entity: str) -> str:
+        """List of the latest collisions of one entity (`Conflict` JSON, newest first, bounded)."""
+        return self._team(team_id, "conflicts", connection_id, entity)
+
     def alert_state(self, team_id: str, connection_id: str) -> str:
         """Hash of the connection's alert conditions: condition -> `AlertState` JSON."""
         return self._team(team_id, "alerts", connection_id)

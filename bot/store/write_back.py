@@ -1,0 +1,83 @@
+"""The Marketo → Dynamics write-back's records: where it stands in Marketo's activity log, what its
+last run did, and the collisions it settled (the `conflicts` command shows them).
+
+The paging token is saved after each applied page, so a worker killed mid-cycle repeats only the
+page in flight. Collisions are kept per entity, newest first, at most `CONFLICTS_KEPT` each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+from pydantic import BaseModel, Field
+
+from bot.bounded_text import BoundedText
+from bot.models import Side
+from bot.store.connection import as_text
+from bot.store.keys import Keys
+
+CONFLICTS_KEPT = 1000
+
+
+class Conflict(BaseModel):
+    """The same field changed on both sides since the last cycle, and how it was settled."""
+
+    entity: str
+    record_id: BoundedText
+    field: BoundedText  # the Marketo field name
+    marketo_value: BoundedText | None = None
+    dynamics_value: BoundedText | None = None
+    winner: Side
+    at: float
+
+
+class WriteBackRun(BaseModel):
+    """What the write-back's last run did (counts of field changes unless named otherwise)."""
+
+    at: float
+    status: str
+    counts: dict[str, int] = Field(default_factory=dict)
+
+
+class WriteBackRecords:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis, self._keys = client, keys
+
+    # -- the position in Marketo's activity log -------------------------------------------------------
+    def token(self, team_id: str, connection_id: str) -> str | None:
+        raw = self._redis.get(self._keys.write_back_token(team_id, connection_id))
+        return None if raw is None else as_text(raw)
+
+    def save_token(self, team_id: str, connection_id: str, token: str) -> None:
+        self._redis.set(self._keys.write_back_token(team_id, connection_id), token)
+
+    # -- the last run ------------------------------------------------------------------------------------
+    def record_run(self, team_id: str, connection_id: str, run: WriteBackRun) -> None:
+        self._redis.set(self._keys.write_back_stats(team_id, connection_id), run.model_dump_json())
+
+    def last_run(self, team_id: str, connection_id: str) -> WriteBackRun | None:
+        raw = self._redis.get(self._keys.write_back_stats(team_id, connection_id))
+        return None if raw is None else WriteBackRun.model_validate_json(raw)
+
+    # -- collisions --------------------------------------------------------------------------------------
+    def add_conflicts(self, team_id: str, connection_id: str, conflicts: Sequence[Conflict]) -> None:
+        if not conflicts:
+            return
+        pipe = self._redis.pipeline(transaction=True)
+        for entity in dict.fromkeys(c.entity for c in conflicts):
+            key = self._keys.conflicts(team_id, connection_id, entity)
+            pipe.lpush(key, *[c.model_dump_json() for c in conflicts if c.entity == entity])
+            pipe.ltrim(key, 0, CONFLICTS_KEPT - 1)
+        pipe.execute()
+
+    def conflicts(self, team_id: str, connection_id: str, entities: Sequence[str], limit: int) -> list[Conflict]:
+        """The `limit` newest collisions over `entities`, newest first."""
+        found: list[Conflict] = []
+        for entity in entities:
+            raw = self._redis.lrange(self._keys.conflicts(team_id, connection_id, entity), 0, limit - 1)
+            found.extend(Conflict.model_validate_json(item) for item in raw)
+        return sorted(found, key=lambda c: c.at, reverse=True)[:limit]
+
+    def count_conflicts(self, team_id: str, connection_id: str, entities: Sequence[str]) -> int:
+        return sum(int(self._redis.llen(self._keys.conflicts(team_id, connection_id, e))) for e in entities)
