@@ -347,6 +347,7 @@ class DynamicsEmulator(Emulator):
         self.ca_path = ""
         self._row_ids: dict[str, dict[str, int]] = {e: {} for e in ENTITY_SETS}
         self.webhooks = WebhookRegistry(organization="localhost")  # the org's host, as deliveries name it
+        self._committed: list[Change] = []
         self.app = Starlette(routes=[
             *self.entra.routes,
             Route(API + "/{path:path}", self._dataverse, methods=["GET", "POST", "PATCH", "DELETE"]),
@@ -1054,9 +1055,15 @@ class DynamicsEmulator(Emulator):
         override = self._entities[entity].overrides.get(index) or {}
         return override.get(f"{entity}id") or self.record_id(entity, index)
 
+    def committed(self, user_id: str | None = None) -> list[Change]:
+        """Every committed row write (Create, Update, Delete), oldest first; only `user_id`'s when given."""
+        with self._lock:
+            return [c for c in self._committed if user_id is None or c.user_id == user_id]
+
     def _commit(self, commit: _Commit) -> None:
         for entity, index in commit.logged:
             self._log(entity, index)
+        self._committed.extend(commit.changes)
         for change in commit.changes:
             self.webhooks.publish(change, self._lookup_targets(change.entity))
 

@@ -11,9 +11,9 @@ activity (`oldValue` → `newValue`); the Dynamics side is the record now. If Dy
 Marketo's old value, only Marketo changed; if it holds neither the old nor the new value, Dynamics
 changed too and the field's winner (`bot.sync.directions.winner`) decides. Because it is decided
 from values, not from which cycle ran first, both orders end alike: when the Dynamics → Marketo
-cycle already overwrote the Marketo value (Marketo then holds the Dynamics value) and Marketo wins,
-the write-back puts Marketo's value back on the person too; when Dynamics wins and Marketo still
-holds the losing value, it puts the Dynamics value on the person.
+cycle already overwrote the Marketo value (it writes whole records, so Marketo then holds the
+Dynamics value) and Marketo's value stands, the write-back puts it back on the person too; when
+Dynamics wins and Marketo still holds the losing value, it puts the Dynamics value on the person.
 """
 
 from __future__ import annotations
@@ -96,11 +96,13 @@ def decide(new: Any, old: Any, has_old: bool, dynamics: Any, marketo_now: Any, w
     `dynamics_by_us`: the record was last modified by the sync user (it holds what we wrote)."""
     if same_value(dynamics, new):
         return Decision(Outcome.same, write_dynamics=False)
+    # Marketo holds the Dynamics value instead of its own new one: the other cycle wrote the record
+    # over it meanwhile (it sends whole records), so the person gets the new value back.
+    overwritten = same_value(marketo_now, dynamics) and not same_value(marketo_now, new)
     only_marketo = same_value(dynamics, old) if has_old else dynamics_by_us
     if only_marketo:
-        return Decision(Outcome.apply, write_dynamics=True)
+        return Decision(Outcome.apply, write_dynamics=True, restore_marketo=new, restore=overwritten)
     if winner == Side.marketo:
-        overwritten = same_value(marketo_now, dynamics)
         return Decision(Outcome.marketo_won, write_dynamics=True, restore_marketo=new, restore=overwritten)
     losing_kept = same_value(marketo_now, new)
     return Decision(Outcome.dynamics_won, write_dynamics=False, restore_marketo=dynamics, restore=losing_kept)
