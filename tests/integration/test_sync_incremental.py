@@ -71,7 +71,7 @@ def test_a_finished_initial_sync_is_scheduled_and_due_jobs_run(world: SyncHarnes
     assert due == pytest.approx(time.time() + minutes * 60, abs=60)
     assert incremental.schedule_due(world.store, world.container.queue, world.settings, now=due - 1) == []
     enqueued = incremental.schedule_due(world.store, world.container.queue, world.settings, now=due + 1)
-    assert len(enqueued) == 2  # one per entity
+    assert len(enqueued) == 3  # one per entity, and the connection's Marketo → Dynamics write-back
     assert incremental.schedule_due(world.store, world.container.queue, world.settings, now=due + 1) == []
     world.dynamics.update_record("contact", 1, firstname="Later")
     SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
