@@ -16,9 +16,9 @@ from tests.integration.sync_harness import SyncHarness
 
 
 def synced_world(key_prefix: str, records: dict[str, int], settings: dict[str, Any] | None = None,
-                 **dynamics: Any) -> Iterator[SyncHarness]:
+                 marketo: dict[str, Any] | None = None, **dynamics: Any) -> Iterator[SyncHarness]:
     harness = SyncHarness(REDIS_URL, key_prefix, records, dynamics={"filter_false_fraction": 0.0, **dynamics},
-                          settings=settings).start()
+                          settings=settings, marketo=marketo).start()
     entry.install(harness.container.sync)
     run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
     SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
