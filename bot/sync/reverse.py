@@ -65,8 +65,7 @@ def dynamics_as_marketo(mapping: FieldMapping, record: dict) -> Any:
 
 
 def same_value(left: Any, right: Any) -> bool:
-    """Equal as Marketo values (numbers compared as numbers, text without case-only differences in
-    booleans already folded by the conversion)."""
+    """Equal as Marketo values; numbers as numbers (1500 and 1500.0 are the same amount)."""
     if isinstance(left, int | float) and isinstance(right, int | float) and not isinstance(left, bool) \
             and not isinstance(right, bool):
         return math.isclose(float(left), float(right), rel_tol=1e-9, abs_tol=1e-6)
