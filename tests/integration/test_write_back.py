@@ -11,6 +11,7 @@ import pytest
 from rq import SimpleWorker
 
 from bot.models import Direction, Entity, Side
+from bot.steps import conflicts as conflicts_step
 from bot.sync import incremental, write_back
 from tests.integration.sync_harness import SyncHarness
 from tests.integration.test_sync_incremental import synced_world
@@ -119,6 +120,10 @@ def test_collisions_follow_marketos_rules_whichever_cycle_runs_first(world: Sync
     settled = {(c.entity, c.field, c.marketo_value, c.dynamics_value, c.winner) for c in conflicts}
     assert settled == {("lead", "firstName", "MarketoLead", "DynamicsLead", Side.marketo),
                        ("contact", "firstName", "MarketoContact", "DynamicsContact", Side.dynamics)}
+
+    world.store.set_active_connection("T1", world.connection.id)
+    shown = str(conflicts_step.list_conflicts(world.store, "T1", ["leads"]).to_dict())
+    assert "MarketoLead" in shown and "DynamicsLead" in shown and "Contact" not in shown
 
 
 def test_a_value_dynamics_refuses_is_listed_and_the_rest_of_the_batch_written(world: SyncHarness) -> None:

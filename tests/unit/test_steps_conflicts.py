@@ -1,0 +1,51 @@
+"""`/connect-dynamics conflicts [entity]`: arguments, and the answer's view (escaped, bounded)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.errors import BotError
+from bot.models import Entity, Side
+from bot.steps.conflicts import parse_entities
+from bot.store import Conflict
+from bot.views.conflicts import conflicts_message, no_conflicts_message
+from bot.views.kit import MAX_MESSAGE_BLOCKS
+from tests.unit.test_views_escaping import EVIL, assert_escaped
+
+NOW = 1_800_000_000.0
+
+
+@pytest.mark.parametrize(("words", "entities"), [
+    ([], (Entity.contact, Entity.lead)), (["leads"], (Entity.lead,)), (["Contact"], (Entity.contact,)),
+])
+def test_arguments(words: list[str], entities: tuple[Entity, ...]) -> None:
+    assert parse_entities(words) == entities
+
+
+@pytest.mark.parametrize("words", [["account"], ["lead", "2h"], ["<!channel>"]])
+def test_bad_arguments_say_the_usage_escaped(words: list[str]) -> None:
+    with pytest.raises(BotError) as refused:
+        parse_entities(words)
+    assert "Usage" in refused.value.user_message and "<!channel>" not in refused.value.user_message
+
+
+def _conflict(i: int, winner: Side = Side.marketo) -> Conflict:
+    return Conflict(entity="lead", record_id=EVIL, field=EVIL, marketo_value=EVIL * 20, dynamics_value=None,
+                    winner=winner, at=NOW - i)
+
+
+def test_the_answer_escapes_outside_text_and_names_the_winner() -> None:
+    message = conflicts_message([_conflict(0), _conflict(1, Side.dynamics)], 2, "")
+    assert_escaped(message, shown=4)
+    text = str(message.to_dict())
+    assert "Marketo's value kept" in text and "Dynamics' value kept" in text and "_empty_" in text
+
+
+def test_twenty_long_conflicts_fit_a_message() -> None:
+    message = conflicts_message([_conflict(i) for i in range(20)], 900, " for leads")
+    assert len(message.blocks) <= MAX_MESSAGE_BLOCKS
+    assert "20 most recent shown" in str(message.to_dict())
+
+
+def test_no_conflicts_escapes_its_scope() -> None:
+    assert "<!channel>" not in no_conflicts_message(f" {EVIL}").text
