@@ -1,12 +1,14 @@
-"""The answer to `/connect-dynamics conflicts`: collisions the two-way sync settled, newest first."""
+"""The two-way sync's own views: the answer to `/connect-dynamics conflicts` (collisions settled, newest
+first) and the write-back's line in the status."""
 
 from __future__ import annotations
 
 from slack_sdk.models.blocks import Block
 
 from bot.models import Side
-from bot.store import Conflict
+from bot.store import Conflict, WriteBackRun
 from bot.views.kit import MAX_MESSAGE_BLOCKS, Message, context, escape, fit, number, section, sections, when
+from bot.views.status import span
 
 WINNER = {Side.marketo: "Marketo's value kept", Side.dynamics: "Dynamics' value kept"}
 
@@ -36,3 +38,13 @@ def conflicts_message(conflicts: list[Conflict], total: int, scope: str) -> Mess
 def no_conflicts_message(scope: str) -> Message:
     text = f"No sync conflicts{escape(scope)}: no field was changed on both sides between two cycles."
     return Message(text=text, blocks=[section(text)])
+
+
+def write_back_line(run: WriteBackRun, now: float) -> str:
+    """`*Marketo → Dynamics* — last run 2 min ago (done) · 12 changes read, 3 our own · 5 records written · …`"""
+    counts = run.counts
+    collisions = counts.get("marketo_won", 0) + counts.get("dynamics_won", 0)
+    return (f"*Marketo → Dynamics* — last run {span(now - run.at)} ago ({escape(run.status)}) · "
+            f"{number(counts.get('changes', 0))} changes read, {number(counts.get('echoes', 0))} our own · "
+            f"{number(counts.get('records_written', 0))} records written · {number(collisions)} conflicts · "
+            f"{number(counts.get('failed', 0))} refused by Dynamics")

@@ -12,6 +12,7 @@ from rq import SimpleWorker
 
 from bot.models import Direction, Entity, Side
 from bot.steps import conflicts as conflicts_step
+from bot.steps import status as status_step
 from bot.sync import incremental, write_back
 from tests.integration.sync_harness import SyncHarness
 from tests.integration.test_sync_incremental import synced_world
@@ -84,6 +85,8 @@ def test_a_persons_change_in_marketo_reaches_dynamics_once(world: SyncHarness) -
         [("lead", world.dynamics.record_id("lead", 3)), ("contact", world.dynamics.record_id("contact", 4))])
     run = world.store.write_back.last_run("T1", world.connection.id)
     assert run is not None and run.status == "done" and run.counts["records_written"] == 2
+    world.store.set_active_connection("T1", world.connection.id)
+    assert "2 records written" in str(status_step.status(world.store, "T1").to_dict())
 
     # Our PATCHes are the sync user's: the Dynamics → Marketo cycle sends nothing back; a second
     # write-back finds nothing new.

@@ -10,7 +10,8 @@ from bot.worker import tick_seconds
 
 
 def test_a_fraction_of_a_minute_is_accepted() -> None:
-    assert Settings(INCREMENTAL_SYNC_MINUTES="0.1").INCREMENTAL_SYNC_MINUTES * 60 == pytest.approx(6)
+    minutes = Settings(INCREMENTAL_SYNC_MINUTES="0.1").INCREMENTAL_SYNC_MINUTES
+    assert minutes * 60 == pytest.approx(6)
 
 
 @pytest.mark.parametrize("minutes", ["0", "-1", "soon"])

@@ -7,8 +7,8 @@ import pytest
 from bot.errors import BotError
 from bot.models import Entity, Side
 from bot.steps.conflicts import parse_entities
-from bot.store import Conflict
-from bot.views.conflicts import conflicts_message, no_conflicts_message
+from bot.store import Conflict, WriteBackRun
+from bot.views.conflicts import conflicts_message, no_conflicts_message, write_back_line
 from bot.views.kit import MAX_MESSAGE_BLOCKS
 from tests.unit.test_views_escaping import EVIL, assert_escaped
 
@@ -49,3 +49,10 @@ def test_twenty_long_conflicts_fit_a_message() -> None:
 
 def test_no_conflicts_escapes_its_scope() -> None:
     assert "<!channel>" not in no_conflicts_message(f" {EVIL}").text
+
+
+def test_the_status_line_of_the_write_back_counts_what_it_did() -> None:
+    run = WriteBackRun(at=NOW - 120, status="done", counts={"changes": 12, "echoes": 3, "records_written": 5,
+                                                            "marketo_won": 1, "dynamics_won": 1, "failed": 2})
+    assert write_back_line(run, NOW) == ("*Marketo → Dynamics* — last run 2 min ago (done) · 12 changes read, "
+                                         "3 our own · 5 records written · 2 conflicts · 2 refused by Dynamics")
