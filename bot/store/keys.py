@@ -210,6 +210,10 @@ class Keys:
         """The Dynamics org this Marketo instance is connected to (a `DynamicsLock`)."""
         return self._global("marketo", "dynamics-org", instance)
 
+    def marketo_write_requests(self) -> str:
+        """Sorted set of the `requestId`s of our Marketo lead writes, by time (the write-back's echo filter)."""
+        return self._global("marketo", "write-requests")
+
     def marketo_deleted_field(self) -> str:
         return self._global("marketo", "deleted-field")
 

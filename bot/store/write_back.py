@@ -2,12 +2,15 @@
 last run did, and the collisions it settled (the `conflicts` command shows them).
 
 The paging token is saved after each applied page, so a worker killed mid-cycle repeats only the
-page in flight. Collisions are kept per entity, newest first, at most `CONFLICTS_KEPT` each.
+page in flight. Collisions are kept per entity, newest first, at most `CONFLICTS_KEPT` each. The
+`requestId`s of our Marketo writes (`MarketoWrites`, shared by every worker) are kept for
+`REQUESTS_KEPT_SECONDS`, longer than any write-back lags behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence
 
 import redis
 from pydantic import BaseModel, Field
@@ -18,6 +21,7 @@ from bot.store.connection import as_text
 from bot.store.keys import Keys
 
 CONFLICTS_KEPT = 1000
+REQUESTS_KEPT_SECONDS = 7 * 86_400
 
 
 class Conflict(BaseModel):
@@ -81,3 +85,25 @@ class WriteBackRecords:
 
     def count_conflicts(self, team_id: str, connection_id: str, entities: Sequence[str]) -> int:
         return sum(int(self._redis.llen(self._keys.conflicts(team_id, connection_id, e))) for e in entities)
+
+
+class MarketoWrites:
+    """The `requestId`s of this product's Marketo lead writes (the client's `WriteLog`)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._redis, self._key = client, keys.marketo_write_requests()
+
+    def remember(self, request_id: str) -> None:
+        now = time.time()
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zadd(self._key, {request_id: now})
+        pipe.zremrangebyscore(self._key, "-inf", now - REQUESTS_KEPT_SECONDS)
+        pipe.execute()
+
+    def ours(self, request_ids: Collection[str]) -> set[str]:
+        """Those of `request_ids` that our writes had."""
+        wanted = list(request_ids)
+        if not wanted:
+            return set()
+        scores = self._redis.zmscore(self._key, wanted)
+        return {request_id for request_id, score in zip(wanted, scores, strict=True) if score is not None}

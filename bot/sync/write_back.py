@@ -159,9 +159,10 @@ class _Cycle:
 
     def apply(self, changes: list[LeadChange]) -> None:
         edits = [c for c in changes if c.fields]
+        ours = self.services.store.marketo_writes.ours({c.request_id for c in edits if c.request_id})
         self.counts["changes"] += sum(len(c.fields) for c in edits)
-        self.counts["echoes"] += sum(len(c.fields) for c in edits if collisions.is_echo(c))
-        pending = collisions.collapse(edits)
+        self.counts["echoes"] += sum(len(c.fields) for c in edits if collisions.is_echo(c, ours))
+        pending = collisions.collapse(edits, ours)
         if not pending:
             return
         read = ["id", "email", *self.marketo_fields]

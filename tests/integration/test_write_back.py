@@ -170,6 +170,10 @@ def test_no_ping_pong_after_changes_on_both_sides(world: SyncHarness) -> None:
         assert round_writes() == 0
     assert (marketo_writes(world), len(world.dynamics.committed())) == quiet
     assert world.mismatches(Entity.lead) == [] and world.mismatches(Entity.contact) == []
+    # Every change our writes made in Marketo carries the `request id` of a write we remembered.
+    ours = {str(attribute["value"]) for activity in world.marketo.activities() if activity["activityTypeId"] == 13
+            for attribute in activity["attributes"] if attribute["name"] == "request id"}
+    assert ours and world.store.marketo_writes.ours(ours) == ours
 
 
 def test_the_schedule_enqueues_one_write_back_per_connection_and_coalesces(world: SyncHarness) -> None:
