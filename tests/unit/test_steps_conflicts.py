@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import BotError
-from bot.models import Entity, Side
+from bot.models import Direction, Entity, Side
 from bot.steps.conflicts import parse_entities
-from bot.store import Conflict, WriteBackRun
+from bot.store import Conflict, SyncError, WriteBackRun
 from bot.views.conflicts import conflicts_message, no_conflicts_message, write_back_line
+from bot.views.errors import error_line
 from bot.views.kit import MAX_MESSAGE_BLOCKS
 from tests.unit.test_views_escaping import EVIL, assert_escaped
 
@@ -56,3 +57,11 @@ def test_the_status_line_of_the_write_back_counts_what_it_did() -> None:
                                                             "marketo_won": 1, "dynamics_won": 1, "failed": 2})
     assert write_back_line(run, NOW) == ("*Marketo → Dynamics* — last run 2 min ago (done) · 12 changes read, "
                                          "3 our own · 5 records written · 2 conflicts · 2 refused by Dynamics")
+
+
+def test_an_error_of_the_write_back_says_its_direction_and_that_it_is_not_retried() -> None:
+    entry = SyncError(entity="lead", id=EVIL, email=EVIL, code="0x80040203", reason=EVIL, first_failed_at=NOW,
+                      last_failed_at=NOW, direction=Direction.to_dynamics)
+    line = error_line(entry, 5)
+    assert "Marketo → Dynamics" in line and "written again when the person changes" in line
+    assert "<!channel>" not in line
