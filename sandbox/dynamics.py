@@ -605,13 +605,23 @@ class DynamicsEmulator(Emulator):
             record["@odata.etag"] = f'W/"{int.from_bytes(h[28:32]) + len(override or ())}"'
         for read_name, logical_name, generate, annotation in self._fields(entity, names):
             if override and (logical_name in override or read_name in override):
-                record[read_name] = override.get(logical_name, override.get(read_name))
+                record[read_name] = value = override.get(logical_name, override.get(read_name))
+                label = self._choice_label(entity, read_name, value) if annotate else None
+                if label is not None:
+                    record[annotation] = label
                 continue
             value, formatted = generate(index, h)
             record[read_name] = value
             if annotate and formatted is not None:
                 record[annotation] = formatted
         return record
+
+    def _choice_label(self, entity: str, read_name: str, value: Any) -> str | None:
+        """The label of a choice value written to a record (generated values carry theirs already)."""
+        if self._readable[entity][read_name].type_name != "PicklistType" or not isinstance(value, int):
+            return None
+        index = value - 100_000_000
+        return _PICKLIST[index] if 0 <= index < len(_PICKLIST) else None
 
     # -- HTTP plumbing ----------------------------------------------------------------------------
     @staticmethod
@@ -804,6 +814,9 @@ class DynamicsEmulator(Emulator):
             elif cast == "DateTimeAttributeMetadata":
                 row["Format"] = "DateOnly" if spec.behavior == "DateOnly" else "DateAndTime"
                 row["DateTimeBehavior"] = {"Value": spec.behavior}
+            elif cast == "PicklistAttributeMetadata":  # as with `$expand=OptionSet($select=Options)`
+                row["OptionSet"] = {"Options": [{"Value": 100_000_000 + i, "Label": _label(text)}
+                                                for i, text in enumerate(_PICKLIST)]}
             else:
                 row.update({
                     "SchemaName": spec.logical_name.title().replace("_", ""), "AttributeOf": spec.attribute_of,

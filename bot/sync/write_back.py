@@ -153,9 +153,17 @@ class _Cycle:
                  marketo: Any, source: Any, counts: Counter[str]) -> None:
         self.services, self.connection, self.fields = services, connection, fields
         self.marketo, self.source, self.counts = marketo, source, counts
-        self.plans: dict[Entity, EntityPlan] = {e: connection.plan.for_entity(e) for e in fields}  # type: ignore[misc, union-attr]
+        planned = connection.plan.entities if connection.plan else []
+        self.plans: dict[Entity, EntityPlan] = {plan.entity: plan for plan in planned if plan.entity in fields}
         names = [name for by_name in fields.values() for name in by_name]
         self.marketo_fields = list(dict.fromkeys([*names, *ID_FIELDS]))
+        self._options: dict[Entity, dict[str, dict[str, int]]] = {}
+
+    def options(self, entity: Entity) -> dict[str, dict[str, int]]:
+        """The entity's choice labels → values, read once per run and only when a choice column changed."""
+        if entity not in self._options:
+            self._options[entity] = self.source.choice_options(entity)
+        return self._options[entity]
 
     def apply(self, changes: list[LeadChange]) -> None:
         edits = [c for c in changes if c.fields]
@@ -240,7 +248,8 @@ class _Cycle:
                                          marketo_value(mapping, _text(person.get(name))), side, by_us)
             self.counts[decision.outcome.value] += 1
             if decision.write_dynamics:
-                row[mapping.source] = to_dataverse(mapping, pending.new)
+                choices = self.options(entity).get(mapping.source) if mapping.attribute_type == "PicklistType" else None
+                row[mapping.source] = to_dataverse(mapping, pending.new, choices)
             if decision.restore:
                 restore[name] = decision.restore_marketo
             if decision.collision:

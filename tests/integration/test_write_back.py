@@ -97,6 +97,15 @@ def test_a_persons_change_in_marketo_reaches_dynamics_once(world: SyncHarness) -
     assert len(world.dynamics.committed(sync_user(world))) == 2
 
 
+def test_a_choice_label_from_marketo_is_written_as_its_option_value(world: SyncHarness) -> None:
+    lead = person(world, Entity.lead, 11)
+    world.marketo.change_by_person(lead["id"], {"leadSource": "Partner"})
+    assert write_back_cycle(world) == "done"
+    row = dynamics(world, Entity.lead, 11, "leadsourcecode")
+    assert row["leadsourcecode"] == 100_000_003
+    assert row["leadsourcecode@OData.Community.Display.V1.FormattedValue"] == "Partner"
+
+
 @pytest.mark.parametrize("marketo_first", [True, False], ids=["write-back first", "forward sync first"])
 def test_collisions_follow_marketos_rules_whichever_cycle_runs_first(world: SyncHarness, marketo_first: bool) -> None:
     lead, contact = person(world, Entity.lead, 5), person(world, Entity.contact, 6)
