@@ -120,6 +120,9 @@ def run_write_back(services: SyncServices, team_id: str, connection_id: str) -> 
             if hasattr(source, "close"):
                 source.close()
         return status
+    except BaseException:
+        status = "failed"
+        raise
     finally:
         store.write_back.record_run(team_id, connection_id, WriteBackRun(at=time.time(), status=status,
                                                                          counts=dict(counts)))

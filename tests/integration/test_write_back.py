@@ -106,6 +106,14 @@ def test_a_choice_label_from_marketo_is_written_as_its_option_value(world: SyncH
     assert row["leadsourcecode@OData.Community.Display.V1.FormattedValue"] == "Partner"
 
 
+def test_dynamics_throttling_is_waited_out_as_retry_after_says(world: SyncHarness) -> None:
+    world.marketo.change_by_person(person(world, Entity.lead, 12)["id"], {"firstName": "Throttled"})
+    world.dynamics.fail_next(2, 429)  # Retry-After: 1
+    assert write_back_cycle(world) == "done"
+    assert dynamics(world, Entity.lead, 12, "firstname")["firstname"] == "Throttled"
+    assert world.dynamics.throttled >= 2
+
+
 @pytest.mark.parametrize("marketo_first", [True, False], ids=["write-back first", "forward sync first"])
 def test_collisions_follow_marketos_rules_whichever_cycle_runs_first(world: SyncHarness, marketo_first: bool) -> None:
     lead, contact = person(world, Entity.lead, 5), person(world, Entity.contact, 6)
