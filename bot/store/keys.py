@@ -170,6 +170,11 @@ class Keys:
         """Hash: the write-back's last run (`at`, `status`) and its counts."""
         return self._team(team_id, "write-back", connection_id, "stats")
 
+    def write_back_handed_over(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Set of record ids the write-back changed over a person's edit in Dynamics: the next Dynamics →
+        Marketo cycle sends them although the sync user modified them last."""
+        return self._team(team_id, "write-back", connection_id, "handed-over", entity)
+
     def conflicts(self, team_id: str, connection_id: str, entity: str) -> str:
         """List of the latest collisions of one entity (`Conflict` JSON, newest first, bounded)."""
         return self._team(team_id, "conflicts", connection_id, entity)

@@ -64,6 +64,21 @@ class WriteBackRecords:
         raw = self._redis.get(self._keys.write_back_stats(team_id, connection_id))
         return None if raw is None else WriteBackRun.model_validate_json(raw)
 
+    # -- records the Dynamics → Marketo cycle must still send -------------------------------------------
+    def hand_over(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str]) -> None:
+        if ids:
+            self._redis.sadd(self._keys.write_back_handed_over(team_id, connection_id, entity), *ids)
+
+    def take_handed_over(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` handed over, taken off the set."""
+        if not ids:
+            return set()
+        key = self._keys.write_back_handed_over(team_id, connection_id, entity)
+        handed = {i for i, member in zip(ids, self._redis.smismember(key, list(ids)), strict=True) if member}
+        if handed:
+            self._redis.srem(key, *handed)
+        return handed
+
     # -- collisions --------------------------------------------------------------------------------------
     def add_conflicts(self, team_id: str, connection_id: str, conflicts: Sequence[Conflict]) -> None:
         if not conflicts:

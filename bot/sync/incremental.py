@@ -216,7 +216,7 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
     for page in source.iter_changes(link, plan.select):
-        records = not_ours(connection, page.records)
+        records = not_ours(services.store, connection, plan.entity, page.records)
         cycle.page_read(records, len(page.deleted_ids))
         seen.read.extend(record_key(r, plan.entity)[0] for r in records)
         seen.deleted.extend(page.deleted_ids)
@@ -262,7 +262,7 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     seen = Seen()
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
         fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
-        theirs = not_ours(connection, fresh)
+        theirs = not_ours(services.store, connection, plan.entity, fresh)
         cycle.page_read(theirs)
         seen.read.extend(record_key(r, plan.entity)[0] for r in theirs)
         prepared = _prepare(plan, convert, theirs, outcome)
@@ -275,11 +275,15 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
 
 
-def not_ours(connection: Connection, records: list[dict]) -> list[dict]:
-    """The records not last modified by the sync user (those hold what the write-back wrote)."""
+def not_ours(store: Store, connection: Connection, entity: Entity, records: list[dict]) -> list[dict]:
+    """The records not last modified by the sync user (those hold what the write-back wrote), and those
+    the write-back handed over: it wrote them over a person's edit that this cycle must still send."""
     if not connection.sync_user_id:
         return records
-    return [r for r in records if r.get(MODIFIED_BY) != connection.sync_user_id]
+    ours = [str(r.get(entity.primary_id)) for r in records if r.get(MODIFIED_BY) == connection.sync_user_id]
+    handed = store.write_back.take_handed_over(connection.team_id, connection.id, entity.value, ours)
+    return [r for r in records
+            if r.get(MODIFIED_BY) != connection.sync_user_id or str(r.get(entity.primary_id)) in handed]
 
 
 def _first_watermark(store: Store, connection: Connection) -> Watermark | None:

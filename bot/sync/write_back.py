@@ -30,7 +30,7 @@ from rq.job import JobStatus
 
 from bot.dynamics.errors import DataverseError, DataverseNotFound
 from bot.marketo.activities import LeadChange
-from bot.models import Connection, Direction, Entity, EntityPlan, FieldMapping, FlowState
+from bot.models import MODIFIED_BY, Connection, Direction, Entity, EntityPlan, FieldMapping, FlowState
 from bot.store import Conflict, FailedRecord, Resolution, WriteBackRun
 from bot.sync import collisions
 from bot.sync.convert import ConversionError
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 WRITE_BACK_JOB = "bot.sync.entry.write_back_job"
 LEASE = "write-back"  # the lease's name beside the entities' (one write-back per connection)
 ID_FIELDS = (Entity.lead.marketo_id_field, Entity.contact.marketo_id_field)
-AUDIT_COLUMNS = ("modifiedon", "_modifiedby_value")
+AUDIT_COLUMNS = ("modifiedon", MODIFIED_BY)
 # The first token starts this much before the initial sync started, in case clocks differ.
 CLOCK_SKEW_SECONDS = 300
 
@@ -223,6 +223,9 @@ class _Cycle:
             failures.append(_refused(record_id, emails.get(record_id), error))
         written = [str(row[entity.primary_id]) for row in rows if str(row[entity.primary_id]) not in refused]
         self.counts["records_written"] += len(written)
+        # Last modified by a person: our write hides that edit from the Dynamics → Marketo cycle's rule.
+        by_person = [i for i in written if records[i].get(MODIFIED_BY) != self.connection.sync_user_id]
+        store.write_back.hand_over(team_id, self.connection.id, entity.value, by_person)
         self.counts["failed"] += len(failures)
         store.sync_errors.resolve(team_id, self.connection.id, entity.value, written, Resolution.retried_ok,
                                   Direction.to_dynamics)
@@ -241,7 +244,7 @@ class _Cycle:
         row: dict[str, Any] = {}
         restore: dict[str, Any] = {}
         found: list[Conflict] = []
-        by_us = bool(self.connection.sync_user_id) and record.get("_modifiedby_value") == self.connection.sync_user_id
+        by_us = bool(self.connection.sync_user_id) and record.get(MODIFIED_BY) == self.connection.sync_user_id
         for name, pending in changes.items():
             mapping = by_name[name]
             new = marketo_value(mapping, pending.new)

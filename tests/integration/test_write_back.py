@@ -88,13 +88,26 @@ def test_a_persons_change_in_marketo_reaches_dynamics_once(world: SyncHarness) -
     world.store.set_active_connection("T1", world.connection.id)
     assert "2 records written" in str(status_step.status(world.store, "T1").to_dict())
 
-    # Our PATCHes are the sync user's: the Dynamics → Marketo cycle sends nothing back; a second
-    # write-back finds nothing new.
+    # Our PATCHes are the sync user's: the Dynamics → Marketo cycle sends these records once more (they
+    # were last changed by a person, whose edit our PATCH would hide), which changes nothing in Marketo;
+    # then nothing at all; a second write-back finds nothing new.
+    logged = len(world.marketo.activities())
+    forward_cycles(world)
+    assert len(world.marketo.activities()) == logged
     before = marketo_writes(world)
     forward_cycles(world)
     assert marketo_writes(world) == before
     assert write_back_cycle(world) == "done"
     assert len(world.dynamics.committed(sync_user(world))) == 2
+
+
+def test_a_persons_edit_in_dynamics_is_not_hidden_by_the_write_back(world: SyncHarness) -> None:
+    world.dynamics.update_record("lead", 13, jobtitle="Chief Buyer")
+    world.marketo.change_by_person(person(world, Entity.lead, 13)["id"], {"firstName": "Formfilled"})
+    assert write_back_cycle(world) == "done"  # now the sync user modified the record last
+    forward_cycles(world)
+    assert person(world, Entity.lead, 13)["title"] == "Chief Buyer"
+    assert dynamics(world, Entity.lead, 13, "firstname")["firstname"] == "Formfilled"
 
 
 def test_a_choice_label_from_marketo_is_written_as_its_option_value(world: SyncHarness) -> None:
