@@ -223,9 +223,10 @@ class _Cycle:
             failures.append(_refused(record_id, emails.get(record_id), error))
         written = [str(row[entity.primary_id]) for row in rows if str(row[entity.primary_id]) not in refused]
         self.counts["records_written"] += len(written)
-        # Last modified by a person: our write hides that edit from the Dynamics → Marketo cycle's rule.
-        by_person = [i for i in written if records[i].get(MODIFIED_BY) != self.connection.sync_user_id]
-        store.write_back.hand_over(team_id, self.connection.id, entity.value, by_person)
+        if self.connection.sync_user_id:
+            # Last modified by a person: our write hides that edit from the Dynamics → Marketo cycle's rule.
+            by_person = [i for i in written if records[i].get(MODIFIED_BY) != self.connection.sync_user_id]
+            store.write_back.hand_over(team_id, self.connection.id, entity.value, by_person)
         self.counts["failed"] += len(failures)
         store.sync_errors.resolve(team_id, self.connection.id, entity.value, written, Resolution.retried_ok,
                                   Direction.to_dynamics)
