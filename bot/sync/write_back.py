@@ -15,6 +15,11 @@ the Dynamics id fields, page by page:
 4. values refused by Dynamics go on the connection's error list (direction `to_dynamics`), collisions
    on the conflicts list, and the page's `nextPageToken` is saved: a worker killed mid-cycle repeats
    only the page in flight, and what it had written already is then the same value (not written again).
+
+Where the Dynamics → Marketo cycle wrote a whole record over a Marketo value that stands, the value
+is put back on the person (`collisions.decide`). A record a person edited in Dynamics last is handed
+over to that cycle after our write (`hand_over`): it then sends it although the sync user modified it
+last, so the person's edit is not hidden behind ours.
 """
 
 from __future__ import annotations
