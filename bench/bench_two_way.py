@@ -49,7 +49,8 @@ def main() -> None:
     changes = run_size("BENCH_CHANGES", 10_000, 2_000)
     world = SyncHarness(REDIS_URL, unique_prefix("two-way"), {"lead": 2 * changes, "contact": 10},
                         dynamics={"filter_false_fraction": 0.0},
-                        marketo={"calls_per_window": 1000, "window_seconds": 1}).start()
+                        marketo={"calls_per_window": 1000, "window_seconds": 1},
+                        settings={"MASS_CHANGE_LIMIT": 4 * changes}).start()  # people's changes, not a mass change
     entry.install(world.container.sync)
     try:
         run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
