@@ -51,6 +51,8 @@ GOALS: tuple[Goal, ...] = (
          lambda v: v <= 1.3),
     Goal("SIGKILL of a worker rewrites <= 2 batches per entity", "bench_sync", r"sigkill_rewritten_batches_\w+",
          lambda v: v <= 2),
+    Goal("Two-way sync: no change lost", "bench_two_way", r"two_way_changes_lost", lambda v: v == 0),
+    Goal("Two-way sync: nothing echoed once quiet", "bench_two_way", r"two_way_writes_echoed", lambda v: v == 0),
     Goal("Ack p99 < 100 ms (goal)", "bench_ack", r"ack_p99_ratio_to_goal", lambda v: v < 1.0),
     Goal("Ack p99 < 3 s (Slack's limit)", "bench_ack", r"ack_p99_ratio_to_slack_limit", lambda v: v < 1.0),
     Goal("Status render p95 < 1 s with 1M synced records and 1M errors (ratio to Slack's 3 s)", "bench_status",

@@ -43,6 +43,8 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand("status", ANYONE, "where the connection and the sync stand, and the ongoing sync's figures"),
     Subcommand("errors", READ_ERRORS, "the ongoing sync's failed records, newest first, and the full list as a CSV file",
                arguments="[entity] [since]"),
+    Subcommand("conflicts", READ_ERRORS, "fields changed on both sides between two cycles: both values and which "
+               "one won", arguments="[entity]"),
     Subcommand("disable", SWITCH_ONGOING, "stop the ongoing sync (nothing is missed: `enable` catches up)"),
     Subcommand("enable", SWITCH_ONGOING, "start the ongoing sync again; it catches up from where it stopped"),
     Subcommand("credentials", RENEW, "enter new credentials for the connected org (the sync user's password or "

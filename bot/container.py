@@ -121,6 +121,7 @@ class Container:
             token_cache=self.store.marketo_token(s.MARKETO_BASE_URL or "", s.MARKETO_CLIENT_ID or ""),
             ca_bundle=s.CA_BUNDLE,
             daily_quota=s.MARKETO_DAILY_QUOTA,
+            write_log=self.store.marketo_writes,
         )
 
     # -- Dynamics ------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ class Entity(StrEnum):
 
 
 SYNC_FILTER_ATTRIBUTE = "new_synctomkto"
+MODIFIED_BY = "_modifiedby_value"  # who last modified a Dataverse record (a lookup, read as `_name_value`)
 
 
 class Credentials(BaseModel):
@@ -148,11 +149,19 @@ class EntityPlan(BaseModel):
     change_tracking: bool = True  # off: incremental syncs read by a `modifiedon` watermark (no deletes seen)
 
     @property
+    def writes_back(self) -> bool:
+        """Does any field sync Marketo → Dynamics?"""
+        return any(m.direction != Direction.to_marketo for m in self.mappings)
+
+    @property
     def select(self) -> list[str]:
-        """The `$select` list for reading this entity."""
+        """The `$select` list for reading this entity. A plan that writes back also reads who last
+        modified each record: changes made by the sync user are not sent to Marketo (no echo)."""
         names = [self.entity.primary_id] + [m.read_name for m in self.mappings]
         if self.filter_attribute:
             names.append(self.filter_attribute)
+        if self.writes_back:
+            names.append(MODIFIED_BY)
         return list(dict.fromkeys(names))
 
 

@@ -32,8 +32,14 @@ HEARTBEAT_TICKS = 3
 """The heartbeat outlives this many maintenance rounds: one slow round does not fail the probe."""
 
 
+def tick_seconds(settings: Settings) -> float:
+    """How often the maintenance thread runs: every `SYNC_SWEEP_SECONDS`, or more often when the cycles
+    are due more often (`INCREMENTAL_SYNC_MINUTES` may be a fraction: 0.1 is every 6 seconds)."""
+    return min(settings.SYNC_SWEEP_SECONDS, settings.INCREMENTAL_SYNC_MINUTES * 60)
+
+
 class Maintenance(threading.Thread):
-    """Every `SYNC_SWEEP_SECONDS`: say this worker is alive (`connect-dynamics probe worker` reads it);
+    """Every `tick_seconds`: say this worker is alive (`connect-dynamics probe worker` reads it);
     revive sync jobs whose worker died; enqueue due incremental syncs and alert when their cycles are
     overdue; expire approval requests past their TTL even when nobody clicks (messages updated,
     requester told)."""
@@ -45,8 +51,8 @@ class Maintenance(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        settings = self.services.settings
-        while not self.stopped.wait(settings.SYNC_SWEEP_SECONDS):
+        interval = tick_seconds(self.services.settings)
+        while not self.stopped.wait(interval):
             self.tick()
 
     def tick(self) -> None:

@@ -1,5 +1,5 @@
-"""`/connect-dynamics [status | errors | disable | enable | credentials | fields | cancel | resume | audit |
-help]`: one handler per subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
+"""`/connect-dynamics [status | errors | conflicts | disable | enable | credentials | fields | cancel | resume |
+audit | help]`: one handler per subcommand of `bot.commands.SUBCOMMANDS`, which also gives each route its permission."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from bot.commands import by_name
 from bot.slack_payloads import SlashCommand
+from bot.steps import conflicts as conflicts_step
 from bot.steps import control, ongoing, renew, start
 from bot.steps import errors as errors_step
 from bot.steps import fields as fields_step
@@ -87,6 +88,11 @@ def errors(ctx: Ctx[SlashCommand]) -> None:
                   answer.connection_id, ctx.user_id, query)
 
 
+def conflicts(ctx: Ctx[SlashCommand]) -> None:
+    """The collisions the two-way sync settled (a word that is not a two-way table gets the usage)."""
+    ctx.ack(**conflicts_step.list_conflicts(ctx.container.store, ctx.team_id, ctx.payload.text.split()[1:]).to_dict())
+
+
 def credentials(ctx: Ctx[SlashCommand]) -> None:
     """New credentials for the connected org: the form opens after the ack, or a plain refusal."""
     ctx.ack()
@@ -97,6 +103,7 @@ HANDLERS: dict[str, Callable[[Ctx[SlashCommand]], None]] = {
     "": connect,
     "status": status,
     "errors": errors,
+    "conflicts": conflicts,
     "disable": disable,
     "enable": enable,
     "credentials": credentials,

@@ -352,6 +352,7 @@ class DynamicsEmulator(Emulator):
         self.ca_path = ""
         self._row_ids: dict[str, dict[str, int]] = {e: {} for e in ENTITY_SETS}
         self.webhooks = WebhookRegistry(organization="localhost")  # the org's host, as deliveries name it
+        self._committed: list[Change] = []
         self.app = Starlette(routes=[
             *self.entra.routes,
             Route(API + "/{path:path}", self._dataverse, methods=["GET", "POST", "PATCH", "DELETE"]),
@@ -609,13 +610,23 @@ class DynamicsEmulator(Emulator):
             record["@odata.etag"] = f'W/"{int.from_bytes(h[28:32]) + len(override or ())}"'
         for read_name, logical_name, generate, annotation in self._fields(entity, names):
             if override and (logical_name in override or read_name in override):
-                record[read_name] = override.get(logical_name, override.get(read_name))
+                record[read_name] = value = override.get(logical_name, override.get(read_name))
+                label = self._choice_label(entity, read_name, value) if annotate else None
+                if label is not None:
+                    record[annotation] = label
                 continue
             value, formatted = generate(index, h)
             record[read_name] = value
             if annotate and formatted is not None:
                 record[annotation] = formatted
         return record
+
+    def _choice_label(self, entity: str, read_name: str, value: Any) -> str | None:
+        """The label of a choice value written to a record (generated values carry theirs already)."""
+        if self._readable[entity][read_name].type_name != "PicklistType" or not isinstance(value, int):
+            return None
+        index = value - 100_000_000
+        return _PICKLIST[index] if 0 <= index < len(_PICKLIST) else None
 
     # -- HTTP plumbing ----------------------------------------------------------------------------
     @staticmethod
@@ -808,6 +819,9 @@ class DynamicsEmulator(Emulator):
             elif cast == "DateTimeAttributeMetadata":
                 row["Format"] = "DateOnly" if spec.behavior == "DateOnly" else "DateAndTime"
                 row["DateTimeBehavior"] = {"Value": spec.behavior}
+            elif cast == "PicklistAttributeMetadata":  # as with `$expand=OptionSet($select=Options)`
+                row["OptionSet"] = {"Options": [{"Value": 100_000_000 + i, "Label": _label(text)}
+                                                for i, text in enumerate(_PICKLIST)]}
             else:
                 row.update({
                     "SchemaName": spec.logical_name.title().replace("_", ""), "AttributeOf": spec.attribute_of,
@@ -1060,9 +1074,15 @@ class DynamicsEmulator(Emulator):
         override = self._entities[entity].overrides.get(index) or {}
         return override.get(f"{entity}id") or self.record_id(entity, index)
 
+    def committed(self, user_id: str | None = None) -> list[Change]:
+        """Every committed row write (Create, Update, Delete), oldest first; only `user_id`'s when given."""
+        with self._lock:
+            return [c for c in self._committed if user_id is None or c.user_id == user_id]
+
     def _commit(self, commit: _Commit) -> None:
         for entity, index in commit.logged:
             self._log(entity, index)
+        self._committed.extend(commit.changes)
         for change in commit.changes:
             self.webhooks.publish(change, self._lookup_targets(change.entity))
 

@@ -68,6 +68,32 @@ class _Ids(_Model):
     value: list[dict[str, Any]]
 
 
+class _UserLabel(_Model):
+    label: str | None = Field(None, alias="Label")
+
+
+class _OptionLabel(_Model):
+    user_localized_label: _UserLabel | None = Field(None, alias="UserLocalizedLabel")
+
+
+class _Option(_Model):
+    value: int = Field(alias="Value")
+    label: _OptionLabel | None = Field(None, alias="Label")
+
+
+class _OptionSet(_Model):
+    options: list[_Option] = Field(default_factory=list, alias="Options")
+
+
+class _ChoiceRow(_Model):
+    logical_name: str = Field(alias="LogicalName")
+    option_set: _OptionSet | None = Field(None, alias="OptionSet")
+
+
+class _ChoiceRows(_Model):
+    value: list[_ChoiceRow]
+
+
 def check_required(entity: Entity | str, values: Mapping[str, Any], required: Iterable[str]) -> None:
     """Raises `RequiredAttributeMissing` naming every required column with no value (absent, null
     or blank) in `values`; a lookup set with `<name>@odata.bind` counts as a value."""
@@ -220,6 +246,23 @@ class DataverseWrites:
         return sorted(row.logical_name for row in rows
                       if row.attribute_of is None and row.required_level and row.required_level.value in REQUIRED_LEVELS
                       and row.logical_name not in {entity.primary_id, "ownerid"})
+
+    def choice_options(self, entity: Entity | str) -> dict[str, dict[str, int]]:
+        """Each choice column of the table → its option labels (as users see them) → option values: what
+        a label read from Marketo is written back as."""
+        entity = Entity(entity)
+        body = self.get(self.url(
+            f"EntityDefinitions(LogicalName='{entity.value}')/Attributes/Microsoft.Dynamics.CRM.PicklistAttributeMetadata",
+            {"$select": "LogicalName", "$expand": "OptionSet($select=Options)"}))
+        options: dict[str, dict[str, int]] = {}
+        for row in _ChoiceRows.model_validate_json(body.content).value:
+            labels = {}
+            for option in row.option_set.options if row.option_set else []:
+                text = option.label.user_localized_label if option.label else None
+                if text is not None and text.label:
+                    labels[text.label] = option.value
+            options[row.logical_name] = labels
+        return options
 
     # -- webhooks ----------------------------------------------------------------------------------
     def register_webhook(

@@ -80,6 +80,13 @@ class TokenCache(Protocol):
     def forget(self) -> None: ...
 
 
+class WriteLog(Protocol):
+    """Where the `requestId` of every lead write is kept (`Store.marketo_writes`): Marketo logs it as
+    the `request id` of the activities the write causes, which tells our own changes apart."""
+
+    def remember(self, request_id: str) -> None: ...
+
+
 class _CachedToken(BaseModel):
     access_token: str
     expires_at: float  # epoch seconds
@@ -133,6 +140,7 @@ class MarketoClient:
         sleep: Callable[[float], None] = time.sleep,
         batch_size: int = MAX_RECORDS_PER_CALL,
         daily_quota: int | None = None,
+        write_log: WriteLog | None = None,
     ) -> None:
         """`token_cache` shares the access token between workers. `batch_size` (≤ 300) is for tests.
         With `daily_quota` and a limiter, no call is made once the subscription's calls today (counted
@@ -144,6 +152,7 @@ class MarketoClient:
         self._client_secret = client_secret
         self.limiter = limiter
         self.daily_quota = daily_quota
+        self._write_log = write_log
         self._cache = token_cache
         self.max_retries = max_retries
         self._sleep = sleep
@@ -359,6 +368,8 @@ class MarketoClient:
                     code="413", message="Record is larger than Marketo's 1 MB request limit")])
                 continue
             envelope = self._call("POST", path, content=body)
+            if self._write_log is not None and envelope.request_id:
+                self._write_log.remember(envelope.request_id)
             if len(envelope.result) != len(indexes):
                 raise MarketoFatal("invalid-response", f"{len(envelope.result)} results for "
                                                        f"{len(indexes)} records")

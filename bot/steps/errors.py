@@ -12,14 +12,15 @@ from datetime import UTC, datetime
 from slack_sdk import WebClient
 
 from bot.errors import BotError
-from bot.models import Entity
+from bot.models import Direction, Entity
 from bot.safe_csv import SafeCsvWriter
 from bot.store import Store
 from bot.views.errors import errors_message, no_errors_message
 from bot.views.kit import Message
 
 SHOWN = 20
-CSV_COLUMNS = ("entity", "id", "email", "code", "reason", "attempts", "state", "first_failed_utc", "last_failed_utc")
+CSV_COLUMNS = ("entity", "id", "email", "code", "reason", "attempts", "state", "first_failed_utc", "last_failed_utc",
+               "direction")
 USAGE = ("Usage: `/connect-dynamics errors [lead|contact|account] [since]`, where since is a duration such as "
          "`30m`, `2h`, `3d`, `1w` or a date such as `2026-01-31`.")
 NO_CONNECTION = "No errors to show: nothing is connected yet, so no sync runs. Run /connect-dynamics to connect."
@@ -109,9 +110,10 @@ def upload_errors(store: Store, client: WebClient, max_attempts: int, team_id: s
             rows = 0
             for e in store.sync_errors.iter_errors(team_id, connection_id, [x.value for x in query.entities],
                                                    query.since):
-                state = "error" if e.attempts >= max_attempts else "retrying"
-                writer.writerow((e.entity, e.id, e.email, e.code, e.reason, e.attempts, state,
-                                 _utc(e.first_failed_at), _utc(e.last_failed_at)))
+                retried = e.direction == Direction.to_marketo and e.attempts < max_attempts
+                writer.writerow((e.entity, e.id, e.email, e.code, e.reason, e.attempts,
+                                 "retrying" if retried else "error", _utc(e.first_failed_at), _utc(e.last_failed_at),
+                                 e.direction.value))
                 rows += 1
         if rows:
             channel = client.conversations_open(users=user_id)["channel"]["id"]

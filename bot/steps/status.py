@@ -13,6 +13,7 @@ from bot.models import Connection, SyncRun
 from bot.store import OngoingFigures, Store
 from bot.views.brake import held_lines
 from bot.views.common import audit_blocks, help_text, home_view, status_blocks
+from bot.views.conflicts import write_back_line
 from bot.views.kit import MAX_MESSAGE_BLOCKS, Message, escape, fit, sections
 
 AUDIT_ENTRIES = 20
@@ -42,6 +43,9 @@ def status(store: Store, team_id: str) -> Message:
     lines = held_lines(holds)
     if connection is not None and connection.change_approval_id:
         lines.append(CHANGE_WAITING)
+    write_back = store.write_back.last_run(team_id, connection.id) if connection else None
+    if write_back is not None:
+        lines.append(write_back_line(write_back, now))
     if lines:
         blocks = fit([*blocks, *sections(lines)], MAX_MESSAGE_BLOCKS)
     return Message(text="connect-dynamics status", blocks=blocks)

@@ -16,7 +16,9 @@ from bot.store.runs import RunTx, Watermark
 from bot.store.secrets import SealedValue
 from bot.store.sync_errors import FailedRecord, Resolution, SyncError
 from bot.store.team_settings import TeamSettings
+from bot.store.write_back import Conflict, WriteBackRun
 
-__all__ = ["REDIS_UNAVAILABLE", "AlertState", "Attempt", "ChangeTime", "DayStart", "EntityFigures", "FailedRecord",
+__all__ = ["REDIS_UNAVAILABLE", "AlertState", "Attempt", "ChangeTime", "Conflict", "DayStart", "EntityFigures", "FailedRecord",
            "Health", "Keys", "Lease", "Level", "LimiterState", "OngoingFigures", "OngoingSwitch", "Redis", "RedisError",
-           "Resolution", "RunTx", "SealedValue", "Store", "SyncError", "TeamSettings", "Watermark", "connect"]
+           "Resolution", "RunTx", "SealedValue", "Store", "SyncError", "TeamSettings", "Watermark", "WriteBackRun",
+           "connect"]

@@ -161,6 +161,24 @@ class Keys:
         """Hash of counters: `{entity}:retried_ok`, `{entity}:deleted` (errors resolved by retries)."""
         return self._team(team_id, "errors", connection_id, "resolved")
 
+    # -- the Marketo → Dynamics write-back -----------------------------------------------------------
+    def write_back_token(self, team_id: str, connection_id: str) -> str:
+        """Marketo's paging token where the next write-back page starts (checkpointed per applied page)."""
+        return self._team(team_id, "write-back", connection_id, "token")
+
+    def write_back_stats(self, team_id: str, connection_id: str) -> str:
+        """Hash: the write-back's last run (`at`, `status`) and its counts."""
+        return self._team(team_id, "write-back", connection_id, "stats")
+
+    def write_back_handed_over(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Set of record ids the write-back changed over a person's edit in Dynamics: the next Dynamics →
+        Marketo cycle sends them although the sync user modified them last."""
+        return self._team(team_id, "write-back", connection_id, "handed-over", entity)
+
+    def conflicts(self, team_id: str, connection_id: str, entity: str) -> str:
+        """List of the latest collisions of one entity (`Conflict` JSON, newest first, bounded)."""
+        return self._team(team_id, "conflicts", connection_id, entity)
+
     def alert_state(self, team_id: str, connection_id: str) -> str:
         """Hash of the connection's alert conditions: condition -> `AlertState` JSON."""
         return self._team(team_id, "alerts", connection_id)
@@ -196,6 +214,10 @@ class Keys:
     def dynamics_lock(self, instance: str) -> str:
         """The Dynamics org this Marketo instance is connected to (a `DynamicsLock`)."""
         return self._global("marketo", "dynamics-org", instance)
+
+    def marketo_write_requests(self) -> str:
+        """Sorted set of the `requestId`s of our Marketo lead writes, by time (the write-back's echo filter)."""
+        return self._global("marketo", "write-requests")
 
     def marketo_deleted_field(self) -> str:
         return self._global("marketo", "deleted-field")

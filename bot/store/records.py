@@ -42,6 +42,7 @@ from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
 from bot.store.sync_errors import SyncErrors
 from bot.store.team_settings import TeamSettingsRecords
 from bot.store.transaction import transact
+from bot.store.write_back import MarketoWrites, WriteBackRecords
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -68,6 +69,8 @@ class Store:
         self.alert_states = AlertStates(client, self.keys)
         self.installations = RedisInstallationStore(client, self.keys, secret_box)
         self.team_settings = TeamSettingsRecords(client, self.keys)
+        self.write_back = WriteBackRecords(client, self.keys)
+        self.marketo_writes = MarketoWrites(client, self.keys)
 
     def oauth_states(self, secret: str, expiration_seconds: int) -> RedisOAuthStateStore:
         return RedisOAuthStateStore(self.redis, self.keys, secret, expiration_seconds)

@@ -5,6 +5,10 @@ last failure, attempts) instead of adding one. Per connection and entity there i
 entries, a sorted set by last failure time ("most recent first", `since`) and one by attempts made
 (the retry queue: what is below the bound is retried by the next cycle). Nothing leaves the list
 except through `resolve`, which counts why it left.
+
+Failures of the Marketo → Dynamics write-back (`Direction.to_dynamics`) are kept in lists of their
+own, so a record failing both ways has two entries and the Dynamics → Marketo retries never pick
+them up; the reads (`count`, `recent`, `iter_errors`, `pending_failures`) cover both directions.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pydantic import BaseModel
 from redis.client import Pipeline
 
 from bot.bounded_text import BoundedText
+from bot.models import Direction
 from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.transaction import transact
@@ -36,6 +41,7 @@ class SyncError(BaseModel):
     first_failed_at: float
     last_failed_at: float
     attempts: int = 1
+    direction: Direction = Direction.to_marketo
 
 
 class FailedRecord(NamedTuple):
@@ -45,6 +51,7 @@ class FailedRecord(NamedTuple):
     email: str | None
     code: str
     reason: str
+    direction: Direction = Direction.to_marketo
 
 
 class Resolution(StrEnum):
@@ -55,13 +62,21 @@ class Resolution(StrEnum):
     excluded = "excluded"  # no longer passes the sync filter: not synced any more
 
 
+DIRECTIONS = (Direction.to_marketo, Direction.to_dynamics)
+
+
+def list_name(entity: str, direction: Direction) -> str:
+    """The error list of `entity` in `direction` (Dynamics → Marketo keeps the entity's plain name)."""
+    return entity if direction == Direction.to_marketo else f"{entity}-{direction.value}"
+
 
 class SyncErrors:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self._redis, self._keys = client, keys
 
-    def _names(self, team_id: str, connection_id: str, entity: str) -> tuple[str, str, str]:
-        k = self._keys
+    def _names(self, team_id: str, connection_id: str, entity: str,
+               direction: Direction = Direction.to_marketo) -> tuple[str, str, str]:
+        k, entity = self._keys, list_name(entity, direction)
         return (k.sync_errors(team_id, connection_id, entity), k.sync_errors_by_time(team_id, connection_id, entity),
                 k.sync_errors_retry(team_id, connection_id, entity))
 
@@ -69,12 +84,15 @@ class SyncErrors:
     def book(self, team_id: str, connection_id: str, entity: str, failures: Sequence[FailedRecord],
              now: float) -> None:
         """Add new failures, or count one more attempt on records already listed."""
-        latest = list({failure.id: failure for failure in failures}.values())  # listed twice: its last reason
-        for start in range(0, len(latest), READ_CHUNK):
-            self._book(team_id, connection_id, entity, latest[start:start + READ_CHUNK], now)
+        for direction in DIRECTIONS:
+            # listed twice: its last reason
+            latest = list({f.id: f for f in failures if f.direction == direction}.values())
+            for start in range(0, len(latest), READ_CHUNK):
+                self._book(team_id, connection_id, entity, latest[start:start + READ_CHUNK], now, direction)
 
-    def _book(self, team_id: str, connection_id: str, entity: str, failures: list[FailedRecord], now: float) -> None:
-        entries_key, by_time, retry = self._names(team_id, connection_id, entity)
+    def _book(self, team_id: str, connection_id: str, entity: str, failures: list[FailedRecord], now: float,
+              direction: Direction) -> None:
+        entries_key, by_time, retry = self._names(team_id, connection_id, entity, direction)
         latest = {failure.id: failure for failure in failures}
 
         def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object], None]:
@@ -99,18 +117,19 @@ class SyncErrors:
             entry = SyncError.model_validate_json(raw)
             first, attempts, email = entry.first_failed_at, entry.attempts + 1, failure.email or entry.email
         return SyncError(entity=entity, id=failure.id, email=email, code=failure.code, reason=failure.reason,
-                         first_failed_at=first, last_failed_at=now, attempts=attempts)
+                         first_failed_at=first, last_failed_at=now, attempts=attempts, direction=failure.direction)
 
     def resolve(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str],
-                resolution: Resolution) -> int:
+                resolution: Resolution, direction: Direction = Direction.to_marketo) -> int:
         """Take the listed ones of `ids` off the list, counted under `resolution`; returns how many."""
         unique = list(dict.fromkeys(ids))
-        return sum(self._resolve(team_id, connection_id, entity, unique[start:start + READ_CHUNK], resolution)
+        return sum(self._resolve(team_id, connection_id, entity, unique[start:start + READ_CHUNK], resolution,
+                                 direction)
                    for start in range(0, len(unique), READ_CHUNK))
 
     def _resolve(self, team_id: str, connection_id: str, entity: str, unique: list[str],
-                 resolution: Resolution) -> int:
-        entries_key, by_time, retry = self._names(team_id, connection_id, entity)
+                 resolution: Resolution, direction: Direction) -> int:
+        entries_key, by_time, retry = self._names(team_id, connection_id, entity, direction)
         counters = self._keys.sync_errors_resolved(team_id, connection_id)
 
         def body(pipe: Pipeline) -> tuple[Callable[[Pipeline], object] | None, int]:
@@ -122,7 +141,7 @@ class SyncErrors:
                 p.hdel(entries_key, *listed)
                 p.zrem(by_time, *listed)
                 p.zrem(retry, *listed)
-                p.hincrby(counters, f"{entity}:{resolution.value}", len(listed))
+                p.hincrby(counters, f"{list_name(entity, direction)}:{resolution.value}", len(listed))
 
             return writes, len(listed)
 
@@ -141,20 +160,21 @@ class SyncErrors:
         ids = cast(list[bytes | str], self._redis.zrangebyscore(retry, "-inf", max_attempts - 1, start=0, num=limit))
         return self._entries(entries_key, ids)
 
-    def never_retry(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str], max_attempts: int) -> None:
+    def never_retry(self, team_id: str, connection_id: str, entity: str, ids: Sequence[str], max_attempts: int,
+                    direction: Direction = Direction.to_marketo) -> None:
         """Keep these entries as errors without retrying them (a change a team lead discarded)."""
         if ids:
-            _, _, retry = self._names(team_id, connection_id, entity)
+            _, _, retry = self._names(team_id, connection_id, entity, direction)
             self._redis.zadd(retry, dict.fromkeys(ids, max_attempts), xx=True)
 
     def pending_failures(self, team_id: str, connection_id: str, entity: str) -> int:
         """Records of `entity` on the error list (still retried or kept as permanent errors)."""
-        return int(self._redis.hlen(self._keys.sync_errors(team_id, connection_id, entity)))
+        return sum(int(self._redis.hlen(self._names(team_id, connection_id, entity, d)[0])) for d in DIRECTIONS)
 
     def count(self, team_id: str, connection_id: str, entities: Sequence[str], since: float | None = None) -> int:
         low = "-inf" if since is None else since
-        return sum(int(self._redis.zcount(self._keys.sync_errors_by_time(team_id, connection_id, e), low, "+inf"))
-                   for e in entities)
+        return sum(int(self._redis.zcount(self._names(team_id, connection_id, e, d)[1], low, "+inf"))
+                   for e in entities for d in DIRECTIONS)
 
     def permanent(self, team_id: str, connection_id: str, entity: str, max_attempts: int) -> int:
         """Records past the retry bound (kept as errors, no longer retried)."""
@@ -166,27 +186,30 @@ class SyncErrors:
         """The `limit` most recent failures over `entities`, newest first."""
         found: list[SyncError] = []
         for entity in entities:
-            found.extend(self._newest(team_id, connection_id, entity, since, 0, limit))
+            for direction in DIRECTIONS:
+                found.extend(self._newest(team_id, connection_id, entity, since, 0, limit, direction))
         return sorted(found, key=lambda e: e.last_failed_at, reverse=True)[:limit]
 
     def _newest(self, team_id: str, connection_id: str, entity: str, since: float | None, start: int,
-                size: int) -> list[SyncError]:
-        entries_key, by_time, _ = self._names(team_id, connection_id, entity)
+                size: int, direction: Direction = Direction.to_marketo) -> list[SyncError]:
+        entries_key, by_time, _ = self._names(team_id, connection_id, entity, direction)
         ids = cast(list[bytes | str], self._redis.zrevrangebyscore(by_time, "+inf", "-inf" if since is None else since,
                                                                    start=start, num=size))
         return self._entries(entries_key, ids)
 
     def iter_errors(self, team_id: str, connection_id: str, entities: Sequence[str],
                     since: float | None = None) -> Iterator[SyncError]:
-        """Every entry of `entities`, entity by entity and newest first, read in chunks (flat memory)."""
+        """Every entry of `entities`, entity by entity (each direction in turn) and newest first, read in
+        chunks (flat memory)."""
         for entity in entities:
-            start = 0
-            while True:
-                chunk = self._newest(team_id, connection_id, entity, since, start, READ_CHUNK)
-                yield from chunk
-                if len(chunk) < READ_CHUNK:
-                    break
-                start += READ_CHUNK
+            for direction in DIRECTIONS:
+                start = 0
+                while True:
+                    chunk = self._newest(team_id, connection_id, entity, since, start, READ_CHUNK, direction)
+                    yield from chunk
+                    if len(chunk) < READ_CHUNK:
+                        break
+                    start += READ_CHUNK
 
     def resolved_counts(self, team_id: str, connection_id: str) -> dict[str, int]:
         raw = self._redis.hgetall(self._keys.sync_errors_resolved(team_id, connection_id))

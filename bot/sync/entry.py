@@ -16,6 +16,7 @@ from bot.models import Entity
 from bot.sync.entity_job import run_entity
 from bot.sync.incremental import run_incremental
 from bot.sync.ports import SyncServices
+from bot.sync.write_back import run_write_back
 
 _installed: SyncServices | None = None
 
@@ -47,3 +48,9 @@ def incremental_entity_job(team_id: str, connection_id: str, entity: str) -> str
     with sync_context(team_id=team_id, connection_id=connection_id, entity=entity), \
             metrics.SYNC_JOBS_RUNNING.labels("incremental").track_inprogress():
         return run_incremental(installed(), team_id, connection_id, Entity(entity))
+
+
+def write_back_job(team_id: str, connection_id: str) -> str:
+    with sync_context(team_id=team_id, connection_id=connection_id, entity="write-back"), \
+            metrics.SYNC_JOBS_RUNNING.labels("write_back").track_inprogress():
+        return run_write_back(installed(), team_id, connection_id)

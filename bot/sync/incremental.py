@@ -18,6 +18,10 @@ re-reads up to `RETRY_LIMIT` of them by id and writes them again (`_retry_failur
 succeed or reach `SYNC_RETRY_ATTEMPTS`; a record written, deleted or excluded leaves the list
 (`_settle_errors`). What a cycle saw feeds the alerts (`bot.alerts`).
 
+Changes made in Dynamics by the sync user (the write-back's own writes, `_modifiedby_value`) are not
+sent to Marketo: Marketo's own sync has the same rule, and it keeps the two cycles from echoing.
+Every cycle also enqueues the connection's Marketo → Dynamics write-back (`bot.sync.write_back`).
+
 Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
 A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`, braked too):
 what changed since the newest `modifiedon` applied. Deletes are not visible that way.
@@ -41,7 +45,16 @@ from bot.dynamics.client import MODIFIED_ON
 from bot.dynamics.errors import ChangeTokenExpired, DataverseAccessDenied, DataverseUnauthorized, SignInError
 from bot.errors import BotError
 from bot.marketo.errors import DailyQuotaExceeded
-from bot.models import BrakeStatus, Connection, Counts, Entity, EntityPlan, FlowState, MassChangeHold
+from bot.models import (
+    MODIFIED_BY,
+    BrakeStatus,
+    Connection,
+    Counts,
+    Entity,
+    EntityPlan,
+    FlowState,
+    MassChangeHold,
+)
 from bot.store import FailedRecord, Resolution, Store, Watermark
 from bot.sync import backfill, brake
 from bot.sync.checkpoint import BatchOutcome
@@ -53,6 +66,7 @@ from bot.sync.ledger import LedgerEntry
 from bot.sync.mapping import DELETED_FIELD
 from bot.sync.ports import SyncServices
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
+from bot.sync.write_back import enqueue_write_back, write_back_plans
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +126,8 @@ def schedule_due(store: Store, queue: Queue, settings: Settings, now: float | No
                                 job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                                 description=f"incremental {plan.entity.value} for {connection_id}")
             enqueued.append(job.id)
+        if write_back_plans(connection) and (job_id := enqueue_write_back(queue, team_id, connection_id)):
+            enqueued.append(job_id)
     return enqueued
 
 
@@ -200,10 +216,11 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
     for page in source.iter_changes(link, plan.select):
-        cycle.page_read(page.records, len(page.deleted_ids))
-        seen.read.extend(record_key(r, plan.entity)[0] for r in page.records)
+        records = not_ours(services.store, connection, plan.entity, page.records)
+        cycle.page_read(records, len(page.deleted_ids))
+        seen.read.extend(record_key(r, plan.entity)[0] for r in records)
         seen.deleted.extend(page.deleted_ids)
-        prepared = _prepare(plan, convert, page.records, outcome)
+        prepared = _prepare(plan, convert, records, outcome)
         _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, page.deleted_ids),
                      outcome)
         new_link = page.delta_link or new_link
@@ -245,9 +262,10 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     seen = Seen()
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
         fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
-        cycle.page_read(fresh)
-        seen.read.extend(record_key(r, plan.entity)[0] for r in fresh)
-        prepared = _prepare(plan, convert, fresh, outcome)
+        theirs = not_ours(services.store, connection, plan.entity, fresh)
+        cycle.page_read(theirs)
+        seen.read.extend(record_key(r, plan.entity)[0] for r in theirs)
+        prepared = _prepare(plan, convert, theirs, outcome)
         _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome)
         mark = _advance(mark, fresh, plan.entity)
         if not cycle.page_done(outcome):
@@ -255,6 +273,17 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     _write_ready(services, marketo, plan, screen.finish(), outcome)
     cycle.page_done(outcome)
     return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
+
+
+def not_ours(store: Store, connection: Connection, entity: Entity, records: list[dict]) -> list[dict]:
+    """The records not last modified by the sync user (those hold what the write-back wrote), and those
+    the write-back handed over: it wrote them over a person's edit that this cycle must still send."""
+    if not connection.sync_user_id:
+        return records
+    ours = [str(r.get(entity.primary_id)) for r in records if r.get(MODIFIED_BY) == connection.sync_user_id]
+    handed = store.write_back.take_handed_over(connection.team_id, connection.id, entity.value, ours)
+    return [r for r in records
+            if r.get(MODIFIED_BY) != connection.sync_user_id or str(r.get(entity.primary_id)) in handed]
 
 
 def _first_watermark(store: Store, connection: Connection) -> Watermark | None:

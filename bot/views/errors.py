@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block
 
+from bot.models import Direction
 from bot.store import SyncError
 from bot.views.kit import MAX_MESSAGE_BLOCKS, Message, context, escape, fit, number, section, sections, when
 
 
 def error_line(entry: SyncError, max_attempts: int) -> str:
-    """One failed record: entity, id, email, reason (code), attempts and whether it is still retried."""
+    """One failed record: entity, id, email, reason (code), attempts and whether it is still retried. A
+    Marketo → Dynamics failure (the write-back) says so; it is written again when the person next changes."""
     email = f" — {escape(entry.email)}" if entry.email else ""
     code = f" ({escape(entry.code)})" if entry.code else ""
+    if entry.direction == Direction.to_dynamics:
+        return (f"• {escape(entry.entity)} `{escape(entry.id)}`{email} — Marketo → Dynamics\n"
+                f"   {escape(entry.reason)}{code}\n"
+                f"   refused by Dynamics, written again when the person changes in Marketo; "
+                f"last failed {when(entry.last_failed_at)}")
     state = "kept as an error, no more retries" if entry.attempts >= max_attempts else "retried next cycle"
     return (f"• {escape(entry.entity)} `{escape(entry.id)}`{email}\n"
             f"   {escape(entry.reason)}{code}\n"

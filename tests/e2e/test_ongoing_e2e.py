@@ -75,8 +75,10 @@ def test_status_then_disable_and_enable_the_ongoing_sync(driver: SlackDriver, wo
         stack.dynamics.update_record("contact", index, firstname=f"Cycle{index}")
     wait_for(lambda: [first_name(stack, i) for i in range(3)] == ["Cycle0", "Cycle1", "Cycle2"],
              what="the changes in Marketo", timeout=60)
+    # A cycle counts what it wrote page by page and ends a moment later: wait for both.
     status = wait_for(lambda: (text := said(driver.command(LEADS[0], text="status")))
-                      and "written 3 in the last hour, 3 in 24 h" in text and text,
+                      and "written 3 in the last hour, 3 in 24 h" in text and "*Contacts* — last cycle" in text
+                      and text,
                       what="status to count the written records", timeout=30)
     assert "*Ongoing sync: on*" in status
     contacts = next(line for line in status.splitlines() if line.startswith("*Contacts* — "))

@@ -115,7 +115,7 @@ def test_turned_off_mid_cycle_it_stops_after_the_page_and_enable_catches_up(worl
 
     assert "on again" in ongoing.enable(world.store, world.settings, log, "T1", ADMIN).text
     assert world.store.incremental.due_at("T1", world.connection.id) <= time.time()
-    assert len(incremental.schedule_due(world.store, world.container.queue, world.settings)) == 2
+    assert len(incremental.schedule_due(world.store, world.container.queue, world.settings)) == 3  # and the write-back
     SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
     assert lead_names(world, changed) == [f"Late{index}" for index in changed]
     assert world.store.delta_links.get("T1", world.connection.id, "lead") != link

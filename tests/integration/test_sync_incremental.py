@@ -16,9 +16,9 @@ from tests.integration.sync_harness import SyncHarness
 
 
 def synced_world(key_prefix: str, records: dict[str, int], settings: dict[str, Any] | None = None,
-                 **dynamics: Any) -> Iterator[SyncHarness]:
+                 marketo: dict[str, Any] | None = None, **dynamics: Any) -> Iterator[SyncHarness]:
     harness = SyncHarness(REDIS_URL, key_prefix, records, dynamics={"filter_false_fraction": 0.0, **dynamics},
-                          settings=settings).start()
+                          settings=settings, marketo=marketo).start()
     entry.install(harness.container.sync)
     run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
     SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
@@ -71,7 +71,7 @@ def test_a_finished_initial_sync_is_scheduled_and_due_jobs_run(world: SyncHarnes
     assert due == pytest.approx(time.time() + minutes * 60, abs=60)
     assert incremental.schedule_due(world.store, world.container.queue, world.settings, now=due - 1) == []
     enqueued = incremental.schedule_due(world.store, world.container.queue, world.settings, now=due + 1)
-    assert len(enqueued) == 2  # one per entity
+    assert len(enqueued) == 3  # one per entity, and the connection's Marketo → Dynamics write-back
     assert incremental.schedule_due(world.store, world.container.queue, world.settings, now=due + 1) == []
     world.dynamics.update_record("contact", 1, firstname="Later")
     SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
