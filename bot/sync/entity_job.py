@@ -19,7 +19,7 @@ from bot import metrics, shutdown
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan, RunStatus, SyncRun
 from bot.store import REDIS_UNAVAILABLE, Lease, Store
-from bot.sync import backfill, incremental
+from bot.sync import backfill, incremental, live
 from bot.sync.backfill import UPDATE_ONLY
 from bot.sync.checkpoint import BACKFILL, LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
@@ -191,4 +191,6 @@ def _conclude(services: SyncServices, state: RunState, run: SyncRun, entity: Ent
     settle(store, services.notifier, transition)
     if transition.changed and transition.run.status == RunStatus.finished and run.kind != BACKFILL:
         incremental.schedule(store, run.team_id, run.connection_id, services.settings)
+    if transition.changed and run.kind != BACKFILL:
+        live.follow_run(services, transition.run)
     return outcome.kind
