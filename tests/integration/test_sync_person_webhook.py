@@ -14,10 +14,12 @@ from rq import SimpleWorker, Worker
 from rq.job import Job
 
 from bot.app import build_app
+from bot.metrics import WEBHOOKS
 from bot.models import DynamicsLock, Entity
 from bot.sync import incremental
 from bot.sync.person import error_key
 from bot.web import create_web_app
+from bot.webhooks_in import MARKETO_MAX_BODY
 from sandbox.marketo_webhooks import TriggerCampaign, WebhookDefinition
 from sandbox.polling import wait_for
 from sandbox.server import ServerThread
@@ -164,3 +166,19 @@ def test_the_team_parameter_picks_the_connection_and_data_value_changes_enqueue_
     [job] = harness.container.queue.get_jobs()
     assert job.func_name == "bot.sync.entry.write_back_job"
     assert job.args == ("T1", harness.connection.id)
+
+
+def test_bodies_are_capped_failures_are_never_5xx_and_every_call_is_counted(world: tuple[SyncHarness, str]) -> None:
+    harness, url = world
+    rejected, errors = (WEBHOOKS.labels("marketo", outcome) for outcome in ("rejected", "error"))
+    rejected_before, errors_before = rejected._value.get(), errors._value.get()
+    huge = b'{"leadId": 1, "pad": "' + b"x" * (MARKETO_MAX_BODY + 1) + b'"}'
+    assert httpx.post(url, content=huge, headers={"X-Webhook-Token": SECRET}).status_code == 413
+    assert call(url, 1, token="wrong").status_code == 401
+    # A record Redis holds that cannot be read (an internal failure) still gets a 4xx, never a 5xx.
+    harness.store.redis.set(harness.store.keys.active_connection("T7"), "c7")
+    harness.store.redis.set(harness.store.keys.connection("T7", "c7"), "not json")
+    answer = call(f"{url}?team=T7", 1)
+    assert answer.status_code == 429 and answer.json() == {"error": "try again later"}
+    assert (rejected._value.get(), errors._value.get()) == (rejected_before + 2, errors_before + 1)
+    assert harness.container.queue.count == 0
