@@ -49,12 +49,14 @@ def error_key(lead_id: int) -> str:
 
 
 def sync_person(services: SyncServices, team_id: str, connection_id: str, lead_id: int) -> str:
-    """Handle one delivery; returns what happened (created, updated, failed, gone, skipped, busy)."""
+    """Handle one delivery; returns what happened (created, updated, failed, gone, skipped, disabled, busy)."""
     store = services.store
     connection = store.get_connection(team_id, connection_id)
     if connection is None or connection.plan is None or connection.state != FlowState.synced \
             or connection.plan.for_entity(Entity.lead) is None:
         return "skipped"
+    if not store.ongoing.enabled(team_id, connection_id):
+        return "disabled"  # `/connect-dynamics disable` stops this direction too
     lease = store.webhooks.person_lease(team_id, connection_id, lead_id, PERSON_LOCK_SECONDS, owner="person")
     if not lease.take(wait=PERSON_LOCK_SECONDS):
         return "busy"  # the holder handles this person, reading it after this delivery arrived

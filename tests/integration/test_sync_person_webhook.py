@@ -14,8 +14,10 @@ from rq import SimpleWorker, Worker
 from rq.job import Job
 
 from bot.app import build_app
+from bot.audit import AuditLog
 from bot.metrics import WEBHOOKS
 from bot.models import DynamicsLock, Entity
+from bot.steps import ongoing
 from bot.sync import incremental
 from bot.sync.person import error_key
 from bot.web import create_web_app
@@ -36,6 +38,7 @@ def world(key_prefix: str) -> Iterator[tuple[SyncHarness, str]]:
     for harness in synced_world(key_prefix, {"lead": 20, "contact": 5}, settings=settings):
         harness.store.take_dynamics_lock(DynamicsLock(url=harness.dynamics.url, team_id="T1",
                                                       connection_id=harness.connection.id))
+        harness.store.set_active_connection("T1", harness.connection.id)
         server = ServerThread(create_web_app(build_app(harness.container), harness.container)).start()
         yield harness, f"{server.url}/marketo/webhook"
         server.stop()
@@ -117,6 +120,17 @@ def test_two_deliveries_at_once_on_two_workers_make_one_lead(world: tuple[SyncHa
     assert dynamics_lead(harness, lead_id)["lastname"] == "Bo"
 
 
+def test_nothing_is_written_while_the_ongoing_sync_is_disabled(world: tuple[SyncHarness, str]) -> None:
+    harness, url = world
+    ongoing.disable(harness.store, AuditLog(harness.store), "T1", "U0ADMIN")
+    person = harness.marketo.create_by_person({"email": "off@example.com", "lastName": "Off"})
+    assert call(url, person).status_code == 202
+    [job] = harness.container.queue.get_jobs()
+    run_jobs(harness)
+    assert job.latest_result().return_value == "disabled"
+    assert harness.marketo.lead_by("id", person).get("dynamicsLeadId") is None
+
+
 def test_a_person_lacking_a_required_column_goes_on_the_error_list(world: tuple[SyncHarness, str]) -> None:
     harness, url = world
     person = harness.marketo.create_by_person({"email": "nolast@example.com", "firstName": "No"})
@@ -160,7 +174,6 @@ def test_the_team_parameter_picks_the_connection_and_data_value_changes_enqueue_
     harness, url = world
     person = harness.marketo.lead_by("dynamicsLeadId", harness.dynamics.record_id("lead", 1))["id"]
     assert call(f"{url}?team=T9", person).status_code == 404  # no synced connection in that team
-    harness.store.set_active_connection("T1", harness.connection.id)
     for _ in range(3):
         assert call(f"{url}?team=T1", person, event="changed").status_code == 202
     [job] = harness.container.queue.get_jobs()
