@@ -94,7 +94,7 @@ class WebhookIntake:
                             + (f" in team {team}" if team else ""))
         if call.event == "changed":
             enqueued = live.enqueue_write_back(self._queue, connection.team_id, connection.id)
-            return _accepted("accepted" if enqueued else "coalesced", "Marketo → Dynamics cycle")
+            return _accepted("accepted" if enqueued is not None else "coalesced", "Marketo → Dynamics cycle")
         live.enqueue_sync_person(self._queue, connection.team_id, connection.id, call.lead_id)
         return _accepted("accepted", "Sync Person to Microsoft")
 

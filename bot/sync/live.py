@@ -89,15 +89,17 @@ def enqueue_change(store: Store, queue: Queue, team_id: str, connection_id: str,
     return True
 
 
-def enqueue_write_back(queue: Queue, team_id: str, connection_id: str) -> bool:
-    """Enqueue the Marketo → Dynamics cycle now, unless it is queued or running already (False)."""
-    job_id = f"write-back-{connection_id}"
-    current = queue.fetch_job(job_id)
-    if current is not None and current.get_status() in (JobStatus.QUEUED, JobStatus.STARTED):
-        return False
-    queue.enqueue(WRITE_BACK_JOB, team_id, connection_id, job_id=job_id, job_timeout=JOB_TIMEOUT,
-                  result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL, description=f"write-back for {connection_id}")
-    return True
+def enqueue_write_back(queue: Queue, team_id: str, connection_id: str) -> str | None:
+    """Enqueue the Marketo → Dynamics cycle now unless one is already waiting (a fixed job id coalesces
+    a burst of calls); returns the job id, or None when coalesced. Stands in for
+    `bot.sync.write_back.enqueue_write_back` (same job id and answer) until that module lands."""
+    fixed = f"write-back-{team_id}-{connection_id}"
+    waiting = queue.fetch_job(fixed)
+    if waiting is not None and waiting.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.DEFERRED):
+        return None
+    return queue.enqueue(WRITE_BACK_JOB, team_id, connection_id, job_id=fixed, job_timeout=JOB_TIMEOUT,
+                         result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+                         description=f"write-back Marketo → Dynamics for {connection_id}").id
 
 
 def enqueue_registration(queue: Queue, settings: Settings, team_id: str, connection_id: str) -> None:
