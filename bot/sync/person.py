@@ -102,9 +102,17 @@ def _handle(services: SyncServices, connection: Connection, lead_id: int) -> str
 
 
 def _updated(dataverse: Any, plan: EntityPlan, record_id: str, person: dict[str, Any]) -> bool:
-    """Update the linked record; False when it no longer exists."""
+    """Update the linked record; False when it no longer exists (or the id is no Dataverse id). With no
+    value to write, the record is only looked up: an empty PATCH would still touch it."""
     try:
-        dataverse.update(plan.entity, record_id, dynamics_values(plan, person))
+        uuid.UUID(record_id)
+    except ValueError:
+        return False
+    values = dynamics_values(plan, person)
+    if not values:
+        return bool(dataverse.read_by_ids(plan.entity, [record_id], []))
+    try:
+        dataverse.update(plan.entity, record_id, values)
     except RecordMissing:
         return False
     return True

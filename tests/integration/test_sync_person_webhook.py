@@ -167,6 +167,12 @@ def test_a_linked_person_is_updated_and_a_deleted_lead_is_made_again(world: tupl
     new_id = harness.marketo.lead_by("id", person)["dynamicsLeadId"]
     assert new_id != linked_id and dynamics_lead(harness, new_id)["firstname"] == "Renamed"
 
+    odd = harness.marketo.create_by_person({"email": "odd@example.com", "lastName": "Odd",
+                                            "dynamicsLeadId": "not-a-dataverse-id"})
+    assert call(url, odd).status_code == 202
+    run_jobs(harness)
+    assert dynamics_lead(harness, harness.marketo.lead_by("id", odd)["dynamicsLeadId"])["lastname"] == "Odd"
+
 
 def test_the_team_parameter_picks_the_connection_and_data_value_changes_enqueue_the_write_back(
     world: tuple[SyncHarness, str],
