@@ -17,7 +17,7 @@ from bot.metrics import WEBHOOKS
 from bot.models import Entity, RunStatus
 from bot.steps import ongoing
 from bot.steps.status import status
-from bot.sync import live
+from bot.sync import runs
 from bot.sync.live import DYNAMICS_CHANGE_JOB
 from bot.web import create_web_app
 from sandbox.polling import wait_for
@@ -111,12 +111,13 @@ def test_disable_removes_the_webhook_and_enable_makes_it_again(world: tuple[Sync
     assert harness.store.webhooks.dynamics_webhook("T1", harness.connection.id) is not None
 
 
-def test_a_cancelled_run_removes_the_webhook(world: tuple[SyncHarness, str]) -> None:
+def test_a_cancelled_sync_removes_the_webhook(world: tuple[SyncHarness, str]) -> None:
     harness, _ = world
     connection = harness.store.get_connection("T1", harness.connection.id)
-    run = harness.store.get_run("T1", connection.run_id) if connection and connection.run_id else None
-    assert run is not None and run.status == RunStatus.finished
-    live.follow_run(harness.container.sync, run.model_copy(update={"status": RunStatus.cancelled}))
+    assert connection is not None
+    run = runs.start_initial_sync(harness.store, harness.container.queue, connection, kind="resync")
+    runs.request_cancel(harness.store, "T1", run.id)  # its jobs stop before their first batch
     SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
+    assert harness.store.get_run("T1", run.id).status == RunStatus.cancelled
     assert harness.dynamics.webhooks.endpoints == {}
     assert harness.store.webhooks.dynamics_webhook("T1", harness.connection.id) is None
