@@ -66,10 +66,10 @@ class Store:
         self.health = Health(client, self.keys)
         self.ongoing = OngoingRecords(client, self.keys)
         self.sync_errors = SyncErrors(client, self.keys)
+        self.webhooks = WebhookRecords(client, self.keys, secret_box)
         self.alert_states = AlertStates(client, self.keys)
         self.installations = RedisInstallationStore(client, self.keys, secret_box)
         self.team_settings = TeamSettingsRecords(client, self.keys)
-        self.webhooks = WebhookRecords(client, self.keys, secret_box)
 
     def oauth_states(self, secret: str, expiration_seconds: int) -> RedisOAuthStateStore:
         return RedisOAuthStateStore(self.redis, self.keys, secret, expiration_seconds)
