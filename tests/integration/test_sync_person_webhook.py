@@ -103,7 +103,8 @@ def test_two_deliveries_at_once_on_two_workers_make_one_lead(world: tuple[SyncHa
     done_before = set(finished.get_job_ids())  # the initial sync's jobs
     for _ in range(2):
         harness.spawn_worker()
-    wait_for(lambda: Worker.count(queue=queue) == 2, "two idle workers", timeout=60)
+    wait_for(lambda: [w.get_state() for w in Worker.all(queue=queue)] == ["idle", "idle"], "two idle workers",
+             timeout=60)
     answers: list[int] = []
     calls = [threading.Thread(target=lambda: answers.append(call(url, person).status_code)) for _ in range(2)]
     for thread in calls:
