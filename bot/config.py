@@ -31,6 +31,8 @@ PURPOSE: dict[str, str] = {
     "MARKETO_BASE_URL": "the Marketo instance root, e.g. https://123-ABC-456.mktorest.com",
     "MARKETO_CLIENT_ID": "the client id of the Marketo LaunchPoint custom service",
     "MARKETO_CLIENT_SECRET": "the client secret of the Marketo LaunchPoint custom service",
+    "MARKETO_WEBHOOK_SECRET": "a random secret Marketo's webhooks send in the X-Webhook-Token header "
+    "(make one: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
 }
 
 WEB_REQUIRED = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "REDIS_URL", "ENCRYPTION_KEY",
@@ -95,6 +97,11 @@ class Settings(BaseSettings):
     MARKETO_WINDOW_SECONDS: float = Field(default=20, gt=0)
     MARKETO_MAX_CONCURRENCY: int = Field(default=5, ge=1, le=10)
     MARKETO_DAILY_QUOTA: int = Field(default=50_000, ge=1)
+    # Marketo's "Call Webhook" flow steps send it as X-Webhook-Token; unset: POST /marketo/webhook answers 404
+    MARKETO_WEBHOOK_SECRET: SecretStr | None = None
+    # Where Dataverse reaches this deployment's web process (https://bot.example.com); set: changes in Dynamics
+    # arrive by webhook within seconds (and the cycles stay as the safety net); unset: they are polled only
+    PUBLIC_URL: str | None = None
     SMTP_URL: str | None = None
     SMTP_FROM: str = "connect-dynamics@localhost"
     # The web process serves Slack and webhooks from outside its container: it listens on every
@@ -137,6 +144,17 @@ class Settings(BaseSettings):
         if url.scheme not in ("smtp", "smtps") or not url.hostname or not port_ok:
             raise ValueError("SMTP_URL must look like smtp://host:port or smtps://user:password@host:port")
         return value
+
+    @field_validator("PUBLIC_URL")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        """An absolute http(s) URL without query or fragment, kept without its trailing slash."""
+        if not value:
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("https", "http") or not url.hostname or url.query or url.fragment:
+            raise ValueError("PUBLIC_URL must look like https://bot.example.com (no query or fragment)")
+        return value.strip().rstrip("/")
 
     @property
     def oauth_enabled(self) -> bool:

@@ -42,6 +42,8 @@ SLACK_REQUESTS = Counter("slack_requests", "Slack requests received by the web f
                          ["kind", "outcome"])
 SLACK_ACK_SECONDS = Histogram("slack_ack_seconds", "Seconds from a Slack request's arrival to its answer",
                               ["kind"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0))
+WEBHOOKS = Counter("webhooks", "Webhook calls received by the web front, by source (marketo, dynamics) and outcome "
+                   "(accepted, coalesced, skipped, rejected, error)", ["source", "outcome"])
 SYNC_JOBS_RUNNING = Gauge("sync_jobs_running", "Sync jobs this process is running, by kind", ["kind"],
                           multiprocess_mode="livesum")
 SYNC_JOBS_REVIVED = Counter("sync_jobs_revived", "Entity jobs re-enqueued by the sweeper after their worker died")

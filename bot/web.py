@@ -11,6 +11,9 @@ web process); `GET /readyz` answers 200 when Redis answers within `READY_TIMEOUT
 settings `serve` needs are valid, else 503 with the reason in JSON (readiness: take it out of the
 load balancer); `GET /healthz` is the older name of `/readyz`, kept for existing load balancers.
 `GET /metrics` is Prometheus' exposition (`bot.metrics`).
+`POST /marketo/webhook` and `POST /dynamics/webhook` (`bot.webhooks_in`) are called by Marketo and
+Dataverse, not Slack: they skip the guard, check their own token or key, cap their bodies, enqueue
+and answer at once, and never answer 5xx either (an internal failure is a 429: try later).
 `GET /slack/install` and `GET /slack/oauth_redirect` (only with Slack OAuth on) are Bolt's OAuth
 flow: a browser, not Slack, calls them, so they carry no Slack signature and skip the guard; the
 flow checks its own one-time state instead.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel
@@ -38,6 +42,8 @@ from bot.config import WEB_REQUIRED, MissingSetting, Settings
 from bot.container import Container
 from bot.slack_payloads import GUARDED_PAYLOAD, Guarded, Rejected, SlashCommand, guard_request
 from bot.store import Health, RedisError
+from bot.sync.live import DYNAMICS_WEBHOOK_PATH, MARKETO_WEBHOOK_PATH
+from bot.webhooks_in import DATAVERSE_MAX_BODY, MARKETO_MAX_BODY, Answer, WebhookIntake, rejected
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +169,22 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
         body, content_type = await run_in_threadpool(metrics.exposition, gauges)
         return Response(body, headers={"Content-Type": content_type})
 
+    intake = WebhookIntake(container.store, container.queue, container.settings)
+
+    async def marketo_webhook(request: Request) -> Response:
+        refusal = intake.marketo_refusal({k.lower(): v for k, v in request.headers.items()})
+        if refusal is not None:
+            return _webhook_answer("marketo", refusal)
+        return await _webhook(request, "marketo", MARKETO_MAX_BODY,
+                              lambda _headers, query, body: intake.marketo(query, body))
+
+    async def dynamics_webhook(request: Request) -> Response:
+        return await _webhook(request, "dynamics", DATAVERSE_MAX_BODY, intake.dynamics)
+
     routes = [
         Route("/slack/events", slack_events, methods=["POST"]),
+        Route(MARKETO_WEBHOOK_PATH, marketo_webhook, methods=["POST"]),
+        Route(DYNAMICS_WEBHOOK_PATH, dynamics_webhook, methods=["POST"]),
         Route("/livez", livez, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/healthz", readyz, methods=["GET"]),
@@ -172,6 +192,29 @@ def create_web_app(bolt: App, container: Container) -> Starlette:
     ]
     routes += oauth_routes(bolt)
     return Starlette(routes=routes)
+
+
+WebhookHandler = Callable[[Mapping[str, str], Mapping[str, str], bytes], Answer]
+
+
+async def _webhook(request: Request, source: str, limit: int, handle: WebhookHandler) -> Response:
+    """Read the capped body, let `handle` check it and enqueue (on a worker thread: it calls Redis)."""
+    try:
+        body = await read_body(request, limit)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        answer = await run_in_threadpool(handle, headers, dict(request.query_params), body)
+    except Rejected as too_large:
+        answer = rejected(too_large.status, too_large.reason)
+    except Exception:  # noqa: BLE001 - never a 5xx: Redis down, the queue refused ...
+        log.exception("%s webhook failed", source)
+        answer = Answer(429, "error", {"error": "try again later"})
+    return _webhook_answer(source, answer)
+
+
+def _webhook_answer(source: str, answer: Answer) -> Response:
+    metrics.WEBHOOKS.labels(source, answer.outcome).inc()
+    headers = {"Connection": "close"} if answer.status == 413 else None
+    return JSONResponse(answer.body, status_code=answer.status, headers=headers)
 
 
 def oauth_routes(bolt: App) -> list[Route]:

@@ -14,11 +14,11 @@ def on_plan_submit(ctx: Ctx[ViewPayload]) -> None:
     """The plan is accepted: Step 3, its duplicate report computed after the ack when not saved yet."""
     container = ctx.container
     step3 = confirm.open_step3(container.store, ctx.team_id, ViewMetadata.parse(ctx.payload.view.private_metadata)
-                               .connection_id)
+                               .connection_id, container.settings)
     ctx.ack(response_action="update", view=step3.view)
     if step3.report_pending:
         ctx.fill_modal(confirm.duplicate_report, container.store, container.dataverse, ctx.team_id,
-                       step3.connection_id)
+                       step3.connection_id, container.settings)
 
 
 def on_begin_sync(ctx: Ctx[ViewPayload]) -> None:

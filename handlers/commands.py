@@ -46,7 +46,7 @@ def show_help(ctx: Ctx[SlashCommand]) -> None:
 
 
 def status(ctx: Ctx[SlashCommand]) -> None:
-    ctx.ack(**status_step.status(ctx.container.store, ctx.team_id).to_dict())
+    ctx.ack(**status_step.status(ctx.container.store, ctx.team_id, ctx.container.settings).to_dict())
 
 
 def audit(ctx: Ctx[SlashCommand]) -> None:
@@ -55,12 +55,13 @@ def audit(ctx: Ctx[SlashCommand]) -> None:
 
 def disable(ctx: Ctx[SlashCommand]) -> None:
     container = ctx.container
-    ctx.ack(**ongoing.disable(container.store, container.audit, ctx.team_id, ctx.user_id).to_dict())
+    ctx.ack(**ongoing.disable(container.store, container.audit, ctx.team_id, ctx.user_id, container.queue).to_dict())
 
 
 def enable(ctx: Ctx[SlashCommand]) -> None:
     container = ctx.container
-    ctx.ack(**ongoing.enable(container.store, container.settings, container.audit, ctx.team_id, ctx.user_id).to_dict())
+    ctx.ack(**ongoing.enable(container.store, container.settings, container.audit, ctx.team_id, ctx.user_id,
+                             container.queue).to_dict())
 
 
 def cancel(ctx: Ctx[SlashCommand]) -> None:

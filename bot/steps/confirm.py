@@ -9,11 +9,13 @@ from slack_sdk.models.views import View
 
 from bot import flow
 from bot.approvals import ApprovalService
+from bot.config import Settings
 from bot.dynamics.duplicates import find_duplicate_emails
 from bot.errors import FlowError
 from bot.models import Approval, ApprovalStatus, Connection, Entity
 from bot.steps.ports import ApprovalMessages, DataverseFactory
 from bot.store import Store
+from bot.sync.live import webhooks_line
 from bot.views import ids
 from bot.views.approval import approval_request_message
 from bot.views.common import info_modal
@@ -40,16 +42,24 @@ class SyncRequested:
     view: View | None = None
 
 
-def open_step3(store: Store, team_id: str, connection_id: str | None) -> Step3:
+def _webhooks(settings: Settings | None, connection: Connection) -> str | None:
+    """The Dataverse webhooks going live will register, when the settings say it will."""
+    if settings is None or connection.plan is None:
+        return None
+    return webhooks_line(settings, [plan.entity.value for plan in connection.plan.entities])
+
+
+def open_step3(store: Store, team_id: str, connection_id: str | None, settings: Settings | None = None) -> Step3:
     connection = store.get_connection(team_id, connection_id) if connection_id else None
     if connection is None:
         raise FlowError(GONE)
     summary = DuplicateSummary.from_connection(connection)
-    view = enable_sync_modal(connection.id, summary, connection.notify_email)
+    view = enable_sync_modal(connection.id, summary, connection.notify_email, _webhooks(settings, connection))
     return Step3(connection.id, view, report_pending=summary is None)
 
 
-def duplicate_report(store: Store, dataverse: DataverseFactory, team_id: str, connection_id: str) -> View:
+def duplicate_report(store: Store, dataverse: DataverseFactory, team_id: str, connection_id: str,
+                     settings: Settings | None = None) -> View:
     """Scan Dataverse for shared emails, save the report; returns Step 3 with it."""
     connection = store.get_connection(team_id, connection_id)
     if connection is None or connection.plan is None:
@@ -67,7 +77,8 @@ def duplicate_report(store: Store, dataverse: DataverseFactory, team_id: str, co
     saved = store.update_connection(team_id, connection_id, save)
     if saved is None:
         raise FlowError(GONE)
-    return enable_sync_modal(connection_id, DuplicateSummary.from_connection(saved), saved.notify_email)
+    return enable_sync_modal(connection_id, DuplicateSummary.from_connection(saved), saved.notify_email,
+                             _webhooks(settings, saved))
 
 
 def begin_sync(store: Store, approvals: ApprovalService, approval_channel: str | None, team_id: str, user: str,

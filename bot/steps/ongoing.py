@@ -7,13 +7,15 @@ change left them. On, it is due at once, so the next maintenance tick catches up
 
 from __future__ import annotations
 
+from rq import Queue
+
 from bot import audit
 from bot.audit import AuditLog
 from bot.config import Settings
 from bot.flow import STATE_TEXT
 from bot.models import Connection, FlowState, now
 from bot.store import OngoingSwitch, Store
-from bot.sync import incremental
+from bot.sync import incremental, live
 from bot.views.kit import Message
 from bot.views.status import refusal_message, switch_message, unchanged_message
 
@@ -30,7 +32,8 @@ def _synced(store: Store, team_id: str, verb: str) -> Connection | Message:
     return connection
 
 
-def disable(store: Store, audit_log: AuditLog, team_id: str, user: str) -> Message:
+def disable(store: Store, audit_log: AuditLog, team_id: str, user: str, queue: Queue | None = None) -> Message:
+    """Off; with the queue, the connection's Dataverse webhook is removed in a job too."""
     connection = _synced(store, team_id, "disable")
     if isinstance(connection, Message):
         return connection
@@ -38,11 +41,15 @@ def disable(store: Store, audit_log: AuditLog, team_id: str, user: str) -> Messa
     if not store.ongoing.set_switch(team_id, connection.id, switch):
         return unchanged_message(store.ongoing.switch(team_id, connection.id))
     incremental.unschedule(store, team_id, connection.id)
+    if queue is not None:
+        live.enqueue_removal(store, queue, team_id, connection.id)
     audit_log.record(team_id, user, audit.ONGOING_SYNC_DISABLED, connection.id)
     return switch_message(switch)
 
 
-def enable(store: Store, settings: Settings, audit_log: AuditLog, team_id: str, user: str) -> Message:
+def enable(store: Store, settings: Settings, audit_log: AuditLog, team_id: str, user: str,
+           queue: Queue | None = None) -> Message:
+    """On; with the queue, the connection's Dataverse webhook is registered again in a job (with PUBLIC_URL)."""
     connection = _synced(store, team_id, "enable")
     if isinstance(connection, Message):
         return connection
@@ -50,5 +57,7 @@ def enable(store: Store, settings: Settings, audit_log: AuditLog, team_id: str, 
     if not store.ongoing.set_switch(team_id, connection.id, switch):
         return unchanged_message(store.ongoing.switch(team_id, connection.id))
     incremental.schedule(store, team_id, connection.id, settings, at=switch.at)
+    if queue is not None:
+        live.enqueue_registration(queue, settings, team_id, connection.id)
     audit_log.record(team_id, user, audit.ONGOING_SYNC_ENABLED, connection.id)
     return switch_message(switch)

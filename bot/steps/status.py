@@ -9,8 +9,10 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.audit import AuditLog
-from bot.models import Connection, SyncRun
+from bot.config import Settings
+from bot.models import Connection, FlowState, SyncRun
 from bot.store import OngoingFigures, Store
+from bot.sync.live import changes_line
 from bot.views.brake import held_lines
 from bot.views.common import audit_blocks, help_text, home_view, status_blocks
 from bot.views.conflicts import write_back_line
@@ -34,13 +36,16 @@ def _ongoing(store: Store, connection: Connection | None, now: float) -> Ongoing
     return store.ongoing_figures(connection.team_id, connection.id, entities, now)
 
 
-def status(store: Store, team_id: str) -> Message:
-    """Where things stand, with the ongoing sync's figures and the entities the mass-change brake holds."""
+def status(store: Store, team_id: str, settings: Settings | None = None) -> Message:
+    """Where things stand, with the ongoing sync's figures, the entities the mass-change brake holds and
+    (given the settings) how changes arrive: webhooks, or polling only."""
     now = time.time()
     connection, run = _current(store, team_id)
     blocks = status_blocks(connection, run, now, ongoing=_ongoing(store, connection, now))
     holds = store.holds.of_connection(team_id, connection.id) if connection else []
     lines = held_lines(holds)
+    if settings is not None and connection is not None and connection.state == FlowState.synced:
+        lines.append(escape(changes_line(settings)))
     if connection is not None and connection.change_approval_id:
         lines.append(CHANGE_WAITING)
     write_back = store.write_back.last_run(team_id, connection.id) if connection else None

@@ -134,6 +134,23 @@ class Keys:
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 
+    # -- webhooks: Marketo's "Call Webhook" and Dataverse's change notifications ---------------------
+    def person_lock(self, team_id: str, connection_id: str, lead_id: int) -> str:
+        """Held while "Sync Person to Microsoft" handles one Marketo person (no duplicate lead)."""
+        return self._team(team_id, "person-lock", connection_id, str(lead_id))
+
+    def dynamics_webhook(self, team_id: str, connection_id: str) -> str:
+        """The Dataverse webhook registered for the connection and its key (sealed)."""
+        return self._team(team_id, "dv-webhook", connection_id)
+
+    def dynamics_webhooks_pattern(self) -> str:
+        """SCAN pattern for every team's `dynamics_webhook` keys."""
+        return f"{_glob_escape(self.prefix)}:*:dv-webhook:*"
+
+    def change_queued(self, team_id: str, connection_id: str, entity: str) -> str:
+        """Exists while a job applying an entity's notified changes waits in the queue (coalescing)."""
+        return self._team(team_id, "change-queued", connection_id, entity)
+
     # -- the ongoing sync's status: figures, records written per minute, the on/off switch ----------
     def ongoing_figures(self, team_id: str, connection_id: str, entity: str) -> str:
         return self._team(team_id, "ongoing", connection_id, entity, "figures")

@@ -42,6 +42,7 @@ from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
 from bot.store.sync_errors import SyncErrors
 from bot.store.team_settings import TeamSettingsRecords
 from bot.store.transaction import transact
+from bot.store.webhooks import WebhookRecords
 from bot.store.write_back import MarketoWrites, WriteBackRecords
 
 M = TypeVar("M", bound=BaseModel)
@@ -66,6 +67,7 @@ class Store:
         self.health = Health(client, self.keys)
         self.ongoing = OngoingRecords(client, self.keys)
         self.sync_errors = SyncErrors(client, self.keys)
+        self.webhooks = WebhookRecords(client, self.keys, secret_box)
         self.alert_states = AlertStates(client, self.keys)
         self.installations = RedisInstallationStore(client, self.keys, secret_box)
         self.team_settings = TeamSettingsRecords(client, self.keys)
@@ -189,6 +191,11 @@ class Store:
             return (lambda p: p.delete(key)), True
 
         return transact(self.redis, [key], body)
+
+    def instance_lock(self) -> DynamicsLock | None:
+        """The lock of this deployment's Marketo instance: which team's connection holds it."""
+        held = self.redis.get(self.keys.dynamics_lock(self.marketo_instance))
+        return DynamicsLock.model_validate_json(held) if held else None
 
     def dynamics_locks(self, team_id: str) -> list[DynamicsLock]:
         """Every lock a connection of `team_id` must satisfy: the Marketo instance's, then the team's

@@ -40,6 +40,7 @@ class SealedValue:
 
 MARKETO_TOKEN = "the cached Marketo access token"
 SLACK_INSTALLATION = "a Slack installation"
+DYNAMICS_WEBHOOK = "a Dataverse webhook key"
 
 
 @dataclass
@@ -53,8 +54,8 @@ class RotationReport:
 
 def sealed_keys(client: redis.Redis, keys: Keys) -> Iterator[tuple[str, str]]:
     """(Redis key, what it holds) for every sealed secret, found by SCAN: the Dynamics credentials of
-    every connection of every team, the cached Marketo token of every instance, and the latest Slack
-    installations (the install history, a list, keeps the key it was written with)."""
+    every connection of every team, the cached Marketo token of every instance, the Dataverse webhook
+    keys, and the latest Slack installations (the install history, a list, keeps the key it was written with)."""
     for raw in client.scan_iter(match=keys.credentials_pattern(), count=1000):
         key = as_text(raw)
         owner = keys.credentials_of(key)
@@ -62,6 +63,8 @@ def sealed_keys(client: redis.Redis, keys: Keys) -> Iterator[tuple[str, str]]:
             yield key, "/".join(owner)
     for raw in client.scan_iter(match=keys.marketo_tokens_pattern(), count=1000):
         yield as_text(raw), MARKETO_TOKEN
+    for raw in client.scan_iter(match=keys.dynamics_webhooks_pattern(), count=1000):
+        yield as_text(raw), DYNAMICS_WEBHOOK
     for raw in client.scan_iter(match=keys.installations_pattern(), count=1000, _type="string"):
         yield as_text(raw), SLACK_INSTALLATION
 

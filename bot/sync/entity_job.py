@@ -19,9 +19,17 @@ from bot import metrics, shutdown
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan, RunStatus, SyncRun
 from bot.store import REDIS_UNAVAILABLE, Lease, Store
-from bot.sync import backfill, incremental
+from bot.sync import backfill, incremental, live
 from bot.sync.backfill import UPDATE_ONLY
-from bot.sync.checkpoint import BACKFILL, LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
+from bot.sync.checkpoint import (
+    BACKFILL,
+    LIVE_STATES,
+    TERMINAL_RUN,
+    Checkpoint,
+    EntityState,
+    RunState,
+    Transition,
+)
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
 from bot.sync.lease import Heartbeat, LeaseLost
 from bot.sync.ports import SyncServices
@@ -53,7 +61,7 @@ def run_entity(services: SyncServices, team_id: str, run_id: str, entity: Entity
     if stale:
         return stale
     if state.cancel_requested():
-        settle(store, services.notifier, state.set_state(entity, EntityState.cancelled, "Cancelled."))
+        _settled(services, state.set_state(entity, EntityState.cancelled, "Cancelled."))
         return "cancelled"
     run = state.run()
     if run is None:
@@ -61,8 +69,7 @@ def run_entity(services: SyncServices, team_id: str, run_id: str, entity: Entity
     connection = store.get_connection(team_id, run.connection_id)
     plan = connection.plan.for_entity(entity) if connection and connection.plan else None
     if plan is None:
-        settle(store, services.notifier,
-               state.set_state(entity, EntityState.failed, "The field plan for this sync is gone."))
+        _settled(services, state.set_state(entity, EntityState.failed, "The field plan for this sync is gone."))
         return "failed"
     lease = state.lease(run.connection_id, entity, settings.SYNC_LEASE_SECONDS, owner=job_id or "", kind=run.kind)
     if not lease.take(wait=settings.SYNC_LEASE_SECONDS * 1.5):
@@ -188,7 +195,15 @@ def _conclude(services: SyncServices, state: RunState, run: SyncRun, entity: Ent
     else:
         target = {"cancelled": EntityState.cancelled, "paused": EntityState.paused}.get(outcome.kind, EntityState.failed)
         transition = state.set_state(entity, target, outcome.message, lease=lease)
-    settle(store, services.notifier, transition)
+    _settled(services, transition)
     if transition.changed and transition.run.status == RunStatus.finished and run.kind != BACKFILL:
         incremental.schedule(store, run.team_id, run.connection_id, services.settings)
     return outcome.kind
+
+
+def _settled(services: SyncServices, transition: Transition) -> None:
+    """Act on a change of the run's status (`settle`), and on what it means for the connection's Dataverse
+    webhook: registered when a sync finishes, removed when one is cancelled (`live.follow_run`)."""
+    settle(services.store, services.notifier, transition)
+    if transition.changed and transition.run.kind != BACKFILL:
+        live.follow_run(services, transition.run)

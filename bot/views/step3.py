@@ -51,12 +51,15 @@ def duplicates_text(duplicates: DuplicateSummary | None) -> str:
     return text
 
 
-def enable_sync_modal(connection_id: str, duplicates: DuplicateSummary | None, email: str | None) -> View:
-    """Step 3. Submit "Begin sync" asks a team lead for approval; it does not start the sync."""
+def enable_sync_modal(connection_id: str, duplicates: DuplicateSummary | None, email: str | None,
+                      webhooks: str | None = None) -> View:
+    """Step 3. Submit "Begin sync" asks a team lead for approval; it does not start the sync. `webhooks`:
+    what going live registers in Dynamics (with PUBLIC_URL)."""
     blocks: list[Block] = [
         section("*Step 3 of 3 — Enable sync*"),
         section(CAUTION),
         section(duplicates_text(duplicates)),
+        *([section(f":zap: {escape(webhooks)}")] if webhooks else []),
         DividerBlock(),
         InputBlock(
             block_id=ids.NOTIFY_EMAIL_BLOCK, label="Email me when the first sync is done",

@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 from bot.crypto import SecretBox, SecretUnreadable
 from bot.models import Credentials
 from bot.store import Store
+from bot.store.webhooks import DynamicsWebhook
 from tests.conftest import REDIS_URL
 
 CREDS = Credentials(username="sync@contoso.com", password="Passw0rd!", url="https://org.crm.dynamics.com")
@@ -57,6 +58,14 @@ def test_after_rotation_the_new_key_alone_reads_every_secret(redis_client: redis
     assert token.load() == "marketo-token"
     [token_key] = redis_client.scan_iter(match=after.keys.marketo_tokens_pattern())
     assert 0 < redis_client.ttl(token_key) <= 600  # its expiry kept
+
+
+def test_a_dataverse_webhook_key_is_rotated_too(redis_client: redis.Redis, key_prefix: str) -> None:
+    old, new = new_key(), new_key()
+    webhook = DynamicsWebhook(endpoint_id="e1", step_ids=["s1"], key="webhook-key", entities=["lead"])
+    assert store_with(redis_client, key_prefix, old).webhooks.save_dynamics_webhook("T1", "c1", webhook)
+    assert store_with(redis_client, key_prefix, new, old).rotate_secrets().rotated == 1
+    assert store_with(redis_client, key_prefix, new).webhooks.dynamics_webhook("T1", "c1") == webhook
 
 
 def test_a_secret_sealed_with_an_unknown_key_is_reported(redis_client: redis.Redis, key_prefix: str) -> None:
