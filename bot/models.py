@@ -144,6 +144,8 @@ class EntityPlan(BaseModel):
     filter_attribute: str | None = None  # "new_synctomkto" when detected
     record_count: int | None = None
     change_tracking: bool = True  # off: incremental syncs read by a `modifiedon` watermark (no deletes seen)
+    # Read, never written as fields: who a person is (qualified from a lead, merged away, its account); `bot.sync.identity`
+    identity_columns: list[str] = Field(default_factory=list)
 
     @property
     def select(self) -> list[str]:
@@ -151,7 +153,7 @@ class EntityPlan(BaseModel):
         names = [self.entity.primary_id] + [m.read_name for m in self.mappings]
         if self.filter_attribute:
             names.append(self.filter_attribute)
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(names + self.identity_columns))
 
 
 class FieldPlan(BaseModel):
