@@ -82,15 +82,17 @@ def test_duplicates_from_before_are_merged_with_the_contacts_person_winning(worl
     assert f"{lead_person['id']} merged into {made.id}" in detail and contact_id in detail
 
 
-def test_a_merge_in_dynamics_merges_the_persons_in_marketo(world: SyncHarness) -> None:
-    master, loser = world.dynamics.record_id("lead", 1), world.dynamics.record_id("lead", 2)
-    master_person, loser_person = (persons(world, "dynamicsLeadId", i)[0]["id"] for i in (master, loser))
+@pytest.mark.parametrize("entity", [Entity.lead, Entity.contact])
+def test_a_merge_in_dynamics_merges_the_persons_in_marketo(world: SyncHarness, entity: Entity) -> None:
+    key = entity.marketo_id_field
+    master, loser = world.dynamics.record_id(entity.value, 1), world.dynamics.record_id(entity.value, 2)
+    master_person, loser_person = (persons(world, key, i)[0]["id"] for i in (master, loser))
     people = world.marketo.lead_count()
-    world.dynamics.merge_records("lead", 1, 2)
-    cycle(world, Entity.lead)
+    world.dynamics.merge_records(entity.value, 1, 2)
+    cycle(world, entity)
 
-    assert persons(world, "dynamicsLeadId", loser) == []  # not written again: merged away
-    assert persons(world, "dynamicsLeadId", master)[0]["id"] == master_person
+    assert persons(world, key, loser) == []  # not written again: merged away
+    assert persons(world, key, master)[0]["id"] == master_person
     assert world.marketo.lead_by("id", loser_person) is None and world.marketo.lead_count() == people - 1
     [detail] = merges_audited(world)
     assert f"{loser_person} merged into {master_person}" in detail and "in Dynamics" in detail
