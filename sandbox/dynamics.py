@@ -1063,6 +1063,8 @@ class DynamicsEmulator(Emulator):
         return record_id
 
     def _update_row(self, commit: _Commit, entity: str, index: int, values: dict[str, Any], user_id: str) -> None:
+        """`originatingleadid` is read-only after create (reference D6): an update keeps the stored value."""
+        values = {k: v for k, v in values.items() if k != "originatingleadid"}
         state = self._entities[entity]
         before = dict(state.overrides[index]) if index in state.overrides else None
         changed = values | {"modifiedon": _iso(datetime.now(UTC)), "modifiedby": user_id}

@@ -106,8 +106,8 @@ def verify_sync(dynamics: DynamicsEmulator, marketo: MarketoEmulator, plan: Fiel
 
 def one_person(marketo: MarketoEmulator, lead_id: str, contact_id: str) -> tuple[bool, str]:
     """Whether a qualified lead and its contact are one Marketo person, and a line saying so."""
-    held = [row["id"] for row in marketo.leads()
-            if row.get("dynamicsLeadId") == lead_id or row.get("dynamicsContactId") == contact_id]
+    lead_field, contact_field = Entity.lead.marketo_id_field, Entity.contact.marketo_id_field
+    held = [row["id"] for row in marketo.leads() if row.get(lead_field) == lead_id or row.get(contact_field) == contact_id]
     if len(held) == 1:
         return True, f"  ✓ the qualified lead {lead_id} and its contact are one Marketo person (id {held[0]})"
     return False, f"  ✗ the qualified lead {lead_id} and its contact are {len(held)} Marketo persons: {held}"

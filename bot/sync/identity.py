@@ -64,9 +64,6 @@ class Identities:
         if account:
             self.account_of[record_id] = str(account).lower()
 
-    def __bool__(self) -> bool:
-        return bool(self.qualified_from or self.merged_into or self.account_of)
-
 
 @dataclass(frozen=True)
 class Person:

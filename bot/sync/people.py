@@ -35,10 +35,10 @@ from bot.sync.identity import (
     resolve_qualified,
     split_person_key,
 )
+from bot.sync.mapping import PERSON_ENTITIES
 
 log = logging.getLogger(__name__)
 
-PERSONS = (Entity.lead, Entity.contact)
 GONE = "1004"  # a person merged or deleted meanwhile (another worker did it): nothing left to do
 
 
@@ -54,7 +54,7 @@ class People:
     def settle(self, plan: EntityPlan, records: list[dict], keys: list[tuple[str, str | None]],
                identities: Identities) -> None:
         """Make Marketo ready for this batch of `plan.entity` records (`records` may be changed in place)."""
-        if plan.entity not in PERSONS:
+        if plan.entity not in PERSON_ENTITIES:
             return
         if identities.merged_into:
             self._follow_merges(plan, identities.merged_into)

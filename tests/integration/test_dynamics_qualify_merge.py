@@ -50,6 +50,10 @@ def test_qualify_lead_creates_a_contact_pointing_back_and_closes_the_lead(emulat
     assert lead["statecode"] == 1  # Qualified
     assert set(rows(client, "lead", IDENTITY, leads_link)) == {lead_id}  # the lead changed: an update
     assert set(rows(client, "contact", ["_originatingleadid_value"], contacts_link)) == {contact_id}
+    client.update("contact", contact_id, {"originatingleadid@odata.bind": f"/leads({emulator.record_id('lead', 4)})",
+                                          "firstname": "Changed"})
+    after = rows(client, "contact", ["firstname", "_originatingleadid_value"])[contact_id]
+    assert after == {**after, "firstname": "Changed", "_originatingleadid_value": lead_id}  # read-only after create
     with pytest.raises(errors.DataverseBadRequest):  # a qualified lead is not open any more
         client.send("POST", client.url(f"leads({lead_id})/Microsoft.Dynamics.CRM.QualifyLead"),
                     body={"CreateContact": True, "Status": 3}, idempotent=False)
