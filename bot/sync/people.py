@@ -68,13 +68,10 @@ class People:
 
     # -- qualified leads -------------------------------------------------------------------------------
     def _join_qualified(self, records: list[dict], keys: list[tuple[str, str | None]],
-                        qualified_from: dict[str, str]) -> None:
+                        pairs: dict[str, str]) -> None:
+        """`pairs`: contact id → the lead it was qualified from, for contacts of this batch."""
         assert self.lead_plan is not None and self.contact_plan is not None
         lead_field, contact_field = self.lead_plan.id_field, self.contact_plan.id_field
-        written = {record_id for record_id, _ in keys}
-        pairs = {c: lead for c, lead in qualified_from.items() if c in written}
-        if not pairs:
-            return
         self.store.people.link_qualified(self.team_id, self.connection_id, {lead: c for c, lead in pairs.items()})
         persons = self._persons([(contact_field, list(pairs)), (lead_field, list(pairs.values()))])
         rekeys = []
