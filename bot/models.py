@@ -147,6 +147,8 @@ class EntityPlan(BaseModel):
     filter_attribute: str | None = None  # "new_synctomkto" when detected
     record_count: int | None = None
     change_tracking: bool = True  # off: incremental syncs read by a `modifiedon` watermark (no deletes seen)
+    # Read, never written as fields: who a person is (qualified from a lead, merged away, its account); `bot.sync.identity`
+    identity_columns: list[str] = Field(default_factory=list)
 
     @property
     def writes_back(self) -> bool:
@@ -162,7 +164,7 @@ class EntityPlan(BaseModel):
             names.append(self.filter_attribute)
         if self.writes_back:
             names.append(MODIFIED_BY)
-        return list(dict.fromkeys(names))
+        return list(dict.fromkeys(names + self.identity_columns))
 
 
 class FieldPlan(BaseModel):

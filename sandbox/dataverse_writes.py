@@ -27,7 +27,7 @@ NOT_FOUND = "0x80040217"
 BATCH_LIMIT = 1000
 LOOKUP_TYPES = {"OwnerType", "LookupType", "CustomerType"}
 # Set by the server, never by a caller: a body that holds them keeps the server's values.
-SYSTEM_COLUMNS = {"createdon", "modifiedon", "createdby", "modifiedby", "fullname"}
+SYSTEM_COLUMNS = {"createdon", "modifiedon", "createdby", "modifiedby", "fullname", "merged"}
 
 _REQUIRED = {
     ("lead", "lastname"): "ApplicationRequired", ("lead", "subject"): "ApplicationRequired",
@@ -38,7 +38,7 @@ _MAX_LENGTH = {
     "telephone1": 50, "websiteurl": 200, "address1_city": 80, "companyname": 100, "name": 160,
     "owneridname": 100, "owneridyominame": 100, "parentcustomeridname": 160, "new_internalnote": 2000,
 }
-_NUMERIC = {"IntegerType": int, "PicklistType": int, "MoneyType": (int, float), "DecimalType": (int, float),
+_NUMERIC = {"IntegerType": int, "PicklistType": int, "StateType": int, "MoneyType": (int, float), "DecimalType": (int, float),
             "DoubleType": (int, float), "BigIntType": int}
 _EDM = {"StringType": "Edm.String", "MemoType": "Edm.String", "BooleanType": "Edm.Boolean",
         "IntegerType": "Edm.Int32", "PicklistType": "Edm.Int32", "MoneyType": "Edm.Decimal",

@@ -17,6 +17,7 @@ import fakeredis
 from bot.config import Settings
 from bot.container import Container
 from sandbox.driver import SlackDriver
+from sandbox.dynamics import DynamicsEmulator
 from sandbox.polling import wait_for
 from sandbox.server import ServerThread
 from sandbox.smtp import smtp_server
@@ -37,7 +38,7 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
     from bot.app import build_app
     from bot.web import create_web_app
     from bot.worker import run_worker
-    from sandbox.verify import verify_sync
+    from sandbox.verify import one_person, verify_sync
 
     print(RULE)
     print("connect-dynamics demo — Dynamics 365 → Marketo, from Slack, against the built-in emulators")
@@ -52,6 +53,8 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
         container = Container(settings, redis_client=fakeredis.FakeRedis(server=store))
         web = ServerThread(create_web_app(build_app(container), container)).start()
         try:
+            lead_id, contact_id = qualify_a_lead(stack.dynamics)
+            _show("in Dynamics, a salesperson qualifies a lead", f"  lead {lead_id} → new contact {contact_id}")
             with SlackDriver(web.url, SIGNING_SECRET, emulator=stack.slack) as driver:
                 story = Story(driver, stack.slack, stack.dynamics.url, show=_show)
                 story.request_and_approve()
@@ -67,12 +70,22 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
             _show(f"email to {email['To']}: {email['Subject']}", "  " + body.replace("\n", "\n  "))
         connection = container.store.active_connection(stack.slack.team_id)
         report = verify_sync(stack.dynamics, stack.marketo, connection.plan)
+        joined, person_line = one_person(stack.marketo, lead_id, contact_id)
     print()
     print(RULE)
     print(report.describe())
+    print(person_line)
     print(f"demo finished in {time.monotonic() - started:.1f} s")
     print(RULE)
-    return 0 if report.ok else 1
+    return 0 if report.ok and joined else 1
+
+
+def qualify_a_lead(dynamics: DynamicsEmulator) -> tuple[str, str]:
+    """Qualify the first lead that passes the sync filter (QualifyLead in the emulator): (lead id, contact id)."""
+    lead_id = next(dynamics.expected_records("lead", []))["leadid"]
+    index = dynamics.index_of("lead", lead_id)
+    assert index is not None
+    return lead_id, dynamics.qualify_lead(index)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from starlette.routing import Route
 from bot.dynamics.auth import PUBLIC_CLIENT_ID
 from sandbox.dataverse_webhooks import Change, WebhookRegistry
 from sandbox.dataverse_writes import (
+    INVALID_ARGUMENT,
     LOOKUP_TYPES,
     NOT_FOUND,
     SYNTAX,
@@ -67,6 +68,9 @@ COUNT_LIMIT = 5000
 SYNC_ROLE = "Marketo Sync User"
 SOLUTION_FRIENDLY_NAME = "Marketo Lead Management"
 ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts"}
+# What QualifyLead copies from the lead onto the new contact.
+QUALIFY_COPIES = frozenset({"firstname", "lastname", "emailaddress1", "telephone1", "jobtitle", "address1_city",
+                            "websiteurl", "donotbulkemail"})
 _NS = uuid.UUID("6f1c0e3e-2b7a-4a8e-9a51-0c7d7a1f0d00")
 _BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -147,7 +151,7 @@ _TYPE_CODES = {
     "StringType": "String", "MemoType": "Memo", "BooleanType": "Boolean", "DateTimeType": "DateTime",
     "MoneyType": "Money", "IntegerType": "Integer", "PicklistType": "Picklist", "OwnerType": "Owner",
     "LookupType": "Lookup", "CustomerType": "Customer", "UniqueidentifierType": "Uniqueidentifier",
-    "VirtualType": "Virtual", "ImageType": "Virtual",
+    "VirtualType": "Virtual", "ImageType": "Virtual", "StateType": "State",
 }
 _METADATA_TYPES = {
     "StringType": "StringAttributeMetadata", "MemoType": "MemoAttributeMetadata",
@@ -156,7 +160,7 @@ _METADATA_TYPES = {
     "PicklistType": "PicklistAttributeMetadata", "OwnerType": "LookupAttributeMetadata",
     "LookupType": "LookupAttributeMetadata", "CustomerType": "LookupAttributeMetadata",
     "UniqueidentifierType": "UniqueIdentifierAttributeMetadata", "VirtualType": "AttributeMetadata",
-    "ImageType": "ImageAttributeMetadata",
+    "ImageType": "ImageAttributeMetadata", "StateType": "StateAttributeMetadata",
 }
 _LOOKUPS = {"OwnerType", "LookupType", "CustomerType"}
 
@@ -183,8 +187,17 @@ class AttrSpec:
         return self.readable and self.attribute_of is None and self.type_name not in {"VirtualType", "ImageType"}
 
 
-def _person_attrs() -> list[AttrSpec]:
+def _merge_attrs() -> list[AttrSpec]:
+    """Set by the Merge action on the record merged away (read-only, reference D6)."""
     return [
+        AttrSpec("merged", "Merged", "BooleanType"),
+        AttrSpec("masterid", "Master ID", "LookupType"),
+    ]
+
+
+def _person_attrs() -> list[AttrSpec]:
+    return _merge_attrs() + [
+        AttrSpec("statecode", "Status", "StateType"),
         AttrSpec("firstname", "First Name", "StringType", format="Text"),
         AttrSpec("lastname", "Last Name", "StringType", format="Text"),
         AttrSpec("fullname", "Full Name", "StringType", format="Text", updatable=False),
@@ -227,6 +240,7 @@ _ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
     "contact": _common_attrs("contact") + _person_attrs() + [
         AttrSpec("parentcustomerid", "Company Name", "CustomerType"),
         AttrSpec("parentcustomeridname", None, "StringType", attribute_of="parentcustomerid"),
+        AttrSpec("originatingleadid", "Originating Lead", "LookupType"),
         AttrSpec("annualincome", "Annual Income", "MoneyType"),
         AttrSpec("birthdate", "Birthday", "DateTimeType", behavior="DateOnly"),
         AttrSpec("leadsourcecode", "Lead Source", "PicklistType", custom=True),
@@ -464,6 +478,22 @@ class DynamicsEmulator(Emulator):
                                           self._lookup_targets(entity))
             return created
 
+    def qualify_lead(self, index: int) -> str:
+        """A person qualifies lead `index` in Dynamics (QualifyLead with CreateContact): returns the new contact's id."""
+        with self._lock:
+            commit = _Commit()
+            contact_id = self._qualify(commit, self.record_id_at("lead", index), self.person_user_id)
+            self._commit(commit)
+            return contact_id
+
+    def merge_records(self, entity: str, master: int, subordinate: int) -> None:
+        """A person merges record `subordinate` into `master` in Dynamics (the Merge action)."""
+        with self._lock:
+            commit = _Commit()
+            self._merge(commit, entity, self.record_id_at(entity, master), self.record_id_at(entity, subordinate), {},
+                        self.person_user_id)
+            self._commit(commit)
+
     def record_id(self, entity: str, index: int) -> str:
         return _guid(self.config.seed, entity, index)
 
@@ -551,6 +581,11 @@ class DynamicsEmulator(Emulator):
         if name.startswith("new_extra"):
             return lambda i, h: (f"{name[4:]} of {i}", None)
         kind = spec.type_name
+        if name == "merged":
+            return lambda i, h: (False, "No")
+        if kind == "StateType":
+            active = "Open" if entity == "lead" else "Active"
+            return lambda i, h: (0, active)
         if kind == "BooleanType" and name == "donotbulkemail":
             return lambda i, h: (h[8] % 5 == 0, "Do Not Allow" if h[8] % 5 == 0 else "Allow")
         if kind == "BooleanType":
@@ -1017,7 +1052,9 @@ class DynamicsEmulator(Emulator):
         return {readable[k].logical_name: v for k, v in record.items() if v is not None}
 
     def _lookup_targets(self, entity: str) -> dict[str, str]:
-        return {a.logical_name: "account" if a.type_name == "CustomerType" else "systemuser"
+        targets = {"CustomerType": "account", "OwnerType": "systemuser"}
+        special = {"masterid": entity, "originatingleadid": "lead"}
+        return {a.logical_name: special.get(a.logical_name) or targets.get(a.type_name, "systemuser")
                 for a in self._attributes[entity] if a.type_name in LOOKUP_TYPES}
 
     def _create_row(self, commit: _Commit, entity: str, values: dict[str, Any], user_id: str) -> str:
@@ -1046,6 +1083,8 @@ class DynamicsEmulator(Emulator):
         return record_id
 
     def _update_row(self, commit: _Commit, entity: str, index: int, values: dict[str, Any], user_id: str) -> None:
+        """`originatingleadid` is read-only after create (reference D6): an update keeps the stored value."""
+        values = {k: v for k, v in values.items() if k != "originatingleadid"}
         state = self._entities[entity]
         before = dict(state.overrides[index]) if index in state.overrides else None
         changed = values | {"modifiedon": _iso(datetime.now(UTC)), "modifiedby": user_id}
@@ -1137,6 +1176,11 @@ class DynamicsEmulator(Emulator):
                 and method == "DELETE":
             self.webhooks.delete(match.group(1), match.group(2))
             return self._odata_empty(204)
+        if (match := re.fullmatch(r"leads\(([0-9a-fA-F-]{36})\)/Microsoft\.Dynamics\.CRM\.QualifyLead", path)) \
+                and method == "POST":
+            return self._qualify_lead(match.group(1).lower(), self._json_body(body), user_id, commit)
+        if path == "Merge" and method == "POST":
+            return self._merge_action(self._json_body(body), user_id, commit)
         if (match := re.fullmatch(r"(\w+)/Microsoft\.Dynamics\.CRM\.(\w+Multiple)", path)) and method == "POST":
             return self._multiple(self._entity_of(match.group(1)), match.group(2), self._json_body(body), user_id,
                                   commit)
@@ -1171,6 +1215,65 @@ class DynamicsEmulator(Emulator):
         if representation:
             return self._representation(entity, record_id, params, 201 if created else 200)
         return self._odata_empty(204, {"OData-EntityId": self._entity_url(match.group(1), record_id)})
+
+    def _qualify_lead(self, lead_id: str, payload: dict[str, Any], user_id: str, commit: _Commit) -> Response:
+        """QualifyLead (reference D6): only CreateContact is emulated (no account, no opportunity). The response
+        shape is not verified: the created records as a collection of entity references."""
+        if payload.get("Status") is None:
+            raise ODataError(400, INVALID_ARGUMENT, "The parameter 'Status' is required.")
+        created = []
+        if payload.get("CreateContact"):
+            created.append({"@odata.type": "#Microsoft.Dynamics.CRM.contact",
+                            "contactid": self._qualify(commit, lead_id, user_id)})
+        else:
+            self._close_lead(commit, lead_id, user_id)
+        return self._odata({"@odata.context": f"{self.url}{API}/$metadata#Collection(Microsoft.Dynamics.CRM."
+                                              "crmbaseentity)", "value": created})
+
+    def _close_lead(self, commit: _Commit, lead_id: str, user_id: str) -> int:
+        index = self.index_of("lead", lead_id)
+        if index is None:
+            raise ODataError(404, NOT_FOUND, f"lead With Id = {lead_id} Does Not Exist")
+        if self._row_values("lead", index).get("statecode", 0) != 0:
+            raise ODataError(400, INVALID_ARGUMENT, "The lead is not open: it cannot be qualified.")
+        self._update_row(commit, "lead", index, {"statecode": 1}, user_id)
+        return index
+
+    def _qualify(self, commit: _Commit, lead_id: str, user_id: str) -> str:
+        """The lead becomes Qualified and a contact is created from it, its `originatingleadid` set."""
+        index = self._close_lead(commit, lead_id, user_id)
+        lead = self._row_values("lead", index)
+        copied = {k: v for k, v in lead.items() if k in QUALIFY_COPIES}
+        return self._create_row(commit, "contact", copied | {"originatingleadid": lead_id, "ownerid": lead.get("ownerid")},
+                                user_id)
+
+    def _merge_action(self, payload: dict[str, Any], user_id: str, commit: _Commit) -> Response:
+        """Merge (reference D6): the subordinate is deactivated, `merged` and `masterid` set; the target takes
+        `UpdateContent`."""
+        target, subordinate = payload.get("Target"), payload.get("Subordinate")
+        if not isinstance(target, dict) or not isinstance(subordinate, dict):
+            raise ODataError(400, INVALID_ARGUMENT, "Target and Subordinate are required.")
+        entity = str(target.get("@odata.type", "")).removeprefix("#").removeprefix("Microsoft.Dynamics.CRM.")
+        if entity not in ENTITY_SETS or subordinate.get("@odata.type", "").lstrip("#") != f"Microsoft.Dynamics.CRM.{entity}":
+            raise ODataError(400, INVALID_ARGUMENT, "Target and Subordinate must be records of one entity "
+                                                    "(lead, contact or account).")
+        content = {k: v for k, v in (payload.get("UpdateContent") or {}).items() if not k.startswith("@odata.")}
+        self._merge(commit, entity, str(target.get(f"{entity}id", "")).lower(),
+                    str(subordinate.get(f"{entity}id", "")).lower(),
+                    validated_values(entity, self._attributes_by_name(entity), content), user_id)
+        return self._odata_empty(204)
+
+    def _merge(self, commit: _Commit, entity: str, master_id: str, subordinate_id: str, content: dict[str, Any],
+               user_id: str) -> None:
+        master, loser = self.index_of(entity, master_id), self.index_of(entity, subordinate_id)
+        if master is None or loser is None:
+            raise ODataError(404, NOT_FOUND, f"{entity} With Id = {master_id if master is None else subordinate_id} "
+                                             "Does Not Exist")
+        if master == loser or self._row_values(entity, loser).get("merged"):
+            raise ODataError(400, INVALID_ARGUMENT, "The subordinate record cannot be merged.")
+        if content:
+            self._update_row(commit, entity, master, content, user_id)
+        self._update_row(commit, entity, loser, {"merged": True, "masterid": master_id, "statecode": 1}, user_id)
 
     def _attributes_by_name(self, entity: str) -> dict[str, AttrSpec]:
         return {a.logical_name: a for a in self._attributes[entity]}

@@ -131,6 +131,19 @@ class Keys:
         """The set of record ids a mass-change hold holds."""
         return self._team(team_id, "brake", connection_id, entity, "ids")
 
+    # -- one Marketo person per human (`bot.sync.identity`) ---------------------------------------------
+    def qualified_leads(self, team_id: str, connection_id: str) -> str:
+        """Hash: a lead's id → the id of the contact it was qualified into (they share one Marketo person)."""
+        return self._team(team_id, "people", connection_id, "qualified")
+
+    def person_accounts(self, team_id: str, connection_id: str) -> str:
+        """Hash: `lead:<id>` / `contact:<id>` → the id of the account the person works for, as last synced."""
+        return self._team(team_id, "people", connection_id, "account-of")
+
+    def account_people(self, team_id: str, connection_id: str, account_id: str) -> str:
+        """Set of the `lead:<id>` / `contact:<id>` synced while they worked for the account (check `person_accounts`)."""
+        return self._team(team_id, "people", connection_id, "at", account_id)
+
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 

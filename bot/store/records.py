@@ -37,6 +37,7 @@ from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
 from bot.store.locks import Lease
 from bot.store.ongoing import OngoingFigures, OngoingRecords
+from bot.store.people import PersonLinks
 from bot.store.runs import ActiveRuns, DeltaLinks, IncrementalSchedule, RunRecords, SkipList, Watermarks
 from bot.store.secrets import RotationReport, SealedValue, rotate_secrets
 from bot.store.sync_errors import SyncErrors
@@ -73,6 +74,7 @@ class Store:
         self.team_settings = TeamSettingsRecords(client, self.keys)
         self.write_back = WriteBackRecords(client, self.keys)
         self.marketo_writes = MarketoWrites(client, self.keys)
+        self.people = PersonLinks(client, self.keys)
 
     def oauth_states(self, secret: str, expiration_seconds: int) -> RedisOAuthStateStore:
         return RedisOAuthStateStore(self.redis, self.keys, secret, expiration_seconds)

@@ -105,7 +105,8 @@ class Screen:
     def admit(self, records: list[dict], keys: list[Key], deleted_ids: list[str]) -> Ready:
         """One page's changes in; what may be written at once out."""
         ready = Ready()
-        deleted_ids = deleted_ids if self.persons else []
+        if not self.persons:  # an account delete deletes nothing in Marketo: it flags its people (`bot.sync.people`)
+            ready.deleted_ids, deleted_ids = deleted_ids, []
         if self.decision is not None and self.decided_ids:
             records, keys, deleted_ids = self._decided(self.decision, records, keys, deleted_ids, ready)
         self.deletes += len(deleted_ids)

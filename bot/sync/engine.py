@@ -28,6 +28,7 @@ from bot.models import Entity, EntityPlan
 from bot.store import REDIS_UNAVAILABLE, Lease
 from bot.sync.checkpoint import BatchOutcome, Checkpoint, RunState
 from bot.sync.convert import ConversionError, RecordConverter
+from bot.sync.identity import Identities, merged_into
 from bot.sync.lease import LeaseLost
 from bot.sync.ledger import LedgerEntry
 from bot.sync.mapping import passes_sync_filter
@@ -63,6 +64,7 @@ class RecordResult(Protocol):
 
 Writer = Callable[[list[dict]], Sequence[RecordResult]]
 Lookup = Callable[[list[str], list[str]], list[dict]]
+Settle = Callable[["Prepared"], None]
 
 
 @dataclass
@@ -87,17 +89,26 @@ class Prepared:
     read: int = 0
     filtered_out: int = 0
     failures: list[LedgerEntry] = field(default_factory=list)
+    identities: Identities = field(default_factory=Identities)
 
     def add(self, record: dict) -> None:
+        """A record merged away in Dynamics is not written (counted as left out): its person follows the master's."""
         self.read += 1
+        master = merged_into(record)
+        if master is not None:
+            self.identities.merged_into[record_key(record, self.plan.entity)[0]] = master
+            self.filtered_out += 1
+            return
         prepared = prepare(record, self.plan, self.convert)
         if prepared is None:
             self.filtered_out += 1
         elif isinstance(prepared, LedgerEntry):
             self.failures.append(prepared)
         else:
+            key = record_key(record, self.plan.entity)
             self.records.append(prepared)
-            self.keys.append(record_key(record, self.plan.entity))
+            self.keys.append(key)
+            self.identities.note(self.plan.entity, key[0], record)
 
 
 @dataclass
@@ -115,6 +126,7 @@ class MarketoTarget:
     write: Writer
     lookup: Lookup | None = None
     calls_made: Callable[[], int] = lambda: 0
+    settle: Settle = lambda prepared: None  # makes Marketo's persons ready for a batch (`bot.sync.people`)
 
 
 @dataclass(frozen=True)
@@ -156,6 +168,7 @@ class EntitySync:
         self.write = target.write
         self.lookup = target.lookup
         self.calls_made = target.calls_made
+        self.settle = target.settle
         self.state = booking.state
         self.lease = booking.lease
         self.stop = booking.stop
@@ -291,6 +304,7 @@ class EntitySync:
         outcome = BatchOutcome(seq=batch.seq, end_link=batch.end_link, end_offset=batch.end_offset,
                                read=batch.read, filtered_out=batch.filtered_out,
                                failed=len(batch.failures), failures=list(batch.failures))
+        self.settle(batch)
         if not batch.records:
             return outcome
         records, keys = batch.records, batch.keys

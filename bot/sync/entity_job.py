@@ -30,8 +30,9 @@ from bot.sync.checkpoint import (
     RunState,
     Transition,
 )
-from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
+from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome, Settle
 from bot.sync.lease import Heartbeat, LeaseLost
+from bot.sync.people import People
 from bot.sync.ports import SyncServices
 from bot.sync.runs import enqueue_entity
 from bot.sync.settle import quietly, settle
@@ -141,7 +142,8 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     if run is not None and run.kind == BACKFILL:
         written, action = backfill.written_plan(plan, run.backfill_fields.get(plan.entity.value, [])), UPDATE_ONLY
     target = MarketoTarget(_writer(marketo, written, action), _lookup(marketo, written),
-                           calls_made=lambda: int(getattr(marketo, "calls_made", 0)))
+                           calls_made=lambda: int(getattr(marketo, "calls_made", 0)),
+                           settle=_settle(services, marketo, state, action))
     sync = EntitySync(written, source, target, booking, select=plan.select,
                       writers=settings.SYNC_WRITERS or settings.MARKETO_MAX_CONCURRENCY)
     outcome = sync.run()
@@ -152,6 +154,16 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     if outcome.kind == "stopped":
         raise LeaseLost()
     return outcome
+
+
+def _settle(services: SyncServices, marketo: Any, state: RunState, action: str) -> Settle:
+    """One person per human (`bot.sync.people`); a backfill only adds columns to persons that exist."""
+    run = state.run()
+    connection = services.store.get_connection(state.team_id, run.connection_id) if run else None
+    if connection is None or action == UPDATE_ONLY:
+        return lambda prepared: None
+    people = People(marketo, services.store, connection)
+    return lambda prepared: people.settle(prepared.plan, prepared.records, prepared.keys, prepared.identities)
 
 
 def _writer(marketo: Any, plan: EntityPlan, action: str) -> Callable[[list[dict]], list]:

@@ -64,6 +64,7 @@ from bot.sync.figures import CycleFigures
 from bot.sync.lease import Heartbeat
 from bot.sync.ledger import LedgerEntry
 from bot.sync.mapping import DELETED_FIELD
+from bot.sync.people import People
 from bot.sync.ports import SyncServices
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
 from bot.sync.write_back import enqueue_write_back, write_back_plans
@@ -212,6 +213,7 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
     (a backfill's `offered` one, when there is one: this cycle started after it ended, so it caught up).
     Switched off meanwhile, the cycle stops after a page and the next one starts from `link` again."""
     marketo = services.marketo()
+    people = People(marketo, services.store, connection)
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     new_link: str | None = None
@@ -220,13 +222,13 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
         cycle.page_read(records, len(page.deleted_ids))
         seen.read.extend(record_key(r, plan.entity)[0] for r in records)
         seen.deleted.extend(page.deleted_ids)
-        prepared = _prepare(plan, convert, records, outcome)
-        _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, page.deleted_ids),
+        prepared = _prepare(plan, convert, records, outcome, people)
+        _write_ready(people, marketo, plan, screen.admit(prepared.records, prepared.keys, page.deleted_ids),
                      outcome)
         new_link = page.delta_link or new_link
         if not cycle.page_done(outcome):
             break
-    _write_ready(services, marketo, plan, screen.finish(), outcome)
+    _write_ready(people, marketo, plan, screen.finish(), outcome)
     cycle.page_done(outcome)  # the brake writes what it kept back (a cycle under its limit) only here
     links, team_id, entity = services.store.delta_links, connection.team_id, plan.entity.value
 
@@ -241,10 +243,10 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
     return outcome, advance
 
 
-def _write_ready(services: SyncServices, marketo: Any, plan: EntityPlan, ready: brake.Ready,
+def _write_ready(people: People, marketo: Any, plan: EntityPlan, ready: brake.Ready,
                  outcome: BatchOutcome) -> None:
     _write(marketo, plan, ready.records, ready.keys, outcome)
-    _mark_deleted(services, marketo, plan, ready.deleted_ids, outcome)
+    _mark_deleted(people, marketo, plan, ready.deleted_ids, outcome)
     outcome.skipped += len(ready.discarded)
     outcome.failures.extend(ready.discarded)
 
@@ -256,6 +258,7 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     the brake); and how to keep the new watermark (only after everything was written, like the delta link;
     switched off meanwhile, the watermark keeps what was applied)."""
     marketo = services.marketo()
+    people = People(marketo, services.store, connection)
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     mark = start.model_copy(deep=True)
@@ -265,12 +268,12 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
         theirs = not_ours(services.store, connection, plan.entity, fresh)
         cycle.page_read(theirs)
         seen.read.extend(record_key(r, plan.entity)[0] for r in theirs)
-        prepared = _prepare(plan, convert, theirs, outcome)
-        _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome)
+        prepared = _prepare(plan, convert, theirs, outcome, people)
+        _write_ready(people, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome)
         mark = _advance(mark, fresh, plan.entity)
         if not cycle.page_done(outcome):
             break
-    _write_ready(services, marketo, plan, screen.finish(), outcome)
+    _write_ready(people, marketo, plan, screen.finish(), outcome)
     cycle.page_done(outcome)
     return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
 
@@ -312,11 +315,14 @@ def _advance(mark: Watermark, records: list[dict], entity: Entity) -> Watermark:
     return mark
 
 
-def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outcome: BatchOutcome) -> Prepared:
-    """New and changed Dataverse records made ready for Marketo (same filter and conversion as the initial sync)."""
+def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outcome: BatchOutcome,
+             people: People) -> Prepared:
+    """New and changed Dataverse records made ready for Marketo (same filter, conversion and persons as the
+    initial sync)."""
     prepared = Prepared(plan, convert)
     for record in rows:
         prepared.add(record)
+    people.settle(plan, prepared.records, prepared.keys, prepared.identities)
     outcome.read += prepared.read
     outcome.filtered_out += prepared.filtered_out
     outcome.failed += len(prepared.failures)
@@ -341,12 +347,16 @@ def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple
         tally(outcome, plan.entity, chunk_keys, results)
 
 
-def _mark_deleted(services: SyncServices, marketo: Any, plan: EntityPlan, deleted_ids: list[str],
+def _mark_deleted(people: People, marketo: Any, plan: EntityPlan, deleted_ids: list[str],
                   outcome: BatchOutcome) -> None:
-    """Deleted in Dynamics: set `dynamicsDeleted` on the person (updateOnly; never delete or create)."""
-    if not deleted_ids or plan.entity == Entity.account:
-        return  # Marketo companies have no such field; a deleted account's company stays as it was
-    _ensure_deleted_field(services, marketo)
+    """Deleted in Dynamics: set `dynamicsDeleted` on the person (updateOnly; never delete or create). Marketo
+    companies have no such field: a deleted account's company stays, its people are flagged instead."""
+    if not deleted_ids:
+        return
+    if plan.entity == Entity.account:
+        people.flag_account_deletes(deleted_ids)
+        return
+    _ensure_deleted_field(people.store, marketo)
     records = [{plan.id_field: record_id, DELETED_FIELD.name: True} for record_id in deleted_ids]
     keys: list[tuple[str, str | None]] = [(record_id, None) for record_id in deleted_ids]
     marks = BatchOutcome(seq=0, end_link=None, end_offset=0)
@@ -357,11 +367,11 @@ def _mark_deleted(services: SyncServices, marketo: Any, plan: EntityPlan, delete
     outcome.skipped += sum(1 for f in marks.failures if f.code != "1004")
 
 
-def _ensure_deleted_field(services: SyncServices, marketo: Any) -> None:
-    if services.store.marketo_deleted_field_created():
+def _ensure_deleted_field(store: Store, marketo: Any) -> None:
+    if store.marketo_deleted_field_created():
         return
     marketo.create_lead_fields([DELETED_FIELD])  # idempotent: the client never re-creates a field
-    services.store.mark_marketo_deleted_field_created()
+    store.mark_marketo_deleted_field_created()
 
 
 def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outcome: BatchOutcome) -> None:
@@ -389,6 +399,7 @@ def _retry_failures(services: SyncServices, connection: Connection, plan: Entity
     prepared = Prepared(plan, RecordConverter(plan, send_nulls=True))
     for record in found.values():
         prepared.add(record)
+    People(services.marketo(), store, connection).settle(plan, prepared.records, prepared.keys, prepared.identities)
     kept = {record_id for record_id, _ in prepared.keys} | {f.id for f in prepared.failures}
     store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in found if i not in kept],
                               Resolution.excluded)

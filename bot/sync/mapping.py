@@ -27,6 +27,7 @@ from bot.models import (
     Side,
 )
 from bot.sync.directions import choose
+from bot.sync.identity import ACCOUNT_DELETED_FIELD, identity_columns
 
 _PERSON_MAPPING: dict[str, str] = {
     "emailaddress1": "email",
@@ -382,6 +383,8 @@ def build_plan(
         if entity in PERSON_ENTITIES:
             id_field = plan_field(_id_field(entity))
             taken.add(plan_field(DELETED_FIELD))  # created now, under approval, for the incremental sync
+        elif any(selected.get(e) and e in metadata for e in PERSON_ENTITIES):
+            taken.add(plan_field(ACCOUNT_DELETED_FIELD))  # an account delete is shown on its people
         taken.update({id_field, *defaults.values()})
         mappings = []
         chosen_directions, chosen_winners = (directions or {}).get(entity, {}), (winners or {}).get(entity, {})
@@ -410,5 +413,6 @@ def build_plan(
             entity=entity, mappings=mappings, id_field=id_field,
             filter_attribute=SYNC_FILTER_ATTRIBUTE if detect_sync_filter(meta).applies else None,
             record_count=(counts or {}).get(entity), change_tracking=meta.change_tracking,
+            identity_columns=[c for c in identity_columns(meta) if c not in {m.read_name for m in mappings}],
         ))
     return FieldPlan(entities=plans, fields_to_create=list(to_create.values()), fields_existing=list(reused))

@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.models import AttributeMeta, Entity, FieldPlan, FieldsChange
+from bot.sync.identity import ACCOUNT_DELETED_FIELD
 from bot.sync.mapping import (
     ACCOUNT_STANDARD_ONLY,
     DEFAULT_MAPPING,
@@ -179,6 +180,29 @@ def change_tracking_lines(plan: FieldPlan) -> list[str]:
     return lines
 
 
+def people_lines(plan: FieldPlan) -> list[str]:
+    """How the sync keeps one Marketo person per human, and how account deletes are shown (`bot.sync.people`)."""
+    planned = {ep.entity for ep in plan.entities}
+    lines = []
+    if {Entity.lead, Entity.contact} <= planned:
+        lines.append("• A lead qualified into a contact stays *one Marketo person*, holding both ids; the contact's "
+                     "values win from then on. Two persons that already exist for one human are merged, the "
+                     "contact's person winning (each merge is in the audit log).")
+    if planned & PERSON_ENTITIES:
+        lines.append("• Leads or contacts merged in Dynamics are merged in Marketo: the merged-away record's person "
+                     "goes into the master's.")
+    if Entity.account in planned and planned & PERSON_ENTITIES:
+        lines.append(f"• Marketo cannot mark a company as deleted (company fields cannot be created through its API): "
+                     f"when an account is deleted in Dynamics, the people who worked there get "
+                     f"`{ACCOUNT_DELETED_FIELD.name}` = true, and the company stays as it was.")
+    return lines
+
+
+def people_blocks(plan: FieldPlan) -> list[Block]:
+    lines = people_lines(plan)
+    return sections(lines, "*One person per human*") if lines else []
+
+
 def fields_to_create_lines(plan: FieldPlan, limit: int = MAX_PLAN_LINES) -> list[str]:
     return limited_lines(
         (f"• `{escape(f.name)}` ({escape(f.data_type)}) — {escape(f.display_name)}" for f in plan.fields_to_create),
@@ -193,6 +217,7 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
         *sections(plan_summary_lines(plan, counts), "*Per entity*"),
         *sections(direction_lines(plan), "*Directions*"),
         *sections(change_tracking_lines(plan), "*Keeping in step after the first sync*"),
+        *people_blocks(plan),
     ]
     if any(ep.entity not in PERSON_ENTITIES for ep in plan.entities):
         blocks.append(context(escape(ACCOUNT_STANDARD_ONLY)))

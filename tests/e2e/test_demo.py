@@ -17,3 +17,4 @@ def test_the_demo_runs_with_no_redis_server_and_checks_marketo_field_by_field() 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "0 missing, 0 duplicated, 0 field mismatches" in done.stdout
     assert "SYNC FINISHED" in done.stdout
+    assert "the qualified lead" in done.stdout and "and its contact are one Marketo person" in done.stdout

@@ -238,8 +238,9 @@ def test_build_plan():
     assert {m.marketo_name for m in account.mappings} == {"company", "industry"}
     created = {f.name: f for f in plan.fields_to_create}
     assert set(created) == {"dynamicsContactId", "dynLeadNewRegion", "dynLeadNewNotes", "dynLeadNewBirthday",
-                            "dynContactNewRegion", "dynamicsDeleted"}
+                            "dynContactNewRegion", "dynamicsDeleted", "dynamicsAccountDeleted"}
     assert created["dynamicsDeleted"].data_type == "boolean"  # for the incremental sync's deletes, approved now
+    assert created["dynamicsAccountDeleted"].data_type == "boolean"  # an account delete is shown on its people
     assert created["dynLeadNewRegion"].description == "from Dynamics lead.new_region"
     assert created["dynLeadNewNotes"].data_type == "string"
     assert created["dynamicsContactId"].data_type == "string"

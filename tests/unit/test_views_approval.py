@@ -41,7 +41,8 @@ def test_request_has_whole_plan_and_buttons():
     for expected in ["https://contoso.crm4.dynamics.com", "Marketo Sync (sync@contoso.com)", "<@U1REQ>",
                      "<!date^1800000000^", "1 of 2: <@U2LEAD>", "*Leads*", "1,500 records", "900 records",
                      "filter `new_synctomkto` applied", "`dynLeadF1` (currency)",
-                     "Duplicate emails in Dynamics:* 42 addresses shared by 97 records"]:
+                     "Duplicate emails in Dynamics:* 42 addresses shared by 97 records",
+                     "A lead qualified into a contact stays *one Marketo person*"]:
         assert expected in dumped, expected
     approve, reject = elements(data)
     assert (approve["action_id"], approve["value"], approve["style"]) == (ids.APPROVE_ACTION, "ap1", "primary")

@@ -105,6 +105,17 @@ def test_plan_modal():
     assert "12,345 records" in dumped and "7 records" in dumped
     assert "filter `new_synctomkto` applied" in dumped
     assert "cannot be deleted" in dumped and "standard company fields" in dumped
+    assert "the people who worked there get `dynamicsAccountDeleted` = true" in dumped  # how account deletes show
+    assert "merged in Marketo" in dumped and "qualified" not in dumped  # no contacts: no qualified leads
+
+
+def test_plan_modal_says_a_qualified_lead_stays_one_person():
+    both = plan(0)
+    both.entities.insert(1, EntityPlan(entity=Entity.contact, mappings=[], id_field="dynamicsContactId"))
+    dumped = text_of(view_dict(plan_modal("c42", both)))
+    assert "A lead qualified into a contact stays *one Marketo person*" in dumped
+    only_accounts = FieldPlan(entities=[both.entities[2]])
+    assert "One person per human" not in text_of(view_dict(plan_modal("c42", only_accounts)))
 
 
 def test_plan_modal_huge_plan_stays_in_limits():
