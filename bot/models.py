@@ -144,6 +144,10 @@ class EntityPlan(BaseModel):
     filter_attribute: str | None = None  # "new_synctomkto" when detected
     record_count: int | None = None
     change_tracking: bool = True  # off: incremental syncs read by a `modifiedon` watermark (no deletes seen)
+    # Read names of the lookups that link a record in Marketo (`bot.sync.links`): the person's account
+    # (`_parentcustomerid_value`, `_parentaccountid_value`) and the record's owner (`_ownerid_value`).
+    company_lookup: str | None = None
+    owner_lookup: str | None = None
 
     @property
     def select(self) -> list[str]:
@@ -151,6 +155,7 @@ class EntityPlan(BaseModel):
         names = [self.entity.primary_id] + [m.read_name for m in self.mappings]
         if self.filter_attribute:
             names.append(self.filter_attribute)
+        names += [name for name in (self.company_lookup, self.owner_lookup) if name]
         return list(dict.fromkeys(names))
 
 
@@ -158,6 +163,7 @@ class FieldPlan(BaseModel):
     entities: list[EntityPlan]
     fields_to_create: list[MarketoField] = Field(default_factory=list)
     fields_existing: list[str] = Field(default_factory=list)
+    owners: int | None = None  # Dynamics users who may own synced records (Marketo sales persons); None: not counted
 
     def for_entity(self, entity: Entity) -> EntityPlan | None:
         return next((p for p in self.entities if p.entity == entity), None)

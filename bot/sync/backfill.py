@@ -58,4 +58,5 @@ def covered_plan(store: Store, connection: Connection, plan: EntityPlan, link: s
     columns = delta_link_columns(link)
     if all(name in columns for name in plan.select):
         return plan
-    return plan.model_copy(update={"mappings": [m for m in plan.mappings if m.read_name in columns]})
+    lookups = {name: None for name in ("company_lookup", "owner_lookup") if getattr(plan, name) not in columns}
+    return plan.model_copy(update={"mappings": [m for m in plan.mappings if m.read_name in columns], **lookups})

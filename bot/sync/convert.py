@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan, FieldMapping
+from bot.sync.links import link_values
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 STRING_LIMIT = 255
@@ -162,7 +163,8 @@ class RecordConverter:
     (a sync converts every record with the same plan, so building them per record is wasted work).
 
     `send_nulls`: empty values of `clearable` fields are sent as null (incremental cycles) instead
-    of being left out (the initial load); see the module docstring."""
+    of being left out (the initial load); see the module docstring. The record's company and owner
+    links (`bot.sync.links.link_values`) are added; an empty link is never sent (Marketo cannot unlink)."""
 
     def __init__(self, plan: EntityPlan, *, send_nulls: bool = False) -> None:
         self.plan = plan
@@ -187,6 +189,7 @@ class RecordConverter:
                 ) from exc
             if value is not None or send_null:
                 out[name] = value
+        out.update(link_values(record, self.plan))
         return out
 
 

@@ -24,6 +24,7 @@ from bot.sync.backfill import UPDATE_ONLY
 from bot.sync.checkpoint import BACKFILL, LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
 from bot.sync.lease import Heartbeat, LeaseLost
+from bot.sync.links import linked_writes
 from bot.sync.ports import SyncServices
 from bot.sync.runs import enqueue_entity
 from bot.sync.settle import quietly, settle
@@ -93,7 +94,7 @@ def _run_locked(services: SyncServices, state: RunState, run: SyncRun, plan: Ent
     state.set_state(entity, EntityState.running, change=started, lease=lease)
     try:
         source = services.dataverse(run.team_id, run.connection_id)
-        marketo = services.marketo()
+        marketo = linked_writes(services, run.team_id, run.connection_id, plan, source)
         with contextlib.closing(source) if hasattr(source, "close") else contextlib.nullcontext():
             _estimate(services.store, run, plan, source)
             outcome = _pipeline(services, state, plan, lease, heartbeat, source, marketo)
