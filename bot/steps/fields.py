@@ -11,6 +11,7 @@ from slack_sdk.models.views import View
 from bot import flow
 from bot.approvals import ApprovalService
 from bot.dynamics.metadata import MetadataCache
+from bot.dynamics.users import count_owner_candidates
 from bot.errors import FlowError
 from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, FlowState
 from bot.steps.ports import DataverseFactory, MarketoFactory
@@ -91,13 +92,16 @@ def choose_fields(store: Store, team_id: str, user: str, connection_id: str | No
 
 def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory, team_id: str,
           connection_id: str, selection: Mapping[str, list[str]]) -> tuple[FieldPlan, dict[Entity, int]]:
-    """Plan = selection + Marketo's existing fields + filtered record counts. Writes nothing to Marketo."""
+    """Plan = selection + Marketo's existing fields + filtered record counts + owners. Writes nothing to Marketo."""
     selected = {Entity(e): names for e, names in selection.items() if names}
     existing = {field.name for field in marketo().list_lead_fields()}
     with dataverse(team_id, connection_id) as client:
         entity_metadata = {e: metadata.get(team_id, connection_id, client, e) for e in selected}
         counts = count_records(client, entity_metadata)
-    return build_plan(entity_metadata, selected, existing, counts), counts
+        plan = build_plan(entity_metadata, selected, existing, counts)
+        if any(ep.owner_lookup for ep in plan.entities):
+            plan.owners = count_owner_candidates(client)
+    return plan, counts
 
 
 def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,

@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.dynamics.users import read_users
+from bot.errors import BotError
 from bot.marketo.models import RecordResult
 from bot.models import Entity, EntityMetadata, EntityPlan
 from bot.store.links import CrmLinks
-from bot.sync.ports import SyncServices
+
+if TYPE_CHECKING:
+    from bot.sync.ports import SyncServices
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +151,12 @@ class LinkedWrites:
         missing = sorted(owners - known)
         if not missing:
             return known
-        persons = [sales_person(user) for user in self._users(missing)]
+        try:
+            users = self._users(missing)
+        except BotError as exc:  # the records still sync; their owners follow once Dynamics answers
+            log.warning("owners of %s records could not be read from Dynamics: %s", self._plan.entity.value, exc)
+            users = []
+        persons = [sales_person(user) for user in users]
         results = self._marketo.sync_sales_persons(persons) if persons else []
         written = [p[SALES_PERSON_ID] for p, result in zip(persons, results, strict=True) if result.status in WRITTEN]
         self._links.remember_sales_persons(team_id, connection_id, written)
