@@ -1,5 +1,6 @@
 """Compare what the Marketo emulator holds with what Dataverse says a correct sync writes:
-every record (filter applied) present once, keyed on its Dataverse id, each field equal."""
+every record (filter applied) present once, keyed on its Dataverse id, each field equal. A person linked
+to a company (`externalCompanyId`) shows that company's fields, as Marketo does."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from bot.models import EntityPlan, FieldPlan
 from bot.sync.convert import ConversionError, convert_record
+from bot.sync.links import COMPANY_FIELDS_ON_PERSON, COMPANY_ID, SALES_PERSON_ID
 from bot.sync.mapping import PERSON_ENTITIES
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
@@ -66,18 +68,23 @@ def _same(expected: Any, actual: Any) -> bool:
     return expected == actual
 
 
-def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: EntityPlan) -> EntityCheck:
+def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: EntityPlan,
+                 companies: dict[str, dict[str, Any]] | None = None) -> EntityCheck:
+    """`companies` (by `externalCompanyId`): what a linked person shows instead of its own company fields."""
     check = EntityCheck(entity=plan.entity.value)
     counts = Counter(row.get(plan.id_field) for row in rows if row.get(plan.id_field))
     check.duplicates = [key for key, n in counts.items() if n > 1]
     by_id = {row[plan.id_field]: row for row in rows if row.get(plan.id_field)}
-    select = [m.read_name for m in plan.mappings]
+    select = plan.select[1:]  # the mapped columns, the sync filter and the link lookups
     for record in dynamics.expected_records(plan.entity.value, select, annotate=True):
         try:
             expected = convert_record(record, plan)
         except ConversionError:
             check.unconvertible += 1
             continue
+        company = (companies or {}).get(expected.get(COMPANY_ID, ""))
+        if plan.entity in PERSON_ENTITIES and company is not None:
+            expected.update({name: company.get(name) for name in COMPANY_FIELDS_ON_PERSON if name in expected})
         check.expected += 1
         key = expected[plan.id_field]
         actual = by_id.get(key)
@@ -92,6 +99,22 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
 
 def verify_sync(dynamics: DynamicsEmulator, marketo: MarketoEmulator, plan: FieldPlan) -> VerifyReport:
     leads, companies = marketo.leads(), marketo.companies()
+    by_id = {str(c["externalCompanyId"]): c for c in companies}
     return VerifyReport([
-        check_entity(dynamics, leads if p.entity in PERSON_ENTITIES else companies, p) for p in plan.entities
+        check_entity(dynamics, leads, p, by_id) if p.entity in PERSON_ENTITIES else check_entity(dynamics, companies, p)
+        for p in plan.entities
     ])
+
+
+def linked_contact(marketo: MarketoEmulator) -> str:
+    """One contact as Marketo shows it, with its company and its owner (the demo prints it)."""
+    owners = {p["externalSalesPersonId"]: p for p in marketo.sales_persons()}
+    contact = next((row for row in marketo.leads() if row.get("dynamicsContactId") and row.get(COMPANY_ID)
+                    and row.get(SALES_PERSON_ID) in owners), None)
+    if contact is None:
+        return "  no contact in Marketo is linked to a company and an owner"
+    owner = owners[contact[SALES_PERSON_ID]]
+    return (f"  {contact.get('firstName')} {contact.get('lastName')} <{contact.get('email')}> works at "
+            f"“{contact.get('company')}” ({COMPANY_ID} {contact[COMPANY_ID]}); owner "
+            f"{owner.get('firstName')} {owner.get('lastName')} <{owner.get('email')}> "
+            f"({SALES_PERSON_ID} {owner[SALES_PERSON_ID]})")
