@@ -140,6 +140,10 @@ class Keys:
         """Set of `entity:id` of the people written before their account: linked once it is written."""
         return self._team(team_id, "links", connection_id, "waiting", account_id)
 
+    def company_awaited(self, team_id: str, connection_id: str) -> str:
+        """Hash of `entity:id` → the account a waiting person waits for now (it may have moved since)."""
+        return self._team(team_id, "links", connection_id, "awaited")
+
     def sales_persons(self, team_id: str, connection_id: str) -> str:
         """Set of the Dynamics user ids upserted as Marketo sales persons (expires daily: names refresh)."""
         return self._team(team_id, "links", connection_id, "owners")

@@ -124,8 +124,9 @@ class LinkedWrites:
         records = self._with_owners(records)
         waiting = self._link_companies(records)
         results = self._marketo.sync_leads([r for r, _ in waiting], lookup_field, action=action)
-        self._wait_for_companies([(record, account) for (record, account), result in zip(waiting, results, strict=True)
-                                  if account and result.status in WRITTEN])
+        if self._plan.company_lookup:
+            self._wait_for_companies([(record, account) for (record, account), result
+                                      in zip(waiting, results, strict=True) if result.status in WRITTEN])
         return results
 
     def sync_companies(self, records: list[dict], action: str = "createOrUpdate") -> list[RecordResult]:
@@ -182,17 +183,20 @@ class LinkedWrites:
                 out.append(({k: v for k, v in record.items() if k != COMPANY_ID}, str(account)))
         return out
 
-    def _wait_for_companies(self, people: list[tuple[dict, str]]) -> None:
-        """People written without their account (not written yet) wait for it; one written meanwhile
-        (by another worker) links them at once."""
-        if not people:
-            return
+    def _wait_for_companies(self, people: list[tuple[dict, str | None]]) -> None:
+        """People written without their account (not written yet) wait for it, the others for nothing; one
+        whose account was written meanwhile (by another worker) is linked at once."""
         waiters: dict[str, list[str]] = {}
+        settled: list[str] = []
         for record, account in people:
-            waiters.setdefault(account, []).append(f"{self._plan.entity.value}:{record[self._plan.id_field]}")
-        self._links.wait_for_companies(self._team_id, self._connection_id, waiters)
+            member = f"{self._plan.entity.value}:{record[self._plan.id_field]}"
+            if account:
+                waiters.setdefault(account, []).append(member)
+            else:
+                settled.append(member)
+        self._links.wait_for_companies(self._team_id, self._connection_id, waiters, settled)
         written = self._links.companies_written(self._team_id, self._connection_id, waiters)
-        self._link_waiters({account: people for account, people in waiters.items() if account in written})
+        self._link_waiters(self._links.company_waiters(self._team_id, self._connection_id, sorted(written)))
 
     def _link_waiters(self, waiters: dict[str, list[str]]) -> None:
         """Write the company link of waiting people (update only: they are in Marketo already)."""
