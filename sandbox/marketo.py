@@ -3,7 +3,9 @@
 It enforces what the real service enforces: expiring identity tokens (601/602), the
 Authorization header only, the sliding call window (606), the concurrency cap (615), the
 daily quota (607), 300 records and 1 MB per call (413), per-record skips with reasons,
-dedupe on the lookup field, and the field schema rules. Everything answers in HTTP 200
+dedupe on the lookup field, and the field schema rules. Companies and sales persons (reference B4, B5):
+a lead linked to a company (`externalCompanyId`) reads with the company's fields, and a lead or company
+naming an unknown `externalSalesPersonId` is skipped (718). Everything answers in HTTP 200
 envelopes like the real service, except identity (401) and 413/414 at the HTTP layer.
 
 `time_scale` multiplies `window_seconds` and `token_lifetime`, so tests can run a 20 s
