@@ -5,8 +5,8 @@ Dataverse as documented: WhoAmI, systemusers, roles, solutions, entity and attri
 (with the cast segments), record reads with `$select` / `$filter` (`sandbox.odata`) / `$count`,
 `odata.maxpagesize` paging with an opaque `$skiptoken`, formatted-value and lookup-target annotations
 (`lookuplogicalname`: a contact's parent account, a lead's `parentaccountid`, an owner that is a user or
-`team_id`), change
-tracking with delta links and `$deletedEntity` rows, service-protection 429s and fault injection.
+`team_id`), change tracking with delta links and `$deletedEntity` rows, service-protection 429s and
+fault injection.
 Writes (create, update, delete, CreateMultiple / UpdateMultiple / UpsertMultiple, `$batch`) are
 validated by `sandbox.dataverse_writes`, stamp `createdby` / `modifiedby` with the caller, and
 notify the webhooks registered through the Web API (`sandbox.dataverse_webhooks`).
