@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bot.dynamics.users import read_users
+from bot.dynamics.users import DynamicsUser, read_users
 from bot.errors import BotError
 from bot.marketo.models import RecordResult
 from bot.models import Entity, EntityMetadata, EntityPlan
@@ -46,7 +46,7 @@ TEAM_OWNED = ("Records owned by a team keep no owner in Marketo: Marketo's sales
               "and a Dynamics team is not a user.")
 WRITTEN = frozenset({"created", "updated"})
 
-Users = Callable[[list[str]], list[Any]]  # Dynamics user ids → `bot.dynamics.users.DynamicsUser`s found
+Users = Callable[[list[str]], list[DynamicsUser]]  # Dynamics user ids → the users found
 
 
 def plan_lookups(metadata: EntityMetadata, accounts_planned: bool) -> tuple[str | None, str | None]:
@@ -62,8 +62,9 @@ def plan_lookups(metadata: EntityMetadata, accounts_planned: bool) -> tuple[str 
 
 
 def lookup_to(record: dict, read_name: str, target: str) -> str | None:
-    """The id in lookup `read_name` when it points to a `target` row. Dataverse names the target table in
-    an annotation; a lookup that can point to several tables (Customer, Owner) is not trusted without it."""
+    """The id in lookup `read_name` when it points to a `target` row. Dataverse names the target table in an
+    annotation (the client always asks for it); without it a lookup is not trusted, since a Customer or Owner
+    lookup can point to several tables."""
     value = record.get(read_name)
     if not value:
         return None
@@ -89,7 +90,7 @@ def linked_person(record: dict) -> dict:
     return {name: value for name, value in record.items() if name not in COMPANY_FIELDS_ON_PERSON}
 
 
-def sales_person(user: Any) -> dict[str, str]:
+def sales_person(user: DynamicsUser) -> dict[str, str]:
     """A Marketo sales person for a Dynamics user: names from first/last, else split from the full name."""
     first, last = user.firstname, user.lastname
     if not (first or last) and user.fullname:
