@@ -154,6 +154,10 @@ class EntityPlan(BaseModel):
     def writes_back(self) -> bool:
         """Does any field sync Marketo → Dynamics?"""
         return any(m.direction != Direction.to_marketo for m in self.mappings)
+    # Read names of the lookups that link a record in Marketo (`bot.sync.links`): the person's account
+    # (`_parentcustomerid_value`, `_parentaccountid_value`) and the record's owner (`_ownerid_value`).
+    company_lookup: str | None = None
+    owner_lookup: str | None = None
 
     @property
     def select(self) -> list[str]:
@@ -164,6 +168,7 @@ class EntityPlan(BaseModel):
             names.append(self.filter_attribute)
         if self.writes_back:
             names.append(MODIFIED_BY)
+        names += [name for name in (self.company_lookup, self.owner_lookup) if name]
         return list(dict.fromkeys(names + self.identity_columns))
 
 
@@ -171,6 +176,7 @@ class FieldPlan(BaseModel):
     entities: list[EntityPlan]
     fields_to_create: list[MarketoField] = Field(default_factory=list)
     fields_existing: list[str] = Field(default_factory=list)
+    owners: int | None = None  # Dynamics users who may own synced records (Marketo sales persons); None: not counted
 
     def for_entity(self, entity: Entity) -> EntityPlan | None:
         return next((p for p in self.entities if p.entity == entity), None)

@@ -38,7 +38,7 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
     from bot.app import build_app
     from bot.web import create_web_app
     from bot.worker import run_worker
-    from sandbox.verify import one_person, verify_sync
+    from sandbox.verify import linked_contact, one_person, verify_sync
 
     print(RULE)
     print("connect-dynamics demo — Dynamics 365 → Marketo, from Slack, against the built-in emulators")
@@ -68,6 +68,7 @@ def run_demo(leads: int = 1200, contacts: int = 600, accounts: int = 150) -> int
         for email in inbox.messages[:1]:
             body = email.get_body(("plain",)).get_content().strip()
             _show(f"email to {email['To']}: {email['Subject']}", "  " + body.replace("\n", "\n  "))
+        _show("a contact in Marketo, with its company and owner from Dynamics", linked_contact(stack.marketo))
         connection = container.store.active_connection(stack.slack.team_id)
         report = verify_sync(stack.dynamics, stack.marketo, connection.plan)
         joined, person_line = one_person(stack.marketo, lead_id, contact_id)

@@ -3,8 +3,10 @@
 One HTTPS server (a trustme CA made at start; `ca_path` is its PEM for `CA_BUNDLE`) serves both.
 Dataverse as documented: WhoAmI, systemusers, roles, solutions, entity and attribute metadata
 (with the cast segments), record reads with `$select` / `$filter` (`sandbox.odata`) / `$count`,
-`odata.maxpagesize` paging with an opaque `$skiptoken`, formatted-value annotations, change
-tracking with delta links and `$deletedEntity` rows, service-protection 429s and fault injection.
+`odata.maxpagesize` paging with an opaque `$skiptoken`, formatted-value and lookup-target annotations
+(`lookuplogicalname`: a contact's parent account, a lead's `parentaccountid`, an owner that is a user or
+`team_id`), change tracking with delta links and `$deletedEntity` rows, service-protection 429s and
+fault injection.
 Writes (create, update, delete, CreateMultiple / UpdateMultiple / UpsertMultiple, `$batch`) are
 validated by `sandbox.dataverse_writes`, stamp `createdby` / `modifiedby` with the caller, and
 notify the webhooks registered through the Web API (`sandbox.dataverse_webhooks`).
@@ -33,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
 import pydantic_core
@@ -63,6 +65,7 @@ from sandbox.server import Emulator, ServerThread
 
 API = "/api/data/v9.2"
 FORMATTED = "OData.Community.Display.V1.FormattedValue"
+LOOKUP_TARGET = "Microsoft.Dynamics.CRM.lookuplogicalname"
 MAX_PAGE_SIZE = 5000
 COUNT_LIMIT = 5000
 SYNC_ROLE = "Marketo Sync User"
@@ -231,6 +234,7 @@ def _common_attrs(entity: str) -> list[AttrSpec]:
 _ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
     "lead": _common_attrs("lead") + _person_attrs() + [
         AttrSpec("companyname", "Company Name", "StringType", format="Text"),
+        AttrSpec("parentaccountid", "Parent Account for lead", "LookupType"),
         AttrSpec("subject", "Topic", "StringType", format="Text"),
         AttrSpec("revenue", "Annual Revenue", "MoneyType"),
         AttrSpec("estimatedclosedate", "Est. Close Date", "DateTimeType", behavior="DateOnly"),
@@ -300,6 +304,15 @@ def _guid(*parts: object) -> str:
 Generator = Callable[[int, bytes], tuple[Any, str | None]]
 
 
+class _Field(NamedTuple):
+    read_name: str
+    logical_name: str
+    generate: Generator
+    annotation: str  # formatted value
+    target_key: str  # lookuplogicalname
+    target: Callable[[Any], str] | None  # lookups only
+
+
 # -- state ------------------------------------------------------------------------------------------
 
 
@@ -340,6 +353,7 @@ class DynamicsEmulator(Emulator):
         self.tenant_id = _guid("tenant", self.config.tenant_domains[0])
         self.organization_id = _guid("org", self.config.seed)
         self.business_unit_id = _guid("bu", self.config.seed)
+        self.team_id = _guid(self.config.seed, "team", 0)  # a team that can own records (`update_record(ownerid=)`)
         apps = {PUBLIC_CLIENT_ID: EmulatedApp(client_id=PUBLIC_CLIENT_ID, allow_public_client=True)}
         apps.update({a.client_id.lower(): a for a in self.config.apps})
         self.entra = EntraTenant(self.tenant_id, self.config.tenant_domains, self.config.users, apps,
@@ -347,7 +361,7 @@ class DynamicsEmulator(Emulator):
         self._attributes = {e: self._build_attributes(e) for e in ENTITY_SETS}
         self._readable = {e: {a.read_name: a for a in attrs if a.selectable} for e, attrs in self._attributes.items()}
         self._generators = {e: {n: self._generator(e, a) for n, a in r.items()} for e, r in self._readable.items()}
-        self._field_cache: dict[tuple[str, tuple[str, ...]], list[tuple[str, str, Generator, str]]] = {}
+        self._field_cache: dict[tuple[str, tuple[str, ...]], list[_Field]] = {}
         self._totals: dict[tuple[str, str, int], int] = {}
         self._lock = threading.Lock()
         self._entities = {e: _EntityState(self.config.records.get(e, 0)) for e in ENTITY_SETS}
@@ -505,12 +519,12 @@ class DynamicsEmulator(Emulator):
         self, entity: str, select: list[str], apply_filter: bool = True, annotate: bool = False
     ) -> Iterator[dict[str, Any]]:
         """What a correct sync reads: every live record, projected on `select`, with Marketo's filter;
-        with `annotate`, the formatted-value annotations Dataverse sends too."""
+        with `annotate`, the annotations Dataverse sends too (formatted values, lookup targets)."""
         filter_name = self.config.sync_filter.get(entity)
         use_filter = apply_filter and filter_name == "new_synctomkto"
         names = list(dict.fromkeys([f"{entity}id", *select] + (["new_synctomkto"] if use_filter else [])))
         for index in self._live_indexes(entity):
-            record = self._record(entity, index, names, annotate=annotate)
+            record = self._record(entity, index, names, annotate=annotate, targets=annotate)
             if use_filter and record.get("new_synctomkto") is False:
                 continue
             keep = {f"{entity}id", *select}
@@ -613,7 +627,7 @@ class DynamicsEmulator(Emulator):
         if kind == "OwnerType" or name in {"createdby", "modifiedby"}:
             owners = [_guid(seed, "owner", k) for k in range(len(_OWNERS))]
             return lambda i, h: (owners[h[14] % len(_OWNERS)], _OWNERS[h[14] % len(_OWNERS)])
-        if kind == "CustomerType":
+        if kind == "CustomerType" or name == "parentaccountid":
             accounts = max(self.config.records.get("account", 0), 1)
 
             @functools.lru_cache(maxsize=4096)  # many records share an account; a bounded cache
@@ -621,39 +635,56 @@ class DynamicsEmulator(Emulator):
                 ah = self._digest("account", k)
                 return _guid(seed, "account", k), f"{company[ah[3] % len(company)]} {k % 97}"
 
+            if name == "parentaccountid":  # two leads in three name their parent account
+                return lambda i, h: account(i % accounts) if h[16] % 3 else (None, None)
             return lambda i, h: account(i % accounts)
         return lambda i, h: (None, None)
 
-    def _fields(self, entity: str, names: list[str]) -> list[tuple[str, str, Generator, str]]:
-        """(read name, logical name, generator, annotation key) per name: looked up once per query shape."""
+    def _target(self, spec: AttrSpec) -> Callable[[Any], str] | None:
+        """The table a lookup's value points to (the `lookuplogicalname` annotation), by the value."""
+        if spec.type_name == "OwnerType":
+            return lambda value: "team" if value == self.team_id else "systemuser"
+        if spec.type_name == "CustomerType" or spec.logical_name == "parentaccountid":
+            return lambda value: "account"
+        if spec.type_name == "LookupType":
+            return lambda value: "systemuser"
+        return None
+
+    def _fields(self, entity: str, names: list[str]) -> list[_Field]:
+        """How to make and annotate each read name: looked up once per query shape."""
         key = (entity, tuple(names))
         fields = self._field_cache.get(key)
         if fields is None:
             readable, generators = self._readable[entity], self._generators[entity]
-            fields = [(n, readable[n].logical_name, generators[n], f"{n}@{FORMATTED}") for n in names]
+            fields = [_Field(n, readable[n].logical_name, generators[n], f"{n}@{FORMATTED}",
+                             f"{n}@{LOOKUP_TARGET}", self._target(readable[n])) for n in names]
             if len(self._field_cache) >= 256:
                 self._field_cache.clear()
             self._field_cache[key] = fields
         return fields
 
-    def _record(self, entity: str, index: int, names: list[str], *, annotate: bool) -> dict[str, Any]:
-        """Record `index` with the read names `names` (all validated) and, if asked, formatted values."""
+    def _record(self, entity: str, index: int, names: list[str], *, annotate: bool,
+                targets: bool = False) -> dict[str, Any]:
+        """Record `index` with the read names `names` (all validated) and, if asked, formatted values and
+        (`targets`) the table each lookup points to."""
         h = self._digest(entity, index)
         override = self._entities[entity].overrides.get(index)
         record: dict[str, Any] = {}
         if annotate:
             record["@odata.etag"] = f'W/"{int.from_bytes(h[28:32]) + len(override or ())}"'
-        for read_name, logical_name, generate, annotation in self._fields(entity, names):
+        for read_name, logical_name, generate, annotation, target_key, target in self._fields(entity, names):
             if override and (logical_name in override or read_name in override):
                 record[read_name] = value = override.get(logical_name, override.get(read_name))
                 label = self._choice_label(entity, read_name, value) if annotate else None
                 if label is not None:
                     record[annotation] = label
-                continue
-            value, formatted = generate(index, h)
-            record[read_name] = value
-            if annotate and formatted is not None:
-                record[annotation] = formatted
+            else:
+                value, formatted = generate(index, h)
+                record[read_name] = value
+                if annotate and formatted is not None:
+                    record[annotation] = formatted
+            if targets and target is not None and value is not None:
+                record[target_key] = target(value)
         return record
 
     def _choice_label(self, entity: str, read_name: str, value: Any) -> str | None:
@@ -680,7 +711,7 @@ class DynamicsEmulator(Emulator):
     # -- Dataverse: gatekeeping -------------------------------------------------------------------
     def _systemusers(self) -> list[dict[str, Any]]:
         users = [
-            {"systemuserid": _guid(self.config.seed, "user", u.username.lower()), "fullname": u.full_name,
+            {"systemuserid": _guid(self.config.seed, "user", u.username.lower()), **_names(u.full_name),
              "domainname": u.domainname or u.username, "internalemailaddress": u.domainname or u.username,
              "isdisabled": u.crm_disabled, "accessmode": 0, "applicationid": None,
              "azureactivedirectoryobjectid": _guid("aad", u.username.lower()), "_roles": u.roles,
@@ -688,14 +719,14 @@ class DynamicsEmulator(Emulator):
             for u in self.config.users if u.is_sync_user
         ]
         users += [
-            {"systemuserid": _guid(self.config.seed, "app", a.client_id.lower()), "fullname": a.app_user_name,
+            {"systemuserid": _guid(self.config.seed, "app", a.client_id.lower()), **_names(a.app_user_name),
              "domainname": a.app_user_email, "internalemailaddress": a.app_user_email, "isdisabled": False,
              "accessmode": 4, "applicationid": a.client_id, "azureactivedirectoryobjectid": _guid("sp", a.client_id),
              "_roles": a.roles, "_principal": ("app", a.client_id.lower())}
             for a in self.entra.apps.values() if a.app_user_email
         ]
         users += [
-            {"systemuserid": _guid(self.config.seed, "owner", i), "fullname": name,
+            {"systemuserid": _guid(self.config.seed, "owner", i), **_names(name),
              "domainname": f"{name.split()[0].lower()}@{self.config.tenant_domains[0]}",
              "internalemailaddress": f"{name.split()[0].lower()}@{self.config.tenant_domains[0]}",
              "isdisabled": False, "accessmode": 0, "applicationid": None, "azureactivedirectoryobjectid": None,
@@ -884,7 +915,8 @@ class DynamicsEmulator(Emulator):
             predicate, names = parser.predicate, parser.names
         return _Query(entity, select, params, predicate, names)
 
-    def _scan(self, query: _Query, start: int, limit: int, annotate: bool) -> tuple[list[dict[str, Any]], int]:
+    def _scan(self, query: _Query, start: int, limit: int, annotate: bool,
+              targets: bool = False) -> tuple[list[dict[str, Any]], int]:
         """Up to `limit` matching records from raw index `start`; returns them and the next raw index."""
         names = list(dict.fromkeys(query.select + sorted(query.filter_names)))
         extra = set(names) - set(query.select)
@@ -894,11 +926,12 @@ class DynamicsEmulator(Emulator):
         deleted = self._entities[query.entity].deleted
         while position < count and len(out) < limit:
             if position not in deleted:
-                record = self._record(query.entity, position, names, annotate=annotate)
+                record = self._record(query.entity, position, names, annotate=annotate, targets=targets)
                 if query.predicate is None or query.predicate(record):
                     for name in extra:
                         record.pop(name, None)
                         record.pop(f"{name}@{FORMATTED}", None)
+                        record.pop(f"{name}@{LOOKUP_TARGET}", None)
                     out.append(record)
             position += 1
         return out, position
@@ -926,10 +959,11 @@ class DynamicsEmulator(Emulator):
         version = cookie["v"] if cookie else self._version
         annotations = prefer.get("odata.include-annotations", "")
         annotate = FORMATTED in annotations or "*" in annotations
+        targets = LOOKUP_TARGET in annotations or "*" in annotations
         if "$orderby" in params:
-            records, position, more = self._ordered(query, start, page_size, annotate)
+            records, position, more = self._ordered(query, start, page_size, annotate, targets)
         else:
-            records, position = self._scan(query, start, page_size, annotate)
+            records, position = self._scan(query, start, page_size, annotate, targets)
             more = any(True for _ in itertools.islice(self._live_indexes(entity, position), 1))
         body: dict[str, Any] = {"@odata.context": f"{self.url}{API}/$metadata#{ENTITY_SETS[entity]}({','.join(query.select)})"}
         if params.get("$count") == "true":
@@ -946,7 +980,8 @@ class DynamicsEmulator(Emulator):
             body["@odata.deltaLink"] = self._link(entity, params, **{"$deltatoken": _delta_token(version)})
         return self._odata(body, headers=_applied(prefer, tracking))
 
-    def _ordered(self, query: _Query, start: int, limit: int, annotate: bool) -> tuple[list[dict[str, Any]], int, bool]:
+    def _ordered(self, query: _Query, start: int, limit: int, annotate: bool,
+                 targets: bool) -> tuple[list[dict[str, Any]], int, bool]:
         """`$orderby` (`name [asc|desc]`, comma-separated; nulls first when ascending): every match is read
         and sorted, and the page is cut from position `start` of that order (fine for filtered reads)."""
         readable = self._readable[query.entity]
@@ -958,7 +993,7 @@ class DynamicsEmulator(Emulator):
             order.append((name, direction.strip().lower() == "desc"))
         extra = [name for name, _ in order if name not in query.select]
         wide = _Query(query.entity, query.select + extra, query.params, query.predicate, query.filter_names)
-        matches, _ = self._scan(wide, 0, self._entities[query.entity].count, annotate)
+        matches, _ = self._scan(wide, 0, self._entities[query.entity].count, annotate, targets)
         for name, descending in reversed(order):  # stable sorts, last key first
             matches.sort(key=lambda r, n=name: (r.get(n) is not None, r.get(n)), reverse=descending)
         page = matches[start:start + limit]
@@ -966,6 +1001,7 @@ class DynamicsEmulator(Emulator):
             for name in extra:
                 record.pop(name, None)
                 record.pop(f"{name}@{FORMATTED}", None)
+                record.pop(f"{name}@{LOOKUP_TARGET}", None)
         return page, start + len(page), start + len(page) < len(matches)
 
     def _tracked(self, entity: str) -> bool:
@@ -1003,6 +1039,7 @@ class DynamicsEmulator(Emulator):
         page_size = min(int(prefer.get("odata.maxpagesize", MAX_PAGE_SIZE)), MAX_PAGE_SIZE)
         annotations = prefer.get("odata.include-annotations", "")
         annotate = FORMATTED in annotations or "*" in annotations
+        targets = LOOKUP_TARGET in annotations or "*" in annotations
         rows: list[dict[str, Any]] = []
         set_name = ENTITY_SETS[entity]
         for index in changed[offset:offset + page_size]:
@@ -1010,7 +1047,7 @@ class DynamicsEmulator(Emulator):
                 rows.append({"@odata.context": f"{self.url}{API}/$metadata#{set_name}/$deletedEntity",
                              "id": self.record_id_at(entity, index), "reason": "deleted"})
             else:
-                rows.append(self._record(entity, index, query.select, annotate=annotate))
+                rows.append(self._record(entity, index, query.select, annotate=annotate, targets=targets))
         body: dict[str, Any] = {"@odata.context": f"{self.url}{API}/$metadata#{set_name}({','.join(query.select)})/$delta",
                                 "value": rows}
         if offset + page_size < len(changed):
@@ -1053,7 +1090,7 @@ class DynamicsEmulator(Emulator):
 
     def _lookup_targets(self, entity: str) -> dict[str, str]:
         targets = {"CustomerType": "account", "OwnerType": "systemuser"}
-        special = {"masterid": entity, "originatingleadid": "lead"}
+        special = {"masterid": entity, "originatingleadid": "lead", "parentaccountid": "account"}
         return {a.logical_name: special.get(a.logical_name) or targets.get(a.type_name, "systemuser")
                 for a in self._attributes[entity] if a.type_name in LOOKUP_TYPES}
 
@@ -1244,8 +1281,9 @@ class DynamicsEmulator(Emulator):
         index = self._close_lead(commit, lead_id, user_id)
         lead = self._row_values("lead", index)
         copied = {k: v for k, v in lead.items() if k in QUALIFY_COPIES}
-        return self._create_row(commit, "contact", copied | {"originatingleadid": lead_id, "ownerid": lead.get("ownerid")},
-                                user_id)
+        # The contact works for the lead's parent account, as QualifyLead with an account does.
+        return self._create_row(commit, "contact", copied | {"originatingleadid": lead_id, "ownerid": lead.get("ownerid"),
+                                                             "parentcustomerid": lead.get("parentaccountid")}, user_id)
 
     def _merge_action(self, payload: dict[str, Any], user_id: str, commit: _Commit) -> Response:
         """Merge (reference D6): the subordinate is deactivated, `merged` and `masterid` set; the target takes
@@ -1374,6 +1412,12 @@ class DynamicsEmulator(Emulator):
             if target.startswith(prefix):
                 return target[len(prefix):]
         return target
+
+
+def _names(full_name: str) -> dict[str, str]:
+    """A systemuser's `fullname`, `firstname` and `lastname` (Dynamics composes the full name from the parts)."""
+    first, _, last = full_name.rpartition(" ")
+    return {"fullname": full_name, "firstname": first or None, "lastname": last}
 
 
 def _label(text: str | None) -> dict[str, Any]:

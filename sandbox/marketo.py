@@ -3,7 +3,9 @@
 It enforces what the real service enforces: expiring identity tokens (601/602), the
 Authorization header only, the sliding call window (606), the concurrency cap (615), the
 daily quota (607), 300 records and 1 MB per call (413), per-record skips with reasons,
-dedupe on the lookup field, and the field schema rules. Everything answers in HTTP 200
+dedupe on the lookup field, and the field schema rules. Companies and sales persons (reference B4, B5):
+a lead linked to a company (`externalCompanyId`) reads with the company's fields, and a lead or company
+naming an unknown `externalSalesPersonId` is skipped (718). Everything answers in HTTP 200
 envelopes like the real service, except identity (401) and 413/414 at the HTTP layer.
 
 `time_scale` multiplies `window_seconds` and `token_lifetime`, so tests can run a 20 s
@@ -136,6 +138,17 @@ LEAD_FIELDS: list[FieldDef] = [
 ]
 STANDARD_SEARCHABLE = ("email", "id", "cookies")
 COMPANY_SEARCHABLE = ("externalCompanyId", "id", "company")
+# Sales persons (reference sync-more B4): deduped on externalSalesPersonId; a lead, company or opportunity
+# naming one that does not exist is skipped with 718.
+SALES_PERSON_FIELDS: list[FieldDef] = [
+    _f("externalSalesPersonId", "External Sales Person Id"), _f("email", "Email", "email"),
+    _f("firstName", "First Name"), _f("lastName", "Last Name"), _f("jobTitle", "Job Title"),
+    _f("phone", "Phone", "phone"), _f("mobilePhone", "Mobile Phone", "phone"), _f("fax", "Fax", "phone"),
+    _f("facebook", "Facebook", "url"), _f("linkedIn", "LinkedIn", "url"), _f("twitter", "Twitter"),
+    _f("createdAt", "Created At", "datetime", updateable=False),
+    _f("updatedAt", "Updated At", "datetime", updateable=False),
+]
+SALES_PERSON_SEARCHABLE = ("externalSalesPersonId", "id", "email")
 DEFAULT_LEAD_FIELDS = ("email", "firstName", "lastName", "updatedAt", "createdAt")
 
 
@@ -407,6 +420,8 @@ class MarketoEmulator(Emulator):
         self._company_fields: dict[str, FieldDef] = {f.name: replace(f) for f in COMPANY_FIELDS}
         self._leads = Table()
         self._companies = Table()
+        self._sales_person_fields: dict[str, FieldDef] = {f.name: replace(f) for f in SALES_PERSON_FIELDS}
+        self._sales_persons = Table()
         self._server: ServerThread | None = None
         self.api_user = api_user
         self._activities = ActivityLog(scan_block=activity_scan_block)
@@ -467,8 +482,9 @@ class MarketoEmulator(Emulator):
 
     # -- inspection -----------------------------------------------------------------------------
     def leads(self) -> list[dict[str, Any]]:
+        """Every lead as a read shows it: a lead linked to a company shows the company's fields."""
         with self._lock:
-            return [dict(row) for row in self._leads.rows.values()]
+            return [self._lead_view(row) for row in self._leads.rows.values()]
 
     def lead_count(self) -> int:
         with self._lock:
@@ -477,11 +493,15 @@ class MarketoEmulator(Emulator):
     def lead_by(self, name: str, value: Any) -> dict[str, Any] | None:
         with self._lock:
             ids = self._leads.find(name, value)
-            return dict(self._leads.rows[ids[0]]) if ids else None
+            return self._lead_view(self._leads.rows[ids[0]]) if ids else None
 
     def companies(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(row) for row in self._companies.rows.values()]
+
+    def sales_persons(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self._sales_persons.rows.values()]
 
     def fields(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -543,6 +563,8 @@ class MarketoEmulator(Emulator):
             Route("/rest/v1/leads/schema/fields/{name}.json", api(self._schema_field), methods=["GET"]),
             Route("/rest/v1/leads.json", api(self._leads_endpoint), methods=["GET", "POST"]),
             Route("/rest/v1/companies.json", api(self._companies_endpoint), methods=["GET", "POST"]),
+            Route("/rest/v1/salespersons.json", api(self._sales_persons_endpoint), methods=["GET", "POST"]),
+            Route("/rest/v1/salespersons/describe.json", api(self._describe_sales_persons), methods=["GET"]),
             Route("/rest/v1/leads/{id:int}/merge.json", api(self._merge), methods=["POST"]),
             Route("/rest/v1/activities/pagingtoken.json", api(self._paging_token), methods=["GET"]),
             Route("/rest/v1/activities/leadchanges.json", api(self._lead_changes), methods=["GET"]),
@@ -748,7 +770,8 @@ class MarketoEmulator(Emulator):
 
     def _leads_endpoint(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
         if request.method == "GET" or params.get("_method") == "GET":
-            return self._filter(self._leads, self._lead_fields, self._searchable(), DEFAULT_LEAD_FIELDS, params)
+            return self._filter(self._leads, self._lead_fields, self._searchable(), DEFAULT_LEAD_FIELDS, params,
+                                view=self._lead_view)
         payload = self._json_body(request, body)
         items = self._input(payload)
         action = payload.get("action", "createOrUpdate")
@@ -765,16 +788,33 @@ class MarketoEmulator(Emulator):
         if request.method == "GET" or params.get("_method") == "GET":
             return self._filter(self._companies, self._company_fields, list(COMPANY_SEARCHABLE),
                                 ("externalCompanyId", "company"), params)
+        return self._sync_objects(self._companies, self._company_fields, "externalCompanyId", request, body)
+
+    def _sales_persons_endpoint(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        if request.method == "GET" or params.get("_method") == "GET":
+            return self._filter(self._sales_persons, self._sales_person_fields, list(SALES_PERSON_SEARCHABLE),
+                                ("externalSalesPersonId", "updatedAt", "createdAt"), params)
+        return self._sync_objects(self._sales_persons, self._sales_person_fields, "externalSalesPersonId", request,
+                                  body)
+
+    def _describe_sales_persons(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        return _envelope([{"name": "SalesPerson", "idField": "id", "dedupeFields": ["externalSalesPersonId"],
+                           "searchableFields": [[n] for n in SALES_PERSON_SEARCHABLE],
+                           "fields": [f.describe2() for f in self._sales_person_fields.values()]}])
+
+    def _sync_objects(self, table: Table, fields: dict[str, FieldDef], dedupe_field: str, request: Request,
+                      body: bytes) -> dict[str, Any]:
+        """Sync Companies / Sync Sales Persons: one result per input with its `seq`."""
         payload = self._json_body(request, body)
         items = self._input(payload)
         action = payload.get("action", "createOrUpdate")
         dedupe = payload.get("dedupeBy", "dedupeFields")
         if action not in LEAD_ACTIONS - {"createDuplicate"} or dedupe not in {"dedupeFields", "idField"}:
             raise ApiFailure("1003", "Invalid action or dedupeBy")
-        key = "externalCompanyId" if dedupe == "dedupeFields" else "id"
+        key = dedupe_field if dedupe == "dedupeFields" else "id"
         results = []
         for seq, rec in enumerate(items):
-            outcome = self._outcome(lambda rec=rec: self._sync_company(rec, action, key))
+            outcome = self._outcome(lambda rec=rec: self._sync_object(table, fields, rec, action, key))
             results.append({"seq": seq, **outcome})
         return _envelope(results)
 
@@ -831,6 +871,7 @@ class MarketoEmulator(Emulator):
 
     def _sync_lead(self, rec: Any, action: str, lookup: str) -> tuple[str, int]:
         changes = self._validated(rec, self._lead_fields, allow_id=action == "updateOnly")
+        self._check_sales_person(changes)
         row_id = self._match(self._leads, lookup, rec, action)
         if COMPANY_FIELDS_ON_LEAD.intersection(changes):
             current = self._leads.rows.get(row_id, {}) if row_id else {}
@@ -840,14 +881,32 @@ class MarketoEmulator(Emulator):
         status = "created" if row_id is None else "updated"
         return status, self._write_lead(row_id, changes, self._api_origin("syncLead"))
 
-    def _sync_company(self, rec: Any, action: str, key: str) -> tuple[str, int]:
-        changes = self._validated(rec, self._company_fields, allow_id=key == "id")
-        row_id = self._match(self._companies, key, rec, action)
+    def _sync_object(self, table: Table, fields: dict[str, FieldDef], rec: Any, action: str,
+                     key: str) -> tuple[str, int]:
+        changes = self._validated(rec, fields, allow_id=key == "id")
+        if table is self._companies:
+            self._check_sales_person(changes)
+        row_id = self._match(table, key, rec, action)
         status = "created" if row_id is None else "updated"
-        return status, self._companies.write(row_id, changes)
+        return status, table.write(row_id, changes)
+
+    def _check_sales_person(self, changes: dict[str, Any]) -> None:
+        person = changes.get("externalSalesPersonId")
+        if person not in (None, "") and not self._sales_persons.find("externalSalesPersonId", person):
+            raise RecordSkip("718", "ExternalSalesPersonID not found")
+
+    def _lead_view(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A lead as reads show it: linked to a company (`externalCompanyId`), it shows the company's fields."""
+        company_ids = self._companies.find("externalCompanyId", row["externalCompanyId"]) \
+            if row.get("externalCompanyId") else []
+        if not company_ids:
+            return dict(row)
+        company = self._companies.rows[company_ids[0]]
+        return {**row, **{name: company.get(name) for name in COMPANY_FIELDS_ON_LEAD}}
 
     def _filter(self, table: Table, fields: dict[str, FieldDef], searchable: Iterable[str],
-                default_fields: Iterable[str], params: dict[str, str]) -> dict[str, Any]:
+                default_fields: Iterable[str], params: dict[str, str],
+                view: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> dict[str, Any]:
         filter_type = params.get("filterType", "")
         if filter_type not in searchable:
             raise ApiFailure("1003", f"Invalid filterType '{filter_type}'")
@@ -863,7 +922,8 @@ class MarketoEmulator(Emulator):
         ids = list(dict.fromkeys(i for value in values for i in table.find(filter_type, value)))
         if len(ids) > MAX_FILTER_MATCHES:
             raise ApiFailure("1003", "Too many results match the filter")
-        rows = [{"id": i, **{n: table.rows[i].get(n) for n in wanted if n != "id"}} for i in sorted(ids)]
+        shown = [view(table.rows[i]) for i in sorted(ids)]
+        rows = [{"id": row["id"], **{n: row.get(n) for n in wanted if n != "id"}} for row in shown]
         return self._page(rows, params)
 
     # -- activities, merge and webhooks (two-way sync: reading changes, merge, Call Webhook) -------

@@ -1,5 +1,6 @@
 """Compare what the Marketo emulator holds with what Dataverse says a correct sync writes:
-every record (filter applied) present once, keyed on its Dataverse id, each field equal."""
+every record (filter applied) present once, keyed on its Dataverse id, each field equal. A person linked
+to a company (`externalCompanyId`) shows that company's fields, as Marketo does."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from bot.models import Entity, EntityPlan, FieldPlan
 from bot.sync.convert import ConversionError, convert_record
+from bot.sync.links import COMPANY_FIELDS_ON_PERSON, COMPANY_ID, SALES_PERSON_ID, contact_owned
 from bot.sync.mapping import PERSON_ENTITIES
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
@@ -67,21 +69,26 @@ def _same(expected: Any, actual: Any) -> bool:
 
 
 def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: EntityPlan,
-                 contact_plan: EntityPlan | None = None) -> EntityCheck:
+                 contact_plan: EntityPlan | None = None,
+                 companies: dict[str, dict[str, Any]] | None = None) -> EntityCheck:
     """With `contact_plan`, a lead whose person also holds a contact (it was qualified) is not compared on the
-    fields the contact syncs: the contact's values win there."""
+    fields the contact syncs: the contact's values win there. `companies` (by `externalCompanyId`): what a
+    linked person shows instead of its own company fields."""
     check = EntityCheck(entity=plan.entity.value)
-    contact_owned = {m.marketo_name for m in contact_plan.mappings} if contact_plan else set()
+    owned_by_contact = contact_owned(contact_plan) if contact_plan else set()
     counts = Counter(row.get(plan.id_field) for row in rows if row.get(plan.id_field))
     check.duplicates = [key for key, n in counts.items() if n > 1]
     by_id = {row[plan.id_field]: row for row in rows if row.get(plan.id_field)}
-    select = [m.read_name for m in plan.mappings]
+    select = plan.select[1:]  # the mapped columns, the sync filter and the link lookups
     for record in dynamics.expected_records(plan.entity.value, select, annotate=True):
         try:
             expected = convert_record(record, plan)
         except ConversionError:
             check.unconvertible += 1
             continue
+        company = (companies or {}).get(expected.get(COMPANY_ID, ""))
+        if plan.entity in PERSON_ENTITIES and company is not None:
+            expected.update({name: company.get(name) for name in COMPANY_FIELDS_ON_PERSON if name in expected})
         check.expected += 1
         key = expected[plan.id_field]
         actual = by_id.get(key)
@@ -89,7 +96,7 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
             check.missing.append(key)
             continue
         check.found += 1
-        skipped = contact_owned if contact_plan and actual.get(contact_plan.id_field) else set()
+        skipped = owned_by_contact if contact_plan and actual.get(contact_plan.id_field) else set()
         check.mismatches += [(key, name, value, actual.get(name)) for name, value in expected.items()
                              if name not in skipped and not _same(value, actual.get(name))]
     return check
@@ -98,9 +105,11 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
 def verify_sync(dynamics: DynamicsEmulator, marketo: MarketoEmulator, plan: FieldPlan) -> VerifyReport:
     leads, companies = marketo.leads(), marketo.companies()
     contacts = plan.for_entity(Entity.contact)
+    by_id = {str(c["externalCompanyId"]): c for c in companies}
     return VerifyReport([
-        check_entity(dynamics, leads if p.entity in PERSON_ENTITIES else companies, p,
-                     contacts if p.entity == Entity.lead else None) for p in plan.entities
+        check_entity(dynamics, leads, p, contacts if p.entity == Entity.lead else None, by_id)
+        if p.entity in PERSON_ENTITIES else check_entity(dynamics, companies, p)
+        for p in plan.entities
     ])
 
 
@@ -111,3 +120,17 @@ def one_person(marketo: MarketoEmulator, lead_id: str, contact_id: str) -> tuple
     if len(held) == 1:
         return True, f"  ✓ the qualified lead {lead_id} and its contact are one Marketo person (id {held[0]})"
     return False, f"  ✗ the qualified lead {lead_id} and its contact are {len(held)} Marketo persons: {held}"
+
+
+def linked_contact(marketo: MarketoEmulator) -> str:
+    """One contact as Marketo shows it, with its company and its owner (the demo prints it)."""
+    owners = {p["externalSalesPersonId"]: p for p in marketo.sales_persons()}
+    contact = next((row for row in marketo.leads() if row.get("dynamicsContactId") and row.get(COMPANY_ID)
+                    and row.get(SALES_PERSON_ID) in owners), None)
+    if contact is None:
+        return "  no contact in Marketo is linked to a company and an owner"
+    owner = owners[contact[SALES_PERSON_ID]]
+    return (f"  {contact.get('firstName')} {contact.get('lastName')} <{contact.get('email')}> works at "
+            f"“{contact.get('company')}” ({COMPANY_ID} {contact[COMPANY_ID]}); owner "
+            f"{owner.get('firstName')} {owner.get('lastName')} <{owner.get('email')}> "
+            f"({SALES_PERSON_ID} {owner[SALES_PERSON_ID]})")

@@ -41,7 +41,9 @@ from bot.models import AttributeMeta, Entity, EntityMetadata
 from bot.tls import ssl_context
 
 API_PATH = "/api/data/v9.2/"
-FORMATTED_VALUES = 'odata.include-annotations="OData.Community.Display.V1.FormattedValue"'
+# Labels of choices and lookups, and which table a lookup points to (a Customer or Owner lookup can point to several).
+FORMATTED_VALUES = ('odata.include-annotations="OData.Community.Display.V1.FormattedValue,'
+                    'Microsoft.Dynamics.CRM.lookuplogicalname"')
 TOTAL_COUNT = (
     'odata.include-annotations="Microsoft.Dynamics.CRM.totalrecordcount,'
     'Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"'

@@ -391,6 +391,10 @@ class MarketoClient:
         """Upsert companies deduped on `externalCompanyId`; results in input order."""
         return self._sync("/rest/v1/companies.json", records, {"action": action, "dedupeBy": "dedupeFields"})
 
+    def sync_sales_persons(self, records: list[dict[str, Any]]) -> list[RecordResult]:
+        """Upsert sales persons deduped on `externalSalesPersonId`; results in input order."""
+        return self._sync("/rest/v1/salespersons.json", records, {"action": "createOrUpdate", "dedupeBy": "dedupeFields"})
+
     def get_leads(self, filter_type: str, values: list[str], fields: list[str]) -> list[dict[str, Any]]:
         """Leads whose `filter_type` is one of `values` (≤ 300 per call, paged)."""
         found: list[dict[str, Any]] = []

@@ -11,6 +11,7 @@ from slack_sdk.models.views import View
 from bot import flow
 from bot.approvals import ApprovalService
 from bot.dynamics.metadata import MetadataCache
+from bot.dynamics.users import count_owner_candidates
 from bot.errors import FlowError
 from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, FlowState
 from bot.steps.ports import DataverseFactory, MarketoFactory
@@ -142,15 +143,17 @@ def choose_directions(store: Store, team_id: str, user: str, connection_id: str 
 
 def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory, team_id: str,
           connection: Connection, selection: Mapping[str, list[str]]) -> tuple[FieldPlan, dict[Entity, int]]:
-    """Plan = selection and directions + Marketo's existing fields + filtered record counts. Writes nothing
-    to Marketo."""
+    """Plan = selection and directions + Marketo's existing fields + filtered record counts + owners. Writes
+    nothing to Marketo."""
     selected = {Entity(e): names for e, names in selection.items() if names}
     existing = {field.name for field in marketo().list_lead_fields()}
     with dataverse(team_id, connection.id) as client:
         entity_metadata = {e: metadata.get(team_id, connection.id, client, e) for e in selected}
         counts = count_records(client, entity_metadata)
-    plan = build_plan(entity_metadata, selected, existing, counts, directions=connection.directions,
-                      winners=connection.winners)
+        plan = build_plan(entity_metadata, selected, existing, counts, directions=connection.directions,
+                          winners=connection.winners)
+        if any(ep.owner_lookup for ep in plan.entities):
+            plan.owners = count_owner_candidates(client)
     return plan, counts
 
 

@@ -144,6 +144,23 @@ class Keys:
         """Set of the `lead:<id>` / `contact:<id>` synced while they worked for the account (check `person_accounts`)."""
         return self._team(team_id, "people", connection_id, "at", account_id)
 
+    # -- CRM links: people to their companies, records to their owners (`bot.sync.links`) -----------
+    def linked_companies(self, team_id: str, connection_id: str) -> str:
+        """Set of the account ids written to Marketo as companies: people may link to them."""
+        return self._team(team_id, "links", connection_id, "companies")
+
+    def company_waiters(self, team_id: str, connection_id: str, account_id: str) -> str:
+        """Set of `entity:id` of the people written before their account: linked once it is written."""
+        return self._team(team_id, "links", connection_id, "waiting", account_id)
+
+    def company_awaited(self, team_id: str, connection_id: str) -> str:
+        """Hash of `entity:id` → the account a waiting person waits for now (it may have moved since)."""
+        return self._team(team_id, "links", connection_id, "awaited")
+
+    def sales_persons(self, team_id: str, connection_id: str) -> str:
+        """Set of the Dynamics user ids upserted as Marketo sales persons (expires daily: names refresh)."""
+        return self._team(team_id, "links", connection_id, "owners")
+
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 

@@ -35,6 +35,7 @@ from bot.store.health import Health
 from bot.store.installations import RedisInstallationStore, RedisOAuthStateStore
 from bot.store.keys import GLOBAL, Keys
 from bot.store.limiter import LimiterState
+from bot.store.links import CrmLinks
 from bot.store.locks import Lease
 from bot.store.ongoing import OngoingFigures, OngoingRecords
 from bot.store.people import PersonLinks
@@ -75,6 +76,7 @@ class Store:
         self.write_back = WriteBackRecords(client, self.keys)
         self.marketo_writes = MarketoWrites(client, self.keys)
         self.people = PersonLinks(client, self.keys)
+        self.links = CrmLinks(client, self.keys)
 
     def oauth_states(self, secret: str, expiration_seconds: int) -> RedisOAuthStateStore:
         return RedisOAuthStateStore(self.redis, self.keys, secret, expiration_seconds)

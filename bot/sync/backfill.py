@@ -58,5 +58,7 @@ def covered_plan(store: Store, connection: Connection, plan: EntityPlan, link: s
     columns = delta_link_columns(link)
     if all(name in columns for name in plan.select):
         return plan
+    lookups = {name: None for name in ("company_lookup", "owner_lookup") if getattr(plan, name) not in columns}
     return plan.model_copy(update={"mappings": [m for m in plan.mappings if m.read_name in columns],
-                                   "identity_columns": [c for c in plan.identity_columns if c in columns]})
+                                   "identity_columns": [c for c in plan.identity_columns if c in columns],
+                                   **lookups})

@@ -32,6 +32,7 @@ from bot.sync.checkpoint import (
 )
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome, Settle
 from bot.sync.lease import Heartbeat, LeaseLost
+from bot.sync.links import linked_writes
 from bot.sync.people import People
 from bot.sync.ports import SyncServices
 from bot.sync.runs import enqueue_entity
@@ -101,7 +102,7 @@ def _run_locked(services: SyncServices, state: RunState, run: SyncRun, plan: Ent
     state.set_state(entity, EntityState.running, change=started, lease=lease)
     try:
         source = services.dataverse(run.team_id, run.connection_id)
-        marketo = services.marketo()
+        marketo = linked_writes(services, run.team_id, run.connection_id, plan, source)
         with contextlib.closing(source) if hasattr(source, "close") else contextlib.nullcontext():
             _estimate(services.store, run, plan, source)
             outcome = _pipeline(services, state, plan, lease, heartbeat, source, marketo)

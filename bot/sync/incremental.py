@@ -63,6 +63,7 @@ from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, re
 from bot.sync.figures import CycleFigures
 from bot.sync.lease import Heartbeat
 from bot.sync.ledger import LedgerEntry
+from bot.sync.links import linked_writes
 from bot.sync.mapping import DELETED_FIELD
 from bot.sync.people import People
 from bot.sync.ports import SyncServices
@@ -212,7 +213,7 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
     """Each page's changes through the mass-change brake, then written; and how to keep the new delta link
     (a backfill's `offered` one, when there is one: this cycle started after it ended, so it caught up).
     Switched off meanwhile, the cycle stops after a page and the next one starts from `link` again."""
-    marketo = services.marketo()
+    marketo = linked_writes(services, connection.team_id, connection.id, plan, source)
     people = People(marketo, services.store, connection)
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
@@ -257,7 +258,7 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     """One cycle for a table without change tracking: upsert what was modified since the watermark (through
     the brake); and how to keep the new watermark (only after everything was written, like the delta link;
     switched off meanwhile, the watermark keeps what was applied)."""
-    marketo = services.marketo()
+    marketo = linked_writes(services, connection.team_id, connection.id, plan, source)
     people = People(marketo, services.store, connection)
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
@@ -399,13 +400,14 @@ def _retry_failures(services: SyncServices, connection: Connection, plan: Entity
     prepared = Prepared(plan, RecordConverter(plan, send_nulls=True))
     for record in found.values():
         prepared.add(record)
-    People(services.marketo(), store, connection).settle(plan, prepared.records, prepared.keys, prepared.identities)
+    marketo = linked_writes(services, team_id, connection.id, plan, source)
+    People(marketo, store, connection).settle(plan, prepared.records, prepared.keys, prepared.identities)
     kept = {record_id for record_id, _ in prepared.keys} | {f.id for f in prepared.failures}
     store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in found if i not in kept],
                               Resolution.excluded)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0, failures=list(prepared.failures))
     if prepared.records:
-        _write(services.marketo(), plan, prepared.records, prepared.keys, outcome)
+        _write(marketo, plan, prepared.records, prepared.keys, outcome)
         retried.wrote = True
     failed = {f.id for f in outcome.failures}
     written = [record_id for record_id, _ in prepared.keys if record_id not in failed]

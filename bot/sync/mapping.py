@@ -28,6 +28,7 @@ from bot.models import (
 )
 from bot.sync.directions import choose
 from bot.sync.identity import ACCOUNT_DELETED_FIELD, identity_columns
+from bot.sync.links import plan_lookups
 
 _PERSON_MAPPING: dict[str, str] = {
     "emailaddress1": "email",
@@ -357,7 +358,8 @@ def build_plan(
     Custom names are derived in logical-name order so the same selection always yields the same
     names; a custom field already in Marketo (any case) is reused under its Marketo spelling.
     Raises PlanError for a selected attribute that is missing, unsupported, or a non-standard
-    account attribute, DirectionError for a direction the field cannot have.
+    account attribute, DirectionError for a direction the field cannot have. Each entity also reads its
+    company and owner lookups (`bot.sync.links.plan_lookups`).
     """
     existing = {name.lower(): name for name in existing_marketo_fields}
     taken: set[str] = set()
@@ -374,6 +376,7 @@ def build_plan(
         return field.name
 
     plans = []
+    accounts_planned = bool(selected.get(Entity.account)) and Entity.account in metadata
     for entity in Entity:
         if not selected.get(entity) or entity not in metadata:
             continue  # an empty selection skips the entity (the field picker says so)
@@ -409,10 +412,12 @@ def build_plan(
                 datetime_behavior=attr.datetime_behavior, marketo_name=name, marketo_type=kind,
                 standard=standard, direction=direction, winner=winner, one_way_reason=reason,
             ))
+        company_lookup, owner_lookup = plan_lookups(meta, accounts_planned)
         plans.append(EntityPlan(
             entity=entity, mappings=mappings, id_field=id_field,
             filter_attribute=SYNC_FILTER_ATTRIBUTE if detect_sync_filter(meta).applies else None,
             record_count=(counts or {}).get(entity), change_tracking=meta.change_tracking,
             identity_columns=[c for c in identity_columns(meta) if c not in {m.read_name for m in mappings}],
+            company_lookup=company_lookup, owner_lookup=owner_lookup,
         ))
     return FieldPlan(entities=plans, fields_to_create=list(to_create.values()), fields_existing=list(reused))

@@ -35,6 +35,7 @@ from bot.sync.identity import (
     resolve_qualified,
     split_person_key,
 )
+from bot.sync.links import contact_owned
 from bot.sync.mapping import PERSON_ENTITIES
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ class People:
         linked = self.store.people.qualified(self.team_id, self.connection_id, [record_id for record_id, _ in keys])
         if not linked:
             return
-        owned = {m.marketo_name for m in self.contact_plan.mappings} - {self.lead_plan.id_field}
+        owned = contact_owned(self.contact_plan) - {self.lead_plan.id_field}
         for record, (record_id, _) in zip(records, keys, strict=True):
             if record_id in linked:
                 for name in owned.intersection(record):

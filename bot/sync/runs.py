@@ -31,10 +31,12 @@ def start_initial_sync(store: Store, queue: Queue, connection: Connection, notif
     """Create the run for an approved connection and enqueue one job per planned entity.
 
     `entities` limits a run to some entities (a full re-read after a change token expired: kind "resync").
+    Accounts are enqueued first, so people mostly find their company written (`bot.sync.links`).
     """
     if connection.plan is None or not connection.plan.entities:
         raise FlowError("There is no field plan to sync yet. Finish Step 2 first.")
-    plans = [p for p in connection.plan.entities if entities is None or p.entity in entities]
+    plans = sorted((p for p in connection.plan.entities if entities is None or p.entity in entities),
+                   key=lambda p: p.entity != Entity.account)
     run = SyncRun(
         team_id=connection.team_id,
         connection_id=connection.id,

@@ -18,6 +18,7 @@ from slack_sdk.models.views import View
 
 from bot.models import AttributeMeta, Entity, FieldPlan, FieldsChange
 from bot.sync.identity import ACCOUNT_DELETED_FIELD
+from bot.sync.links import COMPANY_ID, SALES_PERSON_ID, TEAM_OWNED
 from bot.sync.mapping import (
     ACCOUNT_STANDARD_ONLY,
     DEFAULT_MAPPING,
@@ -158,6 +159,20 @@ def plan_summary_lines(plan: FieldPlan, counts: dict[Entity, int] | None = None)
         target = "Marketo companies" if ep.entity not in PERSON_ENTITIES else "Marketo people"
         lines.append(f"• *{ENTITY_PLURAL[ep.entity]}* → {target}, keyed on `{ep.id_field}`: "
                      f"{len(ep.mappings)} fields, {records}, {_filter_text(ep.filter_attribute)}")
+    return lines + link_lines(plan)
+
+
+def link_lines(plan: FieldPlan) -> list[str]:
+    """How people link to their companies and records to their owners (`bot.sync.links`)."""
+    lines = []
+    linked = [ENTITY_PLURAL[ep.entity].lower() for ep in plan.entities if ep.company_lookup]
+    if linked:
+        lines.append(f"• *Companies*: {' and '.join(linked)} are linked to their parent account's Marketo company "
+                     f"(`{COMPANY_ID}`), which shows its fields on the person")
+    if any(ep.owner_lookup for ep in plan.entities):
+        users = f"{number(plan.owners)} Dynamics users" if plan.owners is not None else "Dynamics users"
+        lines.append(f"• *Owners*: {users} → Marketo sales persons (`{SALES_PERSON_ID}`), upserted before the "
+                     f"records they own. {TEAM_OWNED}")
     return lines
 
 

@@ -18,3 +18,5 @@ def test_the_demo_runs_with_no_redis_server_and_checks_marketo_field_by_field() 
     assert "0 missing, 0 duplicated, 0 field mismatches" in done.stdout
     assert "SYNC FINISHED" in done.stdout
     assert "the qualified lead" in done.stdout and "and its contact are one Marketo person" in done.stdout
+    linked = done.stdout.split("a contact in Marketo, with its company and owner from Dynamics\n", 1)[1].splitlines()[0]
+    assert " works at “" in linked and "externalCompanyId" in linked and "@contoso.com> (externalSalesPersonId" in linked
