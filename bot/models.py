@@ -345,6 +345,7 @@ class Counts(BaseModel):
     updated: int = 0
     skipped: int = 0
     failed: int = 0
+    imported: int = 0  # written by Bulk Import, which does not say whether it created or updated
 
     def add(self, other: Counts) -> None:
         for name in Counts.model_fields:
@@ -358,7 +359,7 @@ class EntityProgress(Counts):
 
     @property
     def written(self) -> int:
-        return self.created + self.updated + self.skipped + self.failed
+        return self.created + self.updated + self.imported + self.skipped + self.failed
 
 
 class SyncRun(BaseModel):

@@ -21,6 +21,7 @@ from bot.models import Entity, EntityPlan, RunStatus, SyncRun
 from bot.store import REDIS_UNAVAILABLE, Lease, Store
 from bot.sync import backfill, incremental
 from bot.sync.backfill import UPDATE_ONLY
+from bot.sync.bulk import BulkEntitySync, takes_bulk
 from bot.sync.checkpoint import BACKFILL, LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
 from bot.sync.lease import Heartbeat, LeaseLost
@@ -133,10 +134,16 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     written, action = plan, "createOrUpdate"
     if run is not None and run.kind == BACKFILL:
         written, action = backfill.written_plan(plan, run.backfill_fields.get(plan.entity.value, [])), UPDATE_ONLY
-    target = MarketoTarget(_writer(marketo, written, action), _lookup(marketo, written),
-                           calls_made=lambda: int(getattr(marketo, "calls_made", 0)))
-    sync = EntitySync(written, source, target, booking, select=plan.select,
-                      writers=settings.SYNC_WRITERS or settings.MARKETO_MAX_CONCURRENCY)
+    sync: EntitySync | BulkEntitySync
+    if takes_bulk(plan.entity, _estimated(run, plan.entity), settings.BULK_IMPORT_MIN_RECORDS):
+        sync = BulkEntitySync(written, source, marketo, booking, services.store.bulk_import_slots(),
+                              select=plan.select, poll_seconds=settings.BULK_IMPORT_POLL_SECONDS,
+                              part_bytes=settings.BULK_IMPORT_PART_BYTES)
+    else:
+        target = MarketoTarget(_writer(marketo, written, action), _lookup(marketo, written),
+                               calls_made=lambda: int(getattr(marketo, "calls_made", 0)))
+        sync = EntitySync(written, source, target, booking, select=plan.select,
+                          writers=settings.SYNC_WRITERS or settings.MARKETO_MAX_CONCURRENCY)
     outcome = sync.run()
     if outcome.kind == "stopped" and heartbeat.reason == "cancel":
         return Outcome("cancelled", "Cancelled.")
@@ -145,6 +152,10 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     if outcome.kind == "stopped":
         raise LeaseLost()
     return outcome
+
+
+def _estimated(run: SyncRun | None, entity: Entity) -> int:
+    return next((p.estimated for p in run.entities if p.entity == entity), 0) if run else 0
 
 
 def _writer(marketo: Any, plan: EntityPlan, action: str) -> Callable[[list[dict]], list]:
