@@ -158,6 +158,7 @@ class FieldPlan(BaseModel):
     entities: list[EntityPlan]
     fields_to_create: list[MarketoField] = Field(default_factory=list)
     fields_existing: list[str] = Field(default_factory=list)
+    bulk_import_min_records: int | None = None  # BULK_IMPORT_MIN_RECORDS when planned: shows each entity's path
 
     def for_entity(self, entity: Entity) -> EntityPlan | None:
         return next((p for p in self.entities if p.entity == entity), None)
@@ -356,6 +357,12 @@ class EntityProgress(Counts):
     entity: Entity
     estimated: int = 0
     done: bool = False
+    parts_uploaded: int = 0  # Bulk Import: parts in Marketo's queue or done
+    parts_done: int = 0
+
+    @property
+    def parts_importing(self) -> int:
+        return self.parts_uploaded - self.parts_done
 
     @property
     def written(self) -> int:

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 from bot import metrics
 from bot.marketo.errors import MarketoFatal
 from bot.marketo.models import ImportStatus
-from bot.models import Counts, Entity, EntityPlan
+from bot.models import Counts, EntityPlan
 from bot.store import Lease, RunTx
 from bot.store.bulk_slots import BulkSlots
 from bot.sync.checkpoint import Checkpoint, ImportMark
@@ -41,25 +41,18 @@ from bot.sync.convert import RecordConverter
 from bot.sync.engine import Booking, Outcome, PageSource, position, prepare
 from bot.sync.lease import LeaseLost
 from bot.sync.ledger import LedgerEntry
+from bot.sync.write_path import MAX_PART_BYTES
 
 log = logging.getLogger(__name__)
 
-MAX_PART_BYTES = 9_500_000  # Marketo refuses a file of 10 MB (10,485,760 bytes) or more
 QUEUE_LIMIT = 10  # jobs in Marketo's import queue per subscription, the 2 running included
 SLOT_LEASE_SECONDS = 300.0  # a dead worker's slots come back after this
 SLOT_RETRY_SECONDS = 1.0
 MAX_POLL_FACTOR = 6
-PERSONS = frozenset({Entity.lead, Entity.contact})
 FAILED_CODE = "bulk-import"
 WARNING_CODE = "bulk-import-warning"
 FAILURE_COLUMN = "Import Failure Reason"
 WARNING_COLUMN = "Import Warning Reason"
-
-
-def takes_bulk(entity: Entity, records: int, minimum: int) -> bool:
-    """Whether an initial load of `records` goes through Bulk Import (`minimum`: BULK_IMPORT_MIN_RECORDS;
-    0 always, -1 never). Companies have no bulk import."""
-    return entity in PERSONS and minimum >= 0 and (minimum == 0 or records > minimum)
 
 
 def columns(plan: EntityPlan) -> list[str]:
@@ -289,6 +282,7 @@ class BulkEntitySync:
             run = tx.run()
             progress = next(p for p in run.entities if p.entity == self.entity)
             progress.add(Counts(read=part.read, filtered_out=part.filtered_out, failed=len(part.failures)))
+            progress.parts_uploaded += batch_id is not None
             run.api_calls += calls
 
             def writes(w: RunTx[Checkpoint]) -> None:
@@ -384,9 +378,10 @@ class BulkEntitySync:
             ckpt = tx.checkpoint(self.entity.value) or Checkpoint(entity=self.entity)
             if ckpt.imports.pop(seq, None) is None:
                 return None, False
-            ckpt.parts_done += 1
             run = tx.run()
-            next(p for p in run.entities if p.entity == self.entity).add(counts)
+            progress = next(p for p in run.entities if p.entity == self.entity)
+            progress.add(counts)
+            progress.parts_done += 1
             run.api_calls += calls
 
             def writes(w: RunTx[Checkpoint]) -> None:

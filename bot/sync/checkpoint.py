@@ -75,7 +75,6 @@ class Checkpoint(BaseModel):
     rewritten_records: int = 0  # records of those batches sent again (Marketo lacked their values)
     message: str | None = None
     imports: dict[int, ImportMark] = Field(default_factory=dict)  # Bulk Import parts in Marketo's queue, by seq
-    parts_done: int = 0  # Bulk Import parts booked
 
 
 class BatchOutcome(Counts):

@@ -21,13 +21,14 @@ from bot.models import Entity, EntityPlan, RunStatus, SyncRun
 from bot.store import REDIS_UNAVAILABLE, Lease, Store
 from bot.sync import backfill, incremental
 from bot.sync.backfill import UPDATE_ONLY
-from bot.sync.bulk import BulkEntitySync, takes_bulk
+from bot.sync.bulk import BulkEntitySync
 from bot.sync.checkpoint import BACKFILL, LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
 from bot.sync.lease import Heartbeat, LeaseLost
 from bot.sync.ports import SyncServices
 from bot.sync.runs import enqueue_entity
 from bot.sync.settle import quietly, settle
+from bot.sync.write_path import takes_bulk
 
 log = logging.getLogger(__name__)
 

@@ -63,6 +63,9 @@ def entity_line(p: EntityProgress, elapsed: float) -> str:
         line += f" · about {duration(remaining / rate)} left" if remaining else " · finishing"
     else:
         line += " · starting…"
+    if p.parts_uploaded:
+        line += (f"\n    Bulk Import: {number(p.parts_uploaded)} parts uploaded · {number(p.parts_importing)} "
+                 f"importing · {number(p.parts_done)} done")
     if p.filtered_out:
         line += f"\n    {number(p.filtered_out)} left out by the sync filter"
     if p.failed or p.skipped:
@@ -101,8 +104,9 @@ _SUMMARY_TITLE = {
 
 
 def entity_summary(p: EntityProgress) -> str:
-    line = (f"*{ENTITY_PLURAL[p.entity]}*: {number(p.created)} created · {number(p.updated)} updated · "
-            f"{number(p.skipped)} skipped · {number(p.failed)} failed")
+    written = (f"{number(p.imported)} imported in {number(p.parts_done)} Bulk Import parts (created or updated)"
+               if p.parts_uploaded else f"{number(p.created)} created · {number(p.updated)} updated")
+    line = f"*{ENTITY_PLURAL[p.entity]}*: {written} · {number(p.skipped)} skipped · {number(p.failed)} failed"
     if p.filtered_out:
         line += f" · {number(p.filtered_out)} left out by the sync filter"
     return line

@@ -7,7 +7,8 @@ import time
 from bot.models import Entity
 from bot.store import Keys
 from bot.store.bulk_slots import BulkSlots
-from bot.sync.bulk import cell, takes_bulk
+from bot.sync.bulk import cell
+from bot.sync.write_path import takes_bulk
 
 
 def test_slots_stop_at_the_limit_are_released_and_lapse_when_not_renewed(redis_client, key_prefix) -> None:

@@ -78,7 +78,7 @@ def test_sigkilled_worker_resumes_from_checkpoint_and_ends_exact(world: SyncHarn
     # Bulk Import: the imports the dead worker left in the queue were polled, not uploaded again; only a
     # part whose upload it had not booked yet can have gone twice, and it is counted.
     assert left_in_queue and ckpt.imports == {} and ckpt.rewritten_batches <= 1
-    parts = sum(state.load(e).parts_done for e in (Entity.lead, Entity.contact))
+    parts = sum(p.parts_done for p in finished.entities)
     jobs = world.marketo.import_jobs()
     assert len(jobs) == parts + ckpt.rewritten_batches
     assert {mark.batch_id for mark in left_in_queue.values()} <= {job["batchId"] for job in jobs}
