@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_FILE_BYTES = 10_000_000  # "10 MB", read strictly (not 10 MiB)
 MAX_QUEUED = 10  # queued jobs, the running ones included
 MAX_RUNNING = 2
 FORMATS = {"csv": ",", "tsv": "\t", "ssv": ";"}

@@ -9,7 +9,8 @@ from typing import NamedTuple
 from bot.models import Entity
 
 PERSONS = frozenset({Entity.lead, Entity.contact})
-MAX_PART_BYTES = 9_500_000  # Marketo refuses an import file of 10 MB (10,485,760 bytes) or more
+# Marketo refuses an import file of 10 MB or more; read strictly (10,000,000 bytes, not 10 MiB), less a margin.
+MAX_PART_BYTES = 9_990_000
 REST_RECORDS_PER_CALL = 300
 CALLS_PER_PART = 3  # the upload, and a status poll or two (failures and warnings files only when there are any)
 ROW_BYTES = 40  # a CSV row's Dynamics id and separators...

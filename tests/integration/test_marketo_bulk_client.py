@@ -85,7 +85,7 @@ def test_a_full_queue_is_waited_out_and_then_reported(marketo, emulator, tmp_pat
 
 def test_a_file_of_ten_megabytes_is_a_clear_error(marketo, tmp_path) -> None:
     path = tmp_path / "big.csv"
-    path.write_bytes(b"dynamicsLeadId\n" + b"g" * (10 * 1024 * 1024))
+    path.write_bytes(b"dynamicsLeadId\n" + b"g" * 10_000_000)
     with pytest.raises(ImportTooLarge) as refused:
         marketo.import_leads(str(path), "dynamicsLeadId")
     assert "10 MB" in refused.value.user_message
