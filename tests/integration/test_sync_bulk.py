@@ -51,6 +51,8 @@ def test_large_entity_goes_through_bulk_import_exactly_and_the_small_one_through
     state = RunState(world.store, "T1", run.id)
     assert len(jobs) == leads.parts_done == leads.parts_uploaded >= 3 and state.load(Entity.lead).imports == {}
     assert sum(job["numOfLeadsProcessed"] for job in jobs) == expected
+    polls = [c for c in world.marketo.calls() if c.path.startswith("/bulk/v1/leads/batch/")]
+    assert len(polls) <= 3 * len(jobs)  # status polls (and the one failures file) stay few per part
     uploads = [c for c in world.marketo.calls(BULK_PATH) if c.admitted]
     assert len(uploads) == len(jobs) and max(c.body_bytes for c in uploads) < 61_000
     assert [c for c in world.marketo.calls("/rest/v1/leads.json") if c.method == "POST"]  # the contacts
