@@ -9,7 +9,8 @@ files are CSV: the original columns plus `Import Failure Reason` / `Import Warni
 
 What the reference leaves open, the emulator decides so: an empty cell leaves the field as it is
 (as an absent key does on Sync Leads); a column naming no lead field fails every row; a column
-naming a read-only field is ignored with a warning on each row that has a value in it.
+naming a read-only field is ignored with a warning on each row that has a value in it; `listId` and
+`partitionName` are accepted and ignored (the emulator has no static lists or partitions).
 """
 
 from __future__ import annotations
