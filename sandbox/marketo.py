@@ -457,6 +457,11 @@ class MarketoEmulator(Emulator):
         with self._lock:
             self._faults.extend(_Fault(str(code), path) for _ in range(n))
 
+    def fail_next_import(self, message: str = "Import failed: system error") -> None:
+        """The next bulk import job submitted ends `Failed` with `message` and imports nothing."""
+        with self._lock:
+            self.bulk.fail_next(message)
+
     def lock_field(self, name: str, locked: bool = True) -> None:
         """Make a lead field read-only (every record writing it is skipped with 1003), or writable again."""
         with self._lock:

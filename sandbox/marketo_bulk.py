@@ -65,6 +65,7 @@ class ImportJob:
     warnings: list[tuple[list[str], str]] = field(default_factory=list)
     credit: float = 0.0
     message: str = ""
+    doomed: str | None = None  # the job fails as a whole with this message when it starts
 
     def describe(self) -> dict[str, Any]:
         item: dict[str, Any] = {"batchId": self.batch_id, "importId": str(self.batch_id), "status": self.status,
@@ -96,11 +97,16 @@ class BulkImports:
         self._ids = itertools.count(3401)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._doom: deque[str] = deque()
         self.max_running_seen = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="marketo-bulk-import", daemon=True)
         self._thread.start()
+
+    def fail_next(self, message: str) -> None:
+        """The next job submitted ends `Failed` with `message`, importing nothing (called with the lock held)."""
+        self._doom.append(message)
 
     def stop(self) -> None:
         self._stop.set()
@@ -126,7 +132,8 @@ class BulkImports:
         if lookup != "id" and lookup not in header:
             raise ImportRefused("1003", f"Lookup field '{lookup}' is not a column of the file")
         job = ImportJob(next(self._ids), header, rows[1:], lookup, FORMATS[fmt],
-                        unknown=[name for name in header if name != "id" and name not in fields])
+                        unknown=[name for name in header if name != "id" and name not in fields],
+                        doomed=self._doom.popleft() if self._doom else None)
         self._jobs[job.batch_id] = job
         self._queue.append(job)
         return {"batchId": job.batch_id, "importId": str(job.batch_id), "status": job.status}
@@ -153,6 +160,10 @@ class BulkImports:
         running = list(itertools.islice(self._queue, MAX_RUNNING))
         self.max_running_seen = max(self.max_running_seen, len(running))
         for job in running:
+            if job.doomed:
+                job.status, job.message = "Failed", job.doomed
+                self._queue.remove(job)
+                continue
             job.status = "Importing"
             job.credit += elapsed * self.rate
             while job.credit >= 1 and job.processed < len(job.rows):

@@ -67,3 +67,19 @@ def test_large_entity_goes_through_bulk_import_exactly_and_the_small_one_through
             assert any(row[0] == skip.id for row in csv.reader(report)) and rows >= 1
     finally:
         os.unlink(path)
+
+
+def test_an_import_marketo_fails_as_a_whole_lists_every_record_of_its_part(world: SyncHarness) -> None:
+    world.marketo.fail_next_import("Import failed: system error")
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    run = world.store.get_run("T1", run.id)
+    assert run.status == RunStatus.finished
+    leads = next(p for p in run.entities if p.entity == Entity.lead)
+    first = world.marketo.import_jobs()[0]
+    assert first["status"] == "Failed" and first["numOfLeadsProcessed"] == 0
+    failed = [e for e in RunState(world.store, "T1", run.id).ledger if e.entity == "lead"]
+    assert len(failed) == leads.failed > 0 and all("system error" in e.message and e.id for e in failed)
+    assert leads.imported + leads.failed == len(world.expected(Entity.lead))
+    id_field = world.connection.plan.for_entity(Entity.lead).id_field
+    assert len([row for row in world.marketo.leads() if row.get(id_field)]) == leads.imported  # none of the failed part
