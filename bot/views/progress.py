@@ -114,6 +114,8 @@ def entity_summary(p: EntityProgress) -> str:
 
 BACKFILL_NOTE = ("Backfill of the fields added after go-live: only those columns were written, into records "
                  "already in Marketo; a person missing there was skipped, not created.")
+BULK_BACKFILL_NOTE = ("Backfill of the fields added after go-live: only those columns were written. Bulk Import "
+                      "always inserts or updates, so a person missing in Marketo was created with them.")
 
 
 def summary_message(run: SyncRun, quota_left: int | None = None, now: float | None = None) -> Message:
@@ -124,7 +126,7 @@ def summary_message(run: SyncRun, quota_left: int | None = None, now: float | No
     title = _SUMMARY_TITLE.get(run.status, f":information_source: Sync {run.status.value}")
     blocks: list[Block] = [HeaderBlock(text=title)]
     if run.backfill_fields:
-        blocks.append(context(BACKFILL_NOTE))
+        blocks.append(context(BULK_BACKFILL_NOTE if any(p.parts_uploaded for p in run.entities) else BACKFILL_NOTE))
     blocks += [section(entity_summary(p)) for p in run.entities]
     stats = [f"*Duration:* {duration(elapsed)}",
              f"*Throughput:* {number(written / elapsed if elapsed > 0 else written)} records/s",

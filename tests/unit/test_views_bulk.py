@@ -44,3 +44,10 @@ def test_progress_shows_parts_and_the_summary_the_imported_persons() -> None:
     assert "*Leads*: 399,990 imported in 12 Bulk Import parts (created or updated) · 10 skipped" in summary
     assert "*Contacts*: 900 created" in summary and "*Marketo API calls:* 42" in summary
     assert "lead: 399990 imported by Bulk Import, 10 skipped" in summary_text(finished)
+
+
+def test_a_backfill_through_bulk_import_says_missing_persons_were_created() -> None:
+    backfill = bulk_run(status=RunStatus.finished, finished_at=START + 100, backfill_fields={"lead": ["dynRating"]})
+    assert "was created with them" in text_of(message_dict(summary_message(backfill)))
+    rest = backfill.model_copy(update={"entities": [EntityProgress(entity=Entity.lead, updated=5)]})
+    assert "skipped, not created" in text_of(message_dict(summary_message(rest)))
