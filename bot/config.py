@@ -121,6 +121,11 @@ class Settings(BaseSettings):
     SYNC_RETRY_ATTEMPTS: int = Field(default=5, ge=1)  # attempts per failed record before it stays an error
     ALERT_FAILURE_RATE: float = Field(default=0.05, gt=0, le=1)  # share of a cycle's records failing that alerts
     SYNC_WRITERS: int | None = Field(default=None, ge=1, le=10)  # writer threads per entity job (default: MARKETO_MAX_CONCURRENCY)
+    # Initial loads (and backfills) of leads or contacts with more records than this go through Marketo's
+    # Bulk Import instead of REST; 0: always, -1: never (`bot.sync.bulk`).
+    BULK_IMPORT_MIN_RECORDS: int = Field(default=20_000, ge=-1)
+    BULK_IMPORT_POLL_SECONDS: float = Field(default=5, gt=0)  # shortest wait between status polls of an import
+    BULK_IMPORT_PART_BYTES: int = Field(default=9_990_000, ge=1000, le=9_990_000)  # largest file per import job
     METRICS_PORT: int = Field(default=9100, ge=0, le=65535)  # each worker's Prometheus port; 0: none
     LOG_FORMAT: Literal["text", "json"] = "text"  # json: one object per line, with run, entity and team ids
 

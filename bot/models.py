@@ -177,6 +177,7 @@ class FieldPlan(BaseModel):
     fields_to_create: list[MarketoField] = Field(default_factory=list)
     fields_existing: list[str] = Field(default_factory=list)
     owners: int | None = None  # Dynamics users who may own synced records (Marketo sales persons); None: not counted
+    bulk_import_min_records: int | None = None  # BULK_IMPORT_MIN_RECORDS when planned: shows each entity's path
 
     def for_entity(self, entity: Entity) -> EntityPlan | None:
         return next((p for p in self.entities if p.entity == entity), None)
@@ -379,6 +380,7 @@ class Counts(BaseModel):
     updated: int = 0
     skipped: int = 0
     failed: int = 0
+    imported: int = 0  # written by Bulk Import, which does not say whether it created or updated
 
     def add(self, other: Counts) -> None:
         for name in Counts.model_fields:
@@ -389,10 +391,16 @@ class EntityProgress(Counts):
     entity: Entity
     estimated: int = 0
     done: bool = False
+    parts_uploaded: int = 0  # Bulk Import: parts in Marketo's queue or done
+    parts_done: int = 0
+
+    @property
+    def parts_importing(self) -> int:
+        return self.parts_uploaded - self.parts_done
 
     @property
     def written(self) -> int:
-        return self.created + self.updated + self.skipped + self.failed
+        return self.created + self.updated + self.imported + self.skipped + self.failed
 
 
 class SyncRun(BaseModel):

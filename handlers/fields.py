@@ -85,7 +85,8 @@ def on_submit(ctx: Ctx[ViewPayload]) -> None:
     ctx.ack(response_action="update",
             view=fields.choose_fields(container.store, ctx.team_id, ctx.user_id, connection_id, _selection(view)))
     ctx.fill_modal(fields.build_the_plan, container.store, container.metadata, container.dataverse,
-                   container.marketo, ctx.team_id, ctx.user_id, connection_id)
+                   container.marketo, ctx.team_id, ctx.user_id, connection_id,
+                   container.settings.BULK_IMPORT_MIN_RECORDS)
 
 
 def on_change_submit(ctx: Ctx[ViewPayload]) -> None:

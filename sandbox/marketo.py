@@ -48,6 +48,7 @@ from sandbox.marketo_activities import (
     BadToken,
     Origin,
 )
+from sandbox.marketo_bulk import MAX_FILE_BYTES, BulkImports, ImportRefused, multipart_fields
 from sandbox.marketo_webhooks import Delivery, FieldInfo, TriggerCampaign, WebhookSender
 from sandbox.server import Emulator, ServerThread
 
@@ -228,6 +229,20 @@ def _is_bool(value: Any) -> bool:
         isinstance(value, str) and value.lower() in {"true", "false", "0", "1"})
 
 
+def _typed(fdef: FieldDef, text: str) -> Any:
+    """A CSV cell as the value Sync Leads would have been sent: numbers and booleans by the field's type."""
+    try:
+        if fdef.data_type in {"integer", "score"} and re.fullmatch(r"-?\d+", text):
+            return int(text)
+        if fdef.data_type in {"float", "currency", "percent"}:
+            return float(text)
+    except ValueError:
+        return text
+    if fdef.data_type == "boolean" and text.lower() in {"true", "false", "1", "0"}:
+        return text.lower() in {"true", "1"}
+    return text
+
+
 def _is_string(limit: int) -> Callable[[Any], bool]:
     """At most `limit` bytes of UTF-8 (a string of at most limit/4 characters cannot exceed it)."""
     def check(value: Any) -> bool:
@@ -395,9 +410,11 @@ class MarketoEmulator(Emulator):
         api_user: str = "apiuser@emulator.local",
         activity_scan_block: int = 1000,
         webhook_timeout: float = 30.0,
+        import_rate: float = 10_000.0,
     ) -> None:
         """`api_user` is the identity `scope` and the `modifying user` of API writes;
-        `activity_scan_block` caps the activities one read scans (pages may come back short)."""
+        `activity_scan_block` caps the activities one read scans (pages may come back short);
+        `import_rate`: rows per second each running bulk import job takes in."""
         self.client_id = client_id
         self._client_secret = client_secret
         self.token_lifetime = token_lifetime * time_scale
@@ -429,14 +446,17 @@ class MarketoEmulator(Emulator):
         self._campaigns: list[TriggerCampaign] = []
         self._deliveries: list[Delivery] = []
         self._webhooks = WebhookSender(self._delivered, timeout=webhook_timeout)
+        self.bulk = BulkImports(self._lock, self._import_row, import_rate)
         self.app = Starlette(routes=self._routes())
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> MarketoEmulator:
         self._server = ServerThread(self.app).start()
+        self.bulk.start()
         return self
 
     def stop(self) -> None:
+        self.bulk.stop()
         self._webhooks.stop()
         if self._server:
             self._server.stop()
@@ -451,6 +471,11 @@ class MarketoEmulator(Emulator):
         others Marketo error codes in a `success:false` envelope."""
         with self._lock:
             self._faults.extend(_Fault(str(code), path) for _ in range(n))
+
+    def fail_next_import(self, message: str = "Import failed: system error") -> None:
+        """The next bulk import job submitted ends `Failed` with `message` and imports nothing."""
+        with self._lock:
+            self.bulk.fail_next(message)
 
     def lock_field(self, name: str, locked: bool = True) -> None:
         """Make a lead field read-only (every record writing it is skipped with 1003), or writable again."""
@@ -571,6 +596,9 @@ class MarketoEmulator(Emulator):
             Route("/rest/v1/activities/deletedleads.json", api(self._deleted_leads), methods=["GET"]),
             Route("/rest/v1/activities/types.json", api(self._activity_types), methods=["GET"]),
             Route("/rest/v1/activities.json", api(self._lead_activities), methods=["GET"]),
+            Route("/bulk/v1/leads.json", api(self._bulk_import, max_body=MAX_FILE_BYTES + 65_536), methods=["POST"]),
+            Route("/bulk/v1/leads/batch/{id:int}.json", api(self._bulk_status), methods=["GET"]),
+            Route("/bulk/v1/leads/batch/{id:int}/{which:str}.json", api(self._bulk_file), methods=["GET"]),
             Route("/{path:path}", api(self._not_found), methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ]
 
@@ -597,8 +625,10 @@ class MarketoEmulator(Emulator):
         return JSONResponse({"access_token": token, "token_type": "bearer", "expires_in": remaining,
                              "scope": self.api_user})
 
-    def _api(self, handler: Callable[[Request, dict[str, str], bytes], dict[str, Any]]) -> Callable:
-        """Wrap an API handler with the checks every REST call goes through, in the real order."""
+    def _api(self, handler: Callable[[Request, dict[str, str], bytes], dict[str, Any] | Response], *,
+             max_body: int = MAX_BODY_BYTES) -> Callable:
+        """Wrap an API handler with the checks every REST call goes through, in the real order. A handler
+        answers an envelope, or a whole response (the bulk import's files and its 413)."""
 
         async def endpoint(request: Request) -> Response:
             body = await request.body()
@@ -606,7 +636,7 @@ class MarketoEmulator(Emulator):
             record = CallRecord(request.method, path, time.monotonic(), admitted=False, body_bytes=len(body))
             with self._lock:
                 self._state.max_body = max(self._state.max_body, len(body))
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > max_body:
                 return self._reject(record, "413", PlainTextResponse("Request Entity Too Large", 413))
             if len(str(request.url).encode()) > MAX_URI_BYTES:
                 return self._reject(record, "414", PlainTextResponse("Request-URI Too Long", 414))
@@ -627,6 +657,8 @@ class MarketoEmulator(Emulator):
                 with self._lock:
                     self._request_id = _new_request_id()  # also the `request id` of the activities it logs
                     payload = handler(request, params, body)
+                    if isinstance(payload, Response):
+                        return payload
                     payload["requestId"] = self._request_id
             except ApiFailure as failure:
                 payload = _failure(failure.code, failure.message)
@@ -869,7 +901,7 @@ class MarketoEmulator(Emulator):
             raise RecordSkip("1004", "Lead not found")
         return ids[0] if ids else None
 
-    def _sync_lead(self, rec: Any, action: str, lookup: str) -> tuple[str, int]:
+    def _sync_lead(self, rec: Any, action: str, lookup: str, method: str = "syncLead") -> tuple[str, int]:
         changes = self._validated(rec, self._lead_fields, allow_id=action == "updateOnly")
         self._check_sales_person(changes)
         row_id = self._match(self._leads, lookup, rec, action)
@@ -879,7 +911,7 @@ class MarketoEmulator(Emulator):
             if company_id and self._companies.find("externalCompanyId", company_id):
                 raise RecordSkip("1021", "Company update not allowed in syncLead")
         status = "created" if row_id is None else "updated"
-        return status, self._write_lead(row_id, changes, self._api_origin("syncLead"))
+        return status, self._write_lead(row_id, changes, self._api_origin(method))
 
     def _sync_object(self, table: Table, fields: dict[str, FieldDef], rec: Any, action: str,
                      key: str) -> tuple[str, int]:
@@ -925,6 +957,65 @@ class MarketoEmulator(Emulator):
         shown = [view(table.rows[i]) for i in sorted(ids)]
         rows = [{"id": row["id"], **{n: row.get(n) for n in wanted if n != "id"}} for row in shown]
         return self._page(rows, params)
+
+    # -- bulk lead import (C9) ------------------------------------------------------------------
+    def _bulk_import(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any] | Response:
+        try:
+            parts = multipart_fields(request.headers.get("content-type", ""), body)
+        except ImportRefused as refused:
+            raise ApiFailure(refused.code, refused.message) from None
+        data = parts.get("file")
+        if data is None:
+            raise ApiFailure("701", "file cannot be blank")
+        if len(data) >= MAX_FILE_BYTES:
+            return PlainTextResponse("Request Entity Too Large", 413)
+        form = {name: value.decode(errors="replace") for name, value in parts.items() if name != "file"}
+        options = {**params, **form}
+        lookups = {f.name for f in self._lead_fields.values() if f.custom and f.data_type in LOOKUP_TYPES}
+        try:
+            job = self.bulk.submit(data, options.get("format", "csv"), options.get("lookupField", "email"),
+                                   self._lead_fields, lookups)
+        except ImportRefused as refused:
+            raise ApiFailure(refused.code, refused.message) from None
+        return _envelope([job])
+
+    def _bulk_status(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        try:
+            return _envelope([self.bulk.job(request.path_params["id"]).describe()])
+        except ImportRefused as refused:
+            raise ApiFailure(refused.code, refused.message) from None
+
+    def _bulk_file(self, request: Request, params: dict[str, str], body: bytes) -> Response:
+        which = request.path_params["which"]
+        if which not in {"failures", "warnings"}:
+            raise ApiFailure("610", "Requested resource not found")
+        try:
+            text = self.bulk.job(request.path_params["id"]).report(which)
+        except ImportRefused as refused:
+            raise ApiFailure(refused.code, refused.message) from None
+        return PlainTextResponse(text, media_type="text/csv")
+
+    def _import_row(self, values: dict[str, str], lookup: str) -> str | None:
+        """One row of an import: insert-or-update by `lookup` (update only by `id`); raises RecordSkip."""
+        record: dict[str, Any] = {}
+        ignored = []
+        for name, text in values.items():
+            fdef = self._lead_fields.get(name)
+            if text == "":
+                continue
+            if name == "id" or fdef is None:
+                record[name] = text
+            elif fdef.updateable:
+                record[name] = _typed(fdef, text)
+            else:
+                ignored.append(name)
+        self._sync_lead(record, "updateOnly" if lookup == "id" else "createOrUpdate", lookup, "importLead")
+        return f"Field '{ignored[0]}' is read-only; its value was not imported" if ignored else None
+
+    def import_jobs(self) -> list[dict[str, Any]]:
+        """Every bulk import job's status, in submission order."""
+        with self._lock:
+            return [job.describe() for job in self.bulk.jobs()]
 
     # -- activities, merge and webhooks (two-way sync: reading changes, merge, Call Webhook) -------
     def change_by_person(self, lead_id: int, changes: dict[str, Any], source: str = "Web form fillout",

@@ -15,8 +15,9 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -35,9 +36,11 @@ from bot.marketo.errors import (
     RATE_CODES,
     TOKEN_CODES,
     UNCOUNTED_CODES,
+    ImportTooLarge,
     MarketoAuthError,
     MarketoError,
     MarketoFatal,
+    TooManyImports,
     connection_error,
     error_for,
     http_error,
@@ -47,6 +50,7 @@ from bot.marketo.models import (
     CreateFieldsResult,
     Envelope,
     FieldCreateResult,
+    ImportStatus,
     LeadDescription,
     Reason,
     RecordResult,
@@ -64,10 +68,32 @@ TOKEN_REFRESH_MARGIN = 60.0
 DEFAULT_RATE_BACKOFF = 20.0  # Marketo: back off at least a window (20 s) after 606
 MAX_LEAD_IDS = 30  # leadIds on activity reads
 MAX_MERGE_LOSERS = 25
+IMPORT_QUEUE_PAUSE = 5.0  # first wait after 1016 (the queue of 10 imports is full)
+MAX_IMPORT_QUEUE_PAUSE = 30.0
 ACTIVITY_TYPES_TTL = 86_400.0  # type ids vary by subscription but not by the hour: cache for a day
 
 
 _RESULTS = TypeAdapter(list[RecordResult])  # one validation per call, not one per record
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent as the multipart part `file`, read from disk on each attempt (never held in memory)."""
+
+    path: str
+    filename: str
+    form: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Request:
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    content: bytes | None = None
+    form: dict[str, str] | None = None
+    upload: Upload | None = None
 
 
 class TokenCache(Protocol):
@@ -229,12 +255,23 @@ class MarketoClient:
 
     # -- the one request path -------------------------------------------------------------------
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-              content: bytes | None = None, form: dict[str, str] | None = None) -> Envelope:
+              content: bytes | None = None, form: dict[str, str] | None = None,
+              upload: Upload | None = None) -> Envelope:
+        """One API call, retried as its error allows; `upload` sends a file as multipart (bulk import)."""
+        request = _Request(method, path, params, content, form, upload)
+        return self._retried(lambda: self._envelope(*self._exchange(request)))
+
+    def _download(self, path: str) -> bytes:
+        """A file the API answers instead of JSON (bulk import failures and warnings)."""
+        request = _Request("GET", path)
+        return self._retried(lambda: self._file(*self._exchange(request)))
+
+    def _retried(self, send: Callable[[], _T]) -> _T:
         attempt = 0
         reauthorised = False
         while True:
             try:
-                envelope = self._send(method, path, params, content, form)
+                answer = send()
             except MarketoError as error:
                 # the limiter's own refusal of a used-up quota counts as the 607 Marketo would answer
                 metrics.MARKETO_CALLS.labels(metrics.marketo_outcome(error.code)).inc()
@@ -247,25 +284,43 @@ class MarketoClient:
                 self._wait(error, attempt)
                 continue
             metrics.MARKETO_CALLS.labels("ok").inc()
-            return envelope
+            return answer
 
-    def _send(self, method: str, path: str, params: dict[str, Any] | None,
-              content: bytes | None, form: dict[str, str] | None) -> Envelope:
-        """One HTTP request. The token is read inside the slot: a wait for the limiter must not
-        let it expire between reading and sending. A token Marketo rejects is dropped here."""
+    def _exchange(self, request: _Request) -> tuple[httpx.Response, str, str | None]:
+        """One HTTP request: (response, the token it carried, the quota day it was counted on). The token
+        is read inside the slot: a wait for the limiter must not let it expire between reading and sending."""
         headers = {"Accept": "application/json"}
-        if content is not None:
+        if request.content is not None:
             headers["Content-Type"] = "application/json"
         with self.limiter.slot(quota=self.daily_quota) if self.limiter else nullcontext() as quota_day:
             token = self._access_token()
             headers["Authorization"] = f"Bearer {token}"
             try:
-                response = self._http.request(method, path, params=params, content=content, data=form,
-                                              headers=headers)
+                response = self._request(request, headers)
             except httpx.TransportError as exc:
                 if isinstance(exc, httpx.ConnectError):
                     self._give_back(quota_day)  # never sent: Marketo did not count it
                 raise connection_error(self.host, type(exc).__name__) from None
+        return response, token, quota_day
+
+    def _request(self, request: _Request, headers: dict[str, str]) -> httpx.Response:
+        if request.upload is None:
+            return self._http.request(request.method, request.path, params=request.params, content=request.content,
+                                      data=request.form, headers=headers)
+        with open(request.upload.path, "rb") as file:  # httpx streams it in chunks
+            return self._http.request(request.method, request.path, params=request.params,
+                                      data=request.upload.form, headers=headers,
+                                      files={"file": (request.upload.filename, file, "text/csv")})
+
+    def _file(self, response: httpx.Response, token: str, quota_day: str | None) -> bytes:
+        if response.status_code == 200 and not response.headers.get("content-type", "").startswith("application/json"):
+            self._count()
+            return response.content
+        self._envelope(response, token, quota_day)  # raises Marketo's error
+        raise MarketoFatal("invalid-response", "Marketo answered JSON where a file was expected")
+
+    def _envelope(self, response: httpx.Response, token: str, quota_day: str | None) -> Envelope:
+        """The JSON envelope of an answer, or its typed error. A token Marketo rejects is dropped here."""
         if response.status_code != 200:
             self._count()
             raise http_error(response.status_code, self.host)
@@ -411,6 +466,42 @@ class MarketoClient:
                               form={k: str(v) for k, v in params.items()})
         return self._call("GET", "/rest/v1/leads.json", params=params)
 
+    # -- bulk lead import (C9): same host, `/bulk` instead of `/rest` ------------------------------
+    def import_leads(self, path: str, lookup_field: str, *, queue_wait: float = 600.0) -> ImportStatus:
+        """Upload the CSV file at `path` as one import job (streamed from disk); returns it `Queued`.
+
+        1016 (the subscription's queue of 10 is full) is waited out with a growing pause, for at most
+        `queue_wait` seconds, then raised as TooManyImports; HTTP 413 (10 MB or more) is ImportTooLarge."""
+        upload = Upload(path, "leads.csv", {"format": "csv", "lookupField": lookup_field})
+        deadline = time.monotonic() + queue_wait
+        pause = IMPORT_QUEUE_PAUSE
+        while True:
+            try:
+                envelope = self._call("POST", "/bulk/v1/leads.json", params={"format": "csv"}, upload=upload)
+            except TooManyImports:
+                if time.monotonic() + pause > deadline:
+                    raise
+                self._sleep(pause)
+                pause = min(pause * 2, MAX_IMPORT_QUEUE_PAUSE)
+                continue
+            except MarketoFatal as error:
+                if error.code == "413":
+                    raise ImportTooLarge("413", "bulk import file too large",
+                                         user_message=ImportTooLarge.user_message) from None
+                raise
+            return _import_status(envelope)
+
+    def import_status(self, batch_id: int) -> ImportStatus:
+        return _import_status(self._call("GET", f"/bulk/v1/leads/batch/{batch_id}.json"))
+
+    def import_failures(self, batch_id: int) -> bytes:
+        """The rows that failed, as CSV: the uploaded columns plus `Import Failure Reason`."""
+        return self._download(f"/bulk/v1/leads/batch/{batch_id}/failures.json")
+
+    def import_warnings(self, batch_id: int) -> bytes:
+        """The rows imported with a warning, as CSV: the uploaded columns plus `Import Warning Reason`."""
+        return self._download(f"/bulk/v1/leads/batch/{batch_id}/warnings.json")
+
     # -- activities: Marketo's changes, for the sync back to Dynamics ------------------------------
     @property
     def api_user(self) -> str | None:
@@ -487,6 +578,12 @@ def _lead_ids(lead_ids: list[int] | None) -> dict[str, str]:
     if len(lead_ids) > MAX_LEAD_IDS:
         raise ValueError(f"at most {MAX_LEAD_IDS} lead ids per activity read")
     return {"leadIds": ",".join(map(str, lead_ids))}
+
+
+def _import_status(envelope: Envelope) -> ImportStatus:
+    if not envelope.result:
+        raise MarketoFatal("invalid-response", "Marketo returned no import job")
+    return ImportStatus.model_validate(envelope.result[0])
 
 
 def _next_token(envelope: Envelope) -> str:

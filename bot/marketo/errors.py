@@ -97,10 +97,26 @@ class MarketoAuthError(MarketoFatal):
         super().__init__("401", message, user_message=self.user_message)
 
 
+class TooManyImports(MarketoFatal):
+    """1016: the subscription's bulk import queue (10 jobs) stayed full for as long as the client waited."""
+
+    user_message = ("Marketo's bulk import queue (10 jobs for the whole subscription) stayed full. Another "
+                    "integration may be importing a lot; the sync resumes when you press Resume.")
+
+
+class ImportTooLarge(MarketoFatal):
+    """HTTP 413 on a bulk import: the file was 10 MB or more."""
+
+    user_message = ("A bulk import file was larger than Marketo's 10 MB limit. This is a bug in the bot; "
+                    "please report it with the time it happened.")
+
+
 def error_for(code: str, message: str = "") -> MarketoError:
     """The typed error for a response-level (or HTTP) code."""
     if code == "607":
         return DailyQuotaExceeded(code, message)
+    if code == "1016":
+        return TooManyImports(code, message, user_message=TooManyImports.user_message)
     if code in RETRYABLE_CODES:
         return MarketoRetryable(code, message)
     return MarketoFatal(code, message)

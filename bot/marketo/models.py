@@ -113,3 +113,18 @@ class CreateFieldsResult(BaseModel):
     created: list[str] = Field(default_factory=list)
     existing: list[str] = Field(default_factory=list)
     skipped: list[tuple[str, str]] = Field(default_factory=list)  # (name, reason)
+
+
+class ImportStatus(_Loose):
+    """A bulk lead import job (C9): `Queued | Importing | Complete | Failed`, with Marketo's row counts."""
+
+    batch_id: int = Field(alias="batchId")
+    status: str
+    processed: int = Field(default=0, alias="numOfLeadsProcessed")
+    failed: int = Field(default=0, alias="numOfRowsFailed")
+    warnings: int = Field(default=0, alias="numOfRowsWithWarning")
+    message: BoundedText | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("Complete", "Failed")

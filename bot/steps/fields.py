@@ -158,12 +158,14 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
 
 
 def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,
-                   team_id: str, user: str, connection_id: str) -> View:
-    """Plan = selection + Marketo's existing fields + filtered record counts. Writes nothing to Marketo."""
+                   team_id: str, user: str, connection_id: str, bulk_min: int | None = None) -> View:
+    """Plan = selection + Marketo's existing fields + filtered record counts. Writes nothing to Marketo.
+    `bulk_min` (BULK_IMPORT_MIN_RECORDS) lets the plan say which entity will load through Bulk Import."""
     connection = store.get_connection(team_id, connection_id)
     if connection is None:
         raise FlowError(GONE)
     plan, counts = _plan(metadata, dataverse, marketo, team_id, connection, connection.selected)
+    plan.bulk_import_min_records = bulk_min
     flow.save_plan(store, team_id, connection_id, user, plan)
     return plan_modal(connection_id, plan, counts)
 

@@ -251,6 +251,10 @@ class Keys:
         """`window`, `slots`, `backoff` or `day:YYYYMMDD` of the shared Marketo limiter."""
         return self._global("marketo", "limiter", part)
 
+    def marketo_bulk_slots(self) -> str:
+        """Sorted set of this product's jobs in Marketo's bulk import queue, by lease deadline (ms)."""
+        return self._global("marketo", "bulk-imports")
+
     def marketo_token(self, instance: str) -> str:
         return self._global("marketo", "token", instance)
 

@@ -30,6 +30,7 @@ from bot.models import (
 )
 from bot.store.alert_states import AlertStates
 from bot.store.brakes import MassChangeHolds
+from bot.store.bulk_slots import BulkSlots
 from bot.store.connection import as_text
 from bot.store.health import Health
 from bot.store.installations import RedisInstallationStore, RedisOAuthStateStore
@@ -313,6 +314,9 @@ class Store:
 
     def marketo_limiter_state(self) -> LimiterState:
         return LimiterState(self.redis, self.keys)
+
+    def bulk_import_slots(self) -> BulkSlots:
+        return BulkSlots(self.redis, self.keys)
 
     def marketo_deleted_field_created(self) -> bool:
         return bool(self.redis.exists(self.keys.marketo_deleted_field()))

@@ -54,6 +54,13 @@ class BatchMark(BaseModel):
     end_offset: int
 
 
+class ImportMark(BaseModel):
+    """A Bulk Import part uploaded and not yet booked: its job in Marketo and how many rows it holds."""
+
+    batch_id: int
+    rows: int
+
+
 class Checkpoint(BaseModel):
     entity: Entity
     state: EntityState = EntityState.queued
@@ -67,6 +74,7 @@ class Checkpoint(BaseModel):
     rewritten_batches: int = 0  # batches in flight when a worker died that had to be sent again
     rewritten_records: int = 0  # records of those batches sent again (Marketo lacked their values)
     message: str | None = None
+    imports: dict[int, ImportMark] = Field(default_factory=dict)  # Bulk Import parts in Marketo's queue, by seq
 
 
 class BatchOutcome(Counts):

@@ -262,7 +262,7 @@ class EntitySync:
             for index in range(skip, len(records)):
                 batch.add(records[index])
                 if len(batch.records) == self.batch_size:
-                    batch.end_link, batch.end_offset = _position(page, index + 1)
+                    batch.end_link, batch.end_offset = position(page, index + 1)
                     yield batch
                     seq += 1
                     batch = self._batch(seq)
@@ -434,7 +434,7 @@ def _created_after(created_at: Any, started_at: float) -> bool:
     return instant is not None and instant >= int(started_at)
 
 
-def _position(page: Page, offset: int) -> tuple[str | None, int]:
+def position(page: Page, offset: int) -> tuple[str | None, int]:
     """A resume point after `offset` records of `page`; the end of a page is the start of the next."""
     if offset >= len(page.records) and page.next_link:
         return page.next_link, 0

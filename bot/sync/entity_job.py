@@ -21,6 +21,7 @@ from bot.models import Entity, EntityPlan, RunStatus, SyncRun
 from bot.store import REDIS_UNAVAILABLE, Lease, Store
 from bot.sync import backfill, incremental, live
 from bot.sync.backfill import UPDATE_ONLY
+from bot.sync.bulk import BulkEntitySync
 from bot.sync.checkpoint import (
     BACKFILL,
     LIVE_STATES,
@@ -37,6 +38,7 @@ from bot.sync.people import People
 from bot.sync.ports import SyncServices
 from bot.sync.runs import enqueue_entity
 from bot.sync.settle import quietly, settle
+from bot.sync.write_path import takes_bulk
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +144,17 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     written, action = plan, "createOrUpdate"
     if run is not None and run.kind == BACKFILL:
         written, action = backfill.written_plan(plan, run.backfill_fields.get(plan.entity.value, [])), UPDATE_ONLY
-    target = MarketoTarget(_writer(marketo, written, action), _lookup(marketo, written),
-                           calls_made=lambda: int(getattr(marketo, "calls_made", 0)),
-                           settle=_settle(services, marketo, state, action))
-    sync = EntitySync(written, source, target, booking, select=plan.select,
-                      writers=settings.SYNC_WRITERS or settings.MARKETO_MAX_CONCURRENCY)
+    sync: EntitySync | BulkEntitySync
+    if takes_bulk(plan.entity, _estimated(run, plan.entity), settings.BULK_IMPORT_MIN_RECORDS):
+        sync = BulkEntitySync(written, source, marketo, booking, services.store.bulk_import_slots(),
+                              select=plan.select, poll_seconds=settings.BULK_IMPORT_POLL_SECONDS,
+                              part_bytes=settings.BULK_IMPORT_PART_BYTES)
+    else:
+        target = MarketoTarget(_writer(marketo, written, action), _lookup(marketo, written),
+                               calls_made=lambda: int(getattr(marketo, "calls_made", 0)),
+                               settle=_settle(services, marketo, state, action))
+        sync = EntitySync(written, source, target, booking, select=plan.select,
+                          writers=settings.SYNC_WRITERS or settings.MARKETO_MAX_CONCURRENCY)
     outcome = sync.run()
     if outcome.kind == "stopped" and heartbeat.reason == "cancel":
         return Outcome("cancelled", "Cancelled.")
@@ -165,6 +173,10 @@ def _settle(services: SyncServices, marketo: Any, state: RunState, action: str) 
         return lambda prepared: None
     people = People(marketo, services.store, connection)
     return lambda prepared: people.settle(prepared.plan, prepared.records, prepared.keys, prepared.identities)
+
+
+def _estimated(run: SyncRun | None, entity: Entity) -> int:
+    return next((p.estimated for p in run.entities if p.entity == entity), 0) if run else 0
 
 
 def _writer(marketo: Any, plan: EntityPlan, action: str) -> Callable[[list[dict]], list]:

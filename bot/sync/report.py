@@ -50,10 +50,10 @@ def summary_text(run: SyncRun, quota_left: int | None = None) -> str:
     written = sum(p.written for p in run.entities)
     lines = [f"Dynamics → Marketo sync {run.status.value}."]
     for p in run.entities:
-        lines.append(
-            f"{p.entity.value}: {p.created} created, {p.updated} updated, {p.skipped} skipped, "
-            f"{p.failed} failed ({p.filtered_out} excluded by the sync filter)."
-        )
+        persons = (f"{p.imported} imported by Bulk Import" if p.parts_uploaded
+                   else f"{p.created} created, {p.updated} updated")
+        lines.append(f"{p.entity.value}: {persons}, {p.skipped} skipped, {p.failed} failed "
+                     f"({p.filtered_out} excluded by the sync filter).")
     rate = written / seconds if seconds else 0.0
     lines.append(f"Duration: {_duration(seconds)}; throughput {rate:,.0f} records/s.")
     quota = f"; daily quota left: {quota_left:,}" if quota_left is not None else ""

@@ -28,6 +28,7 @@ from bot.sync.mapping import (
     is_syncable,
     search_attributes,
 )
+from bot.sync.write_path import path_text
 from bot.views import ids
 from bot.views.direction_text import direction_lines, mark
 from bot.views.kit import (
@@ -157,8 +158,11 @@ def plan_summary_lines(plan: FieldPlan, counts: dict[Entity, int] | None = None)
         count = (counts or {}).get(ep.entity, ep.record_count)
         records = f"{number(count)} records" if count is not None else "record count unknown"
         target = "Marketo companies" if ep.entity not in PERSON_ENTITIES else "Marketo people"
-        lines.append(f"• *{ENTITY_PLURAL[ep.entity]}* → {target}, keyed on `{ep.id_field}`: "
-                     f"{len(ep.mappings)} fields, {records}, {_filter_text(ep.filter_attribute)}")
+        line = (f"• *{ENTITY_PLURAL[ep.entity]}* → {target}, keyed on `{ep.id_field}`: "
+                f"{len(ep.mappings)} fields, {records}, {_filter_text(ep.filter_attribute)}")
+        if count is not None and plan.bulk_import_min_records is not None:
+            line += f"\n    _{path_text(ep.entity, count, len(ep.mappings), plan.bulk_import_min_records)}_"
+        lines.append(line)
     return lines + link_lines(plan)
 
 

@@ -63,6 +63,9 @@ def entity_line(p: EntityProgress, elapsed: float) -> str:
         line += f" · about {duration(remaining / rate)} left" if remaining else " · finishing"
     else:
         line += " · starting…"
+    if p.parts_uploaded:
+        line += (f"\n    Bulk Import: {number(p.parts_uploaded)} parts uploaded · {number(p.parts_importing)} "
+                 f"importing · {number(p.parts_done)} done")
     if p.filtered_out:
         line += f"\n    {number(p.filtered_out)} left out by the sync filter"
     if p.failed or p.skipped:
@@ -101,8 +104,9 @@ _SUMMARY_TITLE = {
 
 
 def entity_summary(p: EntityProgress) -> str:
-    line = (f"*{ENTITY_PLURAL[p.entity]}*: {number(p.created)} created · {number(p.updated)} updated · "
-            f"{number(p.skipped)} skipped · {number(p.failed)} failed")
+    written = (f"{number(p.imported)} imported in {number(p.parts_done)} Bulk Import parts (created or updated)"
+               if p.parts_uploaded else f"{number(p.created)} created · {number(p.updated)} updated")
+    line = f"*{ENTITY_PLURAL[p.entity]}*: {written} · {number(p.skipped)} skipped · {number(p.failed)} failed"
     if p.filtered_out:
         line += f" · {number(p.filtered_out)} left out by the sync filter"
     return line
@@ -110,6 +114,8 @@ def entity_summary(p: EntityProgress) -> str:
 
 BACKFILL_NOTE = ("Backfill of the fields added after go-live: only those columns were written, into records "
                  "already in Marketo; a person missing there was skipped, not created.")
+BULK_BACKFILL_NOTE = ("Backfill of the fields added after go-live: only those columns were written. Bulk Import "
+                      "always inserts or updates, so a person missing in Marketo was created with them.")
 
 
 def summary_message(run: SyncRun, quota_left: int | None = None, now: float | None = None) -> Message:
@@ -120,7 +126,7 @@ def summary_message(run: SyncRun, quota_left: int | None = None, now: float | No
     title = _SUMMARY_TITLE.get(run.status, f":information_source: Sync {run.status.value}")
     blocks: list[Block] = [HeaderBlock(text=title)]
     if run.backfill_fields:
-        blocks.append(context(BACKFILL_NOTE))
+        blocks.append(context(BULK_BACKFILL_NOTE if any(p.parts_uploaded for p in run.entities) else BACKFILL_NOTE))
     blocks += [section(entity_summary(p)) for p in run.entities]
     stats = [f"*Duration:* {duration(elapsed)}",
              f"*Throughput:* {number(written / elapsed if elapsed > 0 else written)} records/s",

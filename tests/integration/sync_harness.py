@@ -73,6 +73,7 @@ class SyncHarness:
         self.slack = SlackEmulator()
         self._settings_overrides = settings or {}
         self.workers: list[subprocess.Popen] = []
+        self.path = "rest"  # which write path a parametrized test runs ("rest" or "bulk")
 
     # -- set-up ------------------------------------------------------------------------------------
     def start(self) -> SyncHarness:

@@ -1,0 +1,395 @@
+"""The Bulk Import path of an initial sync (or backfill) of leads or contacts: large loads in few API calls.
+
+Records are read and prepared as on the REST path (`engine.Prepared` rules), then written as CSV rows
+into *parts*: temporary files of at most `MAX_PART_BYTES` (Marketo refuses 10 MB), never held in
+memory. Each part is one import job (`lookupField` = the Dynamics-id field). Up to `QUEUE_LIMIT` jobs
+are in Marketo's queue at once across every worker: each holds a slot in Redis (`BulkSlots`).
+
+Resumable per part. Uploading a part books it in one transaction: the checkpoint's resume point moves
+past its records, its `batchId` is kept in `Checkpoint.imports`, and what was read, left out by the
+filter or failed conversion is counted. A finished import is booked in a second transaction that
+removes it from `imports` and counts Marketo's result, with the rows of its failures and warnings
+files in the failure ledger. A job that resumes polls the imports it finds in the checkpoint and never
+uploads them again; the only part that can be sent twice is one whose upload a dead worker had not
+booked yet (it is counted in `rewritten_*`): an import is an upsert, so that changes no person twice.
+
+Polling costs few calls: only the oldest import is polled (Marketo runs them first in, first out),
+at the time its remaining rows should be done at the import rate seen so far, between
+`poll_seconds` and six times that (Marketo suggests every 5-30 s).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from bot import metrics
+from bot.marketo.errors import MarketoFatal
+from bot.marketo.models import ImportStatus
+from bot.models import Counts, EntityPlan
+from bot.store import Lease, RunTx
+from bot.store.bulk_slots import BulkSlots
+from bot.sync.checkpoint import Checkpoint, ImportMark
+from bot.sync.convert import RecordConverter
+from bot.sync.engine import Booking, Outcome, PageSource, position, prepare
+from bot.sync.lease import LeaseLost
+from bot.sync.ledger import LedgerEntry
+from bot.sync.write_path import MAX_PART_BYTES
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 10  # jobs in Marketo's import queue per subscription, the 2 running included
+SLOT_LEASE_SECONDS = 300.0  # a dead worker's slots come back after this
+SLOT_RETRY_SECONDS = 1.0
+MAX_POLL_FACTOR = 6
+FAILED_CODE = "bulk-import"
+WARNING_CODE = "bulk-import-warning"
+FAILURE_COLUMN = "Import Failure Reason"
+WARNING_COLUMN = "Import Warning Reason"
+
+
+def columns(plan: EntityPlan) -> list[str]:
+    """The CSV header: the Dynamics-id field, then every mapped Marketo field."""
+    return list(dict.fromkeys([plan.id_field, *(m.marketo_name for m in plan.mappings)]))
+
+
+def cell(value: Any) -> str:
+    """A converted value as Marketo reads it in a CSV cell; an empty cell leaves the field as it is.
+
+    Cells are not given the report's formula guard (`bot.safe_csv`): Marketo reads this file, not a
+    spreadsheet, and a `'` would change the person's data (phone numbers start with `+`)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass
+class _Part:
+    seq: int
+    path: str
+    file: BinaryIO
+    bytes: int = 0
+    rows: int = 0
+    read: int = 0
+    filtered_out: int = 0
+    failures: list[LedgerEntry] = field(default_factory=list)
+    end_link: str | None = None
+    end_offset: int = 0
+
+
+@dataclass
+class _Pending:
+    seq: int
+    batch_id: int
+    rows: int
+    path: str | None  # the uploaded file, while this process has it (to list a Failed job's records)
+    due: float
+    wait: float
+    seen: tuple[float, int] | None = None  # (when, rows processed) at the last poll
+
+
+class BulkEntitySync:
+    """Runs one person entity's initial load through Bulk Import, from its checkpoint until done or stopped."""
+
+    def __init__(self, plan: EntityPlan, source: PageSource, marketo: Any, booking: Booking, slots: BulkSlots, *,
+                 select: list[str] | None = None, poll_seconds: float = 5.0, part_bytes: int = MAX_PART_BYTES,
+                 queue_limit: int = QUEUE_LIMIT) -> None:
+        self.plan = plan
+        self.entity = plan.entity
+        self.select = select or plan.select
+        self.source = source
+        self.marketo = marketo
+        self.state = booking.state
+        self.lease: Lease = booking.lease
+        self.stop = booking.stop
+        self.on_progress = booking.on_progress
+        self.slots = slots
+        self.poll_seconds = poll_seconds
+        self.part_bytes = part_bytes
+        self.queue_limit = queue_limit
+        self._convert = RecordConverter(plan)
+        self._columns = columns(plan)
+        self._header = self._line(self._columns)
+        self._pending: dict[int, _Pending] = {}
+        self._rate: float | None = None  # rows per second Marketo imports, as seen
+        self._calls_booked = self._calls()
+        self._delta_link: str | None = None
+        self._seq = 0
+        self._rewritten: int | None = None
+        self._workdir = ""
+
+    # -- the run --------------------------------------------------------------------------------------
+    def run(self) -> Outcome:
+        """Typed errors (Marketo, Redis, LeaseLost) propagate: the entity job concludes from them."""
+        ckpt = self.state.load(self.entity)
+        now = time.monotonic()
+        for seq, mark in sorted(ckpt.imports.items()):
+            self.slots.take(self._holder(seq), self.queue_limit, SLOT_LEASE_SECONDS, force=True)
+            self._pending[seq] = _Pending(seq, mark.batch_id, mark.rows, None, due=now, wait=self.poll_seconds)
+        if ckpt.seq in self.state.inflight(self.entity):
+            self._rewritten = ckpt.seq  # its upload may have reached Marketo before the worker died
+        log.info("bulk import of %s: from part %d, %d imports to watch", self.entity.value, ckpt.seq,
+                 len(self._pending))
+        with tempfile.TemporaryDirectory(prefix="bulk-import-") as self._workdir:
+            return self._loop(ckpt)
+
+    def _loop(self, ckpt: Checkpoint) -> Outcome:
+        """Read and upload a part whenever a slot is free; in between, poll the imports in the queue."""
+        parts = self._parts(ckpt)
+        self._seq = ckpt.seq  # the next part to read; it is read only once it holds a slot
+        reading = True
+        while not self.stop.is_set():
+            self._renew()
+            self._poll_due()
+            if reading and self.slots.take(self._holder(self._seq), self.queue_limit, SLOT_LEASE_SECONDS):
+                part = next(parts, None)
+                if part is None:
+                    self.slots.release(self._holder(self._seq))
+                    reading = False
+                else:
+                    self._upload(part)
+                    self._seq = part.seq + 1
+                continue
+            if not reading and not self._pending:
+                return Outcome("done", delta_link=self._delta_link)
+            self.stop.wait(self._idle())
+        return Outcome("stopped")
+
+    def _holder(self, seq: int) -> str:
+        return f"{self.state.team_id}:{self.state.run_id}:{self.entity.value}:{seq}"
+
+    def _renew(self) -> None:
+        held = [self._holder(seq) for seq in self._pending]
+        self.slots.renew([*held, self._holder(self._seq)], SLOT_LEASE_SECONDS)
+
+    def _idle(self) -> float:
+        """How long to wait: until the oldest import is due, or a while for a free slot."""
+        due = min((p.due for p in self._pending.values()), default=time.monotonic() + SLOT_RETRY_SECONDS)
+        return max(0.01, min(due - time.monotonic(), SLOT_RETRY_SECONDS))
+
+    def _calls(self) -> int:
+        return int(getattr(self.marketo, "calls_made", 0))
+
+    def _take_calls(self) -> int:
+        calls = self._calls()
+        used, self._calls_booked = calls - self._calls_booked, calls
+        return used
+
+    # -- reading into parts ---------------------------------------------------------------------------------
+    def _parts(self, ckpt: Checkpoint) -> Iterator[_Part]:
+        """Cut parts from the resume point: a part ends before the row that would take it past the limit."""
+        seq = ckpt.seq
+        part = self._part(seq)
+        pages = self.source.iter_pages(self.entity.value, self.select, track_changes=self.plan.change_tracking,
+                                       start_link=ckpt.link)
+        skip, last = ckpt.offset, None
+        for page in pages:
+            if self.stop.is_set():
+                part.file.close()
+                return
+            last = page
+            for index in range(skip, len(page.records)):
+                record = page.records[index]
+                prepared = prepare(record, self.plan, self._convert)
+                line = self._line([cell(prepared.get(n)) for n in self._columns]) if isinstance(prepared, dict) else b""
+                if line and part.rows and part.bytes + len(line) > self.part_bytes:
+                    part.end_link, part.end_offset = position(page, index)
+                    yield self._closed(part)
+                    seq += 1
+                    part = self._part(seq)
+                self._add(part, record, prepared, line)
+            skip = 0
+            if page.delta_link:
+                self._delta_link = page.delta_link
+        if part.read and last is not None:
+            part.end_link, part.end_offset = position(last, len(last.records))
+            yield self._closed(part)
+        else:
+            part.file.close()
+
+    def _part(self, seq: int) -> _Part:
+        path = os.path.join(self._workdir, f"{self.entity.value}-{seq}.csv")
+        part = _Part(seq, path, open(path, "wb"))  # noqa: SIM115 - closed when the part is cut
+        part.file.write(self._header)
+        part.bytes = len(self._header)
+        return part
+
+    @staticmethod
+    def _closed(part: _Part) -> _Part:
+        part.file.close()
+        return part
+
+    @staticmethod
+    def _add(part: _Part, record: dict, prepared: dict | LedgerEntry | None, line: bytes) -> None:
+        part.read += 1
+        if prepared is None:
+            part.filtered_out += 1
+        elif isinstance(prepared, LedgerEntry):
+            part.failures.append(prepared)
+        else:
+            part.file.write(line)
+            part.bytes += len(line)
+            part.rows += 1
+
+    def _line(self, cells: list[str]) -> bytes:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
+        return buffer.getvalue().encode()
+
+    # -- uploading ------------------------------------------------------------------------------------------
+    def _upload(self, part: _Part) -> None:
+        batch_id = None
+        if part.rows:
+            self.state.mark_inflight(self.entity, part.seq)
+            batch_id = self.marketo.import_leads(part.path, self.plan.id_field).batch_id
+        rewritten = part.rows if self._rewritten == part.seq else 0
+        if not self._book_upload(part, batch_id, rewritten):
+            log.warning("bulk import part %d of %s was booked already", part.seq, self.entity.value)
+        if batch_id is None:
+            self.slots.release(self._holder(part.seq))
+            os.unlink(part.path)
+        else:
+            self._pending[part.seq] = _Pending(part.seq, batch_id, part.rows, part.path,
+                                               due=time.monotonic() + self.poll_seconds, wait=self.poll_seconds)
+        metrics.count_booked(self.entity.value, part.read, 0, len(part.failures))
+        self.on_progress()
+
+    def _book_upload(self, part: _Part, batch_id: int | None, rewritten: int) -> bool:
+        """The part is in Marketo's queue (or had no row to send): move the resume point past it."""
+        calls = self._take_calls()
+
+        def body(tx: RunTx[Checkpoint]) -> tuple[Any, bool]:
+            if not tx.holds(self.lease):
+                raise LeaseLost()
+            ckpt = tx.checkpoint(self.entity.value) or Checkpoint(entity=self.entity)
+            if part.seq != ckpt.seq:
+                return None, False
+            ckpt.link, ckpt.offset, ckpt.seq = part.end_link, part.end_offset, part.seq + 1
+            if batch_id is not None:
+                ckpt.imports[part.seq] = ImportMark(batch_id=batch_id, rows=part.rows)
+            if rewritten:
+                ckpt.rewritten_batches += 1
+                ckpt.rewritten_records += rewritten
+            run = tx.run()
+            progress = next(p for p in run.entities if p.entity == self.entity)
+            progress.add(Counts(read=part.read, filtered_out=part.filtered_out, failed=len(part.failures)))
+            progress.parts_uploaded += batch_id is not None
+            run.api_calls += calls
+
+            def writes(w: RunTx[Checkpoint]) -> None:
+                w.put_checkpoint(self.entity.value, ckpt)
+                w.put_run(run)
+                self.state.ledger.add_in(w, part.failures)
+                w.booked(self.entity.value, part.seq)
+
+            return writes, True
+
+        return self.state.records.transact([self.entity.value], body, lease=self.lease)
+
+    # -- polling and booking results -------------------------------------------------------------------------
+    def _poll_due(self) -> None:
+        """Poll the oldest import when it is due; book it (and the next, at once) when finished."""
+        while self._pending:
+            head = self._pending[min(self._pending)]
+            now = time.monotonic()
+            if head.due > now:
+                return
+            status = self._status(head)
+            if not status.finished:
+                self._plan_next_poll(head, status, now)
+                return
+            self._finish(head, status)
+            if self._pending:
+                self._pending[min(self._pending)].due = now
+
+    def _status(self, pending: _Pending) -> ImportStatus:
+        try:
+            return self.marketo.import_status(pending.batch_id)
+        except MarketoFatal as error:
+            if error.code != "1013":
+                raise
+            return ImportStatus(batch_id=pending.batch_id, status="Failed",
+                                message="Marketo no longer knows this import (a batchId lives 7 days)")
+
+    def _plan_next_poll(self, head: _Pending, status: ImportStatus, now: float) -> None:
+        if head.seen is not None and status.processed > head.seen[1]:
+            self._rate = (status.processed - head.seen[1]) / max(now - head.seen[0], 1e-3)
+        head.seen = (now, status.processed)
+        if self._rate:
+            wait = (head.rows - status.processed) / self._rate
+        else:
+            wait, head.wait = head.wait, head.wait * 2
+        head.due = now + min(max(wait, self.poll_seconds), self.poll_seconds * MAX_POLL_FACTOR)
+
+    def _finish(self, pending: _Pending, status: ImportStatus) -> None:
+        counts, entries = self._result(pending, status)
+        if not self._book_done(pending.seq, counts, entries):
+            log.warning("bulk import %d of %s was booked already", pending.batch_id, self.entity.value)
+        self.slots.release(self._holder(pending.seq))
+        del self._pending[pending.seq]
+        if pending.path:
+            os.unlink(pending.path)
+        metrics.count_booked(self.entity.value, 0, counts.imported, counts.skipped + counts.failed)
+        self.on_progress()
+
+    def _result(self, pending: _Pending, status: ImportStatus) -> tuple[Counts, list[LedgerEntry]]:
+        """Marketo's counts of one finished import and its failed and warned rows, with Marketo's reasons."""
+        if status.status == "Failed":
+            message = f"Marketo's bulk import {pending.batch_id} failed: {status.message or 'no reason given'}"
+            return Counts(failed=pending.rows), self._every_row(pending, message)
+        entries: list[LedgerEntry] = []
+        if status.failed:
+            entries += self._rows(self.marketo.import_failures(pending.batch_id), FAILURE_COLUMN, FAILED_CODE)
+        if status.warnings:
+            entries += self._rows(self.marketo.import_warnings(pending.batch_id), WARNING_COLUMN, WARNING_CODE)
+        return Counts(imported=status.processed - status.failed, skipped=status.failed), entries
+
+    def _rows(self, data: bytes, reason_column: str, code: str) -> list[LedgerEntry]:
+        rows = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+        return [LedgerEntry(entity=self.entity.value, id=row.get(self.plan.id_field) or "",
+                            email=row.get("email") or None, code=code,
+                            message=row.get(reason_column) or "Marketo gave no reason") for row in rows]
+
+    def _every_row(self, pending: _Pending, message: str) -> list[LedgerEntry]:
+        """Every record of a failed import (from its file, while this process has it; else one line)."""
+        if pending.path is None:
+            return [LedgerEntry(entity=self.entity.value, id="", code=FAILED_CODE,
+                                message=f"{message}; {pending.rows} records were not imported")]
+        with open(pending.path, encoding="utf-8", newline="") as file:
+            return [LedgerEntry(entity=self.entity.value, id=row.get(self.plan.id_field) or "",
+                                email=row.get("email") or None, code=FAILED_CODE, message=message)
+                    for row in csv.DictReader(file)]
+
+    def _book_done(self, seq: int, counts: Counts, entries: list[LedgerEntry]) -> bool:
+        calls = self._take_calls()
+
+        def body(tx: RunTx[Checkpoint]) -> tuple[Any, bool]:
+            if not tx.holds(self.lease):
+                raise LeaseLost()
+            ckpt = tx.checkpoint(self.entity.value) or Checkpoint(entity=self.entity)
+            if ckpt.imports.pop(seq, None) is None:
+                return None, False
+            run = tx.run()
+            progress = next(p for p in run.entities if p.entity == self.entity)
+            progress.add(counts)
+            progress.parts_done += 1
+            run.api_calls += calls
+
+            def writes(w: RunTx[Checkpoint]) -> None:
+                w.put_checkpoint(self.entity.value, ckpt)
+                w.put_run(run)
+                self.state.ledger.add_in(w, entries)
+
+            return writes, True
+
+        return self.state.records.transact([self.entity.value], body, lease=self.lease)
+

@@ -1,0 +1,85 @@
+"""The initial sync through Marketo's Bulk Import, end to end over loopback: Dynamics emulator → RQ worker
+→ Marketo emulator's import queue, with the REST path kept for the entity under the threshold."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+
+import pytest
+from rq import SimpleWorker
+
+from bot.models import Entity, RunStatus
+from bot.sync import entry, runs
+from bot.sync.checkpoint import RunState
+from bot.sync.report import failure_csv_file
+from tests.conftest import REDIS_URL
+from tests.integration.sync_harness import SyncHarness
+
+BULK_PATH = "/bulk/v1/leads.json"
+
+
+@pytest.fixture
+def world(key_prefix: str) -> Iterator[SyncHarness]:
+    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 2000, "contact": 600},
+                          marketo={"calls_per_window": 100, "window_seconds": 2, "import_rate": 20_000},
+                          settings={"BULK_IMPORT_MIN_RECORDS": 1000, "BULK_IMPORT_POLL_SECONDS": 0.05,
+                                    "BULK_IMPORT_PART_BYTES": 60_000}).start()
+    entry.install(harness.container.sync)
+    yield harness
+    entry.install(None)
+    harness.stop()
+
+
+def test_large_entity_goes_through_bulk_import_exactly_and_the_small_one_through_rest(world: SyncHarness) -> None:
+    world.dynamics.update_record("lead", 5, emailaddress1="zoë@exämple.com", new_synctomkto=True)
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection,
+                                  notifier=world.container.notifier)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    run = world.store.get_run("T1", run.id)
+    assert run.status == RunStatus.finished
+    leads, contacts = (next(p for p in run.entities if p.entity == e) for e in (Entity.lead, Entity.contact))
+    expected = len(world.expected(Entity.lead))
+    assert leads.imported + leads.skipped == expected and leads.skipped == 1 and leads.read == 2000
+    assert leads.created == leads.updated == 0 and contacts.imported == 0  # contacts: under the threshold
+    assert world.mismatches(Entity.contact) == []
+    problems = world.mismatches(Entity.lead)
+    assert len(problems) == 1 and "persons in Marketo" in problems[0]  # only the refused person is missing
+
+    jobs = world.marketo.import_jobs()
+    state = RunState(world.store, "T1", run.id)
+    assert len(jobs) == leads.parts_done == leads.parts_uploaded >= 3 and state.load(Entity.lead).imports == {}
+    assert sum(job["numOfLeadsProcessed"] for job in jobs) == expected
+    polls = [c for c in world.marketo.calls() if c.path.startswith("/bulk/v1/leads/batch/")]
+    assert len(polls) <= 3 * len(jobs)  # status polls (and the one failures file) stay few per part
+    uploads = [c for c in world.marketo.calls(BULK_PATH) if c.admitted]
+    assert len(uploads) == len(jobs) and max(c.body_bytes for c in uploads) < 61_000
+    assert [c for c in world.marketo.calls("/rest/v1/leads.json") if c.method == "POST"]  # the contacts
+    assert run.api_calls == len([c for c in world.marketo.calls() if c.admitted])
+    assert world.store.bulk_import_slots().held() == 0
+
+    skip = next(entry for entry in state.ledger if entry.entity == "lead")
+    assert skip.id == world.dynamics.record_id("lead", 5) and "Invalid email" in skip.message
+    path, rows = failure_csv_file(world.store, "T1", run.id)
+    try:
+        with open(path, encoding="utf-8") as report:
+            assert any(row[0] == skip.id for row in csv.reader(report)) and rows >= 1
+    finally:
+        os.unlink(path)
+
+
+def test_an_import_marketo_fails_as_a_whole_lists_every_record_of_its_part(world: SyncHarness) -> None:
+    world.marketo.fail_next_import("Import failed: system error")
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    run = world.store.get_run("T1", run.id)
+    assert run.status == RunStatus.finished
+    leads = next(p for p in run.entities if p.entity == Entity.lead)
+    first = world.marketo.import_jobs()[0]
+    assert first["status"] == "Failed" and first["numOfLeadsProcessed"] == 0
+    failed = [e for e in RunState(world.store, "T1", run.id).ledger if e.entity == "lead"]
+    assert len(failed) == leads.failed > 0 and all("system error" in e.message and e.id for e in failed)
+    assert leads.imported + leads.failed == len(world.expected(Entity.lead))
+    id_field = world.connection.plan.for_entity(Entity.lead).id_field
+    assert len([row for row in world.marketo.leads() if row.get(id_field)]) == leads.imported  # none of the failed part
