@@ -13,6 +13,20 @@ files in the failure ledger. A job that resumes polls the imports it finds in th
 uploads them again; the only part that can be sent twice is one whose upload a dead worker had not
 booked yet (it is counted in `rewritten_*`): an import is an upsert, so that changes no person twice.
 
+The CRM rules of the REST path hold here too, applied to each chunk of records before it becomes CSV rows,
+by the same functions: `People.settle` (the `settle` hook: merges followed, qualified leads joined to their
+contact's person, contact fields winning), then `LinkedWrites.prepare_people` (owners upserted as sales persons
+first, batched, unknown ones left off; a company link only to an account already written; no company fields on
+a linked person). Two kinds of person go through the REST path instead (`LinkedWrites.sync_leads`), since an
+import says nothing per row until it is done and cannot be retried row by row:
+
+- one whose account is not written yet: it must be recorded as waiting for it once it is in Marketo, and
+  linked at once if another worker writes the account meanwhile;
+- a contact qualified from a lead: its person is the lead's, which may be linked to a company already, so
+  Marketo refuses the contact's company fields (1021) and the REST path resends it without them.
+
+Both are rare in an initial load (accounts sync before the people that point to them).
+
 Polling costs few calls: only the oldest import is polled (Marketo runs them first in, first out),
 at the time its remaining rows should be done at the import rate seen so far, between
 `poll_seconds` and six times that (Marketo suggests every 5-30 s).
@@ -36,11 +50,12 @@ from bot.marketo.models import ImportStatus
 from bot.models import Counts, EntityPlan
 from bot.store import Lease, RunTx
 from bot.store.bulk_slots import BulkSlots
-from bot.sync.checkpoint import Checkpoint, ImportMark
+from bot.sync.checkpoint import BatchOutcome, Checkpoint, ImportMark
 from bot.sync.convert import RecordConverter
-from bot.sync.engine import Booking, Outcome, PageSource, position, prepare
+from bot.sync.engine import Booking, Outcome, PageSource, Prepared, Settle, position, tally
 from bot.sync.lease import LeaseLost
 from bot.sync.ledger import LedgerEntry
+from bot.sync.links import COMPANY_ID, SALES_PERSON_ID
 from bot.sync.write_path import MAX_PART_BYTES
 
 log = logging.getLogger(__name__)
@@ -53,11 +68,16 @@ FAILED_CODE = "bulk-import"
 WARNING_CODE = "bulk-import-warning"
 FAILURE_COLUMN = "Import Failure Reason"
 WARNING_COLUMN = "Import Warning Reason"
+CHUNK = 300  # records settled and linked together (the REST path's batch size)
+WRITTEN = frozenset({"created", "updated"})
 
 
 def columns(plan: EntityPlan) -> list[str]:
-    """The CSV header: the Dynamics-id field, then every mapped Marketo field."""
-    return list(dict.fromkeys([plan.id_field, *(m.marketo_name for m in plan.mappings)]))
+    """The CSV header: the Dynamics-id field, every mapped Marketo field, then the company and owner links
+    the plan reads (sync-more B6 allows both columns in an import)."""
+    links = [name for name, lookup in ((COMPANY_ID, plan.company_lookup), (SALES_PERSON_ID, plan.owner_lookup))
+             if lookup]
+    return list(dict.fromkeys([plan.id_field, *(m.marketo_name for m in plan.mappings), *links]))
 
 
 def cell(value: Any) -> str:
@@ -73,6 +93,16 @@ def cell(value: Any) -> str:
 
 
 @dataclass
+class _Row:
+    """What became of one record read: a CSV line, a failure, a REST write (`written`), or nothing (left out)."""
+
+    line: bytes = b""
+    failure: LedgerEntry | None = None
+    written: str | None = None
+    person: str | None = None  # the Dynamics id of a CSV row's person
+
+
+@dataclass
 class _Part:
     seq: int
     path: str
@@ -81,7 +111,10 @@ class _Part:
     rows: int = 0
     read: int = 0
     filtered_out: int = 0
+    created: int = 0
+    updated: int = 0
     failures: list[LedgerEntry] = field(default_factory=list)
+    people: list[str] = field(default_factory=list)  # its rows' Dynamics ids, for `people_written`
     end_link: str | None = None
     end_offset: int = 0
 
@@ -102,7 +135,8 @@ class BulkEntitySync:
 
     def __init__(self, plan: EntityPlan, source: PageSource, marketo: Any, booking: Booking, slots: BulkSlots, *,
                  select: list[str] | None = None, poll_seconds: float = 5.0, part_bytes: int = MAX_PART_BYTES,
-                 queue_limit: int = QUEUE_LIMIT) -> None:
+                 queue_limit: int = QUEUE_LIMIT, settle: Settle = lambda prepared: None,
+                 action: str = "createOrUpdate") -> None:
         self.plan = plan
         self.entity = plan.entity
         self.select = select or plan.select
@@ -116,6 +150,8 @@ class BulkEntitySync:
         self.poll_seconds = poll_seconds
         self.part_bytes = part_bytes
         self.queue_limit = queue_limit
+        self.settle = settle
+        self.action = action
         self._convert = RecordConverter(plan)
         self._columns = columns(plan)
         self._header = self._line(self._columns)
@@ -197,16 +233,14 @@ class BulkEntitySync:
                 part.file.close()
                 return
             last = page
-            for index in range(skip, len(page.records)):
-                record = page.records[index]
-                prepared = prepare(record, self.plan, self._convert)
-                line = self._line([cell(prepared.get(n)) for n in self._columns]) if isinstance(prepared, dict) else b""
-                if line and part.rows and part.bytes + len(line) > self.part_bytes:
-                    part.end_link, part.end_offset = position(page, index)
-                    yield self._closed(part)
-                    seq += 1
-                    part = self._part(seq)
-                self._add(part, record, prepared, line)
+            for start in range(skip, len(page.records), CHUNK):
+                for index, row in enumerate(self._rows_of(page.records[start:start + CHUNK]), start):
+                    if row.line and part.rows and part.bytes + len(row.line) > self.part_bytes:
+                        part.end_link, part.end_offset = position(page, index)
+                        yield self._closed(part)
+                        seq += 1
+                        part = self._part(seq)
+                    self._add(part, row)
             skip = 0
             if page.delta_link:
                 self._delta_link = page.delta_link
@@ -228,17 +262,60 @@ class BulkEntitySync:
         part.file.close()
         return part
 
+    def _rows_of(self, records: list[dict]) -> list[_Row]:
+        """One chunk of records read, prepared and made to follow the CRM rules (see the module docstring)."""
+        prepared = Prepared(self.plan, self._convert)
+        rows: list[_Row] = []
+        at: dict[int, int] = {}  # position in `prepared.records` → index of its row
+        for record in records:
+            written, failed = len(prepared.records), len(prepared.failures)
+            prepared.add(record)
+            if len(prepared.records) > written:
+                at[written] = len(rows)
+            rows.append(_Row(failure=prepared.failures[-1] if len(prepared.failures) > failed else None))
+        self.settle(prepared)
+        qualified = set(prepared.identities.qualified_from)
+        people = self.marketo.prepare_people(prepared.records)
+        rest = [i for i, ((_, account), key) in enumerate(zip(people, prepared.keys, strict=True))
+                if account or key[0] in qualified]
+        if rest:
+            self._through_rest(prepared, rest, [rows[at[i]] for i in rest])
+        for i, (person, _) in enumerate(people):
+            if i not in rest:
+                rows[at[i]].line = self._line([cell(person.get(n)) for n in self._columns])
+                rows[at[i]].person = str(person[self.plan.id_field])
+        return rows
+
+    def _through_rest(self, prepared: Prepared, indexes: list[int], rows: list[_Row]) -> None:
+        """Write these persons through `LinkedWrites.sync_leads` (it applies the links and the 1021 retry itself)."""
+        results = self.marketo.sync_leads([prepared.records[i] for i in indexes], self.plan.id_field,
+                                          action=self.action)
+        outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
+        tally(outcome, self.entity, [prepared.keys[i] for i in indexes], results)
+        failures = iter(outcome.failures)  # one per record not written, in order
+        for row, result in zip(rows, results, strict=True):
+            if result.status in WRITTEN:
+                row.written = result.status
+            else:
+                row.failure = next(failures)
+
     @staticmethod
-    def _add(part: _Part, record: dict, prepared: dict | LedgerEntry | None, line: bytes) -> None:
+    def _add(part: _Part, row: _Row) -> None:
         part.read += 1
-        if prepared is None:
-            part.filtered_out += 1
-        elif isinstance(prepared, LedgerEntry):
-            part.failures.append(prepared)
-        else:
-            part.file.write(line)
-            part.bytes += len(line)
+        if row.line:
+            part.file.write(row.line)
+            part.bytes += len(row.line)
             part.rows += 1
+            if row.person is not None:
+                part.people.append(row.person)
+        elif row.failure is not None:
+            part.failures.append(row.failure)
+        elif row.written == "created":
+            part.created += 1
+        elif row.written == "updated":
+            part.updated += 1
+        else:
+            part.filtered_out += 1
 
     def _line(self, cells: list[str]) -> bytes:
         buffer = io.StringIO()
@@ -249,6 +326,8 @@ class BulkEntitySync:
     def _upload(self, part: _Part) -> None:
         batch_id = None
         if part.rows:
+            # Linked now or to no account: these people wait for no company (settled before the import).
+            self.marketo.people_written([({self.plan.id_field: i}, None) for i in part.people])
             self.state.mark_inflight(self.entity, part.seq)
             batch_id = self.marketo.import_leads(part.path, self.plan.id_field).batch_id
         rewritten = part.rows if self._rewritten == part.seq else 0
@@ -260,7 +339,7 @@ class BulkEntitySync:
         else:
             self._pending[part.seq] = _Pending(part.seq, batch_id, part.rows, part.path,
                                                due=time.monotonic() + self.poll_seconds, wait=self.poll_seconds)
-        metrics.count_booked(self.entity.value, part.read, 0, len(part.failures))
+        metrics.count_booked(self.entity.value, part.read, part.created + part.updated, len(part.failures))
         self.on_progress()
 
     def _book_upload(self, part: _Part, batch_id: int | None, rewritten: int) -> bool:
@@ -281,7 +360,8 @@ class BulkEntitySync:
                 ckpt.rewritten_records += rewritten
             run = tx.run()
             progress = next(p for p in run.entities if p.entity == self.entity)
-            progress.add(Counts(read=part.read, filtered_out=part.filtered_out, failed=len(part.failures)))
+            progress.add(Counts(read=part.read, filtered_out=part.filtered_out, created=part.created,
+                                updated=part.updated, failed=len(part.failures)))
             progress.parts_uploaded += batch_id is not None
             run.api_calls += calls
 

@@ -148,7 +148,8 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     if takes_bulk(plan.entity, _estimated(run, plan.entity), settings.BULK_IMPORT_MIN_RECORDS):
         sync = BulkEntitySync(written, source, marketo, booking, services.store.bulk_import_slots(),
                               select=plan.select, poll_seconds=settings.BULK_IMPORT_POLL_SECONDS,
-                              part_bytes=settings.BULK_IMPORT_PART_BYTES)
+                              part_bytes=settings.BULK_IMPORT_PART_BYTES,
+                              settle=_settle(services, marketo, state, action), action=action)
     else:
         target = MarketoTarget(_writer(marketo, written, action), _lookup(marketo, written),
                                calls_made=lambda: int(getattr(marketo, "calls_made", 0)),

@@ -125,14 +125,22 @@ class LinkedWrites:
         return getattr(self._marketo, name)
 
     def sync_leads(self, records: list[dict], lookup_field: str, action: str = "createOrUpdate") -> list[RecordResult]:
-        records = self._with_owners(records)
-        waiting = self._link_companies(records)
+        waiting = self.prepare_people(records)
         results = self._marketo.sync_leads([r for r, _ in waiting], lookup_field, action=action)
         results = self._without_company_fields(waiting, results, lookup_field, action)
-        if self._plan.company_lookup:
-            self._wait_for_companies([(record, account) for (record, account), result
-                                      in zip(waiting, results, strict=True) if result.status in WRITTEN])
+        self.people_written([(record, account) for (record, account), result
+                             in zip(waiting, results, strict=True) if result.status in WRITTEN])
         return results
+
+    def prepare_people(self, records: list[dict]) -> list[tuple[dict, str | None]]:
+        """Each person as it is to be written (owners upserted, company link only to a written account, no
+        company fields when linked), with the account it still waits for (None: none)."""
+        return self._link_companies(self._with_owners(records))
+
+    def people_written(self, people: list[tuple[dict, str | None]]) -> None:
+        """People now in Marketo: those written without their account wait for it, the others for nothing."""
+        if self._plan.company_lookup:
+            self._wait_for_companies(people)
 
     def _without_company_fields(self, waiting: list[tuple[dict, str | None]], results: list[RecordResult],
                                 lookup_field: str, action: str) -> list[RecordResult]:
