@@ -3,8 +3,10 @@
 `POST /bulk/v1/leads.json` takes a multipart CSV (`file`, `format`, `lookupField`, `listId`,
 `partitionName`); a file of 10 MB or more is refused with HTTP 413 and an 11th job in the queue
 with 1016. Jobs run first in, first out, at most two at a time, each importing `rate` rows per
-second on a background thread; every row is an insert-or-update through the same lead table the
-REST path writes. Status, failures and warnings are read per `batchId`; the failures and warnings
+second on a background thread; every row is an insert-or-update through the same lead table and the same
+rules the REST path writes with (sync-more B6 allows the `externalCompanyId` and `externalSalesPersonId`
+columns): a row naming an unknown sales person fails (718), and so does one setting company fields on a
+person linked to a company (1021), each with Marketo's reason in the failures file. Status, failures and warnings are read per `batchId`; the failures and warnings
 files are CSV: the original columns plus `Import Failure Reason` / `Import Warning Reason`.
 
 What the reference leaves open, the emulator decides so: an empty cell leaves the field as it is

@@ -113,3 +113,26 @@ def test_queue_holds_ten_jobs_runs_two_at_a_time_and_refuses_big_files(start) ->
         assert big.status_code == 413
         assert emulator.calls("/bulk/v1/leads.json")[0].admitted  # bulk calls count like REST calls
         assert emulator.quota_used >= 12
+
+
+def test_import_rows_fail_as_sync_leads_would_for_unknown_owners_and_company_fields_on_linked_persons(
+        start) -> None:
+    """An unknown sales person fails its row (718), and so do company fields on a person linked to a company
+    (1021): the same rules as Sync Leads (reference C6, B6)."""
+    marketo = start()
+    with _http(marketo) as http:
+        http.post("/rest/v1/companies.json", json={"action": "createOrUpdate", "dedupeBy": "dedupeFields",
+                                                   "input": [{"externalCompanyId": "acc-1", "company": "Acme"}]})
+        http.post("/rest/v1/salespersons.json", json={"action": "createOrUpdate", "dedupeBy": "dedupeFields",
+                                                      "input": [{"externalSalesPersonId": "u-1", "email": "o@x.com"}]})
+        rows = [["email", "externalCompanyId", "externalSalesPersonId", "company"],
+                ["ok@x.com", "acc-1", "u-1", ""], ["nobody@x.com", "", "u-unknown", ""],
+                ["linked@x.com", "acc-1", "", "Other Inc"], ["free@x.com", "", "", "Own Co"]]
+        batch = _upload(http, _csv(rows)).json()["result"][0]["batchId"]
+        status = _wait(http, batch)
+        assert (status["numOfLeadsProcessed"], status["numOfRowsFailed"]) == (4, 2)
+        failures = http.get(f"/bulk/v1/leads/batch/{batch}/failures.json").text
+        assert "nobody@x.com" in failures and "ExternalSalesPersonID not found" in failures
+        assert "linked@x.com" in failures and "Company update not allowed" in failures
+        persons = {row["email"]: row for row in marketo.leads()}
+        assert set(persons) == {"ok@x.com", "free@x.com"} and persons["ok@x.com"]["company"] == "Acme"

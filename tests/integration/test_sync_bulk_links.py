@@ -1,0 +1,81 @@
+"""The Bulk Import path keeps the CRM rules of the REST path (companies, owners, one person per human): the
+same initial load through either path leaves Marketo in the same state, checked with `sandbox/verify.py`.
+Emulators over loopback, real Redis, an RQ worker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from rq import SimpleWorker
+
+from bot.models import Entity, RunStatus
+from bot.sync import entry, runs
+from bot.sync.checkpoint import RunState
+from sandbox.verify import one_person, verify_sync
+from tests.conftest import REDIS_URL
+from tests.integration.sync_harness import SyncHarness
+
+RECORDS = {"lead": 120, "contact": 90, "account": 12}
+QUALIFIED = (3, 8)  # leads qualified into contacts before the load
+BULK_PATH = "/bulk/v1/leads.json"
+VOLATILE = {"id", "createdAt", "updatedAt"}
+
+
+def load(key_prefix: str, path: str) -> Iterator[tuple[SyncHarness, Any, list[tuple[str, str]]]]:
+    """An initial load of accounts, owners and people (two leads qualified) through `path`: (harness, run,
+    (lead id, contact id) of each qualified lead)."""
+    minimum = {"rest": -1, "bulk": 0}[path]
+    harness = SyncHarness(REDIS_URL, f"{key_prefix}{path}:", RECORDS, dynamics={"filter_false_fraction": 0.0},
+                          marketo={"import_rate": 20_000},
+                          settings={"BULK_IMPORT_MIN_RECORDS": minimum, "BULK_IMPORT_POLL_SECONDS": 0.05,
+                                    "BULK_IMPORT_PART_BYTES": 8_000}).start()
+    entry.install(harness.container.sync)
+    try:
+        pairs = [(harness.dynamics.record_id("lead", i), harness.dynamics.qualify_lead(i)) for i in QUALIFIED]
+        run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
+        SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
+        yield harness, harness.store.get_run("T1", run.id), pairs
+    finally:
+        entry.install(None)
+        harness.stop()
+
+
+def state(marketo: Any) -> dict[str, Any]:
+    """What Marketo holds, without the ids and times Marketo assigns."""
+    def plain(row: dict) -> tuple:
+        return tuple(sorted((k, str(v)) for k, v in row.items() if k not in VOLATILE and v not in (None, "")))
+    return {"persons": sorted(map(plain, marketo.leads())), "companies": sorted(map(plain, marketo.companies())),
+            "sales persons": sorted(map(plain, marketo.sales_persons()))}
+
+
+@pytest.fixture
+def rest(key_prefix: str) -> Iterator[tuple[SyncHarness, Any, list[tuple[str, str]]]]:
+    yield from load(key_prefix, "rest")
+
+
+@pytest.fixture
+def bulk(key_prefix: str) -> Iterator[tuple[SyncHarness, Any, list[tuple[str, str]]]]:
+    yield from load(key_prefix, "bulk")
+
+
+def test_a_bulk_load_ends_with_the_same_marketo_state_as_the_rest_path(rest, bulk) -> None:
+    outcomes = {}
+    for name, (world, run, pairs) in (("rest", rest), ("bulk", bulk)):
+        assert run.status == RunStatus.finished, name
+        report = verify_sync(world.dynamics, world.marketo, world.connection.plan)
+        assert report.ok, f"{name}: {report.describe()}"
+        for lead_id, contact_id in pairs:
+            same, line = one_person(world.marketo, lead_id, contact_id)
+            assert same, f"{name}: {line}"
+        assert list(RunState(world.store, "T1", run.id).ledger) == [], name  # no row failed, no unknown owner
+        outcomes[name] = state(world.marketo)
+    bulk_world, bulk_run = bulk[0], bulk[1]
+    assert [c for c in bulk_world.marketo.calls(BULK_PATH) if c.admitted]  # the people did go through imports
+    leads = next(p for p in bulk_run.entities if p.entity == Entity.lead)
+    assert leads.imported > 0 and leads.parts_done >= 2
+    linked = [row for row in bulk_world.marketo.leads() if row.get("externalCompanyId")]
+    assert linked and all(row.get("externalSalesPersonId") for row in linked)
+    assert outcomes["bulk"] == outcomes["rest"]
+
