@@ -120,7 +120,7 @@ def test_import_rows_fail_as_sync_leads_would_for_unknown_owners_and_company_fie
     """An unknown sales person fails its row (718), and so do company fields on a person linked to a company
     (1021): the same rules as Sync Leads (reference C6, B6)."""
     marketo = start()
-    with _http(marketo) as http:
+    with contextlib.closing(_http(marketo)) as http:
         http.post("/rest/v1/companies.json", json={"action": "createOrUpdate", "dedupeBy": "dedupeFields",
                                                    "input": [{"externalCompanyId": "acc-1", "company": "Acme"}]})
         http.post("/rest/v1/salespersons.json", json={"action": "createOrUpdate", "dedupeBy": "dedupeFields",
