@@ -7,7 +7,7 @@ import json
 import pytest
 import redis
 
-from bot.models import FlowState, RunStatus
+from bot.models import Entity, EntityProgress, FlowState, RunStatus, SyncRun
 from bot.store import Store
 from bot.views import ids
 from sandbox.driver import DriverResponse, SlackDriver
@@ -25,6 +25,11 @@ def _answer(response: DriverResponse) -> str:
 def _run(store: Store, team: str):  # noqa: ANN202
     connection = store.active_connection(team)
     return store.get_run(team, connection.run_id) if connection and connection.run_id else None
+
+
+def _leads(run: SyncRun) -> EntityProgress:
+    """The run's lead progress (accounts run first, so leads are not the first entity)."""
+    return next(p for p in run.entities if p.entity == Entity.lead)
 
 
 def test_status_and_cancel_of_a_pending_request(driver: SlackDriver, stack: Stack, store: Store) -> None:
@@ -53,12 +58,12 @@ def test_cancel_a_running_sync_stops_it(driver: SlackDriver, worker, stack: Stac
     story = Story(driver, stack.slack, stack.dynamics.url)
     story.request_and_approve()
     team = stack.slack.team_id
-    wait_for(lambda: (run := _run(store, team)) and run.entities[0].created > 0, what="some records written", timeout=60)
+    wait_for(lambda: (run := _run(store, team)) and _leads(run).created > 0, what="some records written", timeout=60)
     assert "cancelling" in _answer(driver.command(ADMIN, text="cancel"))
     run = wait_for(lambda: (r := _run(store, team)) and r.status == RunStatus.cancelled and r, what="the run cancelled",
                    timeout=60)
     assert 0 < stack.marketo.lead_count() < 12000
-    assert run.entities[0].created == stack.marketo.lead_count()
+    assert _leads(run).created == stack.marketo.lead_count()
     assert store.active_connection(team).state == FlowState.cancelled
     wait_for(lambda: any(p.text.startswith("Sync cancelled") for p in stack.slack.messages(NOTIFY_CHANNEL)),
              what="the cancelled summary")
@@ -105,8 +110,8 @@ def test_daily_quota_pauses_and_the_resume_button_finishes(driver: SlackDriver, 
         if run.status == RunStatus.finished:
             break
     assert run.status == RunStatus.finished
-    assert stack.marketo.lead_count() == run.entities[0].created == run.entities[0].estimated
-    assert run.entities[0].updated == 0, "a resume never rewrites what was written"
+    assert stack.marketo.lead_count() == _leads(run).created == _leads(run).estimated
+    assert _leads(run).updated == 0, "a resume never rewrites what was written"
 
 
 def test_an_unknown_subcommand_is_echoed_as_text(driver: SlackDriver) -> None:

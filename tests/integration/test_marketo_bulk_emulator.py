@@ -6,27 +6,12 @@ import contextlib
 import csv
 import io
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from sandbox.marketo import MarketoEmulator
 from sandbox.marketo_bulk import MAX_FILE_BYTES
-
-
-@pytest.fixture
-def start() -> Iterator[Callable[..., MarketoEmulator]]:
-    started: list[MarketoEmulator] = []
-
-    def make(**knobs: Any) -> MarketoEmulator:
-        started.append(MarketoEmulator(client_id="cid", client_secret="csecret", **knobs).start())
-        return started[-1]
-
-    yield make
-    for emulator in started:
-        emulator.stop()
 
 
 def _http(emulator: MarketoEmulator) -> httpx.Client:
@@ -57,8 +42,8 @@ def _wait(http: httpx.Client, batch_id: int, timeout: float = 10) -> dict[str, A
         time.sleep(0.02)
 
 
-def test_import_upserts_by_lookup_field_and_reports_failures_and_warnings(start) -> None:
-    emulator = start(import_rate=1000)
+def test_import_upserts_by_lookup_field_and_reports_failures_and_warnings(start_marketo) -> None:
+    emulator = start_marketo(import_rate=1000)
     with contextlib.closing(_http(emulator)) as http:
         http.post("/rest/v1/leads.json", json={"input": [{"email": "old@x.com", "firstName": "Old"}]})
         data = _csv([["email", "firstName", "leadScore", "createdAt"],
@@ -86,8 +71,8 @@ def test_import_upserts_by_lookup_field_and_reports_failures_and_warnings(start)
         assert warnings[0][-1] == "Import Warning Reason" and warnings[1][0] == "ro@x.com"
 
 
-def test_unknown_column_fails_every_row_and_the_lookup_field_must_be_searchable(start) -> None:
-    emulator = start(import_rate=1000)
+def test_unknown_column_fails_every_row_and_the_lookup_field_must_be_searchable(start_marketo) -> None:
+    emulator = start_marketo(import_rate=1000)
     with contextlib.closing(_http(emulator)) as http:
         job = _upload(http, _csv([["email", "noSuchField"], ["a@x.com", "1"], ["b@x.com", "2"]])).json()
         status = _wait(http, job["result"][0]["batchId"])
@@ -98,8 +83,8 @@ def test_unknown_column_fails_every_row_and_the_lookup_field_must_be_searchable(
         assert _wait(http, by_id["result"][0]["batchId"])["numOfRowsFailed"] == 1  # id: update only
 
 
-def test_queue_holds_ten_jobs_runs_two_at_a_time_and_refuses_big_files(start) -> None:
-    emulator = start(import_rate=50)
+def test_queue_holds_ten_jobs_runs_two_at_a_time_and_refuses_big_files(start_marketo) -> None:
+    emulator = start_marketo(import_rate=50)
     with contextlib.closing(_http(emulator)) as http:
         rows = [["email"], *([f"p{i}@x.com"] for i in range(20))]
         ids = [_upload(http, _csv(rows)).json()["result"][0]["batchId"] for _ in range(10)]

@@ -4,26 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from sandbox.marketo import MarketoEmulator
-
-
-@pytest.fixture
-def start() -> Iterator[Callable[..., MarketoEmulator]]:
-    started: list[MarketoEmulator] = []
-
-    def make(**knobs: Any) -> MarketoEmulator:
-        started.append(MarketoEmulator(client_id="cid", client_secret="csecret", **knobs).start())
-        return started[-1]
-
-    yield make
-    for emulator in started:
-        emulator.stop()
 
 
 def _token(http: httpx.Client) -> dict[str, Any]:
@@ -44,8 +29,8 @@ def _sync(http: httpx.Client, records: list[dict[str, Any]], lookup: str = "emai
     return http.post("/rest/v1/leads.json", json=body).json()
 
 
-def test_identity_returns_the_same_token_while_valid_and_refuses_bad_credentials(start) -> None:
-    emulator = start()
+def test_identity_returns_the_same_token_while_valid_and_refuses_bad_credentials(start_marketo) -> None:
+    emulator = start_marketo()
     with httpx.Client(base_url=emulator.url) as http:
         first, second = _token(http), _token(http)
         assert first["access_token"] == second["access_token"]
@@ -58,8 +43,8 @@ def test_identity_returns_the_same_token_while_valid_and_refuses_bad_credentials
         assert unknown.status_code == 401 and "No client" in unknown.json()["error_description"]
 
 
-def test_token_rules_601_602_and_header_only(start) -> None:
-    emulator = start()
+def test_token_rules_601_602_and_header_only(start_marketo) -> None:
+    emulator = start_marketo()
     http = _http(emulator)
     assert http.get("/rest/v1/leads/describe2.json").json()["success"]
     token = http.headers["Authorization"][7:]
@@ -73,8 +58,8 @@ def test_token_rules_601_602_and_header_only(start) -> None:
     assert _token(http)["access_token"] != token
 
 
-def test_window_606_and_max_calls_in_any_window(start) -> None:
-    emulator = start(calls_per_window=3, window_seconds=20, time_scale=0.05)  # a 1 s window
+def test_window_606_and_max_calls_in_any_window(start_marketo) -> None:
+    emulator = start_marketo(calls_per_window=3, window_seconds=20, time_scale=0.05)  # a 1 s window
     http = _http(emulator)
     codes = [http.get("/rest/v1/leads/describe2.json").json().get("errors", [{}])[0].get("code") for _ in range(5)]
     assert codes == [None, None, None, "606", "606"]
@@ -82,8 +67,8 @@ def test_window_606_and_max_calls_in_any_window(start) -> None:
     assert [c.code for c in emulator.calls("/rest/v1/leads/describe2.json")].count("606") == 2
 
 
-def test_concurrency_615(start) -> None:
-    emulator = start(max_concurrency=2, latency=0.3)
+def test_concurrency_615(start_marketo) -> None:
+    emulator = start_marketo(max_concurrency=2, latency=0.3)
     http = _http(emulator)
     codes: list[str | None] = []
 
@@ -100,15 +85,15 @@ def test_concurrency_615(start) -> None:
     assert emulator.max_concurrent_seen == 2
 
 
-def test_daily_quota_607(start) -> None:
-    emulator = start(daily_quota=2)
+def test_daily_quota_607(start_marketo) -> None:
+    emulator = start_marketo(daily_quota=2)
     http = _http(emulator)
     codes = [http.get("/rest/v1/leads/describe2.json").json().get("errors", [{}])[0].get("code") for _ in range(3)]
     assert codes == [None, None, "607"]
 
 
-def test_body_over_1mb_is_413_and_batches_over_300_refused(start) -> None:
-    emulator = start()
+def test_body_over_1mb_is_413_and_batches_over_300_refused(start_marketo) -> None:
+    emulator = start_marketo()
     http = _http(emulator)
     big = [{"email": f"a{i}@x.com", "address": "x" * 20_000} for i in range(60)]
     assert http.post("/rest/v1/leads.json", json={"input": big}).status_code == 413
@@ -117,8 +102,8 @@ def test_body_over_1mb_is_413_and_batches_over_300_refused(start) -> None:
     assert emulator.lead_count() == 0
 
 
-def test_per_record_rules_and_dedupe(start) -> None:
-    emulator = start()
+def test_per_record_rules_and_dedupe(start_marketo) -> None:
+    emulator = start_marketo()
     http = _http(emulator)
     records = [
         {"email": "ann@x.com", "firstName": "Ann", "numberOfEmployees": 12},
@@ -140,8 +125,8 @@ def test_per_record_rules_and_dedupe(start) -> None:
     assert emulator.lead_count() == 1
 
 
-def test_lookup_field_must_be_searchable_or_custom(start) -> None:
-    emulator = start()
+def test_lookup_field_must_be_searchable_or_custom(start_marketo) -> None:
+    emulator = start_marketo()
     http = _http(emulator)
     refused = _sync(http, [{"firstName": "A"}], lookup="firstName")
     assert refused["errors"][0]["code"] == "1011"
@@ -156,8 +141,8 @@ def test_lookup_field_must_be_searchable_or_custom(start) -> None:
     assert len(emulator.leads()) == 2  # same email, different lookup keys: two persons
 
 
-def test_field_schema_create_skips_and_paging(start) -> None:
-    emulator = start()
+def test_field_schema_create_skips_and_paging(start_marketo) -> None:
+    emulator = start_marketo()
     http = _http(emulator)
     body = {"input": [
         {"name": "email", "displayName": "Other Email", "dataType": "email"},
@@ -180,8 +165,8 @@ def test_field_schema_create_skips_and_paging(start) -> None:
     assert names == [f["name"] for f in emulator.fields()] and "fine" in names
 
 
-def test_filter_lookup_get_and_form_post(start) -> None:
-    emulator = start()
+def test_filter_lookup_get_and_form_post(start_marketo) -> None:
+    emulator = start_marketo()
     http = _http(emulator)
     _sync(http, [{"email": f"p{i}@x.com", "firstName": f"P{i}"} for i in range(5)])
     got = http.get("/rest/v1/leads.json", params={"filterType": "email", "filterValues": "p1@x.com,p3@x.com,zz@x.com",
@@ -194,8 +179,8 @@ def test_filter_lookup_get_and_form_post(start) -> None:
     assert bad["errors"][0]["code"] == "1003"
 
 
-def test_companies_dedupe_on_external_id_and_1021(start) -> None:
-    emulator = start()
+def test_companies_dedupe_on_external_id_and_1021(start_marketo) -> None:
+    emulator = start_marketo()
     http = _http(emulator)
     body = {"action": "createOrUpdate", "dedupeBy": "dedupeFields",
             "input": [{"externalCompanyId": "A1", "company": "Acme"}, {"externalCompanyId": "A1", "industry": "X"}]}
@@ -206,8 +191,8 @@ def test_companies_dedupe_on_external_id_and_1021(start) -> None:
     assert linked["result"][0]["reasons"][0]["code"] == "1021"
 
 
-def test_fault_injection_and_content_rules(start) -> None:
-    emulator = start()
+def test_fault_injection_and_content_rules(start_marketo) -> None:
+    emulator = start_marketo()
     http = _http(emulator)
     emulator.fail_next(1, 502)
     emulator.fail_next(1, "608", path="/rest/v1/leads.json")
