@@ -101,10 +101,10 @@ def test_queue_holds_ten_jobs_runs_two_at_a_time_and_refuses_big_files(start_mar
 
 
 def test_import_rows_fail_as_sync_leads_would_for_unknown_owners_and_company_fields_on_linked_persons(
-        start) -> None:
+        start_marketo) -> None:
     """An unknown sales person fails its row (718), and so do company fields on a person linked to a company
     (1021): the same rules as Sync Leads (reference C6, B6)."""
-    marketo = start()
+    marketo = start_marketo()
     with contextlib.closing(_http(marketo)) as http:
         http.post("/rest/v1/companies.json", json={"action": "createOrUpdate", "dedupeBy": "dedupeFields",
                                                    "input": [{"externalCompanyId": "acc-1", "company": "Acme"}]})

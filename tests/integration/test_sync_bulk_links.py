@@ -15,7 +15,7 @@ from bot.sync import entry, runs
 from bot.sync.checkpoint import RunState
 from sandbox.verify import one_person, verify_sync
 from tests.conftest import REDIS_URL
-from tests.integration.sync_harness import SyncHarness
+from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
 
 RECORDS = {"lead": 120, "contact": 90, "account": 12}
 QUALIFIED = (3, 8)  # leads qualified into contacts before the load
@@ -26,11 +26,9 @@ VOLATILE = {"id", "createdAt", "updatedAt"}
 def load(key_prefix: str, path: str) -> Iterator[tuple[SyncHarness, Any, list[tuple[str, str]]]]:
     """An initial load of accounts, owners and people (two leads qualified) through `path`: (harness, run,
     (lead id, contact id) of each qualified lead)."""
-    minimum = {"rest": -1, "bulk": 0}[path]
+    knobs, settings = WRITE_PATHS[path]
     harness = SyncHarness(REDIS_URL, f"{key_prefix}{path}:", RECORDS, dynamics={"filter_false_fraction": 0.0},
-                          marketo={"import_rate": 20_000},
-                          settings={"BULK_IMPORT_MIN_RECORDS": minimum, "BULK_IMPORT_POLL_SECONDS": 0.05,
-                                    "BULK_IMPORT_PART_BYTES": 8_000}).start()
+                          marketo=knobs, settings={**settings, "BULK_IMPORT_PART_BYTES": 8_000}).start()
     entry.install(harness.container.sync)
     try:
         pairs = [(harness.dynamics.record_id("lead", i), harness.dynamics.qualify_lead(i)) for i in QUALIFIED]
