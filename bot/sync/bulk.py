@@ -94,12 +94,13 @@ def cell(value: Any) -> str:
 
 @dataclass
 class _Row:
-    """What became of one record read: a CSV line, a failure, a REST write (`written`), or nothing (left out)."""
+    """What became of one record read: a CSV line, a failure, a REST write (`written`: created, updated or
+    skipped, with its failure), or nothing (left out)."""
 
     line: bytes = b""
+    person: str = ""  # the Dynamics id of a CSV line's person
     failure: LedgerEntry | None = None
     written: str | None = None
-    person: str | None = None  # the Dynamics id of a CSV row's person
 
 
 @dataclass
@@ -113,6 +114,7 @@ class _Part:
     filtered_out: int = 0
     created: int = 0
     updated: int = 0
+    skipped: int = 0
     failures: list[LedgerEntry] = field(default_factory=list)
     people: list[str] = field(default_factory=list)  # its rows' Dynamics ids, for `people_written`
     end_link: str | None = None
@@ -280,10 +282,10 @@ class BulkEntitySync:
                 if account or key[0] in qualified]
         if rest:
             self._through_rest(prepared, rest, [rows[at[i]] for i in rest])
-        for i, (person, _) in enumerate(people):
-            if i not in rest:
-                rows[at[i]].line = self._line([cell(person.get(n)) for n in self._columns])
-                rows[at[i]].person = str(person[self.plan.id_field])
+        for i in sorted(set(range(len(people))) - set(rest)):
+            person = people[i][0]
+            rows[at[i]].line = self._line([cell(person.get(n)) for n in self._columns])
+            rows[at[i]].person = str(person[self.plan.id_field])
         return rows
 
     def _through_rest(self, prepared: Prepared, indexes: list[int], rows: list[_Row]) -> None:
@@ -294,9 +296,8 @@ class BulkEntitySync:
         tally(outcome, self.entity, [prepared.keys[i] for i in indexes], results)
         failures = iter(outcome.failures)  # one per record not written, in order
         for row, result in zip(rows, results, strict=True):
-            if result.status in WRITTEN:
-                row.written = result.status
-            else:
+            row.written = result.status if result.status in WRITTEN else "skipped"
+            if row.written == "skipped":
                 row.failure = next(failures)
 
     @staticmethod
@@ -306,10 +307,10 @@ class BulkEntitySync:
             part.file.write(row.line)
             part.bytes += len(row.line)
             part.rows += 1
-            if row.person is not None:
-                part.people.append(row.person)
+            part.people.append(row.person)
         elif row.failure is not None:
             part.failures.append(row.failure)
+            part.skipped += row.written == "skipped"
         elif row.written == "created":
             part.created += 1
         elif row.written == "updated":
@@ -361,7 +362,7 @@ class BulkEntitySync:
             run = tx.run()
             progress = next(p for p in run.entities if p.entity == self.entity)
             progress.add(Counts(read=part.read, filtered_out=part.filtered_out, created=part.created,
-                                updated=part.updated, failed=len(part.failures)))
+                                updated=part.updated, skipped=part.skipped, failed=len(part.failures) - part.skipped))
             progress.parts_uploaded += batch_id is not None
             run.api_calls += calls
 
