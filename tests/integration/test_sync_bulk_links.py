@@ -23,14 +23,17 @@ BULK_PATH = "/bulk/v1/leads.json"
 VOLATILE = {"id", "createdAt", "updatedAt"}
 
 
-def load(key_prefix: str, path: str) -> Iterator[tuple[SyncHarness, Any, list[tuple[str, str]]]]:
+def load(key_prefix: str, path: str, fail_companies: bool = False) -> Iterator[tuple[SyncHarness, Any,
+                                                                                   list[tuple[str, str]]]]:
     """An initial load of accounts, owners and people (two leads qualified) through `path`: (harness, run,
-    (lead id, contact id) of each qualified lead)."""
+    (lead id, contact id) of each qualified lead). `fail_companies`: the first company write fails (607)."""
     knobs, settings = WRITE_PATHS[path]
     harness = SyncHarness(REDIS_URL, f"{key_prefix}{path}:", RECORDS, dynamics={"filter_false_fraction": 0.0},
                           marketo=knobs, settings={**settings, "BULK_IMPORT_PART_BYTES": 8_000}).start()
     entry.install(harness.container.sync)
     try:
+        if fail_companies:
+            harness.marketo.fail_next(1, 607, path="/rest/v1/companies.json")
         pairs = [(harness.dynamics.record_id("lead", i), harness.dynamics.qualify_lead(i)) for i in QUALIFIED]
         run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
         SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
@@ -77,3 +80,28 @@ def test_a_bulk_load_ends_with_the_same_marketo_state_as_the_rest_path(rest, bul
     assert linked and all(row.get("externalSalesPersonId") for row in linked)
     assert outcomes["bulk"] == outcomes["rest"]
 
+
+
+def test_people_whose_account_is_not_written_go_through_rest_and_are_linked_when_it_is(key_prefix: str) -> None:
+    loaded = load(key_prefix, "bulk", fail_companies=True)
+    world, run, _ = next(loaded)
+    try:
+        assert run.status == RunStatus.paused  # the accounts paused; the people went on without them
+        contact_id = world.dynamics.record_id("contact", 7)
+        contact = world.marketo.lead_by("dynamicsContactId", contact_id)
+        assert contact is not None and not contact.get("externalCompanyId")
+        waiting = world.store.links.company_waiters("T1", world.connection.id,
+                                                    [world.dynamics.record_id("account", i) for i in range(12)])
+        assert f"contact:{contact_id}" in {m for people in waiting.values() for m in people}
+        contacts = next(p for p in run.entities if p.entity == Entity.contact)
+        assert contacts.imported == 0 and contacts.created > 0  # every contact has an account: none imported
+
+        runs.resume_run(world.store, world.container.queue, "T1", run.id)
+        SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+        assert world.store.get_run("T1", run.id).status == RunStatus.finished
+        report = verify_sync(world.dynamics, world.marketo, world.connection.plan)
+        assert report.ok, report.describe()
+        linked = world.marketo.lead_by("dynamicsContactId", contact_id)
+        assert linked is not None and linked.get("externalCompanyId")
+    finally:
+        loaded.close()
