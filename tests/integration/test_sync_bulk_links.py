@@ -19,13 +19,14 @@ from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
 
 RECORDS = {"lead": 120, "contact": 90, "account": 12}
 QUALIFIED = (3, 8)  # leads qualified into contacts before the load
+MERGED = (20, 21)  # contact 21 merged into contact 20 before the load
 BULK_PATH = "/bulk/v1/leads.json"
 VOLATILE = {"id", "createdAt", "updatedAt"}
 
 
 def load(key_prefix: str, path: str, fail_companies: bool = False) -> Iterator[tuple[SyncHarness, Any,
                                                                                    list[tuple[str, str]]]]:
-    """An initial load of accounts, owners and people (two leads qualified) through `path`: (harness, run,
+    """An initial load of accounts, owners and people (two leads qualified, two contacts merged) through `path`: (harness, run,
     (lead id, contact id) of each qualified lead). `fail_companies`: the first company write fails (607)."""
     knobs, settings = WRITE_PATHS[path]
     harness = SyncHarness(REDIS_URL, f"{key_prefix}{path}:", RECORDS, dynamics={"filter_false_fraction": 0.0},
@@ -34,6 +35,7 @@ def load(key_prefix: str, path: str, fail_companies: bool = False) -> Iterator[t
     try:
         if fail_companies:
             harness.marketo.fail_next(1, 607, path="/rest/v1/companies.json")
+        harness.dynamics.merge_records("contact", *MERGED)
         pairs = [(harness.dynamics.record_id("lead", i), harness.dynamics.qualify_lead(i)) for i in QUALIFIED]
         run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
         SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
@@ -41,6 +43,16 @@ def load(key_prefix: str, path: str, fail_companies: bool = False) -> Iterator[t
     finally:
         entry.install(None)
         harness.stop()
+
+
+def verified(world: SyncHarness, name: str) -> None:
+    """Marketo holds Dynamics field by field (`sandbox/verify.py`), but for the merged-away contact, which
+    verify.py expects and neither path writes (its person follows the master's)."""
+    report = verify_sync(world.dynamics, world.marketo, world.connection.plan)
+    merged_away = world.dynamics.record_id("contact", MERGED[1])
+    for check in report.entities:
+        assert (check.missing, check.duplicates, check.mismatches) == (
+            [merged_away] if check.entity == "contact" else [], [], []), f"{name}: {report.describe()}"
 
 
 def state(marketo: Any) -> dict[str, Any]:
@@ -65,8 +77,7 @@ def test_a_bulk_load_ends_with_the_same_marketo_state_as_the_rest_path(rest, bul
     outcomes = {}
     for name, (world, run, pairs) in (("rest", rest), ("bulk", bulk)):
         assert run.status == RunStatus.finished, name
-        report = verify_sync(world.dynamics, world.marketo, world.connection.plan)
-        assert report.ok, f"{name}: {report.describe()}"
+        verified(world, name)
         for lead_id, contact_id in pairs:
             same, line = one_person(world.marketo, lead_id, contact_id)
             assert same, f"{name}: {line}"
@@ -99,8 +110,7 @@ def test_people_whose_account_is_not_written_go_through_rest_and_are_linked_when
         runs.resume_run(world.store, world.container.queue, "T1", run.id)
         SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
         assert world.store.get_run("T1", run.id).status == RunStatus.finished
-        report = verify_sync(world.dynamics, world.marketo, world.connection.plan)
-        assert report.ok, report.describe()
+        verified(world, "bulk")
         linked = world.marketo.lead_by("dynamicsContactId", contact_id)
         assert linked is not None and linked.get("externalCompanyId")
     finally:
