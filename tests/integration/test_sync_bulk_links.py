@@ -20,14 +20,16 @@ from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
 RECORDS = {"lead": 120, "contact": 90, "account": 12}
 QUALIFIED = (3, 8)  # leads qualified into contacts before the load
 MERGED = (20, 21)  # contact 21 merged into contact 20 before the load
+GONE_OWNER = (30, "0badc0de-0000-4000-8000-000000000001")  # lead 30 is owned by a user Dynamics no longer has
 BULK_PATH = "/bulk/v1/leads.json"
 VOLATILE = {"id", "createdAt", "updatedAt"}
 
 
 def load(key_prefix: str, path: str, fail_companies: bool = False) -> Iterator[tuple[SyncHarness, Any,
                                                                                    list[tuple[str, str]]]]:
-    """An initial load of accounts, owners and people (two leads qualified, two contacts merged) through `path`: (harness, run,
-    (lead id, contact id) of each qualified lead). `fail_companies`: the first company write fails (607)."""
+    """An initial load of accounts, owners and people (two leads qualified, two contacts merged, an owner gone)
+    through `path`: (harness, run, (lead id, contact id) of each qualified lead). `fail_companies`: the first
+    company write fails (607)."""
     knobs, settings = WRITE_PATHS[path]
     harness = SyncHarness(REDIS_URL, f"{key_prefix}{path}:", RECORDS, dynamics={"filter_false_fraction": 0.0},
                           marketo=knobs, settings={**settings, "BULK_IMPORT_PART_BYTES": 8_000}).start()
@@ -36,6 +38,7 @@ def load(key_prefix: str, path: str, fail_companies: bool = False) -> Iterator[t
         if fail_companies:
             harness.marketo.fail_next(1, 607, path="/rest/v1/companies.json")
         harness.dynamics.merge_records("contact", *MERGED)
+        harness.dynamics.update_record("lead", GONE_OWNER[0], ownerid=GONE_OWNER[1])
         pairs = [(harness.dynamics.record_id("lead", i), harness.dynamics.qualify_lead(i)) for i in QUALIFIED]
         run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
         SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
@@ -46,13 +49,15 @@ def load(key_prefix: str, path: str, fail_companies: bool = False) -> Iterator[t
 
 
 def verified(world: SyncHarness, name: str) -> None:
-    """Marketo holds Dynamics field by field (`sandbox/verify.py`), but for the merged-away contact, which
-    verify.py expects and neither path writes (its person follows the master's)."""
+    """Marketo holds Dynamics field by field (`sandbox/verify.py`), but for what verify.py expects and neither
+    path writes: the merged-away contact (its person follows the master's) and the owner that is gone."""
     report = verify_sync(world.dynamics, world.marketo, world.connection.plan)
-    merged_away = world.dynamics.record_id("contact", MERGED[1])
+    missing = {"contact": [world.dynamics.record_id("contact", MERGED[1])]}
+    unowned = {"lead": [(world.dynamics.record_id("lead", GONE_OWNER[0]), "externalSalesPersonId", GONE_OWNER[1],
+                         None)]}
     for check in report.entities:
         assert (check.missing, check.duplicates, check.mismatches) == (
-            [merged_away] if check.entity == "contact" else [], [], []), f"{name}: {report.describe()}"
+            missing.get(check.entity, []), [], unowned.get(check.entity, [])), f"{name}: {report.describe()}"
 
 
 def state(marketo: Any) -> dict[str, Any]:
@@ -82,6 +87,8 @@ def test_a_bulk_load_ends_with_the_same_marketo_state_as_the_rest_path(rest, bul
             same, line = one_person(world.marketo, lead_id, contact_id)
             assert same, f"{name}: {line}"
         assert list(RunState(world.store, "T1", run.id).ledger) == [], name  # no row failed, no unknown owner
+        unowned = world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", GONE_OWNER[0]))
+        assert unowned is not None and not unowned.get("externalSalesPersonId"), name
         outcomes[name] = state(world.marketo)
     bulk_world, bulk_run = bulk[0], bulk[1]
     assert [c for c in bulk_world.marketo.calls(BULK_PATH) if c.admitted]  # the people did go through imports
