@@ -7,7 +7,8 @@ sales persons keyed on `externalSalesPersonId` = systemuserid, carried by people
 
 The rules here are pure: which lookups a plan reads (`plan_lookups`), the link values of one record
 (`link_values`, used by the converter) and what a linked person may not send (`COMPANY_FIELDS_ON_PERSON`).
-`LinkedWrites` applies them around the Marketo writes of one entity, with what Redis knows:
+`LinkedWrites` applies them around the Marketo writes of one entity, with what Redis knows (on the REST path
+in `sync_leads`; the Bulk Import path calls `prepare_people` and `people_written` around its CSV rows):
 
 - a person links only to an account already written as a company (else Marketo would have no company to
   show); one written before its account waits in Redis and is linked (update only) when the account is;
