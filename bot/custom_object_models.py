@@ -43,6 +43,8 @@ class PersonLink(BaseModel):
     person: str  # "lead" or "contact"
     hops: list[TableLookup]
     lead_field: str  # the Marketo lead field holding the person's Dataverse id, e.g. dynamicsContactId
+    via_entity_set: str | None = None  # with two hops: the middle table, read for its lookup to the person
+    via_primary_id: str | None = None
 
     @property
     def field_name(self) -> str:

@@ -10,7 +10,7 @@ object to a person.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from bot.custom_object_models import (
     CustomObjectField,
@@ -19,7 +19,8 @@ from bot.custom_object_models import (
     RefusedColumn,
     TableLookup,
 )
-from bot.models import AttributeMeta, Entity
+from bot.dynamics.custom_tables import CustomTableMeta
+from bot.models import Entity
 from bot.sync.mapping import (
     MAX_DISPLAY_NAME,
     MAX_FIELD_NAME,
@@ -37,21 +38,10 @@ PEOPLE = frozenset({"lead", "contact"})
 ROOTS = PEOPLE | {"account"}
 
 
-class CustomTableMeta(BaseModel):
-    """A custom table as discovery reads it: metadata, attributes and ManyToOne lookups."""
-
-    logical_name: str
-    entity_set: str
-    primary_id: str
-    display_name: str
-    change_tracking: bool = True
-    attributes: list[AttributeMeta] = Field(default_factory=list)
-    lookups: list[TableLookup] = Field(default_factory=list)
-
-
 class ReachableTable(BaseModel):
     table: CustomTableMeta
     hops: list[TableLookup]  # from the table to lead, contact or account
+    via: CustomTableMeta | None = None  # the middle table of two hops
     refusal: str | None = None  # why it cannot be synced, when it cannot
 
     @property
@@ -81,7 +71,8 @@ def reachable_tables(tables: list[CustomTableMeta]) -> list[ReachableTable]:
         best = min(chains, key=lambda c: (c[-1].target not in PEOPLE, len(c), [h.attribute for h in c]))
         refusal = None if best[-1].target in PEOPLE else (
             "it reaches only an account, and a Marketo custom object links to a person")
-        found.append(ReachableTable(table=table, hops=best, refusal=refusal))
+        found.append(ReachableTable(table=table, hops=best, refusal=refusal,
+                                    via=by_name[best[0].target] if len(best) > 1 else None))
     return sorted(found, key=lambda r: (r.table.display_name.lower(), r.table.logical_name))
 
 
@@ -120,7 +111,9 @@ def plan_custom_object(reach: ReachableTable, columns: list[str], existing_types
     if reach.refusal:
         raise ValueError(f"{table.display_name} cannot be synced: {reach.refusal}")
     person = Entity(reach.root)
-    link = PersonLink(person=person.value, hops=reach.hops, lead_field=person.marketo_id_field)
+    link = PersonLink(person=person.value, hops=reach.hops, lead_field=person.marketo_id_field,
+                      via_entity_set=reach.via.entity_set if reach.via else None,
+                      via_primary_id=reach.via.primary_id if reach.via else None)
     dedupe = f"{_api_name(table.logical_name)}Id"[:MAX_FIELD_NAME]
     taken = {dedupe.lower(), link.field_name.lower(), "marketoguid"}
     attributes = {a.logical_name: a for a in table.attributes}

@@ -31,6 +31,7 @@ from bot.sync.checkpoint import (
     RunState,
     Transition,
 )
+from bot.sync.custom_sync import enqueue_custom_objects, has_custom_objects
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome, Settle
 from bot.sync.lease import Heartbeat, LeaseLost
 from bot.sync.links import linked_writes
@@ -223,6 +224,8 @@ def _conclude(services: SyncServices, state: RunState, run: SyncRun, entity: Ent
     _settled(services, transition)
     if transition.changed and transition.run.status == RunStatus.finished and run.kind != BACKFILL:
         incremental.schedule(store, run.team_id, run.connection_id, services.settings)
+        if has_custom_objects(store, run.team_id, run.connection_id):
+            enqueue_custom_objects(services.queue, run.team_id, run.connection_id)  # after the people
     return outcome.kind
 
 

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 import pytest
 
 from bot.custom_object_models import TableLookup
+from bot.dynamics.custom_tables import CustomTableMeta
 from bot.marketo.client import MarketoClient
 from bot.marketo.errors import MarketoFatal
 from bot.marketo.limiter import SharedLimiter
 from bot.models import AttributeMeta, MarketoField
 from bot.store import Keys, LimiterState
-from bot.sync.custom_objects import CustomTableMeta, plan_custom_objects, reachable_tables
+from bot.sync.custom_objects import plan_custom_objects, reachable_tables
 from sandbox.marketo import MarketoEmulator
 
 TABLE = CustomTableMeta(

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from bot.custom_object_models import TableLookup
+from bot.dynamics.custom_tables import CustomTableMeta
 from bot.models import AttributeMeta, FieldPlan
 from bot.sync.custom_objects import (
     MAX_OBJECT_FIELDS,
-    CustomTableMeta,
     plan_custom_objects,
     reachable_tables,
     record_values,
