@@ -64,6 +64,10 @@ class CustomObjectsApi:
             self._call("POST", f"{SCHEMA}/{plan.api_name}/approve.json")
         return [f["name"] for f in missing]
 
+    def custom_object_types(self) -> set[str]:
+        """The API names of the instance's custom object types (they count toward Marketo's limit of 10)."""
+        return {str(row.get("name")) for row in self._call("GET", "/rest/v1/customobjects.json").result}
+
     def sync_custom_objects(self, api_name: str, records: list[dict[str, Any]]) -> list[RecordResult]:
         """Upsert records deduped on the type's dedupe field; one result per record, in input order."""
         return self._sync(f"/rest/v1/customobjects/{api_name}.json", records,

@@ -42,6 +42,7 @@ def test_the_type_is_made_approved_and_takes_linked_records(env: tuple[MarketoEm
     emulator, marketo = env
     assert marketo.ensure_custom_object(PLAN) == ["dynNewProjectId", "dynamicsContactId", "newName", "newBudget"]
     assert marketo.ensure_custom_object(PLAN) == []
+    assert marketo.custom_object_types() == {"dynNewProject"}  # counted toward the limit of 10 in the plan
     kind = emulator.custom_objects.types["dynNewProject"]
     assert kind.state() == "approved" and kind.approved is not None
     assert kind.approved.fields["dynamicsContactId"].related_to == {"name": "lead", "field": "dynamicsContactId"}
