@@ -62,6 +62,7 @@ class ObjectType:
     approved: ObjectVersion | None = None
     added_after_approval: int = 0
     records: dict[str, dict[str, Any]] = field(default_factory=dict)  # marketoGUID -> record
+    by_dedupe: dict[tuple[Any, ...], str] = field(default_factory=dict)  # dedupe values -> marketoGUID
 
     def state(self) -> str:
         if self.approved is None:
@@ -221,10 +222,10 @@ class CustomObjects:
             raise SchemaRefused("1003", "Invalid action or dedupeBy")
         if dedupe_by == "idField" and action != "updateOnly":
             raise SchemaRefused("1003", "dedupeBy idField is only allowed with action updateOnly")
-        return [{"seq": seq, **self._sync_one(kind.approved, kind.records, rec, action, dedupe_by)}
+        return [{"seq": seq, **self._sync_one(kind, kind.approved, rec, action, dedupe_by)}
                 for seq, rec in enumerate(items)]
 
-    def _sync_one(self, version: ObjectVersion, records: dict[str, dict[str, Any]], rec: Any, action: str,
+    def _sync_one(self, kind: ObjectType, version: ObjectVersion, rec: Any, action: str,
                   dedupe_by: str) -> dict[str, Any]:
         def skipped(code: str, message: str) -> dict[str, Any]:
             return {"status": "skipped", "reasons": [{"code": code, "message": message}]}
@@ -238,15 +239,16 @@ class CustomObjects:
             if fdef is not None and fdef.related_to and value not in (None, "") \
                     and not self._lead_exists(fdef.related_to["field"], value):
                 return skipped("1003", f"No lead with {fdef.related_to['field']} '{value}' for link field '{name}'")
+        records = kind.records
+        keys = [f.name for f in version.fields.values() if f.dedupe]
         if dedupe_by == "idField":
             guid = rec.get("marketoGUID")
             if guid not in records:
                 return skipped("1013", "Record not found")
         else:
-            keys = [f.name for f in version.fields.values() if f.dedupe]
             if any(rec.get(k) in (None, "") for k in keys):
                 return skipped("1003", f"Value for dedupe fields {keys} is required")
-            guid = next((g for g, row in records.items() if all(row.get(k) == rec[k] for k in keys)), None)
+            guid = kind.by_dedupe.get(tuple(rec[k] for k in keys))
             if guid is not None and action == "createOnly":
                 return skipped("1005", "Record already exists")
             if guid is None and action == "updateOnly":
@@ -255,6 +257,7 @@ class CustomObjects:
         if guid is None:
             guid = str(uuid.uuid4())
             records[guid] = {"marketoGUID": guid, **values}
+            kind.by_dedupe[tuple(values[k] for k in keys)] = guid  # dedupe fields never change once approved
             return {"status": "created", "marketoGUID": guid}
         records[guid].update(values)
         return {"status": "updated", "marketoGUID": guid}
