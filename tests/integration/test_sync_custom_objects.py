@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from rq import SimpleWorker
 
-from bot.models import RunStatus
+from bot.approval_effects import SchemaNotApplied
+from bot.models import Approval, ApprovalStatus, RunStatus
 from bot.sync import entry, runs
 from bot.sync.custom_objects import plan_custom_objects, reachable_tables
 from bot.sync.custom_sync import run_custom_objects
@@ -87,3 +88,24 @@ def test_incremental_cycle_writes_only_changed_custom_records(world: SyncHarness
     assert [p["dynNewProjectId"] for p in renamed] == [linked]
     calls = world.marketo.calls("/rest/v1/customobjects/dynNewProject.json")
     assert len(calls) == 1  # one changed record: one small batch, not the whole table again
+
+
+def test_approval_makes_the_custom_objects_and_a_retry_after_a_refusal_finishes(world: SyncHarness) -> None:
+    """The type is made only by the approval's effects; a refusal stops before the sync, a retry completes."""
+    objects = world.marketo.custom_objects
+    objects.types.clear()  # as before approval: the fixture made them to sync
+    world.marketo.reset_counters()
+    approval = Approval(team_id="T1", connection_id=world.connection.id, requester="U0REQ", decided_by="U0LEAD",
+                        status=ApprovalStatus.approved, expires_at=1_800_000_000)
+    world.store.save_approval(approval)
+    effects = world.container.approvals.effects
+    world.marketo.fail_next(1, "1003", path="/rest/v1/customobjects/schema/dynNewProjectnote/approve.json")
+    with pytest.raises(SchemaNotApplied, match="dynNewProjectnote"):
+        effects.on_approved(approval)
+    assert objects.types["dynNewProjectnote"].state() == "draft"
+    assert world.store.get_connection("T1", world.connection.id).run_id is None  # nothing synced
+    effects.on_approved(world.store.get_approval("T1", approval.id))
+    assert {name: kind.state() for name, kind in objects.types.items()} == {
+        "dynNewProject": "approved", "dynNewProjectnote": "approved"}
+    assert len(world.marketo.calls("/rest/v1/customobjects/schema.json")) == 2  # each type made once
+    assert world.store.get_connection("T1", world.connection.id).run_id is not None
