@@ -11,6 +11,7 @@ from rq import SimpleWorker
 
 from bot.approval_effects import SchemaNotApplied
 from bot.models import Approval, ApprovalStatus, RunStatus
+from bot.steps import errors
 from bot.sync import entry, runs
 from bot.sync.custom_objects import plan_custom_objects, reachable_tables
 from bot.sync.custom_sync import run_custom_objects
@@ -70,6 +71,11 @@ def test_initial_sync_writes_custom_objects_after_people_and_reports_unlinked(wo
     assert sample["dynamicsContactId"] == world.dynamics.record_id("contact", index % PEOPLE["contact"])
     unlinked = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_project")
     assert unlinked == CUSTOM["new_project"] - len(projects)  # reported on the error list, not dropped
+    world.store.set_active_connection("T1", world.connection.id)
+    listed = errors.list_errors(world.store, 3, "T1", errors.ErrorsQuery())
+    people_errors = world.store.sync_errors.count("T1", world.connection.id, ["contact"], None)
+    unlinked_notes = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_projectnote")
+    assert listed.total == people_errors + unlinked + unlinked_notes > people_errors  # `/connect-dynamics errors`
     assert world.store.delta_links.get("T1", world.connection.id, "new_project")
 
 
