@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from rq import Queue
+from rq.job import Dependency
 
 from bot.custom_object_models import CustomObjectPlan
 from bot.models import FlowState
@@ -100,11 +101,13 @@ def sync_table(plan: CustomObjectPlan, source: TableSource, target: ObjectTarget
     return outcome
 
 
-def enqueue_custom_objects(queue: Queue, team_id: str, connection_id: str) -> str:
-    """One job for the connection's custom tables (a fixed id: a job already waiting is not doubled)."""
+def enqueue_custom_objects(queue: Queue, team_id: str, connection_id: str, after: list[str] | None = None) -> str:
+    """One job for the connection's custom tables, run once the jobs `after` (the people's cycle) ended,
+    however they ended: their people are then in Marketo for the links."""
     job = queue.enqueue(CUSTOM_OBJECTS_JOB, team_id, connection_id, job_id=f"custom-objects-{connection_id}",
                         job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
-                        description=f"custom tables for {connection_id}")
+                        description=f"custom tables for {connection_id}",
+                        depends_on=Dependency(jobs=after, allow_failure=True) if after else None)
     return str(job.id)
 
 

@@ -12,7 +12,7 @@ from rq import SimpleWorker
 from bot.approval_effects import SchemaNotApplied
 from bot.models import Approval, ApprovalStatus, RunStatus
 from bot.steps import errors
-from bot.sync import entry, runs
+from bot.sync import entry, incremental, runs
 from bot.sync.custom_objects import plan_custom_objects, reachable_tables
 from bot.sync.custom_sync import run_custom_objects
 from tests.conftest import REDIS_URL
@@ -94,6 +94,17 @@ def test_incremental_cycle_writes_only_changed_custom_records(world: SyncHarness
     assert [p["dynNewProjectId"] for p in renamed] == [linked]
     calls = world.marketo.calls("/rest/v1/customobjects/dynNewProject.json")
     assert len(calls) == 1  # one changed record: one small batch, not the whole table again
+
+    # The scheduled cycle: the custom tables' job waits for the people's jobs, then runs.
+    world.dynamics.update_record("new_project", index, new_name="Scheduled")
+    due = world.store.incremental.due_at("T1", world.connection.id)
+    enqueued = incremental.schedule_due(world.store, world.container.queue, world.settings, now=due + 1)
+    people_job, _write_back, custom = enqueued
+    assert custom == f"custom-objects-{world.connection.id}"
+    assert world.container.queue.fetch_job(custom).dependency_ids == [people_job]
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert [p["newName"] for p in world.marketo.custom_objects.records("dynNewProject")
+            if p["dynNewProjectId"] == linked] == ["Scheduled"]
 
 
 def test_approval_makes_the_custom_objects_and_a_retry_after_a_refusal_finishes(world: SyncHarness) -> None:
