@@ -43,7 +43,7 @@ def _wait(predicate, timeout: float, what: str) -> None:
 
 def _add_custom_table(harness: SyncHarness) -> None:
     with harness.container.dataverse("T1", harness.connection.id) as client:
-        tables = client.custom_tables()
+        tables = client.with_columns(client.custom_tables(), ["new_project", "new_projectnote"])
     plans, _ = plan_custom_objects(reachable_tables(tables), {"new_project": PROJECT_COLUMNS}, set())
     marketo = harness.container.marketo()
     for plan in plans:

@@ -8,7 +8,7 @@ Metadata per external-apis.md: `EntityDefinitions?$filter=IsCustomEntity eq true
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,7 +83,8 @@ class CustomTableReads:
         page_size: int
 
     def custom_tables(self) -> list[CustomTableMeta]:
-        """Every custom table with its readable columns and its lookups (three reads a table)."""
+        """Every custom table with its lookups, without columns (one read a table: an org may have hundreds;
+        `with_columns` reads the columns of the few chosen)."""
         tables = [_Table.model_validate(row) for row in _rows(self.get(self.url("EntityDefinitions", {
             "$select": "LogicalName,EntitySetName,PrimaryIdAttribute,ChangeTrackingEnabled,DisplayName",
             "$filter": "IsCustomEntity eq true"})))]
@@ -97,10 +98,14 @@ class CustomTableReads:
             found.append(CustomTableMeta(
                 logical_name=table.logical_name, entity_set=table.entity_set, primary_id=table.primary_id,
                 display_name=label or table.logical_name, change_tracking=table.change_tracking is not False,
-                attributes=self.attributes(path),
                 lookups=[TableLookup(table=table.logical_name, attribute=r.attribute, target=r.target)
                          for r in relations]))
         return found
+
+    def with_columns(self, tables: list[CustomTableMeta], names: Collection[str]) -> list[CustomTableMeta]:
+        """`tables`, those named in `names` with their readable columns read."""
+        return [t.model_copy(update={"attributes": self.attributes(f"EntityDefinitions(LogicalName='{t.logical_name}')")})
+                if t.logical_name in names else t for t in tables]
 
     def iter_table_pages(self, plan: CustomObjectPlan, delta_link: str | None = None) -> Iterator[TablePage]:
         """The table's records page by page (with change tracking, the last page carries the delta link);

@@ -169,7 +169,7 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
 
 def _custom_objects(client: Any, marketo: MarketoFactory, chosen: list[str]) -> list[CustomObjectPlan]:
     """The chosen custom tables' Marketo custom objects, every syncable column of each (limits checked)."""
-    tables = {t.logical_name: t for t in client.custom_tables()}
+    tables = {t.logical_name: t for t in client.with_columns(client.custom_tables(), chosen)}
     selected = {name: [a.logical_name for a in tables[name].attributes] for name in chosen if name in tables}
     plans, _ = plan_custom_objects(reachable_tables(list(tables.values())), selected, marketo().custom_object_types())
     return plans

@@ -134,3 +134,14 @@ def test_marketo_enforces_custom_object_limits(marketo: httpx.Client) -> None:
         marketo.post("/rest/v1/customobjects/schema.json", json={"apiName": f"t{n}", "displayName": f"T {n}"})
     eleventh = marketo.post("/rest/v1/customobjects/schema.json", json={"apiName": "t9", "displayName": "T"}).json()
     assert "At most 10" in eleventh["errors"][0]["message"]
+
+
+def test_the_client_lists_custom_tables_and_reads_columns_only_of_those_chosen(client: DataverseClient) -> None:
+    tables = {t.logical_name: t for t in client.custom_tables()}
+    assert tables["new_projectnote"].display_name == "Project Note" and tables["new_project"].primary_id == \
+        "new_projectid"
+    assert [(lk.attribute, lk.target) for lk in tables["new_project"].lookups] == [("new_contactid", "contact")]
+    assert all(not t.attributes for t in tables.values())
+    chosen = {t.logical_name: t for t in client.with_columns(list(tables.values()), ["new_project"])}
+    assert "new_budget" in {a.logical_name for a in chosen["new_project"].attributes}
+    assert not chosen["new_projectnote"].attributes

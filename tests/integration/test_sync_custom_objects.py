@@ -26,7 +26,7 @@ CUSTOM = {"new_project": 80, "new_projectnote": 50}
 def world(key_prefix: str) -> Iterator[SyncHarness]:
     harness = SyncHarness(REDIS_URL, key_prefix, PEOPLE, dynamics={"records": {**PEOPLE, **CUSTOM}}).start()
     with harness.container.dataverse("T1", harness.connection.id) as client:
-        tables = client.custom_tables()
+        tables = client.with_columns(client.custom_tables(), ["new_project", "new_projectnote"])
     plans, refused = plan_custom_objects(reachable_tables(tables), {
         "new_project": ["new_name", "new_budget", "new_seats", "new_startdate", "new_isactive"],
         "new_projectnote": ["new_subject"]}, set())
