@@ -17,8 +17,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot import audit, flow
 from bot.audit import AuditLog
+from bot.custom_object_models import CustomObjectPlan
 from bot.errors import BotError, FlowError
 from bot.marketo.client import MarketoClient
+from bot.marketo.errors import MarketoFatal
 from bot.models import Approval, ApprovalKind, ApprovalStatus, EffectStep, MarketoField, new_id
 from bot.notify import Notifier
 from bot.slack_clients import SlackClients
@@ -67,7 +69,8 @@ class ApprovalEffects:
             flow.lock_dynamics_org(self.store, connection, connection.dynamics_url)
             approval = self._record(approval, lambda a: a.with_step(EffectStep.org_locked))
         if not approval.done(EffectStep.fields_created):
-            approval = self._create_fields(approval, connection.plan.fields_to_create, actor)
+            approval = self._create_fields(approval, connection.plan.fields_to_create, actor,
+                                           connection.plan.custom_objects)
         if not approval.done(EffectStep.sync_started):
             if connection.run_id is None:  # a run started by an attempt that could not record it is kept
                 run = start_initial_sync(self.store, self.queue, connection, self.notifier)
@@ -84,9 +87,11 @@ class ApprovalEffects:
         """Every copy of the request shows why starting the sync failed, with a Retry button."""
         self.update_messages(approval)
 
-    def _create_fields(self, approval: Approval, planned: list[MarketoField], actor: str) -> Approval:
+    def _create_fields(self, approval: Approval, planned: list[MarketoField], actor: str,
+                       custom_objects: list[CustomObjectPlan] | None = None) -> Approval:
         """The plan's Marketo fields not created yet; what Marketo created is recorded even when it
-        refused some, so a retry asks only for the rest."""
+        refused some, so a retry asks only for the rest. Then the custom object types, after the lead
+        fields their link fields point to (`ensure_custom_object` is safe to repeat on a retry)."""
         wanted = [f for f in planned if f.name not in approval.fields_created]
         approval = self._record(approval, lambda a: a.sending_fields([f.name for f in wanted]))
         result = self.marketo().create_lead_fields(wanted)
@@ -95,8 +100,16 @@ class ApprovalEffects:
             names = ", ".join(f"{name} ({reason})" for name, reason in result.skipped[:5])
             raise SchemaNotApplied(f"Marketo refused to create some fields: {names}. Nothing was synced; "
                                    "fix the cause, then a team lead presses Retry on the approval request.")
+        for plan in custom_objects or []:
+            try:
+                self.marketo().ensure_custom_object(plan)
+            except MarketoFatal as exc:
+                raise SchemaNotApplied(f"Marketo refused the custom object {plan.api_name}: {exc.marketo_message}. "
+                                       "Nothing was synced; fix the cause, then a team lead presses Retry on the "
+                                       "approval request.") from exc
+        objects = f", {len(custom_objects)} custom object types made" if custom_objects else ""
         self.audit.record(approval.team_id, actor, audit.SCHEMA_APPLIED, approval.connection_id,
-                          f"{len(result.created)} fields created, {len(result.existing)} already existed")
+                          f"{len(result.created)} fields created, {len(result.existing)} already existed{objects}")
         return self._record(approval, lambda a: a.with_step(EffectStep.fields_created))
 
     def _record(self, approval: Approval, change: Callable[[Approval], Approval]) -> Approval:

@@ -375,13 +375,18 @@ def record_credentials(
 
 
 def save_selection(
-    store: Store, team_id: str, connection_id: str, user: str, selected: Mapping[str, Iterable[str]]
+    store: Store, team_id: str, connection_id: str, user: str, selected: Mapping[str, Iterable[str]],
+    custom_tables: Iterable[str] | None = None,
 ) -> Connection:
-    """Step 2: the fields chosen per entity. A new selection invalidates a saved plan."""
+    """Step 2: the fields chosen per entity (and the custom tables, when the picker offered them). A new
+    selection invalidates a saved plan."""
     clean = {Entity(entity).value: list(dict.fromkeys(names)) for entity, names in selected.items()}
     if not any(clean.values()):
         raise FlowError("Select at least one field to sync.")
-    connection = _apply(store, team_id, connection_id, "select_fields", lambda _: {"selected": clean, "plan": None})
+    changes: dict[str, object] = {"selected": clean, "plan": None}
+    if custom_tables is not None:
+        changes["custom_tables"] = list(dict.fromkeys(custom_tables))
+    connection = _apply(store, team_id, connection_id, "select_fields", lambda _: changes)
     counts = ", ".join(f"{entity} {len(names)}" for entity, names in clean.items())
     _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id, f"fields selected: {counts}")
     return connection

@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, SecretStr
 
+from bot.custom_object_models import CustomObjectPlan
+
 
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
@@ -178,6 +180,7 @@ class FieldPlan(BaseModel):
     fields_existing: list[str] = Field(default_factory=list)
     owners: int | None = None  # Dynamics users who may own synced records (Marketo sales persons); None: not counted
     bulk_import_min_records: int | None = None  # BULK_IMPORT_MIN_RECORDS when planned: shows each entity's path
+    custom_objects: list[CustomObjectPlan] = Field(default_factory=list)  # custom tables, one way (#14.6)
 
     def for_entity(self, entity: Entity) -> EntityPlan | None:
         return next((p for p in self.entities if p.entity == entity), None)
@@ -217,6 +220,7 @@ class Connection(BaseModel):
     sync_user_name: str | None = None
     checklist: list[CheckResult] = Field(default_factory=list)
     selected: dict[str, list[str]] = Field(default_factory=dict)  # entity -> logical names
+    custom_tables: list[str] = Field(default_factory=list)  # custom Dataverse tables to sync one way (#14.6)
     # The admin's choices for the next plan, per entity -> logical name; a field not named syncs both ways
     # (lead, contact) and its collisions follow the entity's rule. A plan carries its own copy per field.
     directions: dict[str, dict[str, Direction]] = Field(default_factory=dict)

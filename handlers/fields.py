@@ -25,6 +25,12 @@ def _selection(view: SlackView | None) -> dict[str, list[str]]:
     return chosen
 
 
+def _custom_tables(view: SlackView | None) -> list[str] | None:
+    """The custom tables picked (None when the picker did not offer any)."""
+    values = view.value(ids.CUSTOM_TABLES_BLOCK, ids.CUSTOM_TABLES_ACTION) if view else None
+    return list(values) if values is not None else None
+
+
 def _choices(view: SlackView) -> dict[Entity, DirectionChoices]:
     """The directions modal's lists, for the entities it showed (an entity with no input is left as it was)."""
     chosen = {}
@@ -83,7 +89,8 @@ def on_submit(ctx: Ctx[ViewPayload]) -> None:
     container = ctx.container
     connection_id = _connection_id(view)
     ctx.ack(response_action="update",
-            view=fields.choose_fields(container.store, ctx.team_id, ctx.user_id, connection_id, _selection(view)))
+            view=fields.choose_fields(container.store, ctx.team_id, ctx.user_id, connection_id, _selection(view),
+                                      _custom_tables(view)))
     ctx.fill_modal(fields.build_the_plan, container.store, container.metadata, container.dataverse,
                    container.marketo, ctx.team_id, ctx.user_id, connection_id,
                    container.settings.BULK_IMPORT_MIN_RECORDS)

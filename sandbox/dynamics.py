@@ -47,6 +47,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.dynamics.auth import PUBLIC_CLIENT_ID
+from sandbox.dataverse_custom import CUSTOM_TABLES, relationship_rows
 from sandbox.dataverse_webhooks import Change, WebhookRegistry
 from sandbox.dataverse_writes import (
     INVALID_ARGUMENT,
@@ -70,7 +71,8 @@ MAX_PAGE_SIZE = 5000
 COUNT_LIMIT = 5000
 SYNC_ROLE = "Marketo Sync User"
 SOLUTION_FRIENDLY_NAME = "Marketo Lead Management"
-ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts"}
+ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts",
+               **{t.logical_name: t.entity_set for t in CUSTOM_TABLES.values()}}
 # What QualifyLead copies from the lead onto the new contact.
 QUALIFY_COPIES = frozenset({"firstname", "lastname", "emailaddress1", "telephone1", "jobtitle", "address1_city",
                             "websiteurl", "donotbulkemail"})
@@ -257,6 +259,13 @@ _ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
         AttrSpec("industrycode", "Industry", "PicklistType"),
         AttrSpec("lastusedincampaign", "Last Date Included in Campaign", "DateTimeType", behavior="TimeZoneIndependent"),
     ],
+    **{t.logical_name: [
+        AttrSpec(t.primary_id, t.display_name, "UniqueidentifierType", updatable=False),
+        *(AttrSpec(c.logical_name, c.display_name, c.type_name, format=c.format, behavior=c.behavior, custom=True)
+          for c in t.columns),
+        AttrSpec("modifiedon", "Modified On", "DateTimeType", behavior="UserLocal", updatable=False),
+        AttrSpec("createdon", "Created On", "DateTimeType", behavior="UserLocal", updatable=False),
+    ] for t in CUSTOM_TABLES.values()},
 }
 
 
@@ -595,6 +604,8 @@ class DynamicsEmulator(Emulator):
         if name.startswith("new_extra"):
             return lambda i, h: (f"{name[4:]} of {i}", None)
         kind = spec.type_name
+        if entity in CUSTOM_TABLES and (custom := self._custom_generator(entity, spec)) is not None:
+            return custom
         if name == "merged":
             return lambda i, h: (False, "No")
         if kind == "StateType":
@@ -640,8 +651,22 @@ class DynamicsEmulator(Emulator):
             return lambda i, h: account(i % accounts)
         return lambda i, h: (None, None)
 
-    def _target(self, spec: AttrSpec) -> Callable[[Any], str] | None:
+    def _custom_generator(self, entity: str, spec: AttrSpec) -> Generator | None:
+        """Values of a custom table's own columns: text from the display name, lookups spread over the target."""
+        name, seed = spec.logical_name, self.config.seed
+        target = CUSTOM_TABLES[entity].lookups().get(name)
+        if target is not None:
+            count = max(self.config.records.get(target, 0), 1)
+            return lambda i, h: (_guid(seed, target, i % count), None)
+        if spec.type_name == "StringType":
+            return lambda i, h: (f"{spec.display_name} {i}", None)
+        return None
+
+    def _target(self, spec: AttrSpec, entity: str = "") -> Callable[[Any], str] | None:
         """The table a lookup's value points to (the `lookuplogicalname` annotation), by the value."""
+        custom_target = CUSTOM_TABLES[entity].lookups().get(spec.logical_name) if entity in CUSTOM_TABLES else None
+        if custom_target is not None:
+            return lambda value: custom_target
         if spec.type_name == "OwnerType":
             return lambda value: "team" if value == self.team_id else "systemuser"
         if spec.type_name == "CustomerType" or spec.logical_name == "parentaccountid":
@@ -657,7 +682,7 @@ class DynamicsEmulator(Emulator):
         if fields is None:
             readable, generators = self._readable[entity], self._generators[entity]
             fields = [_Field(n, readable[n].logical_name, generators[n], f"{n}@{FORMATTED}",
-                             f"{n}@{LOOKUP_TARGET}", self._target(readable[n])) for n in names]
+                             f"{n}@{LOOKUP_TARGET}", self._target(readable[n], entity)) for n in names]
             if len(self._field_cache) >= 256:
                 self._field_cache.clear()
             self._field_cache[key] = fields
@@ -829,6 +854,11 @@ class DynamicsEmulator(Emulator):
                 solutions.append({"solutionid": _guid("solution", "marketo"), "uniquename": "MarketoLeadManagement",
                                   "friendlyname": SOLUTION_FRIENDLY_NAME, "version": "4.0.0.14", "ismanaged": True})
             return self._collection(solutions, params, None, "solution")
+        if path == "EntityDefinitions":
+            return self._collection(self._entity_rows(), params, None, "EntityMetadata")
+        if match := re.fullmatch(r"EntityDefinitions\(LogicalName='(\w+)'\)/ManyToOneRelationships", path):
+            self._metadata(match.group(1), False, None)  # 404 for an unknown table
+            return self._collection(relationship_rows(match.group(1)), params, None, "OneToManyRelationshipMetadata")
         if match := re.fullmatch(r"EntityDefinitions\(LogicalName='(\w+)'\)(/Attributes(?:/Microsoft\.Dynamics\.CRM\.(\w+))?)?", path):
             return self._metadata(match.group(1), bool(match.group(2)), match.group(3))
         if (table := self.webhooks.table(path)) is not None:
@@ -864,11 +894,7 @@ class DynamicsEmulator(Emulator):
             raise ODataError(404, "0x80040217", f"Could not find an entity with name {entity}.")
         context = f"{self.url}{API}/$metadata#EntityDefinitions('{entity}')"
         if not attributes:
-            return self._odata({
-                "@odata.context": context, "LogicalName": entity, "EntitySetName": ENTITY_SETS[entity],
-                "PrimaryIdAttribute": f"{entity}id", "PrimaryNameAttribute": "name" if entity == "account" else "fullname",
-                "ChangeTrackingEnabled": self._tracked(entity), "MetadataId": _guid("entity", entity),
-                "DisplayName": _label(entity.title())})
+            return self._odata({"@odata.context": context, **self._entity_row(entity)})
         rows = []
         for spec in self.attributes(entity):
             metadata_type = _METADATA_TYPES[spec.type_name]
@@ -899,6 +925,18 @@ class DynamicsEmulator(Emulator):
                 })
             rows.append(row)
         return self._odata({"@odata.context": f"{context}/Attributes", "value": rows})
+
+    def _entity_row(self, entity: str) -> dict[str, Any]:
+        custom = CUSTOM_TABLES.get(entity)
+        primary_name = custom.primary_name if custom else "name" if entity == "account" else "fullname"
+        return {"LogicalName": entity, "EntitySetName": ENTITY_SETS[entity], "PrimaryIdAttribute": f"{entity}id",
+                "PrimaryNameAttribute": primary_name, "ChangeTrackingEnabled": self._tracked(entity),
+                "MetadataId": _guid("entity", entity), "IsCustomEntity": custom is not None,
+                "DisplayName": _label(custom.display_name if custom else entity.title())}
+
+    def _entity_rows(self) -> list[dict[str, Any]]:
+        """`GET EntityDefinitions` (with `$filter=IsCustomEntity eq true` to list the custom tables)."""
+        return [self._entity_row(e) for e in ENTITY_SETS]
 
     # -- Dataverse: records, paging, change tracking ----------------------------------------------------
     def _parse_query(self, entity: str, params: dict[str, str]) -> _Query:

@@ -49,6 +49,7 @@ from sandbox.marketo_activities import (
     Origin,
 )
 from sandbox.marketo_bulk import MAX_FILE_BYTES, BulkImports, ImportRefused, multipart_fields
+from sandbox.marketo_custom_objects import CustomObjects, SchemaRefused
 from sandbox.marketo_webhooks import Delivery, FieldInfo, TriggerCampaign, WebhookSender
 from sandbox.server import Emulator, ServerThread
 
@@ -447,6 +448,7 @@ class MarketoEmulator(Emulator):
         self._deliveries: list[Delivery] = []
         self._webhooks = WebhookSender(self._delivered, timeout=webhook_timeout)
         self.bulk = BulkImports(self._lock, self._import_row, import_rate)
+        self.custom_objects = CustomObjects(lambda name, value: bool(self._leads.find(name, value)))
         self.app = Starlette(routes=self._routes())
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -599,6 +601,12 @@ class MarketoEmulator(Emulator):
             Route("/bulk/v1/leads.json", api(self._bulk_import, max_body=MAX_FILE_BYTES + 65_536), methods=["POST"]),
             Route("/bulk/v1/leads/batch/{id:int}.json", api(self._bulk_status), methods=["GET"]),
             Route("/bulk/v1/leads/batch/{id:int}/{which:str}.json", api(self._bulk_file), methods=["GET"]),
+            Route("/rest/v1/customobjects.json", api(self._custom_object_types), methods=["GET"]),
+            Route("/rest/v1/customobjects/schema.json", api(self._custom_object_schema), methods=["POST"]),
+            Route("/rest/v1/customobjects/schema/{name}/{op}.json", api(self._custom_object_schema),
+                  methods=["GET", "POST"]),
+            Route("/rest/v1/customobjects/{name}/describe.json", api(self._custom_object_records), methods=["GET"]),
+            Route("/rest/v1/customobjects/{name}.json", api(self._custom_object_records), methods=["GET", "POST"]),
             Route("/{path:path}", api(self._not_found), methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
         ]
 
@@ -715,6 +723,47 @@ class MarketoEmulator(Emulator):
     # -- handlers (called with the lock held) ------------------------------------------------------
     def _not_found(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
         raise ApiFailure("610", "Requested resource not found")
+
+    def _custom_object_types(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        names = [n for n in params.get("names", "").split(",") if n]
+        return self._custom(lambda: _envelope(self.custom_objects.list_types(names)))
+
+    def _custom_object_schema(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        """Schema API (§B3): create/update a type's draft, add fields, approve, describe a state."""
+        name, op = request.path_params.get("name"), request.path_params.get("op")
+        objects = self.custom_objects
+        if name is None:
+            return self._custom(lambda: _envelope([objects.upsert_type(self._json_body(request, body))]))
+        if op == "describe" and request.method == "GET":
+            return self._custom(lambda: _envelope([objects.describe_schema(name, params.get("state"))]))
+        if op == "addField" and request.method == "POST":
+            return self._custom(lambda: _envelope(objects.add_fields(name, self._input(self._json_body(request,
+                                                                                                        body)))))
+        if op == "approve" and request.method == "POST":
+            return self._custom(lambda: _envelope([objects.approve(name)]))
+        raise ApiFailure("610", "Requested resource not found")
+
+    def _custom_object_records(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        name = request.path_params["name"]
+        objects = self.custom_objects
+        if request.url.path.endswith("/describe.json"):
+            return self._custom(lambda: _envelope([objects.describe(name)]))
+        if request.method == "GET" or params.get("_method") == "GET":
+            values = [v for v in params.get("filterValues", "").split(",") if v]
+            if not values:
+                raise ApiFailure("701", "filterValues cannot be blank")
+            fields = [n for n in params.get("fields", "").split(",") if n]
+            return self._custom(lambda: self._page(objects.query(name, params.get("filterType", ""), values, fields),
+                                                   params))
+        payload = self._json_body(request, body)
+        return self._custom(lambda: _envelope(objects.sync(name, payload, self._input(payload))))
+
+    @staticmethod
+    def _custom(answer: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return answer()
+        except SchemaRefused as refused:
+            raise ApiFailure(refused.code, refused.message) from refused
 
     def _searchable(self) -> list[str]:
         custom = [f.name for f in self._lead_fields.values() if f.custom and f.data_type in LOOKUP_TYPES]

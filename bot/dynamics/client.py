@@ -22,6 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot import metrics
+from bot.dynamics.custom_tables import CustomTableReads
 from bot.dynamics.egress import GuardedTransport, HostAllowlist, url_origin
 from bot.dynamics.errors import (
     ChangeTokenExpired,
@@ -214,7 +215,7 @@ def _is_tls_failure(exc: Exception) -> bool:
     return "certificate" in text or "ssl" in text or "tls" in text
 
 
-class DataverseClient(DataverseWrites):
+class DataverseClient(DataverseWrites, CustomTableReads):
     def __init__(
         self,
         base_url: str,
@@ -382,6 +383,16 @@ class DataverseClient(DataverseWrites):
         entity = Entity(entity)
         definition_path = f"EntityDefinitions(LogicalName='{entity.value}')"
         definition = self._definition(entity)
+        return EntityMetadata(
+            entity=entity,
+            entity_set=definition.entity_set_name,
+            primary_id=definition.primary_id,
+            change_tracking=definition.change_tracking is not False,
+            attributes=self.attributes(definition_path),
+        )
+
+    def attributes(self, definition_path: str) -> list[AttributeMeta]:
+        """The readable columns of `EntityDefinitions(LogicalName='...')`, by logical name."""
         rows = _AttributeRows.model_validate_json(self._json(f"{definition_path}/Attributes", {
             "$select": "LogicalName,SchemaName,DisplayName,AttributeType,AttributeTypeName,IsValidForRead,"
             "IsValidForUpdate,SourceType,IsCustomAttribute,AttributeOf"})).value
@@ -401,13 +412,7 @@ class DataverseClient(DataverseWrites):
             for row in rows
             if row.attribute_of is None and row.valid_for_read is not False
         ]
-        return EntityMetadata(
-            entity=entity,
-            entity_set=definition.entity_set_name,
-            primary_id=definition.primary_id,
-            change_tracking=definition.change_tracking is not False,
-            attributes=sorted(attributes, key=lambda a: a.logical_name),
-        )
+        return sorted(attributes, key=lambda a: a.logical_name)
 
     def _cast_values(self, definition_path: str, metadata_type: str, prop: str) -> dict[str, str]:
         """Type-specific properties need a cast segment (B4): logical name -> FormatName/DateTimeBehavior."""

@@ -32,6 +32,7 @@ from bot.marketo.activities import (
     LeadChangesPage,
     lead_changes_page,
 )
+from bot.marketo.custom_objects import CustomObjectsApi
 from bot.marketo.errors import (
     RATE_CODES,
     TOKEN_CODES,
@@ -151,7 +152,7 @@ def chunk_records(records: list[dict[str, Any]], head: bytes, tail: bytes = b"]}
         yield indexes, head + b",".join(parts) + tail
 
 
-class MarketoClient:
+class MarketoClient(CustomObjectsApi):
     def __init__(
         self,
         base_url: str,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from slack_sdk import WebClient
 
 from bot.errors import BotError
-from bot.models import Direction, Entity
+from bot.models import Connection, Direction, Entity
 from bot.safe_csv import SafeCsvWriter
 from bot.store import Store
 from bot.views.errors import errors_message, no_errors_message
@@ -80,12 +80,20 @@ class ErrorsAnswer:
     total: int = 0
 
 
+def _names(connection: Connection | None, query: ErrorsQuery) -> list[str]:
+    """The error lists a query reads: its entities, and without a table named, the custom tables too."""
+    names = [e.value for e in query.entities]
+    if len(query.entities) == len(Entity) and connection is not None and connection.plan is not None:
+        names += [c.table for c in connection.plan.custom_objects]
+    return names
+
+
 def list_errors(store: Store, max_attempts: int, team_id: str, query: ErrorsQuery) -> ErrorsAnswer:
     """The newest `SHOWN` failures of the team's connection for `query`, and how many there are."""
     connection = store.active_connection(team_id)
     if connection is None:
         return ErrorsAnswer(Message(text=NO_CONNECTION))
-    names = [e.value for e in query.entities]
+    names = _names(connection, query)
     total = store.sync_errors.count(team_id, connection.id, names, query.since)
     if not total:
         return ErrorsAnswer(no_errors_message(query.scope), connection.id)
@@ -108,7 +116,8 @@ def upload_errors(store: Store, client: WebClient, max_attempts: int, team_id: s
             writer = SafeCsvWriter(out)
             writer.writerow(CSV_COLUMNS)
             rows = 0
-            for e in store.sync_errors.iter_errors(team_id, connection_id, [x.value for x in query.entities],
+            for e in store.sync_errors.iter_errors(team_id, connection_id,
+                                                   _names(store.get_connection(team_id, connection_id), query),
                                                    query.since):
                 retried = e.direction == Direction.to_marketo and e.attempts < max_attempts
                 writer.writerow((e.entity, e.id, e.email, e.code, e.reason, e.attempts,

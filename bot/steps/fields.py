@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.models.blocks import Option
@@ -10,18 +11,21 @@ from slack_sdk.models.views import View
 
 from bot import flow
 from bot.approvals import ApprovalService
+from bot.custom_object_models import CustomObjectPlan
 from bot.dynamics.metadata import MetadataCache
 from bot.dynamics.users import count_owner_candidates
 from bot.errors import FlowError
 from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, FlowState
 from bot.steps.ports import DataverseFactory, MarketoFactory
 from bot.store import Store
+from bot.sync.custom_objects import plan_custom_objects, reachable_tables
 from bot.sync.directions import TWO_WAY_ENTITIES, DirectionChoices, DirectionError, settle
 from bot.sync.fields_change import plan_change
 from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, selectable
 from bot.sync.planning import count_records
 from bot.views import ids
 from bot.views.common import info_modal
+from bot.views.custom_objects import custom_tables_block
 from bot.views.directions import EntityDirectionsView, directions_modal
 from bot.views.fields import EntityFieldsView, change_plan_modal, fields_modal, options_for, plan_modal
 
@@ -43,11 +47,15 @@ def _metadata(metadata: MetadataCache, dataverse: DataverseFactory, team_id: str
 
 def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, team_id: str,
                 connection_id: str | None, refresh: bool = False) -> View:
-    """The field picker, the saved selection (else Marketo's defaults) pre-selected."""
+    """The field picker, the saved selection (else Marketo's defaults) pre-selected, and the custom tables
+    that can be synced."""
     connection = store.get_connection(team_id, connection_id) if connection_id else None
     if connection is None:
         raise FlowError(GONE)
-    return fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, refresh))
+    with dataverse(team_id, connection.id) as client:
+        reachable = reachable_tables(client.custom_tables())
+    return fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, refresh),
+                        custom=custom_tables_block(reachable, connection.custom_tables))
 
 
 def _entity_views(metadata: MetadataCache, dataverse: DataverseFactory, team_id: str, connection: Connection,
@@ -84,11 +92,11 @@ def refresh_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFa
 
 
 def choose_fields(store: Store, team_id: str, user: str, connection_id: str | None,
-                  selection: dict[str, list[str]]) -> View:
+                  selection: dict[str, list[str]], custom_tables: list[str] | None = None) -> View:
     """Save the selection; the returned modal stands while `build_the_plan` runs."""
     if not connection_id:
         raise FlowError(GONE)
-    flow.save_selection(store, team_id, connection_id, user, selection)
+    flow.save_selection(store, team_id, connection_id, user, selection, custom_tables)
     return info_modal("Review the plan", BUILDING_PLAN)
 
 
@@ -154,7 +162,17 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
                           winners=connection.winners)
         if any(ep.owner_lookup for ep in plan.entities):
             plan.owners = count_owner_candidates(client)
+        if connection.custom_tables:
+            plan.custom_objects = _custom_objects(client, marketo, connection.custom_tables)
     return plan, counts
+
+
+def _custom_objects(client: Any, marketo: MarketoFactory, chosen: list[str]) -> list[CustomObjectPlan]:
+    """The chosen custom tables' Marketo custom objects, every syncable column of each (limits checked)."""
+    tables = {t.logical_name: t for t in client.with_columns(client.custom_tables(), chosen)}
+    selected = {name: [a.logical_name for a in tables[name].attributes] for name in chosen if name in tables}
+    plans, _ = plan_custom_objects(reachable_tables(list(tables.values())), selected, marketo().custom_object_types())
+    return plans
 
 
 def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,

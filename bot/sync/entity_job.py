@@ -31,6 +31,7 @@ from bot.sync.checkpoint import (
     RunState,
     Transition,
 )
+from bot.sync.custom_sync import enqueue_custom_objects, has_custom_objects
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome, Settle
 from bot.sync.lease import Heartbeat, LeaseLost
 from bot.sync.links import linked_writes
@@ -221,8 +222,11 @@ def _conclude(services: SyncServices, state: RunState, run: SyncRun, entity: Ent
     else:
         target = {"cancelled": EntityState.cancelled, "paused": EntityState.paused}.get(outcome.kind, EntityState.failed)
         transition = state.set_state(entity, target, outcome.message, lease=lease)
+    finished = transition.changed and transition.run.status == RunStatus.finished and run.kind != BACKFILL
+    if finished and has_custom_objects(store, run.team_id, run.connection_id):
+        enqueue_custom_objects(services.queue, run.team_id, run.connection_id)  # after the people, before the news
     _settled(services, transition)
-    if transition.changed and transition.run.status == RunStatus.finished and run.kind != BACKFILL:
+    if finished:
         incremental.schedule(store, run.team_id, run.connection_id, services.settings)
     return outcome.kind
 

@@ -13,6 +13,7 @@ from rq import get_current_job
 from bot import metrics
 from bot.logging_setup import sync_context
 from bot.models import Entity
+from bot.sync.custom_sync import run_custom_objects
 from bot.sync.entity_job import run_entity
 from bot.sync.incremental import run_incremental
 from bot.sync.ports import SyncServices
@@ -54,3 +55,9 @@ def write_back_job(team_id: str, connection_id: str) -> str:
     with sync_context(team_id=team_id, connection_id=connection_id, entity="write-back"), \
             metrics.SYNC_JOBS_RUNNING.labels("write_back").track_inprogress():
         return run_write_back(installed(), team_id, connection_id)
+
+
+def custom_objects_job(team_id: str, connection_id: str) -> str:
+    with sync_context(team_id=team_id, connection_id=connection_id, entity="custom-objects"), \
+            metrics.SYNC_JOBS_RUNNING.labels("custom_objects").track_inprogress():
+        return run_custom_objects(installed(), team_id, connection_id)

@@ -59,6 +59,7 @@ from bot.store import FailedRecord, Resolution, Store, Watermark
 from bot.sync import backfill, brake
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
+from bot.sync.custom_sync import enqueue_custom_objects
 from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, record_key, tally
 from bot.sync.figures import CycleFigures
 from bot.sync.lease import Heartbeat
@@ -123,13 +124,17 @@ def schedule_due(store: Store, queue: Queue, settings: Settings, now: float | No
         if not store.ongoing.enabled(team_id, connection_id):
             unschedule(store, team_id, connection_id)  # rescheduled while off (a resync ended): `enable` puts it back
             continue
+        people: list[str] = []
         for plan in connection.plan.entities:
             job = queue.enqueue(INCREMENTAL_JOB, team_id, connection_id, plan.entity.value,
                                 job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                                 description=f"incremental {plan.entity.value} for {connection_id}")
             enqueued.append(job.id)
+            people.append(job.id)
         if write_back_plans(connection) and (job_id := enqueue_write_back(queue, team_id, connection_id)):
             enqueued.append(job_id)
+        if connection.plan.custom_objects:
+            enqueued.append(enqueue_custom_objects(queue, team_id, connection_id, after=people))
     return enqueued
 
 

@@ -17,6 +17,7 @@ from slack_sdk.models.views import View
 from bot.bounded_text import cut
 from bot.models import Approval, ApprovalKind, ApprovalStatus, Connection, EffectsState, FieldPlan
 from bot.views import ids
+from bot.views.custom_objects import custom_object_blocks
 from bot.views.direction_text import direction_lines
 from bot.views.fields import fields_change_lines, fields_to_create_lines, people_blocks, plan_summary_lines
 from bot.views.kit import (
@@ -65,6 +66,7 @@ def _plan_blocks(approval: Approval, connection: Connection, plan: FieldPlan | N
     blocks += sections(plan_summary_lines(plan), "*Entities* (records counted with the filter applied)")
     blocks += sections(direction_lines(plan, MAX_DIRECTIONS_LISTED), "*Directions*")
     blocks += people_blocks(plan)
+    blocks += custom_object_blocks(plan, MAX_FIELDS_LISTED)
     if plan.fields_to_create:
         blocks += sections(fields_to_create_lines(plan, MAX_FIELDS_LISTED),
                            f"*Marketo fields to create ({len(plan.fields_to_create)})* — cannot be deleted later")

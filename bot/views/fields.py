@@ -30,6 +30,7 @@ from bot.sync.mapping import (
 )
 from bot.sync.write_path import path_text
 from bot.views import ids
+from bot.views.custom_objects import custom_object_blocks
 from bot.views.direction_text import direction_lines, mark
 from bot.views.kit import (
     ENTITY_PLURAL,
@@ -116,7 +117,7 @@ def _entity_blocks(view: EntityFieldsView) -> list[Block]:
 
 
 def fields_modal(connection_id: str, per_entity: list[EntityFieldsView], refreshing: bool = False,
-                 change: bool = False) -> View:
+                 change: bool = False, custom: list[Block] | None = None) -> View:
     """Step 2: one searchable multi-select per entity (options served by `options_for`). With `change`,
     the same picker for a change of fields after go-live (the metadata was just re-read: no refresh)."""
     intro = ("*Step 2 of 3 — Select fields to sync*\nEvery field you pick is written to Marketo; fields Marketo "
@@ -128,6 +129,7 @@ def fields_modal(connection_id: str, per_entity: list[EntityFieldsView], refresh
     blocks: list[Block] = [section(intro)]
     for view in per_entity:
         blocks += _entity_blocks(view)
+    blocks += custom or []
     directions = button("Directions…", ids.DIRECTIONS_ACTION, connection_id)
     if change:
         blocks += [ActionsBlock(block_id=ids.FIELDS_ACTIONS_BLOCK, elements=[directions]), context(DIRECTIONS_HINT)]
@@ -237,6 +239,7 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
         *sections(direction_lines(plan), "*Directions*"),
         *sections(change_tracking_lines(plan), "*Keeping in step after the first sync*"),
         *people_blocks(plan),
+        *custom_object_blocks(plan),
     ]
     if any(ep.entity not in PERSON_ENTITIES for ep in plan.entities):
         blocks.append(context(escape(ACCOUNT_STANDARD_ONLY)))

@@ -48,6 +48,8 @@ FIELDS_ACTION_PREFIX = "cd_fields_select_"
 # For `app.options(...)` / `app.action(...)`: matches every per-entity field select.
 FIELDS_ACTION_PATTERN = re.compile(rf"^{FIELDS_ACTION_PREFIX}(lead|contact|account)$")
 FIELDS_ACTIONS_BLOCK = "fields_actions"
+CUSTOM_TABLES_BLOCK = "custom_tables"  # Step 2: the custom tables to sync (issue #14 point 6)
+CUSTOM_TABLES_ACTION = "cd_custom_tables"
 REFRESH_FIELDS_ACTION = "cd_refresh_fields"  # value = connection id
 
 

@@ -1,0 +1,141 @@
+"""Sync of the plan's custom tables to Marketo custom objects, one way (issue #14 point 6).
+
+Runs after the people: the initial sync's last entity enqueues it, and each incremental cycle of the
+connection runs it from the tables' delta links. Each record is linked to its person through the plan's
+lookups; a record with no person in Dynamics, or whose person is not in Marketo, is reported on the
+connection's error list (entity = the table), never silently dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rq import Queue
+from rq.job import Dependency
+
+from bot.custom_object_models import CustomObjectPlan
+from bot.models import FlowState
+from bot.store import FailedRecord, Store
+from bot.sync.custom_objects import record_values
+from bot.sync.ports import SyncServices
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 300
+CUSTOM_OBJECTS_JOB = "bot.sync.entry.custom_objects_job"
+JOB_TIMEOUT = 3600
+RESULT_TTL = 3600
+NO_PERSON = "no-person"
+
+
+class _Page(Protocol):
+    records: list[dict[str, Any]]
+    delta_link: str | None
+
+
+class TableSource(Protocol):
+    def iter_table_pages(self, plan: CustomObjectPlan, delta_link: str | None = None) -> Iterator[_Page]: ...
+
+    def lookup_values(self, entity_set: str, primary_id: str, ids: list[str], read_name: str) -> dict[str, str]: ...
+
+
+class ObjectTarget(Protocol):
+    def sync_custom_objects(self, api_name: str, records: list[dict[str, Any]]) -> list[Any]: ...
+
+
+@dataclass
+class TableOutcome:
+    read: int = 0
+    written: int = 0
+    failures: list[FailedRecord] = field(default_factory=list)
+    delta_link: str | None = None
+
+
+def _people(plan: CustomObjectPlan, source: TableSource, records: list[dict[str, Any]]) -> dict[str, str]:
+    """Record id -> the Dataverse id of its person, following the plan's one or two lookups."""
+    first = plan.link.hops[0].read_name
+    if len(plan.link.hops) == 1:
+        return {str(r[plan.primary_id]): str(r[first]) for r in records if r.get(first)}
+    middle_ids = sorted({str(r[first]) for r in records if r.get(first)})
+    if not middle_ids or plan.link.via_entity_set is None or plan.link.via_primary_id is None:
+        return {}
+    persons = source.lookup_values(plan.link.via_entity_set, plan.link.via_primary_id, middle_ids,
+                                   plan.link.hops[1].read_name)
+    return {str(r[plan.primary_id]): persons[str(r[first])] for r in records if str(r.get(first)) in persons}
+
+
+def _batches(items: list[dict[str, Any]], size: int) -> Iterable[list[dict[str, Any]]]:
+    return (items[start:start + size] for start in range(0, len(items), size))
+
+
+def sync_table(plan: CustomObjectPlan, source: TableSource, target: ObjectTarget, delta_link: str | None = None,
+               batch_size: int = BATCH_SIZE) -> TableOutcome:
+    """Upsert the table's records (all, or those changed since `delta_link`) in batches of ≤ `batch_size`."""
+    outcome = TableOutcome()
+    for page in source.iter_table_pages(plan, delta_link):
+        outcome.read += len(page.records)
+        people = _people(plan, source, page.records)
+        ready: list[dict[str, Any]] = []
+        for record in page.records:
+            record_id = str(record[plan.primary_id])
+            person = people.get(record_id)
+            if person is None:
+                outcome.failures.append(FailedRecord(record_id, None, NO_PERSON,
+                                                     f"not linked to a {plan.link.person} in Dynamics"))
+            else:
+                ready.append(record_values(plan, record, person))
+        for batch in _batches(ready, batch_size):
+            for values, result in zip(batch, target.sync_custom_objects(plan.api_name, batch), strict=True):
+                if result.status == "skipped":
+                    reason = result.reasons[0] if result.reasons else None
+                    outcome.failures.append(FailedRecord(
+                        str(values[plan.dedupe_field]), None, str(getattr(reason, "code", "skipped")),
+                        str(getattr(reason, "message", "Marketo skipped the record"))))
+                else:
+                    outcome.written += 1
+        outcome.delta_link = page.delta_link or outcome.delta_link
+    return outcome
+
+
+def enqueue_custom_objects(queue: Queue, team_id: str, connection_id: str, after: list[str] | None = None) -> str:
+    """One job for the connection's custom tables, run once the jobs `after` (the people's cycle) ended,
+    however they ended: their people are then in Marketo for the links."""
+    job = queue.enqueue(CUSTOM_OBJECTS_JOB, team_id, connection_id, job_id=f"custom-objects-{connection_id}",
+                        job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
+                        description=f"custom tables for {connection_id}",
+                        depends_on=Dependency(jobs=after, allow_failure=True) if after else None)
+    return str(job.id)
+
+
+def has_custom_objects(store: Store, team_id: str, connection_id: str) -> bool:
+    connection = store.get_connection(team_id, connection_id)
+    return bool(connection and connection.plan and connection.plan.custom_objects)
+
+
+def run_custom_objects(services: SyncServices, team_id: str, connection_id: str) -> str:
+    """The connection's custom tables, after its people; from each table's delta link when it has one."""
+    store = services.store
+    connection = store.get_connection(team_id, connection_id)
+    if connection is None or connection.plan is None or not connection.plan.custom_objects:
+        return "skipped"
+    if connection.state not in {FlowState.syncing, FlowState.synced}:
+        return "skipped"
+    source = services.dataverse(team_id, connection_id)
+    marketo = services.marketo()
+    try:
+        for plan in connection.plan.custom_objects:
+            key = plan.table  # its delta link and error list, beside the people's
+            outcome = sync_table(plan, source, marketo, store.delta_links.get(team_id, connection_id, key))
+            store.sync_errors.book(team_id, connection_id, key, outcome.failures, time.time())
+            if outcome.delta_link:
+                store.delta_links.put(team_id, connection_id, key, outcome.delta_link)
+            log.info("custom table %s: %d read, %d written, %d failed", plan.table, outcome.read,
+                     outcome.written, len(outcome.failures))
+    finally:
+        if hasattr(source, "close"):
+            source.close()
+    return "done"

@@ -1,0 +1,54 @@
+"""How the plan's custom tables read in Slack: the Marketo custom object types and fields to create
+(the plan modal and the approval request), and the custom-table picker of Step 2."""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import Block, InputBlock, Option, StaticMultiSelectElement
+
+from bot.custom_object_models import CustomObjectPlan
+from bot.models import FieldPlan
+from bot.sync.custom_objects import ReachableTable
+from bot.views import ids
+from bot.views.kit import MAX_OPTION_TEXT, MAX_OPTIONS, context, cut, escape, limited_lines, sections
+
+MAX_FIELDS_SHOWN = 20  # per custom object; the rest are counted
+
+
+def _object_lines(plan: CustomObjectPlan, fields_shown: int) -> list[str]:
+    hops = " → ".join([plan.table, *(hop.target for hop in plan.link.hops)])
+    lines = [f"• *{escape(plan.display_name)}* (`{escape(plan.api_name)}`) from `{escape(plan.table)}`, "
+             f"deduped on `{escape(plan.dedupe_field)}`, linked to the person by `{escape(plan.link.field_name)}` "
+             f"({escape(hops)})"]
+    lines += limited_lines((f"    ◦ `{escape(f.name)}` ({escape(f.data_type)}) — {escape(f.display_name)}"
+                            for f in plan.fields), fields_shown, "fields")
+    lines += [f"    ◦ :no_entry_sign: `{escape(r.source)}` not synced: {escape(r.reason)}" for r in plan.refused]
+    return lines
+
+
+def custom_object_blocks(plan: FieldPlan, fields_shown: int = MAX_FIELDS_SHOWN) -> list[Block]:
+    """The custom object types to create and approve in Marketo (none: no blocks)."""
+    if not plan.custom_objects:
+        return []
+    lines = [line for obj in plan.custom_objects for line in _object_lines(obj, fields_shown)]
+    return [*sections(lines, f"*Marketo custom objects to create ({len(plan.custom_objects)})* — one way, "
+                             "records upserted after the people"),
+            context("A custom object's name, dedupe field and link field cannot change once approved in Marketo.")]
+
+
+def custom_tables_block(reachable: list[ReachableTable], selected: list[str]) -> list[Block]:
+    """Step 2's "Custom tables to sync" multi-select (≤ MAX_OPTIONS tables that can be synced)."""
+    usable = [r for r in reachable if r.refusal is None][:MAX_OPTIONS]
+    if not usable:
+        return []
+    options = [Option(value=r.table.logical_name, label=cut(
+        f"{r.table.display_name} ({r.table.logical_name}) → {r.root}", MAX_OPTION_TEXT)) for r in usable]
+    initial = [o for o in options if o.value in selected]
+    refused = [f"`{escape(r.table.logical_name)}`: {escape(r.refusal)}" for r in reachable if r.refusal]
+    blocks: list[Block] = [InputBlock(
+        block_id=ids.CUSTOM_TABLES_BLOCK, label="Custom tables to sync", optional=True,
+        element=StaticMultiSelectElement(action_id=ids.CUSTOM_TABLES_ACTION, options=options,
+                                         initial_options=initial or None, placeholder="Pick custom tables"),
+        hint="Synced one way to Marketo custom objects, each record linked to its lead or contact.")]
+    if refused:
+        blocks.append(context(cut("Cannot be synced — " + "; ".join(refused), 2900)))
+    return blocks

@@ -1,0 +1,128 @@
+"""Custom tables end to end over loopback: discovered in the Dynamics emulator, planned, their Marketo
+custom objects made, then written by the initial sync after the people (real Redis, a real RQ worker)
+and by the incremental cycle from their delta links. Records whose person is not in Marketo are reported."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from rq import SimpleWorker
+
+from bot.approval_effects import SchemaNotApplied
+from bot.models import Approval, ApprovalStatus, RunStatus
+from bot.steps import errors
+from bot.sync import entry, incremental, runs
+from bot.sync.custom_objects import plan_custom_objects, reachable_tables
+from bot.sync.custom_sync import run_custom_objects
+from tests.conftest import REDIS_URL
+from tests.integration.sync_harness import SyncHarness
+
+PEOPLE = {"contact": 60}
+CUSTOM = {"new_project": 80, "new_projectnote": 50}
+
+
+@pytest.fixture
+def world(key_prefix: str) -> Iterator[SyncHarness]:
+    harness = SyncHarness(REDIS_URL, key_prefix, PEOPLE, dynamics={"records": {**PEOPLE, **CUSTOM}}).start()
+    with harness.container.dataverse("T1", harness.connection.id) as client:
+        tables = client.with_columns(client.custom_tables(), ["new_project", "new_projectnote"])
+    plans, refused = plan_custom_objects(reachable_tables(tables), {
+        "new_project": ["new_name", "new_budget", "new_seats", "new_startdate", "new_isactive"],
+        "new_projectnote": ["new_subject"]}, set())
+    assert refused == []
+    marketo = harness.container.marketo()
+    for plan in plans:
+        marketo.ensure_custom_object(plan)
+    connection = harness.connection.model_copy(update={"plan": harness.connection.plan.model_copy(
+        update={"custom_objects": plans})})
+    harness.store.save_connection(connection)
+    harness.connection = connection
+    entry.install(harness.container.sync)
+    yield harness
+    entry.install(None)
+    harness.stop()
+
+
+def _expected_linked(world: SyncHarness, table: str) -> int:
+    """Records whose person is a contact that passed the sync filter (so is in Marketo)."""
+    in_marketo = {row["dynamicsContactId"] for row in world.marketo.leads() if row.get("dynamicsContactId")}
+    contact_of_project = {world.dynamics.record_id("new_project", i):
+                          world.dynamics.record_id("contact", i % PEOPLE["contact"])
+                          for i in range(CUSTOM["new_project"])}
+    if table == "new_project":
+        return sum(contact in in_marketo for contact in contact_of_project.values())
+    return sum(contact_of_project[world.dynamics.record_id("new_project", i % CUSTOM["new_project"])] in in_marketo
+               for i in range(CUSTOM["new_projectnote"]))
+
+
+def test_initial_sync_writes_custom_objects_after_people_and_reports_unlinked(world: SyncHarness) -> None:
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert world.store.get_run("T1", run.id).status == RunStatus.finished
+    objects = world.marketo.custom_objects
+    projects = objects.records("dynNewProject")
+    notes = objects.records("dynNewProjectnote")
+    assert 0 < len(projects) == _expected_linked(world, "new_project") < CUSTOM["new_project"]
+    assert len(notes) == _expected_linked(world, "new_projectnote")
+    sample = projects[0]
+    index = world.dynamics.index_of("new_project", sample["dynNewProjectId"])
+    assert index is not None and sample["newName"] == f"Project Name {index}"
+    assert sample["dynamicsContactId"] == world.dynamics.record_id("contact", index % PEOPLE["contact"])
+    unlinked = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_project")
+    assert unlinked == CUSTOM["new_project"] - len(projects)  # reported on the error list, not dropped
+    world.store.set_active_connection("T1", world.connection.id)
+    listed = errors.list_errors(world.store, 3, "T1", errors.ErrorsQuery())
+    people_errors = world.store.sync_errors.count("T1", world.connection.id, ["contact"], None)
+    unlinked_notes = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_projectnote")
+    assert listed.total == people_errors + unlinked + unlinked_notes > people_errors  # `/connect-dynamics errors`
+    assert world.store.delta_links.get("T1", world.connection.id, "new_project")
+
+
+def test_incremental_cycle_writes_only_changed_custom_records(world: SyncHarness) -> None:
+    services = world.container.sync
+    assert run_custom_objects(services, "T1", world.connection.id) == "skipped"  # not syncing or synced yet
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert world.store.get_run("T1", run.id).status == RunStatus.finished
+    linked = next(p["dynNewProjectId"] for p in world.marketo.custom_objects.records("dynNewProject"))
+    index = world.dynamics.index_of("new_project", linked)
+    world.dynamics.update_record("new_project", index, new_name="Renamed")
+    world.marketo.reset_counters()
+    assert run_custom_objects(services, "T1", world.connection.id) == "done"
+    renamed = [p for p in world.marketo.custom_objects.records("dynNewProject") if p["newName"] == "Renamed"]
+    assert [p["dynNewProjectId"] for p in renamed] == [linked]
+    calls = world.marketo.calls("/rest/v1/customobjects/dynNewProject.json")
+    assert len(calls) == 1  # one changed record: one small batch, not the whole table again
+
+    # The scheduled cycle: the custom tables' job waits for the people's jobs, then runs.
+    world.dynamics.update_record("new_project", index, new_name="Scheduled")
+    due = world.store.incremental.due_at("T1", world.connection.id)
+    enqueued = incremental.schedule_due(world.store, world.container.queue, world.settings, now=due + 1)
+    people_job, _write_back, custom = enqueued
+    assert custom == f"custom-objects-{world.connection.id}"
+    assert world.container.queue.fetch_job(custom).dependency_ids == [people_job]
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert [p["newName"] for p in world.marketo.custom_objects.records("dynNewProject")
+            if p["dynNewProjectId"] == linked] == ["Scheduled"]
+
+
+def test_approval_makes_the_custom_objects_and_a_retry_after_a_refusal_finishes(world: SyncHarness) -> None:
+    """The type is made only by the approval's effects; a refusal stops before the sync, a retry completes."""
+    objects = world.marketo.custom_objects
+    objects.types.clear()  # as before approval: the fixture made them to sync
+    world.marketo.reset_counters()
+    approval = Approval(team_id="T1", connection_id=world.connection.id, requester="U0REQ", decided_by="U0LEAD",
+                        status=ApprovalStatus.approved, expires_at=1_800_000_000)
+    world.store.save_approval(approval)
+    effects = world.container.approvals.effects
+    world.marketo.fail_next(1, "1003", path="/rest/v1/customobjects/schema/dynNewProjectnote/approve.json")
+    with pytest.raises(SchemaNotApplied, match="dynNewProjectnote"):
+        effects.on_approved(approval)
+    assert objects.types["dynNewProjectnote"].state() == "draft"
+    assert world.store.get_connection("T1", world.connection.id).run_id is None  # nothing synced
+    effects.on_approved(world.store.get_approval("T1", approval.id))
+    assert {name: kind.state() for name, kind in objects.types.items()} == {
+        "dynNewProject": "approved", "dynNewProjectnote": "approved"}
+    assert len(world.marketo.calls("/rest/v1/customobjects/schema.json")) == 2  # each type made once
+    assert world.store.get_connection("T1", world.connection.id).run_id is not None
