@@ -1,7 +1,7 @@
 """Custom Dataverse tables the emulator serves beside lead, contact and account.
 
 `new_project` points at a contact (`new_contactid`); `new_projectnote` points at a project, so it reaches a
-person in two hops. Metadata follows external-apis.md: `EntityDefinitions` carry `IsCustomEntity`,
+person in two hops. Metadata as Dataverse documents it: `EntityDefinitions` carry `IsCustomEntity`,
 lookups appear as `ManyToOneRelationships` (`ReferencingAttribute` -> `ReferencedEntity`).
 """
 

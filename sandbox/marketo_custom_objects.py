@@ -1,4 +1,4 @@
-"""Marketo custom objects (sync-more.md §B3): the schema API (draft -> approved) and record sync.
+"""Marketo custom objects (Marketo's custom-object API): the schema API (draft -> approved) and record sync.
 
 Limits enforced as the reference states: 10 types, 50 fields a type, 1-3 dedupe fields, at most 20 fields
 added after approval; after approval the names and the link or dedupe fields cannot change. Marketo gives

@@ -1,7 +1,7 @@
 """Reads of custom Dataverse tables (issue #14 point 6): which exist with their lookups, and their records.
 
 A mixin of `DataverseClient`: it uses the client's `get`, `url`, `_pages` and `attributes`.
-Metadata per external-apis.md: `EntityDefinitions?$filter=IsCustomEntity eq true`, each table's
+Metadata as Dataverse documents it: `EntityDefinitions?$filter=IsCustomEntity eq true`, each table's
 `ManyToOneRelationships` (ReferencingAttribute -> ReferencedEntity).
 """
 

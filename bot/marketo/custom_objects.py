@@ -1,4 +1,4 @@
-"""Marketo custom objects (sync-more.md §B3): the schema a plan needs, made idempotently, and record upserts.
+"""Marketo custom objects (Marketo's custom-object API): the schema a plan needs, made idempotently, and record upserts.
 
 A mixin of `MarketoClient`: it uses the client's `_call` (auth, retries, typed errors) and `_sync`
 (batches of ≤ 300 records under 1 MB, results in input order).

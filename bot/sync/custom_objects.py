@@ -1,5 +1,5 @@
 """Custom Dataverse tables as Marketo custom objects, one way (issue #14 point 6): which tables can be
-synced, and the plan for one. Pure functions; the plan checks Marketo's limits (sync-more.md §B3) so that
+synced, and the plan for one. Pure functions; the plan checks Marketo's documented limits so that
 nothing is discovered at write time.
 
 A table can be synced when it reaches a lead or contact through at most two lookups (its own lookup, or
