@@ -45,6 +45,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.dynamics.auth import PUBLIC_CLIENT_ID
+from sandbox import dataverse_opportunities as opportunities
 from sandbox.dataverse_webhooks import Change, WebhookRegistry
 from sandbox.dataverse_writes import (
     LOOKUP_TYPES,
@@ -66,7 +67,7 @@ MAX_PAGE_SIZE = 5000
 COUNT_LIMIT = 5000
 SYNC_ROLE = "Marketo Sync User"
 SOLUTION_FRIENDLY_NAME = "Marketo Lead Management"
-ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts"}
+ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts", **opportunities.ENTITY_SETS}
 _NS = uuid.UUID("6f1c0e3e-2b7a-4a8e-9a51-0c7d7a1f0d00")
 _BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -156,7 +157,7 @@ _METADATA_TYPES = {
     "PicklistType": "PicklistAttributeMetadata", "OwnerType": "LookupAttributeMetadata",
     "LookupType": "LookupAttributeMetadata", "CustomerType": "LookupAttributeMetadata",
     "UniqueidentifierType": "UniqueIdentifierAttributeMetadata", "VirtualType": "AttributeMetadata",
-    "ImageType": "ImageAttributeMetadata",
+    "ImageType": "ImageAttributeMetadata", "StateType": "StateAttributeMetadata",
 }
 _LOOKUPS = {"OwnerType", "LookupType", "CustomerType"}
 
@@ -234,6 +235,7 @@ _ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
         AttrSpec("industrycode", "Industry", "PicklistType"),
         AttrSpec("lastusedincampaign", "Last Date Included in Campaign", "DateTimeType", behavior="TimeZoneIndependent"),
     ],
+    **opportunities.attribute_rows(AttrSpec),
 }
 
 
@@ -325,6 +327,8 @@ class DynamicsEmulator(Emulator):
         apps.update({a.client_id.lower(): a for a in self.config.apps})
         self.entra = EntraTenant(self.tenant_id, self.config.tenant_domains, self.config.users, apps,
                                  self.config.token_lifetime)
+        self._opportunity_columns = opportunities.Generators(
+            self.config.seed, self.config.records, self._digest, _guid, self._account_name, self._contact_name)
         self._attributes = {e: self._build_attributes(e) for e in ENTITY_SETS}
         self._readable = {e: {a.read_name: a for a in attrs if a.selectable} for e, attrs in self._attributes.items()}
         self._generators = {e: {n: self._generator(e, a) for n, a in r.items()} for e, r in self._readable.items()}
@@ -507,6 +511,13 @@ class DynamicsEmulator(Emulator):
     def _digest(self, entity: str, index: int) -> bytes:
         return hashlib.blake2b(f"{self.config.seed}:{entity}:{index}".encode(), digest_size=32).digest()
 
+    def _account_name(self, index: int) -> str:
+        return f"{_COMPANIES[self._digest('account', index)[3] % len(_COMPANIES)]} {index % 97}"
+
+    def _contact_name(self, index: int) -> str:
+        h = self._digest("contact", index)
+        return f"{_FIRST[h[0] % len(_FIRST)]} {_LAST[h[1] % len(_LAST)]}"
+
     def _base_email(self, entity: str, index: int, h: bytes | None = None) -> str:
         """The unique email of record `index` (`h`: its digest, when the caller has it already)."""
         h = h or self._digest(entity, index)
@@ -526,6 +537,9 @@ class DynamicsEmulator(Emulator):
         """How to compute one attribute of record i from its digest h: (value, formatted value or None)."""
         name, seed = spec.logical_name, self.config.seed
         company = _COMPANIES
+        special = self._opportunity_columns.for_column(entity, name)
+        if special is not None:
+            return special
         simple: dict[str, Callable[[int, bytes], Any]] = {
             f"{entity}id": lambda i, h: _guid(seed, entity, i),
             "firstname": lambda i, h: _FIRST[h[0] % len(_FIRST)],
@@ -784,7 +798,8 @@ class DynamicsEmulator(Emulator):
         if not attributes:
             return self._odata({
                 "@odata.context": context, "LogicalName": entity, "EntitySetName": ENTITY_SETS[entity],
-                "PrimaryIdAttribute": f"{entity}id", "PrimaryNameAttribute": "name" if entity == "account" else "fullname",
+                "PrimaryIdAttribute": f"{entity}id", "PrimaryNameAttribute": opportunities.PRIMARY_NAMES.get(
+                    entity, "name" if entity == "account" else "fullname"),
                 "ChangeTrackingEnabled": self._tracked(entity), "MetadataId": _guid("entity", entity),
                 "DisplayName": _label(entity.title())})
         rows = []

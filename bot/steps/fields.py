@@ -10,11 +10,13 @@ from slack_sdk.models.views import View
 
 from bot import flow
 from bot.approvals import ApprovalService
+from bot.dynamics.errors import DataverseAccessDenied, DataverseNotFound
 from bot.dynamics.metadata import MetadataCache
 from bot.errors import FlowError
 from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, FlowState
 from bot.steps.ports import DataverseFactory, MarketoFactory
 from bot.store import Store
+from bot.sync import opportunities
 from bot.sync.fields_change import plan_change
 from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, selectable
 from bot.sync.planning import count_records
@@ -34,8 +36,15 @@ def reading_fields() -> View:
 
 def _metadata(metadata: MetadataCache, dataverse: DataverseFactory, team_id: str, connection_id: str,
               refresh: bool) -> dict[Entity, EntityMetadata]:
+    found: dict[Entity, EntityMetadata] = {}
     with dataverse(team_id, connection_id) as client:
-        return {entity: metadata.get(team_id, connection_id, client, entity, refresh=refresh) for entity in Entity}
+        for entity in Entity:
+            try:
+                found[entity] = metadata.get(team_id, connection_id, client, entity, refresh=refresh)
+            except (DataverseNotFound, DataverseAccessDenied):
+                if entity not in opportunities.OPTIONAL_ENTITIES:
+                    raise
+    return found
 
 
 def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, team_id: str,
@@ -97,7 +106,11 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
     with dataverse(team_id, connection_id) as client:
         entity_metadata = {e: metadata.get(team_id, connection_id, client, e) for e in selected}
         counts = count_records(client, entity_metadata)
-    return build_plan(entity_metadata, selected, existing, counts), counts
+        roles = opportunities.count_roles(client) if Entity.opportunity in entity_metadata else None
+    plan = build_plan(entity_metadata, selected, existing, counts)
+    if (opportunity_plan := plan.for_entity(Entity.opportunity)) is not None:
+        opportunity_plan.role_count = roles
+    return plan, counts
 
 
 def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,

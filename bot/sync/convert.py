@@ -21,6 +21,8 @@ STRING_LIMIT = 255
 _STRING_TYPES = frozenset({"string", "email", "phone", "url"})
 _LABEL_TYPES = frozenset({"PicklistType", "StateType", "StatusType", "MultiSelectPicklistType"})
 _LOOKUP_TYPES = frozenset({"LookupType", "OwnerType", "CustomerType"})
+# Marketo fields that link to another synced record: they take the lookup's GUID, not its name.
+ID_LINK_FIELDS = frozenset({"externalCompanyId", "externalSalesPersonId"})
 
 
 class ConversionError(BotError):
@@ -125,6 +127,8 @@ def field_converter(mapping: FieldMapping) -> FieldConverter:
     A mapping no converter fits yields one that raises ConversionError when used, so, as when converters
     were looked up per record, each record is reported as failed rather than the sync stopping."""
     name = mapping.read_name
+    if mapping.attribute_type in _LOOKUP_TYPES and mapping.marketo_name in ID_LINK_FIELDS:
+        return _value_of(name, to_string)
     if mapping.attribute_type in _LABEL_TYPES or mapping.attribute_type in _LOOKUP_TYPES:
         return _label_of(name)
     if mapping.attribute_type == "DateTimeType":

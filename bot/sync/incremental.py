@@ -43,14 +43,14 @@ from bot.errors import BotError
 from bot.marketo.errors import DailyQuotaExceeded
 from bot.models import BrakeStatus, Connection, Counts, Entity, EntityPlan, FlowState, MassChangeHold
 from bot.store import FailedRecord, Resolution, Store, Watermark
-from bot.sync import backfill, brake
+from bot.sync import backfill, brake, opportunities
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, record_key, tally
 from bot.sync.figures import CycleFigures
 from bot.sync.lease import Heartbeat
 from bot.sync.ledger import LedgerEntry
-from bot.sync.mapping import DELETED_FIELD
+from bot.sync.mapping import DELETED_FIELD, PERSON_ENTITIES
 from bot.sync.ports import SyncServices
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
 
@@ -184,7 +184,7 @@ def _screen(services: SyncServices, connection: Connection, plan: EntityPlan,
     limit = brake.limit_for(services.settings.MASS_CHANGE_LIMIT, brake.entity_count(services.store, connection, plan))
     marketo = services.marketo()
     lookup = (lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields)) \
-        if plan.entity != Entity.account else None
+        if plan.entity in PERSON_ENTITIES else None
     held_ids = services.store.holds.held_ids(decision) if decision is not None else frozenset()
     return brake.Screen(plan, limit, lookup, decision, held_ids)
 
@@ -205,11 +205,11 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
         seen.deleted.extend(page.deleted_ids)
         prepared = _prepare(plan, convert, page.records, outcome)
         _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, page.deleted_ids),
-                     outcome)
+                     outcome, source)
         new_link = page.delta_link or new_link
         if not cycle.page_done(outcome):
             break
-    _write_ready(services, marketo, plan, screen.finish(), outcome)
+    _write_ready(services, marketo, plan, screen.finish(), outcome, source)
     cycle.page_done(outcome)  # the brake writes what it kept back (a cycle under its limit) only here
     links, team_id, entity = services.store.delta_links, connection.team_id, plan.entity.value
 
@@ -225,8 +225,8 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
 
 
 def _write_ready(services: SyncServices, marketo: Any, plan: EntityPlan, ready: brake.Ready,
-                 outcome: BatchOutcome) -> None:
-    _write(marketo, plan, ready.records, ready.keys, outcome)
+                 outcome: BatchOutcome, source: Any) -> None:
+    _write(marketo, plan, ready.records, ready.keys, outcome, source=source)
     _mark_deleted(services, marketo, plan, ready.deleted_ids, outcome)
     outcome.skipped += len(ready.discarded)
     outcome.failures.extend(ready.discarded)
@@ -248,11 +248,11 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
         cycle.page_read(fresh)
         seen.read.extend(record_key(r, plan.entity)[0] for r in fresh)
         prepared = _prepare(plan, convert, fresh, outcome)
-        _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome)
+        _write_ready(services, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome, source)
         mark = _advance(mark, fresh, plan.entity)
         if not cycle.page_done(outcome):
             break
-    _write_ready(services, marketo, plan, screen.finish(), outcome)
+    _write_ready(services, marketo, plan, screen.finish(), outcome, source)
     cycle.page_done(outcome)
     return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
 
@@ -296,11 +296,14 @@ def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outco
 
 
 def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple[str, str | None]],
-           outcome: BatchOutcome, action: str = "createOrUpdate") -> None:
+           outcome: BatchOutcome, action: str = "createOrUpdate", source: Any = None) -> None:
+    """`source` (Dataverse) is needed for opportunities, whose contact roles are read when they are written."""
     for start in range(0, len(records), BATCH_SIZE):
         chunk, chunk_keys = records[start:start + BATCH_SIZE], keys[start:start + BATCH_SIZE]
         try:
-            if plan.entity == Entity.account:
+            if plan.entity == Entity.opportunity:
+                results = opportunities.writer(marketo, source, action)(chunk)
+            elif plan.entity == Entity.account:
                 results = marketo.sync_companies(chunk, action=action)
             else:
                 results = marketo.sync_leads(chunk, plan.id_field, action=action)
@@ -315,8 +318,8 @@ def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple
 def _mark_deleted(services: SyncServices, marketo: Any, plan: EntityPlan, deleted_ids: list[str],
                   outcome: BatchOutcome) -> None:
     """Deleted in Dynamics: set `dynamicsDeleted` on the person (updateOnly; never delete or create)."""
-    if not deleted_ids or plan.entity == Entity.account:
-        return  # Marketo companies have no such field; a deleted account's company stays as it was
+    if not deleted_ids or plan.entity not in PERSON_ENTITIES:
+        return  # Marketo companies and opportunities have no such field; they stay as they were
     _ensure_deleted_field(services, marketo)
     records = [{plan.id_field: record_id, DELETED_FIELD.name: True} for record_id in deleted_ids]
     keys: list[tuple[str, str | None]] = [(record_id, None) for record_id in deleted_ids]
@@ -365,7 +368,7 @@ def _retry_failures(services: SyncServices, connection: Connection, plan: Entity
                               Resolution.excluded)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0, failures=list(prepared.failures))
     if prepared.records:
-        _write(services.marketo(), plan, prepared.records, prepared.keys, outcome)
+        _write(services.marketo(), plan, prepared.records, prepared.keys, outcome, source=source)
         retried.wrote = True
     failed = {f.id for f in outcome.failures}
     written = [record_id for record_id, _ in prepared.keys if record_id not in failed]

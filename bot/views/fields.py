@@ -16,15 +16,15 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.models import AttributeMeta, Entity, FieldPlan, FieldsChange
+from bot.models import AttributeMeta, Entity, EntityPlan, FieldPlan, FieldsChange
 from bot.sync.mapping import (
-    ACCOUNT_STANDARD_ONLY,
     DEFAULT_MAPPING,
     PERSON_ENTITIES,
     SyncFilterStatus,
     how_to_track_changes,
     is_syncable,
     search_attributes,
+    standard_only_note,
 )
 from bot.views import ids
 from bot.views.kit import (
@@ -95,8 +95,8 @@ def _entity_blocks(view: EntityFieldsView) -> list[Block]:
     )
     notes = [(":white_check_mark: " if view.filter_status.applies else ":information_source: ")
              + escape(view.filter_status.message)]
-    if view.entity not in PERSON_ENTITIES:
-        notes.append(escape(ACCOUNT_STANDARD_ONLY))
+    if (note := standard_only_note(view.entity)) is not None:
+        notes.append(escape(note))
     if len(view.selected) > MAX_OPTIONS:
         notes.append(f":warning: Only {MAX_OPTIONS} fields per entity can be selected in one list; "
                      f"{len(view.selected) - MAX_OPTIONS} of the saved selection are not shown.")
@@ -149,10 +149,17 @@ def plan_summary_lines(plan: FieldPlan, counts: dict[Entity, int] | None = None)
     for ep in plan.entities:
         count = (counts or {}).get(ep.entity, ep.record_count)
         records = f"{number(count)} records" if count is not None else "record count unknown"
-        target = "Marketo companies" if ep.entity not in PERSON_ENTITIES else "Marketo people"
+        target = _target(ep)
         lines.append(f"• *{ENTITY_PLURAL[ep.entity]}* → {target}, keyed on `{ep.id_field}`: "
                      f"{len(ep.mappings)} fields, {records}, {_filter_text(ep.filter_attribute)}")
     return lines
+
+
+def _target(ep: EntityPlan) -> str:
+    if ep.entity == Entity.opportunity:
+        roles = f"{number(ep.role_count)} contact roles" if ep.role_count is not None else "their contact roles"
+        return f"Marketo opportunities (+ {roles})"
+    return "Marketo people" if ep.entity in PERSON_ENTITIES else "Marketo companies"
 
 
 WATERMARK_FALLBACK = "change tracking off: synced by last-modified time (deletes not detected)"
@@ -188,8 +195,8 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
         *sections(plan_summary_lines(plan, counts), "*Per entity*"),
         *sections(change_tracking_lines(plan), "*Keeping in step after the first sync*"),
     ]
-    if any(ep.entity not in PERSON_ENTITIES for ep in plan.entities):
-        blocks.append(context(escape(ACCOUNT_STANDARD_ONLY)))
+    for note in dict.fromkeys(n for ep in plan.entities if (n := standard_only_note(ep.entity)) is not None):
+        blocks.append(context(escape(note)))
     blocks.append(DividerBlock())
     if plan.fields_to_create:
         blocks += sections(fields_to_create_lines(plan),
