@@ -147,7 +147,7 @@ _OWNERS = ["Olivia Owner", "Oscar Owner", "Orla Owner"]
 _TYPE_CODES = {
     "StringType": "String", "MemoType": "Memo", "BooleanType": "Boolean", "DateTimeType": "DateTime",
     "MoneyType": "Money", "IntegerType": "Integer", "PicklistType": "Picklist", "OwnerType": "Owner",
-    "LookupType": "Lookup", "CustomerType": "Customer", "UniqueidentifierType": "Uniqueidentifier",
+    "LookupType": "Lookup", "CustomerType": "Customer", "UniqueidentifierType": "Uniqueidentifier", "StateType": "State",
     "VirtualType": "Virtual", "ImageType": "Virtual",
 }
 _METADATA_TYPES = {
