@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.models import EntityPlan, FieldPlan
+from bot.models import Entity, EntityPlan, FieldPlan
 from bot.sync.convert import ConversionError, convert_record
 from bot.sync.mapping import PERSON_ENTITIES
 from sandbox.dynamics import DynamicsEmulator
@@ -91,7 +91,9 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
 
 
 def verify_sync(dynamics: DynamicsEmulator, marketo: MarketoEmulator, plan: FieldPlan) -> VerifyReport:
-    leads, companies = marketo.leads(), marketo.companies()
-    return VerifyReport([
-        check_entity(dynamics, leads if p.entity in PERSON_ENTITIES else companies, p) for p in plan.entities
-    ])
+    leads, companies, opportunities = marketo.leads(), marketo.companies(), marketo.opportunities()
+
+    def rows(entity: Entity) -> list[dict[str, Any]]:
+        return leads if entity in PERSON_ENTITIES else opportunities if entity == Entity.opportunity else companies
+
+    return VerifyReport([check_entity(dynamics, rows(p.entity), p) for p in plan.entities])
