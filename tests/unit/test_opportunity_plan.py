@@ -1,13 +1,15 @@
-"""The plan rules for opportunities (one way, standard Marketo fields, links by GUID) and their contact roles."""
+"""The plan rules for opportunities (one way, standard Marketo fields, links by GUID) and how their contact
+roles are written."""
 
 from __future__ import annotations
 
 import pytest
 
+from bot.marketo.models import Reason, RecordResult
 from bot.models import AttributeMeta, Direction, Entity, EntityMetadata
 from bot.sync.convert import convert_record
 from bot.sync.mapping import PlanError, build_plan, default_selection, selectable, standard_only_note
-from bot.sync.opportunities import FORMATTED, role_records
+from bot.sync.opportunities import FORMATTED, role_records, writer
 from bot.views.fields import plan_summary_lines
 
 GUID_ACCOUNT, GUID_OWNER, GUID_OPP = "a1a1a1a1-0000-0000-0000-000000000001", "b2b2b2b2-0000-0000-0000-000000000002", "o1"
@@ -83,3 +85,45 @@ def test_role_records_follow_the_connections_to_synced_contacts() -> None:
         {"externalOpportunityId": "o1", "leadId": 101, "role": "Decision Maker", "isPrimary": True},
         {"externalOpportunityId": "o1", "leadId": 102, "role": "Influencer", "isPrimary": False},
     ]
+
+
+class _Marketo:
+    """Marketo as the writer sees it: opportunities written, persons found, the second role refused."""
+
+    def __init__(self) -> None:
+        self.roles: list[dict] = []
+
+    def sync_opportunities(self, records: list[dict], action: str) -> list[RecordResult]:
+        return [RecordResult(status="created") for _ in records]
+
+    def get_leads(self, filter_type: str, values: list[str], fields: list[str]) -> list[dict]:
+        return [{"id": 100 + int(v[1:]), "dynamicsContactId": v} for v in values]
+
+    def sync_opportunity_roles(self, records: list[dict]) -> list[RecordResult]:
+        self.roles += records
+        return [RecordResult(status="created"), RecordResult(status="skipped", reasons=[
+            Reason(code="1013", message="Lead not found")])][:len(records)]
+
+
+class _Dataverse:
+    def read_where_in(self, entity_set: str, column: str, values: list[str], select: list[str]) -> list[dict]:
+        assert (entity_set, column) == ("connections", "_record1id_value")
+        return [{"_record1id_value": v, "_record2id_value": f"c{n}", "_record2roleid_value" + FORMATTED: "Buyer"}
+                for n, v in enumerate(values, start=1)]
+
+    def read_by_ids(self, entity: Entity | str, ids: list[str], select: list[str]) -> list[dict]:
+        return [{"opportunityid": i, "_parentcontactid_value": "c1"} for i in ids]
+
+
+def test_a_refused_role_puts_its_opportunity_on_the_failure_list() -> None:
+    marketo = _Marketo()
+    results = writer(marketo, _Dataverse(), "createOrUpdate")([{"externalOpportunityId": "o1", "name": "A"},
+                                                               {"externalOpportunityId": "o2", "name": "B"}])
+    assert [r.status for r in results] == ["created", "skipped"]
+    assert results[1].reasons[0].code == "1013" and "contact roles" in results[1].reasons[0].message
+    assert [(r["leadId"], r["isPrimary"]) for r in marketo.roles] == [(101, True), (102, False)]
+    # A backfill (update only) of added columns leaves the roles alone.
+    marketo.roles.clear()
+    assert [r.status for r in writer(marketo, _Dataverse(), "updateOnly")([{"externalOpportunityId": "o1"}])] == [
+        "created"]
+    assert marketo.roles == []
