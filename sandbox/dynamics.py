@@ -133,6 +133,8 @@ class DynamicsEmulatorConfig(BaseModel):
     change_tracking: bool = True
     # entities whose table has "Track changes" off (ChangeTrackingEnabled false) although `change_tracking` is on
     untracked_entities: set[str] = Field(default_factory=set)
+    # tables this org does not have (e.g. "opportunity" and "connection" without Dynamics 365 Sales)
+    absent_tables: set[str] = Field(default_factory=set)
 
 
 # -- attribute catalogue ------------------------------------------------------------------------
@@ -767,7 +769,7 @@ class DynamicsEmulator(Emulator):
             rows, columns = table
             return self._collection(rows, params, columns, path.removesuffix("s"))
         entity = next((e for e, s in ENTITY_SETS.items() if path in {s, f"{s}/$count"}), None)
-        if entity is None:
+        if entity is None or entity in self.config.absent_tables:
             raise ODataError(404, "0x80060888", f"Resource not found for the segment '{path.split('/')[0]}'.")
         return self._records(request, entity, params, counting=path.endswith("/$count"))
 
@@ -792,7 +794,7 @@ class DynamicsEmulator(Emulator):
         return self._odata({"value": [self._project(r, params, type_name) for r in rows]})
 
     def _metadata(self, entity: str, attributes: bool, cast: str | None) -> Response:
-        if entity not in ENTITY_SETS:
+        if entity not in ENTITY_SETS or entity in self.config.absent_tables:
             raise ODataError(404, "0x80040217", f"Could not find an entity with name {entity}.")
         context = f"{self.url}{API}/$metadata#EntityDefinitions('{entity}')"
         if not attributes:
@@ -1082,7 +1084,7 @@ class DynamicsEmulator(Emulator):
 
     def _entity_of(self, entity_set: str) -> str:
         entity = next((e for e, s in ENTITY_SETS.items() if s == entity_set), None)
-        if entity is None:
+        if entity is None or entity in self.config.absent_tables:
             raise ODataError(404, SYNTAX, f"Resource not found for the segment '{entity_set}'.")
         return entity
 
