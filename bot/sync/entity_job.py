@@ -19,7 +19,7 @@ from bot import metrics, shutdown
 from bot.errors import BotError
 from bot.models import Entity, EntityPlan, RunStatus, SyncRun
 from bot.store import REDIS_UNAVAILABLE, Lease, Store
-from bot.sync import backfill, incremental, opportunities
+from bot.sync import backfill, incremental
 from bot.sync.backfill import UPDATE_ONLY
 from bot.sync.checkpoint import BACKFILL, LIVE_STATES, TERMINAL_RUN, Checkpoint, EntityState, RunState
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome
@@ -27,6 +27,7 @@ from bot.sync.lease import Heartbeat, LeaseLost
 from bot.sync.ports import SyncServices
 from bot.sync.runs import enqueue_entity
 from bot.sync.settle import quietly, settle
+from bot.sync.writers import batch_writer
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +134,7 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     written, action = plan, "createOrUpdate"
     if run is not None and run.kind == BACKFILL:
         written, action = backfill.written_plan(plan, run.backfill_fields.get(plan.entity.value, [])), UPDATE_ONLY
-    target = MarketoTarget(_writer(marketo, written, action, source), _lookup(marketo, written),
+    target = MarketoTarget(batch_writer(marketo, written, action, source), _lookup(marketo, written),
                            calls_made=lambda: int(getattr(marketo, "calls_made", 0)))
     sync = EntitySync(written, source, target, booking, select=plan.select,
                       writers=settings.SYNC_WRITERS or settings.MARKETO_MAX_CONCURRENCY)
@@ -145,14 +146,6 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
     if outcome.kind == "stopped":
         raise LeaseLost()
     return outcome
-
-
-def _writer(marketo: Any, plan: EntityPlan, action: str, source: Any) -> Callable[[list[dict]], list]:
-    if plan.entity == Entity.opportunity:
-        return opportunities.writer(marketo, source, action)
-    if plan.entity == Entity.account:
-        return lambda records: marketo.sync_companies(records, action=action)
-    return lambda records: marketo.sync_leads(records, plan.id_field, action=action)
 
 
 def _lookup(marketo: Any, plan: EntityPlan) -> Callable[[list[str], list[str]], list[dict]] | None:

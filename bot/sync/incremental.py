@@ -43,7 +43,7 @@ from bot.errors import BotError
 from bot.marketo.errors import DailyQuotaExceeded
 from bot.models import BrakeStatus, Connection, Counts, Entity, EntityPlan, FlowState, MassChangeHold
 from bot.store import FailedRecord, Resolution, Store, Watermark
-from bot.sync import backfill, brake, opportunities
+from bot.sync import backfill, brake
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.engine import BATCH_SIZE, Prepared, fail_all, is_content_error, record_key, tally
@@ -53,6 +53,7 @@ from bot.sync.ledger import LedgerEntry
 from bot.sync.mapping import DELETED_FIELD, PERSON_ENTITIES
 from bot.sync.ports import SyncServices
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
+from bot.sync.writers import batch_writer
 
 log = logging.getLogger(__name__)
 
@@ -301,12 +302,7 @@ def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple
     for start in range(0, len(records), BATCH_SIZE):
         chunk, chunk_keys = records[start:start + BATCH_SIZE], keys[start:start + BATCH_SIZE]
         try:
-            if plan.entity == Entity.opportunity:
-                results = opportunities.writer(marketo, source, action)(chunk)
-            elif plan.entity == Entity.account:
-                results = marketo.sync_companies(chunk, action=action)
-            else:
-                results = marketo.sync_leads(chunk, plan.id_field, action=action)
+            results = batch_writer(marketo, plan, action, source)(chunk)
         except BotError as exc:
             if not is_content_error(exc):
                 raise
