@@ -27,10 +27,11 @@ class Entity(StrEnum):
     lead = "lead"
     contact = "contact"
     account = "account"
+    opportunity = "opportunity"  # one way, with its contact roles (bot/sync/opportunities.py)
 
     @property
     def entity_set(self) -> str:
-        return f"{self.value}s"
+        return "opportunities" if self is Entity.opportunity else f"{self.value}s"
 
     @property
     def primary_id(self) -> str:
@@ -39,7 +40,8 @@ class Entity(StrEnum):
     @property
     def marketo_id_field(self) -> str:
         """The Marketo field holding the Dataverse GUID; the lookup key of every write."""
-        return {"lead": "dynamicsLeadId", "contact": "dynamicsContactId", "account": "externalCompanyId"}[self.value]
+        return {"lead": "dynamicsLeadId", "contact": "dynamicsContactId", "account": "externalCompanyId",
+                "opportunity": "externalOpportunityId"}[self.value]
 
 
 SYNC_FILTER_ATTRIBUTE = "new_synctomkto"
@@ -148,6 +150,7 @@ class EntityPlan(BaseModel):
     id_field: str  # Marketo lookup field holding the Dataverse GUID
     filter_attribute: str | None = None  # "new_synctomkto" when detected
     record_count: int | None = None
+    role_count: int | None = None  # opportunities: their contact roles in Dynamics (bot/sync/opportunities.py)
     change_tracking: bool = True  # off: incremental syncs read by a `modifiedon` watermark (no deletes seen)
     # Read, never written as fields: who a person is (qualified from a lead, merged away, its account); `bot.sync.identity`
     identity_columns: list[str] = Field(default_factory=list)

@@ -47,6 +47,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from bot.dynamics.auth import PUBLIC_CLIENT_ID
+from sandbox import dataverse_opportunities as opportunities
 from sandbox.dataverse_custom import CUSTOM_TABLES, relationship_rows
 from sandbox.dataverse_webhooks import Change, WebhookRegistry
 from sandbox.dataverse_writes import (
@@ -71,7 +72,7 @@ MAX_PAGE_SIZE = 5000
 COUNT_LIMIT = 5000
 SYNC_ROLE = "Marketo Sync User"
 SOLUTION_FRIENDLY_NAME = "Marketo Lead Management"
-ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts",
+ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts", **opportunities.ENTITY_SETS,
                **{t.logical_name: t.entity_set for t in CUSTOM_TABLES.values()}}
 # What QualifyLead copies from the lead onto the new contact.
 QUALIFY_COPIES = frozenset({"firstname", "lastname", "emailaddress1", "telephone1", "jobtitle", "address1_city",
@@ -141,6 +142,8 @@ class DynamicsEmulatorConfig(BaseModel):
     change_tracking: bool = True
     # entities whose table has "Track changes" off (ChangeTrackingEnabled false) although `change_tracking` is on
     untracked_entities: set[str] = Field(default_factory=set)
+    # tables this org does not have (e.g. "opportunity" and "connection" without Dynamics 365 Sales)
+    absent_tables: set[str] = Field(default_factory=set)
 
 
 # -- attribute catalogue ------------------------------------------------------------------------
@@ -266,6 +269,7 @@ _ENTITY_ATTRS: dict[str, list[AttrSpec]] = {
         AttrSpec("modifiedon", "Modified On", "DateTimeType", behavior="UserLocal", updatable=False),
         AttrSpec("createdon", "Created On", "DateTimeType", behavior="UserLocal", updatable=False),
     ] for t in CUSTOM_TABLES.values()},
+    **opportunities.attribute_rows(AttrSpec),
 }
 
 
@@ -367,6 +371,8 @@ class DynamicsEmulator(Emulator):
         apps.update({a.client_id.lower(): a for a in self.config.apps})
         self.entra = EntraTenant(self.tenant_id, self.config.tenant_domains, self.config.users, apps,
                                  self.config.token_lifetime)
+        self._opportunity_columns = opportunities.Generators(
+            self.config.seed, self.config.records, self._digest, _guid, self._account_name, self._contact_name)
         self._attributes = {e: self._build_attributes(e) for e in ENTITY_SETS}
         self._readable = {e: {a.read_name: a for a in attrs if a.selectable} for e, attrs in self._attributes.items()}
         self._generators = {e: {n: self._generator(e, a) for n, a in r.items()} for e, r in self._readable.items()}
@@ -566,6 +572,13 @@ class DynamicsEmulator(Emulator):
     def _digest(self, entity: str, index: int) -> bytes:
         return hashlib.blake2b(f"{self.config.seed}:{entity}:{index}".encode(), digest_size=32).digest()
 
+    def _account_name(self, index: int) -> str:
+        return f"{_COMPANIES[self._digest('account', index)[3] % len(_COMPANIES)]} {index % 97}"
+
+    def _contact_name(self, index: int) -> str:
+        h = self._digest("contact", index)
+        return f"{_FIRST[h[0] % len(_FIRST)]} {_LAST[h[1] % len(_LAST)]}"
+
     def _base_email(self, entity: str, index: int, h: bytes | None = None) -> str:
         """The unique email of record `index` (`h`: its digest, when the caller has it already)."""
         h = h or self._digest(entity, index)
@@ -585,6 +598,9 @@ class DynamicsEmulator(Emulator):
         """How to compute one attribute of record i from its digest h: (value, formatted value or None)."""
         name, seed = spec.logical_name, self.config.seed
         company = _COMPANIES
+        special = self._opportunity_columns.for_column(entity, name)
+        if special is not None:
+            return special
         simple: dict[str, Callable[[int, bytes], Any]] = {
             f"{entity}id": lambda i, h: _guid(seed, entity, i),
             "firstname": lambda i, h: _FIRST[h[0] % len(_FIRST)],
@@ -865,7 +881,7 @@ class DynamicsEmulator(Emulator):
             rows, columns = table
             return self._collection(rows, params, columns, path.removesuffix("s"))
         entity = next((e for e, s in ENTITY_SETS.items() if path in {s, f"{s}/$count"}), None)
-        if entity is None:
+        if entity is None or entity in self.config.absent_tables:
             raise ODataError(404, "0x80060888", f"Resource not found for the segment '{path.split('/')[0]}'.")
         return self._records(request, entity, params, counting=path.endswith("/$count"))
 
@@ -890,7 +906,7 @@ class DynamicsEmulator(Emulator):
         return self._odata({"value": [self._project(r, params, type_name) for r in rows]})
 
     def _metadata(self, entity: str, attributes: bool, cast: str | None) -> Response:
-        if entity not in ENTITY_SETS:
+        if entity not in ENTITY_SETS or entity in self.config.absent_tables:
             raise ODataError(404, "0x80040217", f"Could not find an entity with name {entity}.")
         context = f"{self.url}{API}/$metadata#EntityDefinitions('{entity}')"
         if not attributes:
@@ -928,7 +944,8 @@ class DynamicsEmulator(Emulator):
 
     def _entity_row(self, entity: str) -> dict[str, Any]:
         custom = CUSTOM_TABLES.get(entity)
-        primary_name = custom.primary_name if custom else "name" if entity == "account" else "fullname"
+        primary_name = custom.primary_name if custom else opportunities.PRIMARY_NAMES.get(
+            entity, "name" if entity == "account" else "fullname")
         return {"LogicalName": entity, "EntitySetName": ENTITY_SETS[entity], "PrimaryIdAttribute": f"{entity}id",
                 "PrimaryNameAttribute": primary_name, "ChangeTrackingEnabled": self._tracked(entity),
                 "MetadataId": _guid("entity", entity), "IsCustomEntity": custom is not None,
@@ -936,7 +953,7 @@ class DynamicsEmulator(Emulator):
 
     def _entity_rows(self) -> list[dict[str, Any]]:
         """`GET EntityDefinitions` (with `$filter=IsCustomEntity eq true` to list the custom tables)."""
-        return [self._entity_row(e) for e in ENTITY_SETS]
+        return [self._entity_row(e) for e in ENTITY_SETS if e not in self.config.absent_tables]
 
     # -- Dataverse: records, paging, change tracking ----------------------------------------------------
     def _parse_query(self, entity: str, params: dict[str, str]) -> _Query:
@@ -1207,7 +1224,7 @@ class DynamicsEmulator(Emulator):
 
     def _entity_of(self, entity_set: str) -> str:
         entity = next((e for e, s in ENTITY_SETS.items() if s == entity_set), None)
-        if entity is None:
+        if entity is None or entity in self.config.absent_tables:
             raise ODataError(404, SYNTAX, f"Resource not found for the segment '{entity_set}'.")
         return entity
 

@@ -440,6 +440,9 @@ class MarketoEmulator(Emulator):
         self._companies = Table()
         self._sales_person_fields: dict[str, FieldDef] = {f.name: replace(f) for f in SALES_PERSON_FIELDS}
         self._sales_persons = Table()
+        from sandbox.marketo_opportunities import OpportunityObjects  # it builds on this module's tables
+
+        self._opportunities = OpportunityObjects(self._leads, self._json_body, self._validated)
         self._server: ServerThread | None = None
         self.api_user = api_user
         self._activities = ActivityLog(scan_block=activity_scan_block)
@@ -529,6 +532,13 @@ class MarketoEmulator(Emulator):
     def sales_persons(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(row) for row in self._sales_persons.rows.values()]
+    def opportunities(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self._opportunities.opportunities.rows.values()]
+
+    def opportunity_roles(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(row) for row in self._opportunities.roles.rows.values()]
 
     def fields(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -592,6 +602,13 @@ class MarketoEmulator(Emulator):
             Route("/rest/v1/companies.json", api(self._companies_endpoint), methods=["GET", "POST"]),
             Route("/rest/v1/salespersons.json", api(self._sales_persons_endpoint), methods=["GET", "POST"]),
             Route("/rest/v1/salespersons/describe.json", api(self._describe_sales_persons), methods=["GET"]),
+            Route("/rest/v1/opportunities.json", api(self._opportunities.opportunities_endpoint),
+                  methods=["GET", "POST"]),
+            Route("/rest/v1/opportunities/describe.json", api(self._opportunities.describe), methods=["GET"]),
+            Route("/rest/v1/opportunities/roles.json", api(self._opportunities.roles_endpoint),
+                  methods=["GET", "POST"]),
+            Route("/rest/v1/opportunities/roles/describe.json", api(self._opportunities.describe_roles),
+                  methods=["GET"]),
             Route("/rest/v1/leads/{id:int}/merge.json", api(self._merge), methods=["POST"]),
             Route("/rest/v1/activities/pagingtoken.json", api(self._paging_token), methods=["GET"]),
             Route("/rest/v1/activities/leadchanges.json", api(self._lead_changes), methods=["GET"]),

@@ -80,17 +80,19 @@ def build_stack(
     leads: int = 200,
     contacts: int = 100,
     accounts: int = 30,
+    opportunities: int = 20,
     marketo_window_seconds: float = 2.0,
     dynamics: dict[str, Any] | None = None,
     marketo: dict[str, Any] | None = None,
     slack: dict[str, Any] | None = None,
 ) -> Stack:
     """Emulators with a sync user, the Marketo solution, the `new_synctomkto` filter on leads and
-    some duplicate emails; Marketo's window scaled down so a demo or test finishes quickly."""
+    opportunities, opportunities with contact roles and some duplicate emails; Marketo's window scaled down so a demo or test finishes quickly."""
     dynamics_options: dict[str, Any] = {
         "users": [EmulatedUser(username=SYNC_USER, password=SYNC_PASSWORD)],
-        "records": {"lead": leads, "contact": contacts, "account": accounts},
-        "sync_filter": {"lead": "new_synctomkto"},
+        "records": {"lead": leads, "contact": contacts, "account": accounts, "opportunity": opportunities,
+                    "connection": 2 * opportunities},  # two contact roles per opportunity
+        "sync_filter": {"lead": "new_synctomkto", "opportunity": "new_synctomkto"},
         "extra_attributes": {"lead": 3},
         "duplicate_fraction": 0.02,
         **(dynamics or {}),

@@ -103,14 +103,16 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
 
 
 def verify_sync(dynamics: DynamicsEmulator, marketo: MarketoEmulator, plan: FieldPlan) -> VerifyReport:
-    leads, companies = marketo.leads(), marketo.companies()
+    leads, companies, opportunities = marketo.leads(), marketo.companies(), marketo.opportunities()
     contacts = plan.for_entity(Entity.contact)
     by_id = {str(c["externalCompanyId"]): c for c in companies}
-    return VerifyReport([
-        check_entity(dynamics, leads, p, contacts if p.entity == Entity.lead else None, by_id)
-        if p.entity in PERSON_ENTITIES else check_entity(dynamics, companies, p)
-        for p in plan.entities
-    ])
+
+    def check(p: EntityPlan) -> EntityCheck:
+        if p.entity in PERSON_ENTITIES:
+            return check_entity(dynamics, leads, p, contacts if p.entity == Entity.lead else None, by_id)
+        return check_entity(dynamics, opportunities if p.entity == Entity.opportunity else companies, p)
+
+    return VerifyReport([check(p) for p in plan.entities])
 
 
 def one_person(marketo: MarketoEmulator, lead_id: str, contact_id: str) -> tuple[bool, str]:

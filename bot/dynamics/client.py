@@ -432,17 +432,22 @@ class DataverseClient(DataverseWrites, CustomTableReads):
         """Rows (that pass Marketo's filter when `filter_attribute` is given): the total-count
         annotation when it is exact, else `/$count`."""
         entity = Entity(entity)
-        params = {"$select": entity.primary_id, "$count": "true"}
-        if filter_attribute:
-            params["$filter"] = sync_filter_expression(filter_attribute)
+        return self.count_rows(entity.entity_set, entity.primary_id,
+                               sync_filter_expression(filter_attribute) if filter_attribute else None)
+
+    def count_rows(self, entity_set: str, primary_id: str, filter_expression: str | None = None) -> int:
+        """Rows of `entity_set` (matching `filter_expression`); also for tables that are no sync entity."""
+        params = {"$select": primary_id, "$count": "true"}
+        if filter_expression:
+            params["$filter"] = filter_expression
         body = _Collection.model_validate_json(
-            self.get(self.url(entity.entity_set, params), ["odata.maxpagesize=1", TOTAL_COUNT]).content
+            self.get(self.url(entity_set, params), ["odata.maxpagesize=1", TOTAL_COUNT]).content
         )
         if body.total is not None and body.total >= 0 and not body.limit_exceeded:
             return body.total
         params.pop("$select")
         params.pop("$count")
-        return int(self.get(self.url(f"{entity.entity_set}/$count", params)).text.strip().lstrip("\ufeff"))
+        return int(self.get(self.url(f"{entity_set}/$count", params)).text.strip().lstrip("\ufeff"))
 
     def _same_origin(self, link: str) -> str:
         """`link` when it points at the organization itself (scheme, host and port), so the token
@@ -498,16 +503,20 @@ class DataverseClient(DataverseWrites, CustomTableReads):
             yield Page(records=body.value, link=link, next_link=body.next_link, delta_link=None)
 
     def read_by_ids(self, entity: Entity | str, ids: list[str], select: list[str]) -> list[dict[str, Any]]:
-        """The records of `ids` that still exist (one request per `READ_BY_IDS_CHUNK` ids); a deleted
-        record is simply absent from the answer."""
+        """The records of `ids` that still exist; a deleted record is simply absent from the answer."""
         entity = Entity(entity)
+        return self.read_where_in(entity.entity_set, entity.primary_id, ids, [entity.primary_id, *select])
+
+    def read_where_in(self, entity_set: str, column: str, values: list[str], select: list[str]) -> list[dict[str, Any]]:
+        """Rows of `entity_set` whose GUID `column` is one of `values` (one request per `READ_BY_IDS_CHUNK`);
+        also for tables that are no sync entity, such as an opportunity's `connections`."""
         prefer = [f"odata.maxpagesize={self.page_size}", FORMATTED_VALUES]
         found: list[dict[str, Any]] = []
-        for start in range(0, len(ids), READ_BY_IDS_CHUNK):
-            chunk = ids[start:start + READ_BY_IDS_CHUNK]
-            params = {"$select": ",".join(dict.fromkeys([entity.primary_id, *select])),
-                      "$filter": " or ".join(f"{entity.primary_id} eq {_guid(i)}" for i in chunk)}
-            for body, _ in self._pages(self.url(entity.entity_set, params), None, prefer):
+        for start in range(0, len(values), READ_BY_IDS_CHUNK):
+            chunk = values[start:start + READ_BY_IDS_CHUNK]
+            params = {"$select": ",".join(dict.fromkeys(select)),
+                      "$filter": " or ".join(f"{column} eq {_guid(i)}" for i in chunk)}
+            for body, _ in self._pages(self.url(entity_set, params), None, prefer):
                 found.extend(body.value)
         return found
 

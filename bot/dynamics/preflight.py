@@ -18,6 +18,7 @@ from bot.dynamics.errors import DynamicsError
 from bot.dynamics.validate import validate_dynamics_url
 from bot.models import CheckResult, Credentials, Entity
 from bot.sync.mapping import how_to_track_changes
+from bot.sync.opportunities import OPTIONAL_ENTITIES
 
 URL_REACHABLE = "Dynamics URL reachable"
 CREDENTIALS_VALID = "Credentials valid"
@@ -113,7 +114,8 @@ def _user_checks(
 
     def tracking() -> CheckResult:
         """Passes either way: a table without change tracking is synced by last-modified time instead."""
-        off = [entity for entity in Entity if not client.change_tracking_enabled(entity)]
+        off = [entity for entity in Entity
+               if entity not in OPTIONAL_ENTITIES and not client.change_tracking_enabled(entity)]
         if not off:
             return _passed(CHANGE_TRACKING, "Change tracking is on for leads, contacts and accounts: changes "
                                              "and deletes reach Marketo every few minutes.")

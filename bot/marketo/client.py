@@ -450,6 +450,15 @@ class MarketoClient(CustomObjectsApi):
     def sync_sales_persons(self, records: list[dict[str, Any]]) -> list[RecordResult]:
         """Upsert sales persons deduped on `externalSalesPersonId`; results in input order."""
         return self._sync("/rest/v1/salespersons.json", records, {"action": "createOrUpdate", "dedupeBy": "dedupeFields"})
+    def sync_opportunities(self, records: list[dict[str, Any]],
+                           action: str = "createOrUpdate") -> list[RecordResult]:
+        """Upsert opportunities deduped on `externalOpportunityId` (sync-more §B2); results in input order."""
+        return self._sync("/rest/v1/opportunities.json", records, {"action": action, "dedupeBy": "dedupeFields"})
+
+    def sync_opportunity_roles(self, records: list[dict[str, Any]]) -> list[RecordResult]:
+        """Upsert opportunity roles deduped on `externalOpportunityId+leadId+role`; results in input order."""
+        return self._sync("/rest/v1/opportunities/roles.json", records,
+                          {"action": "createOrUpdate", "dedupeBy": "dedupeFields"})
 
     def get_leads(self, filter_type: str, values: list[str], fields: list[str]) -> list[dict[str, Any]]:
         """Leads whose `filter_type` is one of `values` (≤ 300 per call, paged)."""

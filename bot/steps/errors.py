@@ -21,12 +21,12 @@ from bot.views.kit import Message
 SHOWN = 20
 CSV_COLUMNS = ("entity", "id", "email", "code", "reason", "attempts", "state", "first_failed_utc", "last_failed_utc",
                "direction")
-USAGE = ("Usage: `/connect-dynamics errors [lead|contact|account] [since]`, where since is a duration such as "
-         "`30m`, `2h`, `3d`, `1w` or a date such as `2026-01-31`.")
+USAGE = ("Usage: `/connect-dynamics errors [lead|contact|account|opportunity] [since]`, where since is a duration "
+         "such as `30m`, `2h`, `3d`, `1w` or a date such as `2026-01-31`.")
 NO_CONNECTION = "No errors to show: nothing is connected yet, so no sync runs. Run /connect-dynamics to connect."
 _DURATION = re.compile(r"(\d{1,6})([mhdw])")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
-_ENTITY_WORDS = {**{e.value: e for e in Entity}, **{f"{e.value}s": e for e in Entity}}
+_ENTITY_WORDS = {**{e.value: e for e in Entity}, **{e.entity_set: e for e in Entity}}
 
 
 class BadErrorsArguments(BotError):
@@ -41,7 +41,7 @@ class ErrorsQuery:
     @property
     def scope(self) -> str:
         """" for leads since …" (empty for everything)."""
-        table = f" for {self.entities[0].value}s" if len(self.entities) == 1 else ""
+        table = f" for {self.entities[0].entity_set}" if len(self.entities) == 1 else ""
         since = f" since {datetime.fromtimestamp(self.since, UTC):%Y-%m-%d %H:%M} UTC" if self.since else ""
         return table + since
 

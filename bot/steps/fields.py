@@ -12,12 +12,14 @@ from slack_sdk.models.views import View
 from bot import flow
 from bot.approvals import ApprovalService
 from bot.custom_object_models import CustomObjectPlan
+from bot.dynamics.errors import DataverseAccessDenied, DataverseNotFound
 from bot.dynamics.metadata import MetadataCache
 from bot.dynamics.users import count_owner_candidates
 from bot.errors import FlowError
 from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, FlowState
 from bot.steps.ports import DataverseFactory, MarketoFactory
 from bot.store import Store
+from bot.sync import opportunities
 from bot.sync.custom_objects import plan_custom_objects, reachable_tables
 from bot.sync.directions import TWO_WAY_ENTITIES, DirectionChoices, DirectionError, settle
 from bot.sync.fields_change import plan_change
@@ -41,8 +43,15 @@ def reading_fields() -> View:
 
 def _metadata(metadata: MetadataCache, dataverse: DataverseFactory, team_id: str, connection_id: str,
               refresh: bool) -> dict[Entity, EntityMetadata]:
+    found: dict[Entity, EntityMetadata] = {}
     with dataverse(team_id, connection_id) as client:
-        return {entity: metadata.get(team_id, connection_id, client, entity, refresh=refresh) for entity in Entity}
+        for entity in Entity:
+            try:
+                found[entity] = metadata.get(team_id, connection_id, client, entity, refresh=refresh)
+            except (DataverseNotFound, DataverseAccessDenied):
+                if entity not in opportunities.OPTIONAL_ENTITIES:
+                    raise
+    return found
 
 
 def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, team_id: str,
@@ -158,8 +167,11 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
     with dataverse(team_id, connection.id) as client:
         entity_metadata = {e: metadata.get(team_id, connection.id, client, e) for e in selected}
         counts = count_records(client, entity_metadata)
+        roles = opportunities.count_roles(client) if Entity.opportunity in entity_metadata else None
         plan = build_plan(entity_metadata, selected, existing, counts, directions=connection.directions,
                           winners=connection.winners)
+        if (opportunity_plan := plan.for_entity(Entity.opportunity)) is not None:
+            opportunity_plan.role_count = roles
         if any(ep.owner_lookup for ep in plan.entities):
             plan.owners = count_owner_candidates(client)
         if connection.custom_tables:

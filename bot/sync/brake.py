@@ -26,11 +26,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot import audit
 from bot.config import Settings
-from bot.models import BrakeStatus, Connection, Entity, EntityPlan, HeldChange, MassChangeHold
+from bot.models import BrakeStatus, Connection, EntityPlan, HeldChange, MassChangeHold
 from bot.notify import Notifier
 from bot.store import Store
 from bot.sync.engine import same_value
 from bot.sync.ledger import LedgerEntry
+from bot.sync.mapping import PERSON_ENTITIES
 from bot.views.brake import brake_request_message
 from bot.views.kit import mention
 
@@ -100,7 +101,7 @@ class Screen:
 
     @property
     def persons(self) -> bool:
-        return self.plan.entity != Entity.account
+        return self.plan.entity in PERSON_ENTITIES
 
     def admit(self, records: list[dict], keys: list[Key], deleted_ids: list[str]) -> Ready:
         """One page's changes in; what may be written at once out."""

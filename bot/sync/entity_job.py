@@ -40,6 +40,7 @@ from bot.sync.ports import SyncServices
 from bot.sync.runs import enqueue_entity
 from bot.sync.settle import quietly, settle
 from bot.sync.write_path import takes_bulk
+from bot.sync.writers import batch_writer
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ def _pipeline(services: SyncServices, state: RunState, plan: EntityPlan, lease: 
                               part_bytes=settings.BULK_IMPORT_PART_BYTES,
                               settle=_settle(services, marketo, state, action), action=action)
     else:
-        target = MarketoTarget(_writer(marketo, written, action), _lookup(marketo, written),
+        target = MarketoTarget(batch_writer(marketo, written, action, source), _lookup(marketo, written),
                                calls_made=lambda: int(getattr(marketo, "calls_made", 0)),
                                settle=_settle(services, marketo, state, action))
         sync = EntitySync(written, source, target, booking, select=plan.select,
@@ -181,15 +182,10 @@ def _estimated(run: SyncRun | None, entity: Entity) -> int:
     return next((p.estimated for p in run.entities if p.entity == entity), 0) if run else 0
 
 
-def _writer(marketo: Any, plan: EntityPlan, action: str) -> Callable[[list[dict]], list]:
-    if plan.entity == Entity.account:
-        return lambda records: marketo.sync_companies(records, action=action)
-    return lambda records: marketo.sync_leads(records, plan.id_field, action=action)
-
-
 def _lookup(marketo: Any, plan: EntityPlan) -> Callable[[list[str], list[str]], list[dict]] | None:
-    """Reads persons back by their Dynamics id (companies cannot be read back: those batches are resent)."""
-    if plan.entity == Entity.account:
+    """Reads persons back by their Dynamics id (companies and opportunities are not read back: those batches
+    are resent)."""
+    if plan.entity in (Entity.account, Entity.opportunity):
         return None
     return lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields)
 

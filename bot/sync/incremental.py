@@ -65,11 +65,12 @@ from bot.sync.figures import CycleFigures
 from bot.sync.lease import Heartbeat
 from bot.sync.ledger import LedgerEntry
 from bot.sync.links import linked_writes
-from bot.sync.mapping import DELETED_FIELD
+from bot.sync.mapping import DELETED_FIELD, PERSON_ENTITIES
 from bot.sync.people import People
 from bot.sync.ports import SyncServices
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
 from bot.sync.write_back import enqueue_write_back, write_back_plans
+from bot.sync.writers import batch_writer
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def _screen(services: SyncServices, connection: Connection, plan: EntityPlan,
     limit = brake.limit_for(services.settings.MASS_CHANGE_LIMIT, brake.entity_count(services.store, connection, plan))
     marketo = services.marketo()
     lookup = (lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields)) \
-        if plan.entity != Entity.account else None
+        if plan.entity in PERSON_ENTITIES else None
     held_ids = services.store.holds.held_ids(decision) if decision is not None else frozenset()
     return brake.Screen(plan, limit, lookup, decision, held_ids)
 
@@ -230,11 +231,11 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
         seen.deleted.extend(page.deleted_ids)
         prepared = _prepare(plan, convert, records, outcome, people)
         _write_ready(people, marketo, plan, screen.admit(prepared.records, prepared.keys, page.deleted_ids),
-                     outcome)
+                     outcome, source)
         new_link = page.delta_link or new_link
         if not cycle.page_done(outcome):
             break
-    _write_ready(people, marketo, plan, screen.finish(), outcome)
+    _write_ready(people, marketo, plan, screen.finish(), outcome, source)
     cycle.page_done(outcome)  # the brake writes what it kept back (a cycle under its limit) only here
     links, team_id, entity = services.store.delta_links, connection.team_id, plan.entity.value
 
@@ -250,8 +251,8 @@ def _apply_changes(services: SyncServices, connection: Connection, plan: EntityP
 
 
 def _write_ready(people: People, marketo: Any, plan: EntityPlan, ready: brake.Ready,
-                 outcome: BatchOutcome) -> None:
-    _write(marketo, plan, ready.records, ready.keys, outcome)
+                 outcome: BatchOutcome, source: Any) -> None:
+    _write(marketo, plan, ready.records, ready.keys, outcome, source=source)
     _mark_deleted(people, marketo, plan, ready.deleted_ids, outcome)
     outcome.skipped += len(ready.discarded)
     outcome.failures.extend(ready.discarded)
@@ -275,11 +276,11 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
         cycle.page_read(theirs)
         seen.read.extend(record_key(r, plan.entity)[0] for r in theirs)
         prepared = _prepare(plan, convert, theirs, outcome, people)
-        _write_ready(people, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome)
+        _write_ready(people, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome, source)
         mark = _advance(mark, fresh, plan.entity)
         if not cycle.page_done(outcome):
             break
-    _write_ready(people, marketo, plan, screen.finish(), outcome)
+    _write_ready(people, marketo, plan, screen.finish(), outcome, source)
     cycle.page_done(outcome)
     return outcome, lambda: services.store.watermarks.put(connection.team_id, connection.id, plan.entity.value, mark)
 
@@ -337,14 +338,12 @@ def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outco
 
 
 def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple[str, str | None]],
-           outcome: BatchOutcome, action: str = "createOrUpdate") -> None:
+           outcome: BatchOutcome, action: str = "createOrUpdate", source: Any = None) -> None:
+    """`source` (Dataverse) is needed for opportunities, whose contact roles are read when they are written."""
     for start in range(0, len(records), BATCH_SIZE):
         chunk, chunk_keys = records[start:start + BATCH_SIZE], keys[start:start + BATCH_SIZE]
         try:
-            if plan.entity == Entity.account:
-                results = marketo.sync_companies(chunk, action=action)
-            else:
-                results = marketo.sync_leads(chunk, plan.id_field, action=action)
+            results = batch_writer(marketo, plan, action, source)(chunk)
         except BotError as exc:
             if not is_content_error(exc):
                 raise
@@ -356,8 +355,9 @@ def _write(marketo: Any, plan: EntityPlan, records: list[dict], keys: list[tuple
 def _mark_deleted(people: People, marketo: Any, plan: EntityPlan, deleted_ids: list[str],
                   outcome: BatchOutcome) -> None:
     """Deleted in Dynamics: set `dynamicsDeleted` on the person (updateOnly; never delete or create). Marketo
-    companies have no such field: a deleted account's company stays, its people are flagged instead."""
-    if not deleted_ids:
+    companies and opportunities have no such field: a deleted account's company stays, its people are flagged
+    instead; a deleted opportunity stays as it was."""
+    if not deleted_ids or plan.entity == Entity.opportunity:
         return
     if plan.entity == Entity.account:
         people.flag_account_deletes(deleted_ids)
@@ -412,7 +412,7 @@ def _retry_failures(services: SyncServices, connection: Connection, plan: Entity
                               Resolution.excluded)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0, failures=list(prepared.failures))
     if prepared.records:
-        _write(marketo, plan, prepared.records, prepared.keys, outcome)
+        _write(marketo, plan, prepared.records, prepared.keys, outcome, source=source)
         retried.wrote = True
     failed = {f.id for f in outcome.failures}
     written = [record_id for record_id, _ in prepared.keys if record_id not in failed]

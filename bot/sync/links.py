@@ -36,7 +36,8 @@ log = logging.getLogger(__name__)
 COMPANY_ID = "externalCompanyId"
 SALES_PERSON_ID = "externalSalesPersonId"
 LOOKUP_TARGET = "@Microsoft.Dynamics.CRM.lookuplogicalname"
-ACCOUNT_LOOKUPS: dict[Entity, str] = {Entity.contact: "parentcustomerid", Entity.lead: "parentaccountid"}
+ACCOUNT_LOOKUPS: dict[Entity, str] = {Entity.contact: "parentcustomerid", Entity.lead: "parentaccountid",
+                                      Entity.opportunity: "parentaccountid"}
 OWNER_ATTRIBUTE = "ownerid"
 # Company fields a person shows from its company: Sync Leads may not set them on a linked person (1021).
 COMPANY_FIELDS_ON_PERSON = frozenset({
@@ -156,6 +157,11 @@ class LinkedWrites:
         for i, result in zip(refused, again, strict=True):
             merged[i] = result
         return merged
+
+    def sync_opportunities(self, records: list[dict], action: str = "createOrUpdate") -> list[RecordResult]:
+        """Opportunities with their owners upserted first; their company link needs no wait, since the initial
+        sync writes them after the accounts (`bot.sync.opportunities.PREREQUISITES`)."""
+        return self._marketo.sync_opportunities(self._with_owners(records), action=action)
 
     def sync_companies(self, records: list[dict], action: str = "createOrUpdate") -> list[RecordResult]:
         results = self._marketo.sync_companies(self._with_owners(records), action=action)

@@ -72,11 +72,26 @@ DEFAULT_MAPPING: dict[Entity, dict[str, str]] = {
         "revenue": "annualRevenue",
         "numberofemployees": "numberOfEmployees",
     },
+    # Marketo's standard opportunity fields (its API cannot create others). Company and owner links: bot/sync/links.py.
+    Entity.opportunity: {
+        "name": "name",
+        "description": "description",
+        "estimatedvalue": "amount",
+        "closeprobability": "probability",
+        "estimatedclosedate": "closeDate",
+        "stepname": "stage",
+        "createdon": "externalCreatedDate",
+    },
 }
 
 # Lead and contact are Marketo persons (custom fields can be created); an account is a Marketo company.
 PERSON_ENTITIES: frozenset[Entity] = frozenset({Entity.lead, Entity.contact})
 EMAIL_ATTRIBUTE = "emailaddress1"
+# Always synced when the table has them: a person's email; an opportunity's name (Marketo requires it).
+ALWAYS_SELECTED: dict[Entity, tuple[str, ...]] = {
+    Entity.lead: (EMAIL_ATTRIBUTE,), Entity.contact: (EMAIL_ATTRIBUTE,),
+    Entity.opportunity: ("name",),
+}
 
 MAX_FIELD_NAME = 50
 MAX_DISPLAY_NAME = 50  # Marketo does not document one; 50 keeps names readable in its field list
@@ -110,6 +125,18 @@ ACCOUNT_STANDARD_ONLY = (
     "Accounts sync only to Marketo's standard company fields: Marketo's REST API cannot create "
     "company fields, so other account attributes cannot be selected."
 )
+
+
+OPPORTUNITY_STANDARD_ONLY = (
+    "Opportunities sync one way (Dynamics → Marketo) with their contact roles, to Marketo's standard "
+    "opportunity fields only: Marketo's REST API cannot create opportunity fields, so other opportunity "
+    "attributes cannot be selected."
+)
+
+
+def standard_only_note(entity: Entity) -> str | None:
+    """Why the picker offers only some fields of an entity (None: any syncable field can be picked)."""
+    return {Entity.account: ACCOUNT_STANDARD_ONLY, Entity.opportunity: OPPORTUNITY_STANDARD_ONLY}.get(entity)
 
 
 class PlanError(BotError):
@@ -323,8 +350,9 @@ def _id_field(entity: Entity) -> MarketoField:
 def _resolve(metadata: EntityMetadata, names: Collection[str]) -> list[AttributeMeta]:
     entity = metadata.entity
     wanted = list(dict.fromkeys(names))
-    if entity in PERSON_ENTITIES and EMAIL_ATTRIBUTE not in wanted and metadata.attribute(EMAIL_ATTRIBUTE):
-        wanted.insert(0, EMAIL_ATTRIBUTE)  # `email` is always the record's emailaddress1
+    for name in reversed(ALWAYS_SELECTED.get(entity, ())):
+        if name not in wanted and metadata.attribute(name):
+            wanted.insert(0, name)
     attrs = []
     for name in wanted:
         attr = metadata.attribute(name)
@@ -335,7 +363,7 @@ def _resolve(metadata: EntityMetadata, names: Collection[str]) -> list[Attribute
             raise PlanError(f"{attr.label} on {entity.value} is a {attr.attribute_type.removesuffix('Type')} "
                             "column, which cannot be synced to Marketo. Remove it from the selection.")
         if entity not in PERSON_ENTITIES and name not in DEFAULT_MAPPING[entity]:
-            raise PlanError(f"{attr.label}: {ACCOUNT_STANDARD_ONLY}")
+            raise PlanError(f"{attr.label}: {standard_only_note(entity)}")
         attrs.append(attr)
     return attrs
 

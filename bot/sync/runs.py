@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rq import Queue
+from rq.job import Dependency
 
 from bot import flow
 from bot.errors import FlowError
@@ -19,6 +20,7 @@ from bot.models import Connection, Entity, EntityProgress, RunStatus, SyncRun
 from bot.notify import Notifier
 from bot.store import Store
 from bot.sync.checkpoint import TERMINAL_RUN, Checkpoint, EntityState, RunState
+from bot.sync.opportunities import PREREQUISITES
 from bot.sync.settle import quietly, settle
 
 JOB_TIMEOUT = 24 * 3600  # an initial sync of millions of records takes hours, not days
@@ -61,13 +63,17 @@ def launch_run(store: Store, queue: Queue, run: SyncRun, notifier: Notifier | No
     store.active_runs.add(run.team_id, run.id)
     if notifier is not None:
         quietly(notifier.progress, run.team_id, run.id, force=True)
-    for progress in run.entities:
-        enqueue_entity(store, queue, run.team_id, run.id, progress.entity)
+    jobs: dict[Entity, str] = {}
+    for progress in sorted(run.entities, key=lambda p: p.entity in PREREQUISITES):
+        after = [jobs[e] for e in PREREQUISITES.get(progress.entity, ()) if e in jobs]
+        jobs[progress.entity] = enqueue_entity(store, queue, run.team_id, run.id, progress.entity, after=after)
     return store.get_run(run.team_id, run.id) or run
 
 
-def enqueue_entity(store: Store, queue: Queue, team_id: str, run_id: str, entity: Entity) -> str:
-    """Make a new job responsible for `entity` (recorded in its checkpoint), then enqueue it."""
+def enqueue_entity(store: Store, queue: Queue, team_id: str, run_id: str, entity: Entity, *,
+                   after: list[str] | None = None) -> str:
+    """Make a new job responsible for `entity` (recorded in its checkpoint), then enqueue it; `after`: the
+    jobs it waits for (however they end: a paused or lost prerequisite does not hold it back for ever)."""
     state = RunState(store, team_id, run_id)
     job_id = ""
 
@@ -79,6 +85,7 @@ def enqueue_entity(store: Store, queue: Queue, team_id: str, run_id: str, entity
 
     state.set_state(entity, EntityState.queued, change=assign)
     queue.enqueue(ENTITY_JOB, team_id, run_id, entity.value, job_id=job_id,
+                  depends_on=Dependency(jobs=after, allow_failure=True) if after else None,
                   job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                   description=f"sync {entity.value} for run {run_id}")
     return job_id

@@ -16,17 +16,17 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.models import AttributeMeta, Entity, FieldPlan, FieldsChange
+from bot.models import AttributeMeta, Entity, EntityPlan, FieldPlan, FieldsChange
 from bot.sync.identity import ACCOUNT_DELETED_FIELD
 from bot.sync.links import COMPANY_ID, SALES_PERSON_ID, TEAM_OWNED
 from bot.sync.mapping import (
-    ACCOUNT_STANDARD_ONLY,
     DEFAULT_MAPPING,
     PERSON_ENTITIES,
     SyncFilterStatus,
     how_to_track_changes,
     is_syncable,
     search_attributes,
+    standard_only_note,
 )
 from bot.sync.write_path import path_text
 from bot.views import ids
@@ -102,8 +102,8 @@ def _entity_blocks(view: EntityFieldsView) -> list[Block]:
     )
     notes = [(":white_check_mark: " if view.filter_status.applies else ":information_source: ")
              + escape(view.filter_status.message)]
-    if view.entity not in PERSON_ENTITIES:
-        notes.append(escape(ACCOUNT_STANDARD_ONLY))
+    if (note := standard_only_note(view.entity)) is not None:
+        notes.append(escape(note))
     if len(view.selected) > MAX_OPTIONS:
         notes.append(f":warning: Only {MAX_OPTIONS} fields per entity can be selected in one list; "
                      f"{len(view.selected) - MAX_OPTIONS} of the saved selection are not shown.")
@@ -159,8 +159,7 @@ def plan_summary_lines(plan: FieldPlan, counts: dict[Entity, int] | None = None)
     for ep in plan.entities:
         count = (counts or {}).get(ep.entity, ep.record_count)
         records = f"{number(count)} records" if count is not None else "record count unknown"
-        target = "Marketo companies" if ep.entity not in PERSON_ENTITIES else "Marketo people"
-        line = (f"• *{ENTITY_PLURAL[ep.entity]}* → {target}, keyed on `{ep.id_field}`: "
+        line = (f"• *{ENTITY_PLURAL[ep.entity]}* → {_target(ep)}, keyed on `{ep.id_field}`: "
                 f"{len(ep.mappings)} fields, {records}, {_filter_text(ep.filter_attribute)}")
         if count is not None and plan.bulk_import_min_records is not None:
             line += f"\n    _{path_text(ep.entity, count, len(ep.mappings), plan.bulk_import_min_records)}_"
@@ -174,12 +173,19 @@ def link_lines(plan: FieldPlan) -> list[str]:
     linked = [ENTITY_PLURAL[ep.entity].lower() for ep in plan.entities if ep.company_lookup]
     if linked:
         lines.append(f"• *Companies*: {' and '.join(linked)} are linked to their parent account's Marketo company "
-                     f"(`{COMPANY_ID}`), which shows its fields on the person")
+                     f"(`{COMPANY_ID}`), which shows its fields on the person or opportunity")
     if any(ep.owner_lookup for ep in plan.entities):
         users = f"{number(plan.owners)} Dynamics users" if plan.owners is not None else "Dynamics users"
         lines.append(f"• *Owners*: {users} → Marketo sales persons (`{SALES_PERSON_ID}`), upserted before the "
                      f"records they own. {TEAM_OWNED}")
     return lines
+
+
+def _target(ep: EntityPlan) -> str:
+    if ep.entity == Entity.opportunity:
+        roles = f"{number(ep.role_count)} contact roles" if ep.role_count is not None else "their contact roles"
+        return f"Marketo opportunities (+ {roles})"
+    return "Marketo people" if ep.entity in PERSON_ENTITIES else "Marketo companies"
 
 
 WATERMARK_FALLBACK = "change tracking off: synced by last-modified time (deletes not detected)"
@@ -241,8 +247,8 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
         *people_blocks(plan),
         *custom_object_blocks(plan),
     ]
-    if any(ep.entity not in PERSON_ENTITIES for ep in plan.entities):
-        blocks.append(context(escape(ACCOUNT_STANDARD_ONLY)))
+    for note in dict.fromkeys(n for ep in plan.entities if (n := standard_only_note(ep.entity)) is not None):
+        blocks.append(context(escape(note)))
     blocks.append(DividerBlock())
     if plan.fields_to_create:
         blocks += sections(fields_to_create_lines(plan),

@@ -46,7 +46,7 @@ BACK_TO_FORM_ACTION = "cd_back_to_form"  # value = connection id
 FIELDS_BLOCK_PREFIX = "fields_"
 FIELDS_ACTION_PREFIX = "cd_fields_select_"
 # For `app.options(...)` / `app.action(...)`: matches every per-entity field select.
-FIELDS_ACTION_PATTERN = re.compile(rf"^{FIELDS_ACTION_PREFIX}(lead|contact|account)$")
+FIELDS_ACTION_PATTERN = re.compile(rf"^{FIELDS_ACTION_PREFIX}(lead|contact|account|opportunity)$")
 FIELDS_ACTIONS_BLOCK = "fields_actions"
 CUSTOM_TABLES_BLOCK = "custom_tables"  # Step 2: the custom tables to sync (issue #14 point 6)
 CUSTOM_TABLES_ACTION = "cd_custom_tables"

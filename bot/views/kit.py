@@ -40,7 +40,8 @@ MAX_MESSAGE_TEXT = 3000  # the notification `text`, far below chat.update's 4000
 
 _USER_ID = re.compile(r"[UW][A-Z0-9]+")
 
-ENTITY_PLURAL: dict[str, str] = {Entity.lead: "Leads", Entity.contact: "Contacts", Entity.account: "Accounts"}
+ENTITY_PLURAL: dict[str, str] = {Entity.lead: "Leads", Entity.contact: "Contacts", Entity.account: "Accounts",
+                                 Entity.opportunity: "Opportunities"}
 
 
 @dataclass

@@ -48,10 +48,11 @@ def _select(view: dict[str, Any], entity: Entity) -> dict[str, Any]:
     return next(b["element"] for b in view["blocks"] if b.get("block_id") == ids.fields_block_id(entity))
 
 
-def _state(view: dict[str, Any], extra: dict[Entity, list[dict]] | None = None) -> dict[str, Any]:
-    """state.values with each entity's pre-selected options, plus `extra` options per entity."""
+def _state(view: dict[str, Any], extra: dict[Entity, list[dict]] | None = None,
+           entities: tuple[Entity, ...] = tuple(Entity)) -> dict[str, Any]:
+    """state.values with each entity's (of `entities`) pre-selected options, plus `extra` options per entity."""
     values = {}
-    for entity in Entity:
+    for entity in entities:
         element = _select(view, entity)
         chosen = (element.get("initial_options") or []) + (extra or {}).get(entity, [])
         values[ids.fields_block_id(entity)] = {element["action_id"]: {

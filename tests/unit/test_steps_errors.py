@@ -29,7 +29,7 @@ def test_arguments(words: list[str], entities: tuple[Entity, ...], since: float 
     assert parse_query(words, NOW) == ErrorsQuery(entities, since)
 
 
-@pytest.mark.parametrize("words", [["opportunities"], ["2x"], ["lead", "2h", "extra"], ["<!channel>"]])
+@pytest.mark.parametrize("words", [["deals"], ["2x"], ["lead", "2h", "extra"], ["<!channel>"]])
 def test_bad_arguments_say_the_usage(words: list[str]) -> None:
     with pytest.raises(BotError) as refused:
         parse_query(words, NOW)

@@ -50,7 +50,7 @@ def entity_view(entity: Entity, selected: int, applies: bool = False) -> EntityF
 
 def test_fields_modal():
     per_entity = [entity_view(Entity.lead, 3, applies=True), entity_view(Entity.contact, 0),
-                  entity_view(Entity.account, 2)]
+                  entity_view(Entity.account, 2), entity_view(Entity.opportunity, 1)]
     data = view_dict(fields_modal("c42", per_entity))
     assert data["callback_id"] == ids.FIELDS_CALLBACK and data["submit"]["text"] == "Next"
     assert json.loads(data["private_metadata"]) == {"connection_id": "c42"}

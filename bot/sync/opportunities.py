@@ -1,0 +1,121 @@
+"""Opportunities, one way (Dynamics → Marketo), with their contact roles (sync-more §B2, §D6, §G).
+
+An opportunity batch is upserted like any entity's (deduped on `externalOpportunityId` = opportunityid,
+linked by `externalCompanyId` = parent account and `externalSalesPersonId` = owner); then the contact
+roles of the opportunities written: Dataverse `connections` from the opportunity (`record1id`) to a
+contact (`record2id`) in a role (`record2roleid`, its name the lookup's formatted value) become Marketo
+opportunity roles (`externalOpportunityId`, `leadId` of the contact's person found by
+`dynamicsContactId`, `role`, `isPrimary` when the contact is the opportunity's `parentcontactid`).
+A contact with no Marketo person (not synced, e.g. filtered out) has no role there. A role Marketo
+refuses puts its opportunity on the failure list, so the next cycle writes it (and its roles) again.
+
+The initial sync runs opportunities after accounts and contacts (`PREREQUISITES`): the roles need the
+contacts' persons and the opportunities their companies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bot.marketo.models import Reason, RecordResult
+from bot.models import Entity
+
+log = logging.getLogger(__name__)
+
+CONNECTIONS = "connections"
+FROM, TO, ROLE = "_record1id_value", "_record2id_value", "_record2roleid_value"
+PRIMARY_CONTACT = "_parentcontactid_value"
+CONTACT_ID_FIELD = Entity.contact.marketo_id_field
+FORMATTED = "@OData.Community.Display.V1.FormattedValue"
+LOOKUP_TABLE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+WRITTEN = frozenset({"created", "updated"})
+ROLE_FAILED = "Its contact roles could not all be written to Marketo: {reason}"
+ONE_WAY_NOTE = ("Opportunities sync one way, to Marketo's standard opportunity fields only (Marketo's API "
+                "cannot create opportunity fields), with their contact roles.")
+
+OPPORTUNITY_TYPE_CODE = 3  # a connection's `record1objecttypecode` when it starts at an opportunity
+# Needs Dynamics 365 Sales: an org without the table (or a sync user who cannot read it) is not offered it.
+OPTIONAL_ENTITIES = frozenset({Entity.opportunity})
+# Entities the initial sync finishes (or stops) before starting this one.
+PREREQUISITES: dict[Entity, tuple[Entity, ...]] = {Entity.opportunity: (Entity.account, Entity.contact)}
+
+
+class RoleSource(Protocol):
+    def read_by_ids(self, entity: Entity | str, ids: list[str], select: list[str]) -> list[dict[str, Any]]: ...
+
+    def read_where_in(self, entity_set: str, column: str, values: list[str],
+                      select: list[str]) -> list[dict[str, Any]]: ...
+
+
+class RoleCounter(Protocol):
+    def count_rows(self, entity_set: str, primary_id: str, filter_expression: str | None = None) -> int: ...
+
+
+def count_roles(client: RoleCounter) -> int:
+    """The contact roles Dynamics holds (connections from an opportunity), for the plan."""
+    return client.count_rows(CONNECTIONS, "connectionid", f"record1objecttypecode eq {OPPORTUNITY_TYPE_CODE}")
+
+
+def writer(marketo: Any, source: RoleSource, action: str) -> Callable[[list[dict]], list[Any]]:
+    """The batch writer for opportunities: upsert them, then (unless only updating added columns) their roles."""
+
+    def write(records: list[dict]) -> list[Any]:
+        results: list[RecordResult] = list(marketo.sync_opportunities(records, action=action))
+        if action != "createOrUpdate":
+            return results
+        key = Entity.opportunity.marketo_id_field
+        written = [str(rec[key]) for rec, result in zip(records, results, strict=True) if result.status in WRITTEN]
+        refused = sync_roles(marketo, source, written)
+        return [_refused(refused[str(rec[key])]) if str(rec[key]) in refused else result
+                for rec, result in zip(records, results, strict=True)]
+
+    return write
+
+
+def _refused(reason: Reason) -> RecordResult:
+    return RecordResult(status="skipped", reasons=[Reason(code=reason.code, message=ROLE_FAILED.format(
+        reason=reason.message or reason.code))])
+
+
+def role_records(connections: list[dict], primaries: dict[str, str | None], persons: dict[str, int]) -> list[dict]:
+    """Marketo opportunity roles for Dataverse connections (opportunity → contact, in a named role).
+
+    A connection to anything but a contact with a Marketo person, or without a role name, has no role."""
+    roles: dict[tuple[str, int, str], dict] = {}
+    for row in connections:
+        opportunity, contact = str(row.get(FROM) or ""), str(row.get(TO) or "")
+        role = str(row.get(ROLE + FORMATTED) or "").strip()
+        if row.get(TO + LOOKUP_TABLE, "contact") != "contact" or not role or contact not in persons:
+            continue
+        lead_id = persons[contact]
+        roles[(opportunity, lead_id, role)] = {"externalOpportunityId": opportunity, "leadId": lead_id, "role": role,
+                                               "isPrimary": primaries.get(opportunity) == contact}
+    return list(roles.values())
+
+
+def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str]) -> dict[str, Reason]:
+    """Upsert the contact roles of `opportunity_ids`; returns why, per opportunity, a role was refused."""
+    if not opportunity_ids:
+        return {}
+    connections = source.read_where_in(CONNECTIONS, FROM, opportunity_ids, ["connectionid", FROM, TO, ROLE])
+    if not connections:
+        return {}
+    primaries = {str(r[Entity.opportunity.primary_id]): r.get(PRIMARY_CONTACT)
+                 for r in source.read_by_ids(Entity.opportunity, opportunity_ids, [PRIMARY_CONTACT])}
+    contacts = sorted({str(r[TO]) for r in connections if r.get(TO)})
+    persons = {str(p[CONTACT_ID_FIELD]): int(p["id"])
+               for p in marketo.get_leads(CONTACT_ID_FIELD, contacts, ["id", CONTACT_ID_FIELD])
+               if p.get(CONTACT_ID_FIELD)}
+    roles = role_records(connections, primaries, persons)
+    if not roles:
+        return {}
+    refused: dict[str, Reason] = {}
+    for role, result in zip(roles, marketo.sync_opportunity_roles(roles), strict=True):
+        if result.status not in WRITTEN:
+            reason = result.reasons[0] if result.reasons else Reason(code="skipped", message="skipped")
+            refused.setdefault(role["externalOpportunityId"], reason)
+    log.info("opportunity roles: %d written, %d opportunities with a refused role", len(roles) - len(refused),
+             len(refused))
+    return refused
