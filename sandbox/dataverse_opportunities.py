@@ -15,6 +15,9 @@ from typing import Any
 OPPORTUNITY_TYPE_CODE = 3  # the object type code of `opportunity`, as a connection's `record1objecttypecode`
 ENTITY_SETS = {"opportunity": "opportunities", "connection": "connections"}
 PRIMARY_NAMES = {"opportunity": "name", "connection": "name"}
+# The tables these lookups point to (their `lookuplogicalname` annotation); the others point to a systemuser.
+LOOKUP_TARGETS = {"record1id": "opportunity", "record2id": "contact", "record2roleid": "connectionrole",
+                  "parentcontactid": "contact"}
 STATES = ("Open", "Won", "Lost")
 STEPS = ("1-Qualify", "2-Develop", "3-Propose", "4-Close")
 ROLES = ("Decision Maker", "Influencer", "Technical Buyer", "Economic Buyer", "Stakeholder")

@@ -681,6 +681,8 @@ class DynamicsEmulator(Emulator):
     def _target(self, spec: AttrSpec, entity: str = "") -> Callable[[Any], str] | None:
         """The table a lookup's value points to (the `lookuplogicalname` annotation), by the value."""
         custom_target = CUSTOM_TABLES[entity].lookups().get(spec.logical_name) if entity in CUSTOM_TABLES else None
+        if custom_target is None and entity in opportunities.ENTITY_SETS:
+            custom_target = opportunities.LOOKUP_TARGETS.get(spec.logical_name)
         if custom_target is not None:
             return lambda value: custom_target
         if spec.type_name == "OwnerType":
@@ -1145,7 +1147,8 @@ class DynamicsEmulator(Emulator):
 
     def _lookup_targets(self, entity: str) -> dict[str, str]:
         targets = {"CustomerType": "account", "OwnerType": "systemuser"}
-        special = {"masterid": entity, "originatingleadid": "lead", "parentaccountid": "account"}
+        special = {"masterid": entity, "originatingleadid": "lead", "parentaccountid": "account",
+                   **(opportunities.LOOKUP_TARGETS if entity in opportunities.ENTITY_SETS else {})}
         return {a.logical_name: special.get(a.logical_name) or targets.get(a.type_name, "systemuser")
                 for a in self._attributes[entity] if a.type_name in LOOKUP_TYPES}
 
