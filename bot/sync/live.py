@@ -20,7 +20,6 @@ import time
 from urllib.parse import urlencode
 
 from rq import Queue, Retry
-from rq.job import JobStatus
 
 from bot.config import Settings
 from bot.dynamics.webhooks import WebhookRegistration
@@ -38,8 +37,6 @@ SYNC_PERSON_JOB = "bot.sync.webhook_jobs.sync_person_job"
 DYNAMICS_CHANGE_JOB = "bot.sync.webhook_jobs.dynamics_change_job"
 REGISTER_JOB = "bot.sync.webhook_jobs.register_webhooks_job"
 UNREGISTER_JOB = "bot.sync.webhook_jobs.unregister_webhooks_job"
-# The Marketo → Dynamics cycle's job (bot.sync.write_back): started by name, coalesced by a fixed id.
-WRITE_BACK_JOB = "bot.sync.entry.write_back_job"
 MESSAGES = ("Create", "Update", "Delete")
 JOB_TIMEOUT = 600
 RESULT_TTL = 3600
@@ -87,19 +84,6 @@ def enqueue_change(store: Store, queue: Queue, team_id: str, connection_id: str,
                   result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                   description=f"notified {entity} changes for {connection_id}")
     return True
-
-
-def enqueue_write_back(queue: Queue, team_id: str, connection_id: str) -> str | None:
-    """Enqueue the Marketo → Dynamics cycle now unless one is already waiting (a fixed job id coalesces
-    a burst of calls); returns the job id, or None when coalesced. Stands in for
-    `bot.sync.write_back.enqueue_write_back` (same job id and answer) until that module lands."""
-    fixed = f"write-back-{team_id}-{connection_id}"
-    waiting = queue.fetch_job(fixed)
-    if waiting is not None and waiting.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.DEFERRED):
-        return None
-    return queue.enqueue(WRITE_BACK_JOB, team_id, connection_id, job_id=fixed, job_timeout=JOB_TIMEOUT,
-                         result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
-                         description=f"write-back Marketo → Dynamics for {connection_id}").id
 
 
 def enqueue_registration(queue: Queue, settings: Settings, team_id: str, connection_id: str) -> None:

@@ -39,10 +39,10 @@ from bot.models import MODIFIED_BY, Connection, Direction, Entity, EntityPlan, F
 from bot.store import Conflict, FailedRecord, Resolution, WriteBackRun
 from bot.sync import collisions
 from bot.sync.convert import ConversionError
-from bot.sync.directions import TWO_WAY_ENTITIES, winner, writes_to_dynamics
+from bot.sync.directions import TWO_WAY_ENTITIES, winner
 from bot.sync.lease import Heartbeat
 from bot.sync.ports import SyncServices
-from bot.sync.reverse import dynamics_as_marketo, marketo_value, reversible, to_dataverse
+from bot.sync.reverse import as_text, column_value, dynamics_as_marketo, marketo_value, writes_back
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL
 
 log = logging.getLogger(__name__)
@@ -70,11 +70,6 @@ def enqueue_write_back(queue: Queue, team_id: str, connection_id: str) -> str | 
                         result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                         description=f"write-back Marketo → Dynamics for {connection_id}")
     return job.id
-
-
-def writes_back(mapping: FieldMapping) -> bool:
-    """A planned field whose Marketo changes are written to Dynamics."""
-    return writes_to_dynamics(mapping) and mapping.one_way_reason is None and reversible(mapping)
 
 
 def write_back_plans(connection: Connection) -> dict[Entity, dict[str, FieldMapping]]:
@@ -143,15 +138,6 @@ def _first_token(services: SyncServices, connection: Connection, marketo: Any) -
     token = str(marketo.paging_token(datetime.fromtimestamp(since, UTC)))
     store.write_back.save_token(connection.team_id, connection.id, token)
     return token
-
-
-def _text(value: Any) -> str | None:
-    """A Marketo lead value as its activity strings show it (booleans as true/false)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class _Cycle:
@@ -257,16 +243,15 @@ class _Cycle:
             dynamics = dynamics_as_marketo(mapping, record)
             side = winner(entity, mapping)
             decision = collisions.decide(new, marketo_value(mapping, pending.old), pending.has_old, dynamics,
-                                         marketo_value(mapping, _text(person.get(name))), side, by_us)
+                                         marketo_value(mapping, as_text(person.get(name))), side, by_us)
             self.counts[decision.outcome.value] += 1
             if decision.write_dynamics:
-                choices = self.options(entity).get(mapping.source) if mapping.attribute_type == "PicklistType" else None
-                row[mapping.source] = to_dataverse(mapping, pending.new, choices)
+                row[mapping.source] = column_value(mapping, pending.new, lambda: self.options(entity))
             if decision.restore:
                 restore[name] = decision.restore_marketo
             if decision.collision:
                 found.append(Conflict(entity=entity.value, record_id=str(record[entity.primary_id]), field=name,
-                                      marketo_value=pending.new, dynamics_value=_text(dynamics), winner=side,
+                                      marketo_value=pending.new, dynamics_value=as_text(dynamics), winner=side,
                                       at=time.time()))
         return row, restore, found
 
