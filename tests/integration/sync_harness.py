@@ -31,6 +31,13 @@ from sandbox.slack import SlackEmulator
 ROOT = Path(__file__).resolve().parents[2]
 USERNAME, PASSWORD = "sync@contoso.com", "Passw0rd!"
 CHANNEL = "C0SYNC"
+# The two write paths as (Marketo emulator, settings) overrides, for the tests stopping a worker mid-sync:
+# REST, and Bulk Import in parts of about 500 rows imported at 400 rows/s per job.
+WRITE_PATHS = {
+    "rest": ({}, {"BULK_IMPORT_MIN_RECORDS": -1}),
+    "bulk": ({"import_rate": 400}, {"BULK_IMPORT_MIN_RECORDS": 0, "BULK_IMPORT_PART_BYTES": 60_000,
+                                    "BULK_IMPORT_POLL_SECONDS": 0.1}),
+}
 
 
 def _serve_dynamics(config: dict[str, Any], pipe: Any) -> None:

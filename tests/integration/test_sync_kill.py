@@ -14,7 +14,7 @@ from bot.models import Entity, RunStatus
 from bot.sync import runs
 from bot.sync.checkpoint import RunState
 from tests.conftest import REDIS_URL
-from tests.integration.sync_harness import SyncHarness
+from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
 
 pytestmark = pytest.mark.e2e
 LEADS_PATH = "/rest/v1/leads.json"
@@ -22,17 +22,12 @@ LEADS_PATH = "/rest/v1/leads.json"
 
 # REST: 5 calls/s, 2 writers per entity: slow enough to kill mid-run, and at most 2 batches in flight per
 # entity. The cap of 4 leaves the others slots while the dead worker's expire (the limiter's lease).
-# Bulk Import: parts of about 500 rows imported at 400 rows/s per job, so the kill lands mid-import.
-PATHS = {
-    "rest": ({}, {"BULK_IMPORT_MIN_RECORDS": -1}),
-    "bulk": ({"import_rate": 400}, {"BULK_IMPORT_MIN_RECORDS": 0, "BULK_IMPORT_PART_BYTES": 60_000,
-                                    "BULK_IMPORT_POLL_SECONDS": 0.1}),
-}
+# Bulk Import (`WRITE_PATHS`): the kill lands mid-import.
 
 
-@pytest.fixture(params=sorted(PATHS))
+@pytest.fixture(params=sorted(WRITE_PATHS))
 def world(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[SyncHarness]:
-    marketo, settings = PATHS[request.param]
+    marketo, settings = WRITE_PATHS[request.param]
     harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 6000, "contact": 3000},
                           marketo={"calls_per_window": 10, "window_seconds": 2, **marketo},
                           settings={"MARKETO_MAX_CONCURRENCY": 4, "SYNC_WRITERS": 2, **settings}).start()

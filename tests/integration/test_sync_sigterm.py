@@ -18,25 +18,20 @@ from bot.models import Entity, RunStatus
 from bot.sync import runs
 from bot.sync.checkpoint import RunState
 from tests.conftest import REDIS_URL
-from tests.integration.sync_harness import SyncHarness
+from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
 
 pytestmark = pytest.mark.e2e
 LEASE_SECONDS = 60
 
 
-# REST: 5 calls/s of 300 records: about 6 s for the leads, time to stop a worker in the middle. Bulk Import:
-# parts of about 500 rows imported at 400 rows/s per job. The lease is long: a hand-over that waited for it
-# (as after a SIGKILL) would miss every deadline below.
-PATHS = {
-    "rest": ({}, {"BULK_IMPORT_MIN_RECORDS": -1}),
-    "bulk": ({"import_rate": 400}, {"BULK_IMPORT_MIN_RECORDS": 0, "BULK_IMPORT_PART_BYTES": 60_000,
-                                    "BULK_IMPORT_POLL_SECONDS": 0.1}),
-}
+# REST: 5 calls/s of 300 records: about 6 s for the leads, time to stop a worker in the middle; Bulk Import
+# as `WRITE_PATHS` says. The lease is long: a hand-over that waited for it (as after a SIGKILL) would miss
+# every deadline below.
 
 
-@pytest.fixture(params=sorted(PATHS))
+@pytest.fixture(params=sorted(WRITE_PATHS))
 def world(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[SyncHarness]:
-    marketo, settings = PATHS[request.param]
+    marketo, settings = WRITE_PATHS[request.param]
     harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 6000},
                           marketo={"calls_per_window": 10, "window_seconds": 2, **marketo},
                           settings={"MARKETO_MAX_CONCURRENCY": 4, "SYNC_WRITERS": 2,
