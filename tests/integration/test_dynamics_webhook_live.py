@@ -18,10 +18,10 @@ from bot.models import Entity, RunStatus
 from bot.steps import ongoing
 from bot.steps.status import status
 from bot.sync import runs
-from bot.sync.checkpoint import EntityState, RunState
+from bot.sync.checkpoint import BACKFILL, EntityState, RunState
 from bot.sync.live import DYNAMICS_CHANGE_JOB
 from bot.sync.sweeper import MAX_ATTEMPTS, sweep
-from bot.sync.webhook_removal import UNREGISTER_JOB
+from bot.sync.webhook_removal import UNREGISTER_JOB, follow_end
 from bot.web import create_web_app
 from sandbox.polling import wait_for
 from sandbox.server import ServerThread, free_port
@@ -144,6 +144,9 @@ def removal_ran(harness: SyncHarness) -> bool:
 def test_cancelling_a_sync_whose_entities_are_all_idle_removes_the_webhook(world: tuple[SyncHarness, str]) -> None:
     harness, _ = world
     state, run_id = resync_without_jobs(harness)
+    backfill = harness.store.get_run("T1", run_id).model_copy(update={"kind": BACKFILL, "status": RunStatus.cancelled})
+    follow_end(harness.store, harness.container.queue, backfill)  # the cycles go on while a backfill runs
+    assert harness.container.queue.count == 0
     state.set_state(Entity.lead, EntityState.failed, "Dynamics refused.")
     state.set_state(Entity.contact, EntityState.paused, "Marketo quota.")
     runs.request_cancel(harness.store, "T1", run_id, queue=harness.container.queue)  # settled here: no job runs
