@@ -30,7 +30,7 @@ from bot.config import Settings
 from bot.dynamics.webhooks import DataverseNotification, key_matches
 from bot.models import Connection, FlowState
 from bot.store import Store
-from bot.sync import live
+from bot.sync import live, write_back
 
 MARKETO_TOKEN_HEADER = "x-webhook-token"
 MARKETO_MAX_BODY = 64 * 1024
@@ -93,7 +93,7 @@ class WebhookIntake:
             return rejected(404, "no synced Dynamics connection for this Marketo instance"
                             + (f" in team {team}" if team else ""))
         if call.event == "changed":
-            enqueued = live.enqueue_write_back(self._queue, connection.team_id, connection.id)
+            enqueued = write_back.enqueue_write_back(self._queue, connection.team_id, connection.id)
             return _accepted("accepted" if enqueued is not None else "coalesced", "Marketo → Dynamics cycle")
         live.enqueue_sync_person(self._queue, connection.team_id, connection.id, call.lead_id)
         return _accepted("accepted", "Sync Person to Microsoft")

@@ -68,7 +68,7 @@ def cancel(ctx: Ctx[SlashCommand]) -> None:
     """Cancel what is in progress: a running sync, a pending approval, or a draft."""
     container = ctx.container
     said = control.cancel_current(container.store, container.approvals, container.approvals.effects, container.audit,
-                                  container.notifier, ctx.team_id, ctx.user_id)
+                                  container.notifier, ctx.team_id, ctx.user_id, container.queue)
     ctx.ack(text=escape(said))
 
 

@@ -13,7 +13,7 @@ def on_cancel_button(ctx: Ctx[ActionPayload]) -> None:
     ctx.ack()
     container = ctx.container
     ctx.tell_later(control.cancel_current, container.store, container.approvals, container.approvals.effects, container.audit,
-                   container.notifier, ctx.team_id, ctx.user_id)
+                   container.notifier, ctx.team_id, ctx.user_id, container.queue)
 
 
 def on_resume_button(ctx: Ctx[ActionPayload]) -> None:

@@ -25,9 +25,10 @@ STUCK_APPROVAL = ("Nothing to resume yet: the request was approved, but starting
 
 def cancel_current(
     store: Store, approvals: ApprovalService, messages: ApprovalMessages, audit_log: AuditLog, notifier: Notifier,
-    team_id: str, user: str,
+    team_id: str, user: str, queue: Queue | None = None,
 ) -> str:
-    """Stop what is in progress for this team and say what happened."""
+    """Stop what is in progress for this team and say what happened (with the queue, a cancelled sync's
+    Dataverse webhook is removed)."""
     connection = store.active_connection(team_id)
     if connection is None:
         return "Nothing to cancel: no connection is in progress."
@@ -38,7 +39,7 @@ def cancel_current(
             messages.update_messages(decision.approval)
         return decision.message
     if connection.run_id and connection.state in (FlowState.syncing, FlowState.paused):
-        run = request_cancel(store, team_id, connection.run_id, notifier)
+        run = request_cancel(store, team_id, connection.run_id, notifier, queue)
         audit_log.record(team_id, user, audit.SYNC_CANCELLED, connection.id, f"run {run.id}")
         return CANCELLING
     if flow.can_edit(connection):

@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.flow import STATE_TEXT
 from bot.models import Connection, FlowState, now
 from bot.store import OngoingSwitch, Store
-from bot.sync import incremental, live
+from bot.sync import incremental, live, webhook_removal
 from bot.views.kit import Message
 from bot.views.status import refusal_message, switch_message, unchanged_message
 
@@ -42,7 +42,7 @@ def disable(store: Store, audit_log: AuditLog, team_id: str, user: str, queue: Q
         return unchanged_message(store.ongoing.switch(team_id, connection.id))
     incremental.unschedule(store, team_id, connection.id)
     if queue is not None:
-        live.enqueue_removal(store, queue, team_id, connection.id)
+        webhook_removal.enqueue_removal(store, queue, team_id, connection.id)
     audit_log.record(team_id, user, audit.ONGOING_SYNC_DISABLED, connection.id)
     return switch_message(switch)
 

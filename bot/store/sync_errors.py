@@ -154,9 +154,9 @@ class SyncErrors:
         return [SyncError.model_validate_json(raw) for raw in self._redis.hmget(entries_key, ids) if raw]
 
     def retry_candidates(self, team_id: str, connection_id: str, entity: str, max_attempts: int,
-                         limit: int) -> list[SyncError]:
+                         limit: int, direction: Direction = Direction.to_marketo) -> list[SyncError]:
         """Up to `limit` entries with fewer than `max_attempts` attempts, the least tried first."""
-        entries_key, _, retry = self._names(team_id, connection_id, entity)
+        entries_key, _, retry = self._names(team_id, connection_id, entity, direction)
         ids = cast(list[bytes | str], self._redis.zrangebyscore(retry, "-inf", max_attempts - 1, start=0, num=limit))
         return self._entries(entries_key, ids)
 

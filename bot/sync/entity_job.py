@@ -228,8 +228,8 @@ def _conclude(services: SyncServices, state: RunState, run: SyncRun, entity: Ent
 
 
 def _settled(services: SyncServices, transition: Transition) -> None:
-    """Act on a change of the run's status (`settle`), and on what it means for the connection's Dataverse
-    webhook: registered when a sync finishes, removed when one is cancelled (`live.follow_run`)."""
-    settle(services.store, services.notifier, transition)
+    """Act on a change of the run's status (`settle`, which removes the connection's Dataverse webhook when
+    it stops syncing), and register the webhook when a sync finishes (`live.follow_run`)."""
+    settle(services.store, services.notifier, transition, services.queue)
     if transition.changed and transition.run.kind != BACKFILL:
         live.follow_run(services, transition.run)

@@ -3,7 +3,7 @@
 With `PUBLIC_URL` set, a connection going live (its initial sync finished) registers one Dataverse
 webhook (a `serviceendpoints` row posting to `{PUBLIC_URL}/dynamics/webhook?team=…&connection=…` with a
 random key in the `x-api-key` header, kept sealed in Redis) with a Create, Update and Delete step per
-synced entity; a cancelled run and `/connect-dynamics disable` remove it, `enable` makes it again.
+synced entity; a run that ends the syncing (cancelled, failed, paused) and `/connect-dynamics disable` remove it, `enable` makes it again.
 
 A notification only enqueues the entity's incremental (Dynamics → Marketo) job at once: the cycle stays
 the one code path that writes, and the one that catches what a lost delivery missed. Notifications
@@ -20,7 +20,6 @@ import time
 from urllib.parse import urlencode
 
 from rq import Queue, Retry
-from rq.job import JobStatus
 
 from bot.config import Settings
 from bot.dynamics.webhooks import WebhookRegistration
@@ -29,6 +28,7 @@ from bot.store import Store
 from bot.store.webhooks import DynamicsWebhook
 from bot.sync.incremental import run_incremental
 from bot.sync.ports import SyncServices
+from bot.sync.webhook_removal import JOB_TIMEOUT, RESULT_TTL
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +37,7 @@ MARKETO_WEBHOOK_PATH = "/marketo/webhook"
 SYNC_PERSON_JOB = "bot.sync.webhook_jobs.sync_person_job"
 DYNAMICS_CHANGE_JOB = "bot.sync.webhook_jobs.dynamics_change_job"
 REGISTER_JOB = "bot.sync.webhook_jobs.register_webhooks_job"
-UNREGISTER_JOB = "bot.sync.webhook_jobs.unregister_webhooks_job"
-# The Marketo → Dynamics cycle's job (bot.sync.write_back): started by name, coalesced by a fixed id.
-WRITE_BACK_JOB = "bot.sync.entry.write_back_job"
 MESSAGES = ("Create", "Update", "Delete")
-JOB_TIMEOUT = 600
-RESULT_TTL = 3600
 BUSY_WAIT_SECONDS = 60.0  # how long a notified change waits for a cycle already running on its entity
 BUSY_POLL_SECONDS = 0.2
 
@@ -89,19 +84,6 @@ def enqueue_change(store: Store, queue: Queue, team_id: str, connection_id: str,
     return True
 
 
-def enqueue_write_back(queue: Queue, team_id: str, connection_id: str) -> str | None:
-    """Enqueue the Marketo → Dynamics cycle now unless one is already waiting (a fixed job id coalesces
-    a burst of calls); returns the job id, or None when coalesced. Stands in for
-    `bot.sync.write_back.enqueue_write_back` (same job id and answer) until that module lands."""
-    fixed = f"write-back-{team_id}-{connection_id}"
-    waiting = queue.fetch_job(fixed)
-    if waiting is not None and waiting.get_status(refresh=False) in (JobStatus.QUEUED, JobStatus.DEFERRED):
-        return None
-    return queue.enqueue(WRITE_BACK_JOB, team_id, connection_id, job_id=fixed, job_timeout=JOB_TIMEOUT,
-                         result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
-                         description=f"write-back Marketo → Dynamics for {connection_id}").id
-
-
 def enqueue_registration(queue: Queue, settings: Settings, team_id: str, connection_id: str) -> None:
     """Register the connection's Dataverse webhook in a job (when PUBLIC_URL is set)."""
     if settings.PUBLIC_URL:
@@ -110,20 +92,11 @@ def enqueue_registration(queue: Queue, settings: Settings, team_id: str, connect
                       description=f"register Dataverse webhooks for {connection_id}")
 
 
-def enqueue_removal(store: Store, queue: Queue, team_id: str, connection_id: str) -> None:
-    """Remove the connection's Dataverse webhook in a job, when it has one."""
-    if store.webhooks.dynamics_webhook(team_id, connection_id) is not None:
-        queue.enqueue(UNREGISTER_JOB, team_id, connection_id, job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL,
-                      failure_ttl=RESULT_TTL, retry=Retry(max=3),
-                      description=f"remove Dataverse webhooks of {connection_id}")
-
-
 def follow_run(services: SyncServices, run: SyncRun) -> None:
-    """A run ended: going live (a finished initial sync or re-read) registers the webhook, a cancel removes it."""
+    """A run ended: going live (a finished initial sync or re-read) registers the webhook. Its removal
+    when a run ends otherwise is `webhook_removal.follow_end`, which every path settling a run calls."""
     if run.status == RunStatus.finished:
         enqueue_registration(services.queue, services.settings, run.team_id, run.connection_id)
-    elif run.status == RunStatus.cancelled:
-        enqueue_removal(services.store, services.queue, run.team_id, run.connection_id)
 
 
 # -- the jobs' work (worker) ----------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 its Dynamics record.
 
 - Linked (`dynamicsContactId` or `dynamicsLeadId` set and the record exists): the record is updated
-  with the person's values of the fields that sync Marketo → Dynamics (values the person has; an empty
-  one clears nothing).
+  with the person's values of the fields that sync Marketo → Dynamics, converted as the write-back does
+  (`reverse`: a choice label becomes its option value; values the person has; an empty one clears nothing).
 - Not linked, or the linked lead was deleted in Dynamics (Marketo's rule: then a new one is made): a
   new lead is created from those fields, once Dynamics' required columns (from its metadata) all have
   a value. A person lacking one goes on the connection's error list with the reason, never dropped.
@@ -31,9 +31,10 @@ from bot.dynamics.errors import (
 from bot.dynamics.writes import check_required
 from bot.models import Connection, Entity, EntityPlan, FlowState
 from bot.store import FailedRecord, Resolution
+from bot.sync.convert import ConversionError
 from bot.sync.lease import Heartbeat
 from bot.sync.ports import SyncServices
-from bot.sync.to_dynamics import ValueMismatch, dynamics_values, marketo_fields
+from bot.sync.reverse import person_values, written_back_fields
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def _plans(connection: Connection) -> list[EntityPlan]:
 def _handle(services: SyncServices, connection: Connection, lead_id: int) -> str:
     marketo = services.marketo()
     plans = _plans(connection)
-    fields = ["id", "email", *(p.id_field for p in plans), *(f for p in plans for f in marketo_fields(p))]
+    fields = ["id", "email", *(p.id_field for p in plans), *(f for p in plans for f in written_back_fields(p))]
     found = marketo.get_leads("id", [str(lead_id)], list(dict.fromkeys(fields)))
     if not found:
         return "gone"  # deleted in Marketo since the webhook fired
@@ -96,8 +97,8 @@ def _handle(services: SyncServices, connection: Connection, lead_id: int) -> str
             code = "required" if isinstance(exc, RequiredAttributeMissing) else exc.code or "value"
             _failed(services, connection, person, code, exc.user_message)
             return "failed"
-        except ValueMismatch as exc:
-            _failed(services, connection, person, "value", str(exc))
+        except ConversionError as exc:
+            _failed(services, connection, person, "value", exc.user_message)
             return "failed"
 
 
@@ -108,7 +109,7 @@ def _updated(dataverse: Any, plan: EntityPlan, record_id: str, person: dict[str,
         uuid.UUID(record_id)
     except ValueError:
         return False
-    values = dynamics_values(plan, person)
+    values = _values(dataverse, plan, person)
     if not values:
         return bool(dataverse.read_by_ids(plan.entity, [record_id], []))
     try:
@@ -118,9 +119,14 @@ def _updated(dataverse: Any, plan: EntityPlan, record_id: str, person: dict[str,
     return True
 
 
+def _values(dataverse: Any, plan: EntityPlan, person: dict[str, Any]) -> dict[str, Any]:
+    """The person's values as Dataverse takes them; a choice label as its option value."""
+    return person_values(plan, person, lambda: dataverse.choice_options(plan.entity))
+
+
 def _create(services: SyncServices, connection: Connection, plan: EntityPlan, dataverse: Any,
             person: dict[str, Any]) -> str:
-    values = {**LEAD_DEFAULTS, **dynamics_values(plan, person)}
+    values = {**LEAD_DEFAULTS, **_values(dataverse, plan, person)}
     check_required(Entity.lead, values, dataverse.required_attributes(Entity.lead))
     new_id = str(uuid.uuid4())
     previous = person.get(plan.id_field)

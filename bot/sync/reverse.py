@@ -11,11 +11,12 @@ choices, anything unknown) are not `reversible`: they sync Dynamics → Marketo 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from bot.models import FieldMapping
+from bot.models import EntityPlan, FieldMapping
 from bot.sync.convert import (
     ConversionError,
     field_converter,
@@ -27,6 +28,7 @@ from bot.sync.convert import (
     to_money,
     to_string,
 )
+from bot.sync.directions import writes_to_dynamics
 
 _TEXT_TYPES = frozenset({"StringType", "MemoType"})
 _WHOLE_TYPES = frozenset({"IntegerType", "BigIntType"})
@@ -40,6 +42,46 @@ _BY_MARKETO_TYPE = {"boolean": to_bool, "integer": to_int, "float": to_float, "c
 def reversible(mapping: FieldMapping) -> bool:
     """Can a Marketo value of this field be written to its Dataverse column?"""
     return mapping.attribute_type in _REVERSIBLE
+
+
+def writes_back(mapping: FieldMapping) -> bool:
+    """A planned field whose Marketo values are written to Dynamics (the write-back, Sync Person to Microsoft)."""
+    return writes_to_dynamics(mapping) and mapping.one_way_reason is None and reversible(mapping)
+
+
+def written_back_fields(plan: EntityPlan) -> list[str]:
+    """The Marketo fields to read for `person_values`."""
+    return [m.marketo_name for m in plan.mappings if writes_back(m)]
+
+
+def as_text(value: Any) -> str | None:
+    """A Marketo lead value as its activity strings show it (booleans as true/false)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+ChoiceOptions = Callable[[], Mapping[str, Mapping[str, int]]]
+
+
+def column_value(mapping: FieldMapping, text: str | None, options: ChoiceOptions) -> Any:
+    """`to_dataverse`, reading the table's choice options (column → label → value) only for a choice column."""
+    choices = options().get(mapping.source) if mapping.attribute_type == "PicklistType" else None
+    return to_dataverse(mapping, text, choices)
+
+
+def person_values(plan: EntityPlan, person: Mapping[str, Any], options: ChoiceOptions) -> dict[str, Any]:
+    """The Dataverse columns to write for a Marketo person (read by REST name): every written-back field
+    with a value (an empty one clears nothing). Raises ConversionError for a value that does not fit."""
+    values: dict[str, Any] = {}
+    read_once = cache(options)
+    for mapping in plan.mappings:
+        text = as_text(person.get(mapping.marketo_name))
+        if writes_back(mapping) and text is not None and text.strip() != "":
+            values[mapping.source] = column_value(mapping, text, read_once)
+    return values
 
 
 def marketo_value(mapping: FieldMapping, text: str | None) -> Any:

@@ -108,8 +108,10 @@ def resume_run(store: Store, queue: Queue, team_id: str, run_id: str) -> SyncRun
     return resumed
 
 
-def request_cancel(store: Store, team_id: str, run_id: str, notifier: Notifier | None = None) -> SyncRun:
-    """Ask the run to stop. Running entities stop at their next batch boundary; idle ones at once."""
+def request_cancel(store: Store, team_id: str, run_id: str, notifier: Notifier | None = None,
+                   queue: Queue | None = None) -> SyncRun:
+    """Ask the run to stop. Running entities stop at their next batch boundary; idle ones at once (then,
+    with the queue, the connection's Dataverse webhook is removed here: no job will settle the run)."""
     state = RunState(store, team_id, run_id)
     run = state.run()
     if run is None:
@@ -119,5 +121,5 @@ def request_cancel(store: Store, team_id: str, run_id: str, notifier: Notifier |
     state.request_cancel()
     for progress in run.entities:
         if state.load(progress.entity).state in (EntityState.paused, EntityState.failed):
-            settle(store, notifier, state.set_state(progress.entity, EntityState.cancelled, "Cancelled."))
+            settle(store, notifier, state.set_state(progress.entity, EntityState.cancelled, "Cancelled."), queue)
     return state.run() or run

@@ -90,7 +90,7 @@ def _sweep_run(store: Store, queue: Queue, team_id: str, run_id: str, lease_seco
             continue
         if ckpt.attempts >= MAX_ATTEMPTS:
             transition = state.set_state(progress.entity, EntityState.paused, GAVE_UP.format(n=ckpt.attempts))
-            settle(store, notifier, transition)
+            settle(store, notifier, transition, queue)
             continue
         log.warning("sync job %s for %s of run %s lost its worker; re-enqueueing", ckpt.job_id,
                     progress.entity.value, run_id)

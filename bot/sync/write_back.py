@@ -12,7 +12,8 @@ the Dynamics id fields, page by page:
 3. the linked Dynamics records are read by id, each field settled (`collisions.decide`) and the new
    values converted back to Dataverse types (`reverse`) and written in batches (`update_many`:
    UpdateMultiple or `$batch`, `Retry-After` honoured by the client);
-4. values refused by Dynamics go on the connection's error list (direction `to_dynamics`), collisions
+4. values refused by Dynamics go on the connection's error list (direction `to_dynamics`; each run first
+   writes the listed records again with their person's current values, `SYNC_RETRY_ATTEMPTS` times), collisions
    on the conflicts list, and the page's `nextPageToken` is saved: a worker killed mid-cycle repeats
    only the page in flight, and what it had written already is then the same value (not written again).
 
@@ -39,10 +40,18 @@ from bot.models import MODIFIED_BY, Connection, Direction, Entity, EntityPlan, F
 from bot.store import Conflict, FailedRecord, Resolution, WriteBackRun
 from bot.sync import collisions
 from bot.sync.convert import ConversionError
-from bot.sync.directions import TWO_WAY_ENTITIES, winner, writes_to_dynamics
+from bot.sync.directions import TWO_WAY_ENTITIES, winner
 from bot.sync.lease import Heartbeat
 from bot.sync.ports import SyncServices
-from bot.sync.reverse import dynamics_as_marketo, marketo_value, reversible, to_dataverse
+from bot.sync.reverse import (
+    as_text,
+    column_value,
+    dynamics_as_marketo,
+    marketo_value,
+    person_values,
+    same_value,
+    writes_back,
+)
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,7 @@ ID_FIELDS = (Entity.lead.marketo_id_field, Entity.contact.marketo_id_field)
 AUDIT_COLUMNS = ("modifiedon", MODIFIED_BY)
 # The first token starts this much before the initial sync started, in case clocks differ.
 CLOCK_SKEW_SECONDS = 300
+RETRY_LIMIT = 300  # refused records retried per entity and run (one Marketo read), the least tried first
 
 
 def job_id(team_id: str, connection_id: str) -> str:
@@ -70,11 +80,6 @@ def enqueue_write_back(queue: Queue, team_id: str, connection_id: str) -> str | 
                         result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                         description=f"write-back Marketo → Dynamics for {connection_id}")
     return job.id
-
-
-def writes_back(mapping: FieldMapping) -> bool:
-    """A planned field whose Marketo changes are written to Dynamics."""
-    return writes_to_dynamics(mapping) and mapping.one_way_reason is None and reversible(mapping)
 
 
 def write_back_plans(connection: Connection) -> dict[Entity, dict[str, FieldMapping]]:
@@ -111,6 +116,8 @@ def run_write_back(services: SyncServices, team_id: str, connection_id: str) -> 
         source = services.dataverse(team_id, connection_id)
         try:
             cycle = _Cycle(services, connection, fields, marketo, source, counts)
+            for entity in fields:
+                cycle.retry(entity)
             status = "done"
             for page in marketo.iter_lead_changes(token, cycle.marketo_fields):
                 cycle.apply(page.changes)
@@ -143,15 +150,6 @@ def _first_token(services: SyncServices, connection: Connection, marketo: Any) -
     token = str(marketo.paging_token(datetime.fromtimestamp(since, UTC)))
     store.write_back.save_token(connection.team_id, connection.id, token)
     return token
-
-
-def _text(value: Any) -> str | None:
-    """A Marketo lead value as its activity strings show it (booleans as true/false)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class _Cycle:
@@ -220,12 +218,22 @@ class _Cycle:
                 rows.append({entity.primary_id: record_id, **row})
             if restore:
                 restores.append({plan.id_field: record_id, **restore})
+        self._write(entity, records, rows, emails, failures)
+        if restores:
+            self.marketo.sync_leads(restores, plan.id_field, action="updateOnly")
+            self.counts["marketo_restored"] += len(restores)
+        store.write_back.add_conflicts(team_id, self.connection.id, conflicts)
+
+    def _write(self, entity: Entity, records: dict[str, dict], rows: list[dict[str, Any]],
+               emails: dict[str, str | None], failures: list[FailedRecord]) -> None:
+        """PATCH the rows; the written records leave the error list, the refused ones (and `failures`) go on
+        it, to be retried by the next runs (`retry`) up to SYNC_RETRY_ATTEMPTS times."""
+        store, team_id = self.services.store, self.connection.team_id
         refused = self.source.update_many(entity, rows) if rows else {}
-        for record_id, error in refused.items():
-            if isinstance(error, DataverseNotFound):
-                self.counts["gone"] += 1
-                continue
-            failures.append(_refused(record_id, emails.get(record_id), error))
+        gone = [record_id for record_id, error in refused.items() if isinstance(error, DataverseNotFound)]
+        self.counts["gone"] += len(gone)
+        failures = [*failures, *(_refused(record_id, emails.get(record_id), error)
+                                 for record_id, error in refused.items() if record_id not in gone)]
         written = [str(row[entity.primary_id]) for row in rows if str(row[entity.primary_id]) not in refused]
         self.counts["records_written"] += len(written)
         if self.connection.sync_user_id:
@@ -235,14 +243,48 @@ class _Cycle:
         self.counts["failed"] += len(failures)
         store.sync_errors.resolve(team_id, self.connection.id, entity.value, written, Resolution.retried_ok,
                                   Direction.to_dynamics)
+        store.sync_errors.resolve(team_id, self.connection.id, entity.value, gone, Resolution.deleted,
+                                  Direction.to_dynamics)
         if failures:
             store.sync_errors.book(team_id, self.connection.id, entity.value, failures, time.time())
-            store.sync_errors.never_retry(team_id, self.connection.id, entity.value, [f.id for f in failures],
-                                          self.services.settings.SYNC_RETRY_ATTEMPTS, Direction.to_dynamics)
-        if restores:
-            self.marketo.sync_leads(restores, plan.id_field, action="updateOnly")
-            self.counts["marketo_restored"] += len(restores)
-        store.write_back.add_conflicts(team_id, self.connection.id, conflicts)
+
+    def retry(self, entity: Entity) -> None:
+        """Write the refused records of the error list again (the least tried first, below the attempt
+        bound) with their person's current values where Dynamics holds others."""
+        plan, store, team_id = self.plans[entity], self.services.store, self.connection.team_id
+        listed = store.sync_errors.retry_candidates(team_id, self.connection.id, entity.value,
+                                                    self.services.settings.SYNC_RETRY_ATTEMPTS, RETRY_LIMIT,
+                                                    Direction.to_dynamics)
+        if not listed:
+            return
+        by_name = self.fields[entity]
+        read = ["id", "email", plan.id_field, *by_name]
+        persons = {str(p[plan.id_field]).lower(): p
+                   for p in self.marketo.get_leads(plan.id_field, [e.id for e in listed], read) if p.get(plan.id_field)}
+        select = [*[m.read_name for m in by_name.values()], *AUDIT_COLUMNS]
+        records = {str(r[entity.primary_id]).lower(): r
+                   for r in self.source.read_by_ids(entity, list(persons), select)} if persons else {}
+        store.sync_errors.resolve(team_id, self.connection.id, entity.value,
+                                  [e.id for e in listed if e.id.lower() not in records], Resolution.deleted,
+                                  Direction.to_dynamics)
+        rows: list[dict[str, Any]] = []
+        failures: list[FailedRecord] = []
+        emails = {record_id: persons[record_id].get("email") for record_id in records}
+        for record_id, record in records.items():
+            person = persons[record_id]
+            try:
+                values = person_values(plan, person, lambda: self.options(entity))
+            except ConversionError as exc:
+                failures.append(FailedRecord(record_id, emails[record_id], "conversion", exc.user_message,
+                                             Direction.to_dynamics))
+                continue
+            row = {m.source: values[m.source] for name, m in by_name.items() if m.source in values
+                   and not same_value(marketo_value(m, as_text(person.get(name))), dynamics_as_marketo(m, record))}
+            rows.append({entity.primary_id: record_id, **row})
+        self._write(entity, records, [row for row in rows if len(row) > 1], emails, failures)
+        held = [str(row[entity.primary_id]) for row in rows if len(row) == 1]  # Dynamics holds them already
+        store.sync_errors.resolve(team_id, self.connection.id, entity.value, held, Resolution.retried_ok,
+                                  Direction.to_dynamics)
 
     def _settle(self, entity: Entity, by_name: dict[str, FieldMapping], record: dict, person: dict,
                 changes: dict[str, collisions.Pending]) -> tuple[dict[str, Any], dict[str, Any], list[Conflict]]:
@@ -257,16 +299,15 @@ class _Cycle:
             dynamics = dynamics_as_marketo(mapping, record)
             side = winner(entity, mapping)
             decision = collisions.decide(new, marketo_value(mapping, pending.old), pending.has_old, dynamics,
-                                         marketo_value(mapping, _text(person.get(name))), side, by_us)
+                                         marketo_value(mapping, as_text(person.get(name))), side, by_us)
             self.counts[decision.outcome.value] += 1
             if decision.write_dynamics:
-                choices = self.options(entity).get(mapping.source) if mapping.attribute_type == "PicklistType" else None
-                row[mapping.source] = to_dataverse(mapping, pending.new, choices)
+                row[mapping.source] = column_value(mapping, pending.new, lambda: self.options(entity))
             if decision.restore:
                 restore[name] = decision.restore_marketo
             if decision.collision:
                 found.append(Conflict(entity=entity.value, record_id=str(record[entity.primary_id]), field=name,
-                                      marketo_value=pending.new, dynamics_value=_text(dynamics), winner=side,
+                                      marketo_value=pending.new, dynamics_value=as_text(dynamics), winner=side,
                                       at=time.time()))
         return row, restore, found
 

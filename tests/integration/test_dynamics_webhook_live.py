@@ -18,7 +18,10 @@ from bot.models import Entity, RunStatus
 from bot.steps import ongoing
 from bot.steps.status import status
 from bot.sync import runs
+from bot.sync.checkpoint import BACKFILL, EntityState, RunState
 from bot.sync.live import DYNAMICS_CHANGE_JOB
+from bot.sync.sweeper import MAX_ATTEMPTS, sweep
+from bot.sync.webhook_removal import UNREGISTER_JOB, follow_end
 from bot.web import create_web_app
 from sandbox.polling import wait_for
 from sandbox.server import ServerThread, free_port
@@ -121,3 +124,42 @@ def test_a_cancelled_sync_removes_the_webhook(world: tuple[SyncHarness, str]) ->
     assert harness.store.get_run("T1", run.id).status == RunStatus.cancelled
     assert harness.dynamics.webhooks.endpoints == {}
     assert harness.store.webhooks.dynamics_webhook("T1", harness.connection.id) is None
+
+
+def resync_without_jobs(harness: SyncHarness) -> tuple[RunState, str]:
+    """A re-read of a live connection whose entity jobs never ran (their worker is gone)."""
+    connection = harness.store.get_connection("T1", harness.connection.id)
+    assert connection is not None
+    run = runs.start_initial_sync(harness.store, harness.container.queue, connection, kind="resync")
+    harness.container.queue.empty()
+    return RunState(harness.store, "T1", run.id), run.id
+
+
+def removal_ran(harness: SyncHarness) -> bool:
+    SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
+    gone = harness.dynamics.webhooks.endpoints == {} and harness.dynamics.webhooks.steps == {}
+    return gone and harness.store.webhooks.dynamics_webhook("T1", harness.connection.id) is None
+
+
+def test_cancelling_a_sync_whose_entities_are_all_idle_removes_the_webhook(world: tuple[SyncHarness, str]) -> None:
+    harness, _ = world
+    state, run_id = resync_without_jobs(harness)
+    backfill = harness.store.get_run("T1", run_id).model_copy(update={"kind": BACKFILL, "status": RunStatus.cancelled})
+    follow_end(harness.store, harness.container.queue, backfill)  # the cycles go on while a backfill runs
+    assert harness.container.queue.count == 0
+    state.set_state(Entity.lead, EntityState.failed, "Dynamics refused.")
+    state.set_state(Entity.contact, EntityState.paused, "Marketo quota.")
+    runs.request_cancel(harness.store, "T1", run_id, queue=harness.container.queue)  # settled here: no job runs
+    assert harness.store.get_run("T1", run_id).status == RunStatus.cancelled
+    assert [job.func_name for job in harness.container.queue.get_jobs()] == [UNREGISTER_JOB]
+    assert removal_ran(harness)
+
+
+def test_the_sweeper_giving_up_on_a_dead_worker_removes_the_webhook(world: tuple[SyncHarness, str]) -> None:
+    harness, _ = world
+    state, run_id = resync_without_jobs(harness)
+    for entity in (Entity.lead, Entity.contact):
+        state.save(state.load(entity).model_copy(update={"state": EntityState.running, "attempts": MAX_ATTEMPTS}))
+    assert sweep(harness.store, harness.container.queue, lease_seconds=1) == []
+    assert harness.store.get_run("T1", run_id).status == RunStatus.paused
+    assert removal_ran(harness)

@@ -175,6 +175,21 @@ def test_a_linked_person_is_updated_and_a_deleted_lead_is_made_again(world: tupl
     assert dynamics_lead(harness, harness.marketo.lead_by("id", odd)["dynamicsLeadId"])["lastname"] == "Odd"
 
 
+def test_a_choice_label_is_written_as_its_option_value_as_the_write_back_does(
+    world: tuple[SyncHarness, str],
+) -> None:
+    harness, url = world
+    linked_id = harness.dynamics.record_id("lead", 5)
+    person = harness.marketo.lead_by("dynamicsLeadId", linked_id)["id"]
+    harness.marketo.change_by_person(person, {"leadSource": "Partner"})
+    assert call(url, person).status_code == 202
+    run_jobs(harness)
+    with harness.container.dataverse("T1", harness.connection.id) as client:
+        [row] = client.read_by_ids(Entity.lead, [linked_id], ["leadsourcecode"])
+    assert row["leadsourcecode"] == 100_000_003
+    assert harness.store.sync_errors.recent("T1", harness.connection.id, ["lead"], None, 10) == []
+
+
 def test_the_team_parameter_picks_the_connection_and_data_value_changes_enqueue_the_write_back(
     world: tuple[SyncHarness, str],
 ) -> None:

@@ -175,6 +175,30 @@ def test_a_value_dynamics_refuses_is_listed_and_the_rest_of_the_batch_written(wo
     world.marketo.change_by_person(refused["id"], {"firstName": "Shorter"})
     assert write_back_cycle(world) == "done"
     assert world.store.sync_errors.count("T1", world.connection.id, ["lead"]) == 0
+    assert dynamics(world, Entity.lead, 7, "firstname")["firstname"] == "Shorter"
+
+
+def test_a_refused_value_is_retried_with_the_persons_current_value_up_to_the_attempt_bound(
+    world: SyncHarness,
+) -> None:
+    stuck, fixed = person(world, Entity.lead, 7), person(world, Entity.lead, 9)
+    world.marketo.change_by_person(stuck["id"], {"firstName": "X" * 80})  # Dynamics' firstname holds 50
+    world.marketo.change_by_person(fixed["id"], {"firstName": "Y" * 80})
+    assert write_back_cycle(world) == "done"
+    assert world.store.sync_errors.count("T1", world.connection.id, ["lead"]) == 2
+    # Fixed by our own API user: the change feed drops it as an echo, so only the retry, reading the
+    # person as it is now, brings it to Dynamics.
+    [result] = world.container.sync.marketo().sync_leads([{"id": fixed["id"], "firstName": "Fixed"}], "id",
+                                                         action="updateOnly")
+    assert result.status == "updated"
+
+    bound = world.settings.SYNC_RETRY_ATTEMPTS
+    for _ in range(bound):
+        assert write_back_cycle(world) == "done"
+    assert dynamics(world, Entity.lead, 9, "firstname")["firstname"] == "Fixed"
+    [error] = world.store.sync_errors.recent("T1", world.connection.id, ["lead"], None, 10)
+    assert (error.id, error.attempts) == (world.dynamics.record_id("lead", 7), bound)  # then no more tries
+    assert world.store.sync_errors.resolved_counts("T1", world.connection.id) == {"lead-to_dynamics:retried_ok": 1}
 
 
 def test_no_ping_pong_after_changes_on_both_sides(world: SyncHarness) -> None:

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.models import Direction, Entity, EntityPlan, FieldMapping
+from bot.sync.convert import ConversionError
 from bot.sync.live import changes_line, dynamics_webhook_url, webhooks_line
-from bot.sync.to_dynamics import ValueMismatch, dynamics_values, marketo_fields
+from bot.sync.reverse import person_values, written_back_fields
 from bot.views.step3 import enable_sync_modal
 from bot.webhooks_in import MarketoWebhook, WebhookIntake
 from tests.unit.test_views_common import blocks_text
@@ -29,21 +30,30 @@ PLAN = EntityPlan(entity=Entity.lead, id_field="dynamicsLeadId", mappings=[
     _mapping("revenue", "annualRevenue", "MoneyType", "currency"),
     _mapping("donotbulkemail", "unsubscribed", "BooleanType", "boolean"),
     _mapping("estimatedclosedate", "dynLeadEstimatedclosedate", "DateTimeType", "date", datetime_behavior="DateOnly"),
-    _mapping("leadsourcecode", "leadSource", "PicklistType"),  # Marketo holds the label, not the option value
+    _mapping("leadsourcecode", "leadSource", "PicklistType"),  # Marketo holds the label: written as its value
     _mapping("jobtitle", "title", direction=Direction.to_marketo),
 ])
 
 
 def test_a_persons_values_become_dynamics_columns_of_the_fields_that_sync_that_way() -> None:
-    person = {"lastName": " Lee ", "numberOfEmployees": "12", "annualRevenue": 10.456, "unsubscribed": False,
+    person = {"lastName": "Lee", "numberOfEmployees": "12", "annualRevenue": 10.456, "unsubscribed": False,
               "dynLeadEstimatedclosedate": "2026-03-01", "leadSource": "Web", "title": "CFO", "email": "x@y.z"}
-    assert dynamics_values(PLAN, person) == {"lastname": "Lee", "numberofemployees": 12, "revenue": 10.46,
-                                             "donotbulkemail": False, "estimatedclosedate": "2026-03-01"}
-    assert dynamics_values(PLAN, {"lastName": "", "numberOfEmployees": None}) == {}  # empty clears nothing
-    assert marketo_fields(PLAN) == ["lastName", "numberOfEmployees", "annualRevenue", "unsubscribed",
-                                    "dynLeadEstimatedclosedate"]
-    with pytest.raises(ValueMismatch, match="numberOfEmployees"):
-        dynamics_values(PLAN, {"numberOfEmployees": "twelve"})
+    reads: list[int] = []
+
+    def options() -> dict[str, dict[str, int]]:
+        reads.append(1)
+        return {"leadsourcecode": {"Web": 8}}
+
+    assert person_values(PLAN, person, options) == {
+        "lastname": "Lee", "numberofemployees": 12, "revenue": 10.46, "donotbulkemail": False,
+        "estimatedclosedate": "2026-03-01", "leadsourcecode": 8}
+    assert reads == [1]
+    assert person_values(PLAN, {"lastName": "", "numberOfEmployees": None}, options) == {}  # empty clears nothing
+    assert reads == [1]  # no choice value: the options are not read
+    assert written_back_fields(PLAN) == ["lastName", "numberOfEmployees", "annualRevenue", "unsubscribed",
+                                         "dynLeadEstimatedclosedate", "leadSource"]
+    with pytest.raises(ConversionError, match="numberOfEmployees"):
+        person_values(PLAN, {"numberOfEmployees": "twelve"}, options)
 
 
 def test_the_marketo_body_takes_a_numeric_lead_id_and_an_optional_event() -> None:
