@@ -129,7 +129,9 @@ def run_ids(store: Store) -> set[str]:
 
 
 def sync_jobs(store: Store) -> list[str]:
-    return Queue(f"{store.prefix}-sync", connection=store.redis).job_ids
+    """The sync queue's jobs, queued or waiting for others (opportunities wait for accounts and contacts)."""
+    queue = Queue(f"{store.prefix}-sync", connection=store.redis)
+    return queue.job_ids + queue.deferred_job_registry.get_job_ids()
 
 
 def audit_actions(store: Store, action: str) -> list[str]:
