@@ -27,6 +27,10 @@ import says nothing per row until it is done and cannot be retried row by row:
 
 Both are rare in an initial load (accounts sync before the people that point to them).
 
+Parts are written on the worker's machine under `parts_dir(run_id)`, in one directory per attempt of an entity
+(`{entity}-{attempt}`), removed however the attempt ends. A SIGKILLed worker leaves its directory behind: the
+entity's next attempt removes it, and any bulk import removes run directories older than a job may live.
+
 Polling costs few calls: only the oldest import is polled (Marketo runs them first in, first out),
 at the time its remaining rows should be done at the import rate seen so far, between
 `poll_seconds` and six times that (Marketo suggests every 5-30 s).
@@ -34,10 +38,13 @@ at the time its remaining rows should be done at the import rate seen so far, be
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import glob
 import io
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -56,6 +63,7 @@ from bot.sync.engine import Booking, Outcome, PageSource, Prepared, Settle, posi
 from bot.sync.lease import LeaseLost
 from bot.sync.ledger import LedgerEntry
 from bot.sync.links import COMPANY_ID, SALES_PERSON_ID
+from bot.sync.runs import JOB_TIMEOUT
 from bot.sync.write_path import MAX_PART_BYTES
 
 log = logging.getLogger(__name__)
@@ -70,6 +78,25 @@ FAILURE_COLUMN = "Import Failure Reason"
 WARNING_COLUMN = "Import Warning Reason"
 CHUNK = 300  # records settled and linked together (the REST path's batch size)
 WRITTEN = frozenset({"created", "updated"})
+PARTS_ROOT = "connect-dynamics-bulk-import"  # under the system's temporary directory
+STALE_PARTS_SECONDS = 2 * JOB_TIMEOUT  # no job writes in a directory this old: RQ stops a job after JOB_TIMEOUT
+
+
+def parts_dir(run_id: str) -> str:
+    """This machine's directory for a run's parts."""
+    return os.path.join(tempfile.gettempdir(), PARTS_ROOT, run_id)
+
+
+def remove_stale_parts(now: float) -> None:
+    """Remove the part directories of runs no job has written in for `STALE_PARTS_SECONDS` (left by a dead
+    worker whose entity resumed elsewhere, or never did)."""
+    try:
+        runs = list(os.scandir(os.path.join(tempfile.gettempdir(), PARTS_ROOT)))
+    except FileNotFoundError:
+        return
+    for run in runs:
+        if run.is_dir(follow_symlinks=False) and now - run.stat().st_mtime > STALE_PARTS_SECONDS:
+            shutil.rmtree(run.path, ignore_errors=True)
 
 
 def columns(plan: EntityPlan) -> list[str]:
@@ -177,8 +204,25 @@ class BulkEntitySync:
             self._rewritten = ckpt.seq  # its upload may have reached Marketo before the worker died
         log.info("bulk import of %s: from part %d, %d imports to watch", self.entity.value, ckpt.seq,
                  len(self._pending))
-        with tempfile.TemporaryDirectory(prefix="bulk-import-") as self._workdir:
+        with self._attempt_dir(ckpt.attempts):
             return self._loop(ckpt)
+
+    @contextlib.contextmanager
+    def _attempt_dir(self, attempt: int) -> Iterator[None]:
+        """This attempt's directory for its parts, removed however it ends; an earlier attempt's (its worker
+        died) is removed first."""
+        remove_stale_parts(time.time())
+        run_dir = parts_dir(self.state.run_id)
+        for earlier in glob.glob(os.path.join(glob.escape(run_dir), f"{self.entity.value}-*")):
+            shutil.rmtree(earlier, ignore_errors=True)
+        self._workdir = os.path.join(run_dir, f"{self.entity.value}-{attempt}")
+        os.makedirs(self._workdir, exist_ok=True)
+        try:
+            yield
+        finally:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            with contextlib.suppress(OSError):  # another entity of the run still has its parts there
+                os.rmdir(run_dir)
 
     def _loop(self, ckpt: Checkpoint) -> Outcome:
         """Read and upload a part whenever a slot is free; in between, poll the imports in the queue."""
@@ -253,7 +297,7 @@ class BulkEntitySync:
             part.file.close()
 
     def _part(self, seq: int) -> _Part:
-        path = os.path.join(self._workdir, f"{self.entity.value}-{seq}.csv")
+        path = os.path.join(self._workdir, f"{seq}.csv")
         part = _Part(seq, path, open(path, "wb"))  # noqa: SIM115 - closed when the part is cut
         part.file.write(self._header)
         part.bytes = len(self._header)

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from rq import SimpleWorker
 
 from bot.models import Entity, RunStatus
 from bot.sync import entry, runs
+from bot.sync.bulk import STALE_PARTS_SECONDS, parts_dir
 from bot.sync.checkpoint import RunState
 from bot.sync.report import failure_csv_file
 from tests.conftest import REDIS_URL
@@ -83,3 +87,23 @@ def test_an_import_marketo_fails_as_a_whole_lists_every_record_of_its_part(world
     assert leads.imported + leads.failed == len(world.expected(Entity.lead))
     id_field = world.connection.plan.for_entity(Entity.lead).id_field
     assert len([row for row in world.marketo.leads() if row.get(id_field)]) == leads.imported  # none of the failed part
+
+
+def test_parts_a_dead_worker_left_are_removed_and_a_run_leaves_none(world: SyncHarness) -> None:
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    earlier = Path(parts_dir(run.id)) / "lead-0"  # as an attempt SIGKILLed mid-import leaves it
+    stale, live = Path(parts_dir(f"{run.id}-stale")), Path(parts_dir(f"{run.id}-live"))  # other runs' parts
+    for directory in (earlier, stale / "lead-1", live / "lead-1"):
+        directory.mkdir(parents=True)
+        (directory / "3.csv").write_text("dynamicsLeadId\nx\n")
+    old = time.time() - STALE_PARTS_SECONDS - 60
+    os.utime(stale, (old, old))
+    try:
+        SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+        assert world.store.get_run("T1", run.id).status == RunStatus.finished
+        assert not Path(parts_dir(run.id)).exists() and not stale.exists()
+        assert (live / "lead-1" / "3.csv").exists()  # a run written in lately may be running elsewhere
+    finally:
+        for directory in (Path(parts_dir(run.id)), stale, live):
+            shutil.rmtree(directory, ignore_errors=True)
+

@@ -5,6 +5,7 @@ Workers are real `python -m bot.worker` subprocesses; each is killed with its wh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from rq import Worker
 
 from bot.models import Entity, RunStatus
 from bot.sync import runs
+from bot.sync.bulk import parts_dir
 from bot.sync.checkpoint import RunState
 from tests.conftest import REDIS_URL
 from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
@@ -81,3 +83,4 @@ def test_sigkilled_worker_resumes_from_checkpoint_and_ends_exact(world: SyncHarn
         len(world.expected(e)) for e in (Entity.lead, Entity.contact)) + ckpt.rewritten_records
     assert not [c for c in world.marketo.calls(LEADS_PATH) if c.method == "POST"]
     assert world.store.bulk_import_slots().held() == 0
+    assert not os.path.exists(parts_dir(run.id))  # the resumed job removed the dead one's parts
