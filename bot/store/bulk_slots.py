@@ -4,7 +4,8 @@ Each job this product has in Marketo's queue holds one slot: a member of a sorte
 lease deadline (Redis time, ms). A worker renews the slots of the imports it watches and releases a
 slot when its import is finished; a worker that dies stops renewing, and its slots lapse after the
 lease, so the limit recovers by itself. A job resumed after such a death takes its slot back at once
-(`force`): its import is in Marketo's queue whatever the count says.
+(`force`): its import is in Marketo's queue whatever the count says. A cancelled run's slots are released
+at once (`release_run`): nothing watches its imports any more.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ if redis.call('PTTL', KEYS[1]) < lease then redis.call('PEXPIRE', KEYS[1], lease
 return 1
 """
 
+_RELEASE_RUN = """
+local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if string.sub(id, 1, #ARGV[1]) == ARGV[1] then n = n + redis.call('ZREM', KEYS[1], id) end
+end
+return n
+"""
+
 
 class BulkSlots:
     """Slots of the subscription's bulk import queue, under `{prefix}:global:marketo:bulk-imports`."""
@@ -42,6 +51,12 @@ class BulkSlots:
         self._key = keys.marketo_bulk_slots()
         self._take = client.register_script(_TAKE)
         self._renew = client.register_script(_RENEW)
+        self._release_run = client.register_script(_RELEASE_RUN)
+
+    @staticmethod
+    def holder(team_id: str, run_id: str, entity: str, seq: int) -> str:
+        """Who holds a slot: one part of one entity of a run."""
+        return f"{team_id}:{run_id}:{entity}:{seq}"
 
     def take(self, holder: str, limit: int, lease_seconds: float, *, force: bool = False) -> bool:
         """Hold a slot for `holder` when fewer than `limit` are held (or `force`); renews one already held."""
@@ -54,6 +69,10 @@ class BulkSlots:
 
     def release(self, holder: str) -> None:
         self._redis.zrem(self._key, holder)
+
+    def release_run(self, team_id: str, run_id: str) -> int:
+        """Release every slot of a run's parts; returns how many were held."""
+        return int(self._release_run(keys=[self._key], args=[f"{team_id}:{run_id}:"]))
 
     def held(self) -> int:
         """Slots held now (lapsed ones not counted)."""

@@ -244,10 +244,12 @@ class BulkEntitySync:
             if not reading and not self._pending:
                 return Outcome("done", delta_link=self._delta_link)
             self.stop.wait(self._idle())
+        if self.state.cancel_requested():  # its imports stay in Marketo's queue, but nothing watches them now
+            self.slots.release_run(self.state.team_id, self.state.run_id)
         return Outcome("stopped")
 
     def _holder(self, seq: int) -> str:
-        return f"{self.state.team_id}:{self.state.run_id}:{self.entity.value}:{seq}"
+        return self.slots.holder(self.state.team_id, self.state.run_id, self.entity.value, seq)
 
     def _renew(self) -> None:
         held = [self._holder(seq) for seq in self._pending]

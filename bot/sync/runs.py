@@ -111,7 +111,8 @@ def resume_run(store: Store, queue: Queue, team_id: str, run_id: str) -> SyncRun
 def request_cancel(store: Store, team_id: str, run_id: str, notifier: Notifier | None = None,
                    queue: Queue | None = None) -> SyncRun:
     """Ask the run to stop. Running entities stop at their next batch boundary; idle ones at once (then,
-    with the queue, the connection's Dataverse webhook is removed here: no job will settle the run)."""
+    with the queue, the connection's Dataverse webhook is removed here: no job will settle the run). The run's
+    Bulk Import slots are released now (a running job releases any it takes meanwhile as it stops)."""
     state = RunState(store, team_id, run_id)
     run = state.run()
     if run is None:
@@ -119,6 +120,7 @@ def request_cancel(store: Store, team_id: str, run_id: str, notifier: Notifier |
     if run.status in TERMINAL_RUN:
         return run
     state.request_cancel()
+    store.bulk_import_slots().release_run(team_id, run_id)
     for progress in run.entities:
         if state.load(progress.entity).state in (EntityState.paused, EntityState.failed):
             settle(store, notifier, state.set_state(progress.entity, EntityState.cancelled, "Cancelled."), queue)

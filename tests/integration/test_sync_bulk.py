@@ -18,8 +18,9 @@ from bot.sync import entry, runs
 from bot.sync.bulk import STALE_PARTS_SECONDS, parts_dir
 from bot.sync.checkpoint import RunState
 from bot.sync.report import failure_csv_file
+from sandbox.polling import wait_for
 from tests.conftest import REDIS_URL
-from tests.integration.sync_harness import SyncHarness
+from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
 
 BULK_PATH = "/bulk/v1/leads.json"
 
@@ -107,3 +108,30 @@ def test_parts_a_dead_worker_left_are_removed_and_a_run_leaves_none(world: SyncH
         for directory in (Path(parts_dir(run.id)), stale, live):
             shutil.rmtree(directory, ignore_errors=True)
 
+
+@pytest.fixture
+def slow_imports(key_prefix: str) -> Iterator[SyncHarness]:
+    """Imports of about 500 rows at 400 rows/s in a worker process: a cancel finds them in Marketo's queue."""
+    marketo, settings = WRITE_PATHS["bulk"]
+    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 6000}, marketo=marketo, settings=settings).start()
+    yield harness
+    harness.stop()
+
+
+def test_a_cancelled_run_releases_its_import_slots_at_once(slow_imports: SyncHarness) -> None:
+    world = slow_imports
+    slots = world.store.bulk_import_slots()
+    other = slots.holder("T1", "another-run", "lead", 0)
+    assert slots.take(other, 10, 300)
+    world.spawn_worker()
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    wait_for(lambda: slots.held() >= 3, "imports of the run in Marketo's queue", timeout=60)
+    idle = slots.holder("T1", run.id, "contact", 0)  # as a paused entity's dead job left it
+    assert slots.take(idle, 10, 300, force=True)
+
+    runs.request_cancel(world.store, "T1", run.id)
+    cancelled = world.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=60)
+    assert cancelled.status == RunStatus.cancelled
+    assert slots.held() == 1  # at once, not after their lease of 300 s: only the other run's is left
+    assert slots.release_run("T1", "another-run") == 1
+    assert not os.path.exists(parts_dir(run.id))
