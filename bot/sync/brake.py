@@ -3,7 +3,8 @@
 A cycle that would mark as deleted, or overwrite, more records of an entity than the limit writes
 none of them: its delta link stays where it was (nothing is lost), the entity is held
 (`MassChangeHold`), and a team lead is asked to approve or discard. An overwrite is an update that
-changes at least one value of a person Marketo already holds (found by reading the persons back);
+changes at least one value of a person Marketo already holds (found by reading the persons back), among
+the fields the sync sends (`sent`: a person linked to its company is sent without the company's fields);
 companies cannot be read back, so every changed account counts. While held, the entity's cycles
 do not run. After a decision the next cycle applies it once: approved, it writes everything;
 discarded, it skips the deletes and overwrites (each listed in the errors as discarded by the lead)
@@ -43,6 +44,7 @@ EXAMPLES = 5
 DISCARDED_CODE = "discarded"
 
 Lookup = Callable[[list[str], list[str]], list[dict]]
+Sent = Callable[[list[dict]], list[dict]]  # records → each as the sync sends it to Marketo
 Key = tuple[str, str | None]
 
 
@@ -82,12 +84,14 @@ class Screen:
     """Sorts one cycle's changes, page by page, into what may be written now and what the brake holds."""
 
     def __init__(self, plan: EntityPlan, limit: int, lookup: Lookup | None,
-                 decision: MassChangeHold | None = None, decided_ids: frozenset[str] = frozenset()) -> None:
+                 decision: MassChangeHold | None = None, decided_ids: frozenset[str] = frozenset(),
+                 sent: Sent = lambda records: records) -> None:
         """`decision`, a decided hold, and `decided_ids`, the records it held: they pass the brake,
         written (approved) or dropped into the errors (discarded); every other change is screened."""
         self.plan = plan
         self.limit = limit
         self.lookup = lookup
+        self.sent = sent
         self.decision = decision
         self.decided_ids = decided_ids if decision is not None else frozenset()
         self.deletes = 0
@@ -206,12 +210,13 @@ class Screen:
         if self.lookup is None:
             return [(record, key, sorted(record)) for record, key in zip(records, keys, strict=True)]
         id_field = self.plan.id_field
-        names = sorted({name for record in records for name in record})
+        sent = self.sent(records)
+        names = sorted({name for person in sent for name in person})
         rows = {str(row.get(id_field)): row for row in self.lookup([key[0] for key in keys], names)}
         compared: list[tuple[dict, Key, list[str] | None]] = []
-        for record, key in zip(records, keys, strict=True):
+        for record, person, key in zip(records, sent, keys, strict=True):
             row = rows.get(key[0])
-            changed = sorted(n for n, v in record.items() if row is not None and not same_value(row.get(n), v))
+            changed = sorted(n for n, v in person.items() if row is not None and not same_value(row.get(n), v))
             compared.append((record, key, changed or None))
         return compared
 

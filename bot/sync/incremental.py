@@ -166,7 +166,7 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         source = services.dataverse(team_id, connection_id)
         try:
             retried = _retry_failures(services, connection, plan, source)
-            screen = _screen(services, connection, plan, decision)
+            screen = _screen(services, connection, plan, decision, source)
             seen = Seen()
             if plan.change_tracking and link is not None:
                 outcome, advance = _apply_changes(services, connection, plan, source, link, screen, offered, cycle, seen)
@@ -203,14 +203,15 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
         lease.release()
 
 
-def _screen(services: SyncServices, connection: Connection, plan: EntityPlan,
-            decision: MassChangeHold | None) -> brake.Screen:
+def _screen(services: SyncServices, connection: Connection, plan: EntityPlan, decision: MassChangeHold | None,
+            source: Any) -> brake.Screen:
     limit = brake.limit_for(services.settings.MASS_CHANGE_LIMIT, brake.entity_count(services.store, connection, plan))
-    marketo = services.marketo()
-    lookup = (lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields)) \
-        if plan.entity in PERSON_ENTITIES else None
     held_ids = services.store.holds.held_ids(decision) if decision is not None else frozenset()
-    return brake.Screen(plan, limit, lookup, decision, held_ids)
+    if plan.entity not in PERSON_ENTITIES:
+        return brake.Screen(plan, limit, None, decision, held_ids)
+    marketo = linked_writes(services, connection.team_id, connection.id, plan, source)
+    return brake.Screen(plan, limit, lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields), decision,
+                        held_ids, sent=marketo.people_as_sent)
 
 
 def _apply_changes(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any, link: str,

@@ -139,6 +139,11 @@ class LinkedWrites:
         company fields when linked), with the account it still waits for (None: none)."""
         return self._link_companies(self._with_owners(records))
 
+    def people_as_sent(self, records: list[dict]) -> list[dict]:
+        """Each person as `sync_leads` sends it, as far as its company goes (linked: without the company's fields,
+        which Marketo shows from the company); writes nothing. What the mass-change brake compares."""
+        return [record for record, _ in self._link_companies(records)]
+
     def people_written(self, people: list[tuple[dict, str | None]]) -> None:
         """People now in Marketo: those written without their account wait for it, the others for nothing."""
         if self._plan.company_lookup:

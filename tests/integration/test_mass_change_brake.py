@@ -107,6 +107,33 @@ def test_creates_and_small_changes_pass(world: SyncHarness) -> None:
 
 
 @pytest.fixture
+def linked(key_prefix: str) -> Iterator[SyncHarness]:
+    """Leads linked to their accounts: Marketo shows each linked lead's company fields from its company."""
+    yield from synced_world(key_prefix, {"account": 10, "lead": 60}, settings={"MASS_CHANGE_LIMIT": 5})
+
+
+def test_a_linked_persons_company_fields_are_no_overwrites(linked: SyncHarness) -> None:
+    world = linked
+    touched = []
+    for i in range(60):
+        person = world.marketo.lead_by("dynamicsLeadId", world.dynamics.record_id("lead", i))
+        if person.get("externalCompanyId") and len(touched) < 8:
+            world.dynamics.update_record("lead", i, firstname=person["firstName"])  # saved again, unchanged
+            touched.append(person)
+    typed = world.expected(Entity.lead)
+    assert len(touched) == 8  # Marketo shows their company's name, not the one typed on the lead (most differ):
+    assert any(p["company"] != typed[p["dynamicsLeadId"]]["company"] for p in touched)
+    assert _cycle(world) == "done"
+    assert world.store.holds.get("T1", world.connection.id, Entity.lead.value) is None
+
+    for i in range(8):
+        world.dynamics.update_record("lead", i, firstname=f"Bulk{i}")
+    assert _cycle(world) == "held"
+    hold = world.store.holds.get("T1", world.connection.id, Entity.lead.value)
+    assert hold.overwrites == 8 and all(e.fields == ["firstName"] for e in hold.examples)
+
+
+@pytest.fixture
 def untracked(key_prefix: str) -> Iterator[SyncHarness]:
     """Leads without change tracking: synced by `modifiedon`, braked the same way."""
     yield from synced_world(key_prefix, {"lead": 40}, settings={"MASS_CHANGE_LIMIT": 5}, untracked_entities={"lead"})

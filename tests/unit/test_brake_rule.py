@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.models import BrakeStatus, Entity, EntityPlan, MassChangeHold
 from bot.sync.brake import Screen, limit_for
+from bot.sync.links import COMPANY_ID, linked_person
 from bot.views.brake import brake_request_message
 
 PLAN = EntityPlan(entity=Entity.lead, mappings=[], id_field="dynamicsLeadId")
@@ -51,6 +52,20 @@ def test_only_changed_existing_persons_count_as_overwrites() -> None:
     assert {r["dynamicsLeadId"] for r in ready.records} == {"0", "1", "2", "3", "8", "9", "10", "11"}
     assert {r["dynamicsLeadId"] for r in screen.finish().records} == {"4", "5", "6", "7"}
     assert screen.examples[0].fields == ["firstName"]
+
+
+def test_a_linked_persons_company_fields_are_not_counted_as_overwrites() -> None:
+    """Marketo shows a linked person's company fields from its company, and the sync sends none of them."""
+    existing = {str(i): {"dynamicsLeadId": str(i), "firstName": "same", COMPANY_ID: "a1", "company": "Contoso"}
+                for i in range(8)}
+    records, keys = _records(range(8), name="same")
+    for i, record in enumerate(records):
+        record.update({COMPANY_ID: "a1", "company": "Contoso Ltd (typed on the lead)",
+                       "firstName": "changed" if i < 2 else "same"})
+    screen = Screen(PLAN, 5, _marketo(existing), sent=lambda people: [linked_person(p) for p in people])
+    ready = screen.admit(records, keys, [])
+    assert screen.overwrites == 2 and [e.fields for e in screen.examples] == [["firstName"], ["firstName"]]
+    assert all(r["company"].startswith("Contoso Ltd") for r in ready.records + screen.finish().records)
 
 
 def test_a_decision_applies_to_the_records_it_held_only() -> None:
