@@ -23,20 +23,21 @@ Needs Redis at REDIS_URL (default redis://127.0.0.1:6379/15).
 
 from __future__ import annotations
 
-import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REDIS_URL, report, run_size, unique_prefix  # noqa: E402
+from bench.common import REDIS_URL, percentile, report, run_size, unique_prefix  # noqa: E402
 from bot.app import build_app  # noqa: E402
 from bot.models import DynamicsLock, Entity, RunStatus  # noqa: E402
 from bot.sync import entry, incremental, runs, write_back  # noqa: E402
 from bot.web import create_web_app  # noqa: E402
 from sandbox.marketo_activities import API_SOURCE  # noqa: E402
 from sandbox.marketo_webhooks import TriggerCampaign, WebhookDefinition  # noqa: E402
+from sandbox.polling import wait_for  # noqa: E402
 from sandbox.server import ServerThread, free_port  # noqa: E402
 from tests.integration.sync_harness import SyncHarness  # noqa: E402
 
@@ -148,7 +149,22 @@ def arrived(world: SyncHarness, changes: int, seen: dict[str, float], sync_user:
     return len(ours)
 
 
+def settled(world: SyncHarness) -> bool:
+    """No job waits or runs: the workers are done with everything the webhooks started."""
+    from rq.registry import StartedJobRegistry  # after `bot`, as in synced_world
+
+    queue = world.container.queue
+    return queue.count == 0 and StartedJobRegistry(queue=queue).count == 0
+
+
+def latencies_of(made: dict[str, float], seen: dict[str, float], records: set[str]) -> list[float]:
+    return sorted(max(seen[r] - made[r], 0.0) for r in records if r in seen and r in made)
+
+
 def with_webhooks(changes: int) -> None:
+    """The changes are made by one thread while this one watches for them on the other side, every
+    WATCH_SECONDS, so each latency runs from its own change. Once all arrived and the workers have
+    nothing left to do, they stop and three rounds of cycles must find nothing to write."""
     port = free_port()
     settings = {"PUBLIC_URL": f"http://127.0.0.1:{port}", "MARKETO_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "SLACK_SIGNING_SECRET": "signing", "INCREMENTAL_SYNC_MINUTES": "60"}
@@ -171,16 +187,22 @@ def with_webhooks(changes: int) -> None:
         made: dict[str, float] = {}
         seen: dict[str, float] = {}
         read = arrived(world, changes, seen, connection.sync_user_id, 0)
-        change_both_sides(world, changes, made)
+        maker = threading.Thread(target=change_both_sides, args=(world, changes, made), name="people")
+        maker.start()
         deadline = time.monotonic() + WEBHOOK_DEADLINE_SECONDS
-        while len(seen) < 2 * changes and time.monotonic() < deadline:
+        while (maker.is_alive() or len(seen) < 2 * changes) and time.monotonic() < deadline:
             time.sleep(WATCH_SECONDS)
             read = arrived(world, changes, seen, connection.sync_user_id, read)
-        latencies = sorted(max(seen[r] - made[r], 0.0) for r in made if r in seen)
+        maker.join()
+        wait_for(lambda: settled(world), "the workers idle", timeout=max(deadline - time.monotonic(), 1.0), interval=WATCH_SECONDS)
+        in_marketo = {world.dynamics.record_id("lead", i) for i in range(changes)}
+        in_dynamics = {world.dynamics.record_id("lead", changes + i) for i in range(changes)}
         per_thousand = 1000 / (2 * changes)
-        report("two_way_webhooks_p50_seconds_per_change", statistics.median(latencies) if latencies else -1.0)
-        report("two_way_webhooks_p95_seconds_per_change",
-               latencies[int(0.95 * (len(latencies) - 1))] if latencies else -1.0)
+        for name, records in (("", in_marketo | in_dynamics), ("_marketo_to_dynamics", in_marketo),
+                              ("_dynamics_to_marketo", in_dynamics)):
+            latencies = latencies_of(made, seen, records)
+            report(f"two_way_webhooks{name}_p50_seconds_per_change", percentile(latencies, 50) if latencies else -1.0)
+            report(f"two_way_webhooks{name}_p95_seconds_per_change", percentile(latencies, 95) if latencies else -1.0)
         report("two_way_webhooks_marketo_calls_per_1000_changes",
                (len(world.marketo.calls()) - marketo_calls) * per_thousand)
         report("two_way_webhooks_dataverse_calls_per_1000_changes",

@@ -133,6 +133,11 @@ class OngoingRecords:
         self._redis.hset(self._keys.ongoing_figures(team_id, connection_id, entity), mapping=figures)
         self.trim(team_id, connection_id, entity, at)
 
+    def caught_up_at(self, team_id: str, connection_id: str, entity: str) -> float | None:
+        """The time the entity's last finished cycle caught Marketo up to (None before the first)."""
+        raw = self._redis.hget(self._keys.ongoing_figures(team_id, connection_id, entity), "caught_up_at")
+        return float(as_text(raw)) if raw is not None else None
+
     def trim(self, team_id: str, connection_id: str, entity: str, now: float) -> None:
         """Drop the minutes of the series older than a day."""
         series = self._keys.ongoing_written(team_id, connection_id, entity)

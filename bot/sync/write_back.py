@@ -18,9 +18,9 @@ the Dynamics id fields, page by page:
    only the page in flight, and what it had written already is then the same value (not written again).
 
 Where the Dynamics → Marketo cycle wrote a whole record over a Marketo value that stands, the value
-is put back on the person (`collisions.decide`). A record a person edited in Dynamics last is handed
-over to that cycle after our write (`hand_over`): it then sends it although the sync user modified it
-last, so the person's edit is not hidden behind ours.
+is put back on the person (`collisions.decide`). A record a person edited in Dynamics after that cycle
+last caught up is handed over to it after our write (`hand_over`): it then sends the record although the
+sync user modified it last, so the person's edit is not hidden behind ours.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from typing import Any
 from rq import Queue
 from rq.job import JobStatus
 
+from bot.dynamics.client import MODIFIED_ON
 from bot.dynamics.errors import DataverseError, DataverseNotFound
 from bot.marketo.activities import LeadChange
 from bot.models import MODIFIED_BY, Connection, Direction, Entity, EntityPlan, FieldMapping, FlowState
@@ -41,6 +42,7 @@ from bot.store import Conflict, FailedRecord, Resolution, WriteBackRun
 from bot.sync import collisions
 from bot.sync.convert import ConversionError
 from bot.sync.directions import TWO_WAY_ENTITIES, winner
+from bot.sync.figures import parse_modified_on
 from bot.sync.lease import Heartbeat
 from bot.sync.ports import SyncServices
 from bot.sync.reverse import (
@@ -59,8 +61,9 @@ log = logging.getLogger(__name__)
 WRITE_BACK_JOB = "bot.sync.entry.write_back_job"
 LEASE = "write-back"  # the lease's name beside the entities' (one write-back per connection)
 ID_FIELDS = (Entity.lead.marketo_id_field, Entity.contact.marketo_id_field)
-AUDIT_COLUMNS = ("modifiedon", MODIFIED_BY)
-# The first token starts this much before the initial sync started, in case clocks differ.
+AUDIT_COLUMNS = (MODIFIED_ON, MODIFIED_BY)
+# The first token starts this much before the initial sync started, and a person's edit this much before
+# the Dynamics → Marketo cycles caught up counts as maybe not sent yet, in case clocks differ.
 CLOCK_SKEW_SECONDS = 300
 RETRY_LIMIT = 300  # refused records retried per entity and run (one Marketo read), the least tried first
 
@@ -237,9 +240,8 @@ class _Cycle:
         written = [str(row[entity.primary_id]) for row in rows if str(row[entity.primary_id]) not in refused]
         self.counts["records_written"] += len(written)
         if self.connection.sync_user_id:
-            # Last modified by a person: our write hides that edit from the Dynamics → Marketo cycle's rule.
-            by_person = [i for i in written if records[i].get(MODIFIED_BY) != self.connection.sync_user_id]
-            store.write_back.hand_over(team_id, self.connection.id, entity.value, by_person)
+            store.write_back.hand_over(team_id, self.connection.id, entity.value,
+                                       self._unsent_edits(entity, [records[i] for i in written]))
         self.counts["failed"] += len(failures)
         store.sync_errors.resolve(team_id, self.connection.id, entity.value, written, Resolution.retried_ok,
                                   Direction.to_dynamics)
@@ -247,6 +249,21 @@ class _Cycle:
                                   Direction.to_dynamics)
         if failures:
             store.sync_errors.book(team_id, self.connection.id, entity.value, failures, time.time())
+
+    def _unsent_edits(self, entity: Entity, written: list[dict]) -> list[str]:
+        """The written records a person edited in Dynamics after the entity's Dynamics → Marketo cycles
+        caught up (or before any did): our write hides that edit from their rule, so they are handed over.
+        A record last edited by a person long ago was sent then; handing it over would only echo it."""
+        caught_up = self.services.store.ongoing.caught_up_at(self.connection.team_id, self.connection.id,
+                                                            entity.value)
+        since = None if caught_up is None else caught_up - CLOCK_SKEW_SECONDS
+
+        def unsent(record: dict) -> bool:
+            edited_at = parse_modified_on(record.get(MODIFIED_ON))
+            return since is None or edited_at is None or edited_at >= since
+
+        return [str(record[entity.primary_id]) for record in written
+                if record.get(MODIFIED_BY) != self.connection.sync_user_id and unsent(record)]
 
     def retry(self, entity: Entity) -> None:
         """Write the refused records of the error list again (the least tried first, below the attempt
