@@ -73,14 +73,15 @@ def test_sigkilled_worker_resumes_from_checkpoint_and_ends_exact(world: SyncHarn
         assert batches <= len(writes) <= batches + 2
         return
     # Bulk Import: the imports the dead worker left in the queue were polled, not uploaded again; only a
-    # part whose upload it had not booked yet can have gone twice, and it is counted.
+    # part whose upload it had not booked yet can have gone twice, and it is counted (as sent again even
+    # when the worker died before its upload reached Marketo: then it went once).
     assert left_in_queue and ckpt.imports == {} and ckpt.rewritten_batches <= 1
     parts = sum(p.parts_done for p in finished.entities)
     jobs = world.marketo.import_jobs()
-    assert len(jobs) == parts + ckpt.rewritten_batches
+    assert parts <= len(jobs) <= parts + ckpt.rewritten_batches
     assert {mark.batch_id for mark in left_in_queue.values()} <= {job["batchId"] for job in jobs}
-    assert sum(job["numOfLeadsProcessed"] for job in jobs) == sum(
-        len(world.expected(e)) for e in (Entity.lead, Entity.contact)) + ckpt.rewritten_records
+    records = sum(len(world.expected(e)) for e in (Entity.lead, Entity.contact))
+    assert records <= sum(job["numOfLeadsProcessed"] for job in jobs) <= records + ckpt.rewritten_records
     assert not [c for c in world.marketo.calls(LEADS_PATH) if c.method == "POST"]
     assert world.store.bulk_import_slots().held() == 0
     assert not os.path.exists(parts_dir(run.id))  # the resumed job removed the dead one's parts
