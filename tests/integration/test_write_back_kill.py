@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from bot.models import Entity
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from tests.integration.sync_harness import SyncHarness, synced_world
 from tests.integration.test_write_back import sync_user, with_sync_user
 
 pytestmark = pytest.mark.e2e
