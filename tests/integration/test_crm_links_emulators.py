@@ -3,7 +3,7 @@ sales persons, the 718 refusal and company fields shown on linked people on the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -17,21 +17,17 @@ from sandbox.marketo import MarketoEmulator
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(records={"lead": 30, "contact": 20, "account": 5}).start()
-    yield em
-    em.stop()
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"lead": 30, "contact": 20, "account": 5})
 
 
 @pytest.fixture
-def marketo() -> Iterator[httpx.Client]:
-    em = MarketoEmulator(client_id="cid", client_secret="csecret").start()
-    with httpx.Client(base_url=em.url) as http:
+def marketo(start_marketo: Callable[..., MarketoEmulator]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=start_marketo().url) as http:
         token = http.post("/identity/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
                                                          "client_secret": "csecret"}).json()["access_token"]
         http.headers["Authorization"] = f"Bearer {token}"
         yield http
-    em.stop()
 
 
 def test_lookups_name_their_target_table_when_asked(emulator: DynamicsEmulator, client: DataverseClient) -> None:

@@ -4,7 +4,7 @@ custom-object schema API keeps a type a draft until approved and enforces §B3's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -16,10 +16,8 @@ from sandbox.marketo import MarketoEmulator
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(records={"contact": 4, "new_project": 6, "new_projectnote": 5}).start()
-    yield em
-    em.stop()
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"contact": 4, "new_project": 6, "new_projectnote": 5})
 
 
 def _json(client: DataverseClient, path: str, params: dict[str, str] | None = None,

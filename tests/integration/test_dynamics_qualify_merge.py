@@ -4,7 +4,7 @@ both as updates."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -16,10 +16,8 @@ IDENTITY = ["firstname", "emailaddress1", "statecode", "merged", "_masterid_valu
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(records={"lead": 10, "contact": 5}).start()
-    yield em
-    em.stop()
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"lead": 10, "contact": 5})
 
 
 def rows(client: DataverseClient, entity: str, select: list[str], link: str | None = None) -> dict[str, dict]:
