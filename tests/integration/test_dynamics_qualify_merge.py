@@ -57,6 +57,22 @@ def test_qualify_lead_creates_a_contact_pointing_back_and_closes_the_lead(emulat
                     body={"CreateContact": True, "Status": 3}, idempotent=False)
 
 
+def test_every_created_row_gets_the_server_columns_and_a_qualified_contact_no_account(
+        emulator: DynamicsEmulator, client: DataverseClient) -> None:
+    lead_id = next(r["leadid"] for r in emulator.expected_records("lead", ["_parentaccountid_value"], apply_filter=False)
+                   if r["_parentaccountid_value"])
+    posted = client.create("contact", {"firstname": "Ann", "lastname": "Bo"})
+    qualified = client.send("POST", client.url(f"leads({lead_id})/Microsoft.Dynamics.CRM.QualifyLead"),
+                            body={"CreateContact": True, "Status": 3}, idempotent=False).json()["value"][0]["contactid"]
+
+    contacts = rows(client, "contact", ["firstname", "lastname", "fullname", "statecode", "merged",
+                                        "_parentcustomerid_value"])
+    lead = rows(client, "lead", ["fullname"])[lead_id]
+    assert contacts[posted] == {**contacts[posted], "fullname": "Ann Bo", "statecode": 0, "merged": False}
+    assert contacts[qualified] == {**contacts[qualified], "fullname": lead["fullname"], "statecode": 0,
+                                   "merged": False, "_parentcustomerid_value": None}  # the lead's account is not copied
+
+
 def test_merge_deactivates_and_marks_the_subordinate_seen_as_an_update(emulator: DynamicsEmulator,
                                                                        client: DataverseClient) -> None:
     master, loser = emulator.record_id("lead", 1), emulator.record_id("lead", 2)
