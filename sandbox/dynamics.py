@@ -678,20 +678,23 @@ class DynamicsEmulator(Emulator):
             return lambda i, h: (f"{spec.display_name} {i}", None)
         return None
 
-    def _target(self, spec: AttrSpec, entity: str = "") -> Callable[[Any], str] | None:
-        """The table a lookup's value points to (the `lookuplogicalname` annotation), by the value."""
-        custom_target = CUSTOM_TABLES[entity].lookups().get(spec.logical_name) if entity in CUSTOM_TABLES else None
-        if custom_target is None and entity in opportunities.ENTITY_SETS:
-            custom_target = opportunities.LOOKUP_TARGETS.get(spec.logical_name)
-        if custom_target is not None:
-            return lambda value: custom_target
+    @staticmethod
+    def _lookup_table(entity: str, spec: AttrSpec) -> str:
+        """The table lookup `spec` of `entity` points to, for reads (`lookuplogicalname`) and webhooks alike."""
+        special = {"masterid": entity, "originatingleadid": "lead", "parentaccountid": "account",
+                   **(CUSTOM_TABLES[entity].lookups() if entity in CUSTOM_TABLES else {}),
+                   **(opportunities.LOOKUP_TARGETS if entity in opportunities.ENTITY_SETS else {})}
+        return special.get(spec.logical_name) or ("account" if spec.type_name == "CustomerType" else "systemuser")
+
+    def _target(self, spec: AttrSpec, entity: str) -> Callable[[Any], str] | None:
+        """The table a lookup's value points to (the `lookuplogicalname` annotation), by the value: an owner
+        is a user or a team."""
+        if spec.type_name not in LOOKUP_TYPES:
+            return None
         if spec.type_name == "OwnerType":
             return lambda value: "team" if value == self.team_id else "systemuser"
-        if spec.type_name == "CustomerType" or spec.logical_name == "parentaccountid":
-            return lambda value: "account"
-        if spec.type_name == "LookupType":
-            return lambda value: "systemuser"
-        return None
+        table = self._lookup_table(entity, spec)
+        return lambda value: table
 
     def _fields(self, entity: str, names: list[str]) -> list[_Field]:
         """How to make and annotate each read name: looked up once per query shape."""
@@ -1146,11 +1149,8 @@ class DynamicsEmulator(Emulator):
         return {readable[k].logical_name: v for k, v in record.items() if v is not None}
 
     def _lookup_targets(self, entity: str) -> dict[str, str]:
-        targets = {"CustomerType": "account", "OwnerType": "systemuser"}
-        special = {"masterid": entity, "originatingleadid": "lead", "parentaccountid": "account",
-                   **(opportunities.LOOKUP_TARGETS if entity in opportunities.ENTITY_SETS else {})}
-        return {a.logical_name: special.get(a.logical_name) or targets.get(a.type_name, "systemuser")
-                for a in self._attributes[entity] if a.type_name in LOOKUP_TYPES}
+        return {a.logical_name: self._lookup_table(entity, a) for a in self._attributes[entity]
+                if a.type_name in LOOKUP_TYPES}
 
     def _create_row(self, commit: _Commit, entity: str, values: dict[str, Any], user_id: str) -> str:
         state = self._entities[entity]

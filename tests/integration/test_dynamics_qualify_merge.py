@@ -10,6 +10,7 @@ import pytest
 
 from bot.dynamics import errors
 from bot.dynamics.client import DataverseClient
+from bot.sync.links import LOOKUP_TARGET
 from sandbox.dynamics import DynamicsEmulator
 
 IDENTITY = ["firstname", "emailaddress1", "statecode", "merged", "_masterid_value"]
@@ -66,11 +67,12 @@ def test_every_created_row_gets_the_server_columns_and_a_qualified_contact_no_ac
                             body={"CreateContact": True, "Status": 3}, idempotent=False).json()["value"][0]["contactid"]
 
     contacts = rows(client, "contact", ["firstname", "lastname", "fullname", "statecode", "merged",
-                                        "_parentcustomerid_value"])
+                                        "_parentcustomerid_value", "_originatingleadid_value"])
     lead = rows(client, "lead", ["fullname"])[lead_id]
     assert contacts[posted] == {**contacts[posted], "fullname": "Ann Bo", "statecode": 0, "merged": False}
     assert contacts[qualified] == {**contacts[qualified], "fullname": lead["fullname"], "statecode": 0,
                                    "merged": False, "_parentcustomerid_value": None}  # the lead's account is not copied
+    assert contacts[qualified]["_originatingleadid_value" + LOOKUP_TARGET] == "lead"  # as its webhooks say
 
 
 def test_merge_deactivates_and_marks_the_subordinate_seen_as_an_update(emulator: DynamicsEmulator,
