@@ -13,6 +13,7 @@ from bot.dynamics.client import DataverseClient
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
 from tests.support.dataverse import Sleeps, sync_user_client
+from tests.support.marketo import CLIENT_ID, CLIENT_SECRET
 
 E = TypeVar("E", DynamicsEmulator, MarketoEmulator)
 
@@ -50,4 +51,4 @@ def start_dynamics() -> Iterator[Callable[..., DynamicsEmulator]]:
 @pytest.fixture
 def start_marketo() -> Iterator[Callable[..., MarketoEmulator]]:
     """Starts Marketo emulators with the given knobs; stops them after the test."""
-    yield from _starter(partial(MarketoEmulator, client_id="cid", client_secret="csecret"))
+    yield from _starter(partial(MarketoEmulator, client_id=CLIENT_ID, client_secret=CLIENT_SECRET))

@@ -4,6 +4,7 @@ sales persons, the 718 refusal and company fields shown on linked people on the 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import closing
 
 import httpx
 import pytest
@@ -14,6 +15,7 @@ from bot.models import Entity
 from bot.sync.links import LOOKUP_TARGET
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
+from tests.support.marketo import signed_in
 
 
 @pytest.fixture
@@ -23,10 +25,7 @@ def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulato
 
 @pytest.fixture
 def marketo(start_marketo: Callable[..., MarketoEmulator]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=start_marketo().url) as http:
-        token = http.post("/identity/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
-                                                         "client_secret": "csecret"}).json()["access_token"]
-        http.headers["Authorization"] = f"Bearer {token}"
+    with closing(signed_in(start_marketo())) as http:
         yield http
 
 
