@@ -25,20 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bot.models import RunStatus  # noqa: E402
 from bot.sync import runs  # noqa: E402
 from bot.sync.custom_objects import plan_custom_objects, reachable_tables  # noqa: E402
+from sandbox.polling import wait_for  # noqa: E402
 from tests.integration.sync_harness import SyncHarness  # noqa: E402
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 CALLS, WINDOW, CONCURRENCY, BATCH = 100, 2.0, 10, 300
 CEILING = BATCH * CALLS / WINDOW
 PROJECT_COLUMNS = ["new_name", "new_budget", "new_seats", "new_startdate", "new_isactive"]
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
 
 
 def _add_custom_table(harness: SyncHarness) -> None:
@@ -69,7 +62,7 @@ def measure(people: dict[str, int], projects: int) -> tuple[int, float]:
         if projects:
             _add_custom_table(harness)
         workers = [harness.spawn_worker(), harness.spawn_worker()]
-        _wait(lambda: len(Worker.all(queue=queue)) >= len(workers), 60, "workers did not start")
+        wait_for(lambda: len(Worker.all(queue=queue)) >= len(workers), "the workers to start", timeout=60, interval=0.02)
         started = time.monotonic()
         run = runs.start_initial_sync(harness.store, queue, harness.connection)
         final = harness.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=1800)
@@ -82,7 +75,7 @@ def measure(people: dict[str, int], projects: int) -> tuple[int, float]:
                 job = queue.fetch_job(job_id)
                 return job is not None and job.is_finished
 
-            _wait(finished, 1800, "the custom tables job did not finish")
+            wait_for(finished, "the custom tables job to finish", timeout=1800, interval=0.02)
             written += len(harness.marketo.custom_objects.records("dynNewProject"))
         return written, time.monotonic() - started
     finally:

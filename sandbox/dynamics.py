@@ -678,20 +678,23 @@ class DynamicsEmulator(Emulator):
             return lambda i, h: (f"{spec.display_name} {i}", None)
         return None
 
-    def _target(self, spec: AttrSpec, entity: str = "") -> Callable[[Any], str] | None:
-        """The table a lookup's value points to (the `lookuplogicalname` annotation), by the value."""
-        custom_target = CUSTOM_TABLES[entity].lookups().get(spec.logical_name) if entity in CUSTOM_TABLES else None
-        if custom_target is None and entity in opportunities.ENTITY_SETS:
-            custom_target = opportunities.LOOKUP_TARGETS.get(spec.logical_name)
-        if custom_target is not None:
-            return lambda value: custom_target
+    @staticmethod
+    def _lookup_table(entity: str, spec: AttrSpec) -> str:
+        """The table lookup `spec` of `entity` points to, for reads (`lookuplogicalname`) and webhooks alike."""
+        special = {"masterid": entity, "originatingleadid": "lead", "parentaccountid": "account",
+                   **(CUSTOM_TABLES[entity].lookups() if entity in CUSTOM_TABLES else {}),
+                   **(opportunities.LOOKUP_TARGETS if entity in opportunities.ENTITY_SETS else {})}
+        return special.get(spec.logical_name) or ("account" if spec.type_name == "CustomerType" else "systemuser")
+
+    def _target(self, spec: AttrSpec, entity: str) -> Callable[[Any], str] | None:
+        """The table a lookup's value points to (the `lookuplogicalname` annotation), by the value: an owner
+        is a user or a team."""
+        if spec.type_name not in LOOKUP_TYPES:
+            return None
         if spec.type_name == "OwnerType":
             return lambda value: "team" if value == self.team_id else "systemuser"
-        if spec.type_name == "CustomerType" or spec.logical_name == "parentaccountid":
-            return lambda value: "account"
-        if spec.type_name == "LookupType":
-            return lambda value: "systemuser"
-        return None
+        table = self._lookup_table(entity, spec)
+        return lambda value: table
 
     def _fields(self, entity: str, names: list[str]) -> list[_Field]:
         """How to make and annotate each read name: looked up once per query shape."""
@@ -1146,11 +1149,8 @@ class DynamicsEmulator(Emulator):
         return {readable[k].logical_name: v for k, v in record.items() if v is not None}
 
     def _lookup_targets(self, entity: str) -> dict[str, str]:
-        targets = {"CustomerType": "account", "OwnerType": "systemuser"}
-        special = {"masterid": entity, "originatingleadid": "lead", "parentaccountid": "account",
-                   **(opportunities.LOOKUP_TARGETS if entity in opportunities.ENTITY_SETS else {})}
-        return {a.logical_name: special.get(a.logical_name) or targets.get(a.type_name, "systemuser")
-                for a in self._attributes[entity] if a.type_name in LOOKUP_TYPES}
+        return {a.logical_name: self._lookup_table(entity, a) for a in self._attributes[entity]
+                if a.type_name in LOOKUP_TYPES}
 
     def _create_row(self, commit: _Commit, entity: str, values: dict[str, Any], user_id: str) -> str:
         state = self._entities[entity]
@@ -1158,10 +1158,7 @@ class DynamicsEmulator(Emulator):
         record_id = values.pop(f"{entity}id", None) or self.record_id(entity, index)
         if self.index_of(entity, record_id) is not None:
             raise ODataError(412, "0x80040237", "A record with matching key values already exists.")
-        now = _iso(datetime.now(UTC))
-        row = {a.logical_name: None for a in self._attributes[entity]} | {
-            f"{entity}id": record_id, "ownerid": user_id, "createdby": user_id, "modifiedby": user_id,
-            "createdon": now, "modifiedon": now} | values
+        row = self._created_row(entity, record_id, values, user_id)
         state.count += 1
         state.overrides[index] = row
         self._row_ids[entity][record_id] = index
@@ -1176,6 +1173,20 @@ class DynamicsEmulator(Emulator):
         commit.changes.append(Change("Create", entity, record_id, {k: v for k, v in row.items() if v is not None},
                                     user_id))
         return record_id
+
+    def _created_row(self, entity: str, record_id: str, values: dict[str, Any], user_id: str) -> dict[str, Any]:
+        """Every created row, whatever creates it (a create or upsert, the *Multiple messages, QualifyLead): the
+        columns its creator set, every other one empty but those the server sets, as on the rows it generates
+        (key, owner, who and when, an open or active state, not merged, the full name made of its parts)."""
+        attributes = self._attributes_by_name(entity)
+        now = _iso(datetime.now(UTC))
+        server = {"statecode": 0, "merged": False}
+        row = {name: None for name in attributes} | {name: v for name, v in server.items() if name in attributes} | {
+            f"{entity}id": record_id, "ownerid": user_id, "createdby": user_id, "modifiedby": user_id,
+            "createdon": now, "modifiedon": now} | values
+        if "fullname" in attributes:
+            row["fullname"] = " ".join(part for part in (row.get("firstname"), row.get("lastname")) if part) or None
+        return row
 
     def _update_row(self, commit: _Commit, entity: str, index: int, values: dict[str, Any], user_id: str) -> None:
         """`originatingleadid` is read-only after create (reference D6): an update keeps the stored value."""
@@ -1339,9 +1350,8 @@ class DynamicsEmulator(Emulator):
         index = self._close_lead(commit, lead_id, user_id)
         lead = self._row_values("lead", index)
         copied = {k: v for k, v in lead.items() if k in QUALIFY_COPIES}
-        # The contact works for the lead's parent account, as QualifyLead with an account does.
-        return self._create_row(commit, "contact", copied | {"originatingleadid": lead_id, "ownerid": lead.get("ownerid"),
-                                                             "parentcustomerid": lead.get("parentaccountid")}, user_id)
+        return self._create_row(commit, "contact", copied | {"originatingleadid": lead_id, "ownerid": lead.get("ownerid")},
+                                user_id)
 
     def _merge_action(self, payload: dict[str, Any], user_id: str, commit: _Commit) -> Response:
         """Merge (reference D6): the subordinate is deactivated, `merged` and `masterid` set; the target takes

@@ -382,6 +382,25 @@ def _batch_size(params: dict[str, str], default: int = MAX_BATCH) -> int:
     return max(1, min(size, MAX_BATCH))
 
 
+def filter_matches(table: Table, fields: dict[str, FieldDef], searchable: Iterable[str],
+                   default_fields: Iterable[str], params: dict[str, str], id_field: str) -> tuple[list[int], list[str]]:
+    """A query by `filterType` and `filterValues` (leads, companies, sales persons, opportunities, roles) checked
+    as Marketo checks it: the matching rows' ids in order and the fields asked for (else `default_fields`)."""
+    filter_type = params.get("filterType", "")
+    if filter_type not in searchable:
+        raise ApiFailure("1003", f"Invalid filterType '{filter_type}'")
+    values = [v for v in params.get("filterValues", "").split(",") if v]
+    if not values:
+        raise ApiFailure("701", "filterValues cannot be blank")
+    if len(values) > MAX_BATCH:
+        raise ApiFailure("1003", f"filterValues exceeds {MAX_BATCH}")
+    wanted = [n for n in params.get("fields", "").split(",") if n] or list(default_fields)
+    unknown = [n for n in wanted if n != id_field and n not in fields]
+    if unknown:
+        raise ApiFailure("1006", f"Field '{unknown[0]}' not found")
+    return sorted(set(i for value in values for i in table.find(filter_type, value))), wanted
+
+
 def _envelope(result: list[Any] | None = None, **extra: Any) -> dict[str, Any]:
     return {"requestId": f"{uuid.uuid4().hex[:4]}#{uuid.uuid4().hex[:11]}", "success": True,
             "result": result or [], **extra}
@@ -1005,22 +1024,10 @@ class MarketoEmulator(Emulator):
     def _filter(self, table: Table, fields: dict[str, FieldDef], searchable: Iterable[str],
                 default_fields: Iterable[str], params: dict[str, str],
                 view: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> dict[str, Any]:
-        filter_type = params.get("filterType", "")
-        if filter_type not in searchable:
-            raise ApiFailure("1003", f"Invalid filterType '{filter_type}'")
-        values = [v for v in params.get("filterValues", "").split(",") if v]
-        if not values:
-            raise ApiFailure("701", "filterValues cannot be blank")
-        if len(values) > MAX_BATCH:
-            raise ApiFailure("1003", f"filterValues exceeds {MAX_BATCH}")
-        wanted = [n for n in params.get("fields", "").split(",") if n] or list(default_fields)
-        unknown = [n for n in wanted if n != "id" and n not in fields]
-        if unknown:
-            raise ApiFailure("1006", f"Field '{unknown[0]}' not found")
-        ids = list(dict.fromkeys(i for value in values for i in table.find(filter_type, value)))
+        ids, wanted = filter_matches(table, fields, searchable, default_fields, params, "id")
         if len(ids) > MAX_FILTER_MATCHES:
             raise ApiFailure("1003", "Too many results match the filter")
-        shown = [view(table.rows[i]) for i in sorted(ids)]
+        shown = [view(table.rows[i]) for i in ids]
         rows = [{"id": row["id"], **{n: row.get(n) for n in wanted if n != "id"}} for row in shown]
         return self._page(rows, params)
 

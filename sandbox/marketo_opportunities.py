@@ -16,7 +16,17 @@ from typing import Any
 
 from starlette.requests import Request
 
-from sandbox.marketo import LEAD_ACTIONS, MAX_BATCH, ApiFailure, FieldDef, RecordSkip, Table, _envelope, _f
+from sandbox.marketo import (
+    LEAD_ACTIONS,
+    MAX_BATCH,
+    ApiFailure,
+    FieldDef,
+    RecordSkip,
+    Table,
+    _envelope,
+    _f,
+    filter_matches,
+)
 
 OPPORTUNITY_FIELDS: list[FieldDef] = [
     _f("externalOpportunityId", "External Opportunity Id"), _f("name", "Name"), _f("description", "Description"),
@@ -191,19 +201,7 @@ class OpportunityObjects:
     @staticmethod
     def _query(table: Table, fields: dict[str, FieldDef], searchable: set[str], params: dict[str, str]
                ) -> dict[str, Any]:
-        filter_type = params.get("filterType", "")
-        if filter_type not in searchable:
-            raise ApiFailure("1003", f"Invalid filterType '{filter_type}'")
-        values = [v for v in params.get("filterValues", "").split(",") if v]
-        if not values:
-            raise ApiFailure("701", "filterValues cannot be blank")
-        if len(values) > MAX_BATCH:
-            raise ApiFailure("1003", f"filterValues exceeds {MAX_BATCH}")
-        wanted = [n for n in params.get("fields", "").split(",") if n] or list(fields)
-        unknown = [n for n in wanted if n != ID_FIELD and n not in fields]
-        if unknown:
-            raise ApiFailure("1006", f"Field '{unknown[0]}' not found")
-        ids = list(dict.fromkeys(i for value in values for i in table.find(filter_type, value)))
+        ids, wanted = filter_matches(table, fields, searchable, fields, params, ID_FIELD)
         return _envelope([{"seq": seq, ID_FIELD: table.rows[i][ID_FIELD],
                            **{n: table.rows[i].get(n) for n in wanted if n != ID_FIELD}}
-                          for seq, i in enumerate(sorted(ids))])
+                          for seq, i in enumerate(ids)])

@@ -73,7 +73,9 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
                  companies: dict[str, dict[str, Any]] | None = None) -> EntityCheck:
     """With `contact_plan`, a lead whose person also holds a contact (it was qualified) is not compared on the
     fields the contact syncs: the contact's values win there. `companies` (by `externalCompanyId`): what a
-    linked person shows instead of its own company fields."""
+    person linked to one shows instead of its own company fields. That is the company Marketo links it to: a
+    person leaves a company only by joining another, so a qualified lead's contact with no account keeps the
+    lead's."""
     check = EntityCheck(entity=plan.entity.value)
     owned_by_contact = contact_owned(contact_plan) if contact_plan else set()
     counts = Counter(row.get(plan.id_field) for row in rows if row.get(plan.id_field))
@@ -86,9 +88,6 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
         except ConversionError:
             check.unconvertible += 1
             continue
-        company = (companies or {}).get(expected.get(COMPANY_ID, ""))
-        if plan.entity in PERSON_ENTITIES and company is not None:
-            expected.update({name: company.get(name) for name in COMPANY_FIELDS_ON_PERSON if name in expected})
         check.expected += 1
         key = expected[plan.id_field]
         actual = by_id.get(key)
@@ -96,6 +95,9 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
             check.missing.append(key)
             continue
         check.found += 1
+        company = (companies or {}).get(actual.get(COMPANY_ID, ""))
+        if plan.entity in PERSON_ENTITIES and company is not None:
+            expected.update({name: company.get(name) for name in COMPANY_FIELDS_ON_PERSON if name in expected})
         skipped = owned_by_contact if contact_plan and actual.get(contact_plan.id_field) else set()
         check.mismatches += [(key, name, value, actual.get(name)) for name, value in expected.items()
                              if name not in skipped and not _same(value, actual.get(name))]

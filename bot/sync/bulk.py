@@ -137,11 +137,7 @@ class _Part:
     file: BinaryIO
     bytes: int = 0
     rows: int = 0
-    read: int = 0
-    filtered_out: int = 0
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
+    counts: Counts = field(default_factory=Counts)  # what became of the records read (no `imported` yet)
     failures: list[LedgerEntry] = field(default_factory=list)
     people: list[str] = field(default_factory=list)  # its rows' Dynamics ids, for `people_written`
     end_link: str | None = None
@@ -292,7 +288,7 @@ class BulkEntitySync:
             skip = 0
             if page.delta_link:
                 self._delta_link = page.delta_link
-        if part.read and last is not None:
+        if part.counts.read and last is not None:
             part.end_link, part.end_offset = position(last, len(last.records))
             yield self._closed(part)
         else:
@@ -348,7 +344,8 @@ class BulkEntitySync:
 
     @staticmethod
     def _add(part: _Part, row: _Row) -> None:
-        part.read += 1
+        counts = part.counts
+        counts.read += 1
         if row.line:
             part.file.write(row.line)
             part.bytes += len(row.line)
@@ -356,13 +353,16 @@ class BulkEntitySync:
             part.people.append(row.person)
         elif row.failure is not None:
             part.failures.append(row.failure)
-            part.skipped += row.written == "skipped"
+            if row.written == "skipped":
+                counts.skipped += 1
+            else:
+                counts.failed += 1
         elif row.written == "created":
-            part.created += 1
+            counts.created += 1
         elif row.written == "updated":
-            part.updated += 1
+            counts.updated += 1
         else:
-            part.filtered_out += 1
+            counts.filtered_out += 1
 
     def _line(self, cells: list[str]) -> bytes:
         buffer = io.StringIO()
@@ -386,7 +386,8 @@ class BulkEntitySync:
         else:
             self._pending[part.seq] = _Pending(part.seq, batch_id, part.rows, part.path,
                                                due=time.monotonic() + self.poll_seconds, wait=self.poll_seconds)
-        metrics.count_booked(self.entity.value, part.read, part.created + part.updated, len(part.failures))
+        metrics.count_booked(self.entity.value, part.counts.read, part.counts.created + part.counts.updated,
+                             len(part.failures))
         self.on_progress()
 
     def _book_upload(self, part: _Part, batch_id: int | None, rewritten: int) -> bool:
@@ -407,8 +408,7 @@ class BulkEntitySync:
                 ckpt.rewritten_records += rewritten
             run = tx.run()
             progress = next(p for p in run.entities if p.entity == self.entity)
-            progress.add(Counts(read=part.read, filtered_out=part.filtered_out, created=part.created,
-                                updated=part.updated, skipped=part.skipped, failed=len(part.failures) - part.skipped))
+            progress.add(part.counts)
             progress.parts_uploaded += batch_id is not None
             run.api_calls += calls
 

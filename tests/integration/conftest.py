@@ -1,10 +1,11 @@
 """Shared fixtures: a client signed in to a Dataverse client test's `emulator` (the module defines its knobs), and
-Marketo emulators started with per-test knobs."""
+Dynamics and Marketo emulators started with per-test knobs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import pytest
 
@@ -12,6 +13,9 @@ from bot.dynamics.client import DataverseClient
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
 from tests.support.dataverse import Sleeps, sync_user_client
+from tests.support.marketo import CLIENT_ID, CLIENT_SECRET
+
+E = TypeVar("E", DynamicsEmulator, MarketoEmulator)
 
 
 @pytest.fixture
@@ -26,15 +30,25 @@ def client(emulator: DynamicsEmulator, sleeps: Sleeps) -> Iterator[DataverseClie
         yield dv
 
 
-@pytest.fixture
-def start_marketo() -> Iterator[Callable[..., MarketoEmulator]]:
-    """Starts Marketo emulators with the given knobs; stops them after the test."""
-    started: list[MarketoEmulator] = []
+def _starter(emulator: Callable[..., E]) -> Iterator[Callable[..., E]]:
+    started: list[E] = []
 
-    def make(**knobs: Any) -> MarketoEmulator:
-        started.append(MarketoEmulator(client_id="cid", client_secret="csecret", **knobs).start())
+    def make(**knobs: Any) -> E:
+        started.append(emulator(**knobs).start())
         return started[-1]
 
     yield make
-    for emulator in started:
-        emulator.stop()
+    for each in started:
+        each.stop()
+
+
+@pytest.fixture
+def start_dynamics() -> Iterator[Callable[..., DynamicsEmulator]]:
+    """Starts Dataverse emulators (with their Entra ID) with the given knobs; stops them after the test."""
+    yield from _starter(DynamicsEmulator)
+
+
+@pytest.fixture
+def start_marketo() -> Iterator[Callable[..., MarketoEmulator]]:
+    """Starts Marketo emulators with the given knobs; stops them after the test."""
+    yield from _starter(partial(MarketoEmulator, client_id=CLIENT_ID, client_secret=CLIENT_SECRET))

@@ -11,22 +11,26 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import redis
 from cryptography.fernet import Fernet
+from rq import SimpleWorker
 
 from bot.config import Settings
 from bot.container import Container
-from bot.models import Connection, Credentials, Entity, FlowState, SyncRun
+from bot.models import Connection, Credentials, Entity, FlowState, RunStatus, SyncRun
+from bot.sync import entry, incremental, runs
 from bot.sync.convert import convert_record
 from bot.sync.mapping import build_plan, default_selection
 from bot.sync.planning import count_records
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
 from sandbox.slack import SlackEmulator
+from tests.conftest import REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[2]
 USERNAME, PASSWORD = "sync@contoso.com", "Passw0rd!"
@@ -188,3 +192,25 @@ class SyncHarness:
             if diff:
                 problems.append(f"{entity.value} {row[plan.id_field]}: {diff}")
         return problems[:10]
+
+
+def synced_world(key_prefix: str, records: dict[str, int], /, settings: dict[str, Any] | None = None,
+                 marketo: dict[str, Any] | None = None, prepare: Callable[[SyncHarness], None] | None = None,
+                 **dynamics: Any) -> Iterator[SyncHarness]:
+    """A harness after a finished initial sync of `records`, run in-process. Every record passes the sync filter
+    unless the Dynamics knobs (`dynamics`) say otherwise; `prepare` changes the world before that sync. Resuming
+    the generator after its one harness unschedules the incremental sync and stops the emulators."""
+    harness = SyncHarness(REDIS_URL, key_prefix, records, dynamics={"filter_false_fraction": 0.0, **dynamics},
+                          settings=settings, marketo=marketo).start()
+    entry.install(harness.container.sync)
+    try:
+        if prepare is not None:
+            prepare(harness)
+        run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
+        SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
+        assert harness.store.get_run("T1", run.id).status == RunStatus.finished
+        yield harness
+    finally:
+        incremental.unschedule(harness.store, "T1", harness.connection.id)
+        entry.install(None)
+        harness.stop()

@@ -13,8 +13,7 @@ from bot.sync import incremental
 from bot.sync.backfill import start_backfill
 from bot.sync.checkpoint import BACKFILL, lease_part
 from bot.sync.mapping import build_plan
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from tests.integration.sync_harness import SyncHarness, synced_world
 
 ADDED = "new_extra001"
 

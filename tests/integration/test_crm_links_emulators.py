@@ -3,7 +3,8 @@ sales persons, the 718 refusal and company fields shown on linked people on the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 
 import httpx
 import pytest
@@ -14,24 +15,18 @@ from bot.models import Entity
 from bot.sync.links import LOOKUP_TARGET
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
+from tests.support.marketo import signed_in
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(records={"lead": 30, "contact": 20, "account": 5}).start()
-    yield em
-    em.stop()
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"lead": 30, "contact": 20, "account": 5})
 
 
 @pytest.fixture
-def marketo() -> Iterator[httpx.Client]:
-    em = MarketoEmulator(client_id="cid", client_secret="csecret").start()
-    with httpx.Client(base_url=em.url) as http:
-        token = http.post("/identity/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
-                                                         "client_secret": "csecret"}).json()["access_token"]
-        http.headers["Authorization"] = f"Bearer {token}"
+def marketo(start_marketo: Callable[..., MarketoEmulator]) -> Iterator[httpx.Client]:
+    with closing(signed_in(start_marketo())) as http:
         yield http
-    em.stop()
 
 
 def test_lookups_name_their_target_table_when_asked(emulator: DynamicsEmulator, client: DataverseClient) -> None:

@@ -4,7 +4,8 @@ custom-object schema API keeps a type a draft until approved and enforces §B3's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
@@ -13,13 +14,12 @@ import pytest
 from bot.dynamics.client import DataverseClient
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
+from tests.support.marketo import signed_in
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(records={"contact": 4, "new_project": 6, "new_projectnote": 5}).start()
-    yield em
-    em.stop()
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"contact": 4, "new_project": 6, "new_projectnote": 5})
 
 
 def _json(client: DataverseClient, path: str, params: dict[str, str] | None = None,
@@ -58,17 +58,12 @@ def test_dataverse_reads_custom_records_and_tracks_their_changes(emulator: Dynam
 
 
 @pytest.fixture
-def marketo() -> Iterator[httpx.Client]:
-    em = MarketoEmulator(client_id="cid", client_secret="csecret").start()
-    with httpx.Client(base_url=em.url) as http:
-        token = http.post("/identity/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
-                                                         "client_secret": "csecret"}).json()["access_token"]
-        http.headers["Authorization"] = f"Bearer {token}"
+def marketo(start_marketo: Callable[..., MarketoEmulator]) -> Iterator[httpx.Client]:
+    with closing(signed_in(start_marketo())) as http:
         http.post("/rest/v1/leads/schema/fields.json", json={"input": [
             {"name": "dynamicsContactId", "displayName": "Dynamics Contact Id", "dataType": "string"}]})
         http.post("/rest/v1/leads.json", json={"input": [{"email": "a@x.com", "dynamicsContactId": "c-1"}]})
         yield http
-    em.stop()
 
 
 PROJECT_FIELDS = [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -35,9 +35,8 @@ APPS = [
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    with DynamicsEmulator(users=USERS, apps=APPS) as em:
-        yield em
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(users=USERS, apps=APPS)
 
 
 @pytest.fixture

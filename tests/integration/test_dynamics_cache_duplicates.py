@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,10 +21,9 @@ from tests.unit.test_views_kit import text_of, view_dict
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    with DynamicsEmulator(records={"lead": 900, "contact": 600}, duplicate_fraction=0.15,
-                          sync_filter={"lead": "new_synctomkto"}, extra_attributes={"contact": 30}) as em:
-        yield em
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"lead": 900, "contact": 600}, duplicate_fraction=0.15,
+                          sync_filter={"lead": "new_synctomkto"}, extra_attributes={"contact": 30})
 
 
 def signed_in(emulator: DynamicsEmulator) -> DataverseClient:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,16 +18,9 @@ from tests.support.listener import listener
 SELECT = ["emailaddress1", "firstname", "revenue", "_ownerid_value", "leadsourcecode"]
 
 
-def start(**knobs: Any) -> DynamicsEmulator:
-    return DynamicsEmulator(**knobs).start()
-
-
 @pytest.fixture
-def emulator(request: pytest.FixtureRequest) -> Iterator[DynamicsEmulator]:
-    knobs = getattr(request, "param", {})
-    em = start(**{"records": {"lead": 1200, "contact": 300, "account": 50}, **knobs})
-    yield em
-    em.stop()
+def emulator(request: pytest.FixtureRequest, start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(**{"records": {"lead": 1200, "contact": 300, "account": 50}, **getattr(request, "param", {})})
 
 
 def ids(pages: Iterator[Any], key: str = "leadid") -> list[str]:

@@ -3,7 +3,7 @@ metadata, and the plan built from it says why Marketo cannot write those fields.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -14,10 +14,8 @@ from sandbox.dynamics import DynamicsEmulator
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(records={"lead": 5, "contact": 5, "account": 2}).start()
-    yield em
-    em.stop()
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"lead": 5, "contact": 5, "account": 2})
 
 
 def test_read_only_calculated_and_rollup_columns_are_read_and_planned_one_way(client: DataverseClient) -> None:

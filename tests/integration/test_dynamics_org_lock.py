@@ -4,7 +4,7 @@ Dataverse OrganizationId that WhoAmI returns, over real Redis and the Dataverse 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -33,15 +33,13 @@ def marketo_store(redis_client: redis.Redis, key_prefix: str, encryption_key: st
 
 
 @pytest.fixture
-def org() -> Iterator[DynamicsEmulator]:
-    with DynamicsEmulator() as em:
-        yield em
+def org(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics()
 
 
 @pytest.fixture
-def other_org() -> Iterator[DynamicsEmulator]:
-    with DynamicsEmulator(seed=1) as em:
-        yield em
+def other_org(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(seed=1)
 
 
 def loopback(url: str) -> str:

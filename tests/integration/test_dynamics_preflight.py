@@ -3,7 +3,7 @@ that cannot run are shown as not checked, and nothing raises."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,8 @@ APP_ID = "0a1b2c3d-1234-5678-9abc-def012345678"
 
 
 @pytest.fixture
-def emulator(request: pytest.FixtureRequest) -> Iterator[DynamicsEmulator]:
-    knobs: dict[str, Any] = getattr(request, "param", {})
-    with DynamicsEmulator(**knobs) as em:
-        yield em
+def emulator(request: pytest.FixtureRequest, start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(**getattr(request, "param", {}))
 
 
 def settings_for(em: DynamicsEmulator, **extra: Any) -> Settings:

@@ -4,22 +4,21 @@ both as updates."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
 from bot.dynamics import errors
 from bot.dynamics.client import DataverseClient
+from bot.sync.links import LOOKUP_TARGET
 from sandbox.dynamics import DynamicsEmulator
 
 IDENTITY = ["firstname", "emailaddress1", "statecode", "merged", "_masterid_value"]
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(records={"lead": 10, "contact": 5}).start()
-    yield em
-    em.stop()
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"lead": 10, "contact": 5})
 
 
 def rows(client: DataverseClient, entity: str, select: list[str], link: str | None = None) -> dict[str, dict]:
@@ -57,6 +56,23 @@ def test_qualify_lead_creates_a_contact_pointing_back_and_closes_the_lead(emulat
     with pytest.raises(errors.DataverseBadRequest):  # a qualified lead is not open any more
         client.send("POST", client.url(f"leads({lead_id})/Microsoft.Dynamics.CRM.QualifyLead"),
                     body={"CreateContact": True, "Status": 3}, idempotent=False)
+
+
+def test_every_created_row_gets_the_server_columns_and_a_qualified_contact_no_account(
+        emulator: DynamicsEmulator, client: DataverseClient) -> None:
+    lead_id = next(r["leadid"] for r in emulator.expected_records("lead", ["_parentaccountid_value"], apply_filter=False)
+                   if r["_parentaccountid_value"])
+    posted = client.create("contact", {"firstname": "Ann", "lastname": "Bo"})
+    qualified = client.send("POST", client.url(f"leads({lead_id})/Microsoft.Dynamics.CRM.QualifyLead"),
+                            body={"CreateContact": True, "Status": 3}, idempotent=False).json()["value"][0]["contactid"]
+
+    contacts = rows(client, "contact", ["firstname", "lastname", "fullname", "statecode", "merged",
+                                        "_parentcustomerid_value", "_originatingleadid_value"])
+    lead = rows(client, "lead", ["fullname"])[lead_id]
+    assert contacts[posted] == {**contacts[posted], "fullname": "Ann Bo", "statecode": 0, "merged": False}
+    assert contacts[qualified] == {**contacts[qualified], "fullname": lead["fullname"], "statecode": 0,
+                                   "merged": False, "_parentcustomerid_value": None}  # the lead's account is not copied
+    assert contacts[qualified]["_originatingleadid_value" + LOOKUP_TARGET] == "lead"  # as its webhooks say
 
 
 def test_merge_deactivates_and_marks_the_subordinate_seen_as_an_update(emulator: DynamicsEmulator,

@@ -25,8 +25,7 @@ from bot.sync.webhook_removal import UNREGISTER_JOB, follow_end
 from bot.web import create_web_app
 from sandbox.polling import wait_for
 from sandbox.server import ServerThread, free_port
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from tests.integration.sync_harness import SyncHarness, synced_world
 from tests.unit.test_views_common import blocks_text
 
 ADMIN = "U0ADMIN"

@@ -4,7 +4,7 @@ loopback listener with the key and the documented body, failure behaviour, and r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,23 +13,14 @@ from bot.dynamics.webhooks import DataverseNotification, key_matches
 from bot.models import Entity
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.polling import wait_for
-from tests.support.dataverse import Sleeps, sync_user_client
 from tests.support.listener import Listener, listener
 
 KEY = "s3cret-key"
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(records={"lead": 20, "contact": 5}).start()
-    yield em
-    em.stop()
-
-
-@pytest.fixture
-def client(emulator: DynamicsEmulator) -> Iterator[DataverseClient]:
-    with sync_user_client(emulator, Sleeps()) as dv:
-        yield dv
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(records={"lead": 20, "contact": 5})
 
 
 @pytest.fixture

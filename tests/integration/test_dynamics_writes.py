@@ -3,7 +3,7 @@ validation errors naming the column, who changed what, and service protection on
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,10 +19,8 @@ WHO = ["lastname", "subject", "_createdby_value", "_modifiedby_value"]
 
 
 @pytest.fixture
-def emulator(request: pytest.FixtureRequest) -> Iterator[DynamicsEmulator]:
-    em = DynamicsEmulator(**{"records": {"lead": 40, "contact": 10}, **getattr(request, "param", {})}).start()
-    yield em
-    em.stop()
+def emulator(request: pytest.FixtureRequest, start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(**{"records": {"lead": 40, "contact": 10}, **getattr(request, "param", {})})
 
 
 def rows_by_id(client: DataverseClient, entity: str, select: list[str]) -> dict[str, dict[str, Any]]:

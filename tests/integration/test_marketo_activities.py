@@ -4,10 +4,10 @@ with the limiter on real Redis."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 
 from bot.marketo.activities import LeadChange
@@ -17,6 +17,7 @@ from bot.marketo.limiter import SharedLimiter
 from bot.models import MarketoField
 from bot.store import Keys, LimiterState
 from sandbox.marketo import MarketoEmulator
+from tests.support.marketo import signed_in
 
 SYNCED = ["email", "firstName", "lastName"]
 
@@ -183,10 +184,7 @@ def test_a_person_deleted_in_marketo_shows_in_deleted_leads(marketo) -> None:
 def test_the_emulator_refuses_malformed_activity_reads(marketo) -> None:
     emulator, client = marketo()
     token = client.paging_token(_since())
-    with httpx.Client(base_url=emulator.url) as http:
-        auth = http.post("/identity/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
-                                                        "client_secret": "csecret"}).json()["access_token"]
-        http.headers["Authorization"] = f"Bearer {auth}"
+    with closing(signed_in(emulator)) as http:
 
         def code(path: str, **params: Any) -> str:
             return http.get(path, params=params).json()["errors"][0]["code"]

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import time
+from contextlib import closing
 from typing import Any
 
 import httpx
 
-from sandbox.marketo import MarketoEmulator
 from sandbox.marketo_bulk import MAX_FILE_BYTES
-
-
-def _http(emulator: MarketoEmulator) -> httpx.Client:
-    http = httpx.Client(base_url=emulator.url)
-    token = http.post("/identity/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
-                                                     "client_secret": "csecret"}).json()["access_token"]
-    http.headers["Authorization"] = f"Bearer {token}"
-    return http
+from tests.support.marketo import signed_in
 
 
 def _csv(rows: list[list[Any]]) -> bytes:
@@ -44,7 +36,7 @@ def _wait(http: httpx.Client, batch_id: int, timeout: float = 10) -> dict[str, A
 
 def test_import_upserts_by_lookup_field_and_reports_failures_and_warnings(start_marketo) -> None:
     emulator = start_marketo(import_rate=1000)
-    with contextlib.closing(_http(emulator)) as http:
+    with closing(signed_in(emulator)) as http:
         http.post("/rest/v1/leads.json", json={"input": [{"email": "old@x.com", "firstName": "Old"}]})
         data = _csv([["email", "firstName", "leadScore", "createdAt"],
                      ["old@x.com", "Renamed", "7", ""],
@@ -73,7 +65,7 @@ def test_import_upserts_by_lookup_field_and_reports_failures_and_warnings(start_
 
 def test_unknown_column_fails_every_row_and_the_lookup_field_must_be_searchable(start_marketo) -> None:
     emulator = start_marketo(import_rate=1000)
-    with contextlib.closing(_http(emulator)) as http:
+    with closing(signed_in(emulator)) as http:
         job = _upload(http, _csv([["email", "noSuchField"], ["a@x.com", "1"], ["b@x.com", "2"]])).json()
         status = _wait(http, job["result"][0]["batchId"])
         assert status["numOfRowsFailed"] == 2 and emulator.lead_count() == 0
@@ -85,7 +77,7 @@ def test_unknown_column_fails_every_row_and_the_lookup_field_must_be_searchable(
 
 def test_queue_holds_ten_jobs_runs_two_at_a_time_and_refuses_big_files(start_marketo) -> None:
     emulator = start_marketo(import_rate=50)
-    with contextlib.closing(_http(emulator)) as http:
+    with closing(signed_in(emulator)) as http:
         rows = [["email"], *([f"p{i}@x.com"] for i in range(20))]
         ids = [_upload(http, _csv(rows)).json()["result"][0]["batchId"] for _ in range(10)]
         eleventh = _upload(http, _csv(rows)).json()
@@ -105,7 +97,7 @@ def test_import_rows_fail_as_sync_leads_would_for_unknown_owners_and_company_fie
     """An unknown sales person fails its row (718), and so do company fields on a person linked to a company
     (1021): the same rules as Sync Leads (reference C6, B6)."""
     marketo = start_marketo()
-    with contextlib.closing(_http(marketo)) as http:
+    with closing(signed_in(marketo)) as http:
         http.post("/rest/v1/companies.json", json={"action": "createOrUpdate", "dedupeBy": "dedupeFields",
                                                    "input": [{"externalCompanyId": "acc-1", "company": "Acme"}]})
         http.post("/rest/v1/salespersons.json", json={"action": "createOrUpdate", "dedupeBy": "dedupeFields",

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from typing import Any
 
 import httpx
 import pytest
 
 from sandbox.marketo import MarketoEmulator
+from tests.support.marketo import signed_in
 
 
 @pytest.fixture
-def http() -> Iterator[httpx.Client]:
-    emulator = MarketoEmulator(client_id="cid", client_secret="csecret").start()
-    with httpx.Client(base_url=emulator.url) as client:
-        token = client.post("/identity/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
-                                                           "client_secret": "csecret"}).json()["access_token"]
-        client.headers["Authorization"] = f"Bearer {token}"
+def http(start_marketo: Callable[..., MarketoEmulator]) -> Iterator[httpx.Client]:
+    with closing(signed_in(start_marketo())) as client:
         yield client
-    emulator.stop()
 
 
 def _post(http: httpx.Client, path: str, records: list[dict[str, Any]], **head: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sandbox.marketo import MarketoEmulator
 from sandbox.marketo_webhooks import TriggerCampaign, WebhookDefinition
 from sandbox.polling import wait_for
 from sandbox.server import ServerThread
+from tests.support.marketo import CLIENT_ID, CLIENT_SECRET, signed_in
 
 TEMPLATE = ('{"id":{{lead.Id}},"email":{{lead.Email Address}},"first":{{lead.First Name}},'
             '"score":{{lead.Lead Score}}}')
@@ -52,11 +53,8 @@ def setup() -> Iterator[Callable[..., tuple[MarketoEmulator, httpx.Client, Recei
     def make(status: int = 200) -> tuple[MarketoEmulator, httpx.Client, Receiver, str]:
         receiver = Receiver(status=status)
         server = ServerThread(Starlette(routes=[Route("/hook", receiver.handle, methods=["POST"])])).start()
-        emulator = MarketoEmulator(client_id="cid", client_secret="csecret").start()
-        http = httpx.Client(base_url=emulator.url)
-        token = http.post("/identity/oauth/token", data={"grant_type": "client_credentials", "client_id": "cid",
-                                                         "client_secret": "csecret"}).json()["access_token"]
-        http.headers["Authorization"] = f"Bearer {token}"
+        emulator = MarketoEmulator(client_id=CLIENT_ID, client_secret=CLIENT_SECRET).start()
+        http = signed_in(emulator)
         opened.extend([http, emulator, server])
         return emulator, http, receiver, f"{server.url}/hook"
 

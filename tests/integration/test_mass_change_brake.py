@@ -12,8 +12,7 @@ from bot.steps.brake import decide_hold
 from bot.sync import incremental
 from bot.views.brake import hold_value
 from bot.views.ids import BRAKE_APPROVE_ACTION
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from tests.integration.sync_harness import SyncHarness, synced_world
 
 CHANNEL = "C0APPROVE"
 LEAD = "U0LEAD01"

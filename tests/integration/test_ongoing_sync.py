@@ -21,8 +21,7 @@ from bot.steps.status import status
 from bot.store import Store
 from bot.sync import incremental
 from bot.sync.ports import SyncServices
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from tests.integration.sync_harness import SyncHarness, synced_world
 from tests.support.connections import at_confirm
 from tests.unit.test_views_common import blocks_text
 

@@ -3,7 +3,7 @@ emulator over loopback. The run resumes from its checkpoints; another sync user 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -30,10 +30,8 @@ NEW_PASSWORD = "N3w-Passw0rd!"
 
 
 @pytest.fixture
-def emulator() -> Iterator[DynamicsEmulator]:
-    users = [EmulatedUser(username=USER, password=PASSWORD), EmulatedUser(username="other@contoso.com")]
-    with DynamicsEmulator(users=users) as em:
-        yield em
+def emulator(start_dynamics: Callable[..., DynamicsEmulator]) -> DynamicsEmulator:
+    return start_dynamics(users=[EmulatedUser(username=USER, password=PASSWORD), EmulatedUser(username="other@contoso.com")])
 
 
 @pytest.fixture

@@ -11,8 +11,7 @@ from bot.alerts import Condition
 from bot.models import Entity
 from bot.store import Level
 from bot.sync import incremental
-from tests.integration.sync_harness import CHANNEL, SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from tests.integration.sync_harness import CHANNEL, SyncHarness, synced_world
 
 RETRIES = 3
 

@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from rq import SimpleWorker
 
 from bot.models import Entity, RunStatus
-from bot.sync import entry, incremental, runs
-from tests.conftest import REDIS_URL
-from tests.integration.sync_harness import SyncHarness
-
-
-def synced_world(key_prefix: str, records: dict[str, int], settings: dict[str, Any] | None = None,
-                 marketo: dict[str, Any] | None = None, **dynamics: Any) -> Iterator[SyncHarness]:
-    harness = SyncHarness(REDIS_URL, key_prefix, records, dynamics={"filter_false_fraction": 0.0, **dynamics},
-                          settings=settings, marketo=marketo).start()
-    entry.install(harness.container.sync)
-    run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
-    SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
-    assert harness.store.get_run("T1", run.id).status == RunStatus.finished
-    yield harness
-    incremental.unschedule(harness.store, "T1", harness.connection.id)
-    entry.install(None)
-    harness.stop()
+from bot.sync import incremental
+from tests.integration.sync_harness import SyncHarness, synced_world
 
 
 @pytest.fixture

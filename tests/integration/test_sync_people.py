@@ -7,14 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rq import SimpleWorker
 
 from bot.audit import PEOPLE_MERGED, AuditLog
-from bot.models import Entity, RunStatus
-from bot.sync import entry, incremental, runs
-from tests.conftest import REDIS_URL
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from bot.models import Entity
+from bot.sync import incremental
+from tests.integration.sync_harness import SyncHarness, synced_world
 
 RECORDS = {"lead": 40, "contact": 20}
 
@@ -99,27 +96,25 @@ def test_a_merge_in_dynamics_merges_the_persons_in_marketo(world: SyncHarness, e
 
 
 def test_contacts_read_before_leads_in_the_initial_sync_give_one_person(key_prefix: str) -> None:
-    harness = SyncHarness(REDIS_URL, key_prefix, RECORDS, dynamics={"filter_false_fraction": 0.0}).start()
-    try:
-        lead_ids = [harness.dynamics.record_id("lead", i) for i in (4, 6)]
-        contact_ids = [harness.dynamics.qualify_lead(i) for i in (4, 6)]
+    contact_ids: list[str] = []
+
+    def qualify_then_read_contacts_first(harness: SyncHarness) -> None:
+        contact_ids.extend(harness.dynamics.qualify_lead(i) for i in (4, 6))
         harness.dynamics.update_record("contact", harness.dynamics.index_of("contact", contact_ids[0]),
                                        firstname="Contacta")
-        plan = harness.connection.plan
-        plan.entities.sort(key=lambda p: p.entity != Entity.contact)  # contacts' job runs first
+        harness.connection.plan.entities.sort(key=lambda p: p.entity != Entity.contact)  # contacts' job runs first
         harness.store.save_connection(harness.connection)
-        entry.install(harness.container.sync)
-        run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
-        SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
-        assert harness.store.get_run("T1", run.id).status == RunStatus.finished
 
+    worlds = synced_world(key_prefix, RECORDS, prepare=qualify_then_read_contacts_first)
+    world = next(worlds)
+    try:
+        lead_ids = [world.dynamics.record_id("lead", i) for i in (4, 6)]
         for lead_id, contact_id in zip(lead_ids, contact_ids, strict=True):
-            one_person(harness, lead_id, contact_id)
-        assert one_person(harness, lead_ids[0], contact_ids[0])["firstName"] == "Contacta"
-        assert harness.marketo.lead_count() == RECORDS["lead"] + RECORDS["contact"]  # 2 new contacts, 2 fewer persons
+            one_person(world, lead_id, contact_id)
+        assert one_person(world, lead_ids[0], contact_ids[0])["firstName"] == "Contacta"
+        assert world.marketo.lead_count() == RECORDS["lead"] + RECORDS["contact"]  # 2 new contacts, 2 fewer persons
     finally:
-        entry.install(None)
-        harness.stop()
+        next(worlds, None)
 
 
 def test_an_account_delete_flags_the_people_who_worked_there(key_prefix: str) -> None:

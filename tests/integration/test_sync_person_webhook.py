@@ -25,8 +25,7 @@ from bot.webhooks_in import MARKETO_MAX_BODY
 from sandbox.marketo_webhooks import TriggerCampaign, WebhookDefinition
 from sandbox.polling import wait_for
 from sandbox.server import ServerThread
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from tests.integration.sync_harness import SyncHarness, synced_world
 
 SECRET = "marketo-webhook-secret"
 TEMPLATE = '{"leadId": {{lead.Id}}}'

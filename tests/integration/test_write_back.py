@@ -14,8 +14,7 @@ from bot.models import Direction, Entity, Side
 from bot.steps import conflicts as conflicts_step
 from bot.steps import status as status_step
 from bot.sync import incremental, write_back
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from tests.integration.sync_harness import SyncHarness, synced_world
 
 LEADS_PATH = "/rest/v1/leads.json"
 

@@ -4,14 +4,13 @@ with its whole process group; the schedule (a fraction of a minute) enqueues the
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from bot.models import Entity
-from tests.integration.sync_harness import SyncHarness
-from tests.integration.test_sync_incremental import synced_world
+from sandbox.polling import wait_for
+from tests.integration.sync_harness import SyncHarness, synced_world
 from tests.integration.test_write_back import sync_user, with_sync_user
 
 pytestmark = pytest.mark.e2e
@@ -28,14 +27,6 @@ def world(key_prefix: str) -> Iterator[SyncHarness]:
     next(worlds, None)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.05)
-
-
 def test_a_killed_write_back_repeats_only_the_page_in_flight(world: SyncHarness) -> None:
     ids = [world.dynamics.record_id("lead", i) for i in range(CHANGED)]
     for index, record_id in enumerate(ids):
@@ -48,16 +39,16 @@ def test_a_killed_write_back_repeats_only_the_page_in_flight(world: SyncHarness)
         return len(world.dynamics.committed(user))
 
     victim = world.spawn_worker()
-    wait_for(lambda: written() > 0, 60, "the write-back never wrote")
+    wait_for(lambda: written() > 0, "the write-back to write", timeout=60)
     world.kill(victim)
     killed_at = written()
     assert 0 < killed_at < CHANGED, "the kill came too late to interrupt the cycle"
     token_at_kill = world.store.write_back.token("T1", world.connection.id)
 
     world.spawn_worker()
-    wait_for(lambda: written() >= CHANGED, 120, "the write-back did not resume")
-    wait_for(lambda: world.store.write_back.token("T1", world.connection.id) != token_at_kill, 30,
-             "the position never moved on")
+    wait_for(lambda: written() >= CHANGED, "the write-back to resume", timeout=120)
+    wait_for(lambda: world.store.write_back.token("T1", world.connection.id) != token_at_kill,
+             "the position to move on", timeout=30)
 
     # Every change is in Dynamics, each record written exactly once: the repeated page found its
     # records already holding Marketo's values.
