@@ -41,7 +41,6 @@ from rq import Queue
 from bot import alerts, metrics
 from bot.config import Settings
 from bot.crypto import SecretUnreadable
-from bot.dynamics.client import MODIFIED_ON
 from bot.dynamics.errors import ChangeTokenExpired, DataverseAccessDenied, DataverseUnauthorized, SignInError
 from bot.errors import BotError
 from bot.marketo.errors import DailyQuotaExceeded
@@ -56,7 +55,7 @@ from bot.models import (
     MassChangeHold,
 )
 from bot.store import FailedRecord, Resolution, Store, Watermark
-from bot.sync import backfill, brake
+from bot.sync import backfill, brake, role_changes
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.custom_sync import enqueue_custom_objects
@@ -175,6 +174,8 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
                 if start is None:
                     return "skipped"
                 outcome, advance = _sync_modified_since(services, connection, plan, source, start, screen, cycle, seen)
+            if entity == Entity.opportunity and not cycle.stopped:
+                advance = _follow_roles(services, connection, plan, source, outcome, seen, advance)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
@@ -269,15 +270,14 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     mark = start.model_copy(deep=True)
-    seen = Seen()
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
-        fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
+        fresh = [r for r in page.records if not start.applied(r, plan.entity.primary_id)]
         theirs = not_ours(services.store, connection, plan.entity, fresh)
         cycle.page_read(theirs)
         seen.read.extend(record_key(r, plan.entity)[0] for r in theirs)
         prepared = _prepare(plan, convert, theirs, outcome, people)
         _write_ready(people, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome, source)
-        mark = _advance(mark, fresh, plan.entity)
+        mark = mark.advanced(fresh, plan.entity.primary_id)
         if not cycle.page_done(outcome):
             break
     _write_ready(people, marketo, plan, screen.finish(), outcome, source)
@@ -305,21 +305,40 @@ def _first_watermark(store: Store, connection: Connection) -> Watermark | None:
     return Watermark(modified_on=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def _applied(mark: Watermark, record: dict, entity: Entity) -> bool:
-    """Written by an earlier cycle: modified exactly at the watermark by a record applied then."""
-    return record.get(MODIFIED_ON) == mark.modified_on and str(record.get(entity.primary_id)) in mark.ids
+def _follow_roles(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
+                  outcome: BatchOutcome, seen: Seen, advance: Callable[[], None]) -> Callable[[], None]:
+    """Opportunities whose contact roles changed alone are written again with their roles (`role_changes`);
+    returns how to keep both positions, the opportunities' and the roles'."""
+    changes = role_changes.read_changes(services.store, connection, source, _first_watermark(services.store, connection))
+    read = set(seen.read)
+    again = [i for i in changes.opportunities if i not in read]
+    if again:
+        _, prepared = _rewrite(services, connection, plan, source, again, outcome)
+        seen.read.extend(record_id for record_id, _ in prepared.keys)
+        log.info("%d opportunities of %s written again for their changed contact roles", len(prepared.keys),
+                 connection.id)
+
+    def keep() -> None:
+        advance()
+        changes.keep()
+
+    return keep
 
 
-def _advance(mark: Watermark, records: list[dict], entity: Entity) -> Watermark:
-    """`mark` moved to the newest `modifiedon` of `records` (read oldest first)."""
-    for record in records:
-        stamp, record_id = record.get(MODIFIED_ON), str(record.get(entity.primary_id))
-        if stamp is None or stamp < mark.modified_on:
-            continue
-        if stamp > mark.modified_on:
-            mark = Watermark(modified_on=stamp)
-        mark.ids.append(record_id)
-    return mark
+def _rewrite(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any, ids: list[str],
+             outcome: BatchOutcome) -> tuple[dict[str, dict], Prepared]:
+    """Re-read `ids` from Dynamics by id and write them like changed records (same filter, conversion and
+    persons); returns the records found and what was written of them."""
+    found = {record_key(r, plan.entity)[0]: r for r in source.read_by_ids(plan.entity, ids, plan.select)}
+    prepared = Prepared(plan, RecordConverter(plan, send_nulls=True))
+    for record in found.values():
+        prepared.add(record)
+    marketo = linked_writes(services, connection.team_id, connection.id, plan, source)
+    People(marketo, services.store, connection).settle(plan, prepared.records, prepared.keys, prepared.identities)
+    outcome.failures.extend(prepared.failures)
+    if prepared.records:
+        _write(marketo, plan, prepared.records, prepared.keys, outcome, source=source)
+    return found, prepared
 
 
 def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outcome: BatchOutcome,
@@ -399,21 +418,14 @@ def _retry_failures(services: SyncServices, connection: Connection, plan: Entity
     if not candidates:
         return retried
     ids = [c.id for c in candidates]
-    found = {record_key(r, entity)[0]: r for r in source.read_by_ids(entity, ids, plan.select)}
+    outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
+    found, prepared = _rewrite(services, connection, plan, source, ids, outcome)
     gone = [i for i in ids if i not in found]
     store.sync_errors.resolve(team_id, connection.id, entity.value, gone, Resolution.deleted)
-    prepared = Prepared(plan, RecordConverter(plan, send_nulls=True))
-    for record in found.values():
-        prepared.add(record)
-    marketo = linked_writes(services, team_id, connection.id, plan, source)
-    People(marketo, store, connection).settle(plan, prepared.records, prepared.keys, prepared.identities)
     kept = {record_id for record_id, _ in prepared.keys} | {f.id for f in prepared.failures}
     store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in found if i not in kept],
                               Resolution.excluded)
-    outcome = BatchOutcome(seq=0, end_link=None, end_offset=0, failures=list(prepared.failures))
-    if prepared.records:
-        _write(marketo, plan, prepared.records, prepared.keys, outcome, source=source)
-        retried.wrote = True
+    retried.wrote = bool(prepared.records)
     failed = {f.id for f in outcome.failures}
     written = [record_id for record_id, _ in prepared.keys if record_id not in failed]
     retried.ok = store.sync_errors.resolve(team_id, connection.id, entity.value, written, Resolution.retried_ok)

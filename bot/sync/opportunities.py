@@ -8,6 +8,9 @@ opportunity roles (`externalOpportunityId`, `leadId` of the contact's person fou
 `dynamicsContactId`, `role`, `isPrimary` when the contact is the opportunity's `parentcontactid`).
 A contact with no Marketo person (not synced, e.g. filtered out) has no role there. A role Marketo
 refuses puts its opportunity on the failure list, so the next cycle writes it (and its roles) again.
+An opportunity Marketo had already ("updated") may hold roles Dynamics no longer has (a connection deleted,
+or moved to another contact or role): those are deleted in Marketo. A role changed alone reaches Marketo
+through `bot.sync.role_changes`, which makes its opportunity written again.
 
 The initial sync runs opportunities after accounts and contacts (`PREREQUISITES`): the roles need the
 contacts' persons and the opportunities their companies.
@@ -67,7 +70,8 @@ def writer(marketo: Any, source: RoleSource, action: str) -> Callable[[list[dict
             return results
         key = Entity.opportunity.marketo_id_field
         written = [str(rec[key]) for rec, result in zip(records, results, strict=True) if result.status in WRITTEN]
-        refused = sync_roles(marketo, source, written)
+        existed = [str(rec[key]) for rec, result in zip(records, results, strict=True) if result.status == "updated"]
+        refused = sync_roles(marketo, source, written, existed)
         return [_refused(refused[str(rec[key])]) if str(rec[key]) in refused else result
                 for rec, result in zip(records, results, strict=True)]
 
@@ -95,20 +99,28 @@ def role_records(connections: list[dict], primaries: dict[str, str | None], pers
     return list(roles.values())
 
 
-def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str]) -> dict[str, Reason]:
-    """Upsert the contact roles of `opportunity_ids`; returns why, per opportunity, a role was refused."""
+def _key(role: dict) -> tuple[str, int, str]:
+    return str(role["externalOpportunityId"]), int(role["leadId"]), str(role["role"])
+
+
+def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str],
+               existed: list[str] | None = None) -> dict[str, Reason]:
+    """Upsert the contact roles of `opportunity_ids`, and delete in Marketo the roles of those that `existed`
+    there before which Dynamics no longer has; returns why, per opportunity, a role was refused."""
     if not opportunity_ids:
         return {}
     connections = source.read_where_in(CONNECTIONS, FROM, opportunity_ids, ["connectionid", FROM, TO, ROLE])
-    if not connections:
-        return {}
-    primaries = {str(r[Entity.opportunity.primary_id]): r.get(PRIMARY_CONTACT)
-                 for r in source.read_by_ids(Entity.opportunity, opportunity_ids, [PRIMARY_CONTACT])}
-    contacts = sorted({str(r[TO]) for r in connections if r.get(TO)})
-    persons = {str(p[CONTACT_ID_FIELD]): int(p["id"])
-               for p in marketo.get_leads(CONTACT_ID_FIELD, contacts, ["id", CONTACT_ID_FIELD])
-               if p.get(CONTACT_ID_FIELD)}
-    roles = role_records(connections, primaries, persons)
+    roles: list[dict] = []
+    if connections:
+        primaries = {str(r[Entity.opportunity.primary_id]): r.get(PRIMARY_CONTACT)
+                     for r in source.read_by_ids(Entity.opportunity, opportunity_ids, [PRIMARY_CONTACT])}
+        contacts = sorted({str(r[TO]) for r in connections if r.get(TO)})
+        persons = {str(p[CONTACT_ID_FIELD]): int(p["id"])
+                   for p in marketo.get_leads(CONTACT_ID_FIELD, contacts, ["id", CONTACT_ID_FIELD])
+                   if p.get(CONTACT_ID_FIELD)}
+        roles = role_records(connections, primaries, persons)
+    if existed:
+        _delete_stale(marketo, existed, {_key(role) for role in roles})
     if not roles:
         return {}
     refused: dict[str, Reason] = {}
@@ -119,3 +131,18 @@ def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str]) -> 
     log.info("opportunity roles: %d written, %d opportunities with a refused role", len(roles) - len(refused),
              len(refused))
     return refused
+
+
+def _delete_stale(marketo: Any, opportunity_ids: list[str], kept: set[tuple[str, int, str]]) -> None:
+    """Delete the Marketo roles of `opportunity_ids` that are not `kept` (Dynamics no longer has them)."""
+    stale = [role for role in marketo.opportunity_roles(opportunity_ids) if _key(role) not in kept]
+    if not stale:
+        return
+    results = marketo.delete_opportunity_roles(stale)
+    failed = [reason for result in results if result.status != "deleted" for reason in result.reasons]
+    # A role already gone (1013) is what was wanted; anything else stays until the opportunity is written again.
+    refused = [r for r in failed if r.code != "1013"]
+    if refused:
+        log.warning("%d stale opportunity roles could not be deleted in Marketo: %s", len(refused),
+                    "; ".join(f"{r.code} {r.message}" for r in refused[:3]))
+    log.info("opportunity roles: %d deleted (no longer in Dynamics)", len(stale) - len(refused))
