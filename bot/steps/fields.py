@@ -167,7 +167,8 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
     with dataverse(team_id, connection.id) as client:
         entity_metadata = {e: metadata.get(team_id, connection.id, client, e) for e in selected}
         counts = count_records(client, entity_metadata)
-        roles = opportunities.count_roles(client) if Entity.opportunity in entity_metadata else None
+        roles = opportunities.count_roles(client, detect_sync_filter(entity_metadata[Entity.opportunity]).applies) \
+            if Entity.opportunity in entity_metadata else None
         plan = build_plan(entity_metadata, selected, existing, counts, directions=connection.directions,
                           winners=connection.winners)
         if (opportunity_plan := plan.for_entity(Entity.opportunity)) is not None:

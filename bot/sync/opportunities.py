@@ -19,11 +19,12 @@ contacts' persons and the opportunities their companies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from bot.marketo.models import Reason, RecordResult
-from bot.models import Entity
+from bot.models import SYNC_FILTER_ATTRIBUTE, Entity
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ ONE_WAY_NOTE = ("Opportunities sync one way, to Marketo's standard opportunity f
                 "cannot create opportunity fields), with their contact roles.")
 
 OPPORTUNITY_TYPE_CODE = 3  # a connection's `record1objecttypecode` when it starts at an opportunity
+ROLES_FILTER = f"record1objecttypecode eq {OPPORTUNITY_TYPE_CODE}"
+COUNT_CHUNK = 50  # opportunity ids per counting `$filter` (an `or` of `eq`s)
 # Needs Dynamics 365 Sales: an org without the table (or a sync user who cannot read it) is not offered it.
 OPTIONAL_ENTITIES = frozenset({Entity.opportunity})
 # Entities the initial sync finishes (or stops) before starting this one.
@@ -52,13 +55,33 @@ class RoleSource(Protocol):
                       select: list[str]) -> list[dict[str, Any]]: ...
 
 
+class _Rows(Protocol):
+    records: list[dict[str, Any]]
+
+
 class RoleCounter(Protocol):
     def count_rows(self, entity_set: str, primary_id: str, filter_expression: str | None = None) -> int: ...
 
+    def iter_rows(self, entity_set: str, select: list[str], *, track_changes: bool = False,
+                  filter_expression: str | None = None, start_link: str | None = None) -> Iterator[_Rows]: ...
 
-def count_roles(client: RoleCounter) -> int:
-    """The contact roles Dynamics holds (connections from an opportunity), for the plan."""
-    return client.count_rows(CONNECTIONS, "connectionid", f"record1objecttypecode eq {OPPORTUNITY_TYPE_CODE}")
+
+def count_roles(client: RoleCounter, filtered: bool) -> int:
+    """The contact roles Dynamics holds (connections from an opportunity), for the plan. With `filtered` (the
+    opportunities' `new_synctomkto` applies) only those of opportunities that pass it: all roles less those of
+    the opportunities an explicit No leaves out."""
+    roles = client.count_rows(CONNECTIONS, "connectionid", ROLES_FILTER)
+    if not filtered or not roles:
+        return roles
+    primary_id = Entity.opportunity.primary_id
+    excluded = [str(uuid.UUID(str(row[primary_id])))
+                for page in client.iter_rows(Entity.opportunity.entity_set, [primary_id],
+                                             filter_expression=f"{SYNC_FILTER_ATTRIBUTE} eq false")
+                for row in page.records]
+    for start in range(0, len(excluded), COUNT_CHUNK):
+        ids = " or ".join(f"{FROM} eq {i}" for i in excluded[start:start + COUNT_CHUNK])
+        roles -= client.count_rows(CONNECTIONS, "connectionid", f"{ROLES_FILTER} and ({ids})")
+    return roles
 
 
 def writer(marketo: Any, source: RoleSource, action: str) -> Callable[[list[dict]], list[Any]]:
