@@ -14,7 +14,7 @@ Before a cycle writes, the mass-change brake (`brake.py`) screens its changes: t
 overwrites hold the entity for a team lead, the delta link unchanged. While a backfill of added columns
 runs, a cycle writes what its link covers and then takes the backfill's offered link (`backfill.py`).
 Records that fail go on the connection's error list (`bot.store.sync_errors`); each cycle first
-re-reads up to `RETRY_LIMIT` of them by id and writes them again (`_retry_failures`) until they
+re-reads up to `RETRY_LIMIT` of them by id and writes them again (`bot.sync.retries`) until they
 succeed or reach `SYNC_RETRY_ATTEMPTS`; a record written, deleted or excluded leaves the list
 (`_settle_errors`). What a cycle saw feeds the alerts (`bot.alerts`).
 
@@ -67,6 +67,7 @@ from bot.sync.links import linked_writes
 from bot.sync.mapping import DELETED_FIELD, PERSON_ENTITIES
 from bot.sync.people import People
 from bot.sync.ports import SyncServices
+from bot.sync.retries import Retried, Rewrite, retry_listed
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
 from bot.sync.write_back import enqueue_write_back, write_back_plans
 from bot.sync.writers import batch_writer
@@ -88,16 +89,6 @@ class Seen:
 
     read: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Retried:
-    """What retrying the error list did in one cycle."""
-
-    tried: int = 0
-    ok: int = 0
-    failures: list[LedgerEntry] = field(default_factory=list)
-    wrote: bool = False
 
 
 def schedule(store: Store, team_id: str, connection_id: str, settings: Settings, at: float | None = None) -> None:
@@ -407,34 +398,16 @@ def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outc
 
 # -- the error list: retries, booking, alerts ---------------------------------------------------------------
 def _retry_failures(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any) -> Retried:
-    """Re-read the listed failures below the attempt bound from Dynamics by id and write them again.
+    """Re-read the listed failures from Dynamics by id and write them again (`bot.sync.retries`)."""
 
-    A record gone from Dynamics leaves the list as deleted, one no longer passing the sync filter as
-    excluded; one written leaves it as retried; one failing again counts an attempt."""
-    store, team_id, entity = services.store, connection.team_id, plan.entity
-    candidates = store.sync_errors.retry_candidates(team_id, connection.id, entity.value,
-                                                    services.settings.SYNC_RETRY_ATTEMPTS, RETRY_LIMIT)
-    retried = Retried(tried=len(candidates))
-    if not candidates:
-        return retried
-    ids = [c.id for c in candidates]
-    outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
-    found, prepared = _rewrite(services, connection, plan, source, ids, outcome)
-    gone = [i for i in ids if i not in found]
-    store.sync_errors.resolve(team_id, connection.id, entity.value, gone, Resolution.deleted)
-    kept = {record_id for record_id, _ in prepared.keys} | {f.id for f in prepared.failures}
-    store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in found if i not in kept],
-                              Resolution.excluded)
-    retried.wrote = bool(prepared.records)
-    failed = {f.id for f in outcome.failures}
-    written = [record_id for record_id, _ in prepared.keys if record_id not in failed]
-    retried.ok = store.sync_errors.resolve(team_id, connection.id, entity.value, written, Resolution.retried_ok)
-    retried.failures = outcome.failures
-    store.sync_errors.book(team_id, connection.id, entity.value, _failed_records(outcome.failures), time.time())
-    if gone or retried.ok or failed:
-        log.info("retried %d failed %s records of %s: %d written, %d deleted in Dynamics, %d failed again",
-                 len(ids), entity.value, connection.id, retried.ok, len(gone), len(failed))
-    return retried
+    def rewrite(ids: list[str]) -> Rewrite:
+        outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
+        found, prepared = _rewrite(services, connection, plan, source, ids, outcome)
+        return Rewrite(found=list(found), sent=[record_id for record_id, _ in prepared.keys],
+                       failures=_failed_records(outcome.failures))
+
+    return retry_listed(services.store, connection.team_id, connection.id, plan.entity.value,
+                        services.settings.SYNC_RETRY_ATTEMPTS, RETRY_LIMIT, rewrite)
 
 
 def _failed_records(failures: list[LedgerEntry]) -> list[FailedRecord]:
