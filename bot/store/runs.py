@@ -190,8 +190,8 @@ class Watermark(BaseModel):
         return record.get(MODIFIED_ON) == self.modified_on and str(record.get(primary_id)) in self.ids
 
     def advanced(self, records: list[dict[str, Any]], primary_id: str) -> Watermark:
-        """The mark moved to the newest `modifiedon` of `records` (read oldest first)."""
-        mark = self
+        """A new mark, moved to the newest `modifiedon` of `records` (read oldest first)."""
+        mark = self.model_copy(deep=True)
         for record in records:
             stamp, record_id = record.get(MODIFIED_ON), str(record.get(primary_id))
             if stamp is None or stamp < mark.modified_on:

@@ -260,7 +260,7 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     people = People(marketo, services.store, connection)
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
-    mark = start.model_copy(deep=True)
+    mark = start
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
         fresh = [r for r in page.records if not start.applied(r, plan.entity.primary_id)]
         theirs = not_ours(services.store, connection, plan.entity, fresh)

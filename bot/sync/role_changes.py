@@ -130,7 +130,7 @@ def _baseline(store: Store, connection: Connection, source: Any, since: str | No
 def _modified_since(store: Store, connection: Connection, source: Any, start: Watermark) -> RoleChanges:
     """Without change tracking: the roles modified since the watermark (deletes are not seen this way)."""
     rows: list[dict[str, Any]] = []
-    mark = start.model_copy(deep=True)
+    mark = start
     for page in source.iter_rows_modified_since(CONNECTIONS, PRIMARY_ID, SELECT, start.modified_on):
         fresh = [row for row in page.records if not start.applied(row, PRIMARY_ID)]
         rows.extend(fresh)
