@@ -21,6 +21,8 @@ succeed or reach `SYNC_RETRY_ATTEMPTS`; a record written, deleted or excluded le
 Changes made in Dynamics by the sync user (the write-back's own writes, `_modifiedby_value`) are not
 sent to Marketo: Marketo's own sync has the same rule, and it keeps the two cycles from echoing.
 Every cycle also enqueues the connection's Marketo → Dynamics write-back (`bot.sync.write_back`).
+A cycle of opportunities also follows their contact roles, which change without their opportunity
+(`bot.sync.role_changes`): those opportunities are written again with their roles.
 
 Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
 A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`, braked too):
