@@ -114,3 +114,16 @@ def test_roles_unchanged_leave_marketo_as_it_was(tracked_world: SyncHarness) -> 
     _cycle(world)
     _cycle(world)
     assert world.marketo.opportunity_roles() == before
+
+
+def test_a_contact_given_another_role_has_only_that_role_in_marketo(tracked_world: SyncHarness) -> None:
+    world = tracked_world
+    _cycle(world)
+    index, _, (opportunity, lead, role) = _synced_role(world)
+    other = next(r for r in ("Stakeholder", "Economic Buyer") if r != role and (opportunity, lead, r) not in _roles(world))
+    world.dynamics.update_record("connection", index, record2roleid=world.dynamics.connection_role_id(other))
+
+    _cycle(world)
+
+    roles = _roles(world)
+    assert (opportunity, lead, other) in roles and (opportunity, lead, role) not in roles
