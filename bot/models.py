@@ -45,6 +45,7 @@ class Entity(StrEnum):
 
 
 SYNC_FILTER_ATTRIBUTE = "new_synctomkto"
+MODIFIED_ON = "modifiedon"  # when a Dataverse record last changed (ISO 8601 UTC)
 MODIFIED_BY = "_modifiedby_value"  # who last modified a Dataverse record (a lookup, read as `_name_value`)
 
 

@@ -89,6 +89,17 @@ class Generators:
             return self._connection(name)
         return None
 
+    def lookup_label(self, entity: str, name: str, value: Any) -> str | None:
+        """The formatted value (the referenced row's name) of a lookup written to a record: a connection
+        role's name for `record2roleid`."""
+        if entity != "connection" or name != "record2roleid":
+            return None
+        return next((role for role in ROLES if self.guid("connectionrole", role) == value), None)
+
+    def role_id(self, role: str) -> str:
+        """The id of the connection role named `role`."""
+        return str(self.guid("connectionrole", role))
+
     def _opportunity(self, name: str) -> Generator | None:
         accounts, contacts = self._count("account"), self._count("contact")
         account = self.account_name

@@ -526,6 +526,10 @@ class DynamicsEmulator(Emulator):
     def record_id(self, entity: str, index: int) -> str:
         return _guid(self.config.seed, entity, index)
 
+    def connection_role_id(self, role: str) -> str:
+        """The id of a connection role ("Decision Maker", ...), to write into a connection's `record2roleid`."""
+        return self._opportunity_columns.role_id(role)
+
     def count_records(self, entity: str) -> int:
         state = self._entities[entity]
         return state.count - len(state.deleted)
@@ -734,8 +738,12 @@ class DynamicsEmulator(Emulator):
         return record
 
     def _choice_label(self, entity: str, read_name: str, value: Any) -> str | None:
-        """The label of a choice value written to a record (generated values carry theirs already)."""
-        if self._readable[entity][read_name].type_name != "PicklistType" or not isinstance(value, int):
+        """The label of a choice value, or the name of a lookup's row, written to a record (generated values
+        carry theirs already)."""
+        spec = self._readable[entity][read_name]
+        if spec.type_name in LOOKUP_TYPES:
+            return self._opportunity_columns.lookup_label(entity, spec.logical_name, value)
+        if spec.type_name != "PicklistType" or not isinstance(value, int):
             return None
         index = value - 100_000_000
         return _PICKLIST[index] if 0 <= index < len(_PICKLIST) else None

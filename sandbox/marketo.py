@@ -628,6 +628,7 @@ class MarketoEmulator(Emulator):
                   methods=["GET", "POST"]),
             Route("/rest/v1/opportunities/roles/describe.json", api(self._opportunities.describe_roles),
                   methods=["GET"]),
+            Route("/rest/v1/opportunities/roles/delete.json", api(self._opportunities.delete_roles), methods=["POST"]),
             Route("/rest/v1/leads/{id:int}/merge.json", api(self._merge), methods=["POST"]),
             Route("/rest/v1/activities/pagingtoken.json", api(self._paging_token), methods=["GET"]),
             Route("/rest/v1/activities/leadchanges.json", api(self._lead_changes), methods=["GET"]),

@@ -3,7 +3,8 @@
 Opportunities: describe, query by `externalOpportunityId` or `marketoGUID`, and upsert (≤ 300) with
 `dedupeBy` `dedupeFields` (`externalOpportunityId`) or `idField` (`marketoGUID`, updateOnly); `name` must
 not be null. Roles: describe, query, and upsert on the compound key `externalOpportunityId+leadId+role`,
-where the opportunity and the lead must exist; only `isPrimary` and `externalCreatedDate` change on update.
+where the opportunity and the lead must exist; only `isPrimary` and `externalCreatedDate` change on update;
+delete (`roles/delete.json`, the same interface as the opportunities') by `dedupeFields` or `idField`.
 Results carry `seq` and `marketoGUID`. The emulator's instance has no native CRM sync (with one, these
 APIs are read-only: 1018).
 """
@@ -108,6 +109,22 @@ class OpportunityObjects:
             return self._compound_query(payload)
         action, key = self._action(payload, "dedupeFields")
         return self._results(payload, lambda rec: self._sync_role(rec, action, key))
+
+    def delete_roles(self, request: Request, params: dict[str, str], body: bytes) -> dict[str, Any]:
+        payload = self._json_body(request, body)
+        delete_by = payload.get("deleteBy", "dedupeFields")
+        if delete_by not in {"dedupeFields", "idField"}:
+            raise ApiFailure("1003", "Invalid deleteBy")
+        return self._results(payload, lambda rec: self._delete_role(rec, delete_by))
+
+    def _delete_role(self, rec: Any, delete_by: str) -> tuple[str, str]:
+        if not isinstance(rec, dict):
+            raise RecordSkip("1003", "Invalid input")
+        row_id = self._match(self.roles, ID_FIELD, rec, "updateOnly") if delete_by == "idField" \
+            else self._role_row(rec)
+        if row_id is None:
+            raise RecordSkip("1013", "Opportunity role not found")
+        return "deleted", self.roles.delete(row_id)[ID_FIELD]
 
     def _role_row(self, rec: dict[str, Any]) -> int | None:
         if any(rec.get(name) in (None, "") for name in ROLE_DEDUPE):

@@ -38,7 +38,7 @@ from bot.dynamics.errors import (
     RepeatedLink,
 )
 from bot.dynamics.writes import DataverseWrites
-from bot.models import AttributeMeta, Entity, EntityMetadata
+from bot.models import MODIFIED_ON, AttributeMeta, Entity, EntityMetadata
 from bot.tls import ssl_context
 
 API_PATH = "/api/data/v9.2/"
@@ -167,9 +167,6 @@ class ChangePage:
     next_link: str | None
     delta_link: str | None
     link: str | None = None  # the URL that fetched this page
-
-
-MODIFIED_ON = "modifiedon"
 
 
 def _guid(value: str) -> str:
@@ -371,18 +368,18 @@ class DataverseClient(DataverseWrites, CustomTableReads):
         return bool(_Collection.model_validate_json(self._json("solutions", params)).value)
 
     # -- metadata ------------------------------------------------------------------------------------
-    def _definition(self, entity: Entity) -> _EntityDefinition:
-        return _EntityDefinition.model_validate_json(self._json(f"EntityDefinitions(LogicalName='{entity.value}')", {
+    def _definition(self, table: str) -> _EntityDefinition:
+        return _EntityDefinition.model_validate_json(self._json(f"EntityDefinitions(LogicalName='{table}')", {
             "$select": "LogicalName,EntitySetName,PrimaryIdAttribute,ChangeTrackingEnabled"}))
 
-    def change_tracking_enabled(self, entity: Entity | str) -> bool:
-        """The table's `ChangeTrackingEnabled`, read without its attributes (one small request)."""
-        return self._definition(Entity(entity)).change_tracking is not False
+    def change_tracking_enabled(self, table: Entity | str) -> bool:
+        """The table's `ChangeTrackingEnabled` (any table, e.g. `connection`), read without its attributes."""
+        return self._definition(str(table)).change_tracking is not False
 
     def entity_metadata(self, entity: Entity | str) -> EntityMetadata:
         entity = Entity(entity)
         definition_path = f"EntityDefinitions(LogicalName='{entity.value}')"
-        definition = self._definition(entity)
+        definition = self._definition(entity.value)
         return EntityMetadata(
             entity=entity,
             entity_set=definition.entity_set_name,
@@ -481,11 +478,18 @@ class DataverseClient(DataverseWrites, CustomTableReads):
     ) -> Iterator[Page]:
         """Every record, one page at a time. With `track_changes` the last page carries the delta
         link for incremental syncs. `start_link` (a saved `Page.link`) resumes at that page."""
-        entity = Entity(entity)
+        return self.iter_rows(Entity(entity).entity_set, select, track_changes=track_changes, start_link=start_link)
+
+    def iter_rows(self, entity_set: str, select: list[str], *, track_changes: bool = False,
+                  filter_expression: str | None = None, start_link: str | None = None) -> Iterator[Page]:
+        """Rows of any table (also one that is no sync entity), page by page; see `iter_pages`."""
         prefer = [f"odata.maxpagesize={self.page_size}", FORMATTED_VALUES]
         if track_changes:
             prefer.append("odata.track-changes")
-        url = start_link or self.url(entity.entity_set, {"$select": ",".join(dict.fromkeys(select))})
+        params = {"$select": ",".join(dict.fromkeys(select))}
+        if filter_expression:
+            params["$filter"] = filter_expression
+        url = start_link or self.url(entity_set, params)
         for body, link in self._pages(url, start_link, prefer):
             yield Page(records=body.value, link=link, next_link=body.next_link, delta_link=body.delta_link)
 
@@ -493,13 +497,19 @@ class DataverseClient(DataverseWrites, CustomTableReads):
         """Records whose `modifiedon` is at or after `since` (ISO 8601 UTC), oldest change first: the
         read for a table without change tracking. `modifiedon` is always selected. Deletes are not seen."""
         entity = Entity(entity)
+        return self.iter_rows_modified_since(entity.entity_set, entity.primary_id, select, since)
+
+    def iter_rows_modified_since(self, entity_set: str, primary_id: str, select: list[str], since: str,
+                                 filter_expression: str | None = None) -> Iterator[Page]:
+        """`iter_modified_since` for any table (and, with `filter_expression`, only its matching rows)."""
+        condition = f"{MODIFIED_ON} ge {since}"
         params = {
             "$select": ",".join(dict.fromkeys([*select, MODIFIED_ON])),
-            "$filter": f"{MODIFIED_ON} ge {since}",
-            "$orderby": f"{MODIFIED_ON} asc,{entity.primary_id} asc",
+            "$filter": f"{condition} and ({filter_expression})" if filter_expression else condition,
+            "$orderby": f"{MODIFIED_ON} asc,{primary_id} asc",
         }
         prefer = [f"odata.maxpagesize={self.page_size}", FORMATTED_VALUES]
-        for body, link in self._pages(self.url(entity.entity_set, params), None, prefer):
+        for body, link in self._pages(self.url(entity_set, params), None, prefer):
             yield Page(records=body.value, link=link, next_link=body.next_link, delta_link=None)
 
     def read_by_ids(self, entity: Entity | str, ids: list[str], select: list[str]) -> list[dict[str, Any]]:

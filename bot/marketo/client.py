@@ -65,6 +65,7 @@ MAX_RECORDS_PER_CALL = 300
 MAX_BODY_BYTES = 1_000_000
 MAX_FIELDS_PER_CREATE = 100
 MAX_URL_BYTES = 7_000  # Marketo refuses URIs over 8 KB (414); longer reads go as POST with _method=GET
+ROLE_QUERY_CHUNK = 100  # opportunity ids (36-character GUIDs) per roles query: the URL stays under MAX_URL_BYTES
 TOKEN_REFRESH_MARGIN = 60.0
 DEFAULT_RATE_BACKOFF = 20.0  # Marketo: back off at least a window (20 s) after 606
 MAX_LEAD_IDS = 30  # leadIds on activity reads
@@ -459,6 +460,27 @@ class MarketoClient(CustomObjectsApi):
         """Upsert opportunity roles deduped on `externalOpportunityId+leadId+role`; results in input order."""
         return self._sync("/rest/v1/opportunities/roles.json", records,
                           {"action": "createOrUpdate", "dedupeBy": "dedupeFields"})
+
+    def opportunity_roles(self, opportunity_ids: list[str]) -> list[dict[str, Any]]:
+        """The opportunity roles of `opportunity_ids` (`externalOpportunityId`, `leadId`, `role`, `isPrimary`),
+        queried by `externalOpportunityId` in chunks that keep the URL short, paged."""
+        found: list[dict[str, Any]] = []
+        fields = "externalOpportunityId,leadId,role,isPrimary"
+
+        def fetch(params: dict[str, Any]) -> Envelope:
+            return self._call("GET", "/rest/v1/opportunities/roles.json", params=params)
+
+        for start in range(0, len(opportunity_ids), ROLE_QUERY_CHUNK):
+            chunk = opportunity_ids[start:start + ROLE_QUERY_CHUNK]
+            found.extend(self._paged(fetch, {"filterType": "externalOpportunityId", "filterValues": ",".join(chunk),
+                                             "fields": fields, "batchSize": MAX_RECORDS_PER_CALL}))
+        return found
+
+    def delete_opportunity_roles(self, roles: list[dict[str, Any]]) -> list[RecordResult]:
+        """Delete opportunity roles by their compound key `externalOpportunityId+leadId+role`; results in
+        input order (status `deleted`, or skipped with the reason)."""
+        keys = [{name: role[name] for name in ("externalOpportunityId", "leadId", "role")} for role in roles]
+        return self._sync("/rest/v1/opportunities/roles/delete.json", keys, {"deleteBy": "dedupeFields"})
 
     def get_leads(self, filter_type: str, values: list[str], fields: list[str]) -> list[dict[str, Any]]:
         """Leads whose `filter_type` is one of `values` (≤ 300 per call, paged)."""

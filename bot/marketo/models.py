@@ -47,9 +47,9 @@ class TokenResponse(_Loose):
 
 
 class RecordResult(_Loose):
-    """The outcome of one input record of a Sync Leads / Sync Companies call."""
+    """The outcome of one input record of a Sync Leads / Sync Companies call (or a delete call: `deleted`)."""
 
-    status: Literal["created", "updated", "skipped"]
+    status: Literal["created", "updated", "deleted", "skipped"]
     id: int | None = None
     seq: int | None = None
     reasons: list[Reason] = Field(default_factory=list)

@@ -12,6 +12,7 @@ from slack_sdk.models.views import View
 from bot import flow
 from bot.approvals import ApprovalService
 from bot.custom_object_models import CustomObjectPlan
+from bot.dynamics.custom_tables import CustomTableMeta
 from bot.dynamics.errors import DataverseAccessDenied, DataverseNotFound
 from bot.dynamics.metadata import MetadataCache
 from bot.dynamics.users import count_owner_candidates
@@ -62,7 +63,7 @@ def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFacto
     if connection is None:
         raise FlowError(GONE)
     with dataverse(team_id, connection.id) as client:
-        reachable = reachable_tables(client.custom_tables())
+        reachable = reachable_tables(metadata.custom_tables(team_id, connection.id, client, refresh=refresh))
     return fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, refresh),
                         custom=custom_tables_block(reachable, connection.custom_tables))
 
@@ -167,7 +168,8 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
     with dataverse(team_id, connection.id) as client:
         entity_metadata = {e: metadata.get(team_id, connection.id, client, e) for e in selected}
         counts = count_records(client, entity_metadata)
-        roles = opportunities.count_roles(client) if Entity.opportunity in entity_metadata else None
+        roles = opportunities.count_roles(client, detect_sync_filter(entity_metadata[Entity.opportunity]).applies) \
+            if Entity.opportunity in entity_metadata else None
         plan = build_plan(entity_metadata, selected, existing, counts, directions=connection.directions,
                           winners=connection.winners)
         if (opportunity_plan := plan.for_entity(Entity.opportunity)) is not None:
@@ -175,13 +177,15 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
         if any(ep.owner_lookup for ep in plan.entities):
             plan.owners = count_owner_candidates(client)
         if connection.custom_tables:
-            plan.custom_objects = _custom_objects(client, marketo, connection.custom_tables)
+            tables = metadata.custom_tables(team_id, connection.id, client)
+            plan.custom_objects = _custom_objects(client, tables, marketo, connection.custom_tables)
     return plan, counts
 
 
-def _custom_objects(client: Any, marketo: MarketoFactory, chosen: list[str]) -> list[CustomObjectPlan]:
+def _custom_objects(client: Any, found: list[CustomTableMeta], marketo: MarketoFactory,
+                    chosen: list[str]) -> list[CustomObjectPlan]:
     """The chosen custom tables' Marketo custom objects, every syncable column of each (limits checked)."""
-    tables = {t.logical_name: t for t in client.with_columns(client.custom_tables(), chosen)}
+    tables = {t.logical_name: t for t in client.with_columns(found, chosen)}
     selected = {name: [a.logical_name for a in tables[name].attributes] for name in chosen if name in tables}
     plans, _ = plan_custom_objects(reachable_tables(list(tables.values())), selected, marketo().custom_object_types())
     return plans

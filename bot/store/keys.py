@@ -161,6 +161,11 @@ class Keys:
         """Set of the Dynamics user ids upserted as Marketo sales persons (expires daily: names refresh)."""
         return self._team(team_id, "links", connection_id, "owners")
 
+    def role_opportunities(self, team_id: str, connection_id: str) -> str:
+        """Hash of Dataverse connection id → the opportunity it is a contact role of (a deleted one is known
+        by its id only)."""
+        return self._team(team_id, "links", connection_id, "roles")
+
     def incremental_stats(self, team_id: str, connection_id: str) -> str:
         return self._team(team_id, "incremental", connection_id)
 

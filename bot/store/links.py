@@ -3,7 +3,8 @@
 - the accounts written to Marketo as companies (a person may carry `externalCompanyId` only then);
 - per account, the people written before it (`entity:id`), linked when it is written, and per person the
   account it waits for now (a person may move to another account while it waits);
-- the Dynamics users already upserted as Marketo sales persons (forgotten daily, so names refresh).
+- the Dynamics users already upserted as Marketo sales persons (forgotten daily, so names refresh);
+- the opportunity of each contact role (Dataverse connection) seen, so that a deleted one's is known.
 
 The person side adds itself to its account's waiters and then checks the account; the account side
 marks itself written and then reads its waiters. Whatever the interleaving of two workers, one of the
@@ -109,4 +110,24 @@ class CrmLinks:
         with self._redis.pipeline() as pipe:
             pipe.sadd(key, *user_ids)
             pipe.expire(key, SALES_PERSONS_TTL_SECONDS, nx=True)
+            pipe.execute()
+
+    # -- contact roles ---------------------------------------------------------------------------------
+    def role_opportunities(self, team_id: str, connection_id: str, role_ids: Iterable[str]) -> dict[str, str]:
+        """Connection id → its opportunity, for those of `role_ids` seen before."""
+        ids = list(dict.fromkeys(role_ids))
+        if not ids:
+            return {}
+        found = self._redis.hmget(self._keys.role_opportunities(team_id, connection_id), ids)
+        return {role: as_text(opportunity) for role, opportunity in zip(ids, found, strict=True) if opportunity}
+
+    def remember_roles(self, team_id: str, connection_id: str, opportunities: dict[str, str],
+                       gone: list[str]) -> None:
+        """Connection id → opportunity for the roles seen now; `gone`, the deleted ones, are forgotten."""
+        key = self._keys.role_opportunities(team_id, connection_id)
+        with self._redis.pipeline() as pipe:
+            if opportunities:
+                pipe.hset(key, mapping={role: opportunity for role, opportunity in opportunities.items()})
+            if gone:
+                pipe.hdel(key, *gone)
             pipe.execute()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 import redis
 from pydantic import BaseModel, Field
 from redis.client import Pipeline
 
-from bot.models import SyncRun
+from bot.models import MODIFIED_ON, SyncRun
 from bot.store.connection import as_text
 from bot.store.keys import Keys
 from bot.store.locks import Lease
@@ -184,6 +184,22 @@ class Watermark(BaseModel):
 
     modified_on: str
     ids: list[str] = Field(default_factory=list)
+
+    def applied(self, record: dict[str, Any], primary_id: str) -> bool:
+        """Written by an earlier cycle: modified exactly at the mark by a record applied then."""
+        return record.get(MODIFIED_ON) == self.modified_on and str(record.get(primary_id)) in self.ids
+
+    def advanced(self, records: list[dict[str, Any]], primary_id: str) -> Watermark:
+        """A new mark, moved to the newest `modifiedon` of `records` (read oldest first)."""
+        mark = self.model_copy(deep=True)
+        for record in records:
+            stamp, record_id = record.get(MODIFIED_ON), str(record.get(primary_id))
+            if stamp is None or stamp < mark.modified_on:
+                continue
+            if stamp > mark.modified_on:
+                mark = Watermark(modified_on=stamp)
+            mark.ids.append(record_id)
+        return mark
 
 
 class Watermarks:

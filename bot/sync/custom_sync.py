@@ -3,7 +3,8 @@
 Runs after the people: the initial sync's last entity enqueues it, and each incremental cycle of the
 connection runs it from the tables' delta links. Each record is linked to its person through the plan's
 lookups; a record with no person in Dynamics, or whose person is not in Marketo, is reported on the
-connection's error list (entity = the table), never silently dropped.
+connection's error list (entity = the table), never silently dropped, and retried by the later cycles like
+people's failures (`bot.sync.retries`) until it is written or reaches `SYNC_RETRY_ATTEMPTS`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from rq.job import Dependency
 
 from bot.custom_object_models import CustomObjectPlan
 from bot.models import FlowState
-from bot.store import FailedRecord, Store
+from bot.store import FailedRecord, Resolution, Store
 from bot.sync.custom_objects import record_values
 from bot.sync.ports import SyncServices
+from bot.sync.retries import Retried, Rewrite, retry_listed
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ class TableSource(Protocol):
 
     def lookup_values(self, entity_set: str, primary_id: str, ids: list[str], read_name: str) -> dict[str, str]: ...
 
+    def read_where_in(self, entity_set: str, column: str, values: list[str],
+                      select: list[str]) -> list[dict[str, Any]]: ...
+
 
 class ObjectTarget(Protocol):
     def sync_custom_objects(self, api_name: str, records: list[dict[str, Any]]) -> list[Any]: ...
@@ -50,9 +55,14 @@ class ObjectTarget(Protocol):
 @dataclass
 class TableOutcome:
     read: int = 0
-    written: int = 0
+    sent: list[str] = field(default_factory=list)  # ids sent to Marketo (those not in `failures` were written)
     failures: list[FailedRecord] = field(default_factory=list)
     delta_link: str | None = None
+
+    @property
+    def written(self) -> list[str]:
+        failed = {f.id for f in self.failures}
+        return [record_id for record_id in self.sent if record_id not in failed]
 
 
 def _people(plan: CustomObjectPlan, source: TableSource, records: list[dict[str, Any]]) -> dict[str, str]:
@@ -77,28 +87,48 @@ def sync_table(plan: CustomObjectPlan, source: TableSource, target: ObjectTarget
     """Upsert the table's records (all, or those changed since `delta_link`) in batches of ≤ `batch_size`."""
     outcome = TableOutcome()
     for page in source.iter_table_pages(plan, delta_link):
-        outcome.read += len(page.records)
-        people = _people(plan, source, page.records)
-        ready: list[dict[str, Any]] = []
-        for record in page.records:
-            record_id = str(record[plan.primary_id])
-            person = people.get(record_id)
-            if person is None:
-                outcome.failures.append(FailedRecord(record_id, None, NO_PERSON,
-                                                     f"not linked to a {plan.link.person} in Dynamics"))
-            else:
-                ready.append(record_values(plan, record, person))
-        for batch in _batches(ready, batch_size):
-            for values, result in zip(batch, target.sync_custom_objects(plan.api_name, batch), strict=True):
-                if result.status == "skipped":
-                    reason = result.reasons[0] if result.reasons else None
-                    outcome.failures.append(FailedRecord(
-                        str(values[plan.dedupe_field]), None, str(getattr(reason, "code", "skipped")),
-                        str(getattr(reason, "message", "Marketo skipped the record"))))
-                else:
-                    outcome.written += 1
+        write_records(plan, source, target, page.records, outcome, batch_size)
         outcome.delta_link = page.delta_link or outcome.delta_link
     return outcome
+
+
+def write_records(plan: CustomObjectPlan, source: TableSource, target: ObjectTarget, records: list[dict[str, Any]],
+                  outcome: TableOutcome, batch_size: int = BATCH_SIZE) -> None:
+    """Upsert `records` with their person links; what was written and what failed go to `outcome`."""
+    outcome.read += len(records)
+    people = _people(plan, source, records)
+    ready: list[dict[str, Any]] = []
+    for record in records:
+        record_id = str(record[plan.primary_id])
+        person = people.get(record_id)
+        if person is None:
+            outcome.failures.append(FailedRecord(record_id, None, NO_PERSON,
+                                                 f"not linked to a {plan.link.person} in Dynamics"))
+        else:
+            ready.append(record_values(plan, record, person))
+    for batch in _batches(ready, batch_size):
+        for values, result in zip(batch, target.sync_custom_objects(plan.api_name, batch), strict=True):
+            record_id = str(values[plan.dedupe_field])
+            outcome.sent.append(record_id)
+            if result.status == "skipped":
+                reason = result.reasons[0] if result.reasons else None
+                outcome.failures.append(FailedRecord(
+                    record_id, None, str(getattr(reason, "code", "skipped")),
+                    str(getattr(reason, "message", "Marketo skipped the record"))))
+
+
+def _retry(services: SyncServices, team_id: str, connection_id: str, plan: CustomObjectPlan, source: TableSource,
+           target: ObjectTarget) -> Retried:
+    """The table's listed failures, re-read by id and written again like people's (`bot.sync.retries`)."""
+
+    def rewrite(ids: list[str]) -> Rewrite:
+        outcome = TableOutcome()
+        records = source.read_where_in(plan.entity_set, plan.primary_id, ids, plan.select)
+        write_records(plan, source, target, records, outcome)
+        return Rewrite(found=[str(r[plan.primary_id]) for r in records], sent=outcome.sent, failures=outcome.failures)
+
+    return retry_listed(services.store, team_id, connection_id, plan.table, services.settings.SYNC_RETRY_ATTEMPTS,
+                        BATCH_SIZE, rewrite)
 
 
 def enqueue_custom_objects(queue: Queue, team_id: str, connection_id: str, after: list[str] | None = None) -> str:
@@ -129,12 +159,14 @@ def run_custom_objects(services: SyncServices, team_id: str, connection_id: str)
     try:
         for plan in connection.plan.custom_objects:
             key = plan.table  # its delta link and error list, beside the people's
+            retried = _retry(services, team_id, connection_id, plan, source, marketo)
             outcome = sync_table(plan, source, marketo, store.delta_links.get(team_id, connection_id, key))
+            store.sync_errors.resolve(team_id, connection_id, key, outcome.written, Resolution.retried_ok)
             store.sync_errors.book(team_id, connection_id, key, outcome.failures, time.time())
             if outcome.delta_link:
                 store.delta_links.put(team_id, connection_id, key, outcome.delta_link)
-            log.info("custom table %s: %d read, %d written, %d failed", plan.table, outcome.read,
-                     outcome.written, len(outcome.failures))
+            log.info("custom table %s: %d read, %d written, %d failed; %d of %d listed failures written on retry",
+                     plan.table, outcome.read, len(outcome.written), len(outcome.failures), retried.ok, retried.tried)
     finally:
         if hasattr(source, "close"):
             source.close()

@@ -13,8 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from bot.dynamics.client import MODIFIED_ON
-from bot.models import Counts
+from bot.models import MODIFIED_ON, Counts
 from bot.store import ChangeTime, Store
 
 

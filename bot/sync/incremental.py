@@ -14,13 +14,15 @@ Before a cycle writes, the mass-change brake (`brake.py`) screens its changes: t
 overwrites hold the entity for a team lead, the delta link unchanged. While a backfill of added columns
 runs, a cycle writes what its link covers and then takes the backfill's offered link (`backfill.py`).
 Records that fail go on the connection's error list (`bot.store.sync_errors`); each cycle first
-re-reads up to `RETRY_LIMIT` of them by id and writes them again (`_retry_failures`) until they
+re-reads up to `RETRY_LIMIT` of them by id and writes them again (`bot.sync.retries`) until they
 succeed or reach `SYNC_RETRY_ATTEMPTS`; a record written, deleted or excluded leaves the list
 (`_settle_errors`). What a cycle saw feeds the alerts (`bot.alerts`).
 
 Changes made in Dynamics by the sync user (the write-back's own writes, `_modifiedby_value`) are not
 sent to Marketo: Marketo's own sync has the same rule, and it keeps the two cycles from echoing.
 Every cycle also enqueues the connection's Marketo → Dynamics write-back (`bot.sync.write_back`).
+A cycle of opportunities also follows their contact roles, which change without their opportunity
+(`bot.sync.role_changes`): those opportunities are written again with their roles.
 
 Values cleared in Dynamics are sent as null, which clears them in Marketo (`send_nulls`).
 A table without change tracking is read by a `modifiedon` watermark instead (`_sync_modified_since`, braked too):
@@ -41,7 +43,6 @@ from rq import Queue
 from bot import alerts, metrics
 from bot.config import Settings
 from bot.crypto import SecretUnreadable
-from bot.dynamics.client import MODIFIED_ON
 from bot.dynamics.errors import ChangeTokenExpired, DataverseAccessDenied, DataverseUnauthorized, SignInError
 from bot.errors import BotError
 from bot.marketo.errors import DailyQuotaExceeded
@@ -56,7 +57,7 @@ from bot.models import (
     MassChangeHold,
 )
 from bot.store import FailedRecord, Resolution, Store, Watermark
-from bot.sync import backfill, brake
+from bot.sync import backfill, brake, role_changes
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.custom_sync import enqueue_custom_objects
@@ -68,6 +69,7 @@ from bot.sync.links import linked_writes
 from bot.sync.mapping import DELETED_FIELD, PERSON_ENTITIES
 from bot.sync.people import People
 from bot.sync.ports import SyncServices
+from bot.sync.retries import Retried, Rewrite, retry_listed
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
 from bot.sync.write_back import enqueue_write_back, write_back_plans
 from bot.sync.writers import batch_writer
@@ -89,16 +91,6 @@ class Seen:
 
     read: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Retried:
-    """What retrying the error list did in one cycle."""
-
-    tried: int = 0
-    ok: int = 0
-    failures: list[LedgerEntry] = field(default_factory=list)
-    wrote: bool = False
 
 
 def schedule(store: Store, team_id: str, connection_id: str, settings: Settings, at: float | None = None) -> None:
@@ -175,6 +167,8 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
                 if start is None:
                     return "skipped"
                 outcome, advance = _sync_modified_since(services, connection, plan, source, start, screen, cycle, seen)
+            if entity == Entity.opportunity and not cycle.stopped:
+                advance = _follow_roles(services, connection, plan, source, outcome, seen, advance)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)
             log.warning("change token of %s expired for %s; re-reading it in full", entity.value, connection_id)
@@ -269,16 +263,15 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     people = People(marketo, services.store, connection)
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
-    mark = start.model_copy(deep=True)
-    seen = Seen()
+    mark = start
     for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
-        fresh = [r for r in page.records if not _applied(start, r, plan.entity)]
+        fresh = [r for r in page.records if not start.applied(r, plan.entity.primary_id)]
         theirs = not_ours(services.store, connection, plan.entity, fresh)
         cycle.page_read(theirs)
         seen.read.extend(record_key(r, plan.entity)[0] for r in theirs)
         prepared = _prepare(plan, convert, theirs, outcome, people)
         _write_ready(people, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome, source)
-        mark = _advance(mark, fresh, plan.entity)
+        mark = mark.advanced(fresh, plan.entity.primary_id)
         if not cycle.page_done(outcome):
             break
     _write_ready(people, marketo, plan, screen.finish(), outcome, source)
@@ -306,21 +299,40 @@ def _first_watermark(store: Store, connection: Connection) -> Watermark | None:
     return Watermark(modified_on=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
-def _applied(mark: Watermark, record: dict, entity: Entity) -> bool:
-    """Written by an earlier cycle: modified exactly at the watermark by a record applied then."""
-    return record.get(MODIFIED_ON) == mark.modified_on and str(record.get(entity.primary_id)) in mark.ids
+def _follow_roles(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
+                  outcome: BatchOutcome, seen: Seen, advance: Callable[[], None]) -> Callable[[], None]:
+    """Opportunities whose contact roles changed alone are written again with their roles (`role_changes`);
+    returns how to keep both positions, the opportunities' and the roles'."""
+    changes = role_changes.read_changes(services.store, connection, source, _first_watermark(services.store, connection))
+    read = set(seen.read)
+    again = [i for i in changes.opportunities if i not in read]
+    if again:
+        _, prepared = _rewrite(services, connection, plan, source, again, outcome)
+        seen.read.extend(record_id for record_id, _ in prepared.keys)
+        log.info("%d opportunities of %s written again for their changed contact roles", len(prepared.keys),
+                 connection.id)
+
+    def keep() -> None:
+        advance()
+        changes.keep()
+
+    return keep
 
 
-def _advance(mark: Watermark, records: list[dict], entity: Entity) -> Watermark:
-    """`mark` moved to the newest `modifiedon` of `records` (read oldest first)."""
-    for record in records:
-        stamp, record_id = record.get(MODIFIED_ON), str(record.get(entity.primary_id))
-        if stamp is None or stamp < mark.modified_on:
-            continue
-        if stamp > mark.modified_on:
-            mark = Watermark(modified_on=stamp)
-        mark.ids.append(record_id)
-    return mark
+def _rewrite(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any, ids: list[str],
+             outcome: BatchOutcome) -> tuple[dict[str, dict], Prepared]:
+    """Re-read `ids` from Dynamics by id and write them like changed records (same filter, conversion and
+    persons); returns the records found and what was written of them."""
+    found = {record_key(r, plan.entity)[0]: r for r in source.read_by_ids(plan.entity, ids, plan.select)}
+    prepared = Prepared(plan, RecordConverter(plan, send_nulls=True))
+    for record in found.values():
+        prepared.add(record)
+    marketo = linked_writes(services, connection.team_id, connection.id, plan, source)
+    People(marketo, services.store, connection).settle(plan, prepared.records, prepared.keys, prepared.identities)
+    outcome.failures.extend(prepared.failures)
+    if prepared.records:
+        _write(marketo, plan, prepared.records, prepared.keys, outcome, source=source)
+    return found, prepared
 
 
 def _prepare(plan: EntityPlan, convert: RecordConverter, rows: list[dict], outcome: BatchOutcome,
@@ -389,41 +401,16 @@ def _record(store: Store, team_id: str, connection_id: str, entity: Entity, outc
 
 # -- the error list: retries, booking, alerts ---------------------------------------------------------------
 def _retry_failures(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any) -> Retried:
-    """Re-read the listed failures below the attempt bound from Dynamics by id and write them again.
+    """Re-read the listed failures from Dynamics by id and write them again (`bot.sync.retries`)."""
 
-    A record gone from Dynamics leaves the list as deleted, one no longer passing the sync filter as
-    excluded; one written leaves it as retried; one failing again counts an attempt."""
-    store, team_id, entity = services.store, connection.team_id, plan.entity
-    candidates = store.sync_errors.retry_candidates(team_id, connection.id, entity.value,
-                                                    services.settings.SYNC_RETRY_ATTEMPTS, RETRY_LIMIT)
-    retried = Retried(tried=len(candidates))
-    if not candidates:
-        return retried
-    ids = [c.id for c in candidates]
-    found = {record_key(r, entity)[0]: r for r in source.read_by_ids(entity, ids, plan.select)}
-    gone = [i for i in ids if i not in found]
-    store.sync_errors.resolve(team_id, connection.id, entity.value, gone, Resolution.deleted)
-    prepared = Prepared(plan, RecordConverter(plan, send_nulls=True))
-    for record in found.values():
-        prepared.add(record)
-    marketo = linked_writes(services, team_id, connection.id, plan, source)
-    People(marketo, store, connection).settle(plan, prepared.records, prepared.keys, prepared.identities)
-    kept = {record_id for record_id, _ in prepared.keys} | {f.id for f in prepared.failures}
-    store.sync_errors.resolve(team_id, connection.id, entity.value, [i for i in found if i not in kept],
-                              Resolution.excluded)
-    outcome = BatchOutcome(seq=0, end_link=None, end_offset=0, failures=list(prepared.failures))
-    if prepared.records:
-        _write(marketo, plan, prepared.records, prepared.keys, outcome, source=source)
-        retried.wrote = True
-    failed = {f.id for f in outcome.failures}
-    written = [record_id for record_id, _ in prepared.keys if record_id not in failed]
-    retried.ok = store.sync_errors.resolve(team_id, connection.id, entity.value, written, Resolution.retried_ok)
-    retried.failures = outcome.failures
-    store.sync_errors.book(team_id, connection.id, entity.value, _failed_records(outcome.failures), time.time())
-    if gone or retried.ok or failed:
-        log.info("retried %d failed %s records of %s: %d written, %d deleted in Dynamics, %d failed again",
-                 len(ids), entity.value, connection.id, retried.ok, len(gone), len(failed))
-    return retried
+    def rewrite(ids: list[str]) -> Rewrite:
+        outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
+        found, prepared = _rewrite(services, connection, plan, source, ids, outcome)
+        return Rewrite(found=list(found), sent=[record_id for record_id, _ in prepared.keys],
+                       failures=_failed_records(outcome.failures))
+
+    return retry_listed(services.store, connection.team_id, connection.id, plan.entity.value,
+                        services.settings.SYNC_RETRY_ATTEMPTS, RETRY_LIMIT, rewrite)
 
 
 def _failed_records(failures: list[LedgerEntry]) -> list[FailedRecord]:

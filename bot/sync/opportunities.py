@@ -8,6 +8,9 @@ opportunity roles (`externalOpportunityId`, `leadId` of the contact's person fou
 `dynamicsContactId`, `role`, `isPrimary` when the contact is the opportunity's `parentcontactid`).
 A contact with no Marketo person (not synced, e.g. filtered out) has no role there. A role Marketo
 refuses puts its opportunity on the failure list, so the next cycle writes it (and its roles) again.
+An opportunity Marketo had already ("updated") may hold roles Dynamics no longer has (a connection deleted,
+or moved to another contact or role): those are deleted in Marketo. A role changed alone reaches Marketo
+through `bot.sync.role_changes`, which makes its opportunity written again.
 
 The initial sync runs opportunities after accounts and contacts (`PREREQUISITES`): the roles need the
 contacts' persons and the opportunities their companies.
@@ -16,11 +19,12 @@ contacts' persons and the opportunities their companies.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from bot.marketo.models import Reason, RecordResult
-from bot.models import Entity
+from bot.models import SYNC_FILTER_ATTRIBUTE, Entity
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,8 @@ ONE_WAY_NOTE = ("Opportunities sync one way, to Marketo's standard opportunity f
                 "cannot create opportunity fields), with their contact roles.")
 
 OPPORTUNITY_TYPE_CODE = 3  # a connection's `record1objecttypecode` when it starts at an opportunity
+ROLES_FILTER = f"record1objecttypecode eq {OPPORTUNITY_TYPE_CODE}"
+COUNT_CHUNK = 50  # opportunity ids per counting `$filter` (an `or` of `eq`s)
 # Needs Dynamics 365 Sales: an org without the table (or a sync user who cannot read it) is not offered it.
 OPTIONAL_ENTITIES = frozenset({Entity.opportunity})
 # Entities the initial sync finishes (or stops) before starting this one.
@@ -49,13 +55,33 @@ class RoleSource(Protocol):
                       select: list[str]) -> list[dict[str, Any]]: ...
 
 
+class _Rows(Protocol):
+    records: list[dict[str, Any]]
+
+
 class RoleCounter(Protocol):
     def count_rows(self, entity_set: str, primary_id: str, filter_expression: str | None = None) -> int: ...
 
+    def iter_rows(self, entity_set: str, select: list[str], *, track_changes: bool = False,
+                  filter_expression: str | None = None, start_link: str | None = None) -> Iterator[_Rows]: ...
 
-def count_roles(client: RoleCounter) -> int:
-    """The contact roles Dynamics holds (connections from an opportunity), for the plan."""
-    return client.count_rows(CONNECTIONS, "connectionid", f"record1objecttypecode eq {OPPORTUNITY_TYPE_CODE}")
+
+def count_roles(client: RoleCounter, filtered: bool) -> int:
+    """The contact roles Dynamics holds (connections from an opportunity), for the plan. With `filtered` (the
+    opportunities' `new_synctomkto` applies) only those of opportunities that pass it: all roles less those of
+    the opportunities an explicit No leaves out."""
+    roles = client.count_rows(CONNECTIONS, "connectionid", ROLES_FILTER)
+    if not filtered or not roles:
+        return roles
+    primary_id = Entity.opportunity.primary_id
+    excluded = [str(uuid.UUID(str(row[primary_id])))
+                for page in client.iter_rows(Entity.opportunity.entity_set, [primary_id],
+                                             filter_expression=f"{SYNC_FILTER_ATTRIBUTE} eq false")
+                for row in page.records]
+    for start in range(0, len(excluded), COUNT_CHUNK):
+        ids = " or ".join(f"{FROM} eq {i}" for i in excluded[start:start + COUNT_CHUNK])
+        roles -= client.count_rows(CONNECTIONS, "connectionid", f"{ROLES_FILTER} and ({ids})")
+    return roles
 
 
 def writer(marketo: Any, source: RoleSource, action: str) -> Callable[[list[dict]], list[Any]]:
@@ -67,7 +93,8 @@ def writer(marketo: Any, source: RoleSource, action: str) -> Callable[[list[dict
             return results
         key = Entity.opportunity.marketo_id_field
         written = [str(rec[key]) for rec, result in zip(records, results, strict=True) if result.status in WRITTEN]
-        refused = sync_roles(marketo, source, written)
+        existed = [str(rec[key]) for rec, result in zip(records, results, strict=True) if result.status == "updated"]
+        refused = sync_roles(marketo, source, written, existed)
         return [_refused(refused[str(rec[key])]) if str(rec[key]) in refused else result
                 for rec, result in zip(records, results, strict=True)]
 
@@ -95,20 +122,28 @@ def role_records(connections: list[dict], primaries: dict[str, str | None], pers
     return list(roles.values())
 
 
-def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str]) -> dict[str, Reason]:
-    """Upsert the contact roles of `opportunity_ids`; returns why, per opportunity, a role was refused."""
+def _key(role: dict) -> tuple[str, int, str]:
+    return str(role["externalOpportunityId"]), int(role["leadId"]), str(role["role"])
+
+
+def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str],
+               existed: list[str] | None = None) -> dict[str, Reason]:
+    """Upsert the contact roles of `opportunity_ids`, and delete in Marketo the roles of those that `existed`
+    there before which Dynamics no longer has; returns why, per opportunity, a role was refused."""
     if not opportunity_ids:
         return {}
     connections = source.read_where_in(CONNECTIONS, FROM, opportunity_ids, ["connectionid", FROM, TO, ROLE])
-    if not connections:
-        return {}
-    primaries = {str(r[Entity.opportunity.primary_id]): r.get(PRIMARY_CONTACT)
-                 for r in source.read_by_ids(Entity.opportunity, opportunity_ids, [PRIMARY_CONTACT])}
-    contacts = sorted({str(r[TO]) for r in connections if r.get(TO)})
-    persons = {str(p[CONTACT_ID_FIELD]): int(p["id"])
-               for p in marketo.get_leads(CONTACT_ID_FIELD, contacts, ["id", CONTACT_ID_FIELD])
-               if p.get(CONTACT_ID_FIELD)}
-    roles = role_records(connections, primaries, persons)
+    roles: list[dict] = []
+    if connections:
+        primaries = {str(r[Entity.opportunity.primary_id]): r.get(PRIMARY_CONTACT)
+                     for r in source.read_by_ids(Entity.opportunity, opportunity_ids, [PRIMARY_CONTACT])}
+        contacts = sorted({str(r[TO]) for r in connections if r.get(TO)})
+        persons = {str(p[CONTACT_ID_FIELD]): int(p["id"])
+                   for p in marketo.get_leads(CONTACT_ID_FIELD, contacts, ["id", CONTACT_ID_FIELD])
+                   if p.get(CONTACT_ID_FIELD)}
+        roles = role_records(connections, primaries, persons)
+    if existed:
+        _delete_stale(marketo, existed, {_key(role) for role in roles})
     if not roles:
         return {}
     refused: dict[str, Reason] = {}
@@ -119,3 +154,18 @@ def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str]) -> 
     log.info("opportunity roles: %d written, %d opportunities with a refused role", len(roles) - len(refused),
              len(refused))
     return refused
+
+
+def _delete_stale(marketo: Any, opportunity_ids: list[str], kept: set[tuple[str, int, str]]) -> None:
+    """Delete the Marketo roles of `opportunity_ids` that are not `kept` (Dynamics no longer has them)."""
+    stale = [role for role in marketo.opportunity_roles(opportunity_ids) if _key(role) not in kept]
+    if not stale:
+        return
+    results = marketo.delete_opportunity_roles(stale)
+    failed = [reason for result in results if result.status != "deleted" for reason in result.reasons]
+    # A role already gone (1013) is what was wanted; anything else stays until the opportunity is written again.
+    refused = [r for r in failed if r.code != "1013"]
+    if refused:
+        log.warning("%d stale opportunity roles could not be deleted in Marketo: %s", len(refused),
+                    "; ".join(f"{r.code} {r.message}" for r in refused[:3]))
+    log.info("opportunity roles: %d deleted (no longer in Dynamics)", len(stale) - len(refused))

@@ -54,6 +54,18 @@ def test_metadata_is_fetched_once_then_served_from_redis(store: Store, client: D
     assert client.calls > calls
 
 
+def test_custom_tables_are_read_once_then_served_from_redis(store: Store, client: DataverseClient) -> None:
+    """Step 2 lists the custom tables on every open: one metadata read per table, so they are cached."""
+    cache = MetadataCache(store, ttl=120)
+    fresh = cache.custom_tables("T1", "c1", client)
+    calls = client.calls
+    assert {t.logical_name for t in fresh} >= {"new_project", "new_projectnote"} and calls > len(fresh)
+    assert cache.custom_tables("T1", "c1", client) == fresh and client.calls == calls
+    assert cache.custom_tables("T1", "c2", client) == fresh and client.calls > calls  # per connection
+    calls = client.calls
+    assert cache.custom_tables("T1", "c1", client, refresh=True) == fresh and client.calls > calls
+
+
 def _expected(emulator: DynamicsEmulator, apply_filter: bool) -> Counter[str]:
     counts: Counter[str] = Counter()
     for entity in ("lead", "contact"):

@@ -59,3 +59,22 @@ def test_roles_need_the_opportunity_and_the_lead_and_dedupe_on_the_compound_key(
     assert len(found) == 1 and found[0]["isPrimary"] is False
     describe = http.get("/rest/v1/opportunities/roles/describe.json").json()["result"][0]
     assert describe["dedupeFields"] == ["externalOpportunityId", "leadId", "role"]
+
+
+def test_roles_are_deleted_by_their_compound_key_or_their_guid(http: httpx.Client) -> None:
+    lead_id = http.post("/rest/v1/leads.json", json={"action": "createOrUpdate", "input": [
+        {"email": "bo@example.com"}]}).json()["result"][0]["id"]
+    _post(http, "/rest/v1/opportunities.json", [{"externalOpportunityId": "o1", "name": "Chairs"}])
+    key = {"externalOpportunityId": "o1", "leadId": lead_id}
+    created = _post(http, "/rest/v1/opportunities/roles.json", [{**key, "role": "Influencer"},
+                                                                {**key, "role": "Stakeholder"}])["result"]
+    deleted = http.post("/rest/v1/opportunities/roles/delete.json", json={"deleteBy": "dedupeFields", "input": [
+        {**key, "role": "Influencer"}, {**key, "role": "Decision Maker"}]}).json()["result"]
+    assert deleted[0] == {"seq": 0, "status": "deleted", "marketoGUID": created[0]["marketoGUID"]}
+    assert deleted[1]["status"] == "skipped" and deleted[1]["reasons"][0]["code"] == "1013"
+    by_guid = http.post("/rest/v1/opportunities/roles/delete.json", json={
+        "deleteBy": "idField", "input": [{"marketoGUID": created[1]["marketoGUID"]}]}).json()["result"]
+    assert by_guid[0]["status"] == "deleted"
+    left = http.get("/rest/v1/opportunities/roles.json", params={
+        "filterType": "externalOpportunityId", "filterValues": "o1"}).json()["result"]
+    assert left == []

@@ -10,7 +10,7 @@ import pytest
 from rq import SimpleWorker
 
 from bot.approval_effects import SchemaNotApplied
-from bot.models import Approval, ApprovalStatus, RunStatus
+from bot.models import Approval, ApprovalStatus, Entity, RunStatus
 from bot.steps import errors
 from bot.sync import entry, incremental, runs
 from bot.sync.custom_objects import plan_custom_objects, reachable_tables
@@ -93,7 +93,8 @@ def test_incremental_cycle_writes_only_changed_custom_records(world: SyncHarness
     renamed = [p for p in world.marketo.custom_objects.records("dynNewProject") if p["newName"] == "Renamed"]
     assert [p["dynNewProjectId"] for p in renamed] == [linked]
     calls = world.marketo.calls("/rest/v1/customobjects/dynNewProject.json")
-    assert len(calls) == 1  # one changed record: one small batch, not the whole table again
+    # the listed failures retried (one batch), then the one changed record: not the whole table again
+    assert len(calls) == 2
 
     # The scheduled cycle: the custom tables' job waits for the people's jobs, then runs.
     world.dynamics.update_record("new_project", index, new_name="Scheduled")
@@ -126,3 +127,27 @@ def test_approval_makes_the_custom_objects_and_a_retry_after_a_refusal_finishes(
         "dynNewProject": "approved", "dynNewProjectnote": "approved"}
     assert len(world.marketo.calls("/rest/v1/customobjects/schema.json")) == 2  # each type made once
     assert world.store.get_connection("T1", world.connection.id).run_id is not None
+
+
+def test_a_refused_record_is_retried_by_later_cycles_without_changing_in_dynamics(world: SyncHarness) -> None:
+    """A project whose contact is not in Marketo is refused; once the contact is synced, the next cycle writes
+    the project from the error list, though the project itself never changed."""
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert world.store.get_run("T1", run.id).status == RunStatus.finished
+    in_marketo = {row["dynamicsContactId"] for row in world.marketo.leads() if row.get("dynamicsContactId")}
+    index = next(i for i in range(CUSTOM["new_project"])
+                 if world.dynamics.record_id("contact", i % PEOPLE["contact"]) not in in_marketo)
+    project = world.dynamics.record_id("new_project", index)
+    listed = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_project")
+    assert project not in {p["dynNewProjectId"] for p in world.marketo.custom_objects.records("dynNewProject")}
+
+    world.dynamics.update_record("contact", index % PEOPLE["contact"], new_synctomkto=True)
+    services = world.container.sync
+    assert incremental.run_incremental(services, "T1", world.connection.id, Entity.contact) == "done"
+    assert run_custom_objects(services, "T1", world.connection.id) == "done"
+
+    assert project in {p["dynNewProjectId"] for p in world.marketo.custom_objects.records("dynNewProject")}
+    left = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_project")
+    assert left < listed  # it left the error list as retried
+    assert world.store.sync_errors.resolved_counts("T1", world.connection.id).get("new_project:retried_ok", 0) >= 1
