@@ -60,7 +60,6 @@ log = logging.getLogger(__name__)
 
 WRITE_BACK_JOB = "bot.sync.entry.write_back_job"
 LEASE = "write-back"  # the lease's name beside the entities' (one write-back per connection)
-ID_FIELDS = (Entity.lead.marketo_id_field, Entity.contact.marketo_id_field)
 AUDIT_COLUMNS = (MODIFIED_ON, MODIFIED_BY)
 # The first token starts this much before the initial sync started, and a person's edit this much before
 # the Dynamics → Marketo cycles caught up counts as maybe not sent yet, in case clocks differ.
@@ -165,7 +164,9 @@ class _Cycle:
         planned = connection.plan.entities if connection.plan else []
         self.plans: dict[Entity, EntityPlan] = {plan.entity: plan for plan in planned if plan.entity in fields}
         names = [name for by_name in fields.values() for name in by_name]
-        self.marketo_fields = list(dict.fromkeys([*names, *ID_FIELDS]))
+        # The Dynamics id fields of the planned entities only: Marketo refuses a field it lacks (1006), and
+        # a plan without leads creates no `dynamicsLeadId`.
+        self.marketo_fields = list(dict.fromkeys([*names, *(plan.id_field for plan in self.plans.values())]))
         self._options: dict[Entity, dict[str, dict[str, int]]] = {}
 
     def options(self, entity: Entity) -> dict[str, dict[str, int]]:

@@ -244,3 +244,17 @@ def test_the_schedule_enqueues_one_write_back_per_connection_and_coalesces(world
     SimpleWorker([queue], connection=world.store.redis).work(burst=True)
     assert dynamics(world, Entity.lead, 9, "firstname")["firstname"] == "Queued"
     assert write_back.enqueue_write_back(queue, "T1", world.connection.id) == first  # ran: a new one may wait
+
+
+def test_a_plan_without_leads_writes_contacts_back(key_prefix: str) -> None:
+    """Only contacts sync: the changes are asked for with the contacts' id field alone (Marketo refuses
+    a field it lacks, and such a plan made no `dynamicsLeadId`)."""
+    worlds = synced_world(key_prefix, {"contact": 50})
+    contacts_only = with_sync_user(next(worlds))
+    try:
+        contacts_only.marketo.change_by_person(person(contacts_only, Entity.contact, 2)["id"],
+                                               {"lastName": "Contactonly"})
+        assert write_back_cycle(contacts_only) == "done"
+        assert dynamics(contacts_only, Entity.contact, 2, "lastname")["lastname"] == "Contactonly"
+    finally:
+        next(worlds, None)
