@@ -345,6 +345,7 @@ class _Query:
     params: dict[str, str]
     predicate: Predicate | None
     filter_names: set[str]
+    ids: frozenset[str] | None = None  # the filter asks for these primary keys only
 
 
 @dataclass
@@ -394,6 +395,7 @@ class DynamicsEmulator(Emulator):
         self._server: ServerThread | None = None
         self.ca_path = ""
         self._row_ids: dict[str, dict[str, int]] = {e: {} for e in ENTITY_SETS}
+        self._ids_mapped: dict[str, int] = {e: 0 for e in ENTITY_SETS}  # rows below this index are in _row_ids
         self.webhooks = WebhookRegistry(organization="localhost")  # the org's host, as deliveries name it
         self._committed: list[Change] = []
         self.app = Starlette(routes=[
@@ -977,11 +979,22 @@ class DynamicsEmulator(Emulator):
             if name not in readable:
                 raise unknown_property(name, type_name)
         select = list(dict.fromkeys([f"{entity}id", *select]))
-        predicate, names = None, set()
+        predicate, names, ids = None, set(), None
         if "$filter" in params:
             parser = FilterParser(params["$filter"], set(readable), type_name)
             predicate, names = parser.predicate, parser.names
-        return _Query(entity, select, params, predicate, names)
+            key = parser.one_of()
+            if key is not None and key[0] == f"{entity}id":
+                ids = frozenset(str(value) for value in key[1])
+        return _Query(entity, select, params, predicate, names, ids)
+
+    def _positions(self, query: _Query, start: int) -> Iterator[int]:
+        """The raw indexes a scan visits from `start`: every one, or for a filter on the primary key
+        (`leadid eq … or leadid eq …`) only those rows', as Dataverse's index on it finds them."""
+        if query.ids is None:
+            return iter(range(start, self._entities[query.entity].count))
+        found = (self.index_of(query.entity, record_id) for record_id in query.ids)
+        return iter(sorted(index for index in found if index is not None and index >= start))
 
     def _scan(self, query: _Query, start: int, limit: int, annotate: bool,
               targets: bool = False) -> tuple[list[dict[str, Any]], int]:
@@ -989,10 +1002,10 @@ class DynamicsEmulator(Emulator):
         names = list(dict.fromkeys(query.select + sorted(query.filter_names)))
         extra = set(names) - set(query.select)
         out: list[dict[str, Any]] = []
-        position = start
-        count = self._entities[query.entity].count
         deleted = self._entities[query.entity].deleted
-        while position < count and len(out) < limit:
+        for position in self._positions(query, start):
+            if len(out) >= limit:
+                return out, position
             if position not in deleted:
                 record = self._record(query.entity, position, names, annotate=annotate, targets=targets)
                 if query.predicate is None or query.predicate(record):
@@ -1001,8 +1014,7 @@ class DynamicsEmulator(Emulator):
                         record.pop(f"{name}@{FORMATTED}", None)
                         record.pop(f"{name}@{LOOKUP_TARGET}", None)
                     out.append(record)
-            position += 1
-        return out, position
+        return out, self._entities[query.entity].count
 
     def _link(self, entity: str, params: dict[str, str], **extra: str) -> str:
         query = {k: v for k, v in params.items() if k not in {"$skiptoken", "$deltatoken"}} | extra
@@ -1060,7 +1072,7 @@ class DynamicsEmulator(Emulator):
                 raise unknown_property(name, f"Microsoft.Dynamics.CRM.{query.entity}")
             order.append((name, direction.strip().lower() == "desc"))
         extra = [name for name, _ in order if name not in query.select]
-        wide = _Query(query.entity, query.select + extra, query.params, query.predicate, query.filter_names)
+        wide = _Query(query.entity, query.select + extra, query.params, query.predicate, query.filter_names, query.ids)
         matches, _ = self._scan(wide, 0, self._entities[query.entity].count, annotate, targets)
         for name, descending in reversed(order):  # stable sorts, last key first
             matches.sort(key=lambda r, n=name: (r.get(n) is not None, r.get(n)), reverse=descending)
@@ -1138,17 +1150,17 @@ class DynamicsEmulator(Emulator):
         self.webhooks.bulk_entities.discard(entity)
 
     def index_of(self, entity: str, record_id: str) -> int | None:
-        """The index of a live record by id. Generated ids are a hash of the index, so they are
-        found by a scan (remembered afterwards)."""
+        """The index of a live record by id. Generated ids are a hash of the index: the first miss maps
+        every row made so far (created rows map themselves)."""
         record_id = record_id.lower()
         state = self._entities[entity]
-        index = self._row_ids[entity].get(record_id)
-        if index is None:
-            index = next((i for i in range(state.count) if self.record_id(entity, i) == record_id), None)
-            if index is None:
-                return None
-            self._row_ids[entity][record_id] = index
-        return None if index in state.deleted else index
+        known = self._row_ids[entity]
+        if record_id not in known and self._ids_mapped[entity] < state.count:
+            for i in range(self._ids_mapped[entity], state.count):
+                known.setdefault(self.record_id_at(entity, i), i)
+            self._ids_mapped[entity] = state.count
+        index = known.get(record_id)
+        return None if index is None or index in state.deleted else index
 
     def _row_values(self, entity: str, index: int) -> dict[str, Any]:
         """Record `index` by logical name, without annotations (what a webhook's Create Target holds)."""

@@ -72,9 +72,19 @@ class FilterParser:
         self._known = known
         self._type_name = type_name
         self.names: set[str] = set()
+        self._equalities: list[tuple[str, Any]] = []
+        self._only_equalities = True
         self.predicate = self._or()
         if self._pos != len(self._tokens):
             raise ODataError(400, "0x80060888", f"Syntax error in $filter at '{self._peek()[1]}'.")
+
+    def one_of(self) -> tuple[str, frozenset[Any]] | None:
+        """(property, values) when the filter is only `p eq v1 or p eq v2 ...` on one property: an
+        emulator holding an index on that property reads those rows alone instead of scanning."""
+        props = {prop for prop, _ in self._equalities}
+        if not self._only_equalities or len(props) != 1:
+            return None
+        return props.pop(), frozenset(value for _, value in self._equalities)
 
     def _peek(self) -> tuple[str, str]:
         return self._tokens[self._pos] if self._pos < len(self._tokens) else ("", "")
@@ -100,12 +110,14 @@ class FilterParser:
     def _and(self) -> Predicate:
         parts = [self._unary()]
         while self._is_word("and"):
+            self._only_equalities = False
             self._take()
             parts.append(self._unary())
         return parts[0] if len(parts) == 1 else (lambda r: all(p(r) for p in parts))
 
     def _unary(self) -> Predicate:
         if self._is_word("not"):
+            self._only_equalities = False
             self._take()
             inner = self._unary()
             return lambda r: not inner(r)
@@ -126,6 +138,7 @@ class FilterParser:
     def _comparison(self) -> Predicate:
         name = self._take("word")
         if name.lower() in {"contains", "startswith", "endswith"}:
+            self._only_equalities = False
             self._take("lp")
             prop = self._property()
             self._take("comma")
@@ -142,6 +155,10 @@ class FilterParser:
         self._pos += 1
         literal = _literal(kind, text)
         literal = literal.lower() if isinstance(literal, str) else literal
+        if op == "eq" and literal is not None:
+            self._equalities.append((prop, literal))
+        else:
+            self._only_equalities = False
         compare = _OPS[op]
         if literal is None:
             return lambda r: compare(r.get(prop), None) if op in {"eq", "ne"} else False

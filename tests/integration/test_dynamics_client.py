@@ -238,3 +238,16 @@ def test_a_table_without_change_tracking_is_read_by_modifiedon(emulator: Dynamic
     assert {r["contactid"] for r in records} == {emulator.record_id("contact", i) for i in touched}
     assert [(r["modifiedon"], r["contactid"]) for r in records] == sorted((r["modifiedon"], r["contactid"])
                                                                           for r in records)
+
+
+def test_reads_by_id_find_generated_created_and_not_deleted_rows(emulator: DynamicsEmulator,
+                                                                 client: DataverseClient) -> None:
+    """A read by ids (an `or` of key equalities, which the emulator answers from its key index) returns
+    exactly the live rows asked for, in more chunks than one, whichever way they came to be."""
+    created = emulator.create_records("lead", 1)[0]
+    emulator.delete_record("lead", 7)
+    wanted = [emulator.record_id("lead", i) for i in range(0, 1200, 11)] + [emulator.record_id_at("lead", created)]
+    asked = [*wanted, emulator.record_id("lead", 7), "00000000-0000-0000-0000-00000000abcd"]
+    rows = client.read_by_ids(Entity.lead, [i.upper() for i in asked], ["firstname"])
+    assert sorted(row["leadid"] for row in rows) == sorted(wanted)
+    assert all(set(row) >= {"leadid", "firstname"} for row in rows)

@@ -59,3 +59,21 @@ def test_syntax_errors_are_400(text: str) -> None:
     with pytest.raises(ODataError) as raised:
         FilterParser(text, KNOWN, TYPE)
     assert raised.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("text", "one_of"),
+    [
+        ("leadid eq '0A' or leadid eq '0b'", ("leadid", frozenset({"0a", "0b"}))),
+        ("(leadid eq '0a')", ("leadid", frozenset({"0a"}))),
+        ("leadid eq '0a' or emailaddress1 eq 'x'", None),  # two properties
+        ("leadid eq '0a' and revenue gt 1", None),
+        ("leadid ne '0a'", None),
+        ("not (leadid eq '0a')", None),
+        ("leadid eq null", None),
+        ("contains(leadid, '0a')", None),
+    ],
+)
+def test_a_filter_only_naming_keys_says_which(text: str, one_of: tuple[str, frozenset[str]] | None) -> None:
+    """What lets the emulator read rows by key instead of scanning; anything else scans."""
+    assert FilterParser(text, KNOWN, TYPE).one_of() == one_of
