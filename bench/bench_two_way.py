@@ -16,8 +16,9 @@ With webhooks (a second world, the interval an hour away so only webhooks start 
 serves `/dynamics/webhook` and `/marketo/webhook` over loopback, the Dataverse emulator posts its
 notifications for the registered steps, Marketo's trigger campaign (Data Value Changes of firstName,
 not by the API user) calls the "changed" webhook, and two real RQ workers (`python -m bot.worker`) run
-the cycles. Prints p50 / p95 seconds per change from the change to the other side having it (watched
-every `WATCH_SECONDS`), calls per 1,000 changes, lost and echoed as above.
+the cycles. One thread makes the changes while this one watches the other side every `WATCH_SECONDS`.
+Prints p50 / p95 seconds per change from the change to the other side having it (overall and per
+direction), calls per 1,000 changes, lost, and echoed as above once the workers have nothing left to do.
 Needs Redis at REDIS_URL (default redis://127.0.0.1:6379/15).
 """
 
