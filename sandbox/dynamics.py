@@ -974,22 +974,18 @@ class DynamicsEmulator(Emulator):
 
     def _scan(self, query: _Query, start: int, limit: int, annotate: bool,
               targets: bool = False) -> tuple[list[dict[str, Any]], int]:
-        """Up to `limit` matching records from raw index `start`; returns them and the next raw index."""
-        names = list(dict.fromkeys(query.select + sorted(query.filter_names)))
-        extra = set(names) - set(query.select)
+        """Up to `limit` matching records from raw index `start`; returns them and the next raw index. A row
+        is tested on its filtered columns alone, and only a match is generated whole (a lookup by ids scans
+        the table for a few rows)."""
+        filter_names = sorted(query.filter_names)
         out: list[dict[str, Any]] = []
         position = start
         count = self._entities[query.entity].count
         deleted = self._entities[query.entity].deleted
         while position < count and len(out) < limit:
-            if position not in deleted:
-                record = self._record(query.entity, position, names, annotate=annotate, targets=targets)
-                if query.predicate is None or query.predicate(record):
-                    for name in extra:
-                        record.pop(name, None)
-                        record.pop(f"{name}@{FORMATTED}", None)
-                        record.pop(f"{name}@{LOOKUP_TARGET}", None)
-                    out.append(record)
+            if position not in deleted and (query.predicate is None or query.predicate(
+                    self._record(query.entity, position, filter_names, annotate=False))):
+                out.append(self._record(query.entity, position, query.select, annotate=annotate, targets=targets))
             position += 1
         return out, position
 

@@ -71,6 +71,7 @@ class FilterParser:
         self._pos = 0
         self._known = known
         self._type_name = type_name
+        self._equalities: dict[Predicate, tuple[str, str]] = {}  # `prop eq 'text'` clauses: (prop, text)
         self.names: set[str] = set()
         self.predicate = self._or()
         if self._pos != len(self._tokens):
@@ -95,7 +96,20 @@ class FilterParser:
         while self._is_word("or"):
             self._take()
             parts.append(self._and())
-        return parts[0] if len(parts) == 1 else (lambda r: any(p(r) for p in parts))
+        if len(parts) == 1:
+            return parts[0]
+        return self._membership(parts) or (lambda r: any(p(r) for p in parts))
+
+    def _membership(self, parts: list[Predicate]) -> Predicate | None:
+        """`p eq 'a' or p eq 'b' or ...` (ids looked up hundreds at a time) as one set lookup: the same
+        answer as testing each clause, in one step per row."""
+        clauses = [self._equalities.get(part) for part in parts]
+        props = {clause[0] for clause in clauses if clause is not None}
+        if None in clauses or len(props) != 1:
+            return None
+        (prop,) = props
+        wanted = frozenset(clause[1] for clause in clauses if clause is not None)
+        return lambda r: isinstance(r.get(prop), str) and r[prop].lower() in wanted
 
     def _and(self) -> Predicate:
         parts = [self._unary()]
@@ -150,4 +164,6 @@ class FilterParser:
             value = record.get(prop)
             return value is not None and compare(_comparable(value, literal), literal)
 
+        if op == "eq" and isinstance(literal, str):
+            self._equalities[predicate] = (prop, literal)
         return predicate

@@ -36,6 +36,12 @@ def _matching(text: str) -> list[str]:
         ("modifiedon ge 2025-01-03T00:00:00Z", ["0b", "0c"]),
         ("not (leadid eq '0a')", ["0b", "0c"]),
         ("revenue eq null", ["0b"]),
+        # ids looked up many at a time (one set lookup), and the mixes that stay clause by clause
+        ("leadid eq '0a' or leadid eq '0c' or leadid eq '0z'", ["0a", "0c"]),
+        ("emailaddress1 eq 'ANN@contoso.com' or emailaddress1 eq 'Bob@Fabrikam.com'", ["0a", "0b"]),
+        ("leadid eq '0a' or emailaddress1 eq 'bob@fabrikam.com'", ["0a", "0b"]),
+        ("leadid eq '0a' or revenue gt 20", ["0a", "0c"]),
+        ("emailaddress1 eq null or emailaddress1 eq 'bob@fabrikam.com'", ["0b", "0c"]),
     ],
 )
 def test_filters_select_the_matching_records(text: str, expected: list[str]) -> None:
