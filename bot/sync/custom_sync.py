@@ -101,10 +101,15 @@ def sync_table(plan: CustomObjectPlan, source: TableSource, target: ObjectTarget
     return outcome
 
 
+def custom_objects_job_id(connection_id: str) -> str:
+    """The id of the connection's custom-tables job: one at a time per connection."""
+    return f"custom-objects-{connection_id}"
+
+
 def enqueue_custom_objects(queue: Queue, team_id: str, connection_id: str, after: list[str] | None = None) -> str:
     """One job for the connection's custom tables, run once the jobs `after` (the people's cycle) ended,
     however they ended: their people are then in Marketo for the links."""
-    job = queue.enqueue(CUSTOM_OBJECTS_JOB, team_id, connection_id, job_id=f"custom-objects-{connection_id}",
+    job = queue.enqueue(CUSTOM_OBJECTS_JOB, team_id, connection_id, job_id=custom_objects_job_id(connection_id),
                         job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                         description=f"custom tables for {connection_id}",
                         depends_on=Dependency(jobs=after, allow_failure=True) if after else None)
