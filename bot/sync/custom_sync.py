@@ -1,9 +1,10 @@
 """Sync of the plan's custom tables to Marketo custom objects, one way (issue #14 point 6).
 
-Runs after the people: the initial sync's last entity enqueues it, and each incremental cycle of the
-connection runs it from the tables' delta links. Each record is linked to its person through the plan's
-lookups; a record with no person in Dynamics, or whose person is not in Marketo, is reported on the
-connection's error list (entity = the table), never silently dropped.
+Runs after the people: in the initial sync as soon as the people its tables link to are written (beside
+the run's other entities), and in each incremental cycle of the connection from the tables' delta links.
+Each record is linked to its person through the plan's lookups; a record with no person in Dynamics, or
+whose person is not in Marketo, is reported on the connection's error list (entity = the table), never
+silently dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rq import Queue
 from rq.job import Dependency
 
 from bot.custom_object_models import CustomObjectPlan
-from bot.models import FlowState
+from bot.models import Entity, FlowState, SyncRun
 from bot.store import FailedRecord, Store
 from bot.sync.custom_objects import record_values
 from bot.sync.ports import SyncServices
@@ -116,9 +117,23 @@ def enqueue_custom_objects(queue: Queue, team_id: str, connection_id: str, after
     return str(job.id)
 
 
-def has_custom_objects(store: Store, team_id: str, connection_id: str) -> bool:
-    connection = store.get_connection(team_id, connection_id)
-    return bool(connection and connection.plan and connection.plan.custom_objects)
+def linked_people_written(plans: list[CustomObjectPlan], run: SyncRun, entity: Entity, run_finished: bool) -> bool:
+    """Whether `entity` just done in `run` makes the custom tables' job due: it is the last of the people the
+    tables link to (their persons are in Marketo for the links, so the job runs beside the run's other
+    entities rather than after all of them), or, in a run that writes none of those people, the run finished."""
+    linked = {plan.link.person for plan in plans}
+    people = [p for p in run.entities if p.entity.value in linked]
+    if not people:
+        return run_finished
+    return entity.value in linked and all(p.done for p in people)
+
+
+def custom_objects_due(store: Store, run: SyncRun, entity: Entity, run_finished: bool) -> bool:
+    """`linked_people_written` for the run's connection, when its plan has custom tables."""
+    connection = store.get_connection(run.team_id, run.connection_id)
+    if connection is None or connection.plan is None or not connection.plan.custom_objects:
+        return False
+    return linked_people_written(connection.plan.custom_objects, run, entity, run_finished)
 
 
 def run_custom_objects(services: SyncServices, team_id: str, connection_id: str) -> str:
