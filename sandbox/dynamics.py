@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import functools
 import hashlib
 import itertools
@@ -70,6 +71,7 @@ FORMATTED = "OData.Community.Display.V1.FormattedValue"
 LOOKUP_TARGET = "Microsoft.Dynamics.CRM.lookuplogicalname"
 MAX_PAGE_SIZE = 5000
 COUNT_LIMIT = 5000
+INDEXED_ROWS = 100_000  # a column index of a larger table would cost the emulator more memory than scans cost time
 SYNC_ROLE = "Marketo Sync User"
 SOLUTION_FRIENDLY_NAME = "Marketo Lead Management"
 ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts", **opportunities.ENTITY_SETS,
@@ -345,6 +347,7 @@ class _Query:
     params: dict[str, str]
     predicate: Predicate | None
     filter_names: set[str]
+    membership: tuple[str, frozenset[str]] | None = None  # the filter is `prop eq a or prop eq b ...`
 
 
 @dataclass
@@ -378,6 +381,7 @@ class DynamicsEmulator(Emulator):
         self._generators = {e: {n: self._generator(e, a) for n, a in r.items()} for e, r in self._readable.items()}
         self._field_cache: dict[tuple[str, tuple[str, ...]], list[_Field]] = {}
         self._totals: dict[tuple[str, str, int], int] = {}
+        self._column_indexes: dict[tuple[str, str], tuple[int, dict[str, list[int]]]] = {}
         self._lock = threading.Lock()
         self._entities = {e: _EntityState(self.config.records.get(e, 0)) for e in ENTITY_SETS}
         self._version = 1000
@@ -966,11 +970,10 @@ class DynamicsEmulator(Emulator):
             if name not in readable:
                 raise unknown_property(name, type_name)
         select = list(dict.fromkeys([f"{entity}id", *select]))
-        predicate, names = None, set()
-        if "$filter" in params:
-            parser = FilterParser(params["$filter"], set(readable), type_name)
-            predicate, names = parser.predicate, parser.names
-        return _Query(entity, select, params, predicate, names)
+        if "$filter" not in params:
+            return _Query(entity, select, params, None, set())
+        parser = FilterParser(params["$filter"], set(readable), type_name)
+        return _Query(entity, select, params, parser.predicate, parser.names, parser.membership)
 
     def _scan(self, query: _Query, start: int, limit: int, annotate: bool,
               targets: bool = False) -> tuple[list[dict[str, Any]], int]:
@@ -979,15 +982,37 @@ class DynamicsEmulator(Emulator):
         the table for a few rows)."""
         filter_names = sorted(query.filter_names)
         out: list[dict[str, Any]] = []
-        position = start
         count = self._entities[query.entity].count
         deleted = self._entities[query.entity].deleted
-        while position < count and len(out) < limit:
+        candidates = self._candidates(query)
+        positions = range(start, count) if candidates is None else candidates[bisect.bisect_left(candidates, start):]
+        for position in positions:
+            if len(out) >= limit:
+                return out, position
             if position not in deleted and (query.predicate is None or query.predicate(
                     self._record(query.entity, position, filter_names, annotate=False))):
                 out.append(self._record(query.entity, position, query.select, annotate=annotate, targets=targets))
-            position += 1
-        return out, position
+        return out, count
+
+    def _candidates(self, query: _Query) -> list[int] | None:
+        """For a lookup of values in one column (`membership`), the sorted indexes of the rows holding them,
+        from an index of that column built once per data version, as a database's would be; None (scan
+        the table) for other filters and for tables over `INDEXED_ROWS`."""
+        if query.membership is None or self._entities[query.entity].count > INDEXED_ROWS:
+            return None
+        column, wanted = query.membership
+        key = (query.entity, column)
+        built = self._column_indexes.get(key)
+        if built is None or built[0] != self._version:
+            rows: dict[str, list[int]] = {}
+            for index in range(self._entities[query.entity].count):
+                value = self._record(query.entity, index, [column], annotate=False).get(column)
+                if isinstance(value, str):
+                    rows.setdefault(value.lower(), []).append(index)
+            if len(self._column_indexes) >= 16:
+                self._column_indexes.clear()
+            built = self._column_indexes[key] = (self._version, rows)
+        return sorted(index for value in wanted for index in built[1].get(value, ()))
 
     def _link(self, entity: str, params: dict[str, str], **extra: str) -> str:
         query = {k: v for k, v in params.items() if k not in {"$skiptoken", "$deltatoken"}} | extra

@@ -72,10 +72,14 @@ class FilterParser:
         self._known = known
         self._type_name = type_name
         self._equalities: dict[Predicate, tuple[str, str]] = {}  # `prop eq 'text'` clauses: (prop, text)
+        self._sets: dict[Predicate, tuple[str, frozenset[str]]] = {}  # their `or`s on one prop: (prop, texts)
         self.names: set[str] = set()
         self.predicate = self._or()
         if self._pos != len(self._tokens):
             raise ODataError(400, "0x80060888", f"Syntax error in $filter at '{self._peek()[1]}'.")
+        equality = self._equalities.get(self.predicate)
+        # The whole filter as (prop, texts) when it only looks values up in one text column (lower case).
+        self.membership = (equality[0], frozenset({equality[1]})) if equality else self._sets.get(self.predicate)
 
     def _peek(self) -> tuple[str, str]:
         return self._tokens[self._pos] if self._pos < len(self._tokens) else ("", "")
@@ -109,7 +113,13 @@ class FilterParser:
             return None
         (prop,) = props
         wanted = frozenset(clause[1] for clause in clauses if clause is not None)
-        return lambda r: isinstance(r.get(prop), str) and r[prop].lower() in wanted
+
+        def predicate(record: dict[str, Any]) -> bool:
+            value = record.get(prop)
+            return isinstance(value, str) and value.lower() in wanted
+
+        self._sets[predicate] = (prop, wanted)
+        return predicate
 
     def _and(self) -> Predicate:
         parts = [self._unary()]

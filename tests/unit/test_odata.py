@@ -65,3 +65,19 @@ def test_syntax_errors_are_400(text: str) -> None:
     with pytest.raises(ODataError) as raised:
         FilterParser(text, KNOWN, TYPE)
     assert raised.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("text", "membership"),
+    [
+        ("leadid eq '0A'", ("leadid", frozenset({"0a"}))),
+        ("(leadid eq '0a' or leadid eq '0b')", ("leadid", frozenset({"0a", "0b"}))),
+        ("leadid eq '0a' or emailaddress1 eq 'x'", None),
+        ("leadid eq '0a' and revenue gt 1", None),
+        ("revenue eq 10", None),
+    ],
+)
+def test_a_lookup_of_values_in_one_column_is_named_for_the_emulators_index(
+    text: str, membership: tuple[str, frozenset[str]] | None,
+) -> None:
+    assert FilterParser(text, KNOWN, TYPE).membership == membership
