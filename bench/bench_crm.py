@@ -4,7 +4,7 @@ Marketo emulator, measured twice in one run against the same emulated org:
 - the people alone: leads and contacts (today's figure);
 - the people with their accounts, the opportunities with their contact roles, and one custom table
   (`new_project`, linked to contacts) as Marketo custom objects. Accounts start first; opportunities wait
-  for accounts and contacts (an RQ dependency); the custom table's job runs once the run has finished.
+  for accounts and contacts (an RQ dependency); the custom table's job starts once the contacts are written.
 
     .venv/bin/python bench/bench_crm.py          # 20k leads, 10k contacts, 2k accounts, 5k opportunities
     BENCH_QUICK=1 .venv/bin/python bench/bench_crm.py   # a quarter of each
