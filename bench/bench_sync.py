@@ -17,24 +17,28 @@ Needs Redis at REDIS_URL (default redis://127.0.0.1:6379/15).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
-import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.models import Entity, RunStatus  # noqa: E402
+from bench.common import REDIS_URL, delete_prefix, unique_prefix  # noqa: E402
+from bot.models import Entity, RunStatus, SyncRun  # noqa: E402
 from bot.sync import runs  # noqa: E402
 from bot.sync.checkpoint import RunState  # noqa: E402
+from sandbox.polling import wait_for  # noqa: E402
 from tests.integration.sync_harness import SyncHarness  # noqa: E402
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 CALLS, WINDOW, CONCURRENCY, BATCH = 100, 2.0, 10, 300
 CEILING = BATCH * CALLS / WINDOW
 LEASE_SECONDS = 5
@@ -69,12 +73,40 @@ class RssSampler(threading.Thread):
                     self.pids.discard(pid)
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
+@contextmanager
+def scaled_world(kind: str, records: dict[str, int], *, dynamics: dict[str, Any] | None = None,
+                 settings: dict[str, Any] | None = None) -> Iterator[SyncHarness]:
+    """A sync world with Marketo's window scaled (CALLS / WINDOW s, CONCURRENCY at once) and the Dynamics
+    emulator in its own process; `records` are the entities planned. Stopped and its keys deleted on exit."""
+    prefix = unique_prefix(kind)
+    harness = SyncHarness(
+        REDIS_URL, prefix, records, dynamics=dynamics,
+        marketo={"calls_per_window": CALLS, "window_seconds": WINDOW, "max_concurrency": CONCURRENCY},
+        settings={"MARKETO_MAX_CONCURRENCY": CONCURRENCY, "PROGRESS_UPDATE_SECONDS": 10, **(settings or {})},
+        dynamics_process=True,
+    ).start()
+    try:
+        yield harness
+    finally:
+        harness.stop()
+        delete_prefix(redis.Redis.from_url(REDIS_URL), prefix)
+
+
+def start_workers(harness: SyncHarness, count: int = 2) -> list[subprocess.Popen]:
+    """`count` real worker processes (two: entities run at once), returned once RQ knows them all."""
+    from rq import Worker  # here, after `bot`: importing bot first gives RQ its key prefix, as in the workers
+
+    workers = [harness.spawn_worker() for _ in range(count)]
+    wait_for(lambda: len(Worker.all(queue=harness.container.queue)) >= count, "the workers to start", timeout=60)
+    return workers
+
+
+def finished_run(harness: SyncHarness, run: SyncRun) -> SyncRun:
+    """The run once it stopped running; an error unless it finished."""
+    final = harness.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=1800)
+    if final.status != RunStatus.finished:
+        raise RuntimeError(f"run ended {final.status}: {final.message}")
+    return final
 
 
 def _cpu(pids: list[int]) -> float:
@@ -91,41 +123,35 @@ def _cpu(pids: list[int]) -> float:
 def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
     from rq import Worker  # here, after `bot`: importing bot first gives RQ its key prefix, as in the workers
 
-    prefix = f"bench{uuid.uuid4().hex[:8]}"
-    harness = SyncHarness(
-        REDIS_URL, prefix, {"lead": leads, "contact": contacts},
-        marketo={"calls_per_window": CALLS, "window_seconds": WINDOW, "max_concurrency": CONCURRENCY},
-        settings={"MARKETO_MAX_CONCURRENCY": CONCURRENCY, "SYNC_LEASE_SECONDS": LEASE_SECONDS,
-                  "SYNC_SWEEP_SECONDS": 1, "PROGRESS_UPDATE_SECONDS": 10},
-        dynamics_process=True,
-    ).start()
     sampler = RssSampler()
     sampler.start()
-    queue = harness.container.queue
-    try:
-        workers = [harness.spawn_worker(), harness.spawn_worker()]
-        sampler.pids.update(w.pid for w in workers)
-        _wait(lambda: len(Worker.all(queue=queue)) >= 2, 60, "workers did not start")
-        kinds = {"workers": [w.pid for w in workers], "dynamics_emulator": [harness.dynamics.pid],
-                 "marketo_emulator_and_bench": [os.getpid()]}
-        cpu_before = {kind: _cpu(pids) for kind, pids in kinds.items()}
-        started = time.monotonic()
-        run = runs.start_initial_sync(harness.store, queue, harness.connection)
-        state = RunState(harness.store, "T1", run.id)
-        if kill:
-            def lead() -> int:
-                return next(p for p in harness.store.get_run("T1", run.id).entities if p.entity == Entity.lead).written
+    with scaled_world("sync", {"lead": leads, "contact": contacts},
+                      settings={"SYNC_LEASE_SECONDS": LEASE_SECONDS, "SYNC_SWEEP_SECONDS": 1}) as harness:
+        try:
+            queue = harness.container.queue
+            workers = start_workers(harness)
+            sampler.pids.update(w.pid for w in workers)
+            kinds = {"workers": [w.pid for w in workers], "dynamics_emulator": [harness.dynamics.pid],
+                     "marketo_emulator_and_bench": [os.getpid()]}
+            cpu_before = {kind: _cpu(pids) for kind, pids in kinds.items()}
+            started = time.monotonic()
+            run = runs.start_initial_sync(harness.store, queue, harness.connection)
+            state = RunState(harness.store, "T1", run.id)
+            if kill:
+                def lead() -> int:
+                    return next(p for p in harness.store.get_run("T1", run.id).entities
+                                if p.entity == Entity.lead).written
 
-            _wait(lambda: lead() > leads * 0.3, 300, "the lead sync did not get going")
-            busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=queue)}
-            victim = next(w for w in workers if busy.get(w.pid) == state.load(Entity.lead).job_id)
-            harness.kill(victim)
-            sampler.pids.add(harness.spawn_worker().pid)  # a supervisor restarts the worker
-        final = harness.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=1800)
-        seconds = time.monotonic() - started
-        cpu = {kind: _cpu(pids) - cpu_before[kind] for kind, pids in kinds.items()}
-        if final.status != RunStatus.finished:
-            raise RuntimeError(f"run ended {final.status}: {final.message}")
+                wait_for(lambda: lead() > leads * 0.3, "the lead sync to get going", timeout=300)
+                busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=queue)}
+                victim = next(w for w in workers if busy.get(w.pid) == state.load(Entity.lead).job_id)
+                harness.kill(victim)
+                sampler.pids.add(harness.spawn_worker().pid)  # a supervisor restarts the worker
+            final = finished_run(harness, run)
+            seconds = time.monotonic() - started
+            cpu = {kind: _cpu(pids) - cpu_before[kind] for kind, pids in kinds.items()}
+        finally:
+            sampler.stopped.set()
         written = sum(p.written for p in final.entities)
         persons = sum(p.created + p.updated for p in final.entities)
         if harness.marketo.lead_count() != persons:
@@ -135,12 +161,6 @@ def measure(leads: int, contacts: int, *, kill: bool = False) -> Result:
         rewritten = {p.entity.value: (state.load(p.entity).rewritten_batches, state.load(p.entity).rewritten_records)
                      for p in final.entities}
         return Result(written, seconds, sampler.peak, rewritten, len(writes) - batches, cpu)
-    finally:
-        sampler.stopped.set()
-        harness.stop()
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            client.delete(key)
 
 
 def main() -> None:

@@ -52,9 +52,10 @@ def unique_prefix(kind: str) -> str:
 
 
 def delete_prefix(client: redis.Redis, prefix: str) -> int:
-    """Delete every key under `prefix` (the bot's `{prefix}:...` keys and its RQ queues' keys)."""
+    """Delete every key under `prefix` (the bot's `{prefix}:...` keys) and every RQ key naming it (its queues'
+    registries, also those the bench process keeps under its own RQ key prefix)."""
     deleted = 0
-    for pattern in (f"{prefix}:*", f"rq:*{prefix}*"):
+    for pattern in (f"{prefix}:*", f"*rq:*{prefix}*"):
         for key in client.scan_iter(match=pattern, count=1000):
             deleted += client.delete(key)
     return deleted

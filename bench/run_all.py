@@ -47,8 +47,9 @@ GOALS: tuple[Goal, ...] = (
          lambda v: v >= 0.85),
     Goal("Dataverse reader peak RSS ratio (large N / small N) <= 1.3", "bench_dynamics",
          r"ours_peak_rss_ratio_n\d+_vs_n\d+", lambda v: v <= 1.3),
-    Goal("Initial sync with a custom table >= 0.90 of the people-only throughput", "bench_custom",
-         r"custom_vs_people_throughput", lambda v: v >= 0.90),
+    Goal("Initial sync with opportunities and one custom entity added (records/s as a ratio to the Marketo "
+         "ceiling stays >= 0.90 of the people-only figure)", "bench_crm", r"crm_vs_people_throughput",
+         lambda v: v >= 0.90),
     Goal("Sync worker peak RSS ratio (full / one fifth) <= 1.3", "bench_sync", r"peak_rss_ratio",
          lambda v: v <= 1.3),
     Goal("SIGKILL of a worker rewrites <= 2 batches per entity", "bench_sync", r"sigkill_rewritten_batches_\w+",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import functools
 import hashlib
 import itertools
@@ -70,6 +71,7 @@ FORMATTED = "OData.Community.Display.V1.FormattedValue"
 LOOKUP_TARGET = "Microsoft.Dynamics.CRM.lookuplogicalname"
 MAX_PAGE_SIZE = 5000
 COUNT_LIMIT = 5000
+INDEXED_ROWS = 100_000  # a column index of a larger table would cost the emulator more memory than scans cost time
 SYNC_ROLE = "Marketo Sync User"
 SOLUTION_FRIENDLY_NAME = "Marketo Lead Management"
 ENTITY_SETS = {"lead": "leads", "contact": "contacts", "account": "accounts", **opportunities.ENTITY_SETS,
@@ -345,7 +347,7 @@ class _Query:
     params: dict[str, str]
     predicate: Predicate | None
     filter_names: set[str]
-    ids: frozenset[str] | None = None  # the filter asks for these primary keys only
+    membership: tuple[str, frozenset[str]] | None = None  # the filter is `prop eq a or prop eq b ...`
 
 
 @dataclass
@@ -379,6 +381,7 @@ class DynamicsEmulator(Emulator):
         self._generators = {e: {n: self._generator(e, a) for n, a in r.items()} for e, r in self._readable.items()}
         self._field_cache: dict[tuple[str, tuple[str, ...]], list[_Field]] = {}
         self._totals: dict[tuple[str, str, int], int] = {}
+        self._column_indexes: dict[tuple[str, str], tuple[int, dict[str, list[int]]]] = {}
         self._lock = threading.Lock()
         self._entities = {e: _EntityState(self.config.records.get(e, 0)) for e in ENTITY_SETS}
         self._version = 1000
@@ -979,42 +982,55 @@ class DynamicsEmulator(Emulator):
             if name not in readable:
                 raise unknown_property(name, type_name)
         select = list(dict.fromkeys([f"{entity}id", *select]))
-        predicate, names, ids = None, set(), None
-        if "$filter" in params:
-            parser = FilterParser(params["$filter"], set(readable), type_name)
-            predicate, names = parser.predicate, parser.names
-            key = parser.one_of()
-            if key is not None and key[0] == f"{entity}id":
-                ids = frozenset(str(value) for value in key[1])
-        return _Query(entity, select, params, predicate, names, ids)
-
-    def _positions(self, query: _Query, start: int) -> Iterator[int]:
-        """The raw indexes a scan visits from `start`: every one, or for a filter on the primary key
-        (`leadid eq … or leadid eq …`) only those rows', as Dataverse's index on it finds them."""
-        if query.ids is None:
-            return iter(range(start, self._entities[query.entity].count))
-        found = (self.index_of(query.entity, record_id) for record_id in query.ids)
-        return iter(sorted(index for index in found if index is not None and index >= start))
+        if "$filter" not in params:
+            return _Query(entity, select, params, None, set())
+        parser = FilterParser(params["$filter"], set(readable), type_name)
+        return _Query(entity, select, params, parser.predicate, parser.names, parser.membership)
 
     def _scan(self, query: _Query, start: int, limit: int, annotate: bool,
               targets: bool = False) -> tuple[list[dict[str, Any]], int]:
-        """Up to `limit` matching records from raw index `start`; returns them and the next raw index."""
-        names = list(dict.fromkeys(query.select + sorted(query.filter_names)))
-        extra = set(names) - set(query.select)
+        """Up to `limit` matching records from raw index `start`; returns them and the next raw index. A row
+        is tested on its filtered columns alone, and only a match is generated whole (a lookup by ids scans
+        the table for a few rows)."""
+        filter_names = sorted(query.filter_names)
         out: list[dict[str, Any]] = []
+        count = self._entities[query.entity].count
         deleted = self._entities[query.entity].deleted
-        for position in self._positions(query, start):
+        candidates = self._candidates(query)
+        positions = range(start, count) if candidates is None else candidates[bisect.bisect_left(candidates, start):]
+        for position in positions:
             if len(out) >= limit:
                 return out, position
-            if position not in deleted:
-                record = self._record(query.entity, position, names, annotate=annotate, targets=targets)
-                if query.predicate is None or query.predicate(record):
-                    for name in extra:
-                        record.pop(name, None)
-                        record.pop(f"{name}@{FORMATTED}", None)
-                        record.pop(f"{name}@{LOOKUP_TARGET}", None)
-                    out.append(record)
-        return out, self._entities[query.entity].count
+            if position not in deleted and (query.predicate is None or query.predicate(
+                    self._record(query.entity, position, filter_names, annotate=False))):
+                out.append(self._record(query.entity, position, query.select, annotate=annotate, targets=targets))
+        return out, count
+
+    def _candidates(self, query: _Query) -> list[int] | None:
+        """For a lookup of values in one column (`membership`), the sorted indexes of the rows holding them:
+        for the primary key from `index_of`, for another column from an index of it built once per data
+        version, as a database's would be; None (scan the table) for other filters and, but for the
+        primary key, for tables over `INDEXED_ROWS`."""
+        if query.membership is None:
+            return None
+        column, wanted = query.membership
+        if column == f"{query.entity}id":  # the primary key: its own index, kept as rows are made
+            found = (self.index_of(query.entity, record_id) for record_id in wanted)
+            return sorted(index for index in found if index is not None)
+        if self._entities[query.entity].count > INDEXED_ROWS:
+            return None
+        key = (query.entity, column)
+        built = self._column_indexes.get(key)
+        if built is None or built[0] != self._version:
+            rows: dict[str, list[int]] = {}
+            for index in range(self._entities[query.entity].count):
+                value = self._record(query.entity, index, [column], annotate=False).get(column)
+                if isinstance(value, str):
+                    rows.setdefault(value.lower(), []).append(index)
+            if len(self._column_indexes) >= 16:
+                self._column_indexes.clear()
+            built = self._column_indexes[key] = (self._version, rows)
+        return sorted(index for value in wanted for index in built[1].get(value, ()))
 
     def _link(self, entity: str, params: dict[str, str], **extra: str) -> str:
         query = {k: v for k, v in params.items() if k not in {"$skiptoken", "$deltatoken"}} | extra
@@ -1072,7 +1088,8 @@ class DynamicsEmulator(Emulator):
                 raise unknown_property(name, f"Microsoft.Dynamics.CRM.{query.entity}")
             order.append((name, direction.strip().lower() == "desc"))
         extra = [name for name, _ in order if name not in query.select]
-        wide = _Query(query.entity, query.select + extra, query.params, query.predicate, query.filter_names, query.ids)
+        wide = _Query(query.entity, query.select + extra, query.params, query.predicate, query.filter_names,
+                      query.membership)
         matches, _ = self._scan(wide, 0, self._entities[query.entity].count, annotate, targets)
         for name, descending in reversed(order):  # stable sorts, last key first
             matches.sort(key=lambda r, n=name: (r.get(n) is not None, r.get(n)), reverse=descending)

@@ -1,10 +1,11 @@
 """Sync of the plan's custom tables to Marketo custom objects, one way (issue #14 point 6).
 
-Runs after the people: the initial sync's last entity enqueues it, and each incremental cycle of the
-connection runs it from the tables' delta links. Each record is linked to its person through the plan's
-lookups; a record with no person in Dynamics, or whose person is not in Marketo, is reported on the
-connection's error list (entity = the table), never silently dropped, and retried by the later cycles like
-people's failures (`bot.sync.retries`) until it is written or reaches `SYNC_RETRY_ATTEMPTS`.
+Runs after the people: in the initial sync as soon as the people its tables link to are written (beside
+the run's other entities), and in each incremental cycle of the connection from the tables' delta links.
+Each record is linked to its person through the plan's lookups; a record with no person in Dynamics, or
+whose person is not in Marketo, is reported on the connection's error list (entity = the table), never
+silently dropped, and retried by the later cycles like people's failures (`bot.sync.retries`) until it is
+written or reaches `SYNC_RETRY_ATTEMPTS`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from rq import Queue
 from rq.job import Dependency
 
 from bot.custom_object_models import CustomObjectPlan
-from bot.models import FlowState
+from bot.models import Entity, FlowState, SyncRun
 from bot.store import FailedRecord, Resolution, Store
 from bot.sync.custom_objects import record_values
 from bot.sync.ports import SyncServices
@@ -131,19 +132,38 @@ def _retry(services: SyncServices, team_id: str, connection_id: str, plan: Custo
                         BATCH_SIZE, rewrite)
 
 
+def custom_objects_job_id(connection_id: str) -> str:
+    """The id of the connection's custom-tables job: one at a time per connection."""
+    return f"custom-objects-{connection_id}"
+
+
 def enqueue_custom_objects(queue: Queue, team_id: str, connection_id: str, after: list[str] | None = None) -> str:
     """One job for the connection's custom tables, run once the jobs `after` (the people's cycle) ended,
     however they ended: their people are then in Marketo for the links."""
-    job = queue.enqueue(CUSTOM_OBJECTS_JOB, team_id, connection_id, job_id=f"custom-objects-{connection_id}",
+    job = queue.enqueue(CUSTOM_OBJECTS_JOB, team_id, connection_id, job_id=custom_objects_job_id(connection_id),
                         job_timeout=JOB_TIMEOUT, result_ttl=RESULT_TTL, failure_ttl=RESULT_TTL,
                         description=f"custom tables for {connection_id}",
                         depends_on=Dependency(jobs=after, allow_failure=True) if after else None)
     return str(job.id)
 
 
-def has_custom_objects(store: Store, team_id: str, connection_id: str) -> bool:
-    connection = store.get_connection(team_id, connection_id)
-    return bool(connection and connection.plan and connection.plan.custom_objects)
+def linked_people_written(plans: list[CustomObjectPlan], run: SyncRun, entity: Entity, run_finished: bool) -> bool:
+    """Whether `entity` just done in `run` makes the custom tables' job due: it is the last of the people the
+    tables link to (their persons are in Marketo for the links, so the job runs beside the run's other
+    entities rather than after all of them), or, in a run that writes none of those people, the run finished."""
+    linked = {plan.link.person for plan in plans}
+    people = [p for p in run.entities if p.entity.value in linked]
+    if not people:
+        return run_finished
+    return entity.value in linked and all(p.done for p in people)
+
+
+def custom_objects_due(store: Store, run: SyncRun, entity: Entity, run_finished: bool) -> bool:
+    """`linked_people_written` for the run's connection, when its plan has custom tables."""
+    connection = store.get_connection(run.team_id, run.connection_id)
+    if connection is None or connection.plan is None or not connection.plan.custom_objects:
+        return False
+    return linked_people_written(connection.plan.custom_objects, run, entity, run_finished)
 
 
 def run_custom_objects(services: SyncServices, team_id: str, connection_id: str) -> str:

@@ -31,7 +31,7 @@ from bot.sync.checkpoint import (
     RunState,
     Transition,
 )
-from bot.sync.custom_sync import enqueue_custom_objects, has_custom_objects
+from bot.sync.custom_sync import custom_objects_due, enqueue_custom_objects
 from bot.sync.engine import UNEXPECTED, Booking, EntitySync, MarketoTarget, Outcome, Settle
 from bot.sync.lease import Heartbeat, LeaseLost
 from bot.sync.links import linked_writes
@@ -219,8 +219,8 @@ def _conclude(services: SyncServices, state: RunState, run: SyncRun, entity: Ent
         target = {"cancelled": EntityState.cancelled, "paused": EntityState.paused}.get(outcome.kind, EntityState.failed)
         transition = state.set_state(entity, target, outcome.message, lease=lease)
     finished = transition.changed and transition.run.status == RunStatus.finished and run.kind != BACKFILL
-    if finished and has_custom_objects(store, run.team_id, run.connection_id):
-        enqueue_custom_objects(services.queue, run.team_id, run.connection_id)  # after the people, before the news
+    if outcome.kind == "done" and run.kind != BACKFILL and custom_objects_due(store, transition.run, entity, finished):
+        enqueue_custom_objects(services.queue, run.team_id, run.connection_id)
     _settled(services, transition)
     if finished:
         incremental.schedule(store, run.team_id, run.connection_id, services.settings)
