@@ -48,6 +48,7 @@ TRANSITIONS: dict[str, tuple[frozenset[FlowState], FlowState]] = {
     "verify_credentials": (EDITABLE, FlowState.fields),
     "select_fields": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.fields),
     "choose_directions": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.fields),
+    "choose_columns": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.fields),
     "save_plan": (frozenset({FlowState.fields, FlowState.confirm}), FlowState.confirm),
     "set_notify_email": (frozenset({FlowState.confirm}), FlowState.confirm),
     "cancel": (EDITABLE, FlowState.cancelled),
@@ -412,6 +413,19 @@ def save_directions(
     one_way = sum(len(d) for d in directions.values())
     _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id,
             f"directions chosen: {one_way} one-way, {sum(len(w) for w in winners.values())} winner exceptions")
+    return connection
+
+
+def save_custom_columns(
+    store: Store, team_id: str, connection_id: str, user: str, columns: Mapping[str, Iterable[str]],
+) -> Connection:
+    """Step 2: the columns chosen for the custom tables given, replacing their earlier choice (other tables
+    keep theirs). A saved plan is invalidated, as by a new selection."""
+    chosen = {table: list(dict.fromkeys(names)) for table, names in columns.items()}
+    connection = _apply(store, team_id, connection_id, "choose_columns", lambda current: {
+        "custom_columns": {**current.custom_columns, **chosen}, "plan": None})
+    counts = ", ".join(f"{table} {len(names)}" for table, names in chosen.items())
+    _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id, f"custom table columns chosen: {counts}")
     return connection
 
 

@@ -225,6 +225,8 @@ class Connection(BaseModel):
     checklist: list[CheckResult] = Field(default_factory=list)
     selected: dict[str, list[str]] = Field(default_factory=dict)  # entity -> logical names
     custom_tables: list[str] = Field(default_factory=list)  # custom Dataverse tables to sync one way (#14.6)
+    # The columns chosen per custom table (logical names); a table not named here syncs every syncable column.
+    custom_columns: dict[str, list[str]] = Field(default_factory=dict)
     # The admin's choices for the next plan, per entity -> logical name; a field not named syncs both ways
     # (lead, contact) and its collisions follow the entity's rule. A plan carries its own copy per field.
     directions: dict[str, dict[str, Direction]] = Field(default_factory=dict)

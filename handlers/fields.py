@@ -31,6 +31,12 @@ def _custom_tables(view: SlackView | None) -> list[str] | None:
     return list(values) if values is not None else None
 
 
+def _columns(view: SlackView) -> dict[str, list[str]]:
+    """The columns modal's lists, by custom table (the tables it showed)."""
+    return {table: list(view.value(block_id, ids.columns_action_id(table)) or [])
+            for block_id in view.values() if (table := ids.table_of_columns_block(block_id)) is not None}
+
+
 def _choices(view: SlackView) -> dict[Entity, DirectionChoices]:
     """The directions modal's lists, for the entities it showed (an entity with no input is left as it was)."""
     chosen = {}
@@ -84,6 +90,22 @@ def on_directions_submit(ctx: Ctx[ViewPayload]) -> None:
         ctx.ack()
 
 
+def on_columns(ctx: Ctx[ActionPayload]) -> None:
+    """Push the columns modal over the picker, for the custom tables picked in it now (read after the ack)."""
+    view = ctx.payload.view
+    container = ctx.container
+    ctx.ack()
+    ctx.later(fields.push_columns, container.store, container.metadata, container.dataverse, ctx.client, ctx.team_id,
+              ctx.payload.action.value or _connection_id(view), _custom_tables(view) or [], ctx.payload.trigger_id)
+
+
+def on_columns_submit(ctx: Ctx[ViewPayload]) -> None:
+    """Save the columns chosen and return to the picker."""
+    view = ctx.payload.view
+    fields.choose_columns(ctx.container.store, ctx.team_id, ctx.user_id, _connection_id(view), _columns(view))
+    ctx.ack()
+
+
 def on_submit(ctx: Ctx[ViewPayload]) -> None:
     view = ctx.payload.view
     container = ctx.container
@@ -121,7 +143,9 @@ def on_change_plan_submit(ctx: Ctx[ViewPayload]) -> None:
 
 OPTIONS = {ids.fields_action_id(entity): Route(on_options, CONNECT) for entity in Entity}
 ACTIONS = {ids.REFRESH_FIELDS_ACTION: Route(on_refresh, CONNECT), ids.DIRECTIONS_ACTION: Route(on_directions, CONNECT),
+           ids.COLUMNS_ACTION: Route(on_columns, CONNECT),
            **{ids.fields_action_id(entity): Route(on_select) for entity in Entity}}
 VIEWS = {ids.FIELDS_CALLBACK: Route(on_submit, CONNECT), ids.DIRECTIONS_CALLBACK: Route(on_directions_submit, CONNECT),
+         ids.COLUMNS_CALLBACK: Route(on_columns_submit, CONNECT),
          ids.FIELDS_CHANGE_CALLBACK: Route(on_change_submit, CONNECT),
          ids.FIELDS_CHANGE_PLAN_CALLBACK: Route(on_change_plan_submit, CONNECT)}

@@ -12,7 +12,6 @@ from slack_sdk.models.views import View
 from bot import flow
 from bot.approvals import ApprovalService
 from bot.custom_object_models import CustomObjectPlan
-from bot.dynamics.custom_tables import CustomTableMeta
 from bot.dynamics.errors import DataverseAccessDenied, DataverseNotFound
 from bot.dynamics.metadata import MetadataCache
 from bot.dynamics.users import count_owner_candidates
@@ -21,12 +20,13 @@ from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, 
 from bot.steps.ports import DataverseFactory, MarketoFactory
 from bot.store import Store
 from bot.sync import opportunities
-from bot.sync.custom_objects import plan_custom_objects, reachable_tables
+from bot.sync.custom_objects import ReachableTable, plan_custom_objects, reachable_tables, syncable_columns
 from bot.sync.directions import TWO_WAY_ENTITIES, DirectionChoices, DirectionError, settle
 from bot.sync.fields_change import plan_change
 from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, selectable
 from bot.sync.planning import count_records
 from bot.views import ids
+from bot.views.columns import TableColumnsView, columns_modal
 from bot.views.common import info_modal
 from bot.views.custom_objects import custom_tables_block
 from bot.views.directions import EntityDirectionsView, directions_modal
@@ -65,7 +65,7 @@ def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFacto
     with dataverse(team_id, connection.id) as client:
         reachable = reachable_tables(metadata.custom_tables(team_id, connection.id, client, refresh=refresh))
     return fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, refresh),
-                        custom=custom_tables_block(reachable, connection.custom_tables))
+                        custom=custom_tables_block(reachable, connection.custom_tables, connection.id))
 
 
 def _entity_views(metadata: MetadataCache, dataverse: DataverseFactory, team_id: str, connection: Connection,
@@ -159,6 +159,46 @@ def choose_directions(store: Store, team_id: str, user: str, connection_id: str 
     return errors
 
 
+READING_COLUMNS = ":hourglass_flowing_sand: Reading the columns of the picked tables from Dynamics…"
+
+
+def push_columns(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, slack: WebClient,
+                 team_id: str, connection_id: str | None, tables: list[str], trigger_id: str) -> None:
+    """Push the columns modal over the field picker: a notice at once (the trigger lasts 3 s), then the
+    columns read from Dynamics (they are not cached: an org may have hundreds of custom tables)."""
+    connection = store.get_connection(team_id, connection_id) if connection_id else None
+    if connection is None:
+        raise FlowError(GONE)
+    pushed = slack.views_push(trigger_id=trigger_id, view=info_modal("Custom table columns", READING_COLUMNS))
+    slack.views_update(view_id=pushed["view"]["id"], view=columns_view(metadata, dataverse, connection, tables))
+
+
+def columns_view(metadata: MetadataCache, dataverse: DataverseFactory, connection: Connection,
+                 tables: list[str]) -> View:
+    """The columns modal for the custom tables picked now, with the connection's saved choices."""
+    with dataverse(connection.team_id, connection.id) as client:
+        reachable = _reachable_with_columns(metadata, client, connection, tables)
+    shown = [TableColumnsView(table=name, display_name=reachable[name].table.display_name,
+                              columns=syncable_columns(reachable[name]), chosen=connection.custom_columns.get(name))
+             for name in dict.fromkeys(tables) if name in reachable]
+    return columns_modal(connection.id, shown)
+
+
+def choose_columns(store: Store, team_id: str, user: str, connection_id: str | None,
+                   columns: Mapping[str, list[str]]) -> None:
+    """Save the columns chosen per custom table (the tables the modal showed)."""
+    if not connection_id:
+        raise FlowError(GONE)
+    flow.save_custom_columns(store, team_id, connection_id, user, columns)
+
+
+def _reachable_with_columns(metadata: MetadataCache, client: Any, connection: Connection,
+                            tables: list[str]) -> dict[str, ReachableTable]:
+    """The custom tables reaching a person, by name, those in `tables` with their columns read."""
+    found = metadata.custom_tables(connection.team_id, connection.id, client)
+    return {r.table.logical_name: r for r in reachable_tables(client.with_columns(found, tables))}
+
+
 def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory, team_id: str,
           connection: Connection, selection: Mapping[str, list[str]]) -> tuple[FieldPlan, dict[Entity, int]]:
     """Plan = selection and directions + Marketo's existing fields + filtered record counts + owners. Writes
@@ -177,17 +217,18 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
         if any(ep.owner_lookup for ep in plan.entities):
             plan.owners = count_owner_candidates(client)
         if connection.custom_tables:
-            tables = metadata.custom_tables(team_id, connection.id, client)
-            plan.custom_objects = _custom_objects(client, tables, marketo, connection.custom_tables)
+            reachable = _reachable_with_columns(metadata, client, connection, connection.custom_tables)
+            plan.custom_objects = _custom_objects(reachable, marketo, connection)
     return plan, counts
 
 
-def _custom_objects(client: Any, found: list[CustomTableMeta], marketo: MarketoFactory,
-                    chosen: list[str]) -> list[CustomObjectPlan]:
-    """The chosen custom tables' Marketo custom objects, every syncable column of each (limits checked)."""
-    tables = {t.logical_name: t for t in client.with_columns(found, chosen)}
-    selected = {name: [a.logical_name for a in tables[name].attributes] for name in chosen if name in tables}
-    plans, _ = plan_custom_objects(reachable_tables(list(tables.values())), selected, marketo().custom_object_types())
+def _custom_objects(reachable: dict[str, ReachableTable], marketo: MarketoFactory,
+                    connection: Connection) -> list[CustomObjectPlan]:
+    """The chosen custom tables' Marketo custom objects, with the columns chosen for each (by default every
+    column; limits checked)."""
+    selected = {name: connection.custom_columns.get(name, [a.logical_name for a in reachable[name].table.attributes])
+                for name in connection.custom_tables if name in reachable}
+    plans, _ = plan_custom_objects(list(reachable.values()), selected, marketo().custom_object_types())
     return plans
 
 

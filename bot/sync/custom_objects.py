@@ -20,7 +20,7 @@ from bot.custom_object_models import (
     TableLookup,
 )
 from bot.dynamics.custom_tables import CustomTableMeta
-from bot.models import Entity
+from bot.models import AttributeMeta, Entity
 from bot.sync.mapping import (
     MAX_DISPLAY_NAME,
     MAX_FIELD_NAME,
@@ -33,6 +33,7 @@ from bot.sync.mapping import (
 
 MAX_OBJECT_TYPES = 10
 MAX_OBJECT_FIELDS = 50
+MAX_OBJECT_COLUMNS = MAX_OBJECT_FIELDS - 2  # the dedupe id and the person link take two of the fields
 MAX_HOPS = 2
 PEOPLE = frozenset({"lead", "contact"})
 ROOTS = PEOPLE | {"account"}
@@ -104,6 +105,18 @@ def _display(text: str) -> str:
     return _fit(" ".join("".join(c if c.isalnum() else " " for c in text).split()), "", MAX_DISPLAY_NAME)
 
 
+def _not_columns(reach: ReachableTable) -> set[str]:
+    """The table's own id and its one-hop person lookup: written as the dedupe id and the link, not as fields."""
+    return {reach.table.primary_id} | ({reach.hops[0].attribute} if len(reach.hops) == 1 else set())
+
+
+def syncable_columns(reach: ReachableTable) -> list[AttributeMeta]:
+    """The columns that can become fields of the table's custom object, in the table's order (the admin
+    chooses among these; by default all of them are planned)."""
+    skip = _not_columns(reach)
+    return [a for a in reach.table.attributes if a.logical_name not in skip and is_syncable(a)]
+
+
 def plan_custom_object(reach: ReachableTable, columns: list[str], existing_types: set[str]) -> CustomObjectPlan:
     """The custom object type, its fields and its link for one selected table. Columns that cannot fit
     (unsupported type, over Marketo's field count) are listed in `refused` with the reason."""
@@ -119,7 +132,7 @@ def plan_custom_object(reach: ReachableTable, columns: list[str], existing_types
     attributes = {a.logical_name: a for a in table.attributes}
     fields: list[CustomObjectField] = []
     refused: list[RefusedColumn] = []
-    skip = {table.primary_id} | ({reach.hops[0].attribute} if len(reach.hops) == 1 else set())
+    skip = _not_columns(reach)
     for column in dict.fromkeys(columns):
         attr = attributes.get(column)
         if column in skip:
@@ -129,7 +142,7 @@ def plan_custom_object(reach: ReachableTable, columns: list[str], existing_types
         elif not is_syncable(attr):
             refused.append(RefusedColumn(source=column, reason=f"{attr.attribute_type.removesuffix('Type')} "
                                                                "columns cannot be synced to Marketo"))
-        elif len(fields) + 2 >= MAX_OBJECT_FIELDS:
+        elif len(fields) >= MAX_OBJECT_COLUMNS:
             refused.append(RefusedColumn(source=column, reason=f"Marketo allows {MAX_OBJECT_FIELDS} fields on a "
                                                                "custom object, 2 of them the id and the person link"))
         else:

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
-from slack_sdk.models.blocks import Block, InputBlock, Option, StaticMultiSelectElement
+from slack_sdk.models.blocks import ActionsBlock, Block, InputBlock, Option, StaticMultiSelectElement
 
 from bot.custom_object_models import CustomObjectPlan
 from bot.models import FieldPlan
-from bot.sync.custom_objects import ReachableTable
+from bot.sync.custom_objects import MAX_OBJECT_COLUMNS, ReachableTable
 from bot.views import ids
-from bot.views.kit import MAX_OPTION_TEXT, MAX_OPTIONS, context, cut, escape, limited_lines, sections
+from bot.views.kit import MAX_OPTION_TEXT, MAX_OPTIONS, button, context, cut, escape, limited_lines, sections
 
 MAX_FIELDS_SHOWN = 20  # per custom object; the rest are counted
+COLUMNS_HINT = (f"Every column a picked table can sync is planned, up to Marketo's {MAX_OBJECT_COLUMNS} per "
+                "custom object; *Columns…* chooses which.")
 
 
 def _object_lines(plan: CustomObjectPlan, fields_shown: int) -> list[str]:
@@ -35,8 +37,9 @@ def custom_object_blocks(plan: FieldPlan, fields_shown: int = MAX_FIELDS_SHOWN) 
             context("A custom object's name, dedupe field and link field cannot change once approved in Marketo.")]
 
 
-def custom_tables_block(reachable: list[ReachableTable], selected: list[str]) -> list[Block]:
-    """Step 2's "Custom tables to sync" multi-select (≤ MAX_OPTIONS tables that can be synced)."""
+def custom_tables_block(reachable: list[ReachableTable], selected: list[str], connection_id: str) -> list[Block]:
+    """Step 2's "Custom tables to sync" multi-select (≤ MAX_OPTIONS tables that can be synced) and the
+    Columns… button that pushes `columns_modal` for the tables picked."""
     usable = [r for r in reachable if r.refusal is None][:MAX_OPTIONS]
     if not usable:
         return []
@@ -48,7 +51,11 @@ def custom_tables_block(reachable: list[ReachableTable], selected: list[str]) ->
         block_id=ids.CUSTOM_TABLES_BLOCK, label="Custom tables to sync", optional=True,
         element=StaticMultiSelectElement(action_id=ids.CUSTOM_TABLES_ACTION, options=options,
                                          initial_options=initial or None, placeholder="Pick custom tables"),
-        hint="Synced one way to Marketo custom objects, each record linked to its lead or contact.")]
+        hint="Synced one way to Marketo custom objects, each record linked to its lead or contact."),
+        ActionsBlock(block_id=ids.CUSTOM_TABLES_ACTIONS_BLOCK,
+                     elements=[button("Columns…", ids.COLUMNS_ACTION, connection_id)]),
+        context(COLUMNS_HINT)]
     if refused:
         blocks.append(context(cut("Cannot be synced — " + "; ".join(refused), 2900)))
     return blocks
+

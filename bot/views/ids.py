@@ -50,6 +50,12 @@ FIELDS_ACTION_PATTERN = re.compile(rf"^{FIELDS_ACTION_PREFIX}(lead|contact|accou
 FIELDS_ACTIONS_BLOCK = "fields_actions"
 CUSTOM_TABLES_BLOCK = "custom_tables"  # Step 2: the custom tables to sync (issue #14 point 6)
 CUSTOM_TABLES_ACTION = "cd_custom_tables"
+CUSTOM_TABLES_ACTIONS_BLOCK = "custom_tables_actions"
+COLUMNS_ACTION = "cd_columns_open"  # value = connection id; pushes the custom-table columns modal
+COLUMNS_CALLBACK = "cd_columns"
+# The columns modal's inputs, one per custom table: block id = prefix + the table's logical name.
+COLUMNS_BLOCK_PREFIX = "columns_"
+COLUMNS_ACTION_PREFIX = "cd_cols_"
 REFRESH_FIELDS_ACTION = "cd_refresh_fields"  # value = connection id
 
 
@@ -65,6 +71,19 @@ def direction_block_id(entity: Entity, which: str) -> str:
 
 def direction_action_id(entity: Entity, which: str) -> str:
     return f"cd_dir_{which}_{entity.value}"
+
+
+def columns_block_id(table: str) -> str:
+    return f"{COLUMNS_BLOCK_PREFIX}{table}"
+
+
+def columns_action_id(table: str) -> str:
+    return f"{COLUMNS_ACTION_PREFIX}{table}"
+
+
+def table_of_columns_block(block_id: str) -> str | None:
+    """The custom table a columns-modal block id belongs to, or None for any other id."""
+    return block_id.removeprefix(COLUMNS_BLOCK_PREFIX) if block_id.startswith(COLUMNS_BLOCK_PREFIX) else None
 
 
 def fields_block_id(entity: Entity) -> str:
@@ -128,5 +147,6 @@ ALL_ACTION_IDS: frozenset[str] = frozenset({
     BACK_TO_FORM_ACTION, REFRESH_FIELDS_ACTION, APPROVE_ACTION, REJECT_ACTION, CANCEL_SYNC_ACTION,
     RESUME_SYNC_ACTION, HOME_CONNECT_ACTION, HOME_HELP_ACTION, HOME_SETTINGS_ACTION, BRAKE_APPROVE_ACTION,
     BRAKE_DISCARD_ACTION, RETRY_APPROVAL_ACTION, RENEW_CREDENTIALS_ACTION, DIRECTIONS_ACTION,
+    COLUMNS_ACTION,
     *(fields_action_id(e) for e in Entity),
 })
