@@ -43,3 +43,32 @@ def test_picker_choice_and_plan(world: SyncHarness) -> None:
     again = fields.load_fields(world.store, container.metadata, container.dataverse, "T1", connection_id).to_dict()
     kept = next(b for b in again["blocks"] if b.get("block_id") == ids.CUSTOM_TABLES_BLOCK)
     assert [o["value"] for o in kept["element"]["initial_options"]] == ["new_projectnote"]
+
+
+def test_the_columns_chosen_for_a_table_are_the_only_fields_of_its_custom_object(world: SyncHarness) -> None:
+    container, connection_id = world.container, world.connection.id
+    fields.choose_fields(world.store, "T1", "U0REQ", connection_id, {"contact": ["emailaddress1"]},
+                         ["new_project", "new_projectnote"])
+    connection = world.store.get_connection("T1", connection_id)
+    modal = fields.columns_view(container.metadata, container.dataverse, connection, ["new_project"]).to_dict()
+    project = next(b for b in modal["blocks"] if b.get("block_id") == ids.columns_block_id("new_project"))
+    offered = [o["value"] for o in project["element"]["options"]]
+    assert {"new_name", "new_budget", "new_seats"} <= set(offered)
+    assert not {"new_projectid", "new_contactid"} & set(offered), "the id and the person link are not columns"
+    assert [o["value"] for o in project["element"]["initial_options"]] == offered, "never chosen: every column"
+    assert ids.columns_block_id("new_projectnote") not in str(modal), "only the tables asked for"
+
+    fields.choose_columns(world.store, "T1", "U0REQ", connection_id, {"new_project": ["new_budget", "new_name"]})
+    assert world.store.get_connection("T1", connection_id).custom_columns == {"new_project": ["new_budget", "new_name"]}
+    fields.build_the_plan(world.store, container.metadata, container.dataverse, container.marketo, "T1", "U0REQ",
+                          connection_id)
+    plans = {p.table: p for p in world.store.get_connection("T1", connection_id).plan.custom_objects}
+    assert [f.source for f in plans["new_project"].fields] == ["new_budget", "new_name"]
+    assert not plans["new_project"].refused
+    assert {f.source for f in plans["new_projectnote"].fields} >= {"new_subject"}, "a table never chosen: all"
+
+    again = world.store.get_connection("T1", connection_id)
+    reopened = fields.columns_view(container.metadata, container.dataverse, again, ["new_project"]).to_dict()
+    kept = next(b for b in reopened["blocks"] if b.get("block_id") == ids.columns_block_id("new_project"))
+    assert [o["value"] for o in kept["element"]["initial_options"]] == [
+        name for name in offered if name in {"new_budget", "new_name"}], "the saved choice, in the table's order"

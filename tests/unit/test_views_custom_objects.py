@@ -5,7 +5,12 @@ from __future__ import annotations
 from bot.custom_object_models import TableLookup
 from bot.dynamics.custom_tables import CustomTableMeta
 from bot.models import Approval, AttributeMeta, Connection, FieldPlan
-from bot.sync.custom_objects import MAX_OBJECT_COLUMNS, plan_custom_objects, reachable_tables, syncable_columns
+from bot.sync.custom_objects import (
+    MAX_OBJECT_COLUMNS,
+    plan_custom_objects,
+    reachable_tables,
+    syncable_columns,
+)
 from bot.views import ids
 from bot.views.approval import approval_request_message
 from bot.views.columns import TableColumnsView, columns_modal
