@@ -67,7 +67,10 @@ def test_the_columns_chosen_for_a_table_are_the_only_fields_of_its_custom_object
     assert not plans["new_project"].refused
     assert {f.source for f in plans["new_projectnote"].fields} >= {"new_subject"}, "a table never chosen: all"
 
+    fields.choose_columns(world.store, "T1", "U0REQ", connection_id, {"new_projectnote": ["new_subject"]})
     again = world.store.get_connection("T1", connection_id)
+    assert again.plan is None, "a new choice of columns invalidates the plan"
+    assert again.custom_columns == {"new_project": ["new_budget", "new_name"], "new_projectnote": ["new_subject"]}
     reopened = fields.columns_view(container.metadata, container.dataverse, again, ["new_project"]).to_dict()
     kept = next(b for b in reopened["blocks"] if b.get("block_id") == ids.columns_block_id("new_project"))
     assert [o["value"] for o in kept["element"]["initial_options"]] == [
