@@ -31,7 +31,7 @@ def synced_world(key_prefix: str, records: dict[str, int], settings: dict[str, A
 
 @pytest.fixture
 def world(key_prefix: str) -> Iterator[SyncHarness]:
-    yield from synced_world(key_prefix, {"lead": 600, "contact": 300})
+    yield from synced_world(key_prefix, {"lead": 200, "contact": 100})
 
 
 @pytest.fixture
