@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import uvicorn
@@ -62,11 +63,15 @@ class ServerThread:
             time.sleep(0.01)
         return self
 
-    def stop(self) -> None:
-        """Stop at once: an emulator has nothing to drain, and a client that keeps a connection open
-        (msal's session does) would otherwise hold uvicorn's graceful shutdown for the whole join."""
+    def request_stop(self) -> None:
+        """Tell the server to exit, without waiting for it. Stop at once: an emulator has nothing to
+        drain, and a client that keeps a connection open (msal's session does) would otherwise hold
+        uvicorn's graceful shutdown for the whole join."""
         self._server.should_exit = True
         self._server.force_exit = True
+
+    def stop(self) -> None:
+        self.request_stop()
         self._thread.join(timeout=10)
 
 
@@ -92,3 +97,15 @@ class Emulator:
         if self._server is None:
             raise RuntimeError(f"the {type(self).__name__} is not running; call start() first")
         return self._server
+
+
+def stop_all(emulators: Iterable[Any]) -> None:
+    """Stop several emulators together. uvicorn takes a couple of ticks of its loop to shut down, so
+    every server is told first and each `stop()` then mostly just joins a thread that is ending."""
+    emulators = list(emulators)
+    for emulator in emulators:
+        server = getattr(emulator, "_server", None)
+        if isinstance(server, ServerThread):
+            server.request_stop()
+    for emulator in emulators:
+        emulator.stop()

@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 
 from sandbox.dynamics import DynamicsEmulator, EmulatedUser
 from sandbox.marketo import MarketoEmulator
+from sandbox.server import stop_all
 from sandbox.slack import SlackEmulator
 
 SYNC_USER = "sync@contoso.com"
@@ -38,8 +39,7 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        for emulator in (self.slack, self.marketo, self.dynamics):
-            emulator.stop()
+        stop_all((self.slack, self.marketo, self.dynamics))
 
     def __enter__(self) -> Stack:
         return self.start()
