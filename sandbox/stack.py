@@ -11,7 +11,6 @@ from cryptography.fernet import Fernet
 
 from sandbox.dynamics import DynamicsEmulator, EmulatedUser
 from sandbox.marketo import MarketoEmulator
-from sandbox.server import stop_all
 from sandbox.slack import SlackEmulator
 
 SYNC_USER = "sync@contoso.com"
@@ -39,7 +38,8 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        stop_all((self.slack, self.marketo, self.dynamics))
+        for emulator in (self.slack, self.marketo, self.dynamics):
+            emulator.stop()
 
     def __enter__(self) -> Stack:
         return self.start()

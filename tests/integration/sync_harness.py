@@ -26,7 +26,6 @@ from bot.sync.mapping import build_plan, default_selection
 from bot.sync.planning import count_records
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
-from sandbox.server import stop_all
 from sandbox.slack import SlackEmulator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,7 +129,8 @@ class SyncHarness:
         for worker in self.workers:
             self.kill(worker)
         self.container.queue.delete(delete_jobs=True)
-        stop_all((self.dynamics, self.marketo, self.slack))
+        for emulator in (self.dynamics, self.marketo, self.slack):
+            emulator.stop()
 
     # -- workers -----------------------------------------------------------------------------------
     def spawn_worker(self, log_path: str | None = None) -> subprocess.Popen:
