@@ -68,7 +68,7 @@ class Stack:
             "MARKETO_CALLS_PER_WINDOW": str(self.marketo.calls_per_window),
             "MARKETO_WINDOW_SECONDS": str(self.marketo.window_seconds),
             "MARKETO_MAX_CONCURRENCY": "5",
-            "PROGRESS_UPDATE_SECONDS": "1",
+            "PROGRESS_UPDATE_SECONDS": "0.2",  # short: a run's end waits for the next update slot
             "METRICS_PORT": "0",  # a worker here opens no port; a test that scrapes one sets it
         }
         settings.update({key: str(value) for key, value in overrides.items()})

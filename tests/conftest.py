@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import compileall
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -16,6 +18,15 @@ from bot.store.rq_prefix import rq_key_prefix
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 RQ_KEY_PREFIX = rq_key_prefix()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the project's sources to bytecode once. The tests start many `python -m bot...`
+    subprocesses; where PYTHONDONTWRITEBYTECODE is set (as in the image) none of them would cache
+    what it compiled, and each would compile every module again before it could start."""
+    for package in ("bot", "handlers", "sandbox"):
+        compileall.compile_dir(ROOT / package, quiet=2)
 
 
 @pytest.fixture

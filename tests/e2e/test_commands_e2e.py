@@ -76,7 +76,7 @@ def bot_env(stack: Stack, key_prefix: str, request: pytest.FixtureRequest) -> di
     return stack.env(REDIS_URL=REDIS_URL, REDIS_KEY_PREFIX=key_prefix, **quota)
 
 
-@pytest.mark.parametrize("stack_options", [{"leads": 9000, "contacts": 0, "accounts": 0}])
+@pytest.mark.parametrize("stack_options", [{"leads": 4500, "contacts": 0, "accounts": 0}])
 def test_daily_quota_pauses_and_the_resume_button_finishes(driver: SlackDriver, worker, stack: Stack,  # noqa: ANN001
                                                            store: Store, redis_client: redis.Redis,
                                                            key_prefix: str) -> None:

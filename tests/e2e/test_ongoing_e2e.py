@@ -21,7 +21,7 @@ from sandbox.story import Story
 from sandbox.verify import verify_sync
 from tests.conftest import REDIS_URL
 
-CYCLE_SECONDS = 3.0
+CYCLE_SECONDS = 1.5
 # While off, this many cycle intervals pass with the worker's maintenance ticking: none may apply a change.
 OFF_INTERVALS = 4
 

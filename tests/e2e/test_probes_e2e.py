@@ -43,7 +43,7 @@ def test_the_web_probe_asks_the_local_serve(web: WebProcess, bot_env: dict[str, 
 
 def test_the_worker_probe_follows_the_worker_s_heartbeat(bot_env: dict[str, str]) -> None:
     name = f"probe-{uuid.uuid4().hex[:8]}"
-    env = {**bot_env, "WORKER_NAME": name, "SYNC_SWEEP_SECONDS": "0.5"}
+    env = {**bot_env, "WORKER_NAME": name, "SYNC_SWEEP_SECONDS": "0.2"}
     assert probe("worker", env).returncode == 1  # not started yet
     worker = BotProcess("worker", env).start()
     try:

@@ -21,7 +21,7 @@ from sandbox.story import Story
 from tests.conftest import REDIS_URL
 from tests.support.processes import BotProcess
 
-CYCLE_MINUTES = 0.03  # a cycle every 1.8 s
+CYCLE_MINUTES = 0.02  # a cycle every 1.2 s
 CYCLE_TIMEOUT = 60
 
 

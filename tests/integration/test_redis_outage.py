@@ -35,7 +35,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def world(own_redis: RedisServer, key_prefix: str) -> Iterator[SyncHarness]:
-    harness = SyncHarness(own_redis.url, key_prefix, {"lead": 4000, "contact": 2000},
+    harness = SyncHarness(own_redis.url, key_prefix, {"lead": 2400, "contact": 900},
                           marketo={"calls_per_window": 10, "window_seconds": 2},
                           settings={"MARKETO_MAX_CONCURRENCY": 4, "SYNC_WRITERS": 2}).start()
     yield harness

@@ -15,7 +15,7 @@ from tests.integration.sync_harness import SyncHarness, synced_world
 
 @pytest.fixture
 def world(key_prefix: str) -> Iterator[SyncHarness]:
-    yield from synced_world(key_prefix, {"lead": 600, "contact": 300})
+    yield from synced_world(key_prefix, {"lead": 200, "contact": 100})
 
 
 @pytest.fixture

@@ -22,15 +22,15 @@ pytestmark = pytest.mark.e2e
 LEADS_PATH = "/rest/v1/leads.json"
 
 
-# REST: 5 calls/s, 2 writers per entity: slow enough to kill mid-run, and at most 2 batches in flight per
-# entity. The cap of 4 leaves the others slots while the dead worker's expire (the limiter's lease).
+# REST: 5 calls/s, 2 writers per entity: 12 batches of leads and 3 of contacts share them, slow enough to
+# kill mid-run, and at most 2 batches in flight per entity. The cap of 4 leaves the others slots while the dead worker's expire (the limiter's lease).
 # On the Bulk Import path (`WRITE_PATHS`) the kill lands mid-import.
 
 
 @pytest.fixture(params=sorted(WRITE_PATHS))
 def world(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[SyncHarness]:
     marketo, settings = WRITE_PATHS[request.param]
-    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 6000, "contact": 3000},
+    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 3600, "contact": 900},
                           marketo={"calls_per_window": 10, "window_seconds": 2, **marketo},
                           settings={"MARKETO_MAX_CONCURRENCY": 4, "SYNC_WRITERS": 2, **settings}).start()
     harness.path = request.param

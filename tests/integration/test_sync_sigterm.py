@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 LEASE_SECONDS = 60
 
 
-# REST: 5 calls/s of 300 records: about 6 s for the leads, time to stop a worker in the middle (on either
+# REST: 5 calls/s of 300 records: about 3 s for the leads, time to stop a worker in the middle (on either
 # path of `WRITE_PATHS`). The lease is long: a hand-over that waited for it
 # (as after a SIGKILL) would miss every deadline below.
 
@@ -32,7 +32,7 @@ LEASE_SECONDS = 60
 @pytest.fixture(params=sorted(WRITE_PATHS))
 def world(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[SyncHarness]:
     marketo, settings = WRITE_PATHS[request.param]
-    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 6000},
+    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 4200},
                           marketo={"calls_per_window": 10, "window_seconds": 2, **marketo},
                           settings={"MARKETO_MAX_CONCURRENCY": 4, "SYNC_WRITERS": 2,
                                     "SYNC_LEASE_SECONDS": LEASE_SECONDS, **settings}).start()

@@ -28,7 +28,7 @@ def port() -> int:
 
 @pytest.fixture
 def world(key_prefix: str, port: int) -> Iterator[SyncHarness]:
-    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 700, "contact": 400},
+    harness = SyncHarness(REDIS_URL, key_prefix, {"lead": 300, "contact": 200},
                           settings={"LOG_FORMAT": "json", "METRICS_PORT": port}).start()
     yield harness
     harness.stop()
