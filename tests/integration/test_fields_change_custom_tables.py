@@ -95,3 +95,29 @@ def test_a_custom_table_added_after_go_live_is_made_and_synced_and_removing_it_s
     kept = _projects(world)
     assert len(kept) == PROJECTS and kept[world.dynamics.record_id("new_project", 3)]["newName"] == "Renamed"
     assert TYPE in world.marketo.custom_objects.types, "the custom object stays in Marketo"
+
+
+def test_a_column_added_to_a_synced_custom_table_is_made_and_its_records_read_again(world: SyncHarness) -> None:
+    """Columns… in the change modal: the choice is saved without touching the plan in force; approved, the
+    field is added to the custom object and the table is read in full (its delta link forgotten)."""
+    connection_id = world.connection.id
+    _change_picker(world)
+    fields.choose_columns(world.store, TEAM, ADMIN, connection_id, {"new_project": ["new_name"]})
+    _approve_change(world, ["new_project"])
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert all("newBudget" not in row for row in _projects(world).values())
+    assert world.store.delta_links.get(TEAM, connection_id, "new_project")
+
+    _change_picker(world)
+    fields.choose_columns(world.store, TEAM, ADMIN, connection_id, {"new_project": ["new_name", "new_budget"]})
+    in_force = world.store.get_connection(TEAM, connection_id)
+    assert in_force.plan is not None and [f.source for f in in_force.plan.custom_objects[0].fields] == ["new_name"]
+    shown, approval = _approve_change(world, ["new_project"])
+    assert "new columns: `new_budget`" in shown
+    assert [(c.plan.table, c.added) for c in approval.fields_change.objects_changed] == [("new_project", ["new_budget"])]
+    assert "newBudget" in world.marketo.custom_objects.types[TYPE].approved.fields
+    assert world.store.delta_links.get(TEAM, connection_id, "new_project") is None
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    budgets = {row["new_projectid"]: row.get("new_budget")
+               for row in world.dynamics.expected_records("new_project", ["new_budget"])}
+    assert {key: row.get("newBudget") for key, row in _projects(world).items()} == budgets
