@@ -26,6 +26,7 @@ from bot.notify import Notifier
 from bot.slack_clients import SlackClients
 from bot.store import Store
 from bot.sync.backfill import start_backfill
+from bot.sync.custom_sync import enqueue_custom_objects
 from bot.sync.fields_change import plan_change
 from bot.sync.runs import start_initial_sync
 from bot.views.approval import (
@@ -117,25 +118,39 @@ class ApprovalEffects:
         return self.store.update_approval(approval.team_id, approval.id, change) or change(approval)
 
     def on_fields_change_approved(self, approval: Approval) -> None:
-        """A change of fields: create the new Marketo fields, switch the connection to the new plan, and
-        backfill the added columns into existing records (the incremental cycles go on meanwhile)."""
+        """A change of fields: create the new Marketo fields and custom objects, switch the connection to the
+        new plan, backfill the added columns into existing records and read the added custom tables in full
+        (the incremental cycles go on meanwhile)."""
         connection = self.store.get_connection(approval.team_id, approval.connection_id)
         if connection is None or connection.plan is None or connection.pending_plan is None:
             raise FlowError("The connection or its proposed change of fields is gone; nothing was changed.")
         change = plan_change(connection.plan, connection.pending_plan)
-        self._create_fields(approval, connection.pending_plan.fields_to_create, approval.decided_by or audit.SYSTEM)
+        objects = change.objects_to_make()
+        self._create_fields(approval, connection.pending_plan.fields_to_create, approval.decided_by or audit.SYSTEM,
+                            objects)
         fields = change.backfill_fields()
         run_id = new_id() if fields else None
         switched = flow.apply_fields_change(self.store, approval.team_id, connection.id, approval.id, run_id)
         if switched is None:
             raise FlowError("The connection is no longer synced; the change of fields was not applied.")
         self.update_messages(approval)
+        if objects:
+            self._read_in_full(approval, objects)
         if run_id is not None:
             run = start_backfill(self.store, self.queue, switched, fields, approval.requester, run_id, self.notifier)
             self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.BACKFILL_STARTED,
                               connection.id, f"run {run.id}: " + ", ".join(
                                   f"{entity} +{len(names)}" for entity, names in fields.items()))
         self._tell(approval.team_id, approval.requester, fields_change_approved_notice(approval))
+
+    def _read_in_full(self, approval: Approval, objects: list[CustomObjectPlan]) -> None:
+        """The custom tables added (or given new columns) are read in full by the custom-tables job: their
+        delta links are forgotten once the new plan is in force (a cycle of the old plan could make one)."""
+        for plan in objects:
+            self.store.delta_links.forget(approval.team_id, approval.connection_id, plan.table)
+        enqueue_custom_objects(self.queue, approval.team_id, approval.connection_id)
+        self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.BACKFILL_STARTED,
+                          approval.connection_id, "custom tables read in full: " + ", ".join(p.table for p in objects))
 
     def on_rejected(self, approval: Approval) -> None:
         self.update_messages(approval)

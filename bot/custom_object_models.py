@@ -70,3 +70,11 @@ class CustomObjectPlan(BaseModel):
         """`$select` for the table: its id, the planned columns and the first hop of the person link."""
         return list(dict.fromkeys([self.primary_id, *(f.read_name for f in self.fields),
                                    self.link.hops[0].read_name]))
+
+
+class CustomObjectChange(BaseModel):
+    """A custom table kept by a change of fields whose chosen columns changed (Dataverse logical names)."""
+
+    plan: CustomObjectPlan  # the table's plan after the change
+    added: list[str] = Field(default_factory=list)  # new fields on its custom object; its records are read again
+    removed: list[str] = Field(default_factory=list)  # stop syncing; the fields stay in Marketo

@@ -65,6 +65,7 @@ TRANSITIONS: dict[str, tuple[frozenset[FlowState], FlowState]] = {
     # A change of fields after go-live: a pending change beside the synced connection, which keeps syncing.
     "propose_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
     "choose_change_directions": (frozenset({FlowState.synced}), FlowState.synced),
+    "choose_change_columns": (frozenset({FlowState.synced}), FlowState.synced),
     "request_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
     "apply_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
     "drop_fields_change": (frozenset({FlowState.synced}), FlowState.synced),
@@ -417,23 +418,33 @@ def save_directions(
 
 
 def save_custom_columns(
-    store: Store, team_id: str, connection_id: str, user: str, columns: Mapping[str, Iterable[str]],
+    store: Store, team_id: str, connection_id: str, user: str, columns: Mapping[str, Iterable[str]], *,
+    change: bool = False,
 ) -> Connection:
-    """Step 2: the columns chosen for the custom tables given, replacing their earlier choice (other tables
-    keep theirs). A saved plan is invalidated, as by a new selection."""
+    """Step 2 (or a change of fields, with `change`): the columns chosen for the custom tables given,
+    replacing their earlier choice (other tables keep theirs). In Step 2 a saved plan is invalidated, as by a
+    new selection; the plan of a change is rebuilt when its picker is submitted."""
     chosen = {table: list(dict.fromkeys(names)) for table, names in columns.items()}
-    connection = _apply(store, team_id, connection_id, "choose_columns", lambda current: {
-        "custom_columns": {**current.custom_columns, **chosen}, "plan": None})
+
+    def update(current: Connection) -> dict[str, Any]:
+        if change and current.change_approval_id:
+            raise FlowError(CHANGE_PENDING)
+        columns = {"custom_columns": {**current.custom_columns, **chosen}}
+        return columns if change else {**columns, "plan": None}
+
+    connection = _apply(store, team_id, connection_id, "choose_change_columns" if change else "choose_columns", update)
     counts = ", ".join(f"{table} {len(names)}" for table, names in chosen.items())
     _record(store, team_id, user, audit.FIELDS_SELECTED, connection_id, f"custom table columns chosen: {counts}")
     return connection
 
 
-def restore_directions(store: Store, team_id: str, connection_id: str, plan: FieldPlan) -> Connection:
-    """A change of fields starts from the choices of the plan in force (not from one rejected earlier)."""
+def restore_choices(store: Store, team_id: str, connection_id: str, plan: FieldPlan) -> Connection:
+    """A change of fields starts from the directions and custom-table columns of the plan in force (not
+    from a change rejected earlier)."""
     directions, winners = plan_choices(plan)
+    columns = {o.table: [f.source for f in o.fields] for o in plan.custom_objects}
     return _apply(store, team_id, connection_id, "choose_change_directions",
-                  lambda _: {"directions": directions, "winners": winners})
+                  lambda _: {"directions": directions, "winners": winners, "custom_columns": columns})
 
 
 def save_plan(
@@ -547,7 +558,9 @@ def apply_fields_change(store: Store, team_id: str, connection_id: str, approval
     """Approved: the proposed plan becomes the connection's (incremental cycles write it from now on)."""
 
     def change(current: Connection) -> dict[str, Any]:
-        return {"selected": current.pending_selection, "plan": current.pending_plan, "pending_selection": {},
+        tables = [o.table for o in current.pending_plan.custom_objects] if current.pending_plan else []
+        return {"selected": current.pending_selection, "plan": current.pending_plan, "custom_tables": tables,
+                "pending_selection": {},
                 "pending_plan": None, "change_approval_id": None, "backfill_run_id": backfill_run_id}
 
     moved: Connection | None = None

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field, SecretStr
 
-from bot.custom_object_models import CustomObjectPlan
+from bot.custom_object_models import CustomObjectChange, CustomObjectPlan, RefusedColumn
 
 
 def new_id() -> str:
@@ -185,6 +185,7 @@ class FieldPlan(BaseModel):
     owners: int | None = None  # Dynamics users who may own synced records (Marketo sales persons); None: not counted
     bulk_import_min_records: int | None = None  # BULK_IMPORT_MIN_RECORDS when planned: shows each entity's path
     custom_objects: list[CustomObjectPlan] = Field(default_factory=list)  # custom tables, one way (#14.6)
+    custom_refused: list[RefusedColumn] = Field(default_factory=list)  # tables chosen that cannot be synced, why
 
     def for_entity(self, entity: Entity) -> EntityPlan | None:
         return next((p for p in self.entities if p.entity == entity), None)
@@ -300,11 +301,22 @@ class FieldsChange(BaseModel):
     removed: dict[str, list[str]] = Field(default_factory=dict)
     directions: dict[str, list[DirectionChange]] = Field(default_factory=dict)
     fields_to_create: list[MarketoField] = Field(default_factory=list)  # irreversible
+    # Custom tables (one way): tables added (their custom object types made), removed (their custom objects
+    # stay in Marketo; syncing stops), and kept with other columns.
+    objects_added: list[CustomObjectPlan] = Field(default_factory=list)
+    objects_removed: list[CustomObjectPlan] = Field(default_factory=list)
+    objects_changed: list[CustomObjectChange] = Field(default_factory=list)
+    objects_refused: list[RefusedColumn] = Field(default_factory=list)  # tables chosen that cannot be synced
 
     @property
     def empty(self) -> bool:
         redirected = any(d.before is not None for changes in self.directions.values() for d in changes)
-        return not any(self.added.values()) and not any(self.removed.values()) and not redirected
+        custom = self.objects_added or self.objects_removed or self.objects_changed
+        return not any(self.added.values()) and not any(self.removed.values()) and not redirected and not custom
+
+    def objects_to_make(self) -> list[CustomObjectPlan]:
+        """The custom objects the approval makes or extends in Marketo; their tables are then read in full."""
+        return [*self.objects_added, *(c.plan for c in self.objects_changed if c.added)]
 
     def backfill_fields(self) -> dict[str, list[str]]:
         """The entities with added columns, and those columns: what the backfill writes."""

@@ -127,7 +127,7 @@ def on_change_submit(ctx: Ctx[ViewPayload]) -> None:
     ctx.ack(response_action="update", view=fields.choose_change(container.store, ctx.team_id, connection_id,
                                                                  selection))
     ctx.fill_modal(fields.build_change_plan, container.store, container.metadata, container.dataverse,
-                   container.marketo, ctx.team_id, ctx.user_id, connection_id, selection)
+                   container.marketo, ctx.team_id, ctx.user_id, connection_id, selection, _custom_tables(view))
 
 
 def on_change_plan_submit(ctx: Ctx[ViewPayload]) -> None:

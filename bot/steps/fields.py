@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.models.blocks import Option
+from slack_sdk.models.blocks import Block, Option
 from slack_sdk.models.views import View
 
 from bot import flow
 from bot.approvals import ApprovalService
-from bot.custom_object_models import CustomObjectPlan
+from bot.custom_object_models import CustomObjectPlan, RefusedColumn
 from bot.dynamics.errors import DataverseAccessDenied, DataverseNotFound
 from bot.dynamics.metadata import MetadataCache
 from bot.dynamics.users import count_owner_candidates
@@ -28,7 +28,7 @@ from bot.sync.planning import count_records
 from bot.views import ids
 from bot.views.columns import TableColumnsView, columns_modal
 from bot.views.common import info_modal
-from bot.views.custom_objects import custom_tables_block
+from bot.views.custom_objects import custom_change_lines, custom_tables_block
 from bot.views.directions import EntityDirectionsView, directions_modal
 from bot.views.fields import EntityFieldsView, change_plan_modal, fields_modal, options_for, plan_modal
 
@@ -62,10 +62,16 @@ def load_fields(store: Store, metadata: MetadataCache, dataverse: DataverseFacto
     connection = store.get_connection(team_id, connection_id) if connection_id else None
     if connection is None:
         raise FlowError(GONE)
-    with dataverse(team_id, connection.id) as client:
-        reachable = reachable_tables(metadata.custom_tables(team_id, connection.id, client, refresh=refresh))
     return fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, refresh),
-                        custom=custom_tables_block(reachable, connection.custom_tables, connection.id))
+                        custom=_custom_picker(metadata, dataverse, connection, refresh))
+
+
+def _custom_picker(metadata: MetadataCache, dataverse: DataverseFactory, connection: Connection,
+                   refresh: bool) -> list[Block]:
+    """The custom tables that can be synced, the connection's choice pre-selected."""
+    with dataverse(connection.team_id, connection.id) as client:
+        found = metadata.custom_tables(connection.team_id, connection.id, client, refresh=refresh)
+    return custom_tables_block(reachable_tables(found), connection.custom_tables, connection.id)
 
 
 def _entity_views(metadata: MetadataCache, dataverse: DataverseFactory, team_id: str, connection: Connection,
@@ -186,10 +192,12 @@ def columns_view(metadata: MetadataCache, dataverse: DataverseFactory, connectio
 
 def choose_columns(store: Store, team_id: str, user: str, connection_id: str | None,
                    columns: Mapping[str, list[str]]) -> None:
-    """Save the columns chosen per custom table (the tables the modal showed)."""
-    if not connection_id:
+    """Save the columns chosen per custom table (the tables the modal showed), in Step 2 or for a change."""
+    connection = store.get_connection(team_id, connection_id) if connection_id else None
+    if connection is None:
         raise FlowError(GONE)
-    flow.save_custom_columns(store, team_id, connection_id, user, columns)
+    flow.save_custom_columns(store, team_id, connection.id, user, columns,
+                             change=connection.state == FlowState.synced)
 
 
 def _reachable_with_columns(metadata: MetadataCache, client: Any, connection: Connection,
@@ -200,9 +208,10 @@ def _reachable_with_columns(metadata: MetadataCache, client: Any, connection: Co
 
 
 def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory, team_id: str,
-          connection: Connection, selection: Mapping[str, list[str]]) -> tuple[FieldPlan, dict[Entity, int]]:
-    """Plan = selection and directions + Marketo's existing fields + filtered record counts + owners. Writes
-    nothing to Marketo."""
+          connection: Connection, selection: Mapping[str, list[str]],
+          custom_tables: list[str]) -> tuple[FieldPlan, dict[Entity, int]]:
+    """Plan = selection and directions + Marketo's existing fields + filtered record counts + owners + the
+    custom tables' objects. Writes nothing to Marketo."""
     selected = {Entity(e): names for e, names in selection.items() if names}
     existing = {field.name for field in marketo().list_lead_fields()}
     with dataverse(team_id, connection.id) as client:
@@ -216,20 +225,20 @@ def _plan(metadata: MetadataCache, dataverse: DataverseFactory, marketo: Marketo
             opportunity_plan.role_count = roles
         if any(ep.owner_lookup for ep in plan.entities):
             plan.owners = count_owner_candidates(client)
-        if connection.custom_tables:
-            reachable = _reachable_with_columns(metadata, client, connection, connection.custom_tables)
-            plan.custom_objects = _custom_objects(reachable, marketo, connection)
+        if custom_tables:
+            reachable = _reachable_with_columns(metadata, client, connection, custom_tables)
+            plan.custom_objects, plan.custom_refused = _custom_objects(reachable, marketo, connection, custom_tables)
     return plan, counts
 
 
-def _custom_objects(reachable: dict[str, ReachableTable], marketo: MarketoFactory,
-                    connection: Connection) -> list[CustomObjectPlan]:
+def _custom_objects(reachable: dict[str, ReachableTable], marketo: MarketoFactory, connection: Connection,
+                    tables: list[str]) -> tuple[list[CustomObjectPlan], list[RefusedColumn]]:
     """The chosen custom tables' Marketo custom objects, with the columns chosen for each (by default every
-    column; limits checked)."""
-    selected = {name: connection.custom_columns.get(name, [a.logical_name for a in reachable[name].table.attributes])
-                for name in connection.custom_tables if name in reachable}
-    plans, _ = plan_custom_objects(list(reachable.values()), selected, marketo().custom_object_types())
-    return plans
+    column), and the tables refused whole. Limits are checked against the instance's types, which include
+    those the connection made."""
+    selected = {name: connection.custom_columns.get(name, [a.logical_name for a in reachable[name].table.attributes]
+                                                    if name in reachable else []) for name in tables}
+    return plan_custom_objects(list(reachable.values()), selected, marketo().custom_object_types())
 
 
 def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,
@@ -239,7 +248,8 @@ def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFa
     connection = store.get_connection(team_id, connection_id)
     if connection is None:
         raise FlowError(GONE)
-    plan, counts = _plan(metadata, dataverse, marketo, team_id, connection, connection.selected)
+    plan, counts = _plan(metadata, dataverse, marketo, team_id, connection, connection.selected,
+                         connection.custom_tables)
     plan.bulk_import_min_records = bulk_min
     flow.save_plan(store, team_id, connection_id, user, plan)
     return plan_modal(connection_id, plan, counts)
@@ -266,12 +276,13 @@ def _synced(store: Store, team_id: str, connection_id: str | None) -> tuple[Conn
 
 def open_change(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, slack: WebClient, team_id: str,
                 trigger_id: str) -> None:
-    """Reopen Step 2 on a synced connection, the current selection and directions chosen, fields re-read from
-    Dynamics."""
+    """Reopen Step 2 on a synced connection, the current selection, directions and custom tables chosen,
+    fields and tables re-read from Dynamics."""
     connection, current = _synced(store, team_id, None)
-    connection = flow.restore_directions(store, team_id, connection.id, current)
+    connection = flow.restore_choices(store, team_id, connection.id, current)
     opened = slack.views_open(trigger_id=trigger_id, view=reading_fields())
-    picker = fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, True), change=True)
+    picker = fields_modal(connection.id, _entity_views(metadata, dataverse, team_id, connection, True), change=True,
+                          custom=_custom_picker(metadata, dataverse, connection, True))
     slack.views_update(view_id=opened["view"]["id"], view=picker)
 
 
@@ -284,13 +295,16 @@ def choose_change(store: Store, team_id: str, connection_id: str | None, selecti
 
 
 def build_change_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,
-                      team_id: str, user: str, connection_id: str, selection: dict[str, list[str]]) -> View:
-    """The plan of the change (added, removed, Marketo fields to create), kept beside the connection's."""
+                      team_id: str, user: str, connection_id: str, selection: dict[str, list[str]],
+                      custom_tables: list[str] | None = None) -> View:
+    """The plan of the change (added, removed, Marketo fields and custom objects to create), kept beside the
+    connection's. `custom_tables` None: the picker offered none, the connection's stay."""
     connection, current = _synced(store, team_id, connection_id)
-    plan, _ = _plan(metadata, dataverse, marketo, team_id, connection, selection)
+    tables = connection.custom_tables if custom_tables is None else list(dict.fromkeys(custom_tables))
+    plan, _ = _plan(metadata, dataverse, marketo, team_id, connection, selection, tables)
     change = plan_change(current, plan)
     if change.empty:
-        return info_modal("Change fields", NO_CHANGE)
+        return info_modal("Change fields", "\n".join([NO_CHANGE, *custom_change_lines(change)]))  # what was refused
     flow.propose_fields_change(store, team_id, connection.id, user, selection, plan)
     return change_plan_modal(connection.id, change)
 

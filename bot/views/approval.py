@@ -143,7 +143,7 @@ def decision_text(approval: Approval) -> str:
         case ApprovalStatus.approved:
             who = ", ".join(mention(u) for u in approval.approvers) or mention(approval.decided_by or "unknown")
             if approval.kind == ApprovalKind.fields_change:
-                return f":white_check_mark: *Approved* by {who} {at}. The new fields are created and backfilled."
+                return f":white_check_mark: *Approved* by {who} {at}. The new fields and custom objects are created; added columns are backfilled and added custom tables synced."
             if approval.effects_state == EffectsState.failed:
                 return f":white_check_mark: *Approved* by {who} {at}, but the sync has not started."
             return f":white_check_mark: *Approved* by {who} {at}. The sync is starting."
@@ -200,8 +200,9 @@ def approved_notice(approval: Approval) -> Message:
 def fields_change_approved_notice(approval: Approval) -> Message:
     """The DM telling the requester their change of fields was approved."""
     return Message(text=f":white_check_mark: Your change of fields was approved by "
-                        f"{mention(approval.decided_by or 'a team lead')}. The new Marketo fields are created and "
-                        "the added columns are being written into existing records; the sync goes on meanwhile.")
+                        f"{mention(approval.decided_by or 'a team lead')}. The new Marketo fields and custom objects are "
+                        "created, the added columns are being written into existing records and the added custom "
+                        "tables synced in full; the sync goes on meanwhile.")
 
 
 def _request_words(approval: Approval) -> tuple[str, str]:

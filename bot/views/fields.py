@@ -30,7 +30,7 @@ from bot.sync.mapping import (
 )
 from bot.sync.write_path import path_text
 from bot.views import ids
-from bot.views.custom_objects import custom_object_blocks
+from bot.views.custom_objects import CUSTOM_OBJECT_FIXED, custom_change_lines, custom_object_blocks
 from bot.views.direction_text import direction_lines, mark
 from bot.views.kit import (
     ENTITY_PLURAL,
@@ -266,7 +266,7 @@ def plan_modal(connection_id: str, plan: FieldPlan, counts: dict[Entity, int] | 
 
 def fields_change_lines(change: FieldsChange) -> list[str]:
     """Per entity: the columns a change of fields adds (backfilled) with their directions, removes (no longer
-    synced), and those whose direction or collision winner it changes."""
+    synced), and those whose direction or collision winner it changes; then its custom tables."""
     lines = []
     for entity in Entity:
         added, removed = change.added.get(entity.value, []), change.removed.get(entity.value, [])
@@ -283,7 +283,7 @@ def fields_change_lines(change: FieldsChange) -> list[str]:
             lines.append(f"• *{ENTITY_PLURAL[entity]}* — direction changed: " + ", ".join(
                 f"`{escape(after.source)}` {mark(entity, after)} (was {mark(entity, before)})"
                 for after, before in changed))
-    return lines or ["No change."]
+    return lines + custom_change_lines(change) or ["No change."]
 
 
 def change_plan_modal(connection_id: str, change: FieldsChange) -> View:
@@ -299,6 +299,8 @@ def change_plan_modal(connection_id: str, change: FieldsChange) -> View:
                               "lead approves."))
     else:
         blocks.append(section("*No Marketo fields need to be created.*"))
+    if change.objects_added:
+        blocks.append(context(CUSTOM_OBJECT_FIXED))
     blocks.append(context("The incremental sync goes on meanwhile; after approval only the added columns are "
                           "written, into persons already in Marketo (none is created)."))
     return modal("Review the change", ids.FIELDS_CHANGE_PLAN_CALLBACK, blocks, submit="Ask for approval",

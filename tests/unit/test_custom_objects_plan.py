@@ -11,6 +11,7 @@ from bot.sync.custom_objects import (
     reachable_tables,
     record_values,
 )
+from bot.views.custom_objects import custom_object_blocks
 
 
 def _attr(name: str, kind: str = "StringType", display: str | None = None) -> AttributeMeta:
@@ -87,3 +88,12 @@ def test_long_names_are_fitted_to_marketo_limits() -> None:
     assert plan.api_name.isidentifier()
     values = record_values(plan, {f"{name}id": "g-1", f"{name}col": "v"}, "c-9")
     assert values == {plan.dedupe_field: "g-1", "dynamicsContactId": "c-9", plan.fields[0].name: "v"}
+
+
+def test_a_table_refused_whole_is_shown_in_the_plan_with_its_reason() -> None:
+    plans, refused = plan_custom_objects(reachable_tables([PROJECT]), {"new_project": ["new_name"]},
+                                         {f"type{i}" for i in range(10)})
+    assert plans == [] and "10 custom object types" in refused[0].reason
+    text = str([b.to_dict() for b in custom_object_blocks(FieldPlan(entities=[], custom_refused=refused))])
+    assert "`new_project` not synced" in text and "10 custom object types" in text
+    assert custom_object_blocks(FieldPlan(entities=[])) == []

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from bot.custom_object_models import (
+    CustomObjectField,
+    CustomObjectPlan,
+    PersonLink,
+    RefusedColumn,
+    TableLookup,
+)
 from bot.errors import FlowError
 from bot.models import (
     Approval,
@@ -78,3 +85,50 @@ def test_the_approval_request_shows_a_change_of_fields() -> None:
     summary = summary_message(SyncRun(team_id="T", connection_id="c", requester="U", kind="backfill",
                                       backfill_fields={"lead": ["new_b"]}))
     assert "not created" in str(summary.to_dict())
+
+
+def _object(table: str, columns: list[str]) -> CustomObjectPlan:
+    name = f"dyn{table.title().replace('_', '')}"
+    link = PersonLink(person="contact", lead_field="dynamicsContactId",
+                      hops=[TableLookup(table=table, attribute="new_contactid", target="contact")])
+    return CustomObjectPlan(table=table, entity_set=f"{table}s", primary_id=f"{table}id", api_name=name,
+                            display_name=f"Dyn {table}", plural_name=f"Dyn {table}s", dedupe_field=f"{name}Id",
+                            link=link, fields=[CustomObjectField(source=c, read_name=c, attribute_type="StringType",
+                                                                 name=c, display_name=c, data_type="string")
+                                               for c in columns])
+
+
+def test_custom_tables_added_removed_and_given_other_columns() -> None:
+    current = _plan(lead=["firstname"])
+    current.custom_objects = [_object("new_project", ["new_name"]), _object("new_branch", ["new_city"])]
+    proposed = _plan(lead=["firstname"])
+    proposed.custom_objects = [_object("new_project", ["new_name", "new_budget"]), _object("new_note", ["new_x"])]
+    proposed.custom_refused = [RefusedColumn(source="new_setting", reason="Marketo allows 10 custom object types")]
+    change = plan_change(current, proposed)
+    assert [o.table for o in change.objects_added] == ["new_note"]
+    assert [o.table for o in change.objects_removed] == ["new_branch"]
+    [changed] = change.objects_changed
+    assert (changed.plan.table, changed.added, changed.removed) == ("new_project", ["new_budget"], [])
+    assert [o.table for o in change.objects_to_make()] == ["new_note", "new_project"]
+    assert not change.empty and change.backfill_fields() == {}
+    only_removed = plan_change(current, _plan(lead=["firstname"]))
+    assert not only_removed.empty and only_removed.objects_to_make() == []
+    fewer = _plan(lead=["firstname"])
+    fewer.custom_objects = [_object("new_project", []), _object("new_branch", ["new_city"])]
+    assert plan_change(current, fewer).objects_to_make() == [], "a removed column makes nothing in Marketo"
+    assert plan_change(current, current).empty
+
+
+def test_the_change_plan_and_its_request_list_the_custom_tables() -> None:
+    change = FieldsChange(objects_added=[_object("new_note", ["new_x"])], objects_removed=[_object("new_branch", [])],
+                          objects_refused=[RefusedColumn(source="new_setting", reason="too <many> types")])
+    text = str(change_plan_modal("c1", change).to_dict())
+    assert "Custom tables added (1)" in text and "`dynNewNote`" in text and "`new_x`" in text
+    assert "`new_branch` — removed: syncing stops" in text and "`dynNewBranch` and its records stay in Marketo" in text
+    assert "`new_setting` not synced: too &lt;many&gt; types" in text
+    assert "cannot change once approved" in text and "No change." not in text
+    connection = Connection(team_id="T", requester="UADMIN", state=FlowState.synced, dynamics_url="https://org.crm")
+    approval = Approval(team_id="T", connection_id=connection.id, requester="UADMIN", expires_at=0,
+                        kind=ApprovalKind.fields_change, fields_change=change)
+    request = str(approval_request_message(approval, connection, None).to_dict())
+    assert "`dynNewNote`" in request and "`dynNewBranch` and its records stay in Marketo" in request

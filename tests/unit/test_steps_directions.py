@@ -113,6 +113,6 @@ def test_a_change_of_fields_starts_from_the_directions_in_force(store: Store) ->
     fields.choose_directions(store, TEAM, ADMIN, connection.id, {Entity.lead: DirectionChoices(to_dynamics=["x"])})
     assert store.get_connection(TEAM, connection.id).directions == {  # type: ignore[union-attr]
         "lead": {"x": Direction.to_dynamics}}
-    restored = flow.restore_directions(store, TEAM, connection.id, in_force)
+    restored = flow.restore_choices(store, TEAM, connection.id, in_force)
     assert restored.directions == {"lead": {"jobtitle": Direction.to_marketo}}
     assert restored.winners == {"lead": {"firstname": Side.dynamics}} and restored.state.value == "synced"
