@@ -89,7 +89,7 @@ def test_home_view():
 
 def test_action_ids_are_unique_and_short():
     assert all(len(a) <= 255 for a in ids.ALL_ACTION_IDS)
-    assert len(ids.ALL_ACTION_IDS) == 14 + len(Entity)
+    assert len(ids.ALL_ACTION_IDS) == 15 + len(Entity)  # the 15 named buttons and one per entity: none shared
 
 
 def test_status_names_entities_synced_by_last_modified_time():
