@@ -16,7 +16,7 @@ from bot.sync import runs
 from bot.sync.bulk import parts_dir
 from bot.sync.checkpoint import RunState
 from tests.conftest import REDIS_URL
-from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
+from tests.integration.sync_harness import WRITE_PATHS, SyncHarness, imports_stalled
 
 pytestmark = pytest.mark.e2e
 LEADS_PATH = "/rest/v1/leads.json"
@@ -47,16 +47,15 @@ def test_sigkilled_worker_resumes_from_checkpoint_and_ends_exact(world: SyncHarn
     run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
     expected_leads = len(world.expected(Entity.lead))
     state = RunState(world.store, "T1", run.id)
-    # On the Bulk path, killed while imports wait in Marketo's queue (what the next job must poll, not resend).
-    world.wait_run(run.id, lambda r: 0.25 * expected_leads < lead_progress(world, run.id).written
-                   and (world.path == "rest" or bool(state.load(Entity.lead).imports)), timeout=60)
-
-    lead_job = state.load(Entity.lead).job_id
-    busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=world.container.queue)}
-    victim = next(p for p in workers if busy.get(p.pid) == lead_job)
-    world.kill(victim)
-    killed_at = lead_progress(world, run.id).written
-    left_in_queue = state.load(Entity.lead).imports
+    world.wait_run(run.id, lambda r: 0.25 * expected_leads < lead_progress(world, run.id).written, timeout=60)
+    with imports_stalled(world):  # on the Bulk path, killed while imports wait in Marketo's queue
+        world.wait_run(run.id, lambda r: world.path == "rest" or bool(state.load(Entity.lead).imports), timeout=60)
+        lead_job = state.load(Entity.lead).job_id
+        busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=world.container.queue)}
+        victim = next(p for p in workers if busy.get(p.pid) == lead_job)
+        world.kill(victim)
+        killed_at = lead_progress(world, run.id).written
+        left_in_queue = state.load(Entity.lead).imports
     assert killed_at < expected_leads
     world.spawn_worker()  # the supervisor's replacement; the sweeper on any worker revives the job
 

@@ -18,7 +18,7 @@ from bot.models import Entity, RunStatus
 from bot.sync import runs
 from bot.sync.checkpoint import RunState
 from tests.conftest import REDIS_URL
-from tests.integration.sync_harness import WRITE_PATHS, SyncHarness
+from tests.integration.sync_harness import WRITE_PATHS, SyncHarness, imports_stalled
 
 pytestmark = pytest.mark.e2e
 LEASE_SECONDS = 60
@@ -50,20 +50,20 @@ def test_sigterm_mid_sync_hands_the_entity_over_at_a_batch_boundary(world: SyncH
     def written() -> int:
         return next(p for p in world.store.get_run("T1", run.id).entities if p.entity == Entity.lead).written
 
-    # On the Bulk path, stopped while imports wait in Marketo's queue (what the next job must poll, not resend).
-    world.wait_run(run.id, lambda r: 0.2 * expected < written()
-                   and (world.path == "rest" or bool(state.load(Entity.lead).imports)), timeout=60)
-    first_job = state.load(Entity.lead).job_id
-    busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=world.container.queue)}
-    victim = next(p for p in workers if busy.get(p.pid) == first_job)
-    other = next(p for p in workers if p is not victim)
+    world.wait_run(run.id, lambda r: 0.2 * expected < written(), timeout=60)
+    with imports_stalled(world):  # on the Bulk path, stopped while imports wait in Marketo's queue
+        world.wait_run(run.id, lambda r: world.path == "rest" or bool(state.load(Entity.lead).imports), timeout=60)
+        first_job = state.load(Entity.lead).job_id
+        busy = {w.pid: w.get_current_job_id() for w in Worker.all(queue=world.container.queue)}
+        victim = next(p for p in workers if busy.get(p.pid) == first_job)
+        other = next(p for p in workers if p is not victim)
 
-    stopped_at = time.monotonic()
-    os.kill(victim.pid, signal.SIGTERM)
-    assert victim.wait(timeout=10) == 0  # a warm shutdown within seconds, not after the whole entity
-    ckpt = state.load(Entity.lead)
-    assert ckpt.job_id != first_job and ckpt.attempts == 2  # a fresh job, enqueued by the stopping worker
-    left_in_queue = ckpt.imports
+        stopped_at = time.monotonic()
+        os.kill(victim.pid, signal.SIGTERM)
+        assert victim.wait(timeout=10) == 0  # a warm shutdown within seconds, not after the whole entity
+        ckpt = state.load(Entity.lead)
+        assert ckpt.job_id != first_job and ckpt.attempts == 2  # a fresh job, enqueued by the stopping worker
+        left_in_queue = ckpt.imports
 
     finished = world.wait_run(run.id, lambda r: r.status != RunStatus.running, timeout=LEASE_SECONDS)
     # the other worker took the entity at once: had it waited for the lease to lapse, 60 s would have passed
