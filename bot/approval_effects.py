@@ -24,7 +24,7 @@ from bot.marketo.errors import MarketoFatal
 from bot.models import Approval, ApprovalKind, ApprovalStatus, EffectStep, MarketoField, new_id
 from bot.notify import Notifier
 from bot.slack_clients import SlackClients
-from bot.store import Store
+from bot.store import Resolution, Store
 from bot.sync.backfill import start_backfill
 from bot.sync.custom_sync import enqueue_custom_objects
 from bot.sync.fields_change import plan_change
@@ -119,8 +119,9 @@ class ApprovalEffects:
 
     def on_fields_change_approved(self, approval: Approval) -> None:
         """A change of fields: create the new Marketo fields and custom objects, switch the connection to the
-        new plan, backfill the added columns into existing records and read the added custom tables in full
-        (the incremental cycles go on meanwhile)."""
+        new plan, take the removed custom tables' records off the error list (never retried again), backfill
+        the added columns into existing records and read the added custom tables in full (the incremental
+        cycles go on meanwhile)."""
         connection = self.store.get_connection(approval.team_id, approval.connection_id)
         if connection is None or connection.plan is None or connection.pending_plan is None:
             raise FlowError("The connection or its proposed change of fields is gone; nothing was changed.")
@@ -134,6 +135,9 @@ class ApprovalEffects:
         if switched is None:
             raise FlowError("The connection is no longer synced; the change of fields was not applied.")
         self.update_messages(approval)
+        for removed in change.objects_removed:
+            self.store.sync_errors.resolve_all(approval.team_id, connection.id, removed.table,
+                                               Resolution.table_removed)
         if objects:
             self._read_in_full(approval, objects)
         if run_id is not None:

@@ -164,6 +164,9 @@ class EntityPlan(BaseModel):
     # (`_parentcustomerid_value`, `_parentaccountid_value`) and the record's owner (`_ownerid_value`).
     company_lookup: str | None = None
     owner_lookup: str | None = None
+    # Opportunities: their primary contact (`_parentcontactid_value`), read with them for their roles' isPrimary
+    # (`bot.sync.opportunities`); None in plans made before it was read, whose writer reads it again.
+    primary_contact_lookup: str | None = None
 
     @property
     def select(self) -> list[str]:
@@ -174,7 +177,7 @@ class EntityPlan(BaseModel):
             names.append(self.filter_attribute)
         if self.writes_back:
             names.append(MODIFIED_BY)
-        names += [name for name in (self.company_lookup, self.owner_lookup) if name]
+        names += [name for name in (self.company_lookup, self.owner_lookup, self.primary_contact_lookup) if name]
         return list(dict.fromkeys(names + self.identity_columns))
 
 

@@ -4,7 +4,7 @@ Entries are keyed by (entity, record id), so a record that fails again updates i
 last failure, attempts) instead of adding one. Per connection and entity there is a hash of the
 entries, a sorted set by last failure time ("most recent first", `since`) and one by attempts made
 (the retry queue: what is below the bound is retried by the next cycle). Nothing leaves the list
-except through `resolve`, which counts why it left.
+except through `resolve` (or `resolve_all`), which counts why it left.
 
 Failures of the Marketo → Dynamics write-back (`Direction.to_dynamics`) are kept in lists of their
 own, so a record failing both ways has two entries and the Dynamics → Marketo retries never pick
@@ -60,6 +60,7 @@ class Resolution(StrEnum):
     retried_ok = "retried_ok"  # written on a later attempt (a retry or a new change)
     deleted = "deleted"  # deleted in Dynamics: nothing left to write
     excluded = "excluded"  # no longer passes the sync filter: not synced any more
+    table_removed = "table_removed"  # its custom table was taken out of the sync: never written again
 
 
 DIRECTIONS = (Direction.to_marketo, Direction.to_dynamics)
@@ -126,6 +127,19 @@ class SyncErrors:
         return sum(self._resolve(team_id, connection_id, entity, unique[start:start + READ_CHUNK], resolution,
                                  direction)
                    for start in range(0, len(unique), READ_CHUNK))
+
+    def resolve_all(self, team_id: str, connection_id: str, entity: str, resolution: Resolution) -> int:
+        """Take every entry of `entity` off the list, both directions, counted under `resolution` (a table no
+        longer synced: its records would stay listed and never be retried); returns how many."""
+        resolved = 0
+        for direction in DIRECTIONS:
+            by_time = self._names(team_id, connection_id, entity, direction)[1]
+            while ids := [as_text(i) for i in cast(list[bytes], self._redis.zrange(by_time, 0, READ_CHUNK - 1))]:
+                taken = self._resolve(team_id, connection_id, entity, ids, resolution, direction)
+                if not taken:
+                    break
+                resolved += taken
+        return resolved
 
     def _resolve(self, team_id: str, connection_id: str, entity: str, unique: list[str],
                  resolution: Resolution, direction: Direction) -> int:

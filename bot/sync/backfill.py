@@ -49,13 +49,17 @@ def written_plan(plan: EntityPlan, added: list[str]) -> EntityPlan:
 
 def covered_plan(store: Store, connection: Connection, plan: EntityPlan, link: str, *, offered: bool) -> EntityPlan:
     """While the connection's backfill runs (or has `offered` its link), the incremental cycles write what
-    their delta link covers (a link made before the change lacks the added columns); otherwise the plan."""
+    their delta link covers (a link made before the change lacks the added columns); otherwise the plan. An
+    opportunity's primary contact is read only where the link has it (a link made before it was read would
+    otherwise need a full read); where not, the writer reads it again."""
+    columns = delta_link_columns(link)
+    if plan.primary_contact_lookup and plan.primary_contact_lookup not in columns:
+        plan = plan.model_copy(update={"primary_contact_lookup": None})
     if not offered and connection.backfill_run_id is None:
         return plan
     run = store.get_run(connection.team_id, connection.backfill_run_id) if connection.backfill_run_id else None
     if not offered and run is not None and run.status in TERMINAL_RUN:
         return plan  # (a run not saved yet is about to start)
-    columns = delta_link_columns(link)
     if all(name in columns for name in plan.select):
         return plan
     lookups = {name: None for name in ("company_lookup", "owner_lookup") if getattr(plan, name) not in columns}

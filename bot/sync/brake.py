@@ -207,10 +207,10 @@ class Screen:
         """Each record with the fields it would change in Marketo, None for a create or no change."""
         if not records:
             return []
-        if self.lookup is None:
-            return [(record, key, sorted(record)) for record, key in zip(records, keys, strict=True)]
-        id_field = self.plan.id_field
         sent = self.sent(records)
+        if self.lookup is None:
+            return [(record, key, sorted(person)) for record, person, key in zip(records, sent, keys, strict=True)]
+        id_field = self.plan.id_field
         names = sorted({name for person in sent for name in person})
         rows = {str(row.get(id_field)): row for row in self.lookup([key[0] for key in keys], names)}
         compared: list[tuple[dict, Key, list[str] | None]] = []

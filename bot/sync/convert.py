@@ -17,6 +17,7 @@ from bot.errors import BotError
 from bot.models import Entity, EntityPlan, FieldMapping
 from bot.sync.directions import writes_to_marketo
 from bot.sync.links import link_values
+from bot.sync.opportunities import carried_primary_contact
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 STRING_LIMIT = 255
@@ -166,7 +167,8 @@ class RecordConverter:
     `send_nulls`: empty values of `clearable` fields are sent as null (incremental cycles) instead
     of being left out (the initial load); see the module docstring. A field the admin set to
     Marketo → Dynamics only is never written to Marketo. The record's company and owner links
-    (`bot.sync.links.link_values`) are added; an empty link is never sent (Marketo cannot unlink)."""
+    (`bot.sync.links.link_values`) are added; an empty link is never sent (Marketo cannot unlink). An
+    opportunity's primary contact rides along for its writer (`bot.sync.opportunities`), never to Marketo."""
 
     def __init__(self, plan: EntityPlan, *, send_nulls: bool = False) -> None:
         self.plan = plan
@@ -192,6 +194,7 @@ class RecordConverter:
             if value is not None or send_null:
                 out[name] = value
         out.update(link_values(record, self.plan))
+        out.update(carried_primary_contact(record, self.plan))
         return out
 
 

@@ -57,7 +57,7 @@ from bot.models import (
     MassChangeHold,
 )
 from bot.store import FailedRecord, Resolution, Store, Watermark
-from bot.sync import backfill, brake, role_changes
+from bot.sync import backfill, brake, opportunities, role_changes
 from bot.sync.checkpoint import BatchOutcome
 from bot.sync.convert import RecordConverter
 from bot.sync.custom_sync import enqueue_custom_objects
@@ -202,7 +202,7 @@ def _screen(services: SyncServices, connection: Connection, plan: EntityPlan, de
     limit = brake.limit_for(services.settings.MASS_CHANGE_LIMIT, brake.entity_count(services.store, connection, plan))
     held_ids = services.store.holds.held_ids(decision) if decision is not None else frozenset()
     if plan.entity not in PERSON_ENTITIES:
-        return brake.Screen(plan, limit, None, decision, held_ids)
+        return brake.Screen(plan, limit, None, decision, held_ids, sent=opportunities.as_sent)
     marketo = linked_writes(services, connection.team_id, connection.id, plan, source)
     return brake.Screen(plan, limit, lambda ids, fields: marketo.get_leads(plan.id_field, ids, fields), decision,
                         held_ids, sent=marketo.people_as_sent)

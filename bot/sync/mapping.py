@@ -29,6 +29,7 @@ from bot.models import (
 from bot.sync.directions import choose
 from bot.sync.identity import ACCOUNT_DELETED_FIELD, identity_columns
 from bot.sync.links import plan_lookups
+from bot.sync.opportunities import primary_contact_lookup
 
 _PERSON_MAPPING: dict[str, str] = {
     "emailaddress1": "email",
@@ -447,5 +448,6 @@ def build_plan(
             record_count=(counts or {}).get(entity), change_tracking=meta.change_tracking,
             identity_columns=[c for c in identity_columns(meta) if c not in {m.read_name for m in mappings}],
             company_lookup=company_lookup, owner_lookup=owner_lookup,
+            primary_contact_lookup=primary_contact_lookup(meta),
         ))
     return FieldPlan(entities=plans, fields_to_create=list(to_create.values()), fields_existing=list(reused))

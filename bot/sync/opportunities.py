@@ -5,7 +5,10 @@ linked by `externalCompanyId` = parent account and `externalSalesPersonId` = own
 roles of the opportunities written: Dataverse `connections` from the opportunity (`record1id`) to a
 contact (`record2id`) in a role (`record2roleid`, its name the lookup's formatted value) become Marketo
 opportunity roles (`externalOpportunityId`, `leadId` of the contact's person found by
-`dynamicsContactId`, `role`, `isPrimary` when the contact is the opportunity's `parentcontactid`).
+`dynamicsContactId`, `role`, `isPrimary` when the contact is the opportunity's `parentcontactid`). The plan
+reads `parentcontactid` with the opportunities and their prepared records carry it to the writer, which takes
+it out before Marketo sees them; only a record without it (a plan made before it was read, or a change-tracking
+link made without it) has it read again from Dynamics.
 A contact with no Marketo person (not synced, e.g. filtered out) has no role there. A role Marketo
 refuses puts its opportunity on the failure list, so the next cycle writes it (and its roles) again.
 An opportunity Marketo had already ("updated") may hold roles Dynamics no longer has (a connection deleted,
@@ -20,17 +23,18 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
 from bot.marketo.models import Reason, RecordResult
-from bot.models import SYNC_FILTER_ATTRIBUTE, Entity
+from bot.models import SYNC_FILTER_ATTRIBUTE, Entity, EntityMetadata, EntityPlan
 
 log = logging.getLogger(__name__)
 
 CONNECTIONS = "connections"
 FROM, TO, ROLE = "_record1id_value", "_record2id_value", "_record2roleid_value"
-PRIMARY_CONTACT = "_parentcontactid_value"
+PRIMARY_CONTACT_ATTRIBUTE = "parentcontactid"
+PRIMARY_CONTACT = "_parentcontactid_value"  # its read name, and the key it rides under in a prepared record
 CONTACT_ID_FIELD = Entity.contact.marketo_id_field
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 LOOKUP_TABLE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
@@ -84,17 +88,36 @@ def count_roles(client: RoleCounter, filtered: bool) -> int:
     return roles
 
 
+def primary_contact_lookup(metadata: EntityMetadata) -> str | None:
+    """The read name of an opportunity's primary contact, when the table has the lookup (else None)."""
+    attr = metadata.attribute(PRIMARY_CONTACT_ATTRIBUTE) if metadata.entity == Entity.opportunity else None
+    return attr.read_name if attr is not None and attr.attribute_type == "LookupType" else None
+
+
+def carried_primary_contact(record: dict, plan: EntityPlan) -> dict[str, Any]:
+    """What a prepared opportunity carries to its writer: its primary contact as read (None: it has none);
+    nothing when the row does not hold the column (the plan does not read it)."""
+    lookup = plan.primary_contact_lookup
+    return {PRIMARY_CONTACT: record[lookup]} if lookup and lookup in record else {}
+
+
+def as_sent(records: list[dict]) -> list[dict]:
+    """Prepared records as Marketo receives them: without what they carry for the writer."""
+    return [{name: value for name, value in record.items() if name != PRIMARY_CONTACT} for record in records]
+
+
 def writer(marketo: Any, source: RoleSource, action: str) -> Callable[[list[dict]], list[Any]]:
     """The batch writer for opportunities: upsert them, then (unless only updating added columns) their roles."""
 
     def write(records: list[dict]) -> list[Any]:
-        results: list[RecordResult] = list(marketo.sync_opportunities(records, action=action))
+        results: list[RecordResult] = list(marketo.sync_opportunities(as_sent(records), action=action))
         if action != "createOrUpdate":
             return results
         key = Entity.opportunity.marketo_id_field
         written = [str(rec[key]) for rec, result in zip(records, results, strict=True) if result.status in WRITTEN]
         existed = [str(rec[key]) for rec, result in zip(records, results, strict=True) if result.status == "updated"]
-        refused = sync_roles(marketo, source, written, existed)
+        primaries = {str(rec[key]): rec[PRIMARY_CONTACT] for rec in records if PRIMARY_CONTACT in rec}
+        refused = sync_roles(marketo, source, written, existed, primaries)
         return [_refused(refused[str(rec[key])]) if str(rec[key]) in refused else result
                 for rec, result in zip(records, results, strict=True)]
 
@@ -106,7 +129,8 @@ def _refused(reason: Reason) -> RecordResult:
         reason=reason.message or reason.code))])
 
 
-def role_records(connections: list[dict], primaries: dict[str, str | None], persons: dict[str, int]) -> list[dict]:
+def role_records(connections: list[dict], primaries: Mapping[str, str | None],
+                 persons: dict[str, int]) -> list[dict]:
     """Marketo opportunity roles for Dataverse connections (opportunity → contact, in a named role).
 
     A connection to anything but a contact with a Marketo person, or without a role name, has no role."""
@@ -122,26 +146,36 @@ def role_records(connections: list[dict], primaries: dict[str, str | None], pers
     return list(roles.values())
 
 
+def _primaries(source: RoleSource, opportunity_ids: list[str],
+               known: Mapping[str, str | None]) -> Mapping[str, str | None]:
+    """The primary contact of each of `opportunity_ids`: `known`, else read from Dynamics."""
+    missing = [i for i in opportunity_ids if i not in known]
+    if not missing:
+        return known
+    read = {str(r[Entity.opportunity.primary_id]): r.get(PRIMARY_CONTACT)
+            for r in source.read_by_ids(Entity.opportunity, missing, [PRIMARY_CONTACT])}
+    return {**known, **read}
+
+
 def _key(role: dict) -> tuple[str, int, str]:
     return str(role["externalOpportunityId"]), int(role["leadId"]), str(role["role"])
 
 
-def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str],
-               existed: list[str] | None = None) -> dict[str, Reason]:
+def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str], existed: list[str] | None = None,
+               primaries: Mapping[str, str | None] | None = None) -> dict[str, Reason]:
     """Upsert the contact roles of `opportunity_ids`, and delete in Marketo the roles of those that `existed`
-    there before which Dynamics no longer has; returns why, per opportunity, a role was refused."""
+    there before which Dynamics no longer has; returns why, per opportunity, a role was refused. `primaries`:
+    the primary contacts read with the opportunities; those of the others are read from Dynamics."""
     if not opportunity_ids:
         return {}
     connections = source.read_where_in(CONNECTIONS, FROM, opportunity_ids, ["connectionid", FROM, TO, ROLE])
     roles: list[dict] = []
     if connections:
-        primaries = {str(r[Entity.opportunity.primary_id]): r.get(PRIMARY_CONTACT)
-                     for r in source.read_by_ids(Entity.opportunity, opportunity_ids, [PRIMARY_CONTACT])}
         contacts = sorted({str(r[TO]) for r in connections if r.get(TO)})
         persons = {str(p[CONTACT_ID_FIELD]): int(p["id"])
                    for p in marketo.get_leads(CONTACT_ID_FIELD, contacts, ["id", CONTACT_ID_FIELD])
                    if p.get(CONTACT_ID_FIELD)}
-        roles = role_records(connections, primaries, persons)
+        roles = role_records(connections, _primaries(source, opportunity_ids, primaries or {}), persons)
     if existed:
         _delete_stale(marketo, existed, {_key(role) for role in roles})
     if not roles:

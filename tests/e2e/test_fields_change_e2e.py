@@ -12,6 +12,7 @@ import pytest
 from bot.models import Entity, RunStatus
 from bot.store import Store
 from bot.views import ids
+from sandbox.driver import SlackDriver
 from sandbox.polling import wait_for
 from sandbox.stack import ADMIN, APPROVAL_CHANNEL, LEADS, Stack
 from sandbox.story import Story
@@ -43,6 +44,15 @@ def _picker_values(view: dict, add: dict[str, dict]) -> dict:
     return values
 
 
+def _open_change(driver: SlackDriver, stack: Stack, story: Story) -> dict:
+    """`/connect-dynamics fields` after go-live: the change modal (the story follows it) with the current selection."""
+    assert driver.command(ADMIN, text="fields").status == 200
+    opened = stack.slack.wait_for("views.open", lambda call: call.response["view"]["id"] != story.view_id, 30)
+    story.view_id = opened.response["view"]["id"]
+    return wait_for(lambda: (v := story._view()).get("callback_id") == ids.FIELDS_CHANGE_CALLBACK and v,
+                    "the field picker with the current selection", 60)
+
+
 def test_a_field_added_after_go_live_is_backfilled(driver, worker, stack: Stack, store: Store) -> None:  # noqa: ANN001
     story = Story(driver, stack.slack, stack.dynamics.url)
     story.request_and_approve()
@@ -51,11 +61,7 @@ def test_a_field_added_after_go_live_is_backfilled(driver, worker, stack: Stack,
     before = store.active_connection(team)
     persons = stack.marketo.lead_count()
 
-    assert driver.command(ADMIN, text="fields").status == 200
-    opened = stack.slack.wait_for("views.open", lambda call: call.response["view"]["id"] != story.view_id, 30)
-    story.view_id = opened.response["view"]["id"]
-    picker = wait_for(lambda: (v := story._view()).get("callback_id") == ids.FIELDS_CHANGE_CALLBACK and v,
-                      "the field picker with the current selection", 60)
+    picker = _open_change(driver, stack, story)
     lead_action = ids.fields_action_id(Entity.lead)
     selected = {o["value"] for b in picker["blocks"] if (b.get("element") or {}).get("action_id") == lead_action
                 for o in b["element"].get("initial_options") or []}

@@ -15,7 +15,7 @@ from rq import SimpleWorker
 
 from bot.approval_outcome import Outcome
 from bot.models import Approval, FlowState
-from bot.steps import fields
+from bot.steps import errors, fields
 from bot.sync.custom_sync import custom_objects_job_id, run_custom_objects
 from bot.views import ids
 from tests.integration.sync_harness import SyncHarness, synced_world
@@ -121,3 +121,21 @@ def test_a_column_added_to_a_synced_custom_table_is_made_and_its_records_read_ag
     budgets = {row["new_projectid"]: row.get("new_budget")
                for row in world.dynamics.expected_records("new_project", ["new_budget"])}
     assert {key: row.get("newBudget") for key, row in _projects(world).items()} == budgets
+
+
+def test_removing_a_custom_table_takes_its_records_off_the_error_list(world: SyncHarness) -> None:
+    """A removed table's records are never retried again: its entries leave the list, counted as such, so
+    `/connect-dynamics errors` no longer shows them, nor would it if the table came back."""
+    _approve_change(world, ["new_project"])
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    world.dynamics.update_record("new_project", 5, new_contactid=None)
+    connection_id = world.connection.id
+    assert run_custom_objects(world.container.sync, TEAM, connection_id) == "done"
+    listed = errors.list_errors(world.store, 5, TEAM, errors.ErrorsQuery())
+    assert listed.total == 1 and world.dynamics.record_id("new_project", 5) in json.dumps(listed.message.to_dict())
+
+    _approve_change(world, [])
+    assert world.store.pending_failures(TEAM, connection_id, "new_project") == 0
+    assert world.store.sync_errors.resolved_counts(TEAM, connection_id) == {"new_project:table_removed": 1}
+    _approve_change(world, ["new_project"])
+    assert errors.list_errors(world.store, 5, TEAM, errors.ErrorsQuery()).total == 0

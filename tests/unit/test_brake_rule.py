@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.models import BrakeStatus, Entity, EntityPlan, MassChangeHold
 from bot.sync.brake import Screen, limit_for
 from bot.sync.links import COMPANY_ID, linked_person
+from bot.sync.opportunities import PRIMARY_CONTACT, as_sent
 from bot.views.brake import brake_request_message
 
 PLAN = EntityPlan(entity=Entity.lead, mappings=[], id_field="dynamicsLeadId")
@@ -88,3 +89,12 @@ def test_the_request_escapes_outside_text() -> None:
                           examples=[{"id": "<!channel>", "email": "a&b@example.com", "deleted": True}])
     text = str(brake_request_message(hold).to_dict())
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text and "a&amp;b@example.com" in text
+
+
+def test_an_opportunity_overwrite_lists_only_the_fields_sent_to_marketo() -> None:
+    """Opportunities are not read back: every field sent counts, but not what their records carry for the writer."""
+    plan = EntityPlan(entity=Entity.opportunity, mappings=[], id_field="externalOpportunityId",
+                      primary_contact_lookup=PRIMARY_CONTACT)
+    screen = Screen(plan, 0, None, sent=as_sent)
+    screen.admit([{"externalOpportunityId": "o1", "name": "A", PRIMARY_CONTACT: "c1"}], [("o1", None)], [])
+    assert [e.fields for e in screen.examples] == [["externalOpportunityId", "name"]]

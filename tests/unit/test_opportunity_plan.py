@@ -10,7 +10,7 @@ from bot.models import AttributeMeta, Direction, Entity, EntityMetadata
 from bot.sync.convert import convert_record
 from bot.sync.links import LOOKUP_TARGET
 from bot.sync.mapping import PlanError, build_plan, default_selection, selectable, standard_only_note
-from bot.sync.opportunities import FORMATTED, role_records, writer
+from bot.sync.opportunities import FORMATTED, PRIMARY_CONTACT, role_records, writer
 from bot.views.fields import plan_summary_lines
 
 GUID_ACCOUNT, GUID_OWNER, GUID_OPP = "a1a1a1a1-0000-0000-0000-000000000001", "b2b2b2b2-0000-0000-0000-000000000002", "o1"
@@ -135,3 +135,46 @@ def test_a_refused_role_puts_its_opportunity_on_the_failure_list() -> None:
     assert [r.status for r in writer(marketo, _Dataverse(), "updateOnly")([{"externalOpportunityId": "o1"}])] == [
         "created"]
     assert marketo.roles == []
+
+
+class _CountingDataverse(_Dataverse):
+    """Counts the opportunities read again for their primary contact."""
+
+    def __init__(self) -> None:
+        self.reread: list[str] = []
+
+    def read_by_ids(self, entity: Entity | str, ids: list[str], select: list[str]) -> list[dict]:
+        self.reread += ids
+        return super().read_by_ids(entity, ids, select)
+
+
+class _Recording(_Marketo):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[dict] = []
+
+    def sync_opportunities(self, records: list[dict], action: str) -> list[RecordResult]:
+        self.sent += records
+        return super().sync_opportunities(records, action)
+
+
+def test_the_primary_contact_read_with_the_opportunities_rides_to_the_writer_and_never_to_marketo() -> None:
+    with_primary = OPPORTUNITY.model_copy(update={"attributes": [*OPPORTUNITY.attributes,
+                                                                 attr("parentcontactid", "LookupType")]})
+    planned = build_plan({Entity.opportunity: with_primary}, {Entity.opportunity: ["name"]}, set())
+    opportunity = planned.for_entity(Entity.opportunity)
+    assert opportunity is not None and PRIMARY_CONTACT in opportunity.select
+    assert build_plan({Entity.opportunity: OPPORTUNITY}, {Entity.opportunity: ["name"]}, set()).entities[
+        0].primary_contact_lookup is None, "a table without the lookup: nothing to read"
+    assert convert_record({"opportunityid": "o0", "name": "Z", PRIMARY_CONTACT: None}, opportunity)[
+        PRIMARY_CONTACT] is None, "no primary contact, as read"
+    assert PRIMARY_CONTACT not in convert_record({"opportunityid": "o0", "name": "Z"}, opportunity), "not read"
+    carried = convert_record({"opportunityid": "o1", "name": "A", PRIMARY_CONTACT: "c1"}, opportunity)
+    assert carried == {"externalOpportunityId": "o1", "name": "A", PRIMARY_CONTACT: "c1"}
+    marketo, dataverse = _Recording(), _CountingDataverse()
+    writer(marketo, dataverse, "createOrUpdate")([carried, {"externalOpportunityId": "o2", "name": "B"}])
+    assert dataverse.reread == ["o2"], "only the record that does not carry it is read again"
+    assert all(PRIMARY_CONTACT not in record for record in marketo.sent)
+    # o1's role is c1's (its primary, as carried); o2's is c2's, not its primary (c1, as read again)
+    assert [(r["externalOpportunityId"], r["leadId"], r["isPrimary"]) for r in marketo.roles] == [
+        ("o1", 101, True), ("o2", 102, False)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.models import Direction
 from bot.store import FailedRecord, Resolution, Store
 
 
@@ -62,3 +63,18 @@ def test_retry_candidates_stop_at_the_bound_and_resolving_counts_why(store: Stor
     assert store.sync_errors.retry_candidates("T1", "c1", "lead", 3, 10) == []
     assert [e.id for e in store.sync_errors.recent("T1", "c1", ["lead"], None, 10)] == ["a"]
     assert store.sync_errors.resolved_counts("T1", "c1") == {"lead:retried_ok": 1, "lead:deleted": 1}
+
+
+def test_resolving_a_whole_list_takes_every_entry_of_both_directions_and_no_other_list(store: Store) -> None:
+    ids = [f"p{i:04d}" for i in range(1203)]  # more than one chunk
+    store.sync_errors.book("T1", "c1", "new_project", [FailedRecord(i, None, "no-person", "bad") for i in ids], 1.0)
+    store.sync_errors.book("T1", "c1", "new_project",
+                           [FailedRecord("back", None, "1003", "bad", Direction.to_dynamics)], 2.0)
+    _fail(store, "lead", ["l1"], 3.0)
+    assert store.sync_errors.resolve_all("T1", "c1", "new_project", Resolution.table_removed) == len(ids) + 1
+    assert store.pending_failures("T1", "c1", "new_project") == 0
+    assert store.sync_errors.count("T1", "c1", ["new_project"]) == 0
+    assert store.pending_failures("T1", "c1", "lead") == 1
+    assert store.sync_errors.resolved_counts("T1", "c1") == {
+        "new_project:table_removed": len(ids), "new_project-to_dynamics:table_removed": 1}
+    assert store.sync_errors.resolve_all("T1", "c1", "new_project", Resolution.table_removed) == 0
