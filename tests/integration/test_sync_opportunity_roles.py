@@ -127,3 +127,26 @@ def test_a_contact_given_another_role_has_only_that_role_in_marketo(tracked_worl
 
     roles = _roles(world)
     assert (opportunity, lead, other) in roles and (opportunity, lead, role) not in roles
+
+
+def test_a_stale_role_marketo_refuses_to_delete_lists_its_opportunity_until_a_later_cycle_deletes_it(
+    tracked_world: SyncHarness,
+) -> None:
+    world = tracked_world
+    _cycle(world)
+    index, _, key = _synced_role(world)
+    others = _roles(world) - {key}
+    world.marketo.refuse_role_deletes("1003", "Opportunity role is locked")
+    world.dynamics.delete_record("connection", index)
+
+    _cycle(world)
+
+    assert key in _roles(world)  # not deleted, and not forgotten:
+    errors = world.store.sync_errors
+    assert errors.count("T1", world.connection.id, [Entity.opportunity.value]) == 1
+    world.marketo.refuse_role_deletes(None)
+
+    _cycle(world)  # retries the listed opportunity
+
+    assert _roles(world) == others
+    assert errors.count("T1", world.connection.id, [Entity.opportunity.value]) == 0
