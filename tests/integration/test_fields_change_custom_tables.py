@@ -121,3 +121,15 @@ def test_a_column_added_to_a_synced_custom_table_is_made_and_its_records_read_ag
     budgets = {row["new_projectid"]: row.get("new_budget")
                for row in world.dynamics.expected_records("new_project", ["new_budget"])}
     assert {key: row.get("newBudget") for key, row in _projects(world).items()} == budgets
+
+
+def test_columns_dynamics_cannot_read_show_why_over_the_picker_which_keeps_its_choices(world: SyncHarness) -> None:
+    _change_picker(world)
+    picker = world.slack.view_stack(ADMIN)[-1]
+    world.dynamics.fail_next(1, 403)
+    container = world.container
+    fields.push_columns(world.store, container.metadata, container.dataverse, container.slack_clients.for_team(TEAM),
+                        TEAM, world.connection.id, ["new_project"], world.slack.new_trigger_id(ADMIN))
+    stack = world.slack.view_stack(ADMIN)
+    assert [view["callback_id"] for view in stack] == [ids.FIELDS_CHANGE_CALLBACK, ids.ERROR_CALLBACK]
+    assert stack[0] == picker
