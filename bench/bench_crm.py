@@ -106,7 +106,7 @@ def measure(entities: tuple[str, ...], *, custom_table: bool) -> tuple[Written, 
         run = runs.start_initial_sync(harness.store, queue, harness.connection)
         final = finished_run(harness, run)
         if custom_object:
-            def custom_job_finished() -> bool:  # the job exists once the run's last entity has enqueued it
+            def custom_job_finished() -> bool:  # the job exists once the contacts' job has enqueued it
                 job = queue.fetch_job(custom_objects_job_id(harness.connection.id))
                 return job is not None and job.is_finished
 

@@ -515,6 +515,11 @@ class MarketoEmulator(Emulator):
             else:
                 self._refused_fields[name.lower()] = message
 
+    def refuse_role_deletes(self, code: str | None, message: str = "Opportunity role cannot be deleted") -> None:
+        """Every opportunity role delete is skipped with `code` and `message` (None: allowed again)."""
+        with self._lock:
+            self._opportunities.delete_refusal = RecordSkip(code, message) if code is not None else None
+
     def expire_tokens(self) -> None:
         """Make every issued token expired now (the next call gets 602)."""
         with self._lock:

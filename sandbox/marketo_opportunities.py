@@ -62,6 +62,7 @@ class OpportunityObjects:
         self._json_body, self._validated = json_body, validated
         self._fields = {f.name: f for f in OPPORTUNITY_FIELDS}
         self._role_fields = {f.name: f for f in ROLE_FIELDS}
+        self.delete_refusal: RecordSkip | None = None  # a test's knob: every role delete is skipped with it
 
     # -- describe ------------------------------------------------------------------------------------
     @staticmethod
@@ -118,6 +119,8 @@ class OpportunityObjects:
         return self._results(payload, lambda rec: self._delete_role(rec, delete_by))
 
     def _delete_role(self, rec: Any, delete_by: str) -> tuple[str, str]:
+        if self.delete_refusal is not None:
+            raise self.delete_refusal
         if not isinstance(rec, dict):
             raise RecordSkip("1003", "Invalid input")
         row_id = self._match(self.roles, ID_FIELD, rec, "updateOnly") if delete_by == "idField" \

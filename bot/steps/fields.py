@@ -15,7 +15,7 @@ from bot.custom_object_models import CustomObjectPlan, RefusedColumn
 from bot.dynamics.errors import DataverseAccessDenied, DataverseNotFound
 from bot.dynamics.metadata import MetadataCache
 from bot.dynamics.users import count_owner_candidates
-from bot.errors import FlowError
+from bot.errors import BotError, FlowError
 from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, FlowState
 from bot.steps.ports import DataverseFactory, MarketoFactory
 from bot.store import Store
@@ -27,7 +27,7 @@ from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, 
 from bot.sync.planning import count_records
 from bot.views import ids
 from bot.views.columns import TableColumnsView, columns_modal
-from bot.views.common import info_modal
+from bot.views.common import error_modal, info_modal
 from bot.views.custom_objects import custom_change_lines, custom_tables_block
 from bot.views.directions import EntityDirectionsView, directions_modal
 from bot.views.fields import EntityFieldsView, change_plan_modal, fields_modal, options_for, plan_modal
@@ -176,7 +176,11 @@ def push_columns(store: Store, metadata: MetadataCache, dataverse: DataverseFact
     if connection is None:
         raise FlowError(GONE)
     pushed = slack.views_push(trigger_id=trigger_id, view=info_modal("Custom table columns", READING_COLUMNS))
-    slack.views_update(view_id=pushed["view"]["id"], view=columns_view(metadata, dataverse, connection, tables))
+    try:
+        view = columns_view(metadata, dataverse, connection, tables)
+    except BotError as exc:  # shown in the pushed view: the picker under it (the root view) keeps its choices
+        view = error_modal(exc.user_message)
+    slack.views_update(view_id=pushed["view"]["id"], view=view)
 
 
 def columns_view(metadata: MetadataCache, dataverse: DataverseFactory, connection: Connection,

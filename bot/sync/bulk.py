@@ -45,6 +45,7 @@ import io
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -85,6 +86,21 @@ STALE_PARTS_SECONDS = 2 * JOB_TIMEOUT  # no job writes in a directory this old: 
 def parts_dir(run_id: str) -> str:
     """This machine's directory for a run's parts."""
     return os.path.join(tempfile.gettempdir(), PARTS_ROOT, run_id)
+
+
+def private_parts_dir(run_id: str, name: str) -> str:
+    """`parts_dir(run_id)/name`, every level of it made for this user alone, as `tempfile.mkdtemp` makes its
+    directories: the parts hold personal data and the temporary directory is shared. A level that is not a
+    directory of this user's (a symlink, or another user's) is refused rather than written into."""
+    path = tempfile.gettempdir()
+    for part in (PARTS_ROOT, run_id, name):
+        path = os.path.join(path, part)
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            raise PermissionError(f"{path} is not a directory of this user's; bulk import parts are not written there")
+        os.chmod(path, 0o700)
+    return path
 
 
 def remove_stale_parts(now: float) -> None:
@@ -211,8 +227,7 @@ class BulkEntitySync:
         run_dir = parts_dir(self.state.run_id)
         for earlier in glob.glob(os.path.join(glob.escape(run_dir), f"{self.entity.value}-*")):
             shutil.rmtree(earlier, ignore_errors=True)
-        self._workdir = os.path.join(run_dir, f"{self.entity.value}-{attempt}")
-        os.makedirs(self._workdir, exist_ok=True)
+        self._workdir = private_parts_dir(self.state.run_id, f"{self.entity.value}-{attempt}")
         try:
             yield
         finally:

@@ -20,6 +20,8 @@ from rq import Queue
 from rq.job import Dependency
 
 from bot.custom_object_models import CustomObjectPlan
+from bot.dynamics.client import delta_link_columns
+from bot.dynamics.errors import ChangeTokenExpired
 from bot.models import Entity, FlowState, SyncRun
 from bot.store import FailedRecord, Resolution, Store
 from bot.sync.custom_objects import record_values
@@ -180,7 +182,14 @@ def run_custom_objects(services: SyncServices, team_id: str, connection_id: str)
         for plan in connection.plan.custom_objects:
             key = plan.table  # its delta link and error list, beside the people's
             retried = _retry(services, team_id, connection_id, plan, source, marketo)
-            outcome = sync_table(plan, source, marketo, store.delta_links.get(team_id, connection_id, key))
+            link = store.delta_links.get(team_id, connection_id, key)
+            if link and not set(plan.select) <= delta_link_columns(link):
+                link = None  # made for fewer columns (by a job of the plan before a change): its records lack them
+            try:
+                outcome = sync_table(plan, source, marketo, link)
+            except ChangeTokenExpired:  # kept, the link would fail every later cycle too
+                log.warning("change token of %s expired for %s; reading it in full", plan.table, connection_id)
+                outcome = sync_table(plan, source, marketo, None)
             store.sync_errors.resolve(team_id, connection_id, key, outcome.written, Resolution.retried_ok)
             store.sync_errors.book(team_id, connection_id, key, outcome.failures, time.time())
             if outcome.delta_link:

@@ -167,7 +167,7 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
                 if start is None:
                     return "skipped"
                 outcome, advance = _sync_modified_since(services, connection, plan, source, start, screen, cycle, seen)
-            if entity == Entity.opportunity and not cycle.stopped:
+            if entity == Entity.opportunity and not cycle.stopped and not screen.tripped:  # held: nothing more written
                 advance = _follow_roles(services, connection, plan, source, outcome, seen, advance)
         except ChangeTokenExpired:
             store.delta_links.forget(team_id, connection_id, entity.value)

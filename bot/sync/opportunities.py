@@ -10,7 +10,8 @@ reads `parentcontactid` with the opportunities and their prepared records carry 
 it out before Marketo sees them; only a record without it (a plan made before it was read, or a change-tracking
 link made without it) has it read again from Dynamics.
 A contact with no Marketo person (not synced, e.g. filtered out) has no role there. A role Marketo
-refuses puts its opportunity on the failure list, so the next cycle writes it (and its roles) again.
+refuses (to write, or to delete as stale) puts its opportunity on the failure list, so the next cycle
+writes it (and its roles) again.
 An opportunity Marketo had already ("updated") may hold roles Dynamics no longer has (a connection deleted,
 or moved to another contact or role): those are deleted in Marketo. A role changed alone reaches Marketo
 through `bot.sync.role_changes`, which makes its opportunity written again.
@@ -39,7 +40,7 @@ CONTACT_ID_FIELD = Entity.contact.marketo_id_field
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
 LOOKUP_TABLE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 WRITTEN = frozenset({"created", "updated"})
-ROLE_FAILED = "Its contact roles could not all be written to Marketo: {reason}"
+ROLE_FAILED = "Its contact roles could not all be written to (or removed from) Marketo: {reason}"
 ONE_WAY_NOTE = ("Opportunities sync one way, to Marketo's standard opportunity fields only (Marketo's API "
                 "cannot create opportunity fields), with their contact roles.")
 
@@ -164,8 +165,9 @@ def _key(role: dict) -> tuple[str, int, str]:
 def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str], existed: list[str] | None = None,
                primaries: Mapping[str, str | None] | None = None) -> dict[str, Reason]:
     """Upsert the contact roles of `opportunity_ids`, and delete in Marketo the roles of those that `existed`
-    there before which Dynamics no longer has; returns why, per opportunity, a role was refused. `primaries`:
-    the primary contacts read with the opportunities; those of the others are read from Dynamics."""
+    there before which Dynamics no longer has; returns why, per opportunity, a role was refused (written or
+    deleted). `primaries`: the primary contacts read with the opportunities; those of the others are read
+    from Dynamics."""
     if not opportunity_ids:
         return {}
     connections = source.read_where_in(CONNECTIONS, FROM, opportunity_ids, ["connectionid", FROM, TO, ROLE])
@@ -176,30 +178,36 @@ def sync_roles(marketo: Any, source: RoleSource, opportunity_ids: list[str], exi
                    for p in marketo.get_leads(CONTACT_ID_FIELD, contacts, ["id", CONTACT_ID_FIELD])
                    if p.get(CONTACT_ID_FIELD)}
         roles = role_records(connections, _primaries(source, opportunity_ids, primaries or {}), persons)
-    if existed:
-        _delete_stale(marketo, existed, {_key(role) for role in roles})
+    refused = _delete_stale(marketo, existed, {_key(role) for role in roles}) if existed else {}
     if not roles:
-        return {}
-    refused: dict[str, Reason] = {}
+        return refused
     for role, result in zip(roles, marketo.sync_opportunity_roles(roles), strict=True):
         if result.status not in WRITTEN:
-            reason = result.reasons[0] if result.reasons else Reason(code="skipped", message="skipped")
-            refused.setdefault(role["externalOpportunityId"], reason)
+            refused.setdefault(role["externalOpportunityId"], _reason(result))
     log.info("opportunity roles: %d written, %d opportunities with a refused role", len(roles) - len(refused),
              len(refused))
     return refused
 
 
-def _delete_stale(marketo: Any, opportunity_ids: list[str], kept: set[tuple[str, int, str]]) -> None:
-    """Delete the Marketo roles of `opportunity_ids` that are not `kept` (Dynamics no longer has them)."""
+def _reason(result: RecordResult) -> Reason:
+    return result.reasons[0] if result.reasons else Reason(code="skipped", message="skipped")
+
+
+def _delete_stale(marketo: Any, opportunity_ids: list[str], kept: set[tuple[str, int, str]]) -> dict[str, Reason]:
+    """Delete the Marketo roles of `opportunity_ids` that are not `kept` (Dynamics no longer has them); returns
+    why, per opportunity, one could not be deleted: its opportunity then goes on the failure list, so a later
+    cycle writes it, and deletes its stale roles, again."""
     stale = [role for role in marketo.opportunity_roles(opportunity_ids) if _key(role) not in kept]
     if not stale:
-        return
+        return {}
+    refused: dict[str, Reason] = {}
     results = marketo.delete_opportunity_roles(stale)
-    failed = [reason for result in results if result.status != "deleted" for reason in result.reasons]
-    # A role already gone (1013) is what was wanted; anything else stays until the opportunity is written again.
-    refused = [r for r in failed if r.code != "1013"]
+    for role, result in zip(stale, results, strict=True):
+        reason = _reason(result)
+        if result.status != "deleted" and reason.code != "1013":  # already gone (1013) is what was wanted
+            refused.setdefault(str(role["externalOpportunityId"]), reason)
     if refused:
-        log.warning("%d stale opportunity roles could not be deleted in Marketo: %s", len(refused),
-                    "; ".join(f"{r.code} {r.message}" for r in refused[:3]))
-    log.info("opportunity roles: %d deleted (no longer in Dynamics)", len(stale) - len(refused))
+        log.warning("stale opportunity roles of %d opportunities could not be deleted in Marketo: %s", len(refused),
+                    "; ".join(f"{r.code} {r.message}" for r in list(refused.values())[:3]))
+    log.info("opportunity roles: %d deleted (no longer in Dynamics)", sum(r.status == "deleted" for r in results))
+    return refused

@@ -102,10 +102,7 @@ def _delta(store: Store, connection: Connection, source: Any, link: str) -> Role
         rows.extend(page.records)
         deleted.extend(page.deleted_ids)
         new_link = page.delta_link or new_link
-    seen = _seen(store, connection, rows, deleted)
-    links = store.delta_links
-    return RoleChanges(sorted(seen.changed), _keep(store, connection, seen, lambda: links.put(
-        connection.team_id, connection.id, TABLE, new_link) if new_link else None))
+    return _tracked(store, connection, _seen(store, connection, rows, deleted), new_link)
 
 
 def _baseline(store: Store, connection: Connection, source: Any, since: str | None) -> RoleChanges:
@@ -121,9 +118,13 @@ def _baseline(store: Store, connection: Connection, source: Any, since: str | No
                 if since is None or str(row.get(MODIFIED_ON) or "") >= since:
                     changed.add(str(row[FROM]))
         new_link = page.delta_link or new_link
-    seen = _Seen(roles, [], changed)
+    return _tracked(store, connection, _Seen(roles, [], changed), new_link)
+
+
+def _tracked(store: Store, connection: Connection, seen: _Seen, new_link: str | None) -> RoleChanges:
+    """What a tracked read saw, its delta link kept with the roles (none came: the old position stays)."""
     links = store.delta_links
-    return RoleChanges(sorted(changed), _keep(store, connection, seen, lambda: links.put(
+    return RoleChanges(sorted(seen.changed), _keep(store, connection, seen, lambda: links.put(
         connection.team_id, connection.id, TABLE, new_link) if new_link else None))
 
 

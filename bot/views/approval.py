@@ -143,7 +143,7 @@ def decision_text(approval: Approval) -> str:
         case ApprovalStatus.approved:
             who = ", ".join(mention(u) for u in approval.approvers) or mention(approval.decided_by or "unknown")
             if approval.kind == ApprovalKind.fields_change:
-                return f":white_check_mark: *Approved* by {who} {at}. The new fields and custom objects are created; added columns are backfilled and added custom tables synced."
+                return f":white_check_mark: *Approved* by {who} {at}. {_fields_change_effects(approval)}."
             if approval.effects_state == EffectsState.failed:
                 return f":white_check_mark: *Approved* by {who} {at}, but the sync has not started."
             return f":white_check_mark: *Approved* by {who} {at}. The sync is starting."
@@ -200,9 +200,17 @@ def approved_notice(approval: Approval) -> Message:
 def fields_change_approved_notice(approval: Approval) -> Message:
     """The DM telling the requester their change of fields was approved."""
     return Message(text=f":white_check_mark: Your change of fields was approved by "
-                        f"{mention(approval.decided_by or 'a team lead')}. The new Marketo fields and custom objects are "
-                        "created, the added columns are being written into existing records and the added custom "
-                        "tables synced in full; the sync goes on meanwhile.")
+                        f"{mention(approval.decided_by or 'a team lead')}. {_fields_change_effects(approval)}; "
+                        "the sync goes on meanwhile.")
+
+
+def _fields_change_effects(approval: Approval) -> str:
+    """What an approved change of fields does; custom objects only when it makes or extends some."""
+    change = approval.fields_change
+    if change is not None and change.objects_to_make():
+        return ("The new Marketo fields and custom objects are created, the added columns are written into existing "
+                "records and the added custom tables synced in full")
+    return "The new Marketo fields are created and the added columns written into existing records"
 
 
 def _request_words(approval: Approval) -> tuple[str, str]:

@@ -86,4 +86,3 @@ def custom_tables_block(reachable: list[ReachableTable], selected: list[str], co
     if refused:
         blocks.append(context(cut("Cannot be synced — " + "; ".join(refused), 2900)))
     return blocks
-

@@ -106,7 +106,8 @@ def test_a_column_added_to_a_synced_custom_table_is_made_and_its_records_read_ag
     _approve_change(world, ["new_project"])
     SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
     assert all("newBudget" not in row for row in _projects(world).values())
-    assert world.store.delta_links.get(TEAM, connection_id, "new_project")
+    old_link = world.store.delta_links.get(TEAM, connection_id, "new_project")
+    assert old_link
 
     _change_picker(world)
     fields.choose_columns(world.store, TEAM, ADMIN, connection_id, {"new_project": ["new_name", "new_budget"]})
@@ -117,6 +118,8 @@ def test_a_column_added_to_a_synced_custom_table_is_made_and_its_records_read_ag
     assert [(c.plan.table, c.added) for c in approval.fields_change.objects_changed] == [("new_project", ["new_budget"])]
     assert "newBudget" in world.marketo.custom_objects.types[TYPE].approved.fields
     assert world.store.delta_links.get(TEAM, connection_id, "new_project") is None
+    # A job of the plan before the change, still running, keeps its link (made without the new column) now.
+    world.store.delta_links.put(TEAM, connection_id, "new_project", old_link)
     SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
     budgets = {row["new_projectid"]: row.get("new_budget")
                for row in world.dynamics.expected_records("new_project", ["new_budget"])}
@@ -139,3 +142,15 @@ def test_removing_a_custom_table_takes_its_records_off_the_error_list(world: Syn
     assert world.store.sync_errors.resolved_counts(TEAM, connection_id) == {"new_project:table_removed": 1}
     _approve_change(world, ["new_project"])
     assert errors.list_errors(world.store, 5, TEAM, errors.ErrorsQuery()).total == 0
+
+
+def test_columns_dynamics_cannot_read_show_why_over_the_picker_which_keeps_its_choices(world: SyncHarness) -> None:
+    _change_picker(world)
+    picker = world.slack.view_stack(ADMIN)[-1]
+    world.dynamics.fail_next(1, 403)
+    container = world.container
+    fields.push_columns(world.store, container.metadata, container.dataverse, container.slack_clients.for_team(TEAM),
+                        TEAM, world.connection.id, ["new_project"], world.slack.new_trigger_id(ADMIN))
+    stack = world.slack.view_stack(ADMIN)
+    assert [view["callback_id"] for view in stack] == [ids.FIELDS_CHANGE_CALLBACK, ids.ERROR_CALLBACK]
+    assert stack[0] == picker

@@ -151,3 +151,25 @@ def test_a_refused_record_is_retried_by_later_cycles_without_changing_in_dynamic
     left = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_project")
     assert left < listed  # it left the error list as retried
     assert world.store.sync_errors.resolved_counts("T1", world.connection.id).get("new_project:retried_ok", 0) >= 1
+
+
+def test_an_expired_change_token_reads_the_table_in_full_and_later_cycles_follow_it_again(world: SyncHarness) -> None:
+    services = world.container.sync
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert world.store.get_run("T1", run.id).status == RunStatus.finished
+    expired = world.store.delta_links.get("T1", world.connection.id, "new_project")
+    linked = next(p["dynNewProjectId"] for p in world.marketo.custom_objects.records("dynNewProject"))
+    index = world.dynamics.index_of("new_project", linked)
+    world.dynamics.expire_change_tokens()
+    world.dynamics.update_record("new_project", index, new_name="Renamed")
+
+    assert run_custom_objects(services, "T1", world.connection.id) == "done"
+
+    assert [p["newName"] for p in world.marketo.custom_objects.records("dynNewProject")
+            if p["dynNewProjectId"] == linked] == ["Renamed"]
+    assert world.store.delta_links.get("T1", world.connection.id, "new_project") not in (None, expired)
+    world.dynamics.update_record("new_project", index, new_name="Followed")
+    assert run_custom_objects(services, "T1", world.connection.id) == "done"
+    assert [p["newName"] for p in world.marketo.custom_objects.records("dynNewProject")
+            if p["dynNewProjectId"] == linked] == ["Followed"]

@@ -9,19 +9,23 @@ from typing import Any
 import pytest
 from rq import SimpleWorker
 
+from bot.audit import AuditLog
 from bot.models import Entity, RunStatus
+from bot.steps.brake import decide_hold
 from bot.sync import entry, incremental, runs
 from bot.sync.opportunities import FORMATTED, FROM, ROLE, TO
+from bot.views.brake import hold_value
 from tests.conftest import REDIS_URL
 from tests.integration.sync_harness import SyncHarness
 
+LEAD = "U0LEAD01"
 RECORDS = {"account": 10, "contact": 40, "opportunity": 30}
 CONNECTIONS = 2 * RECORDS["opportunity"]
 
 
-def _world(key_prefix: str, untracked: set[str]) -> Iterator[SyncHarness]:
+def _world(key_prefix: str, untracked: set[str], settings: dict[str, Any] | None = None) -> Iterator[SyncHarness]:
     harness = SyncHarness(REDIS_URL, key_prefix, RECORDS, dynamics={
-        "records": {**RECORDS, "connection": CONNECTIONS}, "untracked_entities": untracked}).start()
+        "records": {**RECORDS, "connection": CONNECTIONS}, "untracked_entities": untracked}, settings=settings).start()
     entry.install(harness.container.sync)
     run = runs.start_initial_sync(harness.store, harness.container.queue, harness.connection)
     SimpleWorker([harness.container.queue], connection=harness.store.redis).work(burst=True)
@@ -127,3 +131,60 @@ def test_a_contact_given_another_role_has_only_that_role_in_marketo(tracked_worl
 
     roles = _roles(world)
     assert (opportunity, lead, other) in roles and (opportunity, lead, role) not in roles
+
+
+def test_a_stale_role_marketo_refuses_to_delete_lists_its_opportunity_until_a_later_cycle_deletes_it(
+    tracked_world: SyncHarness,
+) -> None:
+    world = tracked_world
+    _cycle(world)
+    index, _, key = _synced_role(world)
+    others = _roles(world) - {key}
+    world.marketo.refuse_role_deletes("1003", "Opportunity role is locked")
+    world.dynamics.delete_record("connection", index)
+
+    _cycle(world)
+
+    assert key in _roles(world)  # not deleted, and not forgotten:
+    errors = world.store.sync_errors
+    assert errors.count("T1", world.connection.id, [Entity.opportunity.value]) == 1
+    world.marketo.refuse_role_deletes(None)
+
+    _cycle(world)  # retries the listed opportunity
+
+    assert _roles(world) == others
+    assert errors.count("T1", world.connection.id, [Entity.opportunity.value]) == 0
+
+
+@pytest.fixture
+def braked_world(key_prefix: str) -> Iterator[SyncHarness]:
+    yield from _world(key_prefix, set(), {"MASS_CHANGE_LIMIT": 2, "TEAM_LEAD_USER_IDS": LEAD})
+
+
+def test_a_cycle_the_brake_holds_leaves_changed_roles_for_after_the_decision(braked_world: SyncHarness) -> None:
+    """The roles' opportunities are not written past a hold either: they may hold the held changes."""
+    world = braked_world
+    _cycle(world)
+    index, row, (opportunity, old_lead, role) = _synced_role(world)
+    persons = _persons(world)
+    contact = next(c for c, lead in persons.items() if c != row[TO] and (opportunity, lead, role) not in _roles(world))
+    world.dynamics.update_record("connection", index, record2id=contact)
+    synced = {row["externalOpportunityId"] for row in world.marketo.opportunities()}
+    others = [i for i in range(RECORDS["opportunity"])
+              if world.dynamics.record_id("opportunity", i) in synced - {opportunity}][:3]
+    for i in others:  # more overwrites than the limit
+        world.dynamics.update_record("opportunity", i, name=f"Renamed {i}")
+    roles = _roles(world)
+
+    _cycle(world)
+
+    hold = world.store.holds.get("T1", world.connection.id, Entity.opportunity.value)
+    assert hold is not None
+    assert _roles(world) == roles  # the moved role waits with the held changes
+    assert decide_hold(world.store, AuditLog(world.store), world.container.slack, "T1", LEAD, hold_value(hold),
+                       True).startswith("Approved")
+
+    _cycle(world)
+
+    moved = _roles(world)
+    assert (opportunity, persons[contact], role) in moved and (opportunity, old_lead, role) not in moved

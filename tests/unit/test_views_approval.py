@@ -4,16 +4,26 @@ import pytest
 
 from bot.models import (
     Approval,
+    ApprovalKind,
     ApprovalStatus,
     Connection,
     EffectsState,
     Entity,
     EntityPlan,
     FieldPlan,
+    FieldsChange,
     MarketoField,
 )
+from bot.sync.custom_objects import plan_custom_objects, reachable_tables
 from bot.views import ids
-from bot.views.approval import approval_decided_message, approval_request_message, reject_reason_modal
+from bot.views.approval import (
+    approval_decided_message,
+    approval_request_message,
+    decision_text,
+    fields_change_approved_notice,
+    reject_reason_modal,
+)
+from tests.unit.test_custom_objects_plan import PROJECT
 from tests.unit.test_views_kit import blocks_of, elements, message_dict, text_of, view_dict
 
 CONNECTION = Connection(
@@ -101,3 +111,14 @@ def test_reject_reason_modal():
     (reason,) = blocks_of(data, "input")
     assert reason["block_id"] == ids.REJECT_REASON_BLOCK
     assert reason["element"]["action_id"] == ids.REJECT_REASON_ACTION and reason["element"]["multiline"]
+
+
+@pytest.mark.parametrize("tables", [False, True], ids=["fields-only", "custom-table-added"])
+def test_an_approved_change_of_fields_mentions_custom_objects_only_when_it_makes_some(tables: bool) -> None:
+    objects, _ = plan_custom_objects(reachable_tables([PROJECT]), {"new_project": ["new_name"]}, set())
+    change = FieldsChange(added={"lead": ["new_budget"]}, objects_added=objects if tables else [])
+    approval = APPROVAL.model_copy(update={"kind": ApprovalKind.fields_change, "fields_change": change,
+                                           "status": ApprovalStatus.approved, "decided_by": "U2LEAD"})
+    for text in (decision_text(approval), fields_change_approved_notice(approval).text or ""):
+        assert "written into existing records" in text
+        assert ("custom objects" in text and "custom tables synced in full" in text) == tables, text
