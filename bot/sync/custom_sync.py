@@ -25,10 +25,13 @@ from bot.dynamics.errors import ChangeTokenExpired
 from bot.models import Entity, FlowState, SyncRun
 from bot.store import FailedRecord, Resolution, Store
 from bot.sync.custom_objects import record_values
+from bot.sync.lease import Heartbeat
 from bot.sync.ports import SyncServices
 from bot.sync.retries import Retried, Rewrite, retry_listed
 
 log = logging.getLogger(__name__)
+
+LEASE = "custom-objects"  # the lease's name beside the entities' (one custom-tables job per connection)
 
 BATCH_SIZE = 300
 CUSTOM_OBJECTS_JOB = "bot.sync.entry.custom_objects_job"
@@ -176,6 +179,13 @@ def run_custom_objects(services: SyncServices, team_id: str, connection_id: str)
         return "skipped"
     if connection.state not in {FlowState.syncing, FlowState.synced}:
         return "skipped"
+    # Several paths enqueue this job (the run, each cycle, an approved change): one runs at a time.
+    lease = store.sync_lease(team_id, connection_id, LEASE, services.settings.SYNC_LEASE_SECONDS,
+                             owner=f"custom-objects-{connection_id}")
+    if not lease.take():
+        return "busy"
+    heartbeat = Heartbeat(lease, 1.0, lambda: False)
+    heartbeat.start()
     source = services.dataverse(team_id, connection_id)
     marketo = services.marketo()
     try:
@@ -199,4 +209,6 @@ def run_custom_objects(services: SyncServices, team_id: str, connection_id: str)
     finally:
         if hasattr(source, "close"):
             source.close()
+        heartbeat.close()
+        lease.release()
     return "done"

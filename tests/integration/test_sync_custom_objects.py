@@ -173,3 +173,20 @@ def test_an_expired_change_token_reads_the_table_in_full_and_later_cycles_follow
     assert run_custom_objects(services, "T1", world.connection.id) == "done"
     assert [p["newName"] for p in world.marketo.custom_objects.records("dynNewProject")
             if p["dynNewProjectId"] == linked] == ["Followed"]
+
+
+def test_one_custom_tables_job_runs_at_a_time(world: SyncHarness) -> None:
+    """Several paths enqueue the job; while one holds the connection's custom-tables lease another
+    does nothing (and writes nothing) instead of upserting the same records twice."""
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert world.store.get_run("T1", run.id).status == RunStatus.finished
+    held = world.store.sync_lease("T1", world.connection.id, "custom-objects", 60, owner="another job")
+    assert held.take()
+    before = len(world.marketo.calls())
+    try:
+        assert run_custom_objects(world.container.sync, "T1", world.connection.id) == "busy"
+        assert len(world.marketo.calls()) == before
+    finally:
+        held.release()
+    assert run_custom_objects(world.container.sync, "T1", world.connection.id) == "done"
