@@ -14,6 +14,7 @@ from bot.models import Entity, EntityPlan, FieldPlan
 from bot.sync.convert import ConversionError, convert_record
 from bot.sync.links import COMPANY_FIELDS_ON_PERSON, COMPANY_ID, SALES_PERSON_ID, contact_owned
 from bot.sync.mapping import PERSON_ENTITIES
+from bot.sync.opportunities import as_sent
 from sandbox.dynamics import DynamicsEmulator
 from sandbox.marketo import MarketoEmulator
 
@@ -84,7 +85,7 @@ def check_entity(dynamics: DynamicsEmulator, rows: list[dict[str, Any]], plan: E
     select = plan.select[1:]  # the mapped columns, the sync filter and the link lookups
     for record in dynamics.expected_records(plan.entity.value, select, annotate=True):
         try:
-            expected = convert_record(record, plan)
+            expected = as_sent([convert_record(record, plan)])[0]  # what Marketo receives
         except ConversionError:
             check.unconvertible += 1
             continue
