@@ -243,11 +243,46 @@ def test_a_table_without_change_tracking_is_read_by_modifiedon(emulator: Dynamic
 def test_reads_by_id_find_generated_created_and_not_deleted_rows(emulator: DynamicsEmulator,
                                                                  client: DataverseClient) -> None:
     """A read by ids (an `or` of key equalities, which the emulator answers from its key index) returns
-    exactly the live rows asked for, in more chunks than one, whichever way they came to be."""
+    exactly the live rows asked for, in more chunks and pages than one, in any order, whichever way they came
+    to be."""
     created = emulator.create_records("lead", 1)[0]
     emulator.delete_record("lead", 7)
     wanted = [emulator.record_id("lead", i) for i in range(0, 1200, 11)] + [emulator.record_id_at("lead", created)]
     asked = [*wanted, emulator.record_id("lead", 7), "00000000-0000-0000-0000-00000000abcd"]
-    rows = client.read_by_ids(Entity.lead, [i.upper() for i in asked], ["firstname"])
+    client.page_size = 7  # pages within a request: each page resumes from the row where the last one ended
+    rows = client.read_by_ids(Entity.lead, [i.upper() for i in reversed(asked)], ["firstname"])
     assert sorted(row["leadid"] for row in rows) == sorted(wanted)
     assert all(set(row) >= {"leadid", "firstname"} for row in rows)
+
+
+def test_reads_by_a_columns_values_match_a_scan_as_the_rows_change(emulator: DynamicsEmulator,
+                                                                    client: DataverseClient) -> None:
+    """A lookup of values in one column (the emulator's column index) returns what a scan would: the rows
+    holding them now, case-insensitively and in the table's order across pages."""
+    client.page_size = 7
+    parents = [emulator.record_id("account", i) for i in (9, 4)]
+
+    def by_parent() -> list[str]:
+        rows = client.read_where_in("contacts", "_parentcustomerid_value", [p.upper() for p in parents], ["contactid"])
+        return [row["contactid"] for row in rows]
+
+    def scanned() -> list[str]:
+        return [r["contactid"] for r in emulator.expected_records("contact", ["_parentcustomerid_value"],
+                                                                  apply_filter=False)
+                if r["_parentcustomerid_value"] in parents]
+
+    assert len(scanned()) > client.page_size and by_parent() == scanned()
+    moved = next(i for i in range(300) if emulator.record_id("contact", i) not in scanned())
+    emulator.update_record("contact", moved, parentcustomerid=parents[0])
+    assert emulator.record_id("contact", moved) in scanned() and by_parent() == scanned()
+
+    names = {r["firstname"].lower() for r in emulator.expected_records("contact", ["firstname"], apply_filter=False)
+             if r["firstname"] and r["firstname"] != r["firstname"].lower()}
+    asked = sorted(names)[:2]
+    assert asked, "mixed-case values to look up"
+    expected = [r["contactid"] for r in emulator.expected_records("contact", ["firstname"], apply_filter=False)
+                if (r["firstname"] or "").lower() in asked]
+    condition = " or ".join(f"firstname eq '{name}'" for name in reversed(asked))
+    found = [r["contactid"] for page in client.iter_rows("contacts", ["firstname"], filter_expression=condition)
+             for r in page.records]
+    assert len(expected) > client.page_size and found == expected

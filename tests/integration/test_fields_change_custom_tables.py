@@ -110,6 +110,11 @@ def test_a_column_added_to_a_synced_custom_table_is_made_and_its_records_read_ag
     assert old_link
 
     _change_picker(world)
+    fields.choose_columns(world.store, TEAM, ADMIN, connection_id, {"new_project": ["new_seats"]})  # abandoned
+    _change_picker(world)
+    assert world.store.get_connection(TEAM, connection_id).custom_columns == {"new_project": ["new_name"]}, \
+        "a new change starts from the columns in force"
+
     fields.choose_columns(world.store, TEAM, ADMIN, connection_id, {"new_project": ["new_name", "new_budget"]})
     in_force = world.store.get_connection(TEAM, connection_id)
     assert in_force.plan is not None and [f.source for f in in_force.plan.custom_objects[0].fields] == ["new_name"]

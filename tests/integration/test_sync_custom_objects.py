@@ -136,21 +136,30 @@ def test_a_refused_record_is_retried_by_later_cycles_without_changing_in_dynamic
     SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
     assert world.store.get_run("T1", run.id).status == RunStatus.finished
     in_marketo = {row["dynamicsContactId"] for row in world.marketo.leads() if row.get("dynamicsContactId")}
-    index = next(i for i in range(CUSTOM["new_project"])
-                 if world.dynamics.record_id("contact", i % PEOPLE["contact"]) not in in_marketo)
+    refused = [i for i in range(CUSTOM["new_project"])
+               if world.dynamics.record_id("contact", i % PEOPLE["contact"]) not in in_marketo]
+    index = refused[0]
+    contact = index % PEOPLE["contact"]
+    gone, still = [i for i in refused if i % PEOPLE["contact"] != contact][:2]  # their contacts stay out
     project = world.dynamics.record_id("new_project", index)
-    listed = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_project")
+    errors = world.store.sync_errors
+    listed = errors.pending_failures("T1", world.connection.id, "new_project")
     assert project not in {p["dynNewProjectId"] for p in world.marketo.custom_objects.records("dynNewProject")}
 
-    world.dynamics.update_record("contact", index % PEOPLE["contact"], new_synctomkto=True)
+    world.dynamics.update_record("contact", contact, new_synctomkto=True)
+    world.dynamics.delete_record("new_project", gone)
     services = world.container.sync
     assert incremental.run_incremental(services, "T1", world.connection.id, Entity.contact) == "done"
     assert run_custom_objects(services, "T1", world.connection.id) == "done"
 
     assert project in {p["dynNewProjectId"] for p in world.marketo.custom_objects.records("dynNewProject")}
-    left = world.store.sync_errors.pending_failures("T1", world.connection.id, "new_project")
+    left = errors.pending_failures("T1", world.connection.id, "new_project")
     assert left < listed  # it left the error list as retried
-    assert world.store.sync_errors.resolved_counts("T1", world.connection.id).get("new_project:retried_ok", 0) >= 1
+    resolved = errors.resolved_counts("T1", world.connection.id)
+    assert resolved.get("new_project:retried_ok", 0) >= 1 and resolved.get("new_project:deleted") == 1
+    entries = {e.id: e for e in errors.iter_errors("T1", world.connection.id, ["new_project"])}
+    assert world.dynamics.record_id("new_project", gone) not in entries  # deleted in Dynamics: off the list
+    assert entries[world.dynamics.record_id("new_project", still)].attempts == 2  # refused again: one more try
 
 
 def test_an_expired_change_token_reads_the_table_in_full_and_later_cycles_follow_it_again(world: SyncHarness) -> None:

@@ -107,3 +107,15 @@ def test_a_changed_password_alerts_once_and_recovers_once(world: SyncHarness) ->
         assert _cycle(world) == "done"
     assert len(_posts(world, "Signing in to Dynamics works again")) == 1
     assert len([m for m in world.slack.messages(CHANNEL) if "credentials rejected" in m.text]) == 1
+
+
+def test_a_retried_record_no_longer_sent_leaves_the_list_as_excluded(world: SyncHarness) -> None:
+    record_id = world.dynamics.record_id("lead", 6)
+    world.dynamics.update_record("lead", 6, firstname="Blocked")
+    world.marketo.lock_field("firstName")
+    assert _cycle(world) == "done"
+    assert _errors(world) == {record_id: 1}
+    world.dynamics.update_record("lead", 6, new_synctomkto=False)  # the sync filter leaves it out now
+    assert _cycle(world) == "done"
+    assert _errors(world) == {}
+    assert world.store.sync_errors.resolved_counts("T1", world.connection.id) == {"lead:excluded": 1}

@@ -3,6 +3,7 @@ the emulators over loopback, real Redis, the cycle run by an RQ worker."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,7 +77,8 @@ def _synced_role(world: SyncHarness) -> tuple[int, dict[str, Any], tuple[str, in
 
 
 @pytest.mark.parametrize("settled", [False, True], ids=["first-cycle", "later-cycle"])
-def test_a_role_moved_to_another_contact_moves_in_marketo_on_the_next_cycle(world: SyncHarness, settled: bool) -> None:
+def test_a_role_moved_to_another_contact_moves_in_marketo_on_the_next_cycle(world: SyncHarness, settled: bool,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
     """The first cycle reads the roles modified since the initial sync; a later one, from its delta link or
     watermark."""
     if settled:
@@ -91,7 +93,11 @@ def test_a_role_moved_to_another_contact_moves_in_marketo_on_the_next_cycle(worl
     opportunities_before = world.marketo.opportunities()
     world.dynamics.update_record("connection", index, record2id=contact)  # the opportunity itself is unchanged
 
-    _cycle(world)
+    with caplog.at_level(logging.INFO, logger="bot.sync.incremental"):
+        _cycle(world)
+
+    again = [r.getMessage() for r in caplog.records if "written again for their changed contact roles" in r.message]
+    assert again and all(m.startswith("1 opportunities") for m in again)  # not the roles' unchanged ones
 
     roles = _roles(world)
     assert (opportunity, persons[contact], role) in roles

@@ -96,6 +96,14 @@ def test_a_persons_change_in_marketo_reaches_dynamics_once(world: SyncHarness) -
     assert write_back_cycle(world) == "done"
     assert len(world.dynamics.committed(sync_user(world))) == 2
 
+    # The sync user edited the contact last (our PATCH, moments ago): a second change in Marketo is written
+    # without handing the record over, so the next cycles do not send it back either.
+    world.marketo.change_by_person(contact["id"], {"lastName": "Renamed"})
+    assert write_back_cycle(world) == "done"
+    before = marketo_writes(world)
+    forward_cycles(world)
+    assert marketo_writes(world) == before
+
 
 @pytest.mark.parametrize("caught_up", [False, True], ids=["before-any-cycle", "after-a-cycle"])
 def test_a_persons_edit_in_dynamics_is_not_hidden_by_the_write_back(world: SyncHarness, caught_up: bool) -> None:

@@ -32,3 +32,14 @@ def test_a_run_without_the_linked_people_makes_it_due_when_it_finishes() -> None
     leads_only = _run({Entity.lead}, Entity.lead)
     assert not linked_people_written(PLANS, leads_only, Entity.lead, run_finished=False)
     assert linked_people_written(PLANS, leads_only, Entity.lead, run_finished=True)
+
+
+def test_tables_linked_to_leads_and_to_contacts_wait_for_both() -> None:
+    project = PLANS[0]
+    on_leads = project.model_copy(update={"table": "new_leadnote", "link": project.link.model_copy(
+        update={"person": "lead"})})
+    both = [project, on_leads]
+    leads_done = _run({Entity.lead}, Entity.lead, Entity.contact)
+    assert not linked_people_written(both, leads_done, Entity.lead, run_finished=False)
+    people_done = _run({Entity.lead, Entity.contact}, Entity.lead, Entity.contact)
+    assert linked_people_written(both, people_done, Entity.contact, run_finished=False)

@@ -115,7 +115,10 @@ def test_custom_tables_added_removed_and_given_other_columns() -> None:
     assert not only_removed.empty and only_removed.objects_to_make() == []
     fewer = _plan(lead=["firstname"])
     fewer.custom_objects = [_object("new_project", []), _object("new_branch", ["new_city"])]
-    assert plan_change(current, fewer).objects_to_make() == [], "a removed column makes nothing in Marketo"
+    narrowed = plan_change(current, fewer)
+    assert narrowed.objects_to_make() == [], "a removed column makes nothing in Marketo"
+    assert not narrowed.empty and [(c.plan.table, c.removed) for c in narrowed.objects_changed] == [
+        ("new_project", ["new_name"])]
     assert plan_change(current, current).empty
 
 
