@@ -25,7 +25,7 @@ from bot.dynamics.errors import ChangeTokenExpired
 from bot.models import Entity, FlowState, SyncRun
 from bot.store import FailedRecord, Resolution, Store
 from bot.sync.custom_objects import record_values
-from bot.sync.lease import Heartbeat
+from bot.sync.lease import connection_job
 from bot.sync.ports import SyncServices
 from bot.sync.retries import Retried, Rewrite, retry_listed
 
@@ -180,16 +180,21 @@ def run_custom_objects(services: SyncServices, team_id: str, connection_id: str)
     if connection.state not in {FlowState.syncing, FlowState.synced}:
         return "skipped"
     # Several paths enqueue this job (the run, each cycle, an approved change): one runs at a time.
-    lease = store.sync_lease(team_id, connection_id, LEASE, services.settings.SYNC_LEASE_SECONDS,
-                             owner=f"custom-objects-{connection_id}")
-    if not lease.take():
-        return "busy"
-    heartbeat = Heartbeat(lease, 1.0, lambda: False)
-    heartbeat.start()
+    with connection_job(store, team_id, connection_id, LEASE, services.settings.SYNC_LEASE_SECONDS,
+                        owner=f"custom-objects-{connection_id}") as held:
+        if held is None:
+            return "busy"
+        _sync_tables(services, team_id, connection_id, connection.plan.custom_objects)
+    return "done"
+
+
+def _sync_tables(services: SyncServices, team_id: str, connection_id: str, plans: list[CustomObjectPlan]) -> None:
+    """Each custom table: its listed failures retried, then its changes (or all of it) written."""
+    store = services.store
     source = services.dataverse(team_id, connection_id)
     marketo = services.marketo()
     try:
-        for plan in connection.plan.custom_objects:
+        for plan in plans:
             key = plan.table  # its delta link and error list, beside the people's
             retried = _retry(services, team_id, connection_id, plan, source, marketo)
             link = store.delta_links.get(team_id, connection_id, key)
@@ -209,6 +214,4 @@ def run_custom_objects(services: SyncServices, team_id: str, connection_id: str)
     finally:
         if hasattr(source, "close"):
             source.close()
-        heartbeat.close()
-        lease.release()
-    return "done"
+

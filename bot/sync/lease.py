@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from bot.errors import BotError
-from bot.store import Lease, RedisError
+from bot.store import Lease, RedisError, Store
 
 
 class LeaseLost(BotError):
@@ -54,3 +55,22 @@ class Heartbeat(threading.Thread):
     def close(self) -> None:
         self._quit.set()
         self.join(timeout=5)
+
+
+@contextmanager
+def connection_job(store: Store, team_id: str, connection_id: str, name: str, ttl: float,
+                   owner: str) -> Iterator[Heartbeat | None]:
+    """For a job of which one runs at a time per connection (the write-back, the custom tables): the
+    connection's lease `name` held and renewed for the block (its heartbeat's `stop` is set if it is
+    lost); None when another job holds it."""
+    lease = store.sync_lease(team_id, connection_id, name, ttl, owner=owner)
+    if not lease.take():
+        yield None
+        return
+    heartbeat = Heartbeat(lease, 1.0, lambda: False)
+    heartbeat.start()
+    try:
+        yield heartbeat
+    finally:
+        heartbeat.close()
+        lease.release()

@@ -43,7 +43,7 @@ from bot.sync import collisions
 from bot.sync.convert import ConversionError
 from bot.sync.directions import TWO_WAY_ENTITIES, winner
 from bot.sync.figures import parse_modified_on
-from bot.sync.lease import Heartbeat
+from bot.sync.lease import connection_job
 from bot.sync.ports import SyncServices
 from bot.sync.reverse import (
     as_text,
@@ -104,44 +104,40 @@ def run_write_back(services: SyncServices, team_id: str, connection_id: str) -> 
     fields = write_back_plans(connection)
     if not fields:
         return "skipped"  # nothing syncs Marketo → Dynamics
-    lease = store.sync_lease(team_id, connection_id, LEASE, services.settings.SYNC_LEASE_SECONDS,
-                             owner=f"write-back-{connection_id}")
-    if not lease.take():
-        return "busy"
-    heartbeat = Heartbeat(lease, 1.0, lambda: False)
-    heartbeat.start()
-    counts: Counter[str] = Counter()
-    status = "failed"
-    try:
-        marketo = services.marketo()
-        token = store.write_back.token(team_id, connection_id) or _first_token(services, connection, marketo)
-        source = services.dataverse(team_id, connection_id)
-        try:
-            cycle = _Cycle(services, connection, fields, marketo, source, counts)
-            for entity in fields:
-                cycle.retry(entity)
-            status = "done"
-            for page in marketo.iter_lead_changes(token, cycle.marketo_fields):
-                cycle.apply(page.changes)
-                if heartbeat.stop.is_set():
-                    status = "lost"  # another job owns the write-back now; its position stands
-                    break
-                store.write_back.save_token(team_id, connection_id, page.next_token)
-                if page.more and not store.ongoing.enabled(team_id, connection_id):
-                    status = "disabled"
-                    break
-        finally:
-            if hasattr(source, "close"):
-                source.close()
-        return status
-    except BaseException:
+    with connection_job(store, team_id, connection_id, LEASE, services.settings.SYNC_LEASE_SECONDS,
+                        owner=f"write-back-{connection_id}") as heartbeat:
+        if heartbeat is None:
+            return "busy"
+        counts: Counter[str] = Counter()
         status = "failed"
-        raise
-    finally:
-        store.write_back.record_run(team_id, connection_id, WriteBackRun(at=time.time(), status=status,
-                                                                         counts=dict(counts)))
-        heartbeat.close()
-        lease.release()
+        try:
+            marketo = services.marketo()
+            token = store.write_back.token(team_id, connection_id) or _first_token(services, connection, marketo)
+            source = services.dataverse(team_id, connection_id)
+            try:
+                cycle = _Cycle(services, connection, fields, marketo, source, counts)
+                for entity in fields:
+                    cycle.retry(entity)
+                status = "done"
+                for page in marketo.iter_lead_changes(token, cycle.marketo_fields):
+                    cycle.apply(page.changes)
+                    if heartbeat.stop.is_set():
+                        status = "lost"  # another job owns the write-back now; its position stands
+                        break
+                    store.write_back.save_token(team_id, connection_id, page.next_token)
+                    if page.more and not store.ongoing.enabled(team_id, connection_id):
+                        status = "disabled"
+                        break
+            finally:
+                if hasattr(source, "close"):
+                    source.close()
+            return status
+        except BaseException:
+            status = "failed"
+            raise
+        finally:
+            store.write_back.record_run(team_id, connection_id, WriteBackRun(at=time.time(), status=status,
+                                                                             counts=dict(counts)))
 
 
 def _first_token(services: SyncServices, connection: Connection, marketo: Any) -> str:
