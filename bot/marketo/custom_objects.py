@@ -64,6 +64,13 @@ class CustomObjectsApi:
             self._call("POST", f"{SCHEMA}/{plan.api_name}/approve.json")
         return [f["name"] for f in missing]
 
+    def custom_object_fields(self, api_name: str) -> frozenset[str]:
+        """The fields a type has (draft included; none when there is no such type), without its id field
+        marketoGUID: all count toward Marketo's limit of fields on a type, since a field cannot be deleted."""
+        described = self._schema(api_name)
+        names = {str(f.get("name", "")) for f in described.fields} if described else set()
+        return frozenset(names - {"marketoGUID"})
+
     def custom_object_types(self) -> set[str]:
         """The API names of the instance's custom object types (they count toward Marketo's limit of 10)."""
         return {str(row.get("name")) for row in self._call("GET", "/rest/v1/customobjects.json").result}

@@ -20,7 +20,13 @@ from bot.models import Approval, Connection, Entity, EntityMetadata, FieldPlan, 
 from bot.steps.ports import DataverseFactory, MarketoFactory
 from bot.store import Store
 from bot.sync import opportunities
-from bot.sync.custom_objects import ReachableTable, plan_custom_objects, reachable_tables, syncable_columns
+from bot.sync.custom_objects import (
+    ReachableTable,
+    api_name,
+    plan_custom_objects,
+    reachable_tables,
+    syncable_columns,
+)
 from bot.sync.directions import TWO_WAY_ENTITIES, DirectionChoices, DirectionError, settle
 from bot.sync.fields_change import plan_change
 from bot.sync.mapping import build_plan, default_selection, detect_sync_filter, selectable
@@ -242,7 +248,10 @@ def _custom_objects(reachable: dict[str, ReachableTable], marketo: MarketoFactor
     those the connection made."""
     selected = {name: connection.custom_columns.get(name, [a.logical_name for a in reachable[name].table.attributes]
                                                     if name in reachable else []) for name in tables}
-    return plan_custom_objects(list(reachable.values()), selected, marketo().custom_object_types())
+    client = marketo()
+    types = client.custom_object_types()
+    fields = {api: client.custom_object_fields(api) for api in map(api_name, selected) if api in types}
+    return plan_custom_objects(list(reachable.values()), selected, types, fields)
 
 
 def build_the_plan(store: Store, metadata: MetadataCache, dataverse: DataverseFactory, marketo: MarketoFactory,

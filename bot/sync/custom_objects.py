@@ -10,6 +10,9 @@ object to a person.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from pydantic import BaseModel
 
 from bot.custom_object_models import (
@@ -82,7 +85,8 @@ def _lower_camel(logical_name: str) -> str:
     return camel[:1].lower() + camel[1:]
 
 
-def _api_name(table: str) -> str:
+def api_name(table: str) -> str:
+    """The API name of the table's custom object type."""
     name = f"dyn{_camel(table)}"
     return name if len(name) <= MAX_FIELD_NAME else _fit(name, "_" + _short_hash(table))
 
@@ -117,9 +121,19 @@ def syncable_columns(reach: ReachableTable) -> list[AttributeMeta]:
     return [a for a in reach.table.attributes if a.logical_name not in skip and is_syncable(a)]
 
 
-def plan_custom_object(reach: ReachableTable, columns: list[str], existing_types: set[str]) -> CustomObjectPlan:
+def _over_limit(api: str, existing: set[str]) -> str:
+    if len(existing) <= 2:
+        return f"Marketo allows {MAX_OBJECT_FIELDS} fields on a custom object, 2 of them the id and the person link"
+    return (f"Marketo allows {MAX_OBJECT_FIELDS} fields on a custom object; {api} already has {len(existing)} "
+            "(those of columns no longer synced still count: Marketo cannot delete a field)")
+
+
+def plan_custom_object(reach: ReachableTable, columns: list[str], existing_types: set[str],
+                       existing_fields: frozenset[str]) -> CustomObjectPlan:
     """The custom object type, its fields and its link for one selected table. Columns that cannot fit
-    (unsupported type, over Marketo's field count) are listed in `refused` with the reason."""
+    (unsupported type, over Marketo's field count) are listed in `refused` with the reason.
+    `existing_fields` are those the type already has in Marketo: they all count toward its field limit,
+    since Marketo cannot delete a field."""
     table = reach.table
     if reach.refusal:
         raise ValueError(f"{table.display_name} cannot be synced: {reach.refusal}")
@@ -127,8 +141,11 @@ def plan_custom_object(reach: ReachableTable, columns: list[str], existing_types
     link = PersonLink(person=person.value, hops=reach.hops, lead_field=person.marketo_id_field,
                       via_entity_set=reach.via.entity_set if reach.via else None,
                       via_primary_id=reach.via.primary_id if reach.via else None)
-    dedupe = f"{_api_name(table.logical_name)}Id"[:MAX_FIELD_NAME]
+    api = api_name(table.logical_name)
+    dedupe = f"{api}Id"[:MAX_FIELD_NAME]
     taken = {dedupe.lower(), link.field_name.lower(), "marketoguid"}
+    existing = {f.lower() for f in existing_fields} | {dedupe.lower(), link.field_name.lower()}
+    counted = set(existing)
     attributes = {a.logical_name: a for a in table.attributes}
     fields: list[CustomObjectField] = []
     refused: list[RefusedColumn] = []
@@ -142,32 +159,33 @@ def plan_custom_object(reach: ReachableTable, columns: list[str], existing_types
         elif not is_syncable(attr):
             refused.append(RefusedColumn(source=column, reason=f"{attr.attribute_type.removesuffix('Type')} "
                                                                "columns cannot be synced to Marketo"))
-        elif len(fields) >= MAX_OBJECT_COLUMNS:
-            refused.append(RefusedColumn(source=column, reason=f"Marketo allows {MAX_OBJECT_FIELDS} fields on a "
-                                                               "custom object, 2 of them the id and the person link"))
+        elif (name := _field_name(table.logical_name, column, taken)).lower() not in counted \
+                and len(counted) >= MAX_OBJECT_FIELDS:
+            refused.append(RefusedColumn(source=column, reason=_over_limit(api, existing)))
         else:
-            name = _field_name(table.logical_name, column, taken)
             taken.add(name.lower())
+            counted.add(name.lower())
             fields.append(CustomObjectField(
                 source=column, read_name=attr.read_name, attribute_type=attr.attribute_type,
                 datetime_behavior=attr.datetime_behavior, name=name,
                 display_name=_display(attr.display_name) or name, data_type=marketo_type(attr)))
-    api_name = _api_name(table.logical_name)
-    if api_name not in existing_types and len(existing_types) >= MAX_OBJECT_TYPES:
+    if api not in existing_types and len(existing_types) >= MAX_OBJECT_TYPES:
         raise ValueError(f"{table.display_name} cannot be synced: Marketo allows {MAX_OBJECT_TYPES} custom "
                          f"object types and this instance has {len(existing_types)}")
     display = _display(f"Dyn {table.display_name}")
     return CustomObjectPlan(
         table=table.logical_name, entity_set=table.entity_set, primary_id=table.primary_id,
-        change_tracking=table.change_tracking, api_name=api_name, display_name=display,
+        change_tracking=table.change_tracking, api_name=api, display_name=display,
         plural_name=_fit(f"{display}s", "", MAX_DISPLAY_NAME), dedupe_field=dedupe, link=link,
         fields=fields, refused=refused)
 
 
-def plan_custom_objects(reachable: list[ReachableTable], selected: dict[str, list[str]],
-                        existing_types: set[str]) -> tuple[list[CustomObjectPlan], list[RefusedColumn]]:
+def plan_custom_objects(reachable: list[ReachableTable], selected: dict[str, list[str]], existing_types: set[str],
+                        existing_fields: Mapping[str, frozenset[str]] = MappingProxyType({}),
+                        ) -> tuple[list[CustomObjectPlan], list[RefusedColumn]]:
     """Plans for the selected tables, and the tables refused whole (source = table, with the reason).
-    Types planned earlier in the list count toward Marketo's limit of MAX_OBJECT_TYPES."""
+    Types planned earlier in the list count toward Marketo's limit of MAX_OBJECT_TYPES; `existing_fields`
+    are the fields of the instance's types, by API name."""
     plans: list[CustomObjectPlan] = []
     refused: list[RefusedColumn] = []
     by_name = {r.table.logical_name: r for r in reachable}
@@ -179,7 +197,7 @@ def plan_custom_objects(reachable: list[ReachableTable], selected: dict[str, lis
                                                               f"in {MAX_HOPS} lookups"))
             continue
         try:
-            plan = plan_custom_object(reach, columns, types)
+            plan = plan_custom_object(reach, columns, types, existing_fields.get(api_name(table), frozenset()))
         except ValueError as exc:
             refused.append(RefusedColumn(source=table, reason=str(exc)))
             continue

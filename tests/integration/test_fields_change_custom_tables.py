@@ -14,7 +14,7 @@ import pytest
 from rq import SimpleWorker
 
 from bot.approval_outcome import Outcome
-from bot.models import Approval, FlowState
+from bot.models import Approval, Entity, FlowState
 from bot.steps import errors, fields
 from bot.sync.custom_sync import custom_objects_job_id, run_custom_objects
 from bot.views import ids
@@ -129,6 +129,27 @@ def test_a_column_added_to_a_synced_custom_table_is_made_and_its_records_read_ag
     budgets = {row["new_projectid"]: row.get("new_budget")
                for row in world.dynamics.expected_records("new_project", ["new_budget"])}
     assert {key: row.get("newBudget") for key, row in _projects(world).items()} == budgets
+
+
+def test_fields_marketo_already_has_on_the_type_count_toward_its_limit_in_the_plan(world: SyncHarness) -> None:
+    """The type already has 49 fields (its id, its link and those of columns dropped earlier, which Marketo
+    cannot delete): the plan takes one more column and refuses the next, saying why, so approval applies."""
+    objects = world.marketo.custom_objects
+    objects.upsert_type({"action": "createOnly", "apiName": TYPE, "displayName": "Dyn Project"})
+    objects.add_fields(TYPE, [
+        {"name": "dynNewProjectId", "dataType": "string", "isDedupeField": True},
+        {"name": "dynamicsContactId", "dataType": "link",
+         "relatedTo": {"name": "lead", "field": Entity.contact.marketo_id_field}},
+        *({"name": f"droppedColumn{i:02d}", "dataType": "string"} for i in range(47))])
+    objects.approve(TYPE)
+    _change_picker(world)
+    fields.choose_columns(world.store, TEAM, ADMIN, world.connection.id, {"new_project": ["new_name", "new_budget"]})
+    shown, approval = _approve_change(world, ["new_project"])
+    assert "`new_budget` not synced" in shown and f"{TYPE} already has 49" in shown
+    assert [f.source for f in approval.fields_change.objects_added[0].fields] == ["new_name"]
+    approved = objects.types[TYPE].approved
+    assert approved is not None and len(approved.fields) == 50 and "newName" in approved.fields
+    assert world.store.get_connection(TEAM, world.connection.id).custom_tables == ["new_project"]
 
 
 def test_removing_a_custom_table_takes_its_records_off_the_error_list(world: SyncHarness) -> None:

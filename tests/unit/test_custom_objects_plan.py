@@ -80,6 +80,21 @@ def test_plan_enforces_marketo_field_and_type_counts() -> None:
     assert [p.api_name for p in plans] == ["dynNewWide"]  # its own type, made earlier, does not count twice
 
 
+def test_fields_the_marketo_type_already_has_count_toward_its_limit() -> None:
+    """Marketo cannot delete a field: those of columns dropped earlier still take room on the type."""
+    wide = _table("new_wide", {"new_leadid": "lead"}, [_attr(f"new_col{i:02d}") for i in range(60)])
+    dropped = frozenset(f"oldCol{i:02d}" for i in range(40))
+    existing = {"dynNewWide": dropped | {"dynNewWideId", "dynamicsLeadId", "newCol00"}}
+    columns = [f"new_col{i:02d}" for i in range(10)]
+    (plan,), _ = plan_custom_objects(reachable_tables([wide]), {"new_wide": columns}, {"dynNewWide"}, existing)
+    assert [f.source for f in plan.fields] == columns[:8]  # 43 there, new_col00 among them, and 7 new ones
+    assert [r.source for r in plan.refused] == columns[8:]
+    assert "dynNewWide already has 43" in plan.refused[0].reason and "cannot delete a field" in plan.refused[0].reason
+    (other,), _ = plan_custom_objects(reachable_tables([wide]), {"new_wide": columns}, {"dynOther"},
+                                      {"dynOther": existing["dynNewWide"]})
+    assert other.refused == [], "only the table's own type counts"
+
+
 def test_long_names_are_fitted_to_marketo_limits() -> None:
     name = "new_" + "x" * 70
     table = _table(name, {"new_contactid": "contact"}, [_attr(name + "col")])
