@@ -149,9 +149,11 @@ class ApprovalEffects:
 
     def _read_in_full(self, approval: Approval, objects: list[CustomObjectPlan]) -> None:
         """The custom tables added (or given new columns) are read in full by the custom-tables job: their
-        delta links are forgotten once the new plan is in force (a cycle of the old plan could make one)."""
+        delta links (or watermarks) are forgotten once the new plan is in force (a cycle of the old plan could
+        make one)."""
         for plan in objects:
             self.store.delta_links.forget(approval.team_id, approval.connection_id, plan.table)
+            self.store.watermarks.forget(approval.team_id, approval.connection_id, plan.table)
         enqueue_custom_objects(self.queue, approval.team_id, approval.connection_id)
         self.audit.record(approval.team_id, approval.decided_by or audit.SYSTEM, audit.BACKFILL_STARTED,
                           approval.connection_id, "custom tables read in full: " + ", ".join(p.table for p in objects))

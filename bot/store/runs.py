@@ -215,6 +215,9 @@ class Watermarks:
     def put(self, team_id: str, connection_id: str, entity: str, mark: Watermark) -> None:
         self._redis.set(self._keys.watermark(team_id, connection_id, entity), mark.model_dump_json())
 
+    def forget(self, team_id: str, connection_id: str, entity: str) -> None:
+        self._redis.delete(self._keys.watermark(team_id, connection_id, entity))
+
 
 class IncrementalSchedule:
     """Connections due for an incremental sync (a sorted set by due time) and their running totals."""

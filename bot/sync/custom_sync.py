@@ -1,7 +1,8 @@
 """Sync of the plan's custom tables to Marketo custom objects, one way (issue #14 point 6).
 
 Runs after the people: in the initial sync as soon as the people its tables link to are written (beside
-the run's other entities), and in each incremental cycle of the connection from the tables' delta links.
+the run's other entities), and in each incremental cycle of the connection from the tables' delta links, or
+for a table without change tracking from its `modifiedon` watermark (which does not see deletes).
 Each record is linked to its person through the plan's lookups; a record with no person in Dynamics, or
 whose person is not in Marketo, is reported on the connection's error list (entity = the table), never
 silently dropped, and retried by the later cycles like people's failures (`bot.sync.retries`) until it is
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,12 +23,13 @@ from rq.job import Dependency
 from bot.custom_object_models import CustomObjectPlan
 from bot.dynamics.client import delta_link_columns
 from bot.dynamics.errors import ChangeTokenExpired
-from bot.models import Entity, FlowState, SyncRun
-from bot.store import FailedRecord, Resolution, Store
+from bot.models import Connection, Entity, FlowState, SyncRun
+from bot.store import FailedRecord, Resolution, Store, Watermark
 from bot.sync.custom_objects import record_values
 from bot.sync.lease import connection_job
 from bot.sync.ports import SyncServices
 from bot.sync.retries import Retried, Rewrite, retry_listed
+from bot.sync.watermarks import first_watermark
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ class TableSource(Protocol):
 
     def read_where_in(self, entity_set: str, column: str, values: list[str],
                       select: list[str]) -> list[dict[str, Any]]: ...
+
+    def iter_rows_modified_since(self, entity_set: str, primary_id: str, select: list[str],
+                                 since: str) -> Iterator[_Page]: ...
 
 
 class ObjectTarget(Protocol):
@@ -96,6 +101,17 @@ def sync_table(plan: CustomObjectPlan, source: TableSource, target: ObjectTarget
         write_records(plan, source, target, page.records, outcome, batch_size)
         outcome.delta_link = page.delta_link or outcome.delta_link
     return outcome
+
+
+def sync_table_since(plan: CustomObjectPlan, source: TableSource, target: ObjectTarget, start: Watermark,
+                     batch_size: int = BATCH_SIZE) -> tuple[TableOutcome, Watermark]:
+    """Upsert the records of a table without change tracking modified since `start`; returns the new watermark."""
+    outcome, mark = TableOutcome(), start
+    for page in source.iter_rows_modified_since(plan.entity_set, plan.primary_id, plan.select, start.modified_on):
+        fresh = [r for r in page.records if not start.applied(r, plan.primary_id)]
+        write_records(plan, source, target, fresh, outcome, batch_size)
+        mark = mark.advanced(fresh, plan.primary_id)
+    return outcome, mark
 
 
 def write_records(plan: CustomObjectPlan, source: TableSource, target: ObjectTarget, records: list[dict[str, Any]],
@@ -184,34 +200,57 @@ def run_custom_objects(services: SyncServices, team_id: str, connection_id: str)
                         owner=f"custom-objects-{connection_id}") as held:
         if held is None:
             return "busy"
-        _sync_tables(services, team_id, connection_id, connection.plan.custom_objects)
+        _sync_tables(services, connection, connection.plan.custom_objects)
     return "done"
 
 
-def _sync_tables(services: SyncServices, team_id: str, connection_id: str, plans: list[CustomObjectPlan]) -> None:
-    """Each custom table: its listed failures retried, then its changes (or all of it) written."""
-    store = services.store
-    source = services.dataverse(team_id, connection_id)
+def _sync_tables(services: SyncServices, connection: Connection, plans: list[CustomObjectPlan]) -> None:
+    """Each custom table: its listed failures retried, then its changes (or all of it) written and, only then,
+    its new position (delta link or watermark) kept."""
+    store, team_id = services.store, connection.team_id
+    source = services.dataverse(team_id, connection.id)
     marketo = services.marketo()
     try:
         for plan in plans:
-            key = plan.table  # its delta link and error list, beside the people's
-            retried = _retry(services, team_id, connection_id, plan, source, marketo)
-            link = store.delta_links.get(team_id, connection_id, key)
-            if link and not set(plan.select) <= delta_link_columns(link):
-                link = None  # made for fewer columns (by a job of the plan before a change): its records lack them
-            try:
-                outcome = sync_table(plan, source, marketo, link)
-            except ChangeTokenExpired:  # kept, the link would fail every later cycle too
-                log.warning("change token of %s expired for %s; reading it in full", plan.table, connection_id)
-                outcome = sync_table(plan, source, marketo, None)
-            store.sync_errors.resolve(team_id, connection_id, key, outcome.written, Resolution.retried_ok)
-            store.sync_errors.book(team_id, connection_id, key, outcome.failures, time.time())
-            if outcome.delta_link:
-                store.delta_links.put(team_id, connection_id, key, outcome.delta_link)
+            key = plan.table  # its delta link, watermark and error list, beside the people's
+            retried = _retry(services, team_id, connection.id, plan, source, marketo)
+            read = _tracked if plan.change_tracking else _modified_since
+            outcome, keep = read(store, connection, plan, source, marketo)
+            store.sync_errors.resolve(team_id, connection.id, key, outcome.written, Resolution.retried_ok)
+            store.sync_errors.book(team_id, connection.id, key, outcome.failures, time.time())
+            keep()
             log.info("custom table %s: %d read, %d written, %d failed; %d of %d listed failures written on retry",
                      plan.table, outcome.read, len(outcome.written), len(outcome.failures), retried.ok, retried.tried)
     finally:
         if hasattr(source, "close"):
             source.close()
 
+
+def _tracked(store: Store, connection: Connection, plan: CustomObjectPlan, source: TableSource,
+             target: ObjectTarget) -> tuple[TableOutcome, Callable[[], None]]:
+    """The changes since the table's delta link (all of it without one); and how to keep the new link."""
+    team_id, key = connection.team_id, plan.table
+    link = store.delta_links.get(team_id, connection.id, key)
+    if link and not set(plan.select) <= delta_link_columns(link):
+        link = None  # made for fewer columns (by a job of the plan before a change): its records lack them
+    try:
+        outcome = sync_table(plan, source, target, link)
+    except ChangeTokenExpired:  # kept, the link would fail every later cycle too
+        log.warning("change token of %s expired for %s; reading it in full", plan.table, connection.id)
+        outcome = sync_table(plan, source, target, None)
+    new_link = outcome.delta_link
+    return outcome, lambda: store.delta_links.put(team_id, connection.id, key, new_link) if new_link else None
+
+
+def _modified_since(store: Store, connection: Connection, plan: CustomObjectPlan, source: TableSource,
+                    target: ObjectTarget) -> tuple[TableOutcome, Callable[[], None]]:
+    """A table without change tracking: what was modified since its watermark; read in full without one (the
+    initial sync, a table added or given columns since), after which it follows the people's first watermark,
+    the initial sync's start."""
+    marks, team_id, key = store.watermarks, connection.team_id, plan.table
+    start = marks.get(team_id, connection.id, key)
+    if start is None:
+        outcome, mark = sync_table(plan, source, target), first_watermark(store, connection)
+    else:
+        outcome, mark = sync_table_since(plan, source, target, start)
+    return outcome, lambda: marks.put(team_id, connection.id, key, mark) if mark else None

@@ -35,7 +35,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from rq import Queue
@@ -71,15 +70,13 @@ from bot.sync.people import People
 from bot.sync.ports import SyncServices
 from bot.sync.retries import Retried, Rewrite, retry_listed
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
+from bot.sync.watermarks import first_watermark
 from bot.sync.write_back import enqueue_write_back, write_back_plans
 from bot.sync.writers import batch_writer
 
 log = logging.getLogger(__name__)
 
 INCREMENTAL_JOB = "bot.sync.entry.incremental_entity_job"
-# The first watermark is the initial run's start, this much earlier in case the clocks of this
-# server and Dataverse differ; the few records changed in between are written once more (harmless).
-CLOCK_SKEW_SECONDS = 300
 RETRY_LIMIT = BATCH_SIZE  # failed records retried per entity and cycle, the least tried first
 # Errors a cycle stops on that an alert explains (the cycle ends "failed" instead of raising).
 ALERTED_ERRORS = (SecretUnreadable, SignInError, DataverseAccessDenied, DataverseUnauthorized, DailyQuotaExceeded)
@@ -163,7 +160,7 @@ def run_incremental(services: SyncServices, team_id: str, connection_id: str, en
             if plan.change_tracking and link is not None:
                 outcome, advance = _apply_changes(services, connection, plan, source, link, screen, offered, cycle, seen)
             else:
-                start = store.watermarks.get(team_id, connection_id, entity.value) or _first_watermark(store, connection)
+                start = store.watermarks.get(team_id, connection_id, entity.value) or first_watermark(store, connection)
                 if start is None:
                     return "skipped"
                 outcome, advance = _sync_modified_since(services, connection, plan, source, start, screen, cycle, seen)
@@ -290,20 +287,11 @@ def not_ours(store: Store, connection: Connection, entity: Entity, records: list
             if r.get(MODIFIED_BY) != connection.sync_user_id or str(r.get(entity.primary_id)) in handed]
 
 
-def _first_watermark(store: Store, connection: Connection) -> Watermark | None:
-    """The connection's last full read started at `started_at`: anything modified since may be newer in Dynamics."""
-    run = store.get_run(connection.team_id, connection.run_id) if connection.run_id else None
-    if run is None:
-        return None
-    since = datetime.fromtimestamp(run.started_at - CLOCK_SKEW_SECONDS, UTC)
-    return Watermark(modified_on=since.strftime("%Y-%m-%dT%H:%M:%SZ"))
-
-
 def _follow_roles(services: SyncServices, connection: Connection, plan: EntityPlan, source: Any,
                   outcome: BatchOutcome, seen: Seen, advance: Callable[[], None]) -> Callable[[], None]:
     """Opportunities whose contact roles changed alone are written again with their roles (`role_changes`);
     returns how to keep both positions, the opportunities' and the roles'."""
-    changes = role_changes.read_changes(services.store, connection, source, _first_watermark(services.store, connection))
+    changes = role_changes.read_changes(services.store, connection, source, first_watermark(services.store, connection))
     read = set(seen.read)
     again = [i for i in changes.opportunities if i not in read]
     if again:

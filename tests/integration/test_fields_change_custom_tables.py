@@ -34,6 +34,17 @@ def world(key_prefix: str) -> Iterator[SyncHarness]:
         yield harness
 
 
+@pytest.fixture
+def untracked_world(key_prefix: str) -> Iterator[SyncHarness]:
+    """`new_project` has "Track changes" off in Dynamics."""
+    for harness in synced_world(key_prefix, {"contact": 40}, settings={"ADMIN_USER_IDS": ADMIN,
+                                                                        "TEAM_LEAD_USER_IDS": f"{ADMIN},{LEAD}"},
+                                records={"contact": 40, "new_project": PROJECTS},
+                                untracked_entities={"new_project"}):
+        harness.store.set_active_connection(TEAM, harness.connection.id)
+        yield harness
+
+
 def _change_picker(world: SyncHarness) -> dict[str, Any]:
     """`/connect-dynamics fields`: the change modal as the Slack emulator holds it; its custom-table picker."""
     container = world.container
@@ -150,6 +161,29 @@ def test_fields_marketo_already_has_on_the_type_count_toward_its_limit_in_the_pl
     approved = objects.types[TYPE].approved
     assert approved is not None and len(approved.fields) == 50 and "newName" in approved.fields
     assert world.store.get_connection(TEAM, world.connection.id).custom_tables == ["new_project"]
+
+
+def test_a_column_added_to_a_table_without_change_tracking_reads_it_in_full_again(
+    untracked_world: SyncHarness,
+) -> None:
+    """Its `modifiedon` watermark is forgotten on approval: the records, unchanged since, get the new column."""
+    world, connection_id = untracked_world, untracked_world.connection.id
+    _change_picker(world)
+    fields.choose_columns(world.store, TEAM, ADMIN, connection_id, {"new_project": ["new_name"]})
+    _approve_change(world, ["new_project"])
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert len(_projects(world)) == PROJECTS
+    assert world.store.watermarks.get(TEAM, connection_id, "new_project") is not None
+
+    _change_picker(world)
+    fields.choose_columns(world.store, TEAM, ADMIN, connection_id, {"new_project": ["new_name", "new_budget"]})
+    _approve_change(world, ["new_project"])
+    assert world.store.watermarks.get(TEAM, connection_id, "new_project") is None
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    budgets = {row["new_projectid"]: row.get("new_budget")
+               for row in world.dynamics.expected_records("new_project", ["new_budget"])}
+    assert any(budgets.values())
+    assert {key: row.get("newBudget") for key, row in _projects(world).items()} == budgets
 
 
 def test_removing_a_custom_table_takes_its_records_off_the_error_list(world: SyncHarness) -> None:

@@ -4,6 +4,8 @@ and by the incremental cycle from their delta links. Records whose person is not
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +17,7 @@ from bot.steps import errors
 from bot.sync import entry, incremental, runs
 from bot.sync.custom_objects import plan_custom_objects, reachable_tables
 from bot.sync.custom_sync import run_custom_objects
+from bot.sync.watermarks import CLOCK_SKEW_SECONDS
 from tests.conftest import REDIS_URL
 from tests.integration.sync_harness import SyncHarness
 
@@ -24,7 +27,18 @@ CUSTOM = {"new_project": 80, "new_projectnote": 50}
 
 @pytest.fixture
 def world(key_prefix: str) -> Iterator[SyncHarness]:
-    harness = SyncHarness(REDIS_URL, key_prefix, PEOPLE, dynamics={"records": {**PEOPLE, **CUSTOM}}).start()
+    yield from _world(key_prefix, untracked=set())
+
+
+@pytest.fixture
+def untracked_world(key_prefix: str) -> Iterator[SyncHarness]:
+    """`new_project` has "Track changes" off in Dynamics."""
+    yield from _world(key_prefix, untracked={"new_project"})
+
+
+def _world(key_prefix: str, untracked: set[str]) -> Iterator[SyncHarness]:
+    harness = SyncHarness(REDIS_URL, key_prefix, PEOPLE, dynamics={"records": {**PEOPLE, **CUSTOM},
+                                                                   "untracked_entities": untracked}).start()
     with harness.container.dataverse("T1", harness.connection.id) as client:
         tables = client.with_columns(client.custom_tables(), ["new_project", "new_projectnote"])
     plans, refused = plan_custom_objects(reachable_tables(tables), {
@@ -106,6 +120,39 @@ def test_incremental_cycle_writes_only_changed_custom_records(world: SyncHarness
     SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
     assert [p["newName"] for p in world.marketo.custom_objects.records("dynNewProject")
             if p["dynNewProjectId"] == linked] == ["Scheduled"]
+
+
+def test_a_table_without_change_tracking_follows_a_modifiedon_watermark(untracked_world: SyncHarness,
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """After the initial sync (a full read) the next cycle reads only what was modified since the initial
+    sync started, less the clock skew; the watermark then moves to the change it wrote."""
+    world = untracked_world
+    plan = next(p for p in world.connection.plan.custom_objects if p.table == "new_project")
+    assert not plan.change_tracking
+    run = runs.start_initial_sync(world.store, world.container.queue, world.connection)
+    SimpleWorker([world.container.queue], connection=world.store.redis).work(burst=True)
+    assert world.store.get_run("T1", run.id).status == RunStatus.finished
+    synced = world.marketo.custom_objects.records("dynNewProject")
+    assert len(synced) == _expected_linked(world, "new_project")  # read in full
+    started = world.store.get_run("T1", run.id).started_at
+    first = world.store.watermarks.get("T1", world.connection.id, "new_project")
+    assert first is not None and first.modified_on == time.strftime(
+        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(started - CLOCK_SKEW_SECONDS))
+    assert world.store.delta_links.get("T1", world.connection.id, "new_project") is None
+    linked = synced[0]["dynNewProjectId"]
+    index = world.dynamics.index_of("new_project", linked)
+    world.dynamics.update_record("new_project", index, new_name="Renamed")
+    world.marketo.reset_counters()
+
+    with caplog.at_level(logging.INFO, logger="bot.sync.custom_sync"):
+        assert run_custom_objects(world.container.sync, "T1", world.connection.id) == "done"
+
+    assert [p["newName"] for p in world.marketo.custom_objects.records("dynNewProject")
+            if p["dynNewProjectId"] == linked] == ["Renamed"]
+    read = [r.getMessage() for r in caplog.records if r.getMessage().startswith("custom table new_project:")]
+    assert read and read[0].startswith("custom table new_project: 1 read")  # Dataverse returned that row only
+    mark = world.store.watermarks.get("T1", world.connection.id, "new_project")
+    assert mark is not None and mark.modified_on > first.modified_on and mark.ids == [linked]
 
 
 def test_approval_makes_the_custom_objects_and_a_retry_after_a_refusal_finishes(world: SyncHarness) -> None:
