@@ -29,7 +29,7 @@ from bot.sync.custom_objects import record_values
 from bot.sync.lease import connection_job
 from bot.sync.ports import SyncServices
 from bot.sync.retries import Retried, Rewrite, retry_listed
-from bot.sync.watermarks import first_watermark
+from bot.sync.watermarks import first_watermark, fresh_pages
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,10 @@ def sync_table_since(plan: CustomObjectPlan, source: TableSource, target: Object
                      batch_size: int = BATCH_SIZE) -> tuple[TableOutcome, Watermark]:
     """Upsert the records of a table without change tracking modified since `start`; returns the new watermark."""
     outcome, mark = TableOutcome(), start
-    for page in source.iter_rows_modified_since(plan.entity_set, plan.primary_id, plan.select, start.modified_on):
-        fresh = [r for r in page.records if not start.applied(r, plan.primary_id)]
+    pages = source.iter_rows_modified_since(plan.entity_set, plan.primary_id, plan.select, start.modified_on)
+    for fresh, page_mark in fresh_pages(pages, start, plan.primary_id):
         write_records(plan, source, target, fresh, outcome, batch_size)
-        mark = mark.advanced(fresh, plan.primary_id)
+        mark = page_mark
     return outcome, mark
 
 

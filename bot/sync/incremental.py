@@ -70,7 +70,7 @@ from bot.sync.people import People
 from bot.sync.ports import SyncServices
 from bot.sync.retries import Retried, Rewrite, retry_listed
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL, start_initial_sync
-from bot.sync.watermarks import first_watermark
+from bot.sync.watermarks import first_watermark, fresh_pages
 from bot.sync.write_back import enqueue_write_back, write_back_plans
 from bot.sync.writers import batch_writer
 
@@ -261,14 +261,14 @@ def _sync_modified_since(services: SyncServices, connection: Connection, plan: E
     convert = RecordConverter(plan, send_nulls=True)
     outcome = BatchOutcome(seq=0, end_link=None, end_offset=0)
     mark = start
-    for page in source.iter_modified_since(plan.entity, plan.select, start.modified_on):
-        fresh = [r for r in page.records if not start.applied(r, plan.entity.primary_id)]
+    pages = source.iter_modified_since(plan.entity, plan.select, start.modified_on)
+    for fresh, page_mark in fresh_pages(pages, start, plan.entity.primary_id):
         theirs = not_ours(services.store, connection, plan.entity, fresh)
         cycle.page_read(theirs)
         seen.read.extend(record_key(r, plan.entity)[0] for r in theirs)
         prepared = _prepare(plan, convert, theirs, outcome, people)
         _write_ready(people, marketo, plan, screen.admit(prepared.records, prepared.keys, []), outcome, source)
-        mark = mark.advanced(fresh, plan.entity.primary_id)
+        mark = page_mark
         if not cycle.page_done(outcome):
             break
     _write_ready(people, marketo, plan, screen.finish(), outcome, source)

@@ -24,6 +24,7 @@ from bot.dynamics.errors import ChangeTokenExpired
 from bot.models import MODIFIED_ON, Connection
 from bot.store import Store, Watermark
 from bot.sync.opportunities import CONNECTIONS, FROM, LOOKUP_TABLE
+from bot.sync.watermarks import fresh_pages
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +133,10 @@ def _modified_since(store: Store, connection: Connection, source: Any, start: Wa
     """Without change tracking: the roles modified since the watermark (deletes are not seen this way)."""
     rows: list[dict[str, Any]] = []
     mark = start
-    for page in source.iter_rows_modified_since(CONNECTIONS, PRIMARY_ID, SELECT, start.modified_on):
-        fresh = [row for row in page.records if not start.applied(row, PRIMARY_ID)]
+    pages = source.iter_rows_modified_since(CONNECTIONS, PRIMARY_ID, SELECT, start.modified_on)
+    for fresh, page_mark in fresh_pages(pages, start, PRIMARY_ID):
         rows.extend(fresh)
-        mark = mark.advanced(fresh, PRIMARY_ID)
+        mark = page_mark
     seen = _seen(store, connection, rows, [])
     marks = store.watermarks
     return RoleChanges(sorted(seen.changed), _keep(store, connection, seen, lambda: marks.put(

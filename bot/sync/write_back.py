@@ -55,15 +55,13 @@ from bot.sync.reverse import (
     writes_back,
 )
 from bot.sync.runs import JOB_TIMEOUT, RESULT_TTL
+from bot.sync.watermarks import CLOCK_SKEW_SECONDS
 
 log = logging.getLogger(__name__)
 
 WRITE_BACK_JOB = "bot.sync.entry.write_back_job"
 LEASE = "write-back"  # the lease's name beside the entities' (one write-back per connection)
 AUDIT_COLUMNS = (MODIFIED_ON, MODIFIED_BY)
-# The first token starts this much before the initial sync started, and a person's edit this much before
-# the Dynamics → Marketo cycles caught up counts as maybe not sent yet, in case clocks differ.
-CLOCK_SKEW_SECONDS = 300
 RETRY_LIMIT = 300  # refused records retried per entity and run (one Marketo read), the least tried first
 
 
