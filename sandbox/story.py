@@ -134,6 +134,11 @@ class Story:
         self.choose_fields()
         return self.approve(self.begin_sync())
 
+    def go_live(self, timeout: float = 600.0) -> list[PostedMessage]:
+        """The whole first story: requested, approved, synced; the completion summary's posts."""
+        self.request_and_approve()
+        return self.completion(timeout)
+
     def completion(self, timeout: float = 600.0) -> list[PostedMessage]:
         """Wait for the summary post in the notifications channel and show what arrived."""
         wait_for(lambda: any(p.text.startswith(SUMMARY_PREFIXES) for p in self.slack.messages(NOTIFY_CHANNEL)),

@@ -99,8 +99,7 @@ def test_a_direction_changed_after_go_live_is_a_change_of_fields_a_lead_approves
     driver: SlackDriver, worker: object, stack: Stack, store: Store,
 ) -> None:
     story = Story(driver, stack.slack, stack.dynamics.url)
-    story.request_and_approve()
-    story.completion(timeout=240)
+    story.go_live(timeout=240)
     team = stack.slack.team_id
     before = {m.source: m for m in store.active_connection(team).plan.for_entity(LEAD).mappings}
     assert before["jobtitle"].direction == Direction.both

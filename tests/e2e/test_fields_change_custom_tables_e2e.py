@@ -30,8 +30,7 @@ def test_a_custom_table_added_after_go_live_is_made_in_marketo_and_synced_in_ful
     driver: SlackDriver, worker: object, stack: Stack, store: Store,
 ) -> None:
     story = Story(driver, stack.slack, stack.dynamics.url)
-    story.request_and_approve()
-    story.completion(timeout=240)
+    story.go_live(timeout=240)
     assert TYPE not in stack.marketo.custom_objects.types
 
     picker = _open_change(driver, stack, story)

@@ -55,8 +55,7 @@ def _open_change(driver: SlackDriver, stack: Stack, story: Story) -> dict:
 
 def test_a_field_added_after_go_live_is_backfilled(driver, worker, stack: Stack, store: Store) -> None:  # noqa: ANN001
     story = Story(driver, stack.slack, stack.dynamics.url)
-    story.request_and_approve()
-    story.completion(timeout=240)
+    story.go_live(timeout=240)
     team = stack.slack.team_id
     before = store.active_connection(team)
     persons = stack.marketo.lead_count()

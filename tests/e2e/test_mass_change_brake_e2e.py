@@ -48,8 +48,7 @@ def _held_request(stack: Stack) -> PostedMessage:
 def test_ten_deletes_are_held_for_a_team_lead(decision: str, driver, worker, stack: Stack,  # noqa: ANN001
                                               store: Store) -> None:
     story = Story(driver, stack.slack, stack.dynamics.url)
-    story.request_and_approve()
-    story.completion(timeout=240)
+    story.go_live(timeout=240)
     connection = store.active_connection(stack.slack.team_id)
     *deleted, later = _synced_lead_indices(stack, 11)
     for index in deleted:

@@ -65,8 +65,7 @@ def test_status_then_disable_and_enable_the_ongoing_sync(driver: SlackDriver, wo
                                                          store: Store, redis_client: redis.Redis,
                                                          key_prefix: str) -> None:
     story = Story(driver, stack.slack, stack.dynamics.url)
-    story.request_and_approve()
-    story.completion(timeout=240)
+    story.go_live(timeout=240)
     team = stack.slack.team_id
     connection = store.active_connection(team)
 
